@@ -1,0 +1,33 @@
+// The network (L4) filter interface. A filter is created per downstream connection.
+
+import type { Socket } from 'node:net';
+import type { StreamInfo } from '../../proxy/http/stream-info.ts';
+
+export const NetworkFilterStatus = { Continue: 0, StopIteration: 1 } as const;
+export type NetworkFilterStatus = (typeof NetworkFilterStatus)[keyof typeof NetworkFilterStatus];
+
+export interface NetworkFilterCallbacks {
+  /** The downstream socket (already past listener filters; bytes they peeked are unshifted back). */
+  readonly socket: Socket;
+  readonly streamInfo: StreamInfo;
+  /** Resumes reading after StopIteration from onNewConnection. */
+  continueReading(): void;
+  /** Closes the downstream connection ('flush' lets queued writes go first). */
+  close(mode: 'flush' | 'reset'): void;
+}
+
+export interface NetworkFilter {
+  onNewConnection?(): NetworkFilterStatus;
+  onData?(data: Buffer, endStream: boolean): NetworkFilterStatus;
+  onWrite?(data: Buffer, endStream: boolean): NetworkFilterStatus;
+}
+
+/**
+ * Network filter factory. A terminal filter (tcp_proxy, http_connection_manager) takes the
+ * connection over through `takeOver`, owning the socket from then on.
+ */
+export interface NetworkFilterFactory<C = unknown> {
+  create?(config: C, callbacks: NetworkFilterCallbacks): NetworkFilter;
+  readonly terminal?: boolean;
+  takeOver?(config: C, callbacks: NetworkFilterCallbacks): void;
+}

@@ -1,0 +1,72 @@
+// Extensions by Envoy type URL and by well-known name. Registration is an explicit call from
+// filters/index.ts (registerBuiltins), never an import side effect.
+
+import type { Result } from '../config/result.ts';
+import type { StatsStore } from '../proxy/stats.ts';
+import type { ClusterManager } from '../proxy/upstream/types.ts';
+
+export type ExtensionCategory = 'listener' | 'network' | 'http' | 'access_logger' | 'transport_socket';
+
+/** What a config parser may check against (runs on the main thread, before any socket). */
+export interface ParseContext {
+  /** Field path of this extension's config, for error messages. */
+  readonly path: string;
+  /** Names of clusters the bootstrap defines (statically). Undefined when clusters come from CDS. */
+  readonly clusterNames: ReadonlySet<string> | undefined;
+}
+
+/** What a filter factory gets at run time, on a worker. */
+export interface RuntimeContext {
+  readonly stats: StatsStore;
+  readonly clusterManager: ClusterManager;
+  /** Worker index, 0-based. */
+  readonly workerId: number;
+}
+
+export interface ExtensionSpec<C = unknown, F = unknown> {
+  /** Well-known name, e.g. `envoy.filters.http.router`. */
+  readonly name: string;
+  /** Older names Envoy still accepts, e.g. `envoy.router`. */
+  readonly aliases?: readonly string[];
+  /** Fully qualified proto type, e.g. `envoy.extensions.filters.http.router.v3.Router`. */
+  readonly protoType: string;
+  readonly category: ExtensionCategory;
+  readonly status: 'stable' | 'alpha' | 'wip';
+  readonly securityPosture: 'robust_to_untrusted_downstream' | 'robust_to_untrusted_downstream_and_upstream' | 'unknown' | 'data_plane_agnostic';
+  /** Parses the decoded proto message (proto-loader object form) into a frozen config. */
+  parse(message: unknown, ctx: ParseContext): Result<C>;
+  /** Builds the run-time factory on a worker. */
+  factory(config: C, ctx: RuntimeContext): F;
+}
+
+const TYPE_PREFIX = 'type.googleapis.com/';
+
+export class ExtensionRegistry {
+  readonly #byName = new Map<string, ExtensionSpec>();
+  readonly #byType = new Map<string, ExtensionSpec>();
+
+  register<C, F>(spec: ExtensionSpec<C, F>): void {
+    const s = spec as unknown as ExtensionSpec;
+    this.#byName.set(`${spec.category}:${spec.name}`, s);
+    for (const a of spec.aliases ?? []) this.#byName.set(`${spec.category}:${a}`, s);
+    this.#byType.set(`${spec.category}:${spec.protoType}`, s);
+  }
+
+  /** Finds an extension by type URL (preferred, as Envoy does) or by name. */
+  find(category: ExtensionCategory, typeUrl: string | undefined, name: string | undefined): ExtensionSpec | undefined {
+    if (typeUrl) {
+      const t = typeUrl.startsWith(TYPE_PREFIX) ? typeUrl.slice(TYPE_PREFIX.length) : typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+      const s = this.#byType.get(`${category}:${t}`);
+      if (s) return s;
+      return undefined;
+    }
+    return name === undefined ? undefined : this.#byName.get(`${category}:${name}`);
+  }
+
+  list(): readonly ExtensionSpec[] {
+    return [...new Set(this.#byName.values())];
+  }
+}
+
+/** The process-wide registry, filled by registerBuiltins() at start-up. */
+export const registry = new ExtensionRegistry();

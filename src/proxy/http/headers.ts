@@ -1,0 +1,109 @@
+// HeaderMap: one HTTP header block (request or response headers, or trailers) with lowercase
+// names and Envoy's pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`, `:status`),
+// in insertion order. Filters and the route table read and mutate it; codecs convert at the edges.
+
+export class HeaderMap {
+  /** Flat [name, value, name, value, …] list; names are lowercase. */
+  #entries: string[] = [];
+
+  static fromPairs(pairs: Iterable<readonly [string, string]>): HeaderMap {
+    const h = new HeaderMap();
+    for (const [k, v] of pairs) h.add(k, v);
+    return h;
+  }
+
+  get size(): number {
+    return this.#entries.length / 2;
+  }
+
+  /** First value of a header, or undefined. */
+  get(name: string): string | undefined {
+    const n = name.toLowerCase();
+    const e = this.#entries;
+    for (let i = 0; i < e.length; i += 2) if (e[i] === n) return e[i + 1];
+    return undefined;
+  }
+
+  /** All values of a header (a header may repeat). */
+  getAll(name: string): string[] {
+    const n = name.toLowerCase();
+    const out: string[] = [];
+    const e = this.#entries;
+    for (let i = 0; i < e.length; i += 2) if (e[i] === n) out.push(e[i + 1]!);
+    return out;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** Replaces every value of `name` with one value. */
+  set(name: string, value: string): void {
+    const n = name.toLowerCase();
+    const e = this.#entries;
+    for (let i = 0; i < e.length; i += 2) {
+      if (e[i] === n) {
+        e[i + 1] = value;
+        this.#removeFrom(n, i + 2);
+        return;
+      }
+    }
+    e.push(n, value);
+  }
+
+  /** Appends a value, keeping earlier ones. */
+  add(name: string, value: string): void {
+    this.#entries.push(name.toLowerCase(), value);
+  }
+
+  remove(name: string): void {
+    this.#removeFrom(name.toLowerCase(), 0);
+  }
+
+  #removeFrom(n: string, start: number): void {
+    const e = this.#entries;
+    for (let i = e.length - 2; i >= start; i -= 2) if (e[i] === n) e.splice(i, 2);
+  }
+
+  /** Removes headers whose names start with a prefix (e.g. `x-envoy-`). */
+  removePrefix(prefix: string): void {
+    const e = this.#entries;
+    for (let i = e.length - 2; i >= 0; i -= 2) if (e[i]!.startsWith(prefix)) e.splice(i, 2);
+  }
+
+  forEach(fn: (name: string, value: string) => void): void {
+    const e = this.#entries;
+    for (let i = 0; i < e.length; i += 2) fn(e[i]!, e[i + 1]!);
+  }
+
+  *[Symbol.iterator](): IterableIterator<[string, string]> {
+    const e = this.#entries;
+    for (let i = 0; i < e.length; i += 2) yield [e[i]!, e[i + 1]!];
+  }
+
+  /** Total bytes of names and values (for header size limits). */
+  byteSize(): number {
+    let n = 0;
+    for (const s of this.#entries) n += s.length;
+    return n;
+  }
+
+  clone(): HeaderMap {
+    const h = new HeaderMap();
+    h.#entries = [...this.#entries];
+    return h;
+  }
+
+  /** Regular (non-pseudo) headers as a Node-style object; repeated headers become arrays. */
+  toObject(includePseudo = false): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = {};
+    this.forEach((k, v) => {
+      if (!includePseudo && k.startsWith(':')) return;
+      const prev = out[k];
+      if (prev === undefined) out[k] = v;
+      else if (Array.isArray(prev)) prev.push(v);
+      else out[k] = [prev, v];
+    });
+    return out;
+  }
+}

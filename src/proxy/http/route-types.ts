@@ -1,0 +1,74 @@
+// What the route table hands the HCM and the router for one request. The table compiles
+// RouteConfiguration once (route-table.ts); these objects are frozen and shared by streams.
+
+import type { HeaderMap } from './headers.ts';
+import type { StreamInfo } from './stream-info.ts';
+
+export interface HeaderMutator {
+  /** Applies *_headers_to_add / *_headers_to_remove at route, then virtual host, then route-config level (Envoy's order). */
+  apply(headers: HeaderMap, info: StreamInfo): void;
+}
+
+export interface VirtualHostEntry {
+  readonly name: string;
+  /** Parsed typed_per_filter_config at virtual-host level, by filter name. */
+  readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  /** Raw retry_policy of the virtual host (envoy.config.route.v3.RetryPolicy, proto-loader form), if any. */
+  readonly retryPolicy: unknown;
+}
+
+export interface ClusterRouteAction {
+  readonly kind: 'route';
+  /**
+   * The upstream cluster for this request: the static cluster, a weighted pick, or the
+   * `cluster_header` value. Undefined when cluster_header is absent from the request.
+   */
+  pickCluster(headers: HeaderMap): string | undefined;
+  /** HTTP status when the cluster does not exist (cluster_not_found_response_code; default 503). */
+  readonly clusterNotFoundStatus: number;
+  /** Rewrites `:path` (prefix_rewrite / regex_rewrite) and `:authority` (host_rewrite_literal, host_rewrite_header…), in place. */
+  rewrite(headers: HeaderMap): void;
+  /** auto_host_rewrite: replace `:authority` with the chosen host's hostname. */
+  readonly autoHostRewrite: boolean;
+  /** Route timeout, ms; 0 disables. Default 15 s. */
+  readonly timeoutMs: number;
+  /** Per-route stream idle timeout override, ms; undefined = HCM's stream_idle_timeout. */
+  readonly idleTimeoutMs: number | undefined;
+  /** Hash from hash_policy for RING_HASH/MAGLEV; undefined when no policy matched. */
+  hash(headers: HeaderMap, info: StreamInfo): bigint | undefined;
+  /** Raw retry_policy (proto-loader form) for the resilience work; undefined when none. */
+  readonly retryPolicy: unknown;
+  /** Raw route action (envoy.config.route.v3.RouteAction) for features read elsewhere. */
+  readonly raw: unknown;
+}
+
+export interface DirectResponseAction {
+  readonly kind: 'direct_response';
+  readonly status: number;
+  readonly body: string | undefined;
+}
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  /** Builds the Location header value from the request headers. */
+  location(headers: HeaderMap): string;
+  /** 301 by default (MOVED_PERMANENTLY), 302, 303, 307, 308. */
+  readonly status: number;
+}
+
+export interface RouteEntry {
+  readonly name: string;
+  readonly virtualHost: VirtualHostEntry;
+  readonly action: ClusterRouteAction | DirectResponseAction | RedirectAction;
+  /** typed_per_filter_config merged: route-level over virtual-host-level, by filter name. */
+  readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  /** Route > virtual host > route configuration request header mutations. */
+  readonly requestHeaders: HeaderMutator;
+  readonly responseHeaders: HeaderMutator;
+}
+
+export interface RouteTable {
+  readonly name: string;
+  /** Matches `:authority` to a virtual host, then the routes in order. Undefined → 404 NR. */
+  match(headers: HeaderMap, info: StreamInfo): RouteEntry | undefined;
+}

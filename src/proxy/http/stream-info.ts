@@ -1,0 +1,93 @@
+// StreamInfo: what is known about one downstream request (or one TCP connection) as it
+// goes through legate. Access logs, header formatters and stats read it; the HCM, router and
+// tcp_proxy write it.
+
+import type { HeaderMap } from './headers.ts';
+import type { ResponseFlag } from '../errors.ts';
+
+export interface AddressInfo {
+  /** IP address without port, e.g. `127.0.0.1` or `::1`. */
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface StreamInfo {
+  /** Wall-clock start, ms since epoch. */
+  readonly startTime: number;
+  /** performance.now() at start, for durations. */
+  readonly startMono: number;
+  /** 'HTTP/1.1' | 'HTTP/2' | 'HTTP/1.0', undefined for TCP. */
+  protocol: string | undefined;
+  downstreamRemote: AddressInfo;
+  downstreamLocal: AddressInfo;
+  /** Remote address after x-forwarded-for processing (use_remote_address/xff_num_trusted_hops). */
+  downstreamDirectRemote: AddressInfo;
+  requestHeaders: HeaderMap | undefined;
+  responseHeaders: HeaderMap | undefined;
+  responseTrailers: HeaderMap | undefined;
+  responseCode: number | undefined;
+  /** Envoy's response code details (`via_upstream`, `route_not_found`…). */
+  responseCodeDetails: string | undefined;
+  readonly responseFlags: Set<ResponseFlag>;
+  bytesReceived: number;
+  bytesSent: number;
+  routeName: string | undefined;
+  virtualHostName: string | undefined;
+  clusterName: string | undefined;
+  upstreamHost: AddressInfo | undefined;
+  upstreamLocal: AddressInfo | undefined;
+  upstreamTransportFailureReason: string | undefined;
+  /** performance.now() when the first upstream byte arrived / the last downstream byte was sent. */
+  firstUpstreamRxMono: number | undefined;
+  lastDownstreamTxMono: number | undefined;
+  /** Total duration in ms, set when the stream ends. */
+  durationMs: number | undefined;
+  /** Request id (x-request-id). */
+  requestId: string | undefined;
+  /** TLS server name requested by the client (SNI), when known. */
+  requestedServerName: string | undefined;
+  connectionId: number;
+  /** Upstream retry attempts made (x-envoy-attempt-count − 1). */
+  attemptCount: number;
+  /** Error text for `%CONNECTION_TERMINATION_DETAILS%`, `%UPSTREAM_TRANSPORT_FAILURE_REASON%`. */
+  terminationDetails: string | undefined;
+}
+
+export function newStreamInfo(init: {
+  downstreamRemote: AddressInfo;
+  downstreamLocal: AddressInfo;
+  connectionId: number;
+  protocol?: string;
+  requestedServerName?: string;
+}): StreamInfo {
+  return {
+    startTime: Date.now(),
+    startMono: performance.now(),
+    protocol: init.protocol,
+    downstreamRemote: init.downstreamRemote,
+    downstreamLocal: init.downstreamLocal,
+    downstreamDirectRemote: init.downstreamRemote,
+    requestHeaders: undefined,
+    responseHeaders: undefined,
+    responseTrailers: undefined,
+    responseCode: undefined,
+    responseCodeDetails: undefined,
+    responseFlags: new Set(),
+    bytesReceived: 0,
+    bytesSent: 0,
+    routeName: undefined,
+    virtualHostName: undefined,
+    clusterName: undefined,
+    upstreamHost: undefined,
+    upstreamLocal: undefined,
+    upstreamTransportFailureReason: undefined,
+    firstUpstreamRxMono: undefined,
+    lastDownstreamTxMono: undefined,
+    durationMs: undefined,
+    requestId: undefined,
+    requestedServerName: init.requestedServerName,
+    connectionId: init.connectionId,
+    attemptCount: 0,
+    terminationDetails: undefined,
+  };
+}

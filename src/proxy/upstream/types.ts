@@ -1,0 +1,75 @@
+// The upstream side as the router and tcp_proxy see it: clusters, hosts, load balancing
+// and connection pools. Implementations live beside this file (cluster-manager.ts, lb/, pool.ts).
+
+import type { Dispatcher } from 'undici';
+import type { Socket } from 'node:net';
+import type { StatsStore } from '../stats.ts';
+
+export type HostHealth = 'healthy' | 'unhealthy' | 'degraded';
+
+export interface Locality {
+  readonly region: string;
+  readonly zone: string;
+  readonly subZone: string;
+}
+
+export interface Host {
+  /** IP address (after DNS for STRICT_DNS/LOGICAL_DNS). */
+  readonly address: string;
+  readonly port: number;
+  /** `address:port` (IPv6 in brackets), as Envoy prints hosts. */
+  readonly key: string;
+  /** Hostname the endpoint was configured with (DNS clusters), for auto_host_rewrite. */
+  readonly hostname: string | undefined;
+  readonly weight: number;
+  readonly priority: number;
+  readonly locality: Locality | undefined;
+  health: HostHealth;
+  /** Requests in flight to this host from this worker (LEAST_REQUEST reads it). */
+  activeRequests: number;
+}
+
+/** What the load balancer may use to pick a host. */
+export interface LbContext {
+  /** Hash from the route's hash_policy (RING_HASH/MAGLEV); undefined → random pick. */
+  readonly hashKey: bigint | undefined;
+  /** Hosts to avoid (retry host predicate); may be empty. */
+  readonly excludeHosts?: ReadonlySet<string>;
+}
+
+export type UpstreamProtocol = 'http1' | 'http2';
+
+export interface ClusterInfo {
+  readonly name: string;
+  /** STATIC | STRICT_DNS | LOGICAL_DNS | EDS | ORIGINAL_DST */
+  readonly type: string;
+  readonly lbPolicy: string;
+  readonly connectTimeoutMs: number;
+  readonly perConnectionBufferLimitBytes: number;
+  /** Explicit protocol from HttpProtocolOptions / http2_protocol_options; 'downstream' = use_downstream_protocol_config. */
+  readonly protocol: UpstreamProtocol | 'downstream';
+  /** Upstream idle timeout for pooled connections (common_http_protocol_options.idle_timeout), ms. */
+  readonly idleTimeoutMs: number;
+  /** Stats prefix, `cluster.<name>.` (or alt_stat_name). */
+  readonly statPrefix: string;
+}
+
+export interface Cluster {
+  readonly info: ClusterInfo;
+  /** All hosts, every priority. */
+  hosts(): readonly Host[];
+  /** Picks a host per the cluster's lb_policy (priority/locality aware); undefined → no healthy upstream. */
+  chooseHost(ctx: LbContext): Host | undefined;
+  /** This worker's connection pool for a host and protocol (undici; h2c when 'http2'). */
+  pool(host: Host, protocol: UpstreamProtocol): Dispatcher;
+  /** Opens a raw TCP connection to a host, honouring connect_timeout (tcp_proxy). Rejects with a ProxyError. */
+  connect(host: Host): Promise<Socket>;
+}
+
+export interface ClusterManager {
+  get(name: string): Cluster | undefined;
+  names(): readonly string[];
+  readonly stats: StatsStore;
+  /** Closes pools and stops DNS timers. */
+  close(): Promise<void>;
+}
