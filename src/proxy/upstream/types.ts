@@ -3,6 +3,7 @@
 
 import type { Dispatcher } from 'undici';
 import type { Socket } from 'node:net';
+import type { ClientHttp2Session } from 'node:http2';
 import type { StatsStore } from '../stats.ts';
 
 export type HostHealth = 'healthy' | 'unhealthy' | 'degraded';
@@ -60,13 +61,21 @@ export interface Cluster {
   hosts(): readonly Host[];
   /** Picks a host per the cluster's lb_policy (priority/locality aware); undefined → no healthy upstream. */
   chooseHost(ctx: LbContext): Host | undefined;
-  /** This worker's connection pool for a host and protocol (undici; h2c when 'http2'). */
-  pool(host: Host, protocol: UpstreamProtocol): Dispatcher;
+  /** This worker's HTTP/1.1 connection pool for a host (undici Pool, keep-alive). */
+  http1Pool(host: Host): Dispatcher;
+  /**
+   * An HTTP/2 (h2c prior knowledge) session to a host from this worker's session pool
+   * (node:http2; a new session when the current one is closing or at max concurrent streams).
+   * Rejects with a ProxyError (connect failure/timeout).
+   */
+  http2Session(host: Host): Promise<ClientHttp2Session>;
   /** Opens a raw TCP connection to a host, honouring connect_timeout (tcp_proxy). Rejects with a ProxyError. */
   connect(host: Host): Promise<Socket>;
 }
 
 export interface ClusterManager {
+  /** Resolves once every cluster finished its initial host resolution (STRICT_DNS…). */
+  ready(): Promise<void>;
   get(name: string): Cluster | undefined;
   names(): readonly string[];
   readonly stats: StatsStore;
