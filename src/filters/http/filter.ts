@@ -38,6 +38,10 @@ export interface LocalReplyOptions {
 /** What the filter manager offers a filter. */
 export interface HttpFilterCallbacks {
   readonly streamInfo: StreamInfo;
+  /** The connection manager's stat_prefix: router stats go under `http.<statPrefix>.`. */
+  readonly statPrefix: string;
+  /** The upgrade type allowed for this request by upgrade_configs (`websocket`…), or undefined. */
+  readonly upgrade: string | undefined;
   /** The route chosen for the current request headers (cached; clearRouteCache() re-matches). */
   route(): RouteEntry | undefined;
   clearRouteCache(): void;
@@ -60,6 +64,12 @@ export interface HttpFilterCallbacks {
   onDownstreamWritable(handler: (writable: boolean) => void): void;
   /** Resets the downstream stream (HTTP/2 RST_STREAM, HTTP/1 connection close). */
   resetStream(reason: string): void;
+  /**
+   * Upgrades (WebSocket over HTTP/1.1): after the upstream answered 101, the router hands over the
+   * upstream socket; the connection manager writes the 101 head downstream (through the encoder
+   * filters' onResponseHeaders) and pipes the two sockets both ways until either closes.
+   */
+  upgradeToTunnel(responseHeaders: HeaderMap, upstream: import('node:stream').Duplex, upstreamHead: Buffer): void;
   /** The request body buffered so far (for filters that returned StopIterationAndBuffer). */
   bufferedRequestBody(): Buffer | undefined;
 }
