@@ -31,6 +31,8 @@ export interface ExtensionSpec<C = unknown, F = unknown> {
   /** Fully qualified proto type, e.g. `envoy.extensions.filters.http.router.v3.Router`. */
   readonly protoType: string;
   readonly category: ExtensionCategory;
+  /** Network/HTTP filters: must this filter be last in its chain (tcp_proxy, http_connection_manager, router)? */
+  readonly terminal?: boolean;
   readonly status: 'stable' | 'alpha' | 'wip';
   readonly securityPosture: 'robust_to_untrusted_downstream' | 'robust_to_untrusted_downstream_and_upstream' | 'unknown' | 'data_plane_agnostic';
   /** Parses the decoded proto message (proto-loader object form) into a frozen config. */

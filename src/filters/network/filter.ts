@@ -30,4 +30,8 @@ export interface NetworkFilterFactory<C = unknown> {
   create?(config: C, callbacks: NetworkFilterCallbacks): NetworkFilter;
   readonly terminal?: boolean;
   takeOver?(config: C, callbacks: NetworkFilterCallbacks): void;
+  /** Listener drain: stop reusing connections (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY). */
+  drain?(): void;
+  /** Closes everything this factory still holds (connections, timers). */
+  close?(): Promise<void>;
 }

@@ -25,6 +25,8 @@ export interface Host {
   readonly weight: number;
   readonly priority: number;
   readonly locality: Locality | undefined;
+  /** LocalityLbEndpoints.load_balancing_weight (locality_weighted_lb_config); undefined when unset. */
+  readonly localityWeight?: number | undefined;
   health: HostHealth;
   /** Requests in flight to this host from this worker (LEAST_REQUEST reads it). */
   activeRequests: number;
@@ -71,6 +73,8 @@ export interface Cluster {
   http2Session(host: Host): Promise<ClientHttp2Session>;
   /** Opens a raw TCP connection to a host, honouring connect_timeout (tcp_proxy). Rejects with a ProxyError. */
   connect(host: Host): Promise<Socket>;
+  /** Call after changing any Host.health (health checker, outlier detection): rebuilds the load balancer. */
+  healthChanged(): void;
 }
 
 export interface ClusterManager {
@@ -81,4 +85,63 @@ export interface ClusterManager {
   readonly stats: StatsStore;
   /** Closes pools and stops DNS timers. */
   close(): Promise<void>;
+}
+
+// ---- Parsed cluster config (parseCluster in config.ts makes it; frozen, shared by workers) ----
+
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
+
+export interface EndpointConfig {
+  /** IP address (STATIC), DNS name (STRICT_DNS/LOGICAL_DNS) or a Unix socket path when `pipe`. */
+  readonly address: string;
+  readonly port: number;
+  /** Endpoint.hostname, or the DNS name for DNS clusters. */
+  readonly hostname: string | undefined;
+  /** LbEndpoint.load_balancing_weight (default 1). */
+  readonly weight: number;
+  /** From LbEndpoint.health_status: UNHEALTHY/DRAINING/TIMEOUT → unhealthy, DEGRADED → degraded. */
+  readonly health: HostHealth;
+  readonly pipe: boolean;
+}
+
+export interface LocalityEndpointsConfig {
+  readonly locality: Locality | undefined;
+  /** LocalityLbEndpoints.load_balancing_weight; undefined when unset. */
+  readonly weight: number | undefined;
+  readonly priority: number;
+  readonly endpoints: readonly EndpointConfig[];
+}
+
+export interface LbConfig {
+  readonly policy: LbPolicy;
+  /** least_request_lb_config.choice_count (default 2). */
+  readonly choiceCount: number;
+  /** least_request_lb_config.active_request_bias (default 1.0). */
+  readonly activeRequestBias: number;
+  /** ring_hash_lb_config (defaults 1024 and 8M). */
+  readonly minRingSize: number;
+  readonly maxRingSize: number;
+  /** maglev_lb_config.table_size (default 65537, prime). */
+  readonly maglevTableSize: number;
+  /** common_lb_config.healthy_panic_threshold, percent (default 50). */
+  readonly panicThresholdPercent: number;
+  /** load_assignment.policy.overprovisioning_factor, percent (default 140). */
+  readonly overprovisioningFactor: number;
+  /** common_lb_config.consistent_hashing_lb_config.use_hostname_for_hashing. */
+  readonly useHostnameForHashing: boolean;
+  /** common_lb_config.locality_weighted_lb_config set. */
+  readonly localityWeighted: boolean;
+}
+
+export interface ClusterConfig extends ClusterInfo {
+  readonly localities: readonly LocalityEndpointsConfig[];
+  readonly lb: LbConfig;
+  readonly dnsLookupFamily: DnsLookupFamily;
+  /** dns_refresh_rate, ms (default 5 s). */
+  readonly dnsRefreshRateMs: number;
+  /** circuit_breakers DEFAULT max_connections (default 1024): bounds each host's HTTP/1 pool. */
+  readonly maxConnections: number;
+  /** max_requests_per_connection (common_http_protocol_options or the legacy field); 0 = unlimited. */
+  readonly maxRequestsPerConnection: number;
 }

@@ -1,0 +1,120 @@
+// proto-loader object form → proto3 JSON (snake_case names as Envoy's config_dump prints them,
+// Anys expanded to `@type` objects, defaults omitted). Tolerant: odd input is printed, not thrown.
+
+import protobuf from 'protobufjs';
+import { lookupMessageType } from './protos.ts';
+import { OBJECT_OPTIONS, WRAPPER_KINDS, formatDuration, fullName, hasSpecialJson, isPlainObject, lowerCamel } from './wkt.ts';
+
+type Obj = Record<string, unknown>;
+const MAX_DEPTH = 100;
+
+export function messageToJson(type: protobuf.Type, obj: unknown, depth = 0): unknown {
+  if (!isPlainObject(obj) || depth > MAX_DEPTH) return obj ?? null;
+  const name = fullName(type);
+  switch (name) {
+    case 'google.protobuf.Any': return anyToJson(obj, depth);
+    case 'google.protobuf.Duration': return formatDuration(String(obj['seconds'] ?? '0'), Number(obj['nanos'] ?? 0));
+    case 'google.protobuf.Timestamp': {
+      const ms = Number(obj['seconds'] ?? 0) * 1000;
+      const nanos = Number(obj['nanos'] ?? 0);
+      const base = new Date(ms).toISOString().slice(0, 19);
+      const frac = nanos === 0 ? '' : `.${String(nanos).padStart(9, '0').replace(/(\d{3})(0{3})+$/, '$1')}`;
+      return `${base}${frac}Z`;
+    }
+    case 'google.protobuf.FieldMask':
+      return (Array.isArray(obj['paths']) ? obj['paths'] : []).map((p) => String(p).split('.').map(lowerCamel).join('.')).join(',');
+    case 'google.protobuf.Struct': return structToJson(obj);
+    case 'google.protobuf.Value': return valueToJson(obj);
+    case 'google.protobuf.ListValue': return (Array.isArray(obj['values']) ? obj['values'] : []).map(valueToJson);
+  }
+  const wrapperKind = WRAPPER_KINDS.get(name);
+  if (wrapperKind !== undefined) return scalarToJson(wrapperKind, obj['value']);
+  const out: Obj = {};
+  for (const field of type.fieldsArray) {
+    const v = obj[field.name];
+    if (v === null || v === undefined) continue;
+    const inOneof = field.partOf !== null && field.partOf !== undefined;
+    if (inOneof && typeof obj[field.partOf!.name] === 'string' && obj[field.partOf!.name] !== field.name) continue;
+    if (field.map) {
+      if (!isPlainObject(v) || Object.keys(v).length === 0) continue;
+      const m: Obj = {};
+      for (const [k, item] of Object.entries(v)) m[k] = singleToJson(field, item, depth);
+      out[field.name] = m;
+    } else if (field.repeated) {
+      if (!Array.isArray(v) || v.length === 0) continue;
+      out[field.name] = v.map((item) => singleToJson(field, item, depth));
+    } else {
+      if (!inOneof && isDefault(field, v)) continue;
+      out[field.name] = singleToJson(field, v, depth);
+    }
+  }
+  return out;
+}
+
+function isDefault(field: protobuf.Field, v: unknown): boolean {
+  if (field.resolvedType instanceof protobuf.Type) return false;
+  if (field.resolvedType instanceof protobuf.Enum) return v === 0 || field.resolvedType.values[String(v)] === 0;
+  if (v instanceof Uint8Array) return v.length === 0;
+  return v === 0 || v === '' || v === false || v === '0';
+}
+
+function singleToJson(field: protobuf.Field, v: unknown, depth: number): unknown {
+  const rt = field.resolvedType;
+  if (rt instanceof protobuf.Type) return messageToJson(rt, v, depth + 1);
+  if (rt instanceof protobuf.Enum) {
+    if (fullName(rt) === 'google.protobuf.NullValue') return null;
+    return typeof v === 'number' ? (rt.valuesById[v] ?? v) : v;
+  }
+  return scalarToJson(field.type, v);
+}
+
+function scalarToJson(kind: string, v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v); // NaN, Infinity, -Infinity
+  if (kind.endsWith('64') && (typeof v === 'number' || typeof v === 'bigint')) return String(v);
+  if (kind.endsWith('64') && typeof v === 'object' && v !== null) return String(v); // a Long
+  return v;
+}
+
+function anyToJson(any: Obj, depth: number): unknown {
+  const url = any['type_url'];
+  if (typeof url !== 'string' || url === '') return {};
+  const inner = lookupMessageType(url);
+  const bytes = any['value'];
+  if (!inner || !(bytes instanceof Uint8Array)) {
+    return { '@type': url, ...(bytes instanceof Uint8Array && bytes.length > 0 ? { value: scalarToJson('bytes', bytes) } : {}) };
+  }
+  let decoded: Obj;
+  try {
+    decoded = inner.toObject(inner.decode(bytes), OBJECT_OPTIONS);
+  } catch {
+    return { '@type': url, value: scalarToJson('bytes', bytes) };
+  }
+  const json = messageToJson(inner, decoded, depth + 1);
+  if (hasSpecialJson(inner)) return { '@type': url, value: json };
+  return { '@type': url, ...(isPlainObject(json) ? json : {}) };
+}
+
+/** A Struct in proto-loader form ({fields: {k: Value}}) → plain JSON object. */
+export function structToJson(s: unknown): Obj {
+  const out: Obj = {};
+  const fields = isPlainObject(s) ? s['fields'] : undefined;
+  if (isPlainObject(fields)) for (const [k, v] of Object.entries(fields)) out[k] = valueToJson(v);
+  return out;
+}
+
+/** A Value in proto-loader form → plain JSON. */
+export function valueToJson(v: unknown): unknown {
+  if (!isPlainObject(v)) return null;
+  switch (v['kind']) {
+    case 'number_value': return v['number_value'];
+    case 'string_value': return v['string_value'];
+    case 'bool_value': return v['bool_value'];
+    case 'struct_value': return structToJson(v['struct_value']);
+    case 'list_value': {
+      const l = v['list_value'];
+      return isPlainObject(l) && Array.isArray(l['values']) ? l['values'].map(valueToJson) : [];
+    }
+    default: return null;
+  }
+}

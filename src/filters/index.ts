@@ -1,0 +1,21 @@
+// Registers every built-in extension. Called explicitly at start-up (main thread and workers);
+// importing a filter module never registers it.
+
+import type { ExtensionRegistry } from './registry.ts';
+import { register as registerHcm } from './network/http_connection_manager/index.ts';
+import { register as registerTcpProxy } from './network/tcp_proxy/index.ts';
+import { register as registerRouter } from './http/router/index.ts';
+import { register as registerTlsInspector } from './listener/tls_inspector/index.ts';
+import { register as registerHttpInspector } from './listener/http_inspector/index.ts';
+
+let done = false;
+
+export function registerBuiltins(registry: ExtensionRegistry): void {
+  if (done) return;
+  done = true;
+  registerHcm(registry);
+  registerTcpProxy(registry);
+  registerRouter(registry);
+  registerTlsInspector(registry);
+  registerHttpInspector(registry);
+}

@@ -1,0 +1,114 @@
+// `/stats/prometheus`: a merged StatsSnapshot in Prometheus text form through prom-client, with
+// Envoy's tag extraction and names (`envoy_cluster_upstream_rq_total{envoy_cluster_name="a"}`).
+// A name clash between metric types keeps the first family and skips the other (Envoy would emit both).
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HISTOGRAM_BUCKETS, type HistogramSnapshot } from '../stats.ts';
+import type { SelectedStats } from './stats-format.ts';
+import { cachedTags, sanitizeName } from './tags.ts';
+
+type Labels = Record<string, string>;
+
+interface Series<V> {
+  readonly labels: Labels;
+  readonly value: V;
+}
+
+interface Family<V> {
+  readonly labelNames: Set<string>;
+  readonly series: Array<Series<V>>;
+}
+
+function group<V>(items: ReadonlyArray<{ name: string; value: V }>): Map<string, Family<V>> {
+  const families = new Map<string, Family<V>>();
+  for (const { name, value } of items) {
+    const tagged = cachedTags(name);
+    const metric = `envoy_${sanitizeName(tagged.name)}`;
+    let fam = families.get(metric);
+    if (!fam) families.set(metric, (fam = { labelNames: new Set(), series: [] }));
+    const labels: Labels = {};
+    for (const t of tagged.tags) {
+      const l = sanitizeName(t.name);
+      labels[l] = t.value;
+      fam.labelNames.add(l);
+    }
+    fam.series.push({ labels, value });
+  }
+  return families;
+}
+
+function sortedKeys<V>(m: Map<string, V>): string[] {
+  return [...m.keys()].sort();
+}
+
+/** A prom-client Histogram whose series come straight from snapshot bucket counts. */
+class SnapshotHistogram extends Histogram {
+  readonly #series: ReadonlyArray<Series<HistogramSnapshot>>;
+  readonly #name: string;
+
+  constructor(name: string, series: ReadonlyArray<Series<HistogramSnapshot>>, registry: Registry) {
+    super({ name, help: name, buckets: [...HISTOGRAM_BUCKETS], registers: [registry] });
+    this.#name = name;
+    this.#series = series;
+  }
+
+  override async get(): ReturnType<Histogram['get']> {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const { labels, value: h } of this.#series) {
+      let cum = 0;
+      HISTOGRAM_BUCKETS.forEach((le, i) => {
+        cum += h.buckets[i] ?? 0;
+        values.push({ labels: { ...labels, le }, value: cum, metricName: `${this.#name}_bucket` });
+      });
+      values.push({ labels: { ...labels, le: '+Inf' }, value: h.count, metricName: `${this.#name}_bucket` });
+      values.push({ labels, value: h.sum, metricName: `${this.#name}_sum` });
+      values.push({ labels, value: h.count, metricName: `${this.#name}_count` });
+    }
+    return { name: this.#name, help: this.#name, type: 'histogram' as never, values, aggregator: 'sum' };
+  }
+
+  /** prom-client's registry prefers this over get(); both give the snapshot's series. */
+  async getForPromString(): ReturnType<Histogram['get']> {
+    return this.get();
+  }
+}
+
+/**
+ * Renders counters, gauges and histograms (in that order, families sorted by name, as Envoy does)
+ * through a fresh prom-client Registry. Envoy prints no `# HELP` lines, so they are dropped.
+ */
+export async function prometheusText(sel: SelectedStats): Promise<string> {
+  const registry = new Registry();
+  const taken = new Set<string>();
+
+  const counters = group(sel.scalars.filter((s) => s.kind === 'counter'));
+  for (const name of sortedKeys(counters)) {
+    const fam = counters.get(name)!;
+    taken.add(name);
+    const c = new Counter({ name, help: name, labelNames: [...fam.labelNames], registers: [registry] });
+    for (const s of fam.series) c.inc(s.labels, s.value);
+  }
+
+  const gauges = group(sel.scalars.filter((s) => s.kind === 'gauge'));
+  for (const name of sortedKeys(gauges)) {
+    if (taken.has(name)) continue;
+    const fam = gauges.get(name)!;
+    taken.add(name);
+    const g = new Gauge({ name, help: name, labelNames: [...fam.labelNames], registers: [registry] });
+    // Summed: two stats may sanitise to one series (`a-b`, `a_b`), as counters are.
+    for (const s of fam.series) g.inc(s.labels, s.value);
+  }
+
+  const histograms = group(sel.histograms.map(({ name, h }) => ({ name, value: h })));
+  for (const name of sortedKeys(histograms)) {
+    if (taken.has(name)) continue;
+    taken.add(name);
+    new SnapshotHistogram(name, histograms.get(name)!.series, registry);
+  }
+
+  if (taken.size === 0) return '';
+  const text = await registry.metrics();
+  return text.replace(/^# HELP .*\n/gm, '').replace(/\n\n/g, '\n');
+}
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; charset=UTF-8';

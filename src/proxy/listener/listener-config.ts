@@ -1,0 +1,114 @@
+// Parses an Envoy Listener into legate's listener config: address, filter-chain matcher,
+// listener filters and each chain's network filters, all resolved against the registry.
+// Fails with field paths; the same parse runs on the main thread (validate) and on workers.
+
+import type { Listener__Output } from '../../generated/envoy/config/listener/v3/Listener.ts';
+import type { FilterChain__Output } from '../../generated/envoy/config/listener/v3/FilterChain.ts';
+import type { Address__Output } from '../../generated/envoy/config/core/v3/Address.ts';
+import { fail, ok, joinPath, type ConfigError, type Result } from '../../config/result.ts';
+import { durationMs, wrapped } from '../../config/values.ts';
+import { resolveExtension, type ResolvedExtension } from '../../config/extension-config.ts';
+import type { ParseContext } from '../../filters/registry.ts';
+import { compileFilterChainMatcher, type FilterChainMatcher } from './filter-chain-match.ts';
+import { Limits } from '../limits.ts';
+
+export interface SocketAddr {
+  readonly host: string;
+  readonly port: number;
+  readonly ipv4Compat: boolean;
+}
+
+export interface ChainConfig {
+  readonly name: string;
+  /** Network filters in order; the last is terminal (http_connection_manager, tcp_proxy). */
+  readonly filters: readonly ResolvedExtension[];
+}
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly address: SocketAddr;
+  /** `listener.<statPrefix>.` — Envoy uses `address_port` (e.g. `0.0.0.0_10000`) unless stat_prefix is set. */
+  readonly statPrefix: string;
+  readonly matcher: FilterChainMatcher;
+  readonly chains: ReadonlyMap<FilterChain__Output, ChainConfig>;
+  readonly listenerFilters: readonly ResolvedExtension[];
+  readonly listenerFiltersTimeoutMs: number;
+  readonly continueOnListenerFiltersTimeout: boolean;
+  readonly perConnectionBufferLimitBytes: number;
+  readonly raw: Listener__Output;
+}
+
+export function parseSocketAddress(a: Address__Output | null, path: string): Result<SocketAddr> {
+  if (!a) return fail(path, 'value is required');
+  if (a.address !== 'socket_address' || !a.socket_address) {
+    return fail(path, `only socket_address is supported (got ${a.address ?? 'nothing'}; pipe listeners come with a later issue)`);
+  }
+  const s = a.socket_address;
+  if (s.protocol && s.protocol !== 'TCP') return fail(joinPath(path, 'socket_address.protocol'), `${s.protocol} listeners are not supported`);
+  if (s.port_specifier !== 'port_value') return fail(joinPath(path, 'socket_address'), 'port_value is required (named_port is not supported)');
+  return ok({ host: s.address, port: s.port_value ?? 0, ipv4Compat: s.ipv4_compat });
+}
+
+export function listenerStatPrefix(l: Listener__Output, addr: SocketAddr): string {
+  if (l.stat_prefix) return l.stat_prefix;
+  return `${addr.host}_${addr.port}`;
+}
+
+export function parseListener(l: Listener__Output, path: string, ctx: ParseContext): Result<ListenerConfig> {
+  const errors: ConfigError[] = [];
+  const addr = parseSocketAddress(l.address, joinPath(path, 'address'));
+  if (!addr.ok) errors.push(...addr.errors);
+  const listenerFilters: ResolvedExtension[] = [];
+  l.listener_filters.forEach((lf, i) => {
+    const r = resolveExtension('listener', lf, { ...ctx, path: joinPath(path, `listener_filters[${i}]`) });
+    if (r.ok) listenerFilters.push(r.value);
+    else errors.push(...r.errors);
+  });
+  const chains = new Map<FilterChain__Output, ChainConfig>();
+  const parseChain = (fc: FilterChain__Output, p: string): void => {
+    if (fc.transport_socket && fc.transport_socket.name !== 'envoy.transport_sockets.raw_buffer' && !fc.transport_socket.typed_config?.type_url.endsWith('RawBuffer')) {
+      errors.push({ path: joinPath(p, 'transport_socket'), reason: `transport socket "${fc.transport_socket.name}" (TLS) is not supported yet: TLS termination lands with the security issue` });
+    }
+    if (fc.filters.length === 0) errors.push({ path: joinPath(p, 'filters'), reason: 'a filter chain needs at least one network filter' });
+    const filters: ResolvedExtension[] = [];
+    fc.filters.forEach((f, i) => {
+      const fp = joinPath(p, `filters[${i}]`);
+      if (f.config_type === 'config_discovery') {
+        errors.push({ path: joinPath(fp, 'config_discovery'), reason: 'extension config discovery (ECDS) is not supported yet' });
+        return;
+      }
+      const r = resolveExtension('network', { name: f.name, typed_config: f.typed_config }, { ...ctx, path: fp });
+      if (!r.ok) return void errors.push(...r.errors);
+      if ('skipped' in r.value) return;
+      const isLast = i === fc.filters.length - 1;
+      const terminal = r.value.spec.terminal ?? TERMINAL.has(r.value.spec.name);
+      if (isLast && !terminal) errors.push({ path: fp, reason: `the last network filter in a chain must be a terminal filter; "${f.name}" is not` });
+      if (!isLast && terminal) errors.push({ path: fp, reason: `terminal filter "${f.name}" must be the last filter in a filter chain` });
+      filters.push(r.value);
+    });
+    chains.set(fc, { name: fc.name || p, filters });
+  };
+  l.filter_chains.forEach((fc, i) => parseChain(fc, joinPath(path, `filter_chains[${i}]`)));
+  if (l.default_filter_chain) parseChain(l.default_filter_chain, joinPath(path, 'default_filter_chain'));
+  if (l.filter_chains.length === 0 && !l.default_filter_chain) {
+    errors.push({ path: joinPath(path, 'filter_chains'), reason: 'no filter chains specified' });
+  }
+  const matcher = compileFilterChainMatcher(l.filter_chains, l.default_filter_chain, joinPath(path, 'filter_chains'));
+  if (!matcher.ok) errors.push(...matcher.errors);
+  if (errors.length || !addr.ok || !matcher.ok) return { ok: false, errors };
+  return ok({
+    name: l.name || `${addr.value.host}_${addr.value.port}`,
+    address: addr.value,
+    statPrefix: listenerStatPrefix(l, addr.value),
+    matcher: matcher.value,
+    chains,
+    listenerFilters,
+    listenerFiltersTimeoutMs: durationMs(l.listener_filters_timeout, 15_000), // 15 s
+    continueOnListenerFiltersTimeout: l.continue_on_listener_filters_timeout,
+    perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, Limits.perConnectionBufferLimitBytes),
+    raw: l,
+  });
+}
+
+/** Terminal network filters by name, for specs that don't say (Envoy: `isTerminalFilterByProto`). */
+const TERMINAL = new Set(['envoy.filters.network.http_connection_manager', 'envoy.filters.network.tcp_proxy']);

@@ -1,0 +1,158 @@
+// One listener on one worker: a reusePort socket, listener filters, filter-chain selection and
+// hand-off to the chain's terminal network filter. A connection that matches no chain, or whose
+// listener filters time out, is closed and counted; nothing here throws into the event loop.
+
+import net, { type Socket } from 'node:net';
+import type { ListenerConfig, ChainConfig } from './listener-config.ts';
+import type { RuntimeContext } from '../../filters/registry.ts';
+import type { NetworkFilterFactory } from '../../filters/network/filter.ts';
+import { runListenerFilters, type ListenerFilter } from './listener-filters.ts';
+import { newStreamInfo } from '../http/stream-info.ts';
+import type { Counter, Gauge } from '../stats.ts';
+import { logger } from '../log.ts';
+
+const log = logger('conn_handler');
+let nextConnectionId = 1;
+
+interface ChainRuntime {
+  readonly config: ChainConfig;
+  readonly terminal: { factory: NetworkFilterFactory; config: unknown };
+}
+
+export class ActiveListener {
+  readonly config: ListenerConfig;
+  readonly #rt: RuntimeContext;
+  readonly #server: net.Server;
+  readonly #sockets = new Set<Socket>();
+  readonly #listenerFilters: ListenerFilter[] = [];
+  readonly #chains = new Map<object, ChainRuntime>();
+  readonly #cxTotal: Counter;
+  readonly #cxActive: Gauge;
+  readonly #serverCx: Gauge;
+  readonly #noChain: Counter;
+  readonly #lfTimeout: Counter;
+  #port = 0;
+
+  constructor(config: ListenerConfig, rt: RuntimeContext) {
+    this.config = config;
+    this.#rt = rt;
+    const p = `listener.${config.statPrefix}.`;
+    this.#cxTotal = rt.stats.counter(`${p}downstream_cx_total`);
+    this.#cxActive = rt.stats.gauge(`${p}downstream_cx_active`);
+    this.#noChain = rt.stats.counter(`${p}no_filter_chain_match`);
+    this.#lfTimeout = rt.stats.counter(`${p}downstream_pre_cx_timeout`);
+    this.#serverCx = rt.stats.gauge('server.total_connections');
+    for (const lf of config.listenerFilters) {
+      if ('skipped' in lf) continue;
+      this.#listenerFilters.push(lf.spec.factory(lf.config, rt) as ListenerFilter);
+    }
+    for (const [raw, chain] of config.chains) {
+      const last = chain.filters[chain.filters.length - 1];
+      if (!last || 'skipped' in last) continue;
+      this.#chains.set(raw, { config: chain, terminal: { factory: last.spec.factory(last.config, rt) as NetworkFilterFactory, config: last.config } });
+    }
+    const limit = config.perConnectionBufferLimitBytes;
+    this.#server = net.createServer({ highWaterMark: limit, noDelay: true }, (s) => this.#onConnection(s));
+    this.#server.on('error', (e) => log.error(`listener ${config.name}: ${e.message}`));
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get activeConnections(): number {
+    return this.#sockets.size;
+  }
+
+  /** Binds with SO_REUSEPORT so every worker can listen on the same address. */
+  listen(port: number): Promise<number> {
+    const { host, ipv4Compat } = this.config.address;
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host, port, reusePort: true, ipv6Only: host === '::' ? !ipv4Compat : undefined, backlog: 1024 }, () => {
+        this.#server.off('error', reject);
+        const a = this.#server.address();
+        this.#port = typeof a === 'object' && a ? a.port : port;
+        resolve(this.#port);
+      });
+    });
+  }
+
+  #onConnection(socket: Socket): void {
+    this.#sockets.add(socket);
+    this.#cxTotal.inc();
+    this.#cxActive.inc();
+    this.#serverCx.inc();
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#cxActive.dec();
+      this.#serverCx.dec();
+    });
+    socket.on('error', (e) => log.debug(`downstream ${socket.remoteAddress}: ${e.message}`));
+    void this.#dispatch(socket);
+  }
+
+  async #dispatch(socket: Socket): Promise<void> {
+    const local = { address: stripV4Mapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+    const remote = { address: stripV4Mapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+    const input = await runListenerFilters(
+      socket,
+      this.#listenerFilters,
+      {
+        destinationPort: local.port,
+        destinationIp: local.address,
+        serverName: undefined,
+        transportProtocol: 'raw_buffer',
+        applicationProtocols: [],
+        sourceIp: remote.address,
+        sourcePort: remote.port,
+      },
+      this.config.listenerFiltersTimeoutMs,
+      this.config.continueOnListenerFiltersTimeout,
+    ).catch((e: unknown) => {
+      log.debug(`listener filters failed: ${String(e)}`);
+      return undefined;
+    });
+    if (!input) {
+      this.#lfTimeout.inc();
+      socket.destroy();
+      return;
+    }
+    if (socket.destroyed) return;
+    const chainRaw = this.config.matcher.match(input);
+    const chain = chainRaw ? this.#chains.get(chainRaw) : undefined;
+    if (!chain || !chain.terminal.factory.takeOver) {
+      this.#noChain.inc();
+      log.debug(`closing connection from ${remote.address}:${remote.port}: no matching filter chain found`);
+      socket.destroy();
+      return;
+    }
+    const streamInfo = newStreamInfo({ downstreamRemote: remote, downstreamLocal: local, connectionId: nextConnectionId++, ...(input.serverName ? { requestedServerName: input.serverName } : {}) });
+    chain.terminal.factory.takeOver(chain.terminal.config, {
+      socket,
+      streamInfo,
+      continueReading: () => socket.resume(),
+      close: (mode) => (mode === 'flush' ? socket.end() : socket.destroy()),
+    });
+  }
+
+  /** Stops accepting new connections (existing ones carry on). */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Asks the terminal filters to wind down their connections gracefully. */
+  drain(): void {
+    for (const c of this.#chains.values()) c.terminal.factory.drain?.();
+  }
+
+  async closeAll(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await Promise.all([...this.#chains.values()].map((c) => c.terminal.factory.close?.()));
+    if (this.#server.listening) await this.stopAccepting();
+  }
+}
+
+function stripV4Mapped(a: string): string {
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}

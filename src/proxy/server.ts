@@ -1,0 +1,170 @@
+// The process: loads and validates the bootstrap, starts the workers and the admin API, and
+// owns the lifecycle (LIVE → DRAINING → exit). Config errors end the process with exit code 1
+// and one line per problem; a worker that dies takes the process down (as Envoy aborts).
+
+import net from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { loadBootstrap } from '../config/bootstrap.ts';
+import { buildStaticConfig, type StaticConfig } from '../config/static-config.ts';
+import { formatErrors } from '../config/result.ts';
+import type { Bootstrap__Output } from '../generated/envoy/config/bootstrap/v3/Bootstrap.ts';
+import { registerBuiltins } from '../filters/index.ts';
+import { registry } from '../filters/registry.ts';
+import type { CliOptions } from '../cli-options.ts';
+import { logger, setLogLevel } from './log.ts';
+import { StatsStore, mergeSnapshots, type StatsSnapshot } from './stats.ts';
+import { WorkerPool } from './worker/worker-pool.ts';
+import { startAdminFor } from './admin-glue.ts';
+import type { AdminServer } from './admin/server.ts';
+
+const log = logger('main');
+export const VERSION = '0.1.0';
+
+export type ServerState = 'LIVE' | 'DRAINING' | 'PRE_INITIALIZING' | 'INITIALIZING';
+const STATE_GAUGE: Record<ServerState, number> = { LIVE: 0, DRAINING: 1, PRE_INITIALIZING: 2, INITIALIZING: 3 };
+
+/** Loads the bootstrap and applies the command line's node overrides (as Envoy does). */
+export function loadConfig(o: CliOptions): ReturnType<typeof buildStaticConfig> {
+  const b = loadBootstrap({ configPath: o.configPath, configYaml: o.configYaml, allowUnknownFields: o.allowUnknownStaticFields });
+  if (!b.ok) return b;
+  applyNodeOverrides(b.value, o);
+  registerBuiltins(registry);
+  return buildStaticConfig(b.value);
+}
+
+function applyNodeOverrides(b: Bootstrap__Output, o: CliOptions): void {
+  if (!b.node && (o.serviceNode || o.serviceCluster || o.serviceZone)) {
+    (b as { node: unknown }).node = { id: '', cluster: '', locality: null, metadata: null, user_agent_name: 'legate' };
+  }
+  const node = b.node as unknown as { id: string; cluster: string; locality: { zone: string; region: string; sub_zone: string } | null };
+  if (!node) return;
+  if (o.serviceNode) node.id = o.serviceNode;
+  if (o.serviceCluster) node.cluster = o.serviceCluster;
+  if (o.serviceZone) node.locality = { region: node.locality?.region ?? '', zone: o.serviceZone, sub_zone: node.locality?.sub_zone ?? '' };
+}
+
+export class Server {
+  readonly options: CliOptions;
+  readonly config: StaticConfig;
+  readonly stats = new StatsStore();
+  readonly workers = new WorkerPool();
+  readonly startTime = Date.now();
+  state: ServerState = 'PRE_INITIALIZING';
+  healthcheckFailed = false;
+  listenerPorts: Record<string, number> = {};
+  #admin: AdminServer | undefined;
+  #exiting = false;
+
+  constructor(options: CliOptions, config: StaticConfig) {
+    this.options = options;
+    this.config = config;
+    this.#setState('PRE_INITIALIZING');
+    this.stats.gauge('server.live', 'max').set(0);
+    this.stats.gauge('server.concurrency', 'max').set(options.concurrency);
+  }
+
+  #setState(s: ServerState): void {
+    this.state = s;
+    this.stats.gauge('server.state', 'max').set(STATE_GAUGE[s]);
+  }
+
+  get adminPort(): number | undefined {
+    return this.#admin?.port;
+  }
+
+  async start(): Promise<void> {
+    this.#setState('INITIALIZING');
+    for (const w of this.config.warnings) log.warn(w);
+    // Port-0 listeners: reserve a port here (SO_REUSEPORT) so every worker binds the same one.
+    const reserved: net.Server[] = [];
+    const ports: Record<string, number> = {};
+    for (const l of this.config.listeners) {
+      if (l.address.port !== 0) continue;
+      const s = net.createServer();
+      await new Promise<void>((res, rej) => s.once('error', rej).listen({ host: l.address.host, port: 0, reusePort: true }, res));
+      ports[l.name] = (s.address() as net.AddressInfo).port;
+      reserved.push(s);
+    }
+    try {
+      this.listenerPorts = await this.workers.start(
+        this.options.concurrency,
+        {
+          bootstrap: this.config.bootstrap,
+          logLevel: this.options.logLevel,
+          componentLogLevels: this.options.componentLogLevels,
+          ports,
+        },
+        (code) => void this.#exit(code),
+      );
+    } finally {
+      for (const s of reserved) s.close();
+    }
+    this.stats.counter('listener_manager.workers_started').inc(this.options.concurrency);
+    this.stats.gauge('listener_manager.total_listeners_active', 'max').set(this.config.listeners.length);
+    this.stats.counter('listener_manager.listener_added').inc(this.config.listeners.length);
+    if (this.config.admin) {
+      this.#admin = await startAdminFor(this, this.config.admin.address);
+      if (this.options.adminAddressPath) {
+        const host = this.config.admin.address.host.includes(':') ? `[${this.config.admin.address.host}]` : this.config.admin.address.host;
+        writeFileSync(this.options.adminAddressPath, `${host}:${this.#admin.port}`);
+      }
+    }
+    this.#setState('LIVE');
+    this.stats.gauge('server.live', 'max').set(1);
+    log.info(`legate ${VERSION} serving ${this.config.listeners.length} listener(s) on ${this.options.concurrency} worker(s)` + (this.#admin ? `, admin on port ${this.#admin.port}` : ''));
+  }
+
+  /** Merged stats: the main thread's plus every worker's. */
+  async statsSnapshot(): Promise<StatsSnapshot> {
+    this.stats.gauge('server.uptime', 'max').set(Math.floor((Date.now() - this.startTime) / 1000));
+    const mem = process.memoryUsage();
+    this.stats.gauge('server.memory_allocated', 'max').set(mem.heapUsed);
+    this.stats.gauge('server.memory_heap_size', 'max').set(mem.heapTotal);
+    this.stats.gauge('server.memory_physical_size', 'max').set(mem.rss);
+    const replies = await this.workers.ask({ type: 'stats' });
+    const snaps = [this.stats.snapshot(), ...replies.flatMap((r) => (r.stats ? [r.stats] : []))];
+    return mergeSnapshots(snaps, this.stats.gaugeModes());
+  }
+
+  setLogLevel(level: Parameters<typeof setLogLevel>[0], component?: string): void {
+    setLogLevel(level, component);
+    void this.workers.ask(component ? { type: 'log_level', level, component } : { type: 'log_level', level });
+  }
+
+  /** /drain_listeners: stop accepting; graceful → drain connections over the drain time. */
+  async drainListeners(graceful: boolean): Promise<void> {
+    await this.workers.ask({ type: 'stop_accepting' });
+    this.stats.gauge('listener_manager.total_listeners_active', 'max').set(0);
+    this.stats.gauge('listener_manager.total_listeners_draining', 'max').set(this.config.listeners.length);
+    if (graceful) await this.workers.ask({ type: 'drain' });
+  }
+
+  /** SIGTERM: stop accepting, drain for --drain-time-s (or until no connection is left), exit 0. */
+  async shutdown(): Promise<void> {
+    if (this.state === 'DRAINING') return;
+    this.#setState('DRAINING');
+    log.info(`shutting down: draining listeners for up to ${this.options.drainTimeS}s`);
+    await this.workers.ask({ type: 'stop_accepting' });
+    const deadline = Date.now() + this.options.drainTimeS * 1000;
+    for (;;) {
+      const replies = await this.workers.ask({ type: 'drain' });
+      const open = replies.reduce((n, r) => n + (r.connections ?? 0), 0);
+      if (open === 0 || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+    }
+    await this.#exit(0);
+  }
+
+  async #exit(code: number): Promise<void> {
+    if (this.#exiting) return;
+    this.#exiting = true;
+    await this.workers.shutdown().catch(() => undefined);
+    await this.#admin?.close().catch(() => undefined);
+    log.info(`exiting (${code})`);
+    process.exit(code);
+  }
+
+  quit(): void {
+    void this.#exit(0);
+  }
+}

@@ -1,0 +1,247 @@
+// parseCluster: a decoded envoy.config.cluster.v3.Cluster → a frozen ClusterConfig (main thread).
+// Never throws: every problem is a ConfigError naming its field path; unsupported features fail clearly.
+
+import { isIP } from 'node:net';
+import type { Cluster__Output } from '../../generated/envoy/config/cluster/v3/Cluster.ts';
+import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.ts';
+import type { HttpProtocolOptions__Output as UpstreamHttpProtocolOptions } from '../../generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.ts';
+import type { ConfigError, Result } from '../../config/result.ts';
+import { deepFreeze, joinPath } from '../../config/result.ts';
+import { durationMs, int64, wrapped } from '../../config/values.ts';
+import { unpackAny } from '../../config/decode.ts';
+import { Limits } from '../limits.ts';
+export type { ClusterConfig } from './types.ts';
+import type { ClusterConfig, DnsLookupFamily, EndpointConfig, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, UpstreamProtocol } from './types.ts';
+
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const MAX_RING_SIZE = 8 * 1024 * 1024; // 8M entries, Envoy's upper bound
+const DEFAULT_MAGLEV_TABLE_SIZE = 65537; // prime
+const MAX_MAGLEV_TABLE_SIZE = 5000011;
+const DEFAULT_MAX_CONNECTIONS = 1024; // circuit_breakers default
+const LB_POLICIES: readonly string[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
+const DNS_FAMILIES: readonly string[] = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'];
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let i = 2; i * i <= n; i++) if (n % i === 0) return false;
+  return true;
+}
+
+function healthOf(status: string): HostHealth {
+  switch (status) {
+    case 'UNHEALTHY':
+    case 'DRAINING':
+    case 'TIMEOUT':
+      return 'unhealthy';
+    case 'DEGRADED':
+      return 'degraded';
+    default:
+      return 'healthy';
+  }
+}
+
+function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: string, errors: ConfigError[]): LocalityEndpointsConfig[] {
+  const out: LocalityEndpointsConfig[] = [];
+  la.endpoints.forEach((lle, li) => {
+    const lpath = joinPath(path, `endpoints[${li}]`);
+    if (lle.lb_config === 'leds_cluster_locality_config') errors.push({ path: joinPath(lpath, 'leds_cluster_locality_config'), reason: 'LEDS is not supported yet' });
+    const lbEndpoints = lle.lb_config === 'load_balancer_endpoints' && lle.load_balancer_endpoints ? lle.load_balancer_endpoints.lb_endpoints : lle.lb_endpoints;
+    const lw = wrapped(lle.load_balancing_weight);
+    if (lw !== undefined && lw < 1) errors.push({ path: joinPath(lpath, 'load_balancing_weight'), reason: 'value must be greater than or equal to 1' });
+    const endpoints: EndpointConfig[] = [];
+    lbEndpoints.forEach((lbe, ei) => {
+      const epath = joinPath(lpath, `lb_endpoints[${ei}]`);
+      const w = wrapped(lbe.load_balancing_weight, 1);
+      if (w < 1) errors.push({ path: joinPath(epath, 'load_balancing_weight'), reason: 'value must be greater than or equal to 1' });
+      if (lbe.host_identifier === 'endpoint_name') {
+        errors.push({ path: joinPath(epath, 'endpoint_name'), reason: 'named endpoints are not supported yet' });
+        return;
+      }
+      const ep = lbe.endpoint;
+      const addr = ep?.address;
+      const apath = joinPath(epath, 'endpoint.address');
+      if (!ep || !addr) {
+        errors.push({ path: apath, reason: 'an endpoint address is required' });
+        return;
+      }
+      const hostname = ep.hostname || undefined;
+      const health = healthOf(String(lbe.health_status));
+      if (addr.address === 'pipe' && addr.pipe) {
+        if (type !== 'STATIC') errors.push({ path: joinPath(apath, 'pipe'), reason: `pipe addresses are only valid in STATIC clusters, not ${type}` });
+        endpoints.push({ address: addr.pipe.path, port: 0, hostname, weight: w, health, pipe: true });
+        return;
+      }
+      const sa = addr.address === 'socket_address' ? addr.socket_address : null;
+      if (!sa) {
+        errors.push({ path: apath, reason: 'only socket_address and pipe endpoint addresses are supported' });
+        return;
+      }
+      const spath = joinPath(apath, 'socket_address');
+      if (sa.port_specifier === 'named_port') errors.push({ path: joinPath(spath, 'named_port'), reason: 'named ports are not supported' });
+      if (sa.protocol !== 'TCP') errors.push({ path: joinPath(spath, 'protocol'), reason: `${sa.protocol} endpoints are not supported` });
+      if (sa.resolver_name) errors.push({ path: joinPath(spath, 'resolver_name'), reason: 'custom resolvers are not supported' });
+      const port = sa.port_value ?? 0;
+      if (port < 0 || port > 65535) errors.push({ path: joinPath(spath, 'port_value'), reason: 'value must be less than or equal to 65535' });
+      if (!sa.address) errors.push({ path: joinPath(spath, 'address'), reason: 'value length must be at least 1 characters' });
+      else if (type === 'STATIC' && isIP(sa.address) === 0) errors.push({ path: joinPath(spath, 'address'), reason: `malformed IP address: ${sa.address}` });
+      const dns = type !== 'STATIC';
+      endpoints.push({ address: sa.address, port, hostname: hostname ?? (dns ? sa.address : undefined), weight: w, health, pipe: false });
+    });
+    const loc = lle.locality;
+    out.push({
+      locality: loc ? { region: loc.region, zone: loc.zone, subZone: loc.sub_zone } : undefined,
+      weight: lw,
+      priority: lle.priority,
+      endpoints,
+    });
+  });
+  if (type === 'LOGICAL_DNS') {
+    const n = out.reduce((s, l) => s + l.endpoints.length, 0);
+    if (out.length !== 1 || n !== 1) errors.push({ path, reason: 'LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint' });
+  }
+  // Envoy requires priorities to be contiguous from 0 (a gap would leave an empty level).
+  const prios = [...new Set(out.map((l) => l.priority))].sort((a, b) => a - b);
+  prios.forEach((p, i) => {
+    if (p !== i) errors.push({ path: joinPath(path, 'endpoints'), reason: `unexpected non-zero priority or gap in priorities: ${p}` });
+  });
+  return out;
+}
+
+function parseLb(c: Cluster__Output, path: string, errors: ConfigError[]): LbConfig {
+  const policy = String(c.lb_policy);
+  if (!LB_POLICIES.includes(policy)) errors.push({ path: joinPath(path, 'lb_policy'), reason: `lb_policy ${policy} is not supported` });
+  const lr = c.least_request_lb_config ?? null;
+  const choiceCount = wrapped(lr?.choice_count, 2);
+  if (choiceCount < 2) errors.push({ path: joinPath(path, 'least_request_lb_config.choice_count'), reason: 'value must be greater than or equal to 2' });
+  const rh = c.ring_hash_lb_config ?? null;
+  const minRingSize = int64(wrapped(rh?.minimum_ring_size), 1024);
+  const maxRingSize = int64(wrapped(rh?.maximum_ring_size), MAX_RING_SIZE);
+  if (rh) {
+    if (minRingSize > MAX_RING_SIZE) errors.push({ path: joinPath(path, 'ring_hash_lb_config.minimum_ring_size'), reason: `value must be less than or equal to ${MAX_RING_SIZE}` });
+    if (maxRingSize > MAX_RING_SIZE) errors.push({ path: joinPath(path, 'ring_hash_lb_config.maximum_ring_size'), reason: `value must be less than or equal to ${MAX_RING_SIZE}` });
+    if (minRingSize > maxRingSize) errors.push({ path: joinPath(path, 'ring_hash_lb_config'), reason: `ring hash: minimum_ring_size (${minRingSize}) > maximum_ring_size (${maxRingSize})` });
+    if (String(rh.hash_function) !== 'XX_HASH') errors.push({ path: joinPath(path, 'ring_hash_lb_config.hash_function'), reason: `hash function ${rh.hash_function} is not supported (only XX_HASH)` });
+  }
+  const mg = c.maglev_lb_config ?? null;
+  const maglevTableSize = int64(wrapped(mg?.table_size), DEFAULT_MAGLEV_TABLE_SIZE);
+  if (maglevTableSize > MAX_MAGLEV_TABLE_SIZE) errors.push({ path: joinPath(path, 'maglev_lb_config.table_size'), reason: `value must be less than or equal to ${MAX_MAGLEV_TABLE_SIZE}` });
+  else if (!isPrime(maglevTableSize)) errors.push({ path: joinPath(path, 'maglev_lb_config.table_size'), reason: 'The table size of maglev must be prime number' });
+  const common = c.common_lb_config;
+  const panic = common?.healthy_panic_threshold ? common.healthy_panic_threshold.value : 50;
+  if (panic < 0 || panic > 100) errors.push({ path: joinPath(path, 'common_lb_config.healthy_panic_threshold.value'), reason: 'value must be inside range [0, 100]' });
+  if (common?.locality_config_specifier === 'zone_aware_lb_config' && common.zone_aware_lb_config) {
+    // Zone-aware routing needs the local cluster; without it Envoy falls back to plain balancing too.
+  }
+  const op = wrapped(c.load_assignment?.policy?.overprovisioning_factor, 140);
+  if (op < 1) errors.push({ path: joinPath(path, 'load_assignment.policy.overprovisioning_factor'), reason: 'value must be greater than 0' });
+  return {
+    policy: policy as LbPolicy,
+    choiceCount,
+    activeRequestBias: lr?.active_request_bias ? lr.active_request_bias.default_value : 1.0,
+    minRingSize,
+    maxRingSize,
+    maglevTableSize,
+    panicThresholdPercent: panic,
+    overprovisioningFactor: op,
+    useHostnameForHashing: common?.consistent_hashing_lb_config?.use_hostname_for_hashing ?? false,
+    localityWeighted: common?.locality_config_specifier === 'locality_weighted_lb_config',
+  };
+}
+
+interface ProtocolChoice {
+  protocol: UpstreamProtocol | 'downstream';
+  idleTimeoutMs: number;
+  maxRequestsPerConnection: number;
+}
+
+function parseProtocol(c: Cluster__Output, path: string, errors: ConfigError[], warnings: string[]): ProtocolChoice {
+  let protocol: UpstreamProtocol | 'downstream' = c.http2_protocol_options ? 'http2' : 'http1';
+  if (String(c.protocol_selection) === 'USE_DOWNSTREAM_PROTOCOL') protocol = 'downstream';
+  let common = c.common_http_protocol_options;
+  let maxRequests = wrapped(c.max_requests_per_connection, 0);
+  for (const [key, any] of Object.entries(c.typed_extension_protocol_options)) {
+    const kpath = joinPath(path, `typed_extension_protocol_options["${key}"]`);
+    if (key !== HTTP_PROTOCOL_OPTIONS && !any.type_url.endsWith(`/${HTTP_PROTOCOL_OPTIONS}`)) {
+      warnings.push(`${kpath}: protocol options ${key} are not supported; ignored`);
+      continue;
+    }
+    const r = unpackAny<UpstreamHttpProtocolOptions>(any, kpath);
+    if (!r.ok) {
+      errors.push(...r.errors);
+      continue;
+    }
+    if (r.value.typeName !== HTTP_PROTOCOL_OPTIONS) {
+      errors.push({ path: kpath, reason: `expected ${HTTP_PROTOCOL_OPTIONS}, got ${r.value.typeName}` });
+      continue;
+    }
+    const o = r.value.message;
+    if (o.upstream_protocol_options === 'explicit_http_config' && o.explicit_http_config) {
+      const which = o.explicit_http_config.protocol_config;
+      if (which === 'http3_protocol_options') errors.push({ path: joinPath(kpath, 'explicit_http_config.http3_protocol_options'), reason: 'HTTP/3 upstreams are not supported' });
+      protocol = which === 'http2_protocol_options' ? 'http2' : 'http1';
+    } else if (o.upstream_protocol_options === 'use_downstream_protocol_config') {
+      protocol = 'downstream';
+    } else if (o.upstream_protocol_options === 'auto_config') {
+      // ALPN needs TLS upstreams; over plaintext Envoy's auto config speaks HTTP/1.1 too.
+      warnings.push(`${joinPath(kpath, 'auto_config')}: ALPN is not available to plaintext upstreams; using HTTP/1.1`);
+      protocol = 'http1';
+    } else {
+      errors.push({ path: kpath, reason: 'one of explicit_http_config, use_downstream_protocol_config or auto_config is required' });
+    }
+    if (o.http_filters.length > 0) errors.push({ path: joinPath(kpath, 'http_filters'), reason: 'upstream HTTP filters are not supported yet' });
+    if (o.common_http_protocol_options) common = o.common_http_protocol_options;
+  }
+  if (common?.max_requests_per_connection) maxRequests = common.max_requests_per_connection.value;
+  return { protocol, idleTimeoutMs: durationMs(common?.idle_timeout, Limits.connectionIdleTimeoutMs), maxRequestsPerConnection: maxRequests };
+}
+
+/** Validates one Cluster; `path` names it in errors (`static_resources.clusters[0]`). */
+export function parseCluster(c: Cluster__Output, path: string): Result<ClusterConfig> {
+  const errors: ConfigError[] = [];
+  const warnings: string[] = [];
+  if (!c.name) errors.push({ path: joinPath(path, 'name'), reason: 'value length must be at least 1 characters' });
+  let type = 'STATIC';
+  if (c.cluster_discovery_type === 'cluster_type') {
+    errors.push({ path: joinPath(path, 'cluster_type'), reason: `custom cluster type ${c.cluster_type?.name ?? ''} is not supported` });
+  } else if (c.type !== undefined) {
+    type = String(c.type);
+  }
+  if (type === 'EDS' || type === 'ORIGINAL_DST') errors.push({ path: joinPath(path, 'type'), reason: `cluster type ${type} is not supported yet` });
+  const connectTimeoutMs = durationMs(c.connect_timeout, Limits.connectTimeoutMs);
+  if (c.connect_timeout && connectTimeoutMs <= 0) errors.push({ path: joinPath(path, 'connect_timeout'), reason: 'value must be greater than 0s' });
+  const dnsRefreshRateMs = durationMs(c.dns_refresh_rate, Limits.dnsRefreshRateMs);
+  if (c.dns_refresh_rate && dnsRefreshRateMs < 1) errors.push({ path: joinPath(path, 'dns_refresh_rate'), reason: 'value must be greater than 1ms' });
+  const family = String(c.dns_lookup_family);
+  if (!DNS_FAMILIES.includes(family)) errors.push({ path: joinPath(path, 'dns_lookup_family'), reason: `unknown dns_lookup_family ${family}` });
+  if (c.transport_socket || c.transport_socket_matches.length > 0) {
+    const raw = c.transport_socket?.name === 'envoy.transport_sockets.raw_buffer' && c.transport_socket_matches.length === 0;
+    if (!raw) errors.push({ path: joinPath(path, c.transport_socket ? 'transport_socket' : 'transport_socket_matches'), reason: 'upstream TLS transport sockets are not supported yet' });
+  }
+  const localities = c.load_assignment ? parseEndpoints(type, c.load_assignment, joinPath(path, 'load_assignment'), errors) : [];
+  if (type === 'LOGICAL_DNS' && !c.load_assignment) errors.push({ path: joinPath(path, 'load_assignment'), reason: 'LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint' });
+  const lb = parseLb(c, path, errors);
+  const proto = parseProtocol(c, path, errors, warnings);
+  let maxConnections = DEFAULT_MAX_CONNECTIONS;
+  for (const t of c.circuit_breakers?.thresholds ?? []) {
+    if (String(t.priority) === 'DEFAULT' && t.max_connections) maxConnections = Math.max(1, t.max_connections.value);
+  }
+  if (errors.length > 0) return { ok: false, errors };
+  const statName = c.alt_stat_name || c.name;
+  const config: ClusterConfig = {
+    name: c.name,
+    type,
+    lbPolicy: lb.policy,
+    connectTimeoutMs,
+    perConnectionBufferLimitBytes: wrapped(c.per_connection_buffer_limit_bytes, Limits.perConnectionBufferLimitBytes),
+    protocol: proto.protocol,
+    idleTimeoutMs: proto.idleTimeoutMs,
+    statPrefix: `cluster.${statName}.`,
+    localities,
+    lb,
+    dnsLookupFamily: family as DnsLookupFamily,
+    dnsRefreshRateMs,
+    maxConnections,
+    maxRequestsPerConnection: proto.maxRequestsPerConnection,
+  };
+  return warnings.length > 0 ? { ok: true, value: deepFreeze(config), warnings } : { ok: true, value: deepFreeze(config) };
+}

@@ -1,0 +1,46 @@
+// Messages between the main thread and workers. Workers get the validated bootstrap (decoded,
+// structured-cloned) and build their own runtime from it; the main thread asks, workers answer.
+
+import type { Bootstrap__Output } from '../../generated/envoy/config/bootstrap/v3/Bootstrap.ts';
+import type { StatsSnapshot } from '../stats.ts';
+import type { LogLevel } from '../log.ts';
+
+export interface WorkerInit {
+  readonly workerId: number;
+  readonly bootstrap: Bootstrap__Output;
+  readonly logLevel: LogLevel;
+  readonly componentLogLevels: ReadonlyArray<readonly [string, LogLevel]>;
+  /** Port to bind for each listener by name (port-0 listeners get the port the main thread reserved). */
+  readonly ports: Readonly<Record<string, number>>;
+}
+
+export interface HostStatus {
+  readonly address: string;
+  readonly port: number;
+  readonly hostname: string | undefined;
+  readonly weight: number;
+  readonly priority: number;
+  readonly health: string;
+  readonly region: string;
+  readonly zone: string;
+  readonly subZone: string;
+}
+
+export interface ClusterStatus {
+  readonly name: string;
+  readonly type: string;
+  readonly hosts: readonly HostStatus[];
+}
+
+export type MainToWorker =
+  | { readonly type: 'stats'; readonly id: number }
+  | { readonly type: 'clusters'; readonly id: number }
+  | { readonly type: 'stop_accepting'; readonly id: number }
+  | { readonly type: 'drain'; readonly id: number }
+  | { readonly type: 'shutdown'; readonly id: number }
+  | { readonly type: 'log_level'; readonly id: number; readonly level: LogLevel; readonly component?: string };
+
+export type WorkerToMain =
+  | { readonly type: 'ready'; readonly listeners: Record<string, number> }
+  | { readonly type: 'init_failed'; readonly error: string }
+  | { readonly type: 'reply'; readonly id: number; readonly stats?: StatsSnapshot; readonly clusters?: ClusterStatus[]; readonly connections?: number };

@@ -1,0 +1,97 @@
+// The main thread's handle on its workers: starts them, asks every worker a question and
+// gathers the answers. A worker that dies is logged and the process exits (Envoy aborts too).
+
+import { Worker } from 'node:worker_threads';
+import type { MainToWorker, WorkerInit, WorkerToMain } from './messages.ts';
+import { logger } from '../log.ts';
+
+const log = logger('main');
+type Reply = Extract<WorkerToMain, { type: 'reply' }>;
+type Ask = MainToWorker extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
+
+export class WorkerPool {
+  readonly #workers: Worker[] = [];
+  readonly #pending = new Map<number, (r: Reply) => void>();
+  #nextId = 1;
+  #stopping = false;
+
+  /** Starts `n` workers; resolves with each listener's bound port once all are serving. */
+  async start(n: number, init: Omit<WorkerInit, 'workerId'>, onExit: (code: number) => void): Promise<Record<string, number>> {
+    const url = new URL('./worker-main.ts', import.meta.url);
+    const ready: Array<Promise<Record<string, number>>> = [];
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(url, { workerData: { ...init, workerId: i } satisfies WorkerInit, name: `worker_${i}` });
+      this.#workers.push(w);
+      ready.push(
+        new Promise((resolve, reject) => {
+          w.on('message', (m: WorkerToMain) => {
+            if (m.type === 'ready') resolve(m.listeners);
+            else if (m.type === 'init_failed') reject(new Error(m.error));
+            else if (m.type === 'reply') {
+              const p = this.#pending.get(m.id);
+              this.#pending.delete(m.id);
+              p?.(m);
+            }
+          });
+          w.on('error', (e) => {
+            log.error(`worker ${i} error: ${e.stack ?? e.message}`);
+            reject(e);
+          });
+          w.on('exit', (code) => {
+            if (!this.#stopping) {
+              log.error(`worker ${i} exited unexpectedly (code ${code})`);
+              onExit(code || 1);
+            }
+          });
+        }),
+      );
+    }
+    const results = await Promise.all(ready);
+    return results[0] ?? {};
+  }
+
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  /** Sends a message to every worker and resolves with all replies (timeout per ask: 10 s). */
+  ask(msg: Ask): Promise<Reply[]> {
+    return Promise.all(
+      this.#workers.map(
+        (w) =>
+          new Promise<Reply>((resolve) => {
+            const id = this.#nextId++;
+            const t = setTimeout(() => {
+              this.#pending.delete(id);
+              resolve({ type: 'reply', id });
+            }, 10_000);
+            this.#pending.set(id, (r) => {
+              clearTimeout(t);
+              resolve(r);
+            });
+            w.postMessage({ ...msg, id } as MainToWorker);
+          }),
+      ),
+    );
+  }
+
+  async askFirst(msg: Ask): Promise<Reply | undefined> {
+    const w = this.#workers[0];
+    if (!w) return undefined;
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(undefined), 10_000);
+      this.#pending.set(id, (r) => {
+        clearTimeout(t);
+        resolve(r);
+      });
+      w.postMessage({ ...msg, id } as MainToWorker);
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    this.#stopping = true;
+    await this.ask({ type: 'shutdown' });
+    await Promise.all(this.#workers.map((w) => w.terminate()));
+  }
+}
