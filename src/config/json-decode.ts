@@ -181,21 +181,23 @@ function normalizeList(json: unknown, path: string, ctx: JsonDecodeContext, dept
   return ok ? { values } : undefined;
 }
 
+// google.protobuf.Value's fields come from protobufjs's bundled struct.proto, which (as in
+// @grpc/proto-loader) names them in camelCase: numberValue, structValue…
 function normalizeValue(json: unknown, path: string, ctx: JsonDecodeContext, depth: number): Obj | undefined {
   if (depth > MAX_DEPTH) return err(ctx, path, 'value nesting too deep');
-  if (json === null) return { null_value: 'NULL_VALUE' };
+  if (json === null) return { nullValue: 'NULL_VALUE' };
   switch (typeof json) {
-    case 'number': return { number_value: json };
-    case 'bigint': return { number_value: Number(json) };
-    case 'string': return { string_value: json };
-    case 'boolean': return { bool_value: json };
+    case 'number': return { numberValue: json };
+    case 'bigint': return { numberValue: Number(json) };
+    case 'string': return { stringValue: json };
+    case 'boolean': return { boolValue: json };
     case 'object': {
       if (Array.isArray(json)) {
         const list = normalizeList(json, path, ctx, depth);
-        return list && { list_value: list };
+        return list && { listValue: list };
       }
       const struct = normalizeStruct(json, path, ctx, depth);
-      return struct && { struct_value: struct };
+      return struct && { structValue: struct };
     }
     default: return err(ctx, path, `expected a JSON value, got ${jsonTypeOf(json)}`);
   }

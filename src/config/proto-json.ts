@@ -103,18 +103,22 @@ export function structToJson(s: unknown): Obj {
   return out;
 }
 
-/** A Value in proto-loader form → plain JSON. */
+/** A Value in proto-loader form (camelCase member names, see json-decode.ts) → plain JSON. */
 export function valueToJson(v: unknown): unknown {
   if (!isPlainObject(v)) return null;
-  switch (v['kind']) {
-    case 'number_value': return v['number_value'];
-    case 'string_value': return v['string_value'];
-    case 'bool_value': return v['bool_value'];
-    case 'struct_value': return structToJson(v['struct_value']);
-    case 'list_value': {
-      const l = v['list_value'];
+  switch (String(v['kind']).replace('_v', 'V')) {
+    case 'numberValue': return member(v, 'numberValue');
+    case 'stringValue': return member(v, 'stringValue');
+    case 'boolValue': return member(v, 'boolValue');
+    case 'structValue': return structToJson(member(v, 'structValue'));
+    case 'listValue': {
+      const l = member(v, 'listValue');
       return isPlainObject(l) && Array.isArray(l['values']) ? l['values'].map(valueToJson) : [];
     }
     default: return null;
   }
+}
+
+function member(v: Obj, camel: string): unknown {
+  return v[camel] ?? v[camel.replace(/V/, '_v')];
 }

@@ -17,8 +17,12 @@ const INCLUDE_DIRS = [
   PROTOBUFJS, // google/protobuf/descriptor.proto
 ];
 
-/** Loaded in addition to every v3 proto under envoy/: the TypedStruct carriers. */
-const EXTRA_FILES = ['udpa/type/v1/typed_struct.proto', 'xds/type/v3/typed_struct.proto'];
+/** Loaded in addition to every v3 proto under envoy/: the TypedStruct carriers and all well-known types. */
+const EXTRA_FILES = [
+  'udpa/type/v1/typed_struct.proto',
+  'xds/type/v3/typed_struct.proto',
+  ...['any', 'duration', 'timestamp', 'empty', 'struct', 'wrappers', 'field_mask'].map((n) => `google/protobuf/${n}.proto`),
+];
 
 const TYPE_URL_PREFIX = 'type.googleapis.com/';
 

@@ -3,10 +3,10 @@
 
 import type { ExtensionRegistry } from './registry.ts';
 import { register as registerHcm } from './network/http_connection_manager/index.ts';
-import { register as registerTcpProxy } from './network/tcp_proxy/index.ts';
+import { registerTcpProxy } from './network/tcp_proxy/index.ts';
 import { register as registerRouter } from './http/router/index.ts';
-import { register as registerTlsInspector } from './listener/tls_inspector/index.ts';
-import { register as registerHttpInspector } from './listener/http_inspector/index.ts';
+import { registerTlsInspector } from './listener/tls_inspector/index.ts';
+import { registerHttpInspector } from './listener/http_inspector/index.ts';
 
 let done = false;
 

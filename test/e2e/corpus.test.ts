@@ -113,7 +113,7 @@ test('corpus grpc-bridge server proxy serves a real gRPC call to a STRICT_DNS HT
     const lst = (await (await fetch(`${l.admin}/listeners?format=json`)).json()) as { listener_statuses: Array<{ name: string; local_address: { socket_address: { port_value: number } } }> };
     const port = lst.listener_statuses[0]!.local_address.socket_address.port_value;
     const client = new pkg.legate.test.Greeter(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    const reply = await new Promise<{ message: string }>((res, rej) => client.SayHello({ name: 'corpus' }, (e: Error | null, r: { message: string }) => (e ? rej(e) : res(r))));
+    const reply = await new Promise<{ message: string }>((res, rej) => client.SayHello!({ name: 'corpus' }, (e: Error | null, r: { message: string }) => (e ? rej(e) : res(r))));
     assert.equal(reply.message, 'hello corpus');
     client.close();
     const s = await l.stats();

@@ -3,6 +3,7 @@
 // A name clash between metric types keeps the first family and skips the other (Envoy would emit both).
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MetricType } from 'prom-client';
 import { HISTOGRAM_BUCKETS, type HistogramSnapshot } from '../stats.ts';
 import type { SelectedStats } from './stats-format.ts';
 import { cachedTags, sanitizeName } from './tags.ts';
@@ -64,7 +65,9 @@ class SnapshotHistogram extends Histogram {
       values.push({ labels, value: h.sum, metricName: `${this.#name}_sum` });
       values.push({ labels, value: h.count, metricName: `${this.#name}_count` });
     }
-    return { name: this.#name, help: this.#name, type: 'histogram' as never, values, aggregator: 'sum' };
+    // prom-client's typings declare MetricType as a numeric enum; at runtime the registry prints this string.
+    const type = 'histogram' as unknown as MetricType;
+    return { name: this.#name, help: this.#name, type, values, aggregator: 'sum', collect: () => {} };
   }
 
   /** prom-client's registry prefers this over get(); both give the snapshot's series. */

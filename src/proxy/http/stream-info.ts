@@ -18,9 +18,13 @@ export interface StreamInfo {
   readonly startMono: number;
   /** 'HTTP/1.1' | 'HTTP/2' | 'HTTP/1.0', undefined for TCP. */
   protocol: string | undefined;
+  /**
+   * The client's address as Envoy sees it: the socket peer, or with use_remote_address=false /
+   * xff_num_trusted_hops the address taken from x-forwarded-for (`%DOWNSTREAM_REMOTE_ADDRESS%`).
+   */
   downstreamRemote: AddressInfo;
   downstreamLocal: AddressInfo;
-  /** Remote address after x-forwarded-for processing (use_remote_address/xff_num_trusted_hops). */
+  /** The socket peer itself, whatever x-forwarded-for says (`%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`). */
   downstreamDirectRemote: AddressInfo;
   requestHeaders: HeaderMap | undefined;
   responseHeaders: HeaderMap | undefined;

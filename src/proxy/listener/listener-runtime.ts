@@ -26,22 +26,12 @@ export class ActiveListener {
   readonly #sockets = new Set<Socket>();
   readonly #listenerFilters: ListenerFilter[] = [];
   readonly #chains = new Map<object, ChainRuntime>();
-  readonly #cxTotal: Counter;
-  readonly #cxActive: Gauge;
-  readonly #serverCx: Gauge;
-  readonly #noChain: Counter;
-  readonly #lfTimeout: Counter;
+  #stats: ListenerStats | undefined;
   #port = 0;
 
   constructor(config: ListenerConfig, rt: RuntimeContext) {
     this.config = config;
     this.#rt = rt;
-    const p = `listener.${config.statPrefix}.`;
-    this.#cxTotal = rt.stats.counter(`${p}downstream_cx_total`);
-    this.#cxActive = rt.stats.gauge(`${p}downstream_cx_active`);
-    this.#noChain = rt.stats.counter(`${p}no_filter_chain_match`);
-    this.#lfTimeout = rt.stats.counter(`${p}downstream_pre_cx_timeout`);
-    this.#serverCx = rt.stats.gauge('server.total_connections');
     for (const lf of config.listenerFilters) {
       if ('skipped' in lf) continue;
       this.#listenerFilters.push(lf.spec.factory(lf.config, rt) as ListenerFilter);
@@ -73,20 +63,28 @@ export class ActiveListener {
         this.#server.off('error', reject);
         const a = this.#server.address();
         this.#port = typeof a === 'object' && a ? a.port : port;
+        // Envoy names listener stats after the bound address (`listener.127.0.0.1_10000.`).
+        const prefix = this.config.raw.stat_prefix || `${this.config.address.host}_${this.#port}`;
+        this.#stats = listenerStats(this.#rt, prefix);
         resolve(this.#port);
       });
     });
   }
 
   #onConnection(socket: Socket): void {
+    const st = this.#stats!;
     this.#sockets.add(socket);
-    this.#cxTotal.inc();
-    this.#cxActive.inc();
-    this.#serverCx.inc();
+    st.cxTotal.inc();
+    st.cxActive.inc();
+    st.workerCxTotal.inc();
+    st.workerCxActive.inc();
+    st.serverCx.inc();
     socket.once('close', () => {
       this.#sockets.delete(socket);
-      this.#cxActive.dec();
-      this.#serverCx.dec();
+      st.cxActive.dec();
+      st.workerCxActive.dec();
+      st.serverCx.dec();
+      st.cxDestroy.inc();
     });
     socket.on('error', (e) => log.debug(`downstream ${socket.remoteAddress}: ${e.message}`));
     void this.#dispatch(socket);
@@ -114,7 +112,7 @@ export class ActiveListener {
       return undefined;
     });
     if (!input) {
-      this.#lfTimeout.inc();
+      this.#stats!.preCxTimeout.inc();
       socket.destroy();
       return;
     }
@@ -122,7 +120,7 @@ export class ActiveListener {
     const chainRaw = this.config.matcher.match(input);
     const chain = chainRaw ? this.#chains.get(chainRaw) : undefined;
     if (!chain || !chain.terminal.factory.takeOver) {
-      this.#noChain.inc();
+      this.#stats!.noChain.inc();
       log.debug(`closing connection from ${remote.address}:${remote.port}: no matching filter chain found`);
       socket.destroy();
       return;
@@ -151,6 +149,32 @@ export class ActiveListener {
     await Promise.all([...this.#chains.values()].map((c) => c.terminal.factory.close?.()));
     if (this.#server.listening) await this.stopAccepting();
   }
+}
+
+interface ListenerStats {
+  readonly cxTotal: Counter;
+  readonly cxActive: Gauge;
+  readonly cxDestroy: Counter;
+  readonly workerCxTotal: Counter;
+  readonly workerCxActive: Gauge;
+  readonly serverCx: Gauge;
+  readonly noChain: Counter;
+  readonly preCxTimeout: Counter;
+}
+
+function listenerStats(rt: RuntimeContext, prefix: string): ListenerStats {
+  const p = `listener.${prefix}.`;
+  const w = `${p}worker_${rt.workerId}.`;
+  return {
+    cxTotal: rt.stats.counter(`${p}downstream_cx_total`),
+    cxActive: rt.stats.gauge(`${p}downstream_cx_active`),
+    cxDestroy: rt.stats.counter(`${p}downstream_cx_destroy`),
+    workerCxTotal: rt.stats.counter(`${w}downstream_cx_total`),
+    workerCxActive: rt.stats.gauge(`${w}downstream_cx_active`),
+    serverCx: rt.stats.gauge('server.total_connections'),
+    noChain: rt.stats.counter(`${p}no_filter_chain_match`),
+    preCxTimeout: rt.stats.counter(`${p}downstream_pre_cx_timeout`),
+  };
 }
 
 function stripV4Mapped(a: string): string {

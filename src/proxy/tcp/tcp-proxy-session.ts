@@ -210,7 +210,7 @@ export class TcpProxySession {
       this.#opts.stats.idleTimeout.inc();
       this.#opts.streamInfo.terminationDetails = 'idle_timeout';
       this.close();
-    }, ms);
+    }, delayMs);
   }
 
   #maybeFinish(): void {

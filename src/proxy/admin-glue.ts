@@ -1,0 +1,105 @@
+// Implements the admin API's view (AdminSource) of the running Server: merged stats, cluster and
+// listener status gathered from the workers, config dumps in proto3 JSON, lifecycle actions.
+
+import type { Server } from './server.ts';
+import { VERSION } from './version.ts';
+import type { AdminSource, ClusterStatus, ConfigDumpOptions, ListenerStatus, ServerInfo } from './admin/source.ts';
+import { startAdmin, type AdminServer } from './admin/server.ts';
+import type { SocketAddr } from './listener/listener-config.ts';
+import { toProto3Json } from '../config/decode.ts';
+import type { ClusterStatus as WorkerClusterStatus } from './worker/messages.ts';
+
+const TYPE = 'type.googleapis.com/envoy.admin.v3.';
+
+export async function startAdminFor(server: Server, address: SocketAddr): Promise<AdminServer> {
+  let clusters: readonly WorkerClusterStatus[] = [];
+  const refresh = async (): Promise<void> => {
+    const r = await server.workers.askFirst({ type: 'clusters' });
+    if (r?.clusters) clusters = r.clusters;
+  };
+  await refresh();
+  // /clusters is synchronous in the admin module: keep a recent copy of worker 0's view.
+  setInterval(() => void refresh(), 1000).unref();
+
+  const source: AdminSource = {
+    stats: () => server.statsSnapshot(),
+    serverInfo: (): ServerInfo => {
+      const uptime = Math.floor((Date.now() - server.startTime) / 1000);
+      const o = server.options;
+      return {
+        version: `legate/${VERSION}/Clean/RELEASE/Node.js-${process.version}`,
+        state: server.state,
+        hotRestartVersion: 'disabled',
+        uptimeCurrentEpochS: uptime,
+        uptimeAllEpochsS: uptime,
+        commandLineOptions: {
+          base_id: String(o.baseId),
+          concurrency: o.concurrency,
+          config_path: o.configPath ?? '',
+          config_yaml: o.configYaml ?? '',
+          allow_unknown_static_fields: o.allowUnknownStaticFields,
+          log_level: o.logLevel,
+          component_log_level: o.componentLogLevels.map(([c, l]) => `${c}:${l}`).join(','),
+          local_address_ip_version: o.localAddressIpVersion === 'v4' ? 'v4' : 'v6',
+          mode: o.mode === 'serve' ? 'Serve' : o.mode === 'validate' ? 'Validate' : 'InitOnly',
+          service_cluster: o.serviceCluster ?? '',
+          service_node: o.serviceNode ?? '',
+          service_zone: o.serviceZone ?? '',
+          drain_time: `${o.drainTimeS}s`,
+          drain_strategy: o.drainStrategy === 'gradual' ? 'Gradual' : 'Immediate',
+          parent_shutdown_time: `${o.parentShutdownTimeS}s`,
+          file_flush_interval: `${o.fileFlushIntervalMsec / 1000}s`,
+          disable_hot_restart: true,
+        },
+        node: (server.config.bootstrap.node ? toProto3Json('envoy.config.core.v3.Node', server.config.bootstrap.node) : {}) as Record<string, unknown>,
+      };
+    },
+    clusters: (): ClusterStatus[] =>
+      clusters.map((c) => ({
+        name: c.name,
+        addedViaApi: false,
+        hosts: c.hosts.map((h) => ({
+          address: h.address,
+          port: h.port,
+          ...(h.hostname ? { hostname: h.hostname } : {}),
+          weight: h.weight,
+          priority: h.priority,
+          locality: { region: h.region, zone: h.zone, subZone: h.subZone },
+          health: h.health as 'healthy' | 'unhealthy' | 'degraded',
+        })),
+      })),
+    listeners: (): ListenerStatus[] =>
+      server.config.listeners.map((l) => ({ name: l.name, address: l.address.host, port: server.listenerPorts[l.name] ?? l.address.port })),
+    configDump: (opts: ConfigDumpOptions) => configDump(server, opts),
+    runtime: () =>
+      (server.config.bootstrap.layered_runtime?.layers ?? []).map((layer) => ({
+        name: layer.name,
+        values: {},
+      })),
+    healthcheck: (fail) => void (server.healthcheckFailed = fail),
+    isHealthcheckFailed: () => server.healthcheckFailed,
+    drainListeners: (opts) => void server.drainListeners(opts.graceful),
+    quit: () => server.quit(),
+  };
+  return startAdmin({ address: address.host, port: address.port, source, ...(server.config.bootstrap.admin?.access_log_path ? { accessLogPath: server.config.bootstrap.admin.access_log_path } : {}) });
+}
+
+function configDump(server: Server, opts: ConfigDumpOptions): unknown {
+  const b = server.config.bootstrap;
+  const now = new Date(server.startTime).toISOString();
+  const configs: Array<Record<string, unknown>> = [
+    { '@type': `${TYPE}BootstrapConfigDump`, bootstrap: toProto3Json('envoy.config.bootstrap.v3.Bootstrap', b), last_updated: now },
+    {
+      '@type': `${TYPE}ClustersConfigDump`,
+      static_clusters: (b.static_resources?.clusters ?? []).map((c) => ({ cluster: { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', ...(toProto3Json('envoy.config.cluster.v3.Cluster', c) as object) }, last_updated: now })),
+    },
+    {
+      '@type': `${TYPE}ListenersConfigDump`,
+      static_listeners: (b.static_resources?.listeners ?? []).map((l) => ({ listener: { '@type': 'type.googleapis.com/envoy.config.listener.v3.Listener', ...(toProto3Json('envoy.config.listener.v3.Listener', l) as object) }, last_updated: now })),
+    },
+  ];
+  if (!opts.resource) return { configs };
+  const items = configs.flatMap((c) => (Array.isArray(c[opts.resource!]) ? (c[opts.resource!] as unknown[]) : []));
+  if (items.length === 0 && !configs.some((c) => opts.resource! in c)) return undefined;
+  return { configs: items };
+}

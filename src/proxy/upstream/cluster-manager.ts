@@ -1,0 +1,220 @@
+// One worker's clusters: host membership (STATIC, STRICT_DNS, LOGICAL_DNS with refresh timers), the load
+// balancer rebuilt on every change, and connection pools. A failed DNS resolution leaves the previous
+// hosts (none at start), logs and counts update_failure; it is never fatal.
+
+import type { ClientHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Dispatcher } from 'undici';
+import { logger } from '../log.ts';
+import type { Counter, Gauge, StatsStore } from '../stats.ts';
+import { hostKey, resolveAll } from './dns.ts';
+import { LoadBalancer } from './lb/index.ts';
+import { ClusterPools } from './pool.ts';
+import type { Cluster, ClusterConfig, ClusterInfo, ClusterManager, EndpointConfig, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig } from './types.ts';
+
+const log = logger('upstream');
+
+class HostImpl implements Host {
+  readonly address: string;
+  readonly port: number;
+  readonly key: string;
+  readonly hostname: string | undefined;
+  readonly weight: number;
+  readonly priority: number;
+  readonly locality: Locality | undefined;
+  readonly localityWeight: number | undefined;
+  health: HostHealth;
+  activeRequests = 0;
+
+  constructor(address: string, ep: EndpointConfig, loc: LocalityEndpointsConfig) {
+    this.address = address;
+    this.port = ep.port;
+    this.key = ep.pipe ? address : hostKey(address, ep.port);
+    this.hostname = ep.hostname;
+    this.weight = ep.weight;
+    this.priority = loc.priority;
+    this.locality = loc.locality;
+    this.localityWeight = loc.weight;
+    this.health = ep.health;
+  }
+}
+
+interface ClusterStats {
+  total: Gauge;
+  healthy: Gauge;
+  degraded: Gauge;
+  change: Counter;
+  updateAttempt: Counter;
+  updateSuccess: Counter;
+  updateFailure: Counter;
+}
+
+class ClusterImpl implements Cluster {
+  readonly info: ClusterInfo;
+  readonly #config: ClusterConfig;
+  readonly #pools: ClusterPools;
+  readonly #stats: ClusterStats;
+  #hosts: Host[] = [];
+  #lb: LoadBalancer;
+  /** DNS clusters: the last good hosts per endpoint, `locality index/endpoint index`. */
+  readonly #resolved = new Map<string, Host[]>();
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(config: ClusterConfig, stats: StatsStore) {
+    this.info = config;
+    this.#config = config;
+    this.#pools = new ClusterPools(config, stats);
+    const p = config.statPrefix;
+    // Every worker sees the same membership: 'max' keeps the merged gauge from multiplying by workers.
+    this.#stats = {
+      total: stats.gauge(`${p}membership_total`, 'max'),
+      healthy: stats.gauge(`${p}membership_healthy`, 'max'),
+      degraded: stats.gauge(`${p}membership_degraded`, 'max'),
+      change: stats.counter(`${p}membership_change`),
+      updateAttempt: stats.counter(`${p}update_attempt`),
+      updateSuccess: stats.counter(`${p}update_success`),
+      updateFailure: stats.counter(`${p}update_failure`),
+    };
+    this.#lb = new LoadBalancer(config.lb, []);
+  }
+
+  /** Initial membership; resolves when DNS clusters finished their first resolution. */
+  async init(): Promise<void> {
+    if (this.#config.type === 'STATIC') {
+      const hosts: Host[] = [];
+      for (const loc of this.#config.localities) for (const ep of loc.endpoints) hosts.push(new HostImpl(ep.address, ep, loc));
+      this.#setHosts(hosts);
+      return;
+    }
+    await this.#resolve();
+  }
+
+  async #resolve(): Promise<void> {
+    const c = this.#config;
+    this.#stats.updateAttempt.inc();
+    const jobs: Promise<boolean>[] = [];
+    c.localities.forEach((loc, li) =>
+      loc.endpoints.forEach((ep, ei) => {
+        const id = `${li}/${ei}`;
+        jobs.push(
+          resolveAll(ep.address, c.dnsLookupFamily).then(
+            (addrs) => {
+              // LOGICAL_DNS keeps a single logical host: the first address returned.
+              const use = c.type === 'LOGICAL_DNS' ? addrs.slice(0, 1) : addrs;
+              this.#resolved.set(id, use.map((a) => new HostImpl(a, ep, loc)));
+              return true;
+            },
+            (err: unknown) => {
+              log.warn(`cluster ${c.name}: DNS resolution of ${ep.address} failed: ${err instanceof Error ? err.message : String(err)}`);
+              return false;
+            },
+          ),
+        );
+      }),
+    );
+    const results = await Promise.all(jobs);
+    if (this.#closed) return;
+    if (results.every((r) => r)) this.#stats.updateSuccess.inc();
+    else this.#stats.updateFailure.inc();
+    this.#setHosts([...this.#resolved.values()].flat());
+    this.#timer = setTimeout(() => void this.#resolve(), c.dnsRefreshRateMs);
+    this.#timer.unref();
+  }
+
+  /** Swaps membership, keeping Host objects (health, active requests) whose key stayed. */
+  #setHosts(next: Host[]): void {
+    const old = new Map<string, Host[]>();
+    for (const h of this.#hosts) {
+      const l = old.get(h.key);
+      if (l) l.push(h);
+      else old.set(h.key, [h]);
+    }
+    let changed = next.length !== this.#hosts.length;
+    const hosts = next.map((h) => {
+      const prev = old.get(h.key)?.shift();
+      if (prev && prev.priority === h.priority && prev.weight === h.weight) return prev;
+      changed = true;
+      return h;
+    });
+    const removed = [...old.values()].flat().filter((h) => !hosts.some((n) => n.key === h.key));
+    for (const h of removed) void this.#pools.removeHost(h.key);
+    if (changed || this.#hosts.length === 0) {
+      if (changed) this.#stats.change.inc();
+      this.#hosts = hosts;
+      this.healthChanged();
+    }
+  }
+
+  healthChanged(): void {
+    this.#lb = new LoadBalancer(this.#config.lb, this.#hosts);
+    this.#stats.total.set(this.#hosts.length);
+    this.#stats.healthy.set(this.#hosts.filter((h) => h.health === 'healthy').length);
+    this.#stats.degraded.set(this.#hosts.filter((h) => h.health === 'degraded').length);
+  }
+
+  hosts(): readonly Host[] {
+    return this.#hosts;
+  }
+
+  chooseHost(ctx: LbContext): Host | undefined {
+    return this.#lb.chooseHost(ctx);
+  }
+
+  /** The current balancer (tests, admin). */
+  get loadBalancer(): LoadBalancer {
+    return this.#lb;
+  }
+
+  http1Pool(host: Host): Dispatcher {
+    return this.#pools.http1Pool(host);
+  }
+
+  http2Session(host: Host): Promise<ClientHttp2Session> {
+    return this.#pools.http2Session(host);
+  }
+
+  connect(host: Host): Promise<Socket> {
+    return this.#pools.connect(host);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    await this.#pools.close();
+  }
+}
+
+class ClusterManagerImpl implements ClusterManager {
+  readonly stats: StatsStore;
+  readonly #clusters = new Map<string, ClusterImpl>();
+  readonly #ready: Promise<void>;
+
+  constructor(clusters: readonly ClusterConfig[], ctx: { stats: StatsStore; workerId: number }) {
+    this.stats = ctx.stats;
+    for (const c of clusters) this.#clusters.set(c.name, new ClusterImpl(c, ctx.stats));
+    ctx.stats.gauge('cluster_manager.active_clusters', 'max').set(this.#clusters.size);
+    this.#ready = Promise.all([...this.#clusters.values()].map((c) => c.init())).then(() => undefined);
+  }
+
+  ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  get(name: string): Cluster | undefined {
+    return this.#clusters.get(name);
+  }
+
+  names(): readonly string[] {
+    return [...this.#clusters.keys()];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#clusters.values()].map((c) => c.close()));
+  }
+}
+
+/** One per worker: builds every cluster and starts its initial host resolution. */
+export function createClusterManager(clusters: readonly ClusterConfig[], ctx: { stats: StatsStore; workerId: number }): ClusterManager {
+  return new ClusterManagerImpl(clusters, ctx);
+}
