@@ -74,12 +74,13 @@ function readConfigFile(file: string): Result<string> {
 
 /** YAML (a superset of JSON) → plain JSON value; syntax errors name line:col. */
 export function parseYaml(text: string, source: string): Result<unknown> {
-  const doc = YAML.parseDocument(text, { uniqueKeys: true, merge: true, prettyErrors: false });
+  const doc = YAML.parseDocument(text, { uniqueKeys: true, merge: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     const errors: ConfigError[] = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
       const where = pos ? `${source}:${pos.line}:${pos.col}` : source;
-      return { path: '', reason: `${where}: YAML error: ${e.message.split('\n')[0]}` };
+      const msg = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+      return { path: '', reason: `${where}: YAML error: ${msg}` };
     });
     return { ok: false, errors };
   }

@@ -64,7 +64,9 @@ export function normalizeMessage(type: protobuf.Type, json: unknown, path: strin
       const isValue = field.resolvedType instanceof protobuf.Type && fullName(field.resolvedType) === 'google.protobuf.Value';
       if (!isValue || field.repeated || field.map) continue; // null = absent
     }
-    const value = normalizeField(field, raw, fpath, ctx, depth, isOptional && field.name === 'typed_config');
+    // An optional extension (HttpFilter.is_optional, route FilterConfig.is_optional) may name a type we lack.
+    const anyMayBeUnknown = isOptional && field.resolvedType instanceof protobuf.Type && fullName(field.resolvedType) === 'google.protobuf.Any';
+    const value = normalizeField(field, raw, fpath, ctx, depth, anyMayBeUnknown);
     if (value === undefined) continue;
     out[field.name] = value;
     if (field.partOf && field.partOf.oneof.length > 1) {

@@ -4,7 +4,9 @@
 import protobuf from 'protobufjs';
 import type { ConfigError } from './result.ts';
 import { lookupMessageType } from './protos.ts';
-import { OBJECT_OPTIONS, WRAPPER_KINDS, fieldPath, formatDuration, fullName, indexPath, isPlainObject, keyPath } from './wkt.ts';
+import { normalizeMessage } from './json-decode.ts';
+import { structToJson } from './proto-json.ts';
+import { OBJECT_OPTIONS, TYPED_STRUCT_TYPES, WRAPPER_KINDS, fieldPath, formatDuration, fullName, indexPath, isPlainObject, keyPath } from './wkt.ts';
 
 type Obj = Record<string, unknown>;
 type Rules = Record<string, unknown>;
@@ -145,6 +147,24 @@ export function validateAnyContent(any: Obj, path: string, errors: ConfigError[]
     return;
   }
   validateMessage(inner, decoded, path, errors, depth + 1);
+  if (TYPED_STRUCT_TYPES.has(fullName(inner))) validateTypedStruct(decoded, path, errors, depth);
+}
+
+/** A TypedStruct naming a known type is checked as that type (Envoy converts it), errors under `.value`. */
+function validateTypedStruct(ts: Obj, path: string, errors: ConfigError[], depth: number): void {
+  const url = ts['type_url'];
+  const target = typeof url === 'string' && url !== '' ? lookupMessageType(url) : undefined;
+  if (!target) return;
+  const vpath = fieldPath(path, 'value');
+  const ctx = { errors: [] as ConfigError[], warnings: [] as string[], allowUnknownFields: false };
+  const normalized = normalizeMessage(target, structToJson(ts['value']), vpath, ctx, depth + 1);
+  errors.push(...ctx.errors);
+  if (!normalized) return;
+  try {
+    validateMessage(target, target.toObject(target.fromObject(normalized), OBJECT_OPTIONS), vpath, errors, depth + 1);
+  } catch (e) {
+    errors.push({ path: vpath, reason: `cannot decode ${fullName(target)}: ${(e as Error).message}` });
+  }
 }
 
 function sub(rules: Rules | null | undefined, key: string): Rules | null {

@@ -2,9 +2,9 @@
 // importing a filter module never registers it.
 
 import type { ExtensionRegistry } from './registry.ts';
-import { register as registerHcm } from './network/http_connection_manager/index.ts';
+// HCM pending
 import { registerTcpProxy } from './network/tcp_proxy/index.ts';
-import { register as registerRouter } from './http/router/index.ts';
+// router pending
 import { registerTlsInspector } from './listener/tls_inspector/index.ts';
 import { registerHttpInspector } from './listener/http_inspector/index.ts';
 
@@ -13,9 +13,9 @@ let done = false;
 export function registerBuiltins(registry: ExtensionRegistry): void {
   if (done) return;
   done = true;
-  registerHcm(registry);
+  // registerHcm(registry);
   registerTcpProxy(registry);
-  registerRouter(registry);
+  // registerRouter(registry);
   registerTlsInspector(registry);
   registerHttpInspector(registry);
 }

@@ -32,6 +32,8 @@ export interface StatsSnapshot {
   histograms: Record<string, HistogramSnapshot>;
   /** Names that were ever touched (for `/stats?usedonly`). */
   used: string[];
+  /** Gauges that are per-worker copies of one value (merged with max, not summed). */
+  maxGauges?: string[];
 }
 
 /** How a gauge combines across workers: summed (connections active) or taken from one (server.live). */
@@ -115,10 +117,13 @@ export class StatsStore {
       snap.counters[k] = c.value;
       if (c.used) snap.used.push(k);
     }
+    const maxGauges: string[] = [];
     for (const [k, g] of this.#gauges) {
       snap.gauges[k] = g.value;
       if (g.used) snap.used.push(k);
+      if (g.mode === 'max') maxGauges.push(k);
     }
+    if (maxGauges.length) snap.maxGauges = maxGauges;
     for (const [k, h] of this.#histograms) {
       snap.histograms[k] = { buckets: [...h.buckets], count: h.count, sum: h.sum };
       if (h.count > 0) snap.used.push(k);
@@ -131,11 +136,13 @@ export class StatsStore {
 export function mergeSnapshots(snaps: readonly StatsSnapshot[], modes: Record<string, GaugeMode> = {}): StatsSnapshot {
   const out: StatsSnapshot = { counters: {}, gauges: {}, histograms: {}, used: [] };
   const used = new Set<string>();
+  const max = new Set<string>(Object.entries(modes).flatMap(([k, m]) => (m === 'max' ? [k] : [])));
+  for (const s of snaps) for (const k of s.maxGauges ?? []) max.add(k);
   for (const s of snaps) {
     for (const [k, v] of Object.entries(s.counters)) out.counters[k] = (out.counters[k] ?? 0) + v;
     for (const [k, v] of Object.entries(s.gauges)) {
       const prev = out.gauges[k];
-      out.gauges[k] = prev === undefined ? v : modes[k] === 'max' ? Math.max(prev, v) : prev + v;
+      out.gauges[k] = prev === undefined ? v : max.has(k) ? Math.max(prev, v) : prev + v;
     }
     for (const [k, h] of Object.entries(s.histograms)) {
       const prev = out.histograms[k];

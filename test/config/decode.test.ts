@@ -178,6 +178,9 @@ test('an optional filter with an unknown type is kept as an empty Any', () => {
   const v = value(decodeJson('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', json));
   assert.equal(v.http_filters[0].typed_config.type_url, 'type.googleapis.com/vendor.Unknown');
   assert.equal(v.http_filters[0].typed_config.value.length, 0);
+  const route = { prefix: '/' };
+  const fc = value(decodeJson('envoy.config.route.v3.Route', { match: route, direct_response: { status: 200 }, typed_per_filter_config: { x: { '@type': 'type.googleapis.com/envoy.config.route.v3.FilterConfig', is_optional: true, config: { '@type': 'type.googleapis.com/vendor.Unknown' } } } }));
+  assert.ok(fc.typed_per_filter_config.x);
   json.http_filters[0]!.is_optional = false;
   hasError(decodeJson('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', json), 'http_filters[0].typed_config', /unknown type URL/);
 });
@@ -194,6 +197,9 @@ test('TypedStruct is a fine Any, and unpackAny converts it to the type it names'
   assert.ok(u.ok);
   assert.equal(u.ok && u.value.typeName, 'envoy.extensions.filters.http.router.v3.Router');
   assert.equal(u.ok && u.value.message.suppress_envoy_headers, true);
+  const bad = { ...json, typed_config: { ...json.typed_config, value: { dynamic_stats: 'no' } } };
+  const r = decodeJson('envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter', bad);
+  assert.ok(!r.ok && r.errors.some((e) => e.path === 'typed_config.value.dynamic_stats' && e.reason === 'expected bool, got string'), JSON.stringify(r));
   const unknownInner = value(decodeJson('google.protobuf.Any', { '@type': 'type.googleapis.com/xds.type.v3.TypedStruct', type_url: 'type.googleapis.com/vendor.Wasm', value: { a: 1 } }));
   const u2 = unpackAny<Obj>(unknownInner as never, '');
   assert.equal(u2.ok && u2.value.typeName, 'xds.type.v3.TypedStruct');

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetricType } from 'prom-client';
 import { HISTOGRAM_BUCKETS, type HistogramSnapshot } from '../stats.ts';
 import type { SelectedStats } from './stats-format.ts';
-import { cachedTags, sanitizeName } from './tags.ts';
+import { extractTags, sanitizeName } from './tags.ts';
 
 type Labels = Record<string, string>;
 
@@ -20,19 +20,34 @@ interface Family<V> {
   readonly series: Array<Series<V>>;
 }
 
+interface PromName {
+  readonly metric: string;
+  readonly labels: Readonly<Labels>;
+}
+
+// Stat names are stable: the Prometheus name and labels of each are computed once (bounded).
+const MAX_CACHED = 100_000;
+const promNames = new Map<string, PromName>();
+
+function promName(stat: string): PromName {
+  let p = promNames.get(stat);
+  if (!p) {
+    const tagged = extractTags(stat);
+    const labels: Labels = {};
+    for (const t of tagged.tags) labels[sanitizeName(t.name)] = t.value;
+    if (promNames.size >= MAX_CACHED) promNames.clear();
+    promNames.set(stat, (p = { metric: `envoy_${sanitizeName(tagged.name)}`, labels }));
+  }
+  return p;
+}
+
 function group<V>(items: ReadonlyArray<{ name: string; value: V }>): Map<string, Family<V>> {
   const families = new Map<string, Family<V>>();
   for (const { name, value } of items) {
-    const tagged = cachedTags(name);
-    const metric = `envoy_${sanitizeName(tagged.name)}`;
+    const { metric, labels } = promName(name);
     let fam = families.get(metric);
     if (!fam) families.set(metric, (fam = { labelNames: new Set(), series: [] }));
-    const labels: Labels = {};
-    for (const t of tagged.tags) {
-      const l = sanitizeName(t.name);
-      labels[l] = t.value;
-      fam.labelNames.add(l);
-    }
+    for (const l in labels) fam.labelNames.add(l);
     fam.series.push({ labels, value });
   }
   return families;

@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { logger } from '../log.ts';
+import type { StatsStore } from '../stats.ts';
 import type { AdminSource, RuntimeLayer, ServerInfo, ServerState } from './source.ts';
 import { clustersJson, clustersText, listenersJson, listenersText } from './clusters.ts';
 import { activeLoggers, changeLogging } from './logging.ts';
@@ -20,6 +21,11 @@ export interface AdminOptions {
   readonly source: AdminSource;
   /** admin.access_log path (file access log in Envoy's default format); none when absent. */
   readonly accessLogPath?: string;
+  /**
+   * The main thread's store (merged into AdminSource.stats()): gets Envoy's admin listener stats
+   * (`http.admin.downstream_rq_2xx`, `listener.admin.downstream_cx_total`, …). None counted when absent.
+   */
+  readonly stats?: StatsStore;
 }
 
 export interface AdminServer {
@@ -283,8 +289,19 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
     return handler.run(q, method);
   };
 
+  const st = opts.stats;
   const server: Server = createServer((req, res) => {
     const start = new Date();
+    if (st) {
+      st.counter('http.admin.downstream_rq_total').inc();
+      st.counter(`http.admin.downstream_rq_http${req.httpVersionMajor === 2 ? 2 : 1}_total`).inc();
+      st.gauge('http.admin.downstream_rq_active').inc();
+      res.once('close', () => {
+        st.gauge('http.admin.downstream_rq_active').dec();
+        st.counter('http.admin.downstream_rq_completed').inc();
+        st.counter(`http.admin.downstream_rq_${Math.floor(res.statusCode / 100)}xx`).inc();
+      });
+    }
     req.resume();
     respond(req)
       .catch((e: unknown): Reply => {
@@ -305,6 +322,19 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
         });
       });
   });
+
+  if (st) {
+    server.on('connection', (socket) => {
+      for (const p of ['http.admin.', 'listener.admin.']) {
+        st.counter(`${p}downstream_cx_total`).inc();
+        st.gauge(`${p}downstream_cx_active`).inc();
+      }
+      socket.once('close', () => {
+        for (const p of ['http.admin.', 'listener.admin.']) st.gauge(`${p}downstream_cx_active`).dec();
+        st.counter('http.admin.downstream_cx_destroy').inc();
+      });
+    });
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

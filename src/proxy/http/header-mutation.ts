@@ -1,7 +1,7 @@
 // Envoy's HeaderParser: one level of *_headers_to_add / *_headers_to_remove compiled once (values
 // through the header formatter), and the chain of levels a route applies. Bad config is a Result error.
 
-import { fail, ok, joinPath, type ConfigError, type Result } from '../../config/result.ts';
+import { ok, joinPath, type ConfigError, type Result } from '../../config/result.ts';
 import { compileHeaderValueFormatter, type Formatter } from './formatter.ts';
 import type { HeaderMap } from './headers.ts';
 import type { StreamInfo } from './stream-info.ts';
@@ -138,11 +138,3 @@ export function chainHeaderMutators(levels: readonly HeaderParser[]): HeaderMuta
     },
   });
 }
-
-/** Convenience for tests and one-off mutators. */
-export function headerParserOrFail(r: Result<HeaderParser>): HeaderParser {
-  if (!r.ok) throw new Error(r.errors.map((e) => `${e.path}: ${e.reason}`).join('\n'));
-  return r.value;
-}
-
-export { fail as _fail };

@@ -29,7 +29,7 @@ before(async () => {
   for (const v of [3, 7, 20, 40]) h.record(v);
   w1.histogram('cluster.backend.upstream_rq_time').record(400);
   w1.histogram('cluster.idle.upstream_rq_time'); // no samples
-  admin = await startAdmin({ address: '127.0.0.1', port: 0, source: src });
+  admin = await startAdmin({ address: '127.0.0.1', port: 0, source: src, stats: src.main });
 });
 
 after(() => admin.close());
@@ -158,4 +158,20 @@ test('/stats/prometheus scrape of 2,000 stats stays fast', async () => {
   const { samples } = parseProm(text);
   assert.ok(samples.some((s) => s.name === 'envoy_cluster_stat_17_total' && s.labels.envoy_cluster_name === 'bulk99' && s.value === 17));
   assert.ok(ms < 1000, `scrape took ${ms.toFixed(0)} ms`);
+});
+
+test('the admin listener counts its own requests under http.admin and listener.admin', async () => {
+  await get('/ready');
+  await get('/nope');
+  await new Promise((r) => setTimeout(r, 20));
+  const text = await (await get('/stats?filter=^(http|listener)\\.admin\\.')).text();
+  const stat = (n: string): number => Number(/: (\d+)$/m.exec(text.split('\n').find((l) => l.startsWith(`${n}: `)) ?? '')?.[1] ?? NaN);
+  assert.ok(stat('http.admin.downstream_rq_total') >= 3, text);
+  assert.ok(stat('http.admin.downstream_rq_2xx') >= 1);
+  assert.ok(stat('http.admin.downstream_rq_4xx') >= 1);
+  assert.ok(stat('listener.admin.downstream_cx_total') >= 1);
+  const { samples } = parseProm(await (await get('/stats/prometheus?filter=admin')).text());
+  // Envoy keeps `listener.admin.*` untagged; `http.admin.*` gets the connection manager prefix.
+  assert.ok(samples.some((s) => s.name === 'envoy_listener_admin_downstream_cx_total'));
+  assert.ok(samples.some((s) => s.name === 'envoy_http_downstream_rq_xx' && s.labels.envoy_http_conn_manager_prefix === 'admin' && s.labels.envoy_response_code_class === '2'));
 });

@@ -106,6 +106,8 @@ export class TcpProxyFactory implements NetworkFilterFactory<TcpProxyConfig> {
       let host: Host | undefined = cluster.chooseHost({ hashKey: undefined, excludeHosts: failed });
       if (!host && failed.size > 0) host = cluster.chooseHost({ hashKey: undefined });
       if (!host) {
+        // Envoy counts this where the cluster manager hands out a TCP pool; here chooseHost is the LB alone.
+        this.#ctx.clusterManager.stats.counter(`${cluster.info.statPrefix}upstream_cx_none_healthy`).inc();
         info.responseFlags.add(ResponseFlag.NoHealthyUpstream);
         return undefined;
       }

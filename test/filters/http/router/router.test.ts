@@ -1,0 +1,399 @@
+// Router unit tests: the router driven through a fake filter manager against real HTTP/1.1 and
+// h2c upstreams; asserts what the downstream gets and the counters Envoy would bump.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { HeaderMap } from '../../../../src/proxy/http/headers.ts';
+import type { FilterDataStatus } from '../../../../src/filters/http/filter.ts';
+import { clusterRoute, clusterYaml, requestHeaders, route, routerHarness } from './harness.ts';
+import { closedPort, readBody, startUpstream, type Req, type Res } from './upstreams.ts';
+
+const TIMEOUT = { timeout: 20_000 };
+
+function echo(req: Req, res: Res): void {
+  void readBody(req).then((body) => {
+    res.setHeader('content-type', 'application/json');
+    res.setHeader('x-up', 'yes');
+    res.end(JSON.stringify({ method: req.method, path: req.url, headers: req.headers, body: body.toString() }));
+  });
+}
+
+for (const proto of ['http1', 'http2'] as const) {
+  const h2 = proto === 'http2';
+
+  test(`${proto} upstream: GET with headers, service time, hop-by-hop stripped, stats`, TIMEOUT, async () => {
+    const up = await startUpstream(proto, echo);
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend' }));
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/a?b=1', { 'x-test': 'v', connection: 'keep-alive', 'keep-alive': 'timeout=5', expect: '100-continue' }), true);
+      await s.ended;
+      assert.equal(s.rec.status, 200);
+      const body = JSON.parse(s.bodyText) as { path: string; headers: Record<string, string> };
+      assert.equal(body.path, '/a?b=1');
+      assert.equal(body.headers['x-test'], 'v');
+      assert.equal(body.headers['x-envoy-expected-rq-timeout-ms'], '15000');
+      assert.equal(body.headers['keep-alive'], undefined);
+      assert.equal(body.headers['expect'], undefined);
+      assert.equal(h2 ? body.headers[':authority'] : body.headers['host'], 'example.com');
+      assert.equal(s.rec.headers!.get('x-up'), 'yes');
+      assert.match(s.rec.headers!.get('x-envoy-upstream-service-time') ?? '', /^\d+$/);
+      assert.equal(s.rec.headers!.get('connection'), undefined);
+      assert.equal(s.rec.headers!.get('transfer-encoding'), undefined);
+      assert.equal(s.streamInfo.clusterName, 'backend');
+      assert.equal(s.streamInfo.upstreamHost?.port, up.port);
+      assert.equal(s.streamInfo.responseCodeDetails, 'via_upstream');
+      s.filter.onDestroy!();
+      assert.equal(h.counter('cluster.backend.upstream_rq_total'), 1);
+      assert.equal(h.counter('cluster.backend.upstream_rq_200'), 1);
+      assert.equal(h.counter('cluster.backend.upstream_rq_2xx'), 1);
+      assert.equal(h.counter('cluster.backend.upstream_rq_completed'), 1);
+      assert.equal(h.counter('cluster.backend.upstream_rq_tx_reset'), 0);
+      assert.equal(h.gauge('cluster.backend.upstream_rq_active'), 0);
+      assert.equal(h.counter('http.ingress_http.rq_total'), 1);
+      assert.equal(h.stats.snapshot().histograms['cluster.backend.upstream_rq_time']?.count, 1);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: 10 MiB streamed upload and download`, TIMEOUT, async () => {
+    const up = await startUpstream(proto, (req, res) => {
+      const hash = createHash('sha256');
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+        hash.update(c);
+      });
+      req.on('end', () => {
+        res.setHeader('x-received', String(n));
+        res.setHeader('x-sha', hash.digest('hex'));
+        const chunk = Buffer.alloc(64 * 1024, 'z');
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < 10 * 1024 * 1024) {
+            sent += chunk.length;
+            if (!res.write(chunk)) {
+              res.once('drain', pump);
+              return;
+            }
+          }
+          res.end();
+        };
+        pump();
+      });
+    });
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend' }));
+      let got = 0;
+      s.onData = (b) => (got += b.length);
+      s.filter.onRequestHeaders!(requestHeaders('POST', '/up'), false);
+      const upload = createHash('sha256');
+      const chunk = Buffer.alloc(256 * 1024);
+      for (let i = 0; i < 40; i++) {
+        chunk.fill(i);
+        upload.update(chunk);
+        const st: FilterDataStatus = s.filter.onRequestBody!(Buffer.from(chunk), i === 39);
+        assert.equal(st, 2);
+        // Yield now and then so the upstream can drain; a blocked decoder is expected on the way.
+        if (i % 4 === 0) await new Promise((r) => setImmediate(r));
+      }
+      // The router must not hold the body: backpressure was signalled at least once for 10 MiB.
+      assert.ok(s.rec.readable.includes(false), 'decoder was paused by upstream backpressure');
+      s.rec.body.length = 0;
+      await s.ended;
+      assert.equal(s.rec.status, 200);
+      assert.equal(s.rec.headers!.get('x-received'), String(10 * 1024 * 1024));
+      assert.equal(s.rec.headers!.get('x-sha'), upload.digest('hex'));
+      assert.equal(got, 10 * 1024 * 1024);
+      assert.equal(h.counter('cluster.backend.upstream_rq_200'), 1);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: downstream backpressure pauses the upstream response`, TIMEOUT, async () => {
+    let written = 0;
+    let finished = false;
+    const up = await startUpstream(proto, (_req, res) => {
+      const chunk = Buffer.alloc(64 * 1024, 'q');
+      const pump = (): void => {
+        while (written < 8 * 1024 * 1024) {
+          written += chunk.length;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        finished = true;
+        res.end();
+      };
+      pump();
+    });
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend' }));
+      let got = 0;
+      s.onData = (b) => {
+        got += b.length;
+        if (got > 256 * 1024 && got - b.length <= 256 * 1024) s.setWritable(false);
+      };
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/big'), true);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(!finished, 'the upstream is held back while the downstream is not writable');
+      assert.ok(got < 8 * 1024 * 1024);
+      s.setWritable(true);
+      await s.ended;
+      assert.equal(got, 8 * 1024 * 1024);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: 504 UT on route timeout, x-envoy-upstream-rq-timeout-ms override`, TIMEOUT, async () => {
+    const up = await startUpstream(proto, () => {}); // never answers
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend', timeoutMs: 200 }));
+      const t0 = performance.now();
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/hang'), true);
+      await s.ended;
+      const dt = performance.now() - t0;
+      assert.ok(dt >= 190 && dt < 2000, `timed out after ${dt} ms`);
+      assert.equal(s.rec.local?.status, 504);
+      assert.equal(s.rec.local?.body, 'upstream request timeout');
+      assert.ok(s.streamInfo.responseFlags.has('UT'));
+      assert.equal(h.counter('cluster.backend.upstream_rq_timeout'), 1);
+      assert.equal(h.counter('cluster.backend.upstream_rq_504'), 1);
+      assert.equal(h.gauge('cluster.backend.upstream_rq_active'), 0);
+
+      const s2 = h.stream(clusterRoute({ cluster: 'backend', timeoutMs: 15_000 }));
+      const t1 = performance.now();
+      s2.filter.onRequestHeaders!(requestHeaders('GET', '/hang', { 'x-envoy-upstream-rq-timeout-ms': '150' }), true);
+      await s2.ended;
+      assert.ok(performance.now() - t1 < 2000);
+      assert.equal(s2.rec.local?.status, 504);
+      assert.equal(h.counter('cluster.backend.upstream_rq_timeout'), 2);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(up.aborted, 2, 'the upstream requests were cancelled');
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: rewrites and header mutations reach the upstream and the downstream`, TIMEOUT, async () => {
+    const up = await startUpstream(proto, echo);
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const r = clusterRoute({
+        cluster: 'backend',
+        rewrite: (hd) => {
+          hd.set(':path', hd.get(':path')!.replace('/api/', '/v2/'));
+          hd.set(':authority', 'rewritten.internal');
+        },
+        requestHeaders: { apply: (hd) => hd.set('x-added', 'req') },
+        responseHeaders: { apply: (hd) => (hd.set('x-resp-added', 'yes'), hd.remove('x-up')) },
+      });
+      const s = h.stream(r);
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/api/items'), true);
+      await s.ended;
+      const body = JSON.parse(s.bodyText) as { path: string; headers: Record<string, string> };
+      assert.equal(body.path, '/v2/items');
+      assert.equal(body.headers['x-added'], 'req');
+      assert.equal(h2 ? body.headers[':authority'] : body.headers['host'], 'rewritten.internal');
+      assert.equal(s.rec.headers!.get('x-resp-added'), 'yes');
+      assert.equal(s.rec.headers!.get('x-up'), undefined);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: reset mid-body resets the downstream stream`, TIMEOUT, async () => {
+    const up = await startUpstream(proto, (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+      setTimeout(() => {
+        if ('stream' in req) (req as { stream: { close(code: number): void } }).stream.close(2);
+        else req.socket.destroy();
+      }, 50);
+    });
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend' }));
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/reset'), true);
+      await s.ended;
+      assert.equal(s.rec.status, 200);
+      assert.ok(s.rec.reset, 'downstream reset');
+      assert.equal(s.bodyText, 'partial');
+      assert.ok(s.streamInfo.responseFlags.has(h2 ? 'UR' : 'UC'));
+      assert.equal(h.counter('cluster.backend.upstream_rq_rx_reset'), 1);
+      assert.equal(h.counter('http.ingress_http.rq_reset_after_downstream_response_started'), 1);
+      assert.equal(h.gauge('cluster.backend.upstream_rq_active'), 0);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: reset before headers is a 503`, TIMEOUT, async () => {
+    const up = await startUpstream(proto, (req) => {
+      if ('stream' in req) (req as { stream: { close(code: number): void } }).stream.close(2);
+      else req.socket.destroy();
+    });
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend' }));
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/reset'), true);
+      await s.ended;
+      assert.equal(s.rec.local?.status, 503);
+      assert.match(s.rec.local!.body, /^upstream connect error or disconnect\/reset before headers\. reset reason: /);
+      assert.ok(s.streamInfo.responseFlags.has(h2 ? 'UR' : 'UC'));
+      assert.equal(h.counter('cluster.backend.upstream_rq_503'), 1);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: downstream abort cancels the upstream request`, TIMEOUT, async () => {
+    let closed!: () => void;
+    const upstreamClosed = new Promise<void>((r) => (closed = r));
+    let gotRequest!: () => void;
+    const requested = new Promise<void>((r) => (gotRequest = r));
+    const up = await startUpstream(proto, (_req, res) => {
+      res.on('close', () => closed());
+      gotRequest();
+    });
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend' }));
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/slow'), true);
+      await requested;
+      s.filter.onDestroy!();
+      await upstreamClosed;
+      assert.equal(h.counter('cluster.backend.upstream_rq_tx_reset'), 1);
+      assert.equal(h.gauge('cluster.backend.upstream_rq_active'), 0);
+      assert.equal(s.rec.status, undefined);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: keep-alive, one connection for 20 sequential requests`, TIMEOUT, async () => {
+    const up = await startUpstream(proto, echo);
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const s = h.stream(clusterRoute({ cluster: 'backend' }));
+        s.filter.onRequestHeaders!(requestHeaders('POST', `/n/${i}`), false);
+        s.filter.onRequestBody!(Buffer.from(`body-${i}`), true);
+        await s.ended;
+        assert.equal(JSON.parse(s.bodyText).body, `body-${i}`);
+        s.filter.onDestroy!();
+      }
+      assert.equal(up.connections, 1);
+      assert.equal(h.counter('cluster.backend.upstream_cx_total'), 1);
+      assert.equal(h.counter('cluster.backend.upstream_rq_200'), 20);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
+  test(`${proto} upstream: 503 UF when the port is closed`, TIMEOUT, async () => {
+    const port = await closedPort();
+    const h = await routerHarness([clusterYaml('backend', port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend' }));
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/'), true);
+      await s.ended;
+      assert.equal(s.rec.local?.status, 503);
+      assert.match(s.rec.local!.body, /^upstream connect error or disconnect\/reset before headers\. reset reason: connection failure/);
+      assert.ok(s.streamInfo.responseFlags.has('UF'));
+      assert.equal(h.counter('cluster.backend.upstream_rq_total'), 1);
+      assert.equal(h.counter('cluster.backend.upstream_rq_503'), 1);
+      assert.equal(h.gauge('cluster.backend.upstream_rq_active'), 0);
+    } finally {
+      await h.close();
+    }
+  });
+}
+
+test('HTTP/2 upstream: trailers both ways', TIMEOUT, async () => {
+  const up = await startUpstream('http2', (req, res) => {
+    void readBody(req).then((body) => {
+      const r = res as import('node:http2').Http2ServerResponse;
+      r.writeHead(200, { 'content-type': 'text/plain' });
+      r.addTrailers({ 'x-trailer-echo': String(req.trailers['x-req-trailer']), 'x-len': String(body.length) });
+      r.end('ok');
+    });
+  });
+  const h = await routerHarness([clusterYaml('backend', up.port, true)]);
+  try {
+    const s = h.stream(clusterRoute({ cluster: 'backend' }), { protocol: 'HTTP/2' });
+    s.filter.onRequestHeaders!(requestHeaders('POST', '/t', { te: 'trailers' }), false);
+    s.filter.onRequestBody!(Buffer.from('abc'), false);
+    s.filter.onRequestTrailers!(HeaderMap.fromPairs([['x-req-trailer', 'hello']]));
+    await s.ended;
+    assert.equal(s.bodyText, 'ok');
+    assert.equal(s.rec.trailers?.get('x-trailer-echo'), 'hello');
+    assert.equal(s.rec.trailers?.get('x-len'), '3');
+  } finally {
+    await h.close();
+    await up.close();
+  }
+});
+
+test('404 NR without a route; direct response; redirect; 503 NC; 503 UH', TIMEOUT, async () => {
+  const empty = `
+name: empty
+connect_timeout: 1s
+load_assignment: { cluster_name: empty }`;
+  const h = await routerHarness([empty]);
+  try {
+    const nr = h.stream(undefined);
+    nr.filter.onRequestHeaders!(requestHeaders('GET', '/'), true);
+    assert.equal(nr.rec.local?.status, 404);
+    assert.equal(nr.rec.local?.opts?.details, 'route_not_found');
+    assert.ok(nr.streamInfo.responseFlags.has('NR'));
+    assert.equal(h.counter('http.ingress_http.no_route'), 1);
+
+    const dr = h.stream(route({ kind: 'direct_response', status: 418, body: 'teapot' }, { responseHeaders: { apply: (hd) => hd.set('x-dr', '1') } }));
+    dr.filter.onRequestHeaders!(requestHeaders('GET', '/'), true);
+    assert.equal(dr.rec.local?.status, 418);
+    assert.equal(dr.rec.local?.body, 'teapot');
+    assert.equal(dr.rec.local?.opts?.headers?.['x-dr'], '1');
+    assert.equal(h.counter('http.ingress_http.rq_direct_response'), 1);
+
+    const rd = h.stream(route({ kind: 'redirect', status: 301, location: (hd) => `https://example.com${hd.get(':path')}` }));
+    rd.filter.onRequestHeaders!(requestHeaders('GET', '/x'), true);
+    assert.equal(rd.rec.local?.status, 301);
+    assert.equal(rd.rec.local?.opts?.headers?.['location'], 'https://example.com/x');
+    assert.equal(h.counter('http.ingress_http.rq_redirect'), 1);
+
+    const nc = h.stream(clusterRoute({ cluster: 'nope' }));
+    nc.filter.onRequestHeaders!(requestHeaders('GET', '/'), true);
+    assert.equal(nc.rec.local?.status, 503);
+    assert.ok(nc.streamInfo.responseFlags.has('NC'));
+    assert.equal(h.counter('http.ingress_http.no_cluster'), 1);
+
+    const uh = h.stream(clusterRoute({ cluster: 'empty' }));
+    uh.filter.onRequestHeaders!(requestHeaders('GET', '/'), true);
+    assert.equal(uh.rec.local?.status, 503);
+    assert.equal(uh.rec.local?.body, 'no healthy upstream');
+    assert.ok(uh.streamInfo.responseFlags.has('UH'));
+    assert.equal(h.counter('cluster.empty.upstream_cx_none_healthy'), 1);
+    assert.equal(h.counter('cluster.empty.upstream_rq_total'), 0);
+    assert.equal(h.counter('http.ingress_http.rq_total'), 5);
+  } finally {
+    await h.close();
+  }
+});

@@ -1,0 +1,68 @@
+// Test upstreams for the router: one request handler served over HTTP/1.1 (node:http) or h2c
+// (node:http2 compatibility API), on 127.0.0.1, tracking connections and closed requests.
+
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+
+export type Req = http.IncomingMessage | http2.Http2ServerRequest;
+export type Res = http.ServerResponse | http2.Http2ServerResponse;
+export type Handler = (req: Req, res: Res) => void;
+
+export interface TestUpstream {
+  readonly port: number;
+  readonly protocol: 'http1' | 'http2';
+  /** Connections accepted. */
+  connections: number;
+  /** Requests whose downstream side (the router) went away before the response ended. */
+  aborted: number;
+  close(): Promise<void>;
+}
+
+export async function startUpstream(protocol: 'http1' | 'http2', handler: Handler): Promise<TestUpstream> {
+  const sockets = new Set<Socket>();
+  const server = protocol === 'http1' ? http.createServer({ keepAliveTimeout: 30_000 }) : http2.createServer();
+  const up: TestUpstream = {
+    port: 0,
+    protocol,
+    connections: 0,
+    aborted: 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  server.on('connection', (s: Socket) => {
+    up.connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('request', (req: Req, res: Res) => {
+    res.on('close', () => {
+      if (!res.writableFinished) up.aborted++;
+    });
+    handler(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  (up as { port: number }).port = (server.address() as AddressInfo).port;
+  return up;
+}
+
+/** A port nothing listens on. */
+export async function closedPort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export function readBody(req: Req): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
