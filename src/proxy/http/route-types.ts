@@ -26,10 +26,22 @@ export interface ClusterRouteAction {
   pickCluster(headers: HeaderMap): string | undefined;
   /** HTTP status when the cluster does not exist (cluster_not_found_response_code; default 503). */
   readonly clusterNotFoundStatus: number;
-  /** Rewrites `:path` (prefix_rewrite / regex_rewrite) and `:authority` (host_rewrite_literal, host_rewrite_header…), in place. */
-  rewrite(headers: HeaderMap): void;
+  /**
+   * Rewrites `:authority` (host_rewrite_literal, host_rewrite_header, host_rewrite_path_regex) and
+   * then `:path` (prefix_rewrite / regex_rewrite), in place, recording the old path in
+   * `x-envoy-original-path` unless `insertOriginalPath` is false (router's suppress_envoy_headers).
+   * Envoy's order: header mutations (requestHeaders.apply) first, then this.
+   */
+  rewrite(headers: HeaderMap, opts?: { insertOriginalPath?: boolean }): void;
   /** auto_host_rewrite: replace `:authority` with the chosen host's hostname. */
   readonly autoHostRewrite: boolean;
+  /** append_x_forwarded_host: the replaced `:authority` is appended to x-forwarded-host (auto_host_rewrite included). */
+  readonly appendXForwardedHost?: boolean;
+  /**
+   * Weighted-cluster-level header mutations for the picked cluster (applied before the route's),
+   * or undefined when that cluster entry has none.
+   */
+  readonly clusterHeaders?: ((cluster: string) => { readonly request: HeaderMutator; readonly response: HeaderMutator } | undefined) | undefined;
   /** Route timeout, ms; 0 disables. Default 15 s. */
   readonly timeoutMs: number;
   /** Per-route stream idle timeout override, ms; undefined = HCM's stream_idle_timeout. */
@@ -71,4 +83,6 @@ export interface RouteTable {
   readonly name: string;
   /** Matches `:authority` to a virtual host, then the routes in order. Undefined → 404 NR. */
   match(headers: HeaderMap, info: StreamInfo): RouteEntry | undefined;
+  /** internal_only_headers: the HCM removes these from requests that are not internal. */
+  readonly internalOnlyHeaders?: readonly string[];
 }
