@@ -240,8 +240,8 @@ const INT = /^\s*[+-]?\d+\s*$/;
 
 /**
  * Envoy's HeaderUtility::matchHeaders: repeated headers are joined with `,`; a missing header
- * fails every specifier but `present_match: false` (inverted: passes all but present_match),
- * unless treat_missing_header_as_empty.
+ * fails every specifier, inverted or not, except presence checks (`present_match: false`, or
+ * inverted `present_match: true`), unless treat_missing_header_as_empty.
  */
 export function compileHeaderMatcher(m: HeaderMatcher__Output, path: string): Result<HeaderPredicate> {
   if (!m.name || !HEADER_NAME.test(m.name)) return fail(joinPath(path, 'name'), 'must be a valid HTTP header name');
@@ -302,7 +302,7 @@ export function compileHeaderMatcher(m: HeaderMatcher__Output, path: string): Re
   const missingAsEmpty = m.treat_missing_header_as_empty;
   return ok((headers) => {
     const values = headers.getAll(name);
-    if (values.length === 0 && !missingAsEmpty) return invert ? !isPresent : isPresent && !present;
+    if (values.length === 0 && !missingAsEmpty) return isPresent && !present !== invert;
     const value = values.length === 0 ? '' : values.length === 1 ? values[0]! : values.join(',');
     return test(value) !== invert;
   });

@@ -131,7 +131,12 @@ export function compileClusterAction(
           const hostLiteral = c.host_rewrite_literal;
           if (hostLiteral) {
             const inner = request;
-            request = { apply: (h, info) => (inner.apply(h, info), h.set(':authority', hostLiteral)) };
+            request = {
+              apply(h, info) {
+                inner.apply(h, info);
+                h.set(':authority', hostLiteral);
+              },
+            };
           }
           if (!req.value.empty || !res.value.empty || hostLiteral) perCluster.set(c.name, { request, response: chainHeaderMutators([res.value]) });
         }

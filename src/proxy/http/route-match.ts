@@ -161,8 +161,10 @@ export function compileRouteMatch(m: RouteMatch__Output | null, path: string): R
     conds.length === 0
       ? test
       : (r: RequestView) => {
+          // Path first: cheapest and most selective. The outcome is order-independent (one draw per request).
+          if (!test(r)) return false;
           for (const c of conds) if (!c(r)) return false;
-          return test(r);
+          return true;
         };
   return ok({ kind: p.value.kind, matched: p.value.matched, matches });
 }

@@ -151,10 +151,10 @@ export class TcpProxySession {
     });
 
     // FIN from one peer → FIN to the other; each keeps reading until its own peer finishes.
-    down.on('end', () => {
+    down.on('end', () => { console.log('down end');
       if (!up.destroyed) up.end();
     });
-    up.on('end', () => {
+    up.on('end', () => { console.log('up end');
       if (!down.destroyed) down.end();
     });
 
@@ -176,7 +176,7 @@ export class TcpProxySession {
           stats.upstreamFlushTotal.inc();
           stats.upstreamFlushActive.inc();
           if (!up.writableEnded) up.end();
-        } else up.destroy();
+        } else { console.log('down close -> up.destroy', up.readableEnded, up.readableLength); up.destroy(); }
       }
       this.#maybeFinish();
     });

@@ -89,7 +89,9 @@ for (const proto of ['http1', 'http2'] as const) {
     try {
       const s = h.stream(clusterRoute({ cluster: 'backend' }));
       let got = 0;
-      s.onData = (b) => (got += b.length);
+      s.onData = (b) => {
+        got += b.length;
+      };
       s.filter.onRequestHeaders!(requestHeaders('POST', '/up'), false);
       const upload = createHash('sha256');
       const chunk = Buffer.alloc(256 * 1024);
@@ -138,14 +140,21 @@ for (const proto of ['http1', 'http2'] as const) {
     try {
       const s = h.stream(clusterRoute({ cluster: 'backend' }));
       let got = 0;
+      let gotAtPause = -1;
       s.onData = (b) => {
         got += b.length;
-        if (got > 256 * 1024 && got - b.length <= 256 * 1024) s.setWritable(false);
+        if (gotAtPause < 0 && got > 256 * 1024) {
+          gotAtPause = got;
+          s.setWritable(false);
+        }
       };
       s.filter.onRequestHeaders!(requestHeaders('GET', '/big'), true);
-      await new Promise((r) => setTimeout(r, 300));
-      assert.ok(!finished, 'the upstream is held back while the downstream is not writable');
-      assert.ok(got < 8 * 1024 * 1024);
+      await new Promise((r) => setTimeout(r, 400));
+      // At most what was already in flight when the pause was asked for (undici applies it on the next chunk).
+      assert.ok(gotAtPause > 0 && got - gotAtPause <= 128 * 1024, `${got - gotAtPause} bytes delivered while paused`);
+      // HTTP/1.1: the socket stops being read, so the upstream cannot finish. (HTTP/2 sessions open
+      // 256 MiB windows, as Envoy does, so there the upstream may finish into legate's buffer.)
+      if (!h2) assert.ok(!finished, 'the upstream is held back while the downstream is not writable');
       s.setWritable(true);
       await s.ended;
       assert.equal(got, 8 * 1024 * 1024);
@@ -298,6 +307,8 @@ for (const proto of ['http1', 'http2'] as const) {
         await s.ended;
         assert.equal(JSON.parse(s.bodyText).body, `body-${i}`);
         s.filter.onDestroy!();
+        // A real next request arrives over the network, after undici's setImmediate marks the connection free.
+        await new Promise((r) => setImmediate(r));
       }
       assert.equal(up.connections, 1);
       assert.equal(h.counter('cluster.backend.upstream_cx_total'), 1);
@@ -330,7 +341,7 @@ for (const proto of ['http1', 'http2'] as const) {
 test('HTTP/2 upstream: trailers both ways', TIMEOUT, async () => {
   const up = await startUpstream('http2', (req, res) => {
     void readBody(req).then((body) => {
-      const r = res as import('node:http2').Http2ServerResponse;
+      const r = res as unknown as import('node:http2').Http2ServerResponse;
       r.writeHead(200, { 'content-type': 'text/plain' });
       r.addTrailers({ 'x-trailer-echo': String(req.trailers['x-req-trailer']), 'x-len': String(body.length) });
       r.end('ok');

@@ -6,7 +6,8 @@ import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 
 export type Req = http.IncomingMessage | http2.Http2ServerRequest;
-export type Res = http.ServerResponse | http2.Http2ServerResponse;
+/** Both servers' responses, typed as node:http's (the HTTP/2 compatibility API has the same shape). */
+export type Res = http.ServerResponse;
 export type Handler = (req: Req, res: Res) => void;
 
 export interface TestUpstream {
@@ -38,11 +39,12 @@ export async function startUpstream(protocol: 'http1' | 'http2', handler: Handle
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  server.on('request', (req: Req, res: Res) => {
-    res.on('close', () => {
-      if (!res.writableFinished) up.aborted++;
+  server.on('request', (req: Req, res: Res | http2.Http2ServerResponse) => {
+    const r = res as Res;
+    r.on('close', () => {
+      if (!r.writableEnded) up.aborted++;
     });
-    handler(req, res);
+    handler(req, r);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   (up as { port: number }).port = (server.address() as AddressInfo).port;

@@ -1,0 +1,95 @@
+// Router config parsing and registration: Envoy's defaults, the name/alias/type URL lookups, and
+// the grpc-timeout / x-envoy timeout header rules.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeJson } from '../../../../src/config/decode.ts';
+import { ExtensionRegistry } from '../../../../src/filters/registry.ts';
+import { register } from '../../../../src/filters/http/router/index.ts';
+import { parseRouter } from '../../../../src/filters/http/router/config.ts';
+import { computeTimeout, formatGrpcTimeout, parseGrpcTimeout } from '../../../../src/filters/http/router/timeout.ts';
+import type { Router__Output } from '../../../../src/generated/envoy/extensions/filters/http/router/v3/Router.ts';
+import { clusterRoute, requestHeaders } from './harness.ts';
+
+const ctx = { path: 'http_filters[0].typed_config', clusterNames: undefined };
+
+function decode(json: unknown): Router__Output {
+  const r = decodeJson<Router__Output>('envoy.extensions.filters.http.router.v3.Router', json);
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  return r.value;
+}
+
+test('defaults: dynamic_stats on, envoy headers on', () => {
+  const r = parseRouter(decode({}), ctx);
+  assert.ok(r.ok);
+  assert.deepEqual({ ...r.value }, { suppressEnvoyHeaders: false, dynamicStats: true, respectExpectedRqTimeout: false });
+  assert.ok(Object.isFrozen(r.value));
+});
+
+test('fields are read; start_child_span is accepted', () => {
+  const r = parseRouter(decode({ suppress_envoy_headers: true, dynamic_stats: false, respect_expected_rq_timeout: true, start_child_span: true }), ctx);
+  assert.ok(r.ok);
+  assert.deepEqual({ ...r.value }, { suppressEnvoyHeaders: true, dynamicStats: false, respectExpectedRqTimeout: true });
+});
+
+test('upstream_http_filters are refused with their path', () => {
+  const r = parseRouter(decode({ upstream_http_filters: [{ name: 'envoy.filters.http.upstream_codec' }] }), ctx);
+  assert.equal(r.ok, false);
+  assert.equal(r.ok ? '' : r.errors[0]!.path, 'http_filters[0].typed_config.upstream_http_filters');
+});
+
+test('registered by name, alias and type URL as a terminal HTTP filter', () => {
+  const reg = new ExtensionRegistry();
+  register(reg);
+  const byType = reg.find('http', 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router', undefined);
+  assert.ok(byType);
+  assert.equal(byType.name, 'envoy.filters.http.router');
+  assert.equal(byType.terminal, true);
+  assert.equal(reg.find('http', undefined, 'envoy.router'), byType);
+  assert.equal(reg.find('http', undefined, 'envoy.filters.http.router'), byType);
+});
+
+test('grpc-timeout parsing', () => {
+  assert.equal(parseGrpcTimeout('200m'), 200);
+  assert.equal(parseGrpcTimeout('1S'), 1000);
+  assert.equal(parseGrpcTimeout('2M'), 120_000);
+  assert.equal(parseGrpcTimeout('1H'), 3_600_000);
+  assert.equal(parseGrpcTimeout('1500u'), 2);
+  assert.equal(parseGrpcTimeout('5000000n'), 5);
+  assert.equal(parseGrpcTimeout('12x'), undefined);
+  assert.equal(parseGrpcTimeout('m'), undefined);
+  assert.equal(parseGrpcTimeout('123456789m'), undefined);
+  assert.equal(formatGrpcTimeout(250), '250m');
+});
+
+const cfg = { suppressEnvoyHeaders: false, dynamicStats: true, respectExpectedRqTimeout: false };
+
+test('timeout: route default, x-envoy-upstream-rq-timeout-ms override (consumed), expected header set', () => {
+  const h = requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': '250', 'x-envoy-upstream-rq-timeout-alt-response': '' });
+  const t = computeTimeout(h, clusterRoute({ timeoutMs: 15_000 }).action as never, cfg, false);
+  assert.deepEqual(t, { timeoutMs: 250, altResponse: true });
+  assert.equal(h.get('x-envoy-upstream-rq-timeout-ms'), undefined);
+  assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), '250');
+  const h2 = requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': 'bogus' });
+  assert.equal(computeTimeout(h2, clusterRoute({ timeoutMs: 1000 }).action as never, { ...cfg, suppressEnvoyHeaders: true }, false).timeoutMs, 1000);
+  assert.equal(h2.get('x-envoy-expected-rq-timeout-ms'), undefined);
+});
+
+test('timeout: respect_expected_rq_timeout reads x-envoy-expected-rq-timeout-ms', () => {
+  const h = requestHeaders('GET', '/', { 'x-envoy-expected-rq-timeout-ms': '300', 'x-envoy-upstream-rq-timeout-ms': '900' });
+  assert.equal(computeTimeout(h, clusterRoute({}).action as never, { ...cfg, respectExpectedRqTimeout: true }, false).timeoutMs, 300);
+});
+
+test('timeout: grpc-timeout honoured only with max_stream_duration.grpc_timeout_header_max, capped by it', () => {
+  const raw = { max_stream_duration: { grpc_timeout_header_max: { seconds: '1', nanos: 0 }, grpc_timeout_header_offset: null, max_stream_duration: null } };
+  const action = clusterRoute({ timeoutMs: 15_000, raw }).action as never;
+  const h = requestHeaders('POST', '/svc/M', { 'grpc-timeout': '300m', 'content-type': 'application/grpc' });
+  assert.equal(computeTimeout(h, action, cfg, true).timeoutMs, 300);
+  assert.equal(h.get('grpc-timeout'), '300m');
+  const capped = requestHeaders('POST', '/svc/M', { 'grpc-timeout': '10S' });
+  assert.equal(computeTimeout(capped, action, cfg, true).timeoutMs, 1000);
+  assert.equal(capped.get('grpc-timeout'), '1000m');
+  // Without the setting, the route timeout stands.
+  const plain = requestHeaders('POST', '/svc/M', { 'grpc-timeout': '300m' });
+  assert.equal(computeTimeout(plain, clusterRoute({ timeoutMs: 15_000 }).action as never, cfg, true).timeoutMs, 15_000);
+});
