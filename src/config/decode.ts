@@ -106,6 +106,21 @@ export function unpackAny<T>(any: { type_url: string; value: Buffer | Uint8Array
   return { ok: true, value: { typeName: fullName(type), message: message as T } };
 }
 
+/**
+ * The type URL that selects an extension: a TypedStruct's inner `type_url` (Envoy looks the
+ * factory up by it), otherwise the Any's own. Never fails; undecodable bytes give the outer URL.
+ */
+export function extensionTypeUrl(any: { type_url: string; value: Buffer | Uint8Array }): string {
+  const type = lookupMessageType(any.type_url);
+  if (!type || !TYPED_STRUCT_TYPES.has(fullName(type))) return any.type_url;
+  try {
+    const inner = (type.toObject(type.decode(any.value), OBJECT_OPTIONS) as Obj)['type_url'];
+    return typeof inner === 'string' && inner !== '' ? inner : any.type_url;
+  } catch {
+    return any.type_url;
+  }
+}
+
 /** Packs a proto-loader object of `typeName` into an Any. Throws if the type is unknown (a programming error). */
 export function encodeAny(typeName: string, obj: unknown): { type_url: string; value: Buffer } {
   const type = lookupMessageType(typeName);

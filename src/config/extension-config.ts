@@ -1,7 +1,7 @@
 // Resolves one extension reference (`{name, typed_config}` as in filters, listener filters and
 // access loggers) against the registry and parses its config. Unknown and not optional → error.
 
-import { decodeJson, unpackAny } from './decode.ts';
+import { decodeJson, extensionTypeUrl, unpackAny } from './decode.ts';
 import { fail, ok, joinPath, type Result } from './result.ts';
 import { registry, type ExtensionCategory, type ExtensionSpec, type ParseContext } from '../filters/registry.ts';
 import { logger } from '../proxy/log.ts';
@@ -26,7 +26,8 @@ const kindName: Record<ExtensionCategory, string> = {
 };
 
 export function resolveExtension(category: ExtensionCategory, ref: ExtensionRef, ctx: ParseContext): Result<ResolvedExtension> {
-  const typeUrl = ref.typed_config?.type_url || undefined;
+  // TypedStruct configs name their real type inside: look the extension up by that.
+  const typeUrl = ref.typed_config?.type_url ? extensionTypeUrl(ref.typed_config) : undefined;
   const spec = registry.find(category, typeUrl, ref.name);
   if (!spec) {
     const what = typeUrl ? `${ref.name} (${typeUrl})` : ref.name;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeBinary, decodeJson, encodeAny, encodeBinary, toProto3Json, unpackAny } from '../../src/config/decode.ts';
+import { decodeBinary, decodeJson, encodeAny, encodeBinary, extensionTypeUrl, toProto3Json, unpackAny } from '../../src/config/decode.ts';
 import type { ConfigError, Result } from '../../src/config/result.ts';
 import { lookupMessageType, protoLoadMs, protoRoot } from '../../src/config/protos.ts';
 
@@ -200,6 +200,8 @@ test('TypedStruct is a fine Any, and unpackAny converts it to the type it names'
   const bad = { ...json, typed_config: { ...json.typed_config, value: { dynamic_stats: 'no' } } };
   const r = decodeJson('envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter', bad);
   assert.ok(!r.ok && r.errors.some((e) => e.path === 'typed_config.value.dynamic_stats' && e.reason === 'expected bool, got string'), JSON.stringify(r));
+  assert.equal(extensionTypeUrl(v.typed_config), ROUTER);
+  assert.equal(extensionTypeUrl({ type_url: HCM, value: Buffer.alloc(0) }), HCM);
   const unknownInner = value(decodeJson('google.protobuf.Any', { '@type': 'type.googleapis.com/xds.type.v3.TypedStruct', type_url: 'type.googleapis.com/vendor.Wasm', value: { a: 1 } }));
   const u2 = unpackAny<Obj>(unknownInner as never, '');
   assert.equal(u2.ok && u2.value.typeName, 'xds.type.v3.TypedStruct');

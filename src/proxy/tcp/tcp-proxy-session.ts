@@ -93,6 +93,9 @@ export class TcpProxySession {
     this.#txBuffered = new BufferedGauge(opts.stats.downstreamCxTxBytesBuffered, this.#down);
     this.#rxBuffered = new BufferedGauge(opts.stats.downstreamCxRxBytesBuffered, this.#up);
     this.#wire();
+    // A FIN that arrived before the session (while connecting) is forwarded now.
+    if (this.#down.readableEnded && !this.#up.destroyed) this.#up.end();
+    if (this.#up.readableEnded && !this.#down.destroyed) this.#down.end();
     this.#down.resume();
     if (opts.idleTimeoutMs > 0) this.#armIdle(opts.idleTimeoutMs);
     if (opts.maxDurationMs > 0) {
@@ -151,10 +154,10 @@ export class TcpProxySession {
     });
 
     // FIN from one peer → FIN to the other; each keeps reading until its own peer finishes.
-    down.on('end', () => { console.log('down end');
+    down.on('end', () => {
       if (!up.destroyed) up.end();
     });
-    up.on('end', () => { console.log('up end');
+    up.on('end', () => {
       if (!down.destroyed) down.end();
     });
 
@@ -176,7 +179,7 @@ export class TcpProxySession {
           stats.upstreamFlushTotal.inc();
           stats.upstreamFlushActive.inc();
           if (!up.writableEnded) up.end();
-        } else { console.log('down close -> up.destroy', up.readableEnded, up.readableLength); up.destroy(); }
+        } else up.destroy();
       }
       this.#maybeFinish();
     });

@@ -69,6 +69,8 @@ export class TcpProxyFactory implements NetworkFilterFactory<TcpProxyConfig> {
 
     // Until the upstream is up, the downstream is not read (its FIN, if any, is forwarded later);
     // a reset or close meanwhile abandons the attempt.
+    // A client FIN while connecting must not end our write side (Node's default without allowHalfOpen).
+    down.allowHalfOpen = true;
     let downGone = down.destroyed;
     const onDownGone = (): void => {
       downGone = true;

@@ -1,0 +1,469 @@
+// One downstream request/response (Envoy's ActiveStream): request header handling, the filter chain,
+// route cache, local replies, timeouts, upgrade tunnels, stats and the access log at the end.
+// Every failure ends as a local reply or a stream reset; nothing here throws into the codec.
+
+import type { Duplex } from 'node:stream';
+import type { HttpFilter, HttpFilterFactory, LocalReplyOptions } from '../../filters/http/filter.ts';
+import type { AccessLogger } from '../access-log/index.ts';
+import { ResponseFlag } from '../errors.ts';
+import { logger } from '../log.ts';
+import type { ResponseEncoder } from './codec.ts';
+import { FilterManager, type FilterChainSink } from './filter-manager.ts';
+import type { HcmConfig } from './hcm-config.ts';
+import type { HcmStats } from './hcm-stats.ts';
+import type { HeaderMap } from './headers.ts';
+import { buildLocalReply } from './local-reply.ts';
+import { mutateRequestHeaders, mutateResponseHeaders, removeHopByHop } from './request-headers.ts';
+import type { RouteEntry } from './route-types.ts';
+import { newStreamInfo, type AddressInfo, type StreamInfo } from './stream-info.ts';
+import { FilterCallbacks } from './filter-manager-callbacks.ts';
+import { openTunnel } from './connection-manager-tunnel.ts';
+
+const log = logger('http');
+
+export interface RuntimeFilter {
+  readonly name: string;
+  readonly factory: HttpFilterFactory;
+  readonly config: unknown;
+}
+
+/** What a stream needs from its connection manager and connection. */
+export interface StreamOwner {
+  readonly cfg: HcmConfig;
+  readonly stats: HcmStats;
+  readonly filters: readonly RuntimeFilter[];
+  readonly upgradeFilters: ReadonlyMap<string, readonly RuntimeFilter[]>;
+  readonly accessLoggers: readonly AccessLogger[];
+  /** Drain started, or the connection hit max_requests_per_connection: close after this response. */
+  shouldCloseAfterResponse(): boolean;
+  streamDone(stream: ActiveStream): void;
+}
+
+export interface ConnectionInfo {
+  readonly connectionId: number;
+  readonly remote: AddressInfo;
+  readonly local: AddressInfo;
+  readonly tls: boolean;
+  readonly requestedServerName: string | undefined;
+}
+
+const NO_ROUTE = Symbol('no route');
+
+export class ActiveStream {
+  readonly info: StreamInfo;
+  readonly #owner: StreamOwner;
+  readonly #conn: ConnectionInfo;
+  readonly #encoder: ResponseEncoder;
+  #fm: FilterManager;
+  readonly #sink: FilterChainSink;
+  #callbacks: FilterCallbacks[] = [];
+  #requestHeaders: HeaderMap | undefined;
+  #route: RouteEntry | undefined | typeof NO_ROUTE = NO_ROUTE;
+  #upgrade: string | undefined;
+  #isGrpc = false;
+  #isHead = false;
+  #requestComplete = false;
+  #done = false;
+  #decodeAborted = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #idleMs: number;
+  #requestTimer: NodeJS.Timeout | undefined;
+  #writableHandlers: ((writable: boolean) => void)[] | undefined;
+  #aboveWatermark = false;
+  #readDisables = 0;
+  #tunnel: { upstream: Duplex; upstreamHead: Buffer } | undefined;
+
+  constructor(owner: StreamOwner, conn: ConnectionInfo, encoder: ResponseEncoder) {
+    this.#owner = owner;
+    this.#conn = conn;
+    this.#encoder = encoder;
+    this.info = newStreamInfo({
+      downstreamRemote: conn.remote,
+      downstreamLocal: conn.local,
+      connectionId: conn.connectionId,
+      protocol: encoder.protocol,
+      ...(conn.requestedServerName !== undefined ? { requestedServerName: conn.requestedServerName } : {}),
+    });
+    this.#sink = new StreamSink(this);
+    this.#fm = new FilterManager([], this.#sink, owner.cfg.bufferLimitBytes);
+    const s = owner.stats;
+    s.rqTotal.inc();
+    s.rqActive.inc();
+    if (encoder.protocol === 'HTTP/2') s.rqHttp2Total.inc();
+    else s.rqHttp1Total.inc();
+    encoder.onWritable = (w) => this.#onCodecWritable(w);
+    this.#idleMs = owner.cfg.streamIdleTimeoutMs;
+    if (this.#idleMs > 0) this.#idleTimer = setTimeout(() => this.#onIdleTimeout(), this.#idleMs);
+    const rt = owner.cfg.requestTimeoutMs;
+    if (rt > 0) this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), rt);
+  }
+
+  get statPrefix(): string {
+    return this.#owner.cfg.statPrefix;
+  }
+  get upgrade(): string | undefined {
+    return this.#upgrade;
+  }
+  get done(): boolean {
+    return this.#done;
+  }
+
+  // ---- from the codec ----
+
+  /**
+   * Request headers from the codec, pseudo-headers included. `upgrade` is set for an HTTP/1.1
+   * upgrade request (the `upgrade` header's value). `reject` answers without running filters.
+   */
+  decodeHeaders(headers: HeaderMap, endStream: boolean, opts?: { upgrade?: string; reject?: { status: number; details: string; body: string } }): void {
+    if (this.#done) return;
+    this.#requestHeaders = headers;
+    this.info.requestHeaders = headers;
+    this.#isHead = headers.get(':method') === 'HEAD';
+    this.#isGrpc = headers.get('content-type')?.startsWith('application/grpc') === true;
+    if (endStream) this.#onRequestComplete();
+    this.#touch();
+    if (opts?.reject) {
+      this.#decodeAborted = true;
+      return this.sendLocalReply(opts.reject.status, opts.reject.body, { details: opts.reject.details });
+    }
+    const cfg = this.#owner.cfg;
+    const upgradeType = opts?.upgrade?.toLowerCase();
+    removeHopByHop(headers, upgradeType !== undefined);
+    const rej = mutateRequestHeaders(headers, { cfg, info: this.info, remote: this.#conn.remote, tls: this.#conn.tls, localPort: this.#conn.local.port });
+    if (rej) {
+      if (rej.details === 'absolute_path_rejected') this.#owner.stats.rqNonRelativePath.inc();
+      this.#decodeAborted = true;
+      return this.sendLocalReply(rej.status, rej.body, { details: rej.details, ...(rej.location ? { headers: { location: rej.location } } : {}) });
+    }
+    let chain = this.#owner.filters;
+    if (upgradeType !== undefined) {
+      const allowed = this.#upgradeChain(upgradeType);
+      if (!allowed) {
+        this.#owner.stats.rqWsOnNonWsRoute.inc();
+        this.#decodeAborted = true;
+        return this.sendLocalReply(403, '', { details: 'upgrade_failed' });
+      }
+      this.#upgrade = upgradeType;
+      chain = allowed;
+    }
+    this.#createFilters(chain);
+    this.#fm.decodeHeaders(headers, endStream);
+  }
+
+  decodeData(data: Buffer, endStream: boolean): void {
+    if (this.#done) return;
+    this.info.bytesReceived += data.length;
+    if (endStream) this.#onRequestComplete();
+    this.#touch();
+    if (!this.#decodeAborted) this.#fm.decodeData(data, endStream);
+  }
+
+  decodeTrailers(trailers: HeaderMap): void {
+    if (this.#done) return;
+    this.#onRequestComplete();
+    this.#touch();
+    if (!this.#decodeAborted) this.#fm.decodeTrailers(trailers);
+  }
+
+  /** The downstream went away (h1 connection closed, h2 RST_STREAM) before the response completed. */
+  onDownstreamReset(reason: string): void {
+    if (this.#done) return;
+    this.#owner.stats.rqRxReset.inc();
+    this.info.responseFlags.add(ResponseFlag.DownstreamConnectionTermination);
+    this.info.terminationDetails ??= reason;
+    this.#finish();
+  }
+
+  // ---- filter chain ----
+
+  #createFilters(chain: readonly RuntimeFilter[]): void {
+    const filters: HttpFilter[] = new Array(chain.length);
+    const cbs: FilterCallbacks[] = new Array(chain.length);
+    for (let i = 0; i < chain.length; i++) {
+      const cb = new FilterCallbacks(this, i);
+      cbs[i] = cb;
+      filters[i] = chain[i]!.factory.create(chain[i]!.config, cb);
+    }
+    this.#callbacks = cbs;
+    this.#fm = new FilterManager(filters, this.#sink, this.#owner.cfg.bufferLimitBytes);
+  }
+
+  #upgradeChain(type: string): readonly RuntimeFilter[] | undefined {
+    let routeEnabled = false;
+    const raw = this.route()?.action;
+    const routeCfgs = raw?.kind === 'route' ? (raw.raw as { upgrade_configs?: { upgrade_type: string; enabled: { value: boolean } | null }[] } | undefined)?.upgrade_configs : undefined;
+    const rc = routeCfgs?.find((u) => u.upgrade_type.toLowerCase() === type);
+    if (rc) {
+      if (rc.enabled && !rc.enabled.value) return undefined;
+      routeEnabled = true;
+    }
+    const hcm = this.#owner.cfg.upgradeConfigs.find((u) => u.upgradeType === type);
+    if ((!hcm || !hcm.enabled) && !routeEnabled) return undefined;
+    return this.#owner.upgradeFilters.get(type) ?? this.#owner.filters;
+  }
+
+  route(): RouteEntry | undefined {
+    if (this.#route !== NO_ROUTE) return this.#route;
+    const h = this.#requestHeaders;
+    const r = h ? this.#owner.cfg.routeTable.match(h, this.info) : undefined;
+    this.#route = r;
+    this.info.routeName = r?.name;
+    this.info.virtualHostName = r?.virtualHost.name;
+    if (r?.action.kind === 'route' && r.action.idleTimeoutMs !== undefined) this.#setIdleTimeout(r.action.idleTimeoutMs);
+    return r;
+  }
+
+  clearRouteCache(): void {
+    this.#route = NO_ROUTE;
+  }
+
+  continueDecoding(index: number): void {
+    if (!this.#done && !this.#decodeAborted) this.#fm.continueDecoding(index);
+  }
+  continueEncoding(index: number): void {
+    if (!this.#done) this.#fm.continueEncoding(index);
+  }
+  encodeHeaders(headers: HeaderMap, endStream: boolean): void {
+    if (!this.#done) this.#fm.encodeHeaders(headers, endStream);
+  }
+  encodeData(data: Buffer, endStream: boolean): void {
+    if (!this.#done) this.#fm.encodeData(data, endStream);
+  }
+  encodeTrailers(trailers: HeaderMap): void {
+    if (!this.#done) this.#fm.encodeTrailers(trailers);
+  }
+  bufferedRequestBody(): Buffer | undefined {
+    return this.#fm.bufferedRequestBody();
+  }
+
+  setDecoderReadable(readable: boolean): void {
+    this.#readDisable(!readable);
+  }
+
+  #readDisable(disable: boolean): void {
+    const before = this.#readDisables;
+    this.#readDisables = Math.max(0, before + (disable ? 1 : -1));
+    if (before === 0 && this.#readDisables === 1) this.#encoder.readDisable(true);
+    else if (before === 1 && this.#readDisables === 0) this.#encoder.readDisable(false);
+  }
+
+  onDownstreamWritable(handler: (writable: boolean) => void): void {
+    (this.#writableHandlers ??= []).push(handler);
+  }
+
+  #notifyWritable(writable: boolean): void {
+    if (this.#aboveWatermark === !writable) return;
+    this.#aboveWatermark = !writable;
+    const hs = this.#writableHandlers;
+    if (hs) for (const h of hs) h(writable);
+  }
+
+  #onCodecWritable(w: boolean): void {
+    this.#touch();
+    this.#notifyWritable(w);
+  }
+
+  sendLocalReply(status: number, body: string, opts?: LocalReplyOptions): void {
+    if (this.#done) return;
+    const info = this.info;
+    if (opts?.flag) info.responseFlags.add(opts.flag);
+    if (opts?.details !== undefined) info.responseCodeDetails = opts.details;
+    if (this.#encoder.headersSent) {
+      this.resetStream('local reply after the response started');
+      return;
+    }
+    this.#decodeAborted = true;
+    this.#fm.abortDecoding();
+    if (!this.#requestComplete) this.#encoder.closeConnectionAfter();
+    const r = buildLocalReply(
+      this.#owner.cfg.localReply,
+      info,
+      { isGrpc: this.#isGrpc, isHead: this.#isHead },
+      status,
+      body,
+      { ...(opts?.headers ? { headers: opts.headers } : {}), ...(opts?.grpcStatus !== undefined ? { grpcStatus: opts.grpcStatus } : {}) },
+    );
+    const end = r.body === undefined;
+    if (!this.#fm.encodeStarted) {
+      this.#fm.encodeHeaders(r.headers, end);
+      if (!end && !this.#done) this.#fm.encodeData(r.body!, true);
+    } else {
+      // Encoder filters already saw a response: bypass them, as Envoy's sendDirectLocalReply does.
+      this.#fm.resetEncoding();
+      this.encodeHeadersToCodec(r.headers, end);
+      if (!end && !this.#done) this.encodeDataToCodec(r.body!, true);
+    }
+  }
+
+  resetStream(reason: string): void {
+    if (this.#done) return;
+    this.#owner.stats.rqTxReset.inc();
+    this.info.terminationDetails ??= reason;
+    this.#encoder.reset(reason);
+    this.#finish();
+  }
+
+  upgradeToTunnel(responseHeaders: HeaderMap, upstream: Duplex, upstreamHead: Buffer): void {
+    if (this.#done || !this.#upgrade) {
+      upstream.destroy();
+      if (!this.#done) this.resetStream('upgrade without an upgrade request');
+      return;
+    }
+    this.#tunnel = { upstream, upstreamHead };
+    this.#fm.encodeHeaders(responseHeaders, false);
+  }
+
+  // ---- the end of the encoder chain (StreamSink) ----
+
+  bufferOverflow(decode: boolean): void {
+    if (decode) {
+      this.#owner.stats.rqTooLarge.inc();
+      this.sendLocalReply(413, 'Payload Too Large', { details: 'request_payload_too_large' });
+    } else {
+      this.#owner.stats.rsTooLarge.inc();
+      this.sendLocalReply(500, 'Internal Server Error', { details: 'response_payload_too_large' });
+    }
+  }
+
+  watermark(decode: boolean, above: boolean): void {
+    if (decode) this.#readDisable(above);
+    else this.#notifyWritable(!above);
+  }
+
+  encodeHeadersToCodec(headers: HeaderMap, endStream: boolean): void {
+    if (this.#done) return;
+    const status = Number(headers.get(':status') ?? 0);
+    const tunnel = this.#tunnel !== undefined && status === 101;
+    mutateResponseHeaders(headers, this.#owner.cfg, this.#requestHeaders, tunnel);
+    if (!tunnel && this.#owner.shouldCloseAfterResponse()) this.#encoder.closeConnectionAfter();
+    this.info.responseHeaders = headers;
+    this.info.responseCode = status;
+    this.#owner.stats.chargeStatus(status);
+    this.#encoder.encodeHeaders(headers, endStream && !tunnel);
+    this.#touch();
+    if (tunnel) return this.#startTunnel();
+    if (this.#tunnel) {
+      this.#tunnel.upstream.destroy();
+      this.#tunnel = undefined;
+    }
+    if (endStream) this.#finish();
+  }
+
+  encodeDataToCodec(data: Buffer, endStream: boolean): void {
+    if (this.#done) return;
+    this.info.bytesSent += data.length;
+    const writable = this.#encoder.encodeData(data, endStream);
+    this.#touch();
+    if (!writable) this.#notifyWritable(false);
+    if (endStream) this.#finish();
+  }
+
+  encodeTrailersToCodec(trailers: HeaderMap): void {
+    if (this.#done) return;
+    this.info.responseTrailers = trailers;
+    this.#encoder.encodeTrailers(trailers);
+    this.#finish();
+  }
+
+  #startTunnel(): void {
+    const t = this.#tunnel!;
+    const down = this.#encoder.takeTunnel?.();
+    if (!down) {
+      t.upstream.destroy();
+      return this.resetStream('no downstream connection to tunnel');
+    }
+    this.#clearTimers();
+    this.#onRequestComplete();
+    openTunnel(down.socket, down.head, t.upstream, t.upstreamHead, this.info, () => this.#finish());
+  }
+
+  // ---- timers and completion ----
+
+  #touch(): void {
+    this.#idleTimer?.refresh();
+  }
+
+  #setIdleTimeout(ms: number): void {
+    this.#idleMs = ms;
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = ms > 0 && !this.#done ? setTimeout(() => this.#onIdleTimeout(), ms) : undefined;
+  }
+
+  #onIdleTimeout(): void {
+    if (this.#done) return;
+    this.#owner.stats.rqIdleTimeout.inc();
+    if (this.#encoder.headersSent) {
+      this.info.responseFlags.add(ResponseFlag.StreamIdleTimeout);
+      this.resetStream('stream idle timeout');
+    } else this.sendLocalReply(408, 'stream timeout', { details: 'stream_idle_timeout', flag: ResponseFlag.StreamIdleTimeout });
+  }
+
+  #onRequestTimeout(): void {
+    if (this.#done || this.#requestComplete) return;
+    this.#owner.stats.rqTimeout.inc();
+    if (this.#encoder.headersSent) this.resetStream('request overall timeout');
+    else this.sendLocalReply(408, 'request timeout', { details: 'request_overall_timeout' });
+  }
+
+  #onRequestComplete(): void {
+    this.#requestComplete = true;
+    if (this.#requestTimer) {
+      clearTimeout(this.#requestTimer);
+      this.#requestTimer = undefined;
+    }
+  }
+
+  #clearTimers(): void {
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    if (this.#requestTimer) clearTimeout(this.#requestTimer);
+    this.#idleTimer = this.#requestTimer = undefined;
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#clearTimers();
+    const info = this.info;
+    const now = performance.now();
+    info.lastDownstreamTxMono = now;
+    info.durationMs = Math.round(now - info.startMono);
+    const s = this.#owner.stats;
+    s.rqActive.dec();
+    s.rqCompleted.inc();
+    s.rqTime.record(now - info.startMono);
+    // Filters are destroyed once the current call stack (often a filter's own call) unwinds.
+    const fm = this.#fm;
+    queueMicrotask(() => fm.destroy());
+    for (const l of this.#owner.accessLoggers) {
+      try {
+        l.log(info);
+      } catch (e) {
+        if (log.enabled('error')) log.error(`access log: ${(e as Error).message}`);
+      }
+    }
+    this.#owner.streamDone(this);
+  }
+}
+
+/** The end of the encoder chain: response frames go to the codec; overflow and watermarks back to the stream. */
+class StreamSink implements FilterChainSink {
+  readonly #s: ActiveStream;
+  constructor(s: ActiveStream) {
+    this.#s = s;
+  }
+  encodeHeaders(h: HeaderMap, end: boolean): void {
+    this.#s.encodeHeadersToCodec(h, end);
+  }
+  encodeData(d: Buffer, end: boolean): void {
+    this.#s.encodeDataToCodec(d, end);
+  }
+  encodeTrailers(t: HeaderMap): void {
+    this.#s.encodeTrailersToCodec(t);
+  }
+  bufferOverflow(decode: boolean): void {
+    this.#s.bufferOverflow(decode);
+  }
+  watermark(decode: boolean, above: boolean): void {
+    this.#s.watermark(decode, above);
+  }
+}

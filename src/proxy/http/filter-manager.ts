@@ -1,0 +1,331 @@
+// The HTTP filter chain runner (Envoy's FilterManager): decoder filters in order, encoder filters in
+// reverse, per-filter iteration state (Continue / StopSingle / StopAll), one buffer per direction,
+// continue…() resuming at the next filter. Synchronous throughout: no await when every filter continues.
+// Buffer overflow and watermarks are reported to the sink; a filter that throws is the caller's problem.
+
+import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter } from '../../filters/http/filter.ts';
+import type { HeaderMap } from './headers.ts';
+
+const CONTINUE = 0;
+const STOP_SINGLE = 1;
+const STOP_ALL = 2;
+/** Internal data status: a stopped filter without a body hook; buffer with flow control, no 413. */
+const WATERMARK = 100;
+
+/** Where the chain ends and what it reports. */
+export interface FilterChainSink {
+  /** The encoder chain ran past its last filter: these go to the codec. */
+  encodeHeaders(headers: HeaderMap, endStream: boolean): void;
+  encodeData(data: Buffer, endStream: boolean): void;
+  encodeTrailers(trailers: HeaderMap): void;
+  /** A filter asked to buffer more than the limit (request: 413, response: 500). */
+  bufferOverflow(decode: boolean): void;
+  /** Flow-controlled buffering went above (true) or back below (false) the limit. */
+  watermark(decode: boolean, above: boolean): void;
+}
+
+class Direction {
+  readonly decode: boolean;
+  readonly state: Uint8Array;
+  readonly headersContinued: Uint8Array;
+  readonly fromCurrent: Uint8Array;
+  headers: HeaderMap | undefined = undefined;
+  trailers: HeaderMap | undefined = undefined;
+  buffer: Buffer[] | undefined = undefined;
+  bufferBytes = 0;
+  watermarked = false;
+  /** End of stream seen from the source (codec for decode, terminal filter for encode). */
+  complete = false;
+  started = false;
+  /** Bumped on abort: running loops notice and stop. */
+  gen = 0;
+  /** Position of the filter whose hook is running, and whether it asked to continue meanwhile. */
+  inHook = -1;
+  pendingContinue = false;
+
+  constructor(decode: boolean, n: number) {
+    this.decode = decode;
+    this.state = new Uint8Array(n);
+    this.headersContinued = new Uint8Array(n);
+    this.fromCurrent = new Uint8Array(n);
+  }
+
+  reset(): void {
+    this.state.fill(0);
+    this.headersContinued.fill(0);
+    this.fromCurrent.fill(0);
+    this.headers = this.trailers = this.buffer = undefined;
+    this.bufferBytes = 0;
+    this.complete = this.started = false;
+    this.inHook = -1;
+    this.pendingContinue = false;
+    this.gen++;
+  }
+}
+
+export class FilterManager {
+  readonly #filters: HttpFilter[];
+  readonly #sink: FilterChainSink;
+  readonly #limit: number;
+  readonly #dec: Direction;
+  readonly #enc: Direction;
+  #destroyed = false;
+
+  constructor(filters: HttpFilter[], sink: FilterChainSink, bufferLimitBytes: number) {
+    this.#filters = filters;
+    this.#sink = sink;
+    this.#limit = bufferLimitBytes;
+    this.#dec = new Direction(true, filters.length);
+    this.#enc = new Direction(false, filters.length);
+  }
+
+  get encodeStarted(): boolean {
+    return this.#enc.started;
+  }
+
+  // ---- sources ----
+
+  decodeHeaders(headers: HeaderMap, endStream: boolean): void {
+    const d = this.#dec;
+    d.headers = headers;
+    d.started = true;
+    d.complete = endStream;
+    this.#runHeaders(d, 0, endStream);
+  }
+
+  decodeData(data: Buffer, endStream: boolean): void {
+    const d = this.#dec;
+    if (endStream) d.complete = true;
+    this.#runData(d, 0, data, endStream);
+  }
+
+  decodeTrailers(trailers: HeaderMap): void {
+    const d = this.#dec;
+    d.complete = true;
+    d.trailers = trailers;
+    this.#runTrailers(d, 0, trailers);
+  }
+
+  encodeHeaders(headers: HeaderMap, endStream: boolean): void {
+    const e = this.#enc;
+    e.headers = headers;
+    e.started = true;
+    e.complete = endStream;
+    this.#runHeaders(e, 0, endStream);
+  }
+
+  encodeData(data: Buffer, endStream: boolean): void {
+    const e = this.#enc;
+    if (endStream) e.complete = true;
+    this.#runData(e, 0, data, endStream);
+  }
+
+  encodeTrailers(trailers: HeaderMap): void {
+    const e = this.#enc;
+    e.complete = true;
+    e.trailers = trailers;
+    this.#runTrailers(e, 0, trailers);
+  }
+
+  /** Resumes the decode side at the filter (decode index) that stopped it. */
+  continueDecoding(index: number): void {
+    this.#continue(this.#dec, index);
+  }
+
+  /** Resumes the encode side; `index` is the filter's decode index. */
+  continueEncoding(index: number): void {
+    this.#continue(this.#enc, this.#filters.length - 1 - index);
+  }
+
+  /** Stops all further decoding (local reply sent, stream reset). */
+  abortDecoding(): void {
+    this.#dec.gen++;
+    this.#dec.buffer = undefined;
+  }
+
+  /** Forgets the encode side so a local reply can start over. */
+  resetEncoding(): void {
+    this.#enc.reset();
+  }
+
+  bufferedRequestBody(): Buffer | undefined {
+    const b = this.#dec.buffer;
+    if (!b) return undefined;
+    if (b.length !== 1) this.#dec.buffer = [Buffer.concat(b)];
+    return this.#dec.buffer![0];
+  }
+
+  /** onDestroy() once per filter; the manager is inert afterwards. */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#dec.gen++;
+    this.#enc.gen++;
+    for (const f of this.#filters) f.onDestroy?.();
+  }
+
+  // ---- iteration ----
+
+  #at(d: Direction, k: number): HttpFilter {
+    return this.#filters[d.decode ? k : this.#filters.length - 1 - k]!;
+  }
+
+  #afterStop(d: Direction, k: number): void {
+    if (d.pendingContinue) {
+      d.pendingContinue = false;
+      this.#continue(d, this.#toIndex(d, k));
+    }
+  }
+
+  #toIndex(d: Direction, k: number): number {
+    return d.decode ? k : this.#filters.length - 1 - k;
+  }
+
+  #runHeaders(d: Direction, start: number, endStream: boolean): void {
+    const gen = d.gen;
+    const headers = d.headers!;
+    const n = this.#filters.length;
+    for (let k = start; k < n; k++) {
+      const f = this.#at(d, k);
+      const hook = d.decode ? f.onRequestHeaders : f.onResponseHeaders;
+      let st: number = FilterHeadersStatus.Continue;
+      if (hook) {
+        d.inHook = k;
+        st = hook.call(f, headers, endStream);
+        d.inHook = -1;
+        if (d.gen !== gen) return;
+      }
+      if (st === FilterHeadersStatus.Continue) {
+        d.headersContinued[k] = 1;
+        d.pendingContinue = false;
+        continue;
+      }
+      d.state[k] = st === FilterHeadersStatus.StopIteration ? STOP_SINGLE : STOP_ALL;
+      if (st === FilterHeadersStatus.StopAllIterationAndBuffer) d.fromCurrent[k] = 1;
+      this.#afterStop(d, k);
+      return;
+    }
+    if (!d.decode) this.#sink.encodeHeaders(headers, endStream);
+  }
+
+  #runData(d: Direction, start: number, data: Buffer, endStream: boolean): void {
+    const gen = d.gen;
+    const n = this.#filters.length;
+    for (let k = start; k < n; k++) {
+      if (d.state[k] === STOP_ALL) {
+        this.#addBuffer(d, data, true);
+        return;
+      }
+      const f = this.#at(d, k);
+      const hook = d.decode ? f.onRequestBody : f.onResponseBody;
+      let st: number;
+      if (hook) {
+        d.inHook = k;
+        st = hook.call(f, data, endStream);
+        d.inHook = -1;
+        if (d.gen !== gen) return;
+      } else st = d.state[k] === CONTINUE ? FilterDataStatus.Continue : WATERMARK;
+      if (st === FilterDataStatus.Continue) {
+        d.pendingContinue = false;
+        if (d.state[k] !== CONTINUE) {
+          this.#addBuffer(d, data, false);
+          this.#continueAt(d, k);
+          return;
+        }
+        continue;
+      }
+      d.state[k] = STOP_SINGLE;
+      if (st === FilterDataStatus.StopIterationAndBuffer) this.#addBuffer(d, data, true);
+      else if (st === WATERMARK) this.#addBuffer(d, data, false);
+      this.#afterStop(d, k);
+      return;
+    }
+    if (!d.decode) this.#sink.encodeData(data, endStream);
+  }
+
+  #runTrailers(d: Direction, start: number, trailers: HeaderMap): void {
+    const gen = d.gen;
+    const n = this.#filters.length;
+    for (let k = start; k < n; k++) {
+      if (d.state[k] === STOP_ALL) return;
+      const f = this.#at(d, k);
+      const hook = d.decode ? f.onRequestTrailers : f.onResponseTrailers;
+      let st: number;
+      if (hook) {
+        d.inHook = k;
+        st = hook.call(f, trailers);
+        d.inHook = -1;
+        if (d.gen !== gen) return;
+      } else st = d.state[k] === CONTINUE ? FilterTrailersStatus.Continue : FilterTrailersStatus.StopIteration;
+      if (st === FilterTrailersStatus.Continue) {
+        d.pendingContinue = false;
+        if (d.state[k] !== CONTINUE) {
+          this.#continueAt(d, k);
+          return;
+        }
+        continue;
+      }
+      d.state[k] = STOP_SINGLE;
+      this.#afterStop(d, k);
+      return;
+    }
+    d.trailers = undefined;
+    if (!d.decode) this.#sink.encodeTrailers(trailers);
+  }
+
+  #continue(d: Direction, index: number): void {
+    if (this.#destroyed) return;
+    const k = d.decode ? index : this.#filters.length - 1 - index;
+    if (k < 0 || k >= this.#filters.length) return;
+    if (d.inHook === k) {
+      // Asked to continue from inside its own hook: honoured once the hook returns a stop status.
+      d.pendingContinue = true;
+      return;
+    }
+    this.#continueAt(d, k);
+  }
+
+  /** Envoy's commonContinue for the filter at iteration position k. */
+  #continueAt(d: Direction, k: number): void {
+    if (d.state[k] === CONTINUE) return;
+    const fromCurrent = d.fromCurrent[k] === 1;
+    d.state[k] = CONTINUE;
+    d.fromCurrent[k] = 0;
+    const gen = d.gen;
+    if (!d.headersContinued[k]) {
+      d.headersContinued[k] = 1;
+      this.#runHeaders(d, k + 1, d.complete && d.buffer === undefined && d.trailers === undefined);
+      if (d.gen !== gen) return;
+    }
+    const trailers = d.trailers;
+    if (d.buffer !== undefined) {
+      const data = this.#takeBuffer(d);
+      this.#runData(d, fromCurrent ? k : k + 1, data, d.complete && trailers === undefined);
+      if (d.gen !== gen) return;
+    }
+    if (trailers !== undefined) this.#runTrailers(d, fromCurrent ? k : k + 1, trailers);
+  }
+
+  #addBuffer(d: Direction, data: Buffer, strict: boolean): void {
+    (d.buffer ??= []).push(data);
+    d.bufferBytes += data.length;
+    if (d.bufferBytes <= this.#limit) return;
+    if (strict) {
+      this.#sink.bufferOverflow(d.decode);
+    } else if (!d.watermarked) {
+      d.watermarked = true;
+      this.#sink.watermark(d.decode, true);
+    }
+  }
+
+  #takeBuffer(d: Direction): Buffer {
+    const b = d.buffer!;
+    d.buffer = undefined;
+    d.bufferBytes = 0;
+    if (d.watermarked) {
+      d.watermarked = false;
+      this.#sink.watermark(d.decode, false);
+    }
+    return b.length === 1 ? b[0]! : Buffer.concat(b);
+  }
+}

@@ -1,0 +1,97 @@
+// The parsed, frozen HTTP connection manager config (what parseHttpConnectionManager makes and the
+// connection manager runs). Pure data: every Envoy default is already filled in.
+
+import type { ExtensionSpec } from '../../filters/registry.ts';
+import type { AccessLogConfig } from '../access-log/index.ts';
+import type { RouteTable } from './route-types.ts';
+import type { LocalReplyConfig } from './local-reply.ts';
+
+export type CodecType = 'AUTO' | 'HTTP1' | 'HTTP2';
+export type ServerHeaderTransformation = 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
+export type HeadersWithUnderscoresAction = 'ALLOW' | 'REJECT_REQUEST' | 'DROP_HEADER';
+export type EscapedSlashesAction = 'KEEP_UNCHANGED' | 'REJECT_REQUEST' | 'UNESCAPE_AND_REDIRECT' | 'UNESCAPE_AND_FORWARD';
+
+/** One HTTP filter of the chain: the registry spec and its parsed config. */
+export interface HttpFilterEntry {
+  /** HttpFilter.name (the key for typed_per_filter_config). */
+  readonly name: string;
+  readonly spec: ExtensionSpec;
+  readonly config: unknown;
+  readonly terminal: boolean;
+}
+
+export interface UpgradeConfig {
+  /** Lowercase upgrade type, e.g. `websocket`. */
+  readonly upgradeType: string;
+  readonly enabled: boolean;
+  /** A filter chain for this upgrade type; undefined → the HCM's http_filters. */
+  readonly filters: readonly HttpFilterEntry[] | undefined;
+}
+
+/** An IPv4/IPv6 CIDR range, parsed once. */
+export interface Cidr {
+  readonly v6: boolean;
+  /** Address as a big integer (32 or 128 bits). */
+  readonly base: bigint;
+  readonly prefixLen: number;
+}
+
+export interface HcmConfig {
+  readonly statPrefix: string;
+  readonly codecType: CodecType;
+  readonly routeTable: RouteTable;
+  readonly httpFilters: readonly HttpFilterEntry[];
+  readonly serverName: string;
+  readonly serverHeaderTransformation: ServerHeaderTransformation;
+  readonly useRemoteAddress: boolean;
+  readonly xffNumTrustedHops: number;
+  readonly skipXffAppend: boolean;
+  readonly via: string;
+  readonly generateRequestId: boolean;
+  readonly preserveExternalRequestId: boolean;
+  readonly alwaysSetRequestIdInResponse: boolean;
+  /** Connection idle timeout (no active streams), ms; 0 disables. Default 1 h. */
+  readonly idleTimeoutMs: number;
+  readonly maxHeadersCount: number;
+  readonly headersWithUnderscoresAction: HeadersWithUnderscoresAction;
+  readonly maxRequestHeadersKb: number;
+  /** ms; 0 disables. Default 5 min. */
+  readonly streamIdleTimeoutMs: number;
+  /** ms; 0 disables (default). */
+  readonly requestTimeoutMs: number;
+  /** ms; 0 disables (default). */
+  readonly requestHeadersTimeoutMs: number;
+  /** ms; default 5 s. */
+  readonly drainTimeoutMs: number;
+  /** Max lifetime of a downstream connection, ms; 0 disables. */
+  readonly maxConnectionDurationMs: number;
+  /** Max requests per connection; 0 = unlimited. */
+  readonly maxRequestsPerConnection: number;
+  readonly normalizePath: boolean;
+  readonly mergeSlashes: boolean;
+  readonly pathWithEscapedSlashesAction: EscapedSlashesAction;
+  readonly stripAnyHostPort: boolean;
+  readonly stripMatchingHostPort: boolean;
+  readonly stripTrailingHostDot: boolean;
+  readonly upgradeConfigs: readonly UpgradeConfig[];
+  readonly localReply: LocalReplyConfig;
+  readonly accessLogs: readonly AccessLogConfig[];
+  readonly http2: {
+    readonly maxConcurrentStreams: number;
+    readonly initialStreamWindowSize: number;
+    readonly initialConnectionWindowSize: number;
+  };
+  readonly http1: {
+    readonly acceptHttp10: boolean;
+    readonly defaultHostForHttp10: string;
+    /** Envoy forwards HTTP/1.1 trailers only when enable_trailers is set. */
+    readonly enableTrailers: boolean;
+    readonly allowAbsoluteUrl: boolean;
+  };
+  /** Internal address ranges; undefined → Envoy's defaults (RFC 1918, loopback, fc00::/7). */
+  readonly internalAddresses: readonly Cidr[] | undefined;
+  /** Envoy's per_connection_buffer_limit_bytes (from the listener); filter-manager buffer limit. */
+  readonly bufferLimitBytes: number;
+  /** Forward `expect: 100-continue` instead of answering it (proxy_100_continue). */
+  readonly proxy100Continue: boolean;
+}
