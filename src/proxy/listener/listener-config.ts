@@ -10,6 +10,7 @@ import { durationMs, wrapped } from '../../config/values.ts';
 import { resolveExtension, type ResolvedExtension } from '../../config/extension-config.ts';
 import type { ParseContext } from '../../filters/registry.ts';
 import { compileFilterChainMatcher, type FilterChainMatcher } from './filter-chain-match.ts';
+import { compileFilterDisabled, type ListenerFilterDisabled } from './listener-filters.ts';
 import { Limits } from '../limits.ts';
 
 export interface SocketAddr {
@@ -31,7 +32,7 @@ export interface ListenerConfig {
   readonly statPrefix: string;
   readonly matcher: FilterChainMatcher;
   readonly chains: ReadonlyMap<FilterChain__Output, ChainConfig>;
-  readonly listenerFilters: readonly ResolvedExtension[];
+  readonly listenerFilters: ReadonlyArray<{ readonly ext: ResolvedExtension; readonly disabled: ListenerFilterDisabled | undefined }>;
   readonly listenerFiltersTimeoutMs: number;
   readonly continueOnListenerFiltersTimeout: boolean;
   readonly perConnectionBufferLimitBytes: number;
@@ -58,11 +59,18 @@ export function parseListener(l: Listener__Output, path: string, ctx: ParseConte
   const errors: ConfigError[] = [];
   const addr = parseSocketAddress(l.address, joinPath(path, 'address'));
   if (!addr.ok) errors.push(...addr.errors);
-  const listenerFilters: ResolvedExtension[] = [];
+  const listenerFilters: Array<ListenerConfig['listenerFilters'][number]> = [];
   l.listener_filters.forEach((lf, i) => {
-    const r = resolveExtension('listener', lf, { ...ctx, path: joinPath(path, `listener_filters[${i}]`) });
-    if (r.ok) listenerFilters.push(r.value);
-    else errors.push(...r.errors);
+    const p = joinPath(path, `listener_filters[${i}]`);
+    const r = resolveExtension('listener', lf, { ...ctx, path: p });
+    if (!r.ok) return void errors.push(...r.errors);
+    let disabled: ListenerFilterDisabled | undefined;
+    if (lf.filter_disabled) {
+      const d = compileFilterDisabled(lf.filter_disabled, joinPath(p, 'filter_disabled'));
+      if (!d.ok) return void errors.push(...d.errors);
+      disabled = d.value;
+    }
+    listenerFilters.push({ ext: r.value, disabled });
   });
   const chains = new Map<FilterChain__Output, ChainConfig>();
   const parseChain = (fc: FilterChain__Output, p: string): void => {

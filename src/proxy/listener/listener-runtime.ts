@@ -6,7 +6,7 @@ import net, { type Socket } from 'node:net';
 import type { ListenerConfig, ChainConfig } from './listener-config.ts';
 import type { RuntimeContext } from '../../filters/registry.ts';
 import type { NetworkFilterFactory } from '../../filters/network/filter.ts';
-import { runListenerFilters, type ListenerFilter } from './listener-filters.ts';
+import { runListenerFilters, withFilterDisabled, type ListenerFilter } from './listener-filters.ts';
 import { newStreamInfo } from '../http/stream-info.ts';
 import type { Counter, Gauge } from '../stats.ts';
 import { logger } from '../log.ts';
@@ -32,9 +32,10 @@ export class ActiveListener {
   constructor(config: ListenerConfig, rt: RuntimeContext) {
     this.config = config;
     this.#rt = rt;
-    for (const lf of config.listenerFilters) {
-      if ('skipped' in lf) continue;
-      this.#listenerFilters.push(lf.spec.factory(lf.config, rt) as ListenerFilter);
+    for (const { ext, disabled } of config.listenerFilters) {
+      if ('skipped' in ext) continue;
+      const f = ext.spec.factory(ext.config, rt) as ListenerFilter;
+      this.#listenerFilters.push(disabled ? withFilterDisabled(f, disabled) : f);
     }
     for (const [raw, chain] of config.chains) {
       const last = chain.filters[chain.filters.length - 1];
@@ -107,12 +108,13 @@ export class ActiveListener {
       },
       this.config.listenerFiltersTimeoutMs,
       this.config.continueOnListenerFiltersTimeout,
+      { store: this.#rt.stats, prefix: this.#stats!.prefix },
     ).catch((e: unknown) => {
       log.debug(`listener filters failed: ${String(e)}`);
       return undefined;
     });
     if (!input) {
-      this.#stats!.preCxTimeout.inc();
+      // Counted by runListenerFilters (timeout, error or remote close).
       socket.destroy();
       return;
     }
@@ -152,6 +154,7 @@ export class ActiveListener {
 }
 
 interface ListenerStats {
+  readonly prefix: string;
   readonly cxTotal: Counter;
   readonly cxActive: Gauge;
   readonly cxDestroy: Counter;
@@ -159,13 +162,13 @@ interface ListenerStats {
   readonly workerCxActive: Gauge;
   readonly serverCx: Gauge;
   readonly noChain: Counter;
-  readonly preCxTimeout: Counter;
 }
 
 function listenerStats(rt: RuntimeContext, prefix: string): ListenerStats {
   const p = `listener.${prefix}.`;
   const w = `${p}worker_${rt.workerId}.`;
   return {
+    prefix: p,
     cxTotal: rt.stats.counter(`${p}downstream_cx_total`),
     cxActive: rt.stats.gauge(`${p}downstream_cx_active`),
     cxDestroy: rt.stats.counter(`${p}downstream_cx_destroy`),
@@ -173,7 +176,6 @@ function listenerStats(rt: RuntimeContext, prefix: string): ListenerStats {
     workerCxActive: rt.stats.gauge(`${w}downstream_cx_active`),
     serverCx: rt.stats.gauge('server.total_connections'),
     noChain: rt.stats.counter(`${p}no_filter_chain_match`),
-    preCxTimeout: rt.stats.counter(`${p}downstream_pre_cx_timeout`),
   };
 }
 

@@ -109,6 +109,8 @@ async function roundTrip(port: number, data: Buffer | string, end = true): Promi
   const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
   const chunks: Buffer[] = [];
   c.on('data', (d: Buffer) => chunks.push(d));
+  c.on('error', () => {});
+  c.on('end', () => c.end());
   await once(c, 'connect');
   if (end) c.end(data);
   else c.write(data);
@@ -325,15 +327,15 @@ test('tcp_proxy config: defaults and errors with paths', () => {
   assert.equal(tcpProxy('stat_prefix: s\ncluster: c\nidle_timeout: 0s\n').idleTimeoutMs, 0);
 
   const errs = (y: string, names?: string[]): string => {
-    const d = decodeJson<TcpProxy__Output>('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', parseYaml(y));
-    assert.ok(d.ok);
+    const d = decodeJson<TcpProxy__Output>('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', parseYaml(y), { path: 'f.typed_config' });
+    if (!d.ok) return formatErrors(d.errors); // some rules are PGV's, checked by the decoder
     const r = parseTcpProxy(d.value, { path: 'f.typed_config', clusterNames: names ? new Set(names) : undefined });
     assert.equal(r.ok, false);
     return r.ok ? '' : formatErrors(r.errors);
   };
   assert.match(errs('cluster: c\n'), /f\.typed_config\.stat_prefix: value length must be at least 1/);
   assert.match(errs('stat_prefix: s\ncluster: other\n', ['c']), /f\.typed_config\.cluster: unknown cluster 'other'/);
-  assert.match(errs('stat_prefix: s\n'), /cluster_specifier/);
+  assert.match(errs('stat_prefix: s\n'), /cluster_specifier|\[cluster, weighted_clusters\]/);
   assert.match(errs('stat_prefix: s\nweighted_clusters: { clusters: [{ name: a, weight: 0 }] }\n'), /weighted_clusters\.clusters\[0\]\.weight/);
   assert.match(errs('stat_prefix: s\nweighted_clusters: { clusters: [{ name: zz, weight: 1 }] }\n', ['a']), /weighted_clusters\.clusters\[0\]\.name: unknown cluster 'zz'/);
   assert.match(errs('stat_prefix: s\ncluster: c\nmax_connect_attempts: 0\n'), /max_connect_attempts/);
@@ -343,4 +345,38 @@ test('tcp_proxy config: defaults and errors with paths', () => {
   registerTcpProxy(reg);
   assert.equal(reg.find('network', 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', undefined)?.name, 'envoy.filters.network.tcp_proxy');
   assert.equal(reg.find('network', undefined, 'envoy.tcp_proxy')?.name, 'envoy.filters.network.tcp_proxy');
+});
+
+test('tcp_proxy after listener filters: peeked bytes reach the upstream first', async (t) => {
+  const { runListenerFilters } = await import('../../../../src/proxy/listener/listener-filters.ts');
+  const { TlsInspector } = await import('../../../../src/filters/listener/tls_inspector/filter.ts');
+  const { HttpInspector } = await import('../../../../src/filters/listener/http_inspector/filter.ts');
+  const upstream = echoServer();
+  const upPort = await listen(upstream);
+  const stats = new StatsStore();
+  const cm = createClusterManager([clusterConfig('c', [upPort])], { stats, workerId: 0 });
+  await cm.ready();
+  const config = tcpProxy('stat_prefix: lf\ncluster: c\n');
+  const factory = new TcpProxyFactory(config, { stats, clusterManager: cm, workerId: 0 });
+  const alpn: string[][] = [];
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    void runListenerFilters(socket, [new TlsInspector({ statPrefix: 'tls_inspector.' }, stats), new HttpInspector({ statPrefix: 'http_inspector.' }, stats)], 2000, false).then((input) => {
+      if (!input) return;
+      alpn.push([...input.applicationProtocols]);
+      const info = newStreamInfo({ downstreamRemote: { address: input.sourceIp, port: input.sourcePort }, downstreamLocal: { address: input.destinationIp, port: input.destinationPort }, connectionId: 1 });
+      factory.takeOver(config, { socket, streamInfo: info, continueReading: () => socket.resume(), close: () => socket.destroy() });
+    });
+  });
+  const port = await listen(server);
+  t.after(async () => {
+    server.close();
+    await factory.close();
+    await cm.close();
+    upstream.close();
+  });
+  const req = 'GET /x HTTP/1.1\r\nHost: a\r\n\r\n';
+  assert.equal((await roundTrip(port, req)).toString(), req);
+  assert.deepEqual(alpn, [['http/1.1']]);
+  assert.equal(stats.snapshot().counters['tcp.lf.downstream_cx_rx_bytes_total'], req.length);
 });

@@ -1,0 +1,385 @@
+// The HTTP connection manager on one worker: takes downstream sockets, picks the codec (AUTO sniffs the
+// HTTP/2 preface), feeds one shared node:http and one node:http2 server per manager, and runs an
+// ActiveStream per request. Connection idle timeout, drain and protocol errors are handled here;
+// a broken connection is closed, never thrown.
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { HttpFilterFactory } from '../../filters/http/filter.ts';
+import type { RuntimeContext } from '../../filters/registry.ts';
+import { createAccessLogger, type AccessLogger } from '../access-log/index.ts';
+import { logger } from '../log.ts';
+import { h1EndsWithHeaders, h1RequestHeaders, NodeResponseEncoder, pipeRequestBody } from './codec-http1.ts';
+import { h2RequestHeaders } from './codec-http2.ts';
+import { UpgradeResponseEncoder } from './codec-upgrade.ts';
+import { ActiveStream, type ConnectionInfo, type RuntimeFilter, type StreamOwner } from './connection-manager-stream.ts';
+import type { HcmConfig, HttpFilterEntry } from './hcm-config.ts';
+import { HcmStats } from './hcm-stats.ts';
+import { checkUnderscores } from './request-headers.ts';
+import type { AddressInfo } from './stream-info.ts';
+
+const log = logger('http');
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+export interface ConnectionOptions {
+  readonly connectionId: number;
+  /** Defaults to the socket's peer / local address (pass what listener filters decided, e.g. PROXY protocol). */
+  readonly remote?: AddressInfo;
+  readonly local?: AddressInfo;
+  readonly tls?: boolean;
+  readonly requestedServerName?: string;
+}
+
+export interface ConnectionManager {
+  readonly stats: HcmStats;
+  handleConnection(socket: Socket, info: ConnectionOptions): void;
+  /** HTTP/1.1: `connection: close` on the next responses, idle connections closed; HTTP/2: GOAWAY. */
+  drain(): void;
+  /** Closes every connection now and releases the access logs. */
+  close(): Promise<void>;
+}
+
+function runtimeFilters(entries: readonly HttpFilterEntry[], ctx: RuntimeContext): RuntimeFilter[] {
+  return entries.map((e) => ({ name: e.name, config: e.config, factory: e.spec.factory(e.config, ctx) as HttpFilterFactory }));
+}
+
+/** One downstream connection: stream accounting, idle timer, drain. */
+class Connection implements StreamOwner {
+  readonly mgr: Manager;
+  readonly socket: Socket;
+  readonly info: ConnectionInfo;
+  readonly h2: boolean;
+  session: Http2Session | undefined;
+  active = 0;
+  requests = 0;
+  #idle: NodeJS.Timeout | undefined;
+  #closedLocally = false;
+  readonly #start = performance.now();
+
+  constructor(mgr: Manager, socket: Socket, info: ConnectionInfo, h2: boolean) {
+    this.mgr = mgr;
+    this.socket = socket;
+    this.info = info;
+    this.h2 = h2;
+    const s = mgr.stats;
+    if (h2) {
+      s.cxHttp2Total.inc();
+      s.cxHttp2Active.inc();
+    } else {
+      s.cxHttp1Total.inc();
+      s.cxHttp1Active.inc();
+    }
+    if (mgr.cfg.idleTimeoutMs > 0) this.#idle = setTimeout(() => this.#onIdle(), mgr.cfg.idleTimeoutMs);
+    socket.once('close', () => this.#onClose());
+  }
+
+  get cfg(): HcmConfig {
+    return this.mgr.cfg;
+  }
+  get stats(): HcmStats {
+    return this.mgr.stats;
+  }
+  get filters(): readonly RuntimeFilter[] {
+    return this.mgr.filters;
+  }
+  get upgradeFilters(): ReadonlyMap<string, readonly RuntimeFilter[]> {
+    return this.mgr.upgradeFilters;
+  }
+  get accessLoggers(): readonly AccessLogger[] {
+    return this.mgr.accessLoggers;
+  }
+
+  shouldCloseAfterResponse(): boolean {
+    const max = this.mgr.cfg.maxRequestsPerConnection;
+    return this.mgr.draining || (max > 0 && this.requests >= max);
+  }
+
+  newStream(encoder: NodeResponseEncoder | UpgradeResponseEncoder): ActiveStream {
+    this.active++;
+    this.requests++;
+    return new ActiveStream(this, this.info, encoder);
+  }
+
+  streamDone(_s: ActiveStream): void {
+    this.active--;
+    if (this.active === 0) this.#idle?.refresh();
+    const max = this.mgr.cfg.maxRequestsPerConnection;
+    if (this.h2 && max > 0 && this.requests >= max) this.drain();
+  }
+
+  #onIdle(): void {
+    if (this.active > 0) {
+      this.#idle?.refresh();
+      return;
+    }
+    this.mgr.stats.cxIdleTimeout.inc();
+    this.closeNow(false);
+  }
+
+  /** Graceful for HTTP/2 (GOAWAY, then close once streams end); HTTP/1.1 closes at once. */
+  closeNow(abort: boolean): void {
+    this.#closedLocally = true;
+    if (this.session && !abort) this.session.close();
+    else if (abort) this.socket.destroy();
+    else this.socket.end();
+  }
+
+  drain(): void {
+    if (this.h2) {
+      if (this.session && !this.session.closed) {
+        this.mgr.stats.cxDrainClose.inc();
+        this.closeNow(false);
+      }
+    } else if (this.active === 0) {
+      this.mgr.stats.cxDrainClose.inc();
+      this.closeNow(false);
+    }
+  }
+
+  #onClose(): void {
+    if (this.#idle) clearTimeout(this.#idle);
+    const s = this.mgr.stats;
+    s.cxActive.dec();
+    if (this.h2) s.cxHttp2Active.dec();
+    else s.cxHttp1Active.dec();
+    s.cxDestroy.inc();
+    (this.#closedLocally ? s.cxDestroyLocal : s.cxDestroyRemote).inc();
+    s.cxRxBytesTotal.inc(this.socket.bytesRead);
+    s.cxTxBytesTotal.inc(this.socket.bytesWritten);
+    s.cxLengthMs.record(performance.now() - this.#start);
+    this.mgr.connections.delete(this);
+  }
+}
+
+class Manager implements ConnectionManager {
+  readonly cfg: HcmConfig;
+  readonly stats: HcmStats;
+  readonly filters: readonly RuntimeFilter[];
+  readonly upgradeFilters: ReadonlyMap<string, readonly RuntimeFilter[]>;
+  readonly accessLoggers: readonly AccessLogger[];
+  readonly connections = new Set<Connection>();
+  draining = false;
+  readonly #h1: http.Server;
+  readonly #h2: http2.Http2Server;
+  readonly #bySocket = new WeakMap<object, Connection>();
+  #pendingH2: Connection | undefined;
+
+  constructor(cfg: HcmConfig, ctx: RuntimeContext) {
+    this.cfg = cfg;
+    this.stats = new HcmStats(ctx.stats, cfg.statPrefix);
+    this.filters = runtimeFilters(cfg.httpFilters, ctx);
+    const up = new Map<string, readonly RuntimeFilter[]>();
+    for (const u of cfg.upgradeConfigs) if (u.filters) up.set(u.upgradeType, runtimeFilters(u.filters, ctx));
+    this.upgradeFilters = up;
+    this.accessLoggers = cfg.accessLogs.map((a) => createAccessLogger(a));
+
+    const h1 = (this.#h1 = http.createServer({
+      maxHeaderSize: cfg.maxRequestHeadersKb * 1024,
+      requireHostHeader: false,
+      joinDuplicateHeaders: false,
+    }));
+    h1.keepAliveTimeout = 0; // the connection idle timeout is ours
+    h1.requestTimeout = 0;
+    h1.headersTimeout = cfg.requestHeadersTimeoutMs;
+    h1.maxHeadersCount = cfg.maxHeadersCount + 1; // one more, so too many is seen rather than truncated
+    h1.timeout = 0;
+    h1.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onH1Request(req, res));
+    h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onH1Upgrade(req, socket, head));
+    h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onH1ClientError(err, socket));
+
+    const h2 = (this.#h2 = http2.createServer({
+      settings: {
+        maxConcurrentStreams: cfg.http2.maxConcurrentStreams,
+        initialWindowSize: cfg.http2.initialStreamWindowSize,
+        maxHeaderListSize: Math.max(65535, cfg.maxRequestHeadersKb * 1024 * 2),
+      },
+      maxHeaderListPairs: cfg.maxHeadersCount + 16,
+    }));
+    h2.on('session', (session: Http2Session) => {
+      const conn = this.#pendingH2;
+      this.#pendingH2 = undefined;
+      if (!conn) return;
+      conn.session = session;
+      this.#bySocket.set(session, conn);
+      session.on('error', () => {});
+      if (cfg.http2.initialConnectionWindowSize > 65535) {
+        try {
+          session.setLocalWindowSize(cfg.http2.initialConnectionWindowSize);
+        } catch {
+          // the session is already gone
+        }
+      }
+    });
+    h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.#onH2Request(req, res));
+  }
+
+  handleConnection(socket: Socket, opts: ConnectionOptions): void {
+    this.stats.cxTotal.inc();
+    this.stats.cxActive.inc();
+    const tls = opts.tls ?? socket instanceof TLSSocket;
+    const info: ConnectionInfo = {
+      connectionId: opts.connectionId,
+      remote: opts.remote ?? { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+      local: opts.local ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+      tls,
+      requestedServerName: opts.requestedServerName ?? (tls ? ((socket as TLSSocket).servername || undefined) : undefined),
+    };
+    socket.on('error', () => {});
+    const codec = this.cfg.codecType;
+    if (codec === 'HTTP1') return this.#start(socket, info, false);
+    if (codec === 'HTTP2') return this.#start(socket, info, true);
+    if (tls && (socket as TLSSocket).alpnProtocol) return this.#start(socket, info, (socket as TLSSocket).alpnProtocol === 'h2');
+    let buf: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const n = Math.min(buf.length, PREFACE.length);
+      const prefix = buf.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (prefix && buf.length < PREFACE.length) return; // need more bytes to decide
+      cleanup();
+      socket.pause();
+      socket.unshift(buf);
+      this.#start(socket, info, prefix);
+    };
+    const onGone = (): void => {
+      cleanup();
+      this.stats.cxActive.dec();
+      this.stats.cxDestroy.inc();
+    };
+    const cleanup = (): void => {
+      socket.off('data', onData);
+      socket.off('close', onGone);
+    };
+    socket.on('data', onData);
+    socket.once('close', onGone);
+  }
+
+  #start(socket: Socket, info: ConnectionInfo, h2: boolean): void {
+    const conn = new Connection(this, socket, info, h2);
+    this.connections.add(conn);
+    if (h2) {
+      this.#pendingH2 = conn;
+      this.#h2.emit('connection', socket);
+      this.#pendingH2 = undefined;
+    } else {
+      this.#bySocket.set(socket, conn);
+      this.#h1.emit('connection', socket);
+      socket.resume();
+    }
+    if (this.draining) conn.drain();
+  }
+
+  #onH1Request(req: IncomingMessage, res: ServerResponse): void {
+    const conn = this.#bySocket.get(req.socket);
+    if (!conn) return void req.socket.destroy();
+    const protocol = req.httpVersionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
+    const enc = new NodeResponseEncoder(protocol, req, res, this.cfg.http1.enableTrailers);
+    const stream = conn.newStream(enc);
+    res.on('close', () => {
+      if (!stream.done) stream.onDownstreamReset(res.writableFinished ? 'connection closed' : 'downstream connection closed');
+    });
+    const conv = h1RequestHeaders(req, this.cfg, conn.info.tls);
+    const ends = h1EndsWithHeaders(req);
+    if (conv.reject) {
+      this.stats.cxProtocolError.inc();
+      stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });
+      return void req.resume();
+    }
+    const u = checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
+    if (u === 'reject') {
+      this.stats.http1RejectedUnderscores.inc();
+      stream.decodeHeaders(conv.headers, ends, { reject: { status: 400, details: 'http1.unexpected_underscore', body: 'Bad Request' } });
+      return void req.resume();
+    }
+    if (typeof u === 'number') this.stats.http1DroppedUnderscores.inc(u);
+    stream.decodeHeaders(conv.headers, ends);
+    if (!stream.done) pipeRequestBody(req, stream, ends, this.cfg.http1.enableTrailers, true);
+    else req.resume();
+  }
+
+  #onH1Upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const conn = this.#bySocket.get(req.socket);
+    if (!conn) return void socket.destroy();
+    const enc = new UpgradeResponseEncoder(socket, head);
+    const stream = conn.newStream(enc);
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      if (!stream.done) stream.onDownstreamReset('downstream connection closed');
+    });
+    const conv = h1RequestHeaders(req, this.cfg, conn.info.tls);
+    const upgrade = req.headers.upgrade ?? '';
+    if (conv.reject) return stream.decodeHeaders(conv.headers, false, { reject: conv.reject });
+    const u = checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
+    if (u === 'reject') {
+      this.stats.http1RejectedUnderscores.inc();
+      return stream.decodeHeaders(conv.headers, false, { reject: { status: 400, details: 'http1.unexpected_underscore', body: 'Bad Request' } });
+    }
+    stream.decodeHeaders(conv.headers, false, { upgrade });
+  }
+
+  #onH1ClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const s = this.stats;
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    let status = 400;
+    if (err.code === 'HPE_HEADER_OVERFLOW') status = 431;
+    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      s.rqHeaderTimeout.inc();
+    } else s.cxProtocolError.inc();
+    if (log.enabled('debug')) log.debug(`downstream protocol error: ${err.code ?? ''} ${err.message}`);
+    s.rqTotal.inc();
+    s.rqHttp1Total.inc();
+    s.chargeStatus(status);
+    s.rqCompleted.inc();
+    const body = http.STATUS_CODES[status] ?? '';
+    socket.end(
+      `HTTP/1.1 ${status} ${body}\r\ncontent-length: ${body.length}\r\ncontent-type: text/plain\r\n` +
+        `date: ${new Date().toUTCString()}\r\nserver: ${this.cfg.serverName}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  #onH2Request(req: Http2ServerRequest, res: Http2ServerResponse): void {
+    const conn = this.#bySocket.get(req.stream.session as Http2Session);
+    if (!conn) return void req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    const conv = h2RequestHeaders(req, this.cfg);
+    const u = conv.reject ? 'ok' : checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
+    if (u === 'reject') {
+      // Envoy resets the stream rather than answering.
+      this.stats.http2RejectedUnderscores.inc();
+      return void req.stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+    }
+    if (typeof u === 'number') this.stats.http2DroppedUnderscores.inc(u);
+    const enc = new NodeResponseEncoder('HTTP/2', req, res, true);
+    const stream = conn.newStream(enc);
+    res.on('close', () => {
+      if (!stream.done) stream.onDownstreamReset('downstream stream reset');
+    });
+    const ends = req.stream.endAfterHeaders;
+    if (conv.reject) {
+      this.stats.cxProtocolError.inc();
+      stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });
+      return void req.resume();
+    }
+    stream.decodeHeaders(conv.headers, ends);
+    if (!stream.done) pipeRequestBody(req, stream, ends, true, false);
+    else req.resume();
+  }
+
+  drain(): void {
+    this.draining = true;
+    for (const c of this.connections) c.drain();
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.connections) c.closeNow(true);
+    this.connections.clear();
+    await Promise.all(this.accessLoggers.map((l) => l.close()));
+  }
+}
+
+/** A connection manager for one HCM config on one worker. */
+export function createConnectionManager(config: HcmConfig, ctx: RuntimeContext): ConnectionManager {
+  return new Manager(config, ctx);
+}

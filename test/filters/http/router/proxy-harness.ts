@@ -1,0 +1,188 @@
+// Test harness: a real connection manager (HCM config decoded from YAML, router as its terminal
+// filter, real cluster manager) serving a net server on 127.0.0.1, plus HTTP/1.1 and h2c clients.
+
+import net from 'node:net';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { Readable } from 'node:stream';
+import { parse } from 'yaml';
+import { decodeJson } from '../../../../src/config/decode.ts';
+import { registry } from '../../../../src/filters/registry.ts';
+import { registerBuiltins } from '../../../../src/filters/index.ts';
+import { parseHttpConnectionManager, createConnectionManager } from '../../../../src/filters/network/http_connection_manager/index.ts';
+import type { HttpConnectionManager__Output } from '../../../../src/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
+import { StatsStore } from '../../../../src/proxy/stats.ts';
+import type { ClusterManager } from '../../../../src/proxy/upstream/types.ts';
+import { clusterManager } from './harness.ts';
+
+export interface Proxy {
+  readonly port: number;
+  readonly stats: StatsStore;
+  readonly cm: ClusterManager;
+  counter(name: string): number;
+  gauge(name: string): number;
+  close(): Promise<void>;
+}
+
+export async function startProxy(hcmYaml: string, clusterYamls: string[]): Promise<Proxy> {
+  registerBuiltins(registry);
+  const stats = new StatsStore();
+  const cm = await clusterManager(clusterYamls, stats);
+  const d = decodeJson<HttpConnectionManager__Output>('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', parse(hcmYaml));
+  if (!d.ok) throw new Error(JSON.stringify(d.errors));
+  const c = parseHttpConnectionManager(d.value, { path: 'hcm', clusterNames: undefined });
+  if (!c.ok) throw new Error(JSON.stringify(c.errors));
+  const mgr = createConnectionManager(c.value, { stats, clusterManager: cm, workerId: 0 });
+  const sockets = new Set<net.Socket>();
+  let ids = 0;
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    mgr.handleConnection(sock, {
+      connectionId: ++ids,
+      remote: { address: sock.remoteAddress ?? '127.0.0.1', port: sock.remotePort ?? 0 },
+      local: { address: sock.localAddress ?? '127.0.0.1', port: sock.localPort ?? 0 },
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    stats,
+    cm,
+    counter: (n) => stats.snapshot().counters[n] ?? 0,
+    gauge: (n) => stats.snapshot().gauges[n] ?? 0,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await cm.close();
+    },
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  trailers: Record<string, string | string[] | undefined>;
+  /** The response ended with an error (reset / connection closed mid-body). */
+  error: Error | undefined;
+}
+
+export interface Req {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: Buffer | Readable;
+  trailers?: Record<string, string>;
+  /** Called with each response chunk. */
+  onData?: (b: Buffer) => void;
+}
+
+export type Downstream = 'h1' | 'h2';
+
+/** A client for one downstream protocol; h1 keeps one keep-alive connection, h2 one session. */
+export class Client {
+  readonly #kind: Downstream;
+  readonly #port: number;
+  readonly #agent: http.Agent;
+  #session: http2.ClientHttp2Session | undefined;
+
+  constructor(kind: Downstream, port: number) {
+    this.#kind = kind;
+    this.#port = port;
+    this.#agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  }
+
+  request(r: Req): Promise<Reply> {
+    return this.#kind === 'h1' ? this.#h1(r) : this.#h2(r);
+  }
+
+  #h1(r: Req): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: this.#port, method: r.method ?? 'GET', path: r.path, headers: r.headers, agent: this.#agent });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let error: Error | undefined;
+        res.on('data', (c: Buffer) => {
+          chunks.push(c);
+          r.onData?.(c);
+        });
+        res.on('error', (e) => (error = e));
+        res.on('aborted', () => (error = new Error('aborted')));
+        res.on('close', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), trailers: res.trailers, error: error ?? (res.complete ? undefined : new Error('incomplete')) }),
+        );
+      });
+      if (r.body instanceof Readable) r.body.pipe(req);
+      else req.end(r.body);
+    });
+  }
+
+  #h2(r: Req): Promise<Reply> {
+    if (!this.#session || this.#session.destroyed) {
+      this.#session = http2.connect(`http://127.0.0.1:${this.#port}`);
+      this.#session.on('error', () => {});
+    }
+    const s = this.#session;
+    return new Promise((resolve, reject) => {
+      const stream = s.request({ ':method': r.method ?? 'GET', ':path': r.path, ...r.headers }, { waitForTrailers: r.trailers !== undefined, endStream: r.body === undefined && !r.trailers });
+      let status = 0;
+      let headers: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders = {};
+      let error: Error | undefined;
+      const chunks: Buffer[] = [];
+      stream.on('response', (h) => {
+        headers = h;
+        status = Number(h[':status']);
+      });
+      stream.on('data', (c: Buffer) => {
+        chunks.push(c);
+        r.onData?.(c);
+      });
+      stream.on('trailers', (t) => (trailers = t));
+      stream.on('wantTrailers', () => stream.sendTrailers(r.trailers ?? {}));
+      stream.on('error', (e) => (error = e));
+      stream.on('close', () => {
+        if (status === 0 && error) return reject(error);
+        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !error) error = new Error(`reset ${stream.rstCode}`);
+        resolve({ status, headers, body: Buffer.concat(chunks), trailers, error });
+      });
+      if (r.body instanceof Readable) r.body.pipe(stream);
+      else if (r.body !== undefined || r.trailers) stream.end(r.body);
+    });
+  }
+
+  /** Starts a request and returns a function that aborts it (closes the h1 socket / RSTs the h2 stream). */
+  startAndAbortable(r: Req): { abort(): void; response: Promise<unknown> } {
+    if (this.#kind === 'h1') {
+      const req = http.request({ host: '127.0.0.1', port: this.#port, method: r.method ?? 'GET', path: r.path, headers: r.headers, agent: false });
+      const response = new Promise((resolve) => {
+        req.on('error', resolve);
+        req.on('response', resolve);
+      });
+      req.end();
+      return { abort: () => req.destroy(), response };
+    }
+    if (!this.#session || this.#session.destroyed) {
+      this.#session = http2.connect(`http://127.0.0.1:${this.#port}`);
+      this.#session.on('error', () => {});
+    }
+    const stream = this.#session.request({ ':method': r.method ?? 'GET', ':path': r.path, ...r.headers });
+    const response = new Promise((resolve) => {
+      stream.on('error', resolve);
+      stream.on('close', resolve);
+    });
+    return { abort: () => stream.close(http2.constants.NGHTTP2_CANCEL), response };
+  }
+
+  close(): void {
+    this.#agent.destroy();
+    this.#session?.close();
+  }
+}
+
+export const ROUTER_FILTER = `
+http_filters:
+- name: envoy.filters.http.router
+  typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`;
