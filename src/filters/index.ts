@@ -2,20 +2,20 @@
 // importing a filter module never registers it.
 
 import type { ExtensionRegistry } from './registry.ts';
-// HCM pending
+import { register as registerHcm } from './network/http_connection_manager/index.ts';
 import { registerTcpProxy } from './network/tcp_proxy/index.ts';
-// router pending
+import { register as registerRouter } from './http/router/index.ts';
 import { registerTlsInspector } from './listener/tls_inspector/index.ts';
 import { registerHttpInspector } from './listener/http_inspector/index.ts';
 
-let done = false;
+const registered = new WeakSet<ExtensionRegistry>();
 
 export function registerBuiltins(registry: ExtensionRegistry): void {
-  if (done) return;
-  done = true;
-  // registerHcm(registry);
+  if (registered.has(registry)) return;
+  registered.add(registry);
+  registerHcm(registry);
   registerTcpProxy(registry);
-  // registerRouter(registry);
+  registerRouter(registry);
   registerTlsInspector(registry);
   registerHttpInspector(registry);
 }

@@ -1,5 +1,5 @@
-// gRPC through the whole legate process: a real @grpc/grpc-js server upstream (h2c, cluster with
-// explicit HTTP/2) and a real @grpc/grpc-js client downstream. All four call kinds, metadata and
+// gRPC through legate's connection manager and router (config from YAML, real sockets): a real
+// @grpc/grpc-js server upstream (h2c, cluster with explicit HTTP/2) and a real @grpc/grpc-js client. All four call kinds, metadata and
 // trailers, error statuses, deadlines, 4 MiB messages, and the cluster stats they move.
 
 import { test, before, after } from 'node:test';
@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { startLegate, type Legate } from '../helpers/legate.ts';
-import { httpBootstrap } from '../helpers/config.ts';
+import { startProxy, ROUTER_FILTER, type Proxy } from '../filters/http/router/proxy-harness.ts';
+import { clusterYaml } from '../filters/http/router/harness.ts';
 
 interface EchoRequest {
   message?: string;
@@ -40,10 +40,12 @@ const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { keepCase: t
 const Echo = pkg.legate.e2e.Echo;
 
 let server: grpc.Server;
-let legate: Legate;
+let legate: Proxy;
 let client: EchoClient;
 /** Calls the upstream saw cancelled (the downstream went away). */
 let cancelled = 0;
+/** For calls that sleep: the deadline the upstream saw, ms from arrival (Infinity when none). */
+const deadlines: number[] = [];
 
 function fail(code: number, message: string): grpc.ServiceError {
   return Object.assign(new Error(message), { code, details: message, metadata: new grpc.Metadata() }) as grpc.ServiceError;
@@ -61,10 +63,13 @@ const impl: grpc.UntypedServiceImplementation = {
     call.on('cancelled', () => cancelled++);
     const md = new grpc.Metadata();
     md.set('x-echo-meta', String(call.metadata.get('x-client-meta')[0] ?? ''));
-    call.sendMetadata(md);
+    // Early response headers only when answering at once, so a timed-out call has no response started.
+    if (!req.sleep_ms) call.sendMetadata(md);
+    else deadlines.push(Number(call.getDeadline()) - Date.now());
     setTimeout(() => {
       if (call.cancelled) return;
       if (req.fail_code) return cb(fail(req.fail_code, `failed: ${req.message}`));
+      if (req.sleep_ms) call.sendMetadata(md);
       cb(null, { message: req.message ?? '', index: req.payload?.length ?? 0, payload: Buffer.alloc(req.reply_bytes ?? 0, 7) }, trailerMd());
     }, req.sleep_ms ?? 0);
   },
@@ -92,20 +97,25 @@ before(async () => {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  legate = await startLegate(
-    httpBootstrap({
-      routes: [
-        // grpc-timeout is honoured (capped at 100 ms) only under this prefix-less header match.
-        {
-          match: { prefix: '/', headers: [{ name: 'x-route', string_match: { exact: 'capped' } }] },
-          route: { cluster: 'grpc', max_stream_duration: { grpc_timeout_header_max: '0.1s' } },
-        },
-        { match: { prefix: '/' }, route: { cluster: 'grpc' } },
-      ],
-      clusters: { grpc: { ports: [port], http2: true } },
-    }),
+  legate = await startProxy(
+    `
+stat_prefix: ingress_http
+codec_type: AUTO
+route_config:
+  name: local
+  virtual_hosts:
+  - name: grpc
+    domains: ["*"]
+    routes:
+    # grpc-timeout is honoured (capped at 100 ms) only on this route.
+    - match: { prefix: /, headers: [{ name: x-route, string_match: { exact: capped } }] }
+      route: { cluster: grpc, max_stream_duration: { grpc_timeout_header_max: 0.1s } }
+    - match: { prefix: / }
+      route: { cluster: grpc }
+${ROUTER_FILTER}`,
+    [clusterYaml('grpc', port, true)],
   );
-  const lport = await legate.listenerPort('http');
+  const lport = legate.port;
   client = new Echo(`127.0.0.1:${lport}`, grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': MAX_MSG,
     'grpc.max_send_message_length': MAX_MSG,
@@ -114,7 +124,7 @@ before(async () => {
 
 after(async () => {
   client?.close();
-  await legate?.stop();
+  await legate?.close();
   await new Promise<void>((r) => (server ? server.tryShutdown(() => r()) : r()));
 });
 
@@ -222,18 +232,22 @@ test('client deadline: DEADLINE_EXCEEDED, and the upstream call is cancelled', {
   assert.equal(cancelled, before + 1);
 });
 
-test('grpc-timeout honoured via max_stream_duration.grpc_timeout_header_max: legate times out first', { timeout: 20_000 }, async () => {
-  const s0 = await legate.stats();
+test('grpc-timeout honoured via max_stream_duration.grpc_timeout_header_max: capped at 100 ms', { timeout: 20_000 }, async () => {
+  const s0 = legate.stats.snapshot().counters;
   const md = new grpc.Metadata();
   md.set('x-route', 'capped');
   const t0 = performance.now();
+  deadlines.length = 0;
   const r = await unary({ message: 'slow', sleep_ms: 2000 }, md, { deadline: Date.now() + 5000 });
   const dt = performance.now() - t0;
-  assert.notEqual(r.err?.code, grpc.status.OK);
-  assert.ok(r.err?.code === grpc.status.UNAVAILABLE || r.err?.code === grpc.status.DEADLINE_EXCEEDED, `code ${r.err?.code}`);
-  assert.ok(dt < 1500, `answered after ${dt} ms: the route timeout came from grpc-timeout capped at 100 ms`);
-  const s1 = await legate.stats();
-  assert.equal((s1['cluster.grpc.upstream_rq_timeout'] ?? 0) - (s0['cluster.grpc.upstream_rq_timeout'] ?? 0), 1);
+  // legate's route timer (504 → UNAVAILABLE) and the upstream's own deadline (the rewritten
+  // grpc-timeout: 100m) expire together; either way the call ends at ~100 ms, not at 2 s or 5 s.
+  assert.ok(r.err?.code === grpc.status.UNAVAILABLE || r.err?.code === grpc.status.DEADLINE_EXCEEDED, `code ${r.err?.code}: ${r.err?.details}`);
+  assert.ok(dt < 1500, `answered after ${dt} ms`);
+  assert.equal(deadlines.length, 1);
+  assert.ok(deadlines[0]! <= 150, `the upstream saw grpc-timeout rewritten to the capped value (${deadlines[0]} ms left)`);
+  const s1 = legate.stats.snapshot().counters;
+  if (r.err?.code === grpc.status.UNAVAILABLE) assert.equal((s1['cluster.grpc.upstream_rq_timeout'] ?? 0) - (s0['cluster.grpc.upstream_rq_timeout'] ?? 0), 1);
 });
 
 test('4 MiB messages each way', { timeout: 30_000 }, async () => {
@@ -246,7 +260,7 @@ test('4 MiB messages each way', { timeout: 30_000 }, async () => {
 });
 
 test('cluster stats moved', { timeout: 20_000 }, async () => {
-  const s = await legate.stats();
+  const s = { ...legate.stats.snapshot().counters, ...legate.stats.snapshot().gauges };
   assert.ok((s['cluster.grpc.upstream_rq_total'] ?? 0) >= 8, `upstream_rq_total ${s['cluster.grpc.upstream_rq_total']}`);
   assert.ok((s['cluster.grpc.upstream_rq_200'] ?? 0) >= 7, `upstream_rq_200 ${s['cluster.grpc.upstream_rq_200']}`);
   assert.equal(s['cluster.grpc.upstream_cx_total'], 1, 'one HTTP/2 connection carries every call');

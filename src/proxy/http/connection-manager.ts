@@ -107,7 +107,7 @@ class Connection implements StreamOwner {
     this.active--;
     if (this.active === 0) this.#idle?.refresh();
     const max = this.mgr.cfg.maxRequestsPerConnection;
-    if (this.h2 && max > 0 && this.requests >= max) this.drain();
+    if (this.h2 && (this.mgr.draining || (max > 0 && this.requests >= max))) this.drain();
   }
 
   #onIdle(): void {
@@ -165,6 +165,8 @@ class Manager implements ConnectionManager {
   readonly #h1: http.Server;
   readonly #h2: http2.Http2Server;
   readonly #bySocket = new WeakMap<object, Connection>();
+  /** AUTO connections still waiting for their first bytes. */
+  readonly #sniffing = new Set<Socket>();
   #pendingH2: Connection | undefined;
 
   constructor(cfg: HcmConfig, ctx: RuntimeContext) {
@@ -249,9 +251,11 @@ class Manager implements ConnectionManager {
       this.stats.cxDestroy.inc();
     };
     const cleanup = (): void => {
+      this.#sniffing.delete(socket);
       socket.off('data', onData);
       socket.off('close', onGone);
     };
+    this.#sniffing.add(socket);
     socket.on('data', onData);
     socket.once('close', onGone);
   }
@@ -268,7 +272,6 @@ class Manager implements ConnectionManager {
       this.#h1.emit('connection', socket);
       socket.resume();
     }
-    if (this.draining) conn.drain();
   }
 
   #onH1Request(req: IncomingMessage, res: ServerResponse): void {
@@ -327,7 +330,8 @@ class Manager implements ConnectionManager {
     else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       status = 408;
       s.rqHeaderTimeout.inc();
-    } else s.cxProtocolError.inc();
+    }
+    s.cxProtocolError.inc();
     if (log.enabled('debug')) log.debug(`downstream protocol error: ${err.code ?? ''} ${err.message}`);
     s.rqTotal.inc();
     s.rqHttp1Total.inc();
@@ -370,10 +374,15 @@ class Manager implements ConnectionManager {
   drain(): void {
     this.draining = true;
     for (const c of this.connections) c.drain();
+    for (const s of this.#sniffing) {
+      this.stats.cxDrainClose.inc();
+      s.end();
+    }
   }
 
   async close(): Promise<void> {
     for (const c of this.connections) c.closeNow(true);
+    for (const s of this.#sniffing) s.destroy();
     this.connections.clear();
     await Promise.all(this.accessLoggers.map((l) => l.close()));
   }

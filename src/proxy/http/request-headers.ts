@@ -76,6 +76,8 @@ const DEFAULT_INTERNAL: readonly Cidr[] = [
   ['fc00::', 7],
 ].map(([p, l]) => parseCidr(p as string, l as number)!);
 
+const LOOPBACK: readonly Cidr[] = [parseCidr('127.0.0.0', 8)!, parseCidr('::1', 128)!];
+
 export function inCidrs(address: string, cidrs: readonly Cidr[]): boolean {
   const ip = parseIp(address);
   if (!ip) return false;
@@ -186,6 +188,7 @@ export interface RequestContext {
   readonly remote: AddressInfo;
   readonly tls: boolean;
   readonly localPort: number;
+  readonly localAddress: string;
 }
 
 /**
@@ -198,17 +201,21 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
   let finalRemote: string | undefined;
   let single = true;
   if (cfg.useRemoteAddress) {
+    // Internal-address checks are only trusted when nobody before us wrote XFF.
+    single = !h.has('x-forwarded-for');
     finalRemote = ctx.remote.address;
     if (cfg.xffNumTrustedHops > 0) {
       const r = lastAddressFromXff(h.get('x-forwarded-for'), cfg.xffNumTrustedHops - 1);
       if (r.address) finalRemote = r.address;
     }
     if (!cfg.skipXffAppend && ctx.remote.address) {
+      // Envoy appends its own address for a loopback peer.
+      const a = inCidrs(ctx.remote.address, LOOPBACK) ? ctx.localAddress || ctx.remote.address : ctx.remote.address;
       const prev = h.get('x-forwarded-for');
-      h.set('x-forwarded-for', prev ? `${prev},${ctx.remote.address}` : ctx.remote.address);
+      h.set('x-forwarded-for', prev ? `${prev},${a}` : a);
     }
     // The previous hop is not trusted to say which scheme the client used.
-    if (cfg.xffNumTrustedHops === 0) h.set('x-forwarded-proto', scheme);
+    if (cfg.xffNumTrustedHops === 0 || !h.has('x-forwarded-proto')) h.set('x-forwarded-proto', scheme);
   } else {
     const r = lastAddressFromXff(h.get('x-forwarded-for'), cfg.xffNumTrustedHops);
     finalRemote = r.address;

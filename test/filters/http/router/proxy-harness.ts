@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { decodeJson } from '../../../../src/config/decode.ts';
 import { registry } from '../../../../src/filters/registry.ts';
 import { registerBuiltins } from '../../../../src/filters/index.ts';
+import { register as registerRouter } from '../../../../src/filters/http/router/index.ts';
 import { parseHttpConnectionManager, createConnectionManager } from '../../../../src/filters/network/http_connection_manager/index.ts';
 import type { HttpConnectionManager__Output } from '../../../../src/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
 import { StatsStore } from '../../../../src/proxy/stats.ts';
@@ -26,6 +27,7 @@ export interface Proxy {
 
 export async function startProxy(hcmYaml: string, clusterYamls: string[]): Promise<Proxy> {
   registerBuiltins(registry);
+  registerRouter(registry); // registering again is harmless; builtins may not include the router yet
   const stats = new StatsStore();
   const cm = await clusterManager(clusterYamls, stats);
   const d = decodeJson<HttpConnectionManager__Output>('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', parse(hcmYaml));

@@ -121,6 +121,7 @@ async function openUpstreamUpgrade(cb: HttpFilterCallbacks, headers: HeaderMap):
 /** Stops request headers for `x-test-pause-ms`, then continues; denies when `x-test-deny` is set. */
 class PauseFilter implements HttpFilter {
   readonly #cb: HttpFilterCallbacks;
+  #paused = false;
   constructor(cb: HttpFilterCallbacks) {
     this.#cb = cb;
   }
@@ -131,7 +132,9 @@ class PauseFilter implements HttpFilter {
     }
     const ms = Number(headers.get('x-test-pause-ms') ?? '0');
     if (ms <= 0) return FilterHeadersStatus.Continue;
+    this.#paused = true;
     setTimeout(() => {
+      this.#paused = false;
       headers.set('x-paused', String(ms));
       this.#cb.continueDecoding();
     }, ms);
@@ -139,7 +142,7 @@ class PauseFilter implements HttpFilter {
   }
   onRequestBody(): FilterDataStatus {
     // Buffers the body while headers are stopped.
-    return FilterDataStatus.StopIterationAndBuffer;
+    return this.#paused ? FilterDataStatus.StopIterationAndBuffer : FilterDataStatus.Continue;
   }
   onResponseHeaders(headers: HeaderMap): FilterHeadersStatus {
     headers.set('x-pause-filter', 'seen');
@@ -161,7 +164,7 @@ export function registerTestFilters(): void {
 }
 
 export const ECHO = { name: 'test.echo' };
-export const PAUSE = { name: 'test.pause', typed_config: { '@type': 'type.googleapis.com/google.protobuf.Struct' } };
+export const PAUSE = { name: 'test.pause', typed_config: { '@type': 'type.googleapis.com/google.protobuf.Struct', value: {} } };
 
 export const ROUTES = { name: 'local', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200 } }] }] };
 

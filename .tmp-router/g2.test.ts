@@ -1,0 +1,15 @@
+import http2 from 'node:http2';
+const up = http2.createServer();
+import * as grpc from '@grpc/grpc-js';
+const server = new grpc.Server();
+server.register('/x.Y/Z', (call: any, cb: any) => { setTimeout(() => cb(null, Buffer.alloc(0)), 2000); }, (b: Buffer) => b, (b: Buffer) => b, 'unary');
+const port = await new Promise<number>((res) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => res(p)));
+const c = http2.connect(`http://127.0.0.1:${port}`);
+const st = c.request({ ':method': 'POST', ':path': '/x.Y/Z', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '100m' });
+st.on('response', (h, f) => console.log('response', h, f));
+st.on('trailers', (h) => console.log('trailers', h));
+st.on('data', (d) => console.log('data', d));
+st.on('end', () => console.log('end'));
+st.on('close', () => { console.log('closed', st.rstCode); process.exit(0); });
+st.end(Buffer.from([0,0,0,0,0]));
+setTimeout(() => process.exit(1), 3000);

@@ -1,0 +1,336 @@
+// The router behind the real connection manager: HTTP/1.1 and h2c downstreams × HTTP/1.1 and h2c
+// upstreams, config from YAML, real clients and servers; asserts responses and Envoy's counters.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { clusterYaml } from './harness.ts';
+import { closedPort, readBody, startUpstream, type Req as UpReq, type Res } from './upstreams.ts';
+import { Client, ROUTER_FILTER, startProxy, type Downstream } from './proxy-harness.ts';
+
+const TIMEOUT = { timeout: 30_000 };
+const MiB = 1024 * 1024;
+
+function echo(req: UpReq, res: Res): void {
+  void readBody(req).then((body) => {
+    res.setHeader('content-type', 'application/json');
+    res.setHeader('x-up', 'yes');
+    res.end(JSON.stringify({ method: req.method, path: req.url, headers: req.headers, body: body.toString() }));
+  });
+}
+
+function hcm(): string {
+  return `
+stat_prefix: ingress_http
+codec_type: AUTO
+# Loopback clients are then internal, so Envoy keeps their x-envoy-* request headers.
+use_remote_address: true
+upgrade_configs: [{ upgrade_type: websocket }]
+route_config:
+  name: local
+  virtual_hosts:
+  - name: vh
+    domains: ["*"]
+    response_headers_to_add: [{ header: { key: x-vh, value: added } }]
+    routes:
+    - { match: { prefix: /p/timeout }, route: { cluster: up, timeout: 0.2s } }
+    - { match: { prefix: /p/rewrite/ }, route: { cluster: up, prefix_rewrite: /rewritten/ }, request_headers_to_add: [{ header: { key: x-route-added, value: yes } }] }
+    - { match: { prefix: /p/uh }, route: { cluster: empty } }
+    - { match: { prefix: /p/uf }, route: { cluster: closed } }
+    - { match: { prefix: /p/ }, route: { cluster: up } }
+${ROUTER_FILTER}`;
+}
+
+const EMPTY_CLUSTER = `
+name: empty
+connect_timeout: 1s
+load_assignment: { cluster_name: empty }`;
+
+async function setup(up: 'http1' | 'http2', handler: (req: UpReq, res: Res) => void = echo) {
+  const upstream = await startUpstream(up, handler);
+  const closed = await closedPort();
+  const proxy = await startProxy(hcm(), [clusterYaml('up', upstream.port, up === 'http2'), EMPTY_CLUSTER, clusterYaml('closed', closed)]);
+  return {
+    upstream,
+    proxy,
+    close: async () => {
+      await proxy.close();
+      await upstream.close();
+    },
+  };
+}
+
+for (const down of ['h1', 'h2'] as Downstream[]) {
+  for (const up of ['http1', 'http2'] as const) {
+    const name = `${down} → ${up}`;
+
+    test(`${name}: GET and POST with headers, service time, mutations, stats`, TIMEOUT, async () => {
+      const e = await setup(up);
+      const c = new Client(down, e.proxy.port);
+      try {
+        const g = await c.request({ path: '/p/get?q=1', headers: { 'x-test': 'v' } });
+        assert.equal(g.status, 200);
+        const gb = JSON.parse(g.body.toString()) as { method: string; path: string; headers: Record<string, string> };
+        assert.equal(gb.path, '/p/get?q=1');
+        assert.equal(gb.headers['x-test'], 'v');
+        assert.match(String(g.headers['x-envoy-upstream-service-time']), /^\d+$/);
+        assert.equal(g.headers['x-vh'], 'added');
+        assert.equal(g.headers['x-up'], 'yes');
+        const p = await c.request({ method: 'POST', path: '/p/post', body: Buffer.from('hello body'), headers: { 'content-type': 'text/plain' } });
+        assert.equal(p.status, 200);
+        const pb = JSON.parse(p.body.toString()) as { method: string; body: string };
+        assert.equal(pb.method, 'POST');
+        assert.equal(pb.body, 'hello body');
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_total'), 2);
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_200'), 2);
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_2xx'), 2);
+        assert.equal(e.proxy.counter('http.ingress_http.rq_total'), 2);
+        assert.equal(e.proxy.gauge('cluster.up.upstream_rq_active'), 0);
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+
+    test(`${name}: 10 MiB streaming upload and download`, TIMEOUT, async () => {
+      const e = await setup(up, (req, res) => {
+        const hash = createHash('sha256');
+        let n = 0;
+        req.on('data', (b: Buffer) => {
+          n += b.length;
+          hash.update(b);
+        });
+        req.on('end', () => {
+          res.setHeader('x-received', String(n));
+          res.setHeader('x-sha', hash.digest('hex'));
+          const chunk = Buffer.alloc(64 * 1024, 'd');
+          let sent = 0;
+          const pump = (): void => {
+            while (sent < 10 * MiB) {
+              sent += chunk.length;
+              if (!res.write(chunk)) return void res.once('drain', pump);
+            }
+            res.end();
+          };
+          pump();
+        });
+      });
+      const c = new Client(down, e.proxy.port);
+      try {
+        const hash = createHash('sha256');
+        const body = Readable.from(
+          (function* () {
+            for (let i = 0; i < 40; i++) {
+              const b = Buffer.alloc(256 * 1024, i);
+              hash.update(b);
+              yield b;
+            }
+          })(),
+        );
+        let got = 0;
+        const r = await c.request({ method: 'POST', path: '/p/big', body, onData: (b) => (got += b.length) });
+        assert.equal(r.error, undefined);
+        assert.equal(r.status, 200);
+        assert.equal(r.headers['x-received'], String(10 * MiB));
+        assert.equal(r.headers['x-sha'], hash.digest('hex'));
+        assert.equal(got, 10 * MiB);
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+
+    test(`${name}: 404 NR, 503 UH, 503 UF`, TIMEOUT, async () => {
+      const e = await setup(up);
+      const c = new Client(down, e.proxy.port);
+      try {
+        const nr = await c.request({ path: '/nowhere' });
+        assert.equal(nr.status, 404);
+        assert.equal(e.proxy.counter('http.ingress_http.no_route'), 1);
+        const uh = await c.request({ path: '/p/uh' });
+        assert.equal(uh.status, 503);
+        assert.equal(uh.body.toString(), 'no healthy upstream');
+        assert.equal(e.proxy.counter('cluster.empty.upstream_cx_none_healthy'), 1);
+        const uf = await c.request({ path: '/p/uf' });
+        assert.equal(uf.status, 503);
+        assert.match(uf.body.toString(), /^upstream connect error or disconnect\/reset before headers\. reset reason: connection failure/);
+        assert.equal(e.proxy.counter('cluster.closed.upstream_rq_503'), 1);
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+
+    test(`${name}: 504 UT after the route timeout; x-envoy-upstream-rq-timeout-ms`, TIMEOUT, async () => {
+      const e = await setup(up, (req, res) => {
+        if (req.url?.includes('hang')) return; // never answers
+        echo(req, res);
+      });
+      const c = new Client(down, e.proxy.port);
+      try {
+        let t0 = performance.now();
+        const r = await c.request({ path: '/p/timeout/hang' });
+        assert.equal(r.status, 504);
+        assert.equal(r.body.toString(), 'upstream request timeout');
+        assert.ok(performance.now() - t0 < 2000);
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_timeout'), 1);
+        t0 = performance.now();
+        const h = await c.request({ path: '/p/hang', headers: { 'x-envoy-upstream-rq-timeout-ms': '150' } });
+        assert.equal(h.status, 504);
+        assert.ok(performance.now() - t0 < 2000);
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_timeout'), 2);
+        // The header is consumed; the upstream sees the expected timeout instead.
+        const ok = await c.request({ path: '/p/echo', headers: { 'x-envoy-upstream-rq-timeout-ms': '5000' } });
+        const headers = (JSON.parse(ok.body.toString()) as { headers: Record<string, string> }).headers;
+        assert.equal(headers['x-envoy-upstream-rq-timeout-ms'], undefined);
+        assert.equal(headers['x-envoy-expected-rq-timeout-ms'], '5000');
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+
+    test(`${name}: prefix_rewrite and request_headers_to_add reach the upstream`, TIMEOUT, async () => {
+      const e = await setup(up);
+      const c = new Client(down, e.proxy.port);
+      try {
+        const r = await c.request({ path: '/p/rewrite/a/b' });
+        const b = JSON.parse(r.body.toString()) as { path: string; headers: Record<string, string> };
+        assert.equal(b.path, '/rewritten/a/b');
+        assert.equal(b.headers['x-route-added'], 'yes');
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+
+    test(`${name}: upstream reset mid-body resets the downstream`, TIMEOUT, async () => {
+      const e = await setup(up, (req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '100000' });
+        res.write('partial');
+        setTimeout(() => {
+          if ('stream' in req) (req as unknown as { stream: { close(code: number): void } }).stream.close(2);
+          else req.socket.destroy();
+        }, 50);
+      });
+      const c = new Client(down, e.proxy.port);
+      try {
+        const r = await c.request({ path: '/p/reset' });
+        assert.equal(r.status, 200);
+        assert.ok(r.error, 'the downstream response did not complete');
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_rx_reset'), 1);
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+
+    test(`${name}: downstream abort cancels the upstream request`, TIMEOUT, async () => {
+      let upstreamClosed!: () => void;
+      const closed = new Promise<void>((r) => (upstreamClosed = r));
+      let requested!: () => void;
+      const arrived = new Promise<void>((r) => (requested = r));
+      const e = await setup(up, (_req, res) => {
+        res.on('close', () => upstreamClosed());
+        requested();
+      });
+      const c = new Client(down, e.proxy.port);
+      try {
+        const call = c.startAndAbortable({ path: '/p/slow' });
+        await arrived;
+        call.abort();
+        await closed;
+        const until = Date.now() + 2000;
+        while (e.proxy.counter('cluster.up.upstream_rq_tx_reset') === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_tx_reset'), 1);
+        assert.equal(e.proxy.gauge('cluster.up.upstream_rq_active'), 0);
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+
+    test(`${name}: keep-alive, one upstream connection for 20 sequential requests`, TIMEOUT, async () => {
+      const e = await setup(up);
+      const c = new Client(down, e.proxy.port);
+      try {
+        for (let i = 0; i < 20; i++) {
+          const r = await c.request({ method: 'POST', path: `/p/n/${i}`, body: Buffer.from(`b${i}`) });
+          assert.equal((JSON.parse(r.body.toString()) as { body: string }).body, `b${i}`);
+        }
+        assert.equal(e.proxy.counter('cluster.up.upstream_cx_total'), 1);
+        assert.equal(e.upstream.connections, 1);
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_200'), 20);
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+  }
+}
+
+test('h2 → http2: trailers both ways', TIMEOUT, async () => {
+  const e = await setup('http2', (req, res) => {
+    void readBody(req).then((body) => {
+      const r = res as unknown as import('node:http2').Http2ServerResponse;
+      r.writeHead(200, { 'content-type': 'application/grpc' });
+      r.addTrailers({ 'x-trailer-echo': String(req.trailers['x-req-trailer']), 'x-len': String(body.length) });
+      r.end('ok');
+    });
+  });
+  const c = new Client('h2', e.proxy.port);
+  try {
+    const r = await c.request({ method: 'POST', path: '/p/t', headers: { te: 'trailers', 'content-type': 'application/grpc' }, body: Buffer.from('abc'), trailers: { 'x-req-trailer': 'hello' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'ok');
+    assert.equal(r.trailers['x-trailer-echo'], 'hello');
+    assert.equal(r.trailers['x-len'], '3');
+  } finally {
+    c.close();
+    await e.close();
+  }
+});
+
+test('h1 → http1: WebSocket upgrade, echo through the tunnel', TIMEOUT, async () => {
+  const http = await import('node:http');
+  const net = await import('node:net');
+  const server = http.createServer((_req, res) => res.end('plain'));
+  const upgraded = new Set<import('node:net').Socket>();
+  server.on('upgrade', (_req: import('node:http').IncomingMessage, socket: import('node:net').Socket) => {
+    upgraded.add(socket);
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n');
+    socket.on('data', (d: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), d])));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const upPort = (server.address() as import('node:net').AddressInfo).port;
+  const proxy = await startProxy(hcm(), [clusterYaml('up', upPort), EMPTY_CLUSTER, clusterYaml('closed', await closedPort())]);
+  const sock = net.connect(proxy.port, '127.0.0.1');
+  try {
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write('GET /p/ws HTTP/1.1\r\nhost: example.com\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n');
+    let buf = '';
+    await new Promise<void>((resolve) => {
+      const onData = (d: Buffer): void => {
+        buf += d.toString();
+        if (buf.includes('\r\n\r\n')) {
+          sock.off('data', onData);
+          resolve();
+        }
+      };
+      sock.on('data', onData);
+    });
+    assert.match(buf, /^HTTP\/1\.1 101 /);
+    assert.match(buf.toLowerCase(), /upgrade: websocket/);
+    const reply = new Promise<string>((r) => sock.once('data', (d: Buffer) => r(d.toString())));
+    sock.write('frame-1');
+    assert.equal(await reply, 'echo:frame-1');
+    assert.equal(proxy.counter('cluster.up.upstream_rq_101'), 1);
+  } finally {
+    sock.destroy();
+    for (const u of upgraded) u.destroy();
+    await proxy.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

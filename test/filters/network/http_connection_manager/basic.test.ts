@@ -1,0 +1,174 @@
+// The HCM end to end over real sockets: HTTP/1.1 and HTTP/2 (h2c) through a terminal test filter,
+// AUTO codec detection, trailers, HTTP/1.0, request/response header handling, stats.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, request } from 'undici';
+import { h2request, jsonHeaders, rawExchange, startProxy } from './harness.ts';
+
+test('HTTP/1.1 request through the filter chain, with stats', { timeout: 10_000 }, async () => {
+  const p = await startProxy();
+  try {
+    const r = await request(`http://127.0.0.1:${p.port}/hello?x=1`, { headers: { 'x-custom': 'a' } });
+    assert.equal(r.statusCode, 200);
+    assert.equal(r.headers['server'], 'envoy');
+    assert.equal(r.headers['x-pause-filter'], 'seen');
+    const h = jsonHeaders(await r.body.text());
+    assert.equal(h[':method'], 'GET');
+    assert.equal(h[':path'], '/hello?x=1');
+    assert.equal(h[':authority'], `127.0.0.1:${p.port}`);
+    assert.equal(h[':scheme'], 'http');
+    assert.equal(h['x-custom'], 'a');
+    assert.equal(h['x-forwarded-proto'], 'http');
+    assert.match(h['x-request-id']!, /^[0-9a-f-]{36}$/);
+    assert.equal(h['host'], undefined);
+    assert.equal(p.counter('downstream_rq_total'), 1);
+    assert.equal(p.counter('downstream_rq_http1_total'), 1);
+    assert.equal(p.counter('downstream_rq_2xx'), 1);
+    assert.equal(p.counter('downstream_cx_http1_total'), 1);
+    assert.equal(p.gauge('downstream_rq_active'), 0);
+  } finally {
+    await p.close();
+  }
+});
+
+test('HTTP/2 (h2c, AUTO codec) request, with stats', { timeout: 10_000 }, async () => {
+  const p = await startProxy();
+  try {
+    const r = await h2request(p.port, { ':path': '/h2', 'x-custom': 'b' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['server'], 'envoy');
+    const h = jsonHeaders(r.body);
+    assert.equal(h[':path'], '/h2');
+    assert.equal(h['x-custom'], 'b');
+    assert.equal(p.counter('downstream_rq_http2_total'), 1);
+    assert.equal(p.counter('downstream_cx_http2_total'), 1);
+    assert.equal(p.counter('downstream_rq_2xx'), 1);
+  } finally {
+    await p.close();
+  }
+});
+
+test('codec_type HTTP1 and HTTP2 are forced', { timeout: 10_000 }, async () => {
+  const p1 = await startProxy({ codec_type: 'HTTP1' });
+  const p2 = await startProxy({ codec_type: 'HTTP2' });
+  try {
+    assert.equal((await request(`http://127.0.0.1:${p1.port}/`)).statusCode, 200);
+    assert.equal((await h2request(p2.port, {})).status, 200);
+    // An HTTP/1.1 request on an HTTP2-only listener is not understood.
+    const raw = await rawExchange(p2.port, 'GET / HTTP/1.1\r\nhost: a\r\n\r\n', 500);
+    assert.doesNotMatch(raw, /HTTP\/1.1 200/);
+  } finally {
+    await p1.close();
+    await p2.close();
+  }
+});
+
+test('request bodies and trailers are echoed (HTTP/1.1 chunked with enable_trailers, HTTP/2)', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ http_protocol_options: { enable_trailers: true } });
+  try {
+    const r2 = await h2request(p.port, { ':method': 'POST' }, 'h2 body', { 'x-t': 'v2' });
+    assert.equal(r2.status, 200);
+    assert.equal(r2.body.toString(), 'h2 body');
+    assert.equal(r2.trailers?.['echo-x-t'], 'v2');
+
+    const raw = await rawExchange(
+      p.port,
+      'POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n0\r\nx-t: v1\r\n\r\n',
+    );
+    assert.match(raw, /^HTTP\/1.1 200/);
+    assert.match(raw, /transfer-encoding: chunked/i);
+    assert.match(raw, /5\r\nhello\r\n0\r\necho-x-t: v1\r\n\r\n/);
+  } finally {
+    await p.close();
+  }
+});
+
+test('HTTP/1.1 keep-alive and pipelining', { timeout: 10_000 }, async () => {
+  const p = await startProxy();
+  try {
+    const raw = await rawExchange(p.port, 'GET /a HTTP/1.1\r\nhost: a\r\n\r\nGET /b HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+    const heads = raw.match(/HTTP\/1.1 200/g) ?? [];
+    assert.equal(heads.length, 2);
+    assert.ok(raw.indexOf('"/a"') < raw.indexOf('"/b"'));
+    const c = new Client(`http://127.0.0.1:${p.port}`);
+    for (let i = 0; i < 3; i++) assert.equal((await c.request({ path: '/', method: 'GET' })).statusCode, 200);
+    await c.close();
+    assert.equal(p.counter('downstream_cx_http1_total'), 2);
+  } finally {
+    await p.close();
+  }
+});
+
+test('HTTP/1.0 is rejected with 426 by default and served with accept_http_10', { timeout: 10_000 }, async () => {
+  const p = await startProxy();
+  const p10 = await startProxy({ http_protocol_options: { accept_http_10: true, default_host_for_http_10: 'default.host' } });
+  try {
+    assert.match(await rawExchange(p.port, 'GET / HTTP/1.0\r\n\r\n'), /^HTTP\/1.1 426/);
+    const raw = await rawExchange(p10.port, 'GET /ten HTTP/1.0\r\n\r\n');
+    assert.match(raw, /^HTTP\/1.[01] 200/);
+    assert.match(raw, /":authority","default.host"/);
+    assert.equal(p.counter('downstream_rq_4xx'), 1);
+  } finally {
+    await p.close();
+    await p10.close();
+  }
+});
+
+test('x-forwarded-for, x-envoy-* sanitising and x-request-id (use_remote_address)', { timeout: 10_000 }, async () => {
+  const edge = await startProxy({ use_remote_address: true, always_set_request_id_in_response: true });
+  const inner = await startProxy({});
+  try {
+    // Loopback peer with use_remote_address: internal request, x-envoy-* kept.
+    let r = await request(`http://127.0.0.1:${edge.port}/`, { headers: { 'x-envoy-retry-on': '5xx', 'x-request-id': 'keep-me' } });
+    let h = jsonHeaders(await r.body.text());
+    assert.equal(h['x-forwarded-for'], '127.0.0.1');
+    assert.equal(h['x-envoy-internal'], 'true');
+    assert.equal(h['x-envoy-retry-on'], '5xx');
+    assert.equal(h['x-request-id'], 'keep-me');
+    assert.equal(r.headers['x-request-id'], 'keep-me');
+
+    // A client-supplied XFF makes it external: x-envoy-* stripped, request id regenerated.
+    r = await request(`http://127.0.0.1:${edge.port}/`, {
+      headers: { 'x-forwarded-for': '203.0.113.7', 'x-envoy-retry-on': '5xx', 'x-envoy-internal': 'true', 'x-request-id': 'spoofed', 'x-forwarded-proto': 'https' },
+    });
+    h = jsonHeaders(await r.body.text());
+    assert.equal(h['x-forwarded-for'], '203.0.113.7,127.0.0.1');
+    assert.equal(h['x-envoy-retry-on'], undefined);
+    assert.equal(h['x-envoy-internal'], undefined);
+    assert.notEqual(h['x-request-id'], 'spoofed');
+    assert.equal(h['x-forwarded-proto'], 'http');
+    assert.equal(r.headers['x-request-id'], h['x-request-id']);
+
+    // Without use_remote_address: XFF is not appended; the trusted address comes from XFF; no XFF → external.
+    const r2 = await h2request(inner.port, { 'x-forwarded-for': '10.1.2.3', 'x-envoy-max-retries': '3', 'x-request-id': 'abc' });
+    h = jsonHeaders(r2.body);
+    assert.equal(h['x-forwarded-for'], '10.1.2.3');
+    assert.equal(h['x-envoy-internal'], 'true');
+    assert.equal(h['x-envoy-max-retries'], '3');
+    assert.equal(h['x-request-id'], 'abc');
+    assert.equal(JSON.parse(r2.body.toString()).remote, '10.1.2.3');
+    const r3 = await h2request(inner.port, { 'x-envoy-max-retries': '3' });
+    assert.equal(jsonHeaders(r3.body)['x-envoy-max-retries'], undefined);
+  } finally {
+    await edge.close();
+    await inner.close();
+  }
+});
+
+test('path normalisation, merge_slashes, host port stripping, server header transformation', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ normalize_path: true, merge_slashes: true, strip_any_host_port: true, server_name: 'legate-test', via: 'legate' });
+  const pass = await startProxy({ server_header_transformation: 'PASS_THROUGH' });
+  try {
+    const raw = await rawExchange(p.port, 'GET /a/./b/../c//d%7E?q=/../ HTTP/1.1\r\nhost: example.com:8080\r\nconnection: close\r\n\r\n');
+    assert.match(raw, /server: legate-test/i);
+    assert.match(raw, /via: legate/i);
+    assert.match(raw, /":path","\/a\/c\/d~\?q=\/..\/"/);
+    assert.match(raw, /":authority","example.com"/);
+    const r = await h2request(pass.port, {});
+    assert.equal(r.headers['server'], undefined);
+  } finally {
+    await p.close();
+    await pass.close();
+  }
+});
