@@ -150,6 +150,7 @@ export class Server {
     for (;;) {
       const replies = await this.workers.ask({ type: 'drain' });
       const open = replies.reduce((n, r) => n + (r.connections ?? 0), 0);
+      log.debug(`draining: ${open} connection(s) open`);
       if (open === 0 || Date.now() >= deadline) break;
       await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
     }

@@ -234,13 +234,10 @@ test('client deadline: DEADLINE_EXCEEDED, and the upstream call is cancelled', {
   assert.equal(cancelled, before + 1);
 });
 
-// todo: the HTTP/2 downstream codec sends encodeHeaders(h, endStream=true) as HEADERS without
-// END_STREAM followed by an empty end, so gRPC trailers-only answers (every gRPC local reply, and the
-// upstream's own DEADLINE_EXCEEDED) reach grpc-js as INTERNAL "RST_STREAM with code 0". Drop `todo`
-// once the connection manager sends trailers-only responses as one HEADERS frame with END_STREAM.
-const TRAILERS_ONLY_TODO = 'HTTP/2 downstream codec: trailers-only responses need END_STREAM on HEADERS';
+// Trailers-only gRPC answers (local replies, upstream DEADLINE_EXCEEDED) must arrive as one HEADERS
+// frame with END_STREAM: regression tests for the HTTP/2 codec sending HEADERS then an empty DATA.
 
-test('grpc-timeout honoured via max_stream_duration.grpc_timeout_header_max: capped at 100 ms', { timeout: 20_000, todo: TRAILERS_ONLY_TODO }, async () => {
+test('grpc-timeout honoured via max_stream_duration.grpc_timeout_header_max: capped at 100 ms', { timeout: 20_000}, async () => {
   const s0 = legate.stats.snapshot().counters;
   const md = new grpc.Metadata();
   md.set('x-route', 'capped');
@@ -258,7 +255,7 @@ test('grpc-timeout honoured via max_stream_duration.grpc_timeout_header_max: cap
   if (r.err?.code === grpc.status.UNAVAILABLE) assert.equal((s1['cluster.grpc.upstream_rq_timeout'] ?? 0) - (s0['cluster.grpc.upstream_rq_timeout'] ?? 0), 1);
 });
 
-test('a gRPC local reply (direct_response 404) arrives as a gRPC status', { timeout: 20_000, todo: TRAILERS_ONLY_TODO }, async () => {
+test('a gRPC local reply (direct_response 404) arrives as a gRPC status', { timeout: 20_000}, async () => {
   const md = new grpc.Metadata();
   md.set('x-route', 'none');
   const r = await unary({ message: 'x' }, md);

@@ -47,6 +47,18 @@ export class NodeResponseEncoder implements ResponseEncoder {
       if (k.charCodeAt(0) !== 58 /* ':' */) flat.push(k, v);
     });
     const h1 = this.protocol !== 'HTTP/2';
+    if (!h1 && endStream) {
+      // One HEADERS frame with END_STREAM (gRPC trailers-only replies need it: writeHead + end()
+      // would send HEADERS, then an empty DATA frame, which gRPC clients reject).
+      const stream = (res as Http2ServerResponse).stream;
+      if (stream.destroyed || stream.headersSent) return;
+      try {
+        stream.respond({ ...headers.toObject(), ':status': status }, { endStream: true });
+      } catch {
+        this.reset('invalid response headers');
+      }
+      return;
+    }
     if (h1 && this.#closeAfter) flat.push('connection', 'close');
     if (endStream && h1 && !NO_BODY_STATUS(status) && !headers.has('content-length')) flat.push('content-length', '0');
     try {

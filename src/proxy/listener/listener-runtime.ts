@@ -136,9 +136,13 @@ export class ActiveListener {
     });
   }
 
-  /** Stops accepting new connections (existing ones carry on). */
+  /**
+   * Stops accepting new connections; existing ones carry on. (net.Server.close's callback waits
+   * for every connection to end, so don't wait for it here: draining is the caller's business.)
+   */
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => this.#server.close(() => resolve()));
+    if (this.#server.listening) this.#server.close();
+    return Promise.resolve();
   }
 
   /** Asks the terminal filters to wind down their connections gracefully. */
@@ -149,7 +153,7 @@ export class ActiveListener {
   async closeAll(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
     await Promise.all([...this.#chains.values()].map((c) => c.terminal.factory.close?.()));
-    if (this.#server.listening) await this.stopAccepting();
+    await this.stopAccepting();
   }
 }
 

@@ -34,6 +34,8 @@ export function createHcmFactory(config: HcmConfig, ctx: RuntimeContext): HcmNet
         ...(si.requestedServerName !== undefined ? { requestedServerName: si.requestedServerName } : {}),
       });
     },
+    drain: () => manager.drain(),
+    close: () => manager.close(),
   };
 }
 
