@@ -10,6 +10,8 @@ export interface NetworkFilterCallbacks {
   /** The downstream socket (already past listener filters; bytes they peeked are unshifted back). */
   readonly socket: Socket;
   readonly streamInfo: StreamInfo;
+  /** The listener's per_connection_buffer_limit_bytes: how much a filter may buffer per connection. */
+  readonly bufferLimitBytes: number;
   /** Resumes reading after StopIteration from onNewConnection. */
   continueReading(): void;
   /** Closes the downstream connection ('flush' lets queued writes go first). */

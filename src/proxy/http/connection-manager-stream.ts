@@ -45,6 +45,8 @@ export interface ConnectionInfo {
   readonly local: AddressInfo;
   readonly tls: boolean;
   readonly requestedServerName: string | undefined;
+  /** Request/response buffering limit for this connection (per_connection_buffer_limit_bytes). */
+  readonly bufferLimitBytes: number;
 }
 
 const NO_ROUTE = Symbol('no route');
@@ -85,7 +87,7 @@ export class ActiveStream {
       ...(conn.requestedServerName !== undefined ? { requestedServerName: conn.requestedServerName } : {}),
     });
     this.#sink = new StreamSink(this);
-    this.#fm = new FilterManager([], this.#sink, owner.cfg.bufferLimitBytes);
+    this.#fm = new FilterManager([], this.#sink, conn.bufferLimitBytes);
     const s = owner.stats;
     s.rqTotal.inc();
     s.rqActive.inc();
@@ -185,7 +187,7 @@ export class ActiveStream {
       filters[i] = chain[i]!.factory.create(chain[i]!.config, cb);
     }
     this.#callbacks = cbs;
-    this.#fm = new FilterManager(filters, this.#sink, this.#owner.cfg.bufferLimitBytes);
+    this.#fm = new FilterManager(filters, this.#sink, this.#conn.bufferLimitBytes);
   }
 
   #upgradeChain(type: string): readonly RuntimeFilter[] | undefined {

@@ -31,6 +31,8 @@ export interface ConnectionOptions {
   readonly local?: AddressInfo;
   readonly tls?: boolean;
   readonly requestedServerName?: string;
+  /** The listener's per_connection_buffer_limit_bytes (default: the HCM config's, 1 MiB). */
+  readonly bufferLimitBytes?: number;
 }
 
 export interface ConnectionManager {
@@ -228,6 +230,7 @@ class Manager implements ConnectionManager {
       local: opts.local ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
       tls,
       requestedServerName: opts.requestedServerName ?? (tls ? ((socket as TLSSocket).servername || undefined) : undefined),
+      bufferLimitBytes: opts.bufferLimitBytes ?? this.cfg.bufferLimitBytes,
     };
     socket.on('error', () => {});
     const codec = this.cfg.codecType;

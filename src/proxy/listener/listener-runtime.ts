@@ -131,6 +131,7 @@ export class ActiveListener {
     chain.terminal.factory.takeOver(chain.terminal.config, {
       socket,
       streamInfo,
+      bufferLimitBytes: this.config.perConnectionBufferLimitBytes,
       continueReading: () => socket.resume(),
       close: (mode) => (mode === 'flush' ? socket.end() : socket.destroy()),
     });

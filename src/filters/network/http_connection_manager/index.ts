@@ -31,6 +31,7 @@ export function createHcmFactory(config: HcmConfig, ctx: RuntimeContext): HcmNet
         connectionId: si.connectionId,
         remote: si.downstreamRemote,
         local: si.downstreamLocal,
+        bufferLimitBytes: callbacks.bufferLimitBytes,
         ...(si.requestedServerName !== undefined ? { requestedServerName: si.requestedServerName } : {}),
       });
     },

@@ -70,7 +70,7 @@ test('registered network filter takes a connection over', { timeout: 10_000 }, a
   assert.equal(factory.terminal, true);
   const server = net.createServer((socket) => {
     const streamInfo = newStreamInfo({ downstreamRemote: { address: socket.remoteAddress!, port: socket.remotePort! }, downstreamLocal: { address: socket.localAddress!, port: socket.localPort! }, connectionId: 7 });
-    factory.takeOver!(cfg.value, { socket, streamInfo, continueReading: () => {}, close: () => socket.destroy() });
+    factory.takeOver!(cfg.value, { socket, streamInfo, bufferLimitBytes: 1024 * 1024, continueReading: () => {}, close: () => socket.destroy() });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {

@@ -187,12 +187,12 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(extra: Record<string, unknown> = {}): Promise<Proxy> {
+export async function startProxy(extra: Record<string, unknown> = {}, conn: { bufferLimitBytes?: number } = {}): Promise<Proxy> {
   const cfg = parseHcm(extra);
   const stats = new StatsStore();
   const manager = createConnectionManager(cfg, { stats, clusterManager: undefined as unknown as ClusterManager, workerId: 0 });
   let id = 0;
-  const server = net.createServer((s) => manager.handleConnection(s, { connectionId: ++id }));
+  const server = net.createServer((s) => manager.handleConnection(s, { connectionId: ++id, ...conn }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   return {

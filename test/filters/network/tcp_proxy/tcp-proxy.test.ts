@@ -88,7 +88,7 @@ async function proxy(config: TcpProxyConfig, clusters: ClusterConfig[]): Promise
       connectionId: id++,
     });
     infos.push(info);
-    factory.takeOver(config, { socket, streamInfo: info, continueReading: () => socket.resume(), close: (m) => (m === 'flush' ? socket.end() : socket.destroy()) });
+    factory.takeOver(config, { socket, streamInfo: info, bufferLimitBytes: 1024 * 1024, continueReading: () => socket.resume(), close: (m) => (m === 'flush' ? socket.end() : socket.destroy()) });
   });
   const port = await listen(server);
   return {
@@ -365,7 +365,7 @@ test('tcp_proxy after listener filters: peeked bytes reach the upstream first', 
       if (!input) return;
       alpn.push([...input.applicationProtocols]);
       const info = newStreamInfo({ downstreamRemote: { address: input.sourceIp, port: input.sourcePort }, downstreamLocal: { address: input.destinationIp, port: input.destinationPort }, connectionId: 1 });
-      factory.takeOver(config, { socket, streamInfo: info, continueReading: () => socket.resume(), close: () => socket.destroy() });
+      factory.takeOver(config, { socket, streamInfo: info, bufferLimitBytes: 1024 * 1024, continueReading: () => socket.resume(), close: () => socket.destroy() });
     });
   });
   const port = await listen(server);
