@@ -234,6 +234,8 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
   } else {
     h.remove('x-envoy-internal');
     for (const n of ENVOY_INTERNAL_ONLY) h.remove(n);
+    // RouteConfiguration.internal_only_headers: stripped from requests that are not internal.
+    for (const n of cfg.routeTable.internalOnlyHeaders ?? []) h.remove(n);
     if (cfg.useRemoteAddress && finalRemote !== undefined) h.set('x-envoy-external-address', finalRemote);
   }
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, request } from 'undici';
-import { h2request, jsonHeaders, rawExchange, startProxy } from './harness.ts';
+import { ROUTES, h2request, jsonHeaders, rawExchange, startProxy } from './harness.ts';
 
 test('HTTP/1.1 request through the filter chain, with stats', { timeout: 10_000 }, async () => {
   const p = await startProxy();
@@ -170,5 +170,24 @@ test('path normalisation, merge_slashes, host port stripping, server header tran
   } finally {
     await p.close();
     await pass.close();
+  }
+});
+
+test('route_config.internal_only_headers are stripped from external requests only; skip_xff_append', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ use_remote_address: true, skip_xff_append: true, route_config: { ...ROUTES, internal_only_headers: ['x-secret'] } });
+  try {
+    // Loopback peer: internal, the header passes.
+    let r = await request(`http://127.0.0.1:${p.port}/`, { headers: { 'x-secret': 's' } });
+    let h = jsonHeaders(await r.body.text());
+    assert.equal(h['x-secret'], 's');
+    assert.equal(h['x-forwarded-for'], undefined, 'skip_xff_append: no XFF added');
+    // An external client (XFF from elsewhere): stripped.
+    const h2 = await h2request(p.port, { 'x-secret': 's', 'x-forwarded-for': '203.0.113.9' });
+    h = jsonHeaders(h2.body);
+    assert.equal(h['x-secret'], undefined);
+    r = await request(`http://127.0.0.1:${p.port}/`, { headers: { 'x-secret': 's', 'x-forwarded-for': '203.0.113.9' } });
+    assert.equal(jsonHeaders(await r.body.text())['x-secret'], undefined);
+  } finally {
+    await p.close();
   }
 });
