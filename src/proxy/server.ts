@@ -6,7 +6,6 @@ import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { loadBootstrap } from '../config/bootstrap.ts';
 import { buildStaticConfig, type StaticConfig } from '../config/static-config.ts';
-import { formatErrors } from '../config/result.ts';
 import type { Bootstrap__Output } from '../generated/envoy/config/bootstrap/v3/Bootstrap.ts';
 import { registerBuiltins } from '../filters/index.ts';
 import { registry } from '../filters/registry.ts';

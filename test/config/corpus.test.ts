@@ -5,9 +5,11 @@ import path from 'node:path';
 import { loadBootstrap, parseYaml } from '../../src/config/bootstrap.ts';
 import { decodeJson, toProto3Json, unpackAny } from '../../src/config/decode.ts';
 import { formatErrors } from '../../src/config/result.ts';
+import { CORPUS_DIR } from '../helpers/corpus.ts';
 
-const CORPUS = '/work/shared/corpus/envoy';
-const files = fs.existsSync(CORPUS) ? fs.readdirSync(CORPUS).filter((f) => f.endsWith('.yaml')).sort() : [];
+const CORPUS = CORPUS_DIR;
+// A missing corpus is an error (readdirSync throws), never a silently empty suite.
+const files = fs.readdirSync(CORPUS).filter((f) => f.endsWith('.yaml')).sort();
 
 // The dynamic-config-fs lds.yaml/cds.yaml are DiscoveryResponse-shaped (`resources:`).
 const isDiscovery = (f: string): boolean => /__(lds|cds)\.yaml$/.test(f);

@@ -12,8 +12,9 @@ import { parse } from 'yaml';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { runCli, startLegate } from '../helpers/legate.ts';
+import { CORPUS_DIR } from '../helpers/corpus.ts';
 
-const CORPUS = fileURLToPath(new URL('../../../shared/corpus/envoy/', import.meta.url));
+const CORPUS = CORPUS_DIR + '/';
 const LATER = /not supported yet|legate does not implement this extension|unknown HTTP filter/;
 /** What each failing file may fail on (features of later issues). */
 const EXPECTED_FAILURES: Record<string, RegExp> = {

@@ -7,11 +7,11 @@ import { deepFreeze, fail, joinPath, ok, type ConfigError, type Result } from '.
 import { unpackAny } from '../../config/decode.ts';
 import type { AccessLog__Output } from '../../generated/envoy/config/accesslog/v3/AccessLog.ts';
 import type { SubstitutionFormatString__Output } from '../../generated/envoy/config/core/v3/SubstitutionFormatString.ts';
-import type { DataSource__Output } from '../../generated/envoy/config/core/v3/DataSource.ts';
 import type { FileAccessLog__Output } from '../../generated/envoy/extensions/access_loggers/file/v3/FileAccessLog.ts';
 import type { StdoutAccessLog__Output } from '../../generated/envoy/extensions/access_loggers/stream/v3/StdoutAccessLog.ts';
 import { compileFormatter, compileJsonFormatter, DEFAULT_ACCESS_LOG_FORMAT, structToPlain, type Formatter } from '../http/formatter.ts';
 import { parseAccessLogFilter, type AccessLogFilter } from './filter.ts';
+import { readDataSource } from '../../config/data-source.ts';
 
 export type AccessLogSink = { readonly kind: 'file'; readonly path: string } | { readonly kind: 'stdout' } | { readonly kind: 'stderr' };
 
@@ -39,28 +39,6 @@ const KNOWN_FORMATTER_EXTENSIONS = new Set([
 
 function typeNameOfUrl(url: string): string {
   return url.slice(url.lastIndexOf('/') + 1);
-}
-
-function readDataSource(ds: DataSource__Output, p: string): Result<string> {
-  switch (ds.specifier) {
-    case 'inline_string':
-      return ok(ds.inline_string ?? '');
-    case 'inline_bytes':
-      return ok(Buffer.from(ds.inline_bytes ?? Buffer.alloc(0)).toString('utf8'));
-    case 'filename':
-      try {
-        return ok(fs.readFileSync(ds.filename ?? '', 'utf8'));
-      } catch (e) {
-        return fail(joinPath(p, 'filename'), `unable to read file '${ds.filename}': ${(e as Error).message}`);
-      }
-    case 'environment_variable': {
-      const v = process.env[ds.environment_variable ?? ''];
-      if (v === undefined) return fail(joinPath(p, 'environment_variable'), `environment variable '${ds.environment_variable}' does not exist`);
-      return ok(v);
-    }
-    default:
-      return fail(p, 'one of inline_string, inline_bytes, filename, environment_variable is required');
-  }
 }
 
 /** SubstitutionFormatString (log_format) → formatter. */

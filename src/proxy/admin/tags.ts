@@ -102,7 +102,7 @@ function tokenExtractor(tag: string, pattern: string): Extractor {
   return {
     tag,
     prefix,
-    extract(name, tokens, tags, remove) {
+    extract(_name, tokens, tags, remove) {
       const at = search(tokens, 0, 0, -1);
       if (at < 0) return false;
       let start = 0;

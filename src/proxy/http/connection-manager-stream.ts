@@ -3,51 +3,22 @@
 // Every failure ends as a local reply or a stream reset; nothing here throws into the codec.
 
 import type { Duplex } from 'node:stream';
-import type { HttpFilter, HttpFilterFactory, LocalReplyOptions } from '../../filters/http/filter.ts';
-import type { AccessLogger } from '../access-log/index.ts';
+import type { HttpFilter, LocalReplyOptions } from '../../filters/http/filter.ts';
 import { ResponseFlag } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { FilterManager, type FilterChainSink } from './filter-manager.ts';
-import type { HcmConfig } from './hcm-config.ts';
-import type { HcmStats } from './hcm-stats.ts';
+import { StreamSink, type ConnectionInfo, type StreamOwner } from './connection-manager-types.ts';
+import type { RuntimeFilter } from './connection-manager-types.ts';
 import type { HeaderMap } from './headers.ts';
 import { buildLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders, mutateResponseHeaders, removeHopByHop } from './request-headers.ts';
 import type { RouteEntry } from './route-types.ts';
-import { newStreamInfo, type AddressInfo, type StreamInfo } from './stream-info.ts';
+import { newStreamInfo, type StreamInfo } from './stream-info.ts';
 import { FilterCallbacks } from './filter-manager-callbacks.ts';
 import { openTunnel } from './connection-manager-tunnel.ts';
 
 const log = logger('http');
-
-export interface RuntimeFilter {
-  readonly name: string;
-  readonly factory: HttpFilterFactory;
-  readonly config: unknown;
-}
-
-/** What a stream needs from its connection manager and connection. */
-export interface StreamOwner {
-  readonly cfg: HcmConfig;
-  readonly stats: HcmStats;
-  readonly filters: readonly RuntimeFilter[];
-  readonly upgradeFilters: ReadonlyMap<string, readonly RuntimeFilter[]>;
-  readonly accessLoggers: readonly AccessLogger[];
-  /** Drain started, or the connection hit max_requests_per_connection: close after this response. */
-  shouldCloseAfterResponse(): boolean;
-  streamDone(stream: ActiveStream): void;
-}
-
-export interface ConnectionInfo {
-  readonly connectionId: number;
-  readonly remote: AddressInfo;
-  readonly local: AddressInfo;
-  readonly tls: boolean;
-  readonly requestedServerName: string | undefined;
-  /** Request/response buffering limit for this connection (per_connection_buffer_limit_bytes). */
-  readonly bufferLimitBytes: number;
-}
 
 const NO_ROUTE = Symbol('no route');
 
@@ -58,7 +29,6 @@ export class ActiveStream {
   readonly #encoder: ResponseEncoder;
   #fm: FilterManager;
   readonly #sink: FilterChainSink;
-  #callbacks: FilterCallbacks[] = [];
   #requestHeaders: HeaderMap | undefined;
   #route: RouteEntry | undefined | typeof NO_ROUTE = NO_ROUTE;
   #upgrade: string | undefined;
@@ -186,7 +156,6 @@ export class ActiveStream {
       cbs[i] = cb;
       filters[i] = chain[i]!.factory.create(chain[i]!.config, cb);
     }
-    this.#callbacks = cbs;
     this.#fm = new FilterManager(filters, this.#sink, this.#conn.bufferLimitBytes);
   }
 
@@ -448,24 +417,5 @@ export class ActiveStream {
 }
 
 /** The end of the encoder chain: response frames go to the codec; overflow and watermarks back to the stream. */
-class StreamSink implements FilterChainSink {
-  readonly #s: ActiveStream;
-  constructor(s: ActiveStream) {
-    this.#s = s;
-  }
-  encodeHeaders(h: HeaderMap, end: boolean): void {
-    this.#s.encodeHeadersToCodec(h, end);
-  }
-  encodeData(d: Buffer, end: boolean): void {
-    this.#s.encodeDataToCodec(d, end);
-  }
-  encodeTrailers(t: HeaderMap): void {
-    this.#s.encodeTrailersToCodec(t);
-  }
-  bufferOverflow(decode: boolean): void {
-    this.#s.bufferOverflow(decode);
-  }
-  watermark(decode: boolean, above: boolean): void {
-    this.#s.watermark(decode, above);
-  }
-}
+
+export type { ConnectionInfo, RuntimeFilter, StreamOwner } from './connection-manager-types.ts';

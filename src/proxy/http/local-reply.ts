@@ -2,18 +2,17 @@
 // LocalReplyConfig, the text/plain or gRPC trailers-only response they produce, and the HTTP →
 // gRPC status mapping. Parsing fails with field paths; rewriting never throws.
 
-import { fail, joinPath, ok, type ConfigError, type Result } from '../../config/result.ts';
+import { joinPath, ok, type ConfigError, type Result } from '../../config/result.ts';
 import { wrapped } from '../../config/values.ts';
 import type { LocalReplyConfig__Output } from '../../generated/envoy/extensions/filters/network/http_connection_manager/v3/LocalReplyConfig.ts';
 import type { SubstitutionFormatString__Output } from '../../generated/envoy/config/core/v3/SubstitutionFormatString.ts';
-import type { DataSource__Output } from '../../generated/envoy/config/core/v3/DataSource.ts';
 import { parseLogFormat, parseAccessLogFilter, type AccessLogFilter } from '../access-log/index.ts';
 import type { Formatter } from './formatter.ts';
 import { compileHeaderParser } from './header-mutation.ts';
 import { HeaderMap } from './headers.ts';
 import type { HeaderMutator } from './route-types.ts';
 import type { StreamInfo } from './stream-info.ts';
-import fs from 'node:fs';
+import { readDataSource } from '../../config/data-source.ts';
 
 /** A body format: the formatted body (with %LOCAL_REPLY_BODY%) and its content type. */
 export interface LocalReplyBodyFormat {
@@ -66,27 +65,6 @@ function parseBodyFormat(sfs: SubstitutionFormatString__Output, path: string): R
       return out.split(SENTINEL).join(b);
     },
   });
-}
-
-function readDataSource(ds: DataSource__Output, path: string): Result<string> {
-  switch (ds.specifier) {
-    case 'inline_string':
-      return ok(ds.inline_string ?? '');
-    case 'inline_bytes':
-      return ok(Buffer.from(ds.inline_bytes ?? Buffer.alloc(0)).toString('utf8'));
-    case 'filename':
-      try {
-        return ok(fs.readFileSync(ds.filename ?? '', 'utf8'));
-      } catch (e) {
-        return fail(joinPath(path, 'filename'), `unable to read file '${ds.filename}': ${(e as Error).message}`);
-      }
-    case 'environment_variable': {
-      const v = process.env[ds.environment_variable ?? ''];
-      return v === undefined ? fail(joinPath(path, 'environment_variable'), `environment variable '${ds.environment_variable}' does not exist`) : ok(v);
-    }
-    default:
-      return fail(path, 'one of inline_string, inline_bytes, filename, environment_variable is required');
-  }
 }
 
 export function parseLocalReplyConfig(msg: LocalReplyConfig__Output | null, path: string): Result<LocalReplyConfig> {

@@ -1,7 +1,6 @@
 // Route actions compiled once: forward to a cluster (with rewrites, timeouts, hashing, weighted
 // picks), redirect, or answer directly. Unknown clusters, bad regexes and oversize bodies are Result errors.
 
-import { readFileSync } from 'node:fs';
 import { fail, ok, joinPath, type ConfigError, type Result } from '../../config/result.ts';
 import { durationMs } from '../../config/values.ts';
 import { Limits } from '../limits.ts';
@@ -14,7 +13,7 @@ import { stripQuery, type CompiledRouteMatch } from './route-match.ts';
 import type { RouteAction__Output } from '../../generated/envoy/config/route/v3/RouteAction.ts';
 import type { RedirectAction__Output } from '../../generated/envoy/config/route/v3/RedirectAction.ts';
 import type { DirectResponseAction__Output } from '../../generated/envoy/config/route/v3/DirectResponseAction.ts';
-import type { DataSource__Output } from '../../generated/envoy/config/core/v3/DataSource.ts';
+import { readDataSource } from '../../config/data-source.ts';
 
 export interface ActionContext {
   /** Cluster names to check `cluster`/`weighted_clusters` against; undefined skips the check. */
@@ -312,28 +311,6 @@ function requestHostForRedirect(host: string, requestProto: string, newScheme: s
 // ---- direct response ----
 
 /** Reads a DataSource at config time (inline_string, inline_bytes, filename, environment_variable). */
-export function readDataSource(ds: DataSource__Output, path: string): Result<string> {
-  switch (ds.specifier) {
-    case 'inline_string':
-      return ok(ds.inline_string ?? '');
-    case 'inline_bytes':
-      return ok(Buffer.from(ds.inline_bytes ?? []).toString('utf8'));
-    case 'filename':
-      try {
-        return ok(readFileSync(ds.filename ?? '', 'utf8'));
-      } catch (e) {
-        return fail(joinPath(path, 'filename'), `cannot read ${ds.filename}: ${(e as Error).message}`);
-      }
-    case 'environment_variable': {
-      const v = process.env[ds.environment_variable ?? ''];
-      if (v === undefined) return fail(joinPath(path, 'environment_variable'), `environment variable "${ds.environment_variable}" does not exist`);
-      return ok(v);
-    }
-    default:
-      return fail(path, 'DataSource specifier is required');
-  }
-}
-
 export function compileDirectResponse(d: DirectResponseAction__Output, path: string, maxBody: number): Result<DirectResponseAction> {
   if (d.status < 200 || d.status >= 600) return fail(joinPath(path, 'status'), 'value must be inside range [200, 600)');
   let body: string | undefined;

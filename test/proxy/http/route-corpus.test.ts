@@ -11,8 +11,9 @@ import { compileRouteTable } from '../../../src/proxy/http/route-table.ts';
 import type { ClusterRouteAction, RouteTable } from '../../../src/proxy/http/route-types.ts';
 import type { Bootstrap__Output } from '../../../src/generated/envoy/config/bootstrap/v3/Bootstrap.ts';
 import type { HttpConnectionManager__Output } from '../../../src/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
+import { CORPUS_DIR } from '../../helpers/corpus.ts';
 
-const CORPUS = '/work/shared/corpus/envoy';
+const CORPUS = CORPUS_DIR;
 const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
 const info = newStreamInfo({ downstreamRemote: { address: '10.0.0.1', port: 5555 }, downstreamLocal: { address: '10.0.0.2', port: 80 }, connectionId: 1 });
@@ -50,9 +51,8 @@ function cluster(t: RouteTable, path: string, host = 'localhost:8080', extra: [s
   return (e.action as ClusterRouteAction).pickCluster(h);
 }
 
-const haveCorpus = existsSync(CORPUS);
 
-test('front-proxy: /service/1 and /service/2 on both listeners', { skip: !haveCorpus }, () => {
+test('front-proxy: /service/1 and /service/2 on both listeners', () => {
   const tables = routeTables('front-proxy__envoy.yaml');
   assert.equal(tables.length, 2);
   for (const t of tables) {
@@ -66,7 +66,7 @@ test('front-proxy: /service/1 and /service/2 on both listeners', { skip: !haveCo
   }
 });
 
-test('envoy-demo: listener_0 sends everything to loopback; listener_1 has no virtual hosts', { skip: !haveCorpus }, () => {
+test('envoy-demo: listener_0 sends everything to loopback; listener_1 has no virtual hosts', () => {
   const [proxy, local] = routeTables('configs__envoy-demo.yaml');
   assert.ok(proxy && local);
   assert.equal(cluster(proxy, '/'), 'loopback');
@@ -76,14 +76,14 @@ test('envoy-demo: listener_0 sends everything to loopback; listener_1 has no vir
   assert.equal(local.match(HeaderMap.fromPairs([[':authority', 'x'], [':path', '/']]), info), undefined);
 });
 
-test('grpc-bridge: the route only matches gRPC requests', { skip: !haveCorpus }, () => {
+test('grpc-bridge: the route only matches gRPC requests', () => {
   const [t] = routeTables('grpc-bridge__server__envoy-proxy.yaml');
   assert.ok(t);
   assert.equal(cluster(t, '/helloworld.Greeter/SayHello', 'h', [['content-type', 'application/grpc']]), 'backend_grpc_service');
   assert.equal(cluster(t, '/helloworld.Greeter/SayHello'), undefined);
 });
 
-test('every corpus bootstrap with inline routes compiles', { skip: !haveCorpus }, () => {
+test('every corpus bootstrap with inline routes compiles', () => {
   let n = 0;
   for (const f of readdirSync(CORPUS)) {
     if (!f.endsWith('.yaml')) continue;

@@ -7,7 +7,7 @@ import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpF
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ClusterRouteAction, RouteEntry } from '../../../proxy/http/route-types.ts';
 import { ErrorCode, LocalReplies, ResponseFlag, type ProxyError } from '../../../proxy/errors.ts';
-import type { Cluster, ClusterManager, Host } from '../../../proxy/upstream/types.ts';
+import type { ClusterManager, Host } from '../../../proxy/upstream/types.ts';
 import type { RouterConfig } from './config.ts';
 import type { ClusterRouterStats, HttpRouterStats, RouterStatsCache } from './stats.ts';
 import { computeTimeout } from './timeout.ts';
@@ -28,7 +28,6 @@ export class RouterFilter implements HttpFilter, UpstreamSink {
   readonly #cb: HttpFilterCallbacks;
   readonly #http: HttpRouterStats;
   #route: RouteEntry | undefined;
-  #cluster: Cluster | undefined;
   #cstats: ClusterRouterStats | undefined;
   #host: Host | undefined;
   #upstream: UpstreamRequest | undefined;
@@ -89,7 +88,6 @@ export class RouterFilter implements HttpFilter, UpstreamSink {
       this.#localReply(action.clusterNotFoundStatus, '', LocalReplies.noCluster.details, ResponseFlag.NoClusterFound);
       return;
     }
-    this.#cluster = cluster;
     info.clusterName = cluster.info.name;
     const cstats = (this.#cstats = this.#rt.stats.cluster(cluster.info.statPrefix));
     const grpc = headers.get('content-type')?.startsWith('application/grpc') === true;

@@ -142,7 +142,7 @@ test('large bodies stream both ways with backpressure (HTTP/1.1 upload echo, HTT
 
 test('WebSocket upgrade through upgradeToTunnel (and 403 when upgrade_configs does not allow it)', { timeout: 10_000 }, async () => {
   const upstream = http.createServer((_q, s) => s.end('no'));
-  upstream.on('upgrade', (req, socket: net.Socket, head: Buffer) => {
+  upstream.on('upgrade', (_req, socket: net.Socket, head: Buffer) => {
     socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nx-up: 1\r\n\r\n');
     if (head.length) socket.write(head);
     socket.pipe(socket);
