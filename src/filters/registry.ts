@@ -4,6 +4,8 @@
 import type { Result } from '../config/result.ts';
 import type { StatsStore } from '../proxy/stats.ts';
 import type { ClusterManager } from '../proxy/upstream/types.ts';
+import type { SharedCounters } from '../proxy/shared-counters.ts';
+import type { Runtime } from '../proxy/runtime.ts';
 
 export type ExtensionCategory = 'listener' | 'network' | 'http' | 'access_logger' | 'transport_socket';
 
@@ -21,6 +23,10 @@ export interface RuntimeContext {
   readonly clusterManager: ClusterManager;
   /** Worker index, 0-based. */
   readonly workerId: number;
+  /** Process-wide counters shared by all workers (circuit breakers, token buckets). */
+  readonly shared: SharedCounters;
+  /** Runtime values (static layers + admin layer), updated in place by /runtime_modify. */
+  readonly runtime: Runtime;
 }
 
 export interface ExtensionSpec<C = unknown, F = unknown> {

@@ -7,7 +7,6 @@ import type { AdminSource, ClusterStatus, ConfigDumpOptions, ListenerStatus, Ser
 import { startAdmin, type AdminServer } from './admin/server.ts';
 import type { SocketAddr } from './listener/listener-config.ts';
 import { toProto3Json } from '../config/decode.ts';
-import { structToPlain } from './http/formatter.ts';
 import type { ClusterStatus as WorkerClusterStatus } from './worker/messages.ts';
 
 const TYPE = 'type.googleapis.com/envoy.admin.v3.';
@@ -72,11 +71,7 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
     listeners: (): ListenerStatus[] =>
       server.config.listeners.map((l) => ({ name: l.name, address: l.address.host, port: server.listenerPorts[l.name] ?? l.address.port })),
     configDump: (opts: ConfigDumpOptions) => configDump(server, opts),
-    runtime: () =>
-      (server.config.bootstrap.layered_runtime?.layers ?? []).map((layer) => ({
-        name: layer.name,
-        values: layer.layer_specifier === 'static_layer' && layer.static_layer ? flattenRuntime(structToPlain(layer.static_layer)) : {},
-      })),
+    runtime: () => server.runtime.layers(),
     healthcheck: (fail) => void (server.healthcheckFailed = fail),
     isHealthcheckFailed: () => server.healthcheckFailed,
     drainListeners: (opts) => void server.drainListeners(opts.graceful),
@@ -103,14 +98,4 @@ function configDump(server: Server, opts: ConfigDumpOptions): unknown {
   const items = configs.flatMap((c) => (Array.isArray(c[opts.resource!]) ? (c[opts.resource!] as unknown[]) : []));
   if (items.length === 0 && !configs.some((c) => opts.resource! in c)) return undefined;
   return { configs: items };
-}
-
-/** A static runtime layer as Envoy flattens it: nested keys joined with dots, values as strings. */
-function flattenRuntime(o: Record<string, unknown>, prefix = '', out: Record<string, string> = {}): Record<string, string> {
-  for (const [k, v] of Object.entries(o)) {
-    const key = prefix ? `${prefix}.${k}` : k;
-    if (v && typeof v === 'object' && !Array.isArray(v)) flattenRuntime(v as Record<string, unknown>, key, out);
-    else out[key] = String(v);
-  }
-  return out;
 }

@@ -13,6 +13,9 @@ import type { CliOptions } from '../cli-options.ts';
 import { logger, setLogLevel } from './log.ts';
 import { StatsStore, mergeSnapshots, type StatsSnapshot } from './stats.ts';
 import { WorkerPool } from './worker/worker-pool.ts';
+import { SharedCounters } from './shared-counters.ts';
+import type { Runtime } from './runtime.ts';
+import { buildRuntime } from '../config/runtime-layers.ts';
 import { startAdminFor } from './admin-glue.ts';
 import type { AdminServer } from './admin/server.ts';
 
@@ -48,6 +51,9 @@ export class Server {
   readonly config: StaticConfig;
   readonly stats = new StatsStore();
   readonly workers = new WorkerPool();
+  /** Process-wide limits shared with every worker. */
+  readonly shared = SharedCounters.create();
+  readonly runtime: Runtime;
   readonly startTime = Date.now();
   state: ServerState = 'PRE_INITIALIZING';
   healthcheckFailed = false;
@@ -58,6 +64,7 @@ export class Server {
   constructor(options: CliOptions, config: StaticConfig) {
     this.options = options;
     this.config = config;
+    this.runtime = buildRuntime(config.bootstrap);
     this.#setState('PRE_INITIALIZING');
     this.stats.gauge('server.live', 'max').set(0);
     this.stats.gauge('server.concurrency', 'max').set(options.concurrency);
@@ -92,6 +99,8 @@ export class Server {
           bootstrap: this.config.bootstrap,
           logLevel: this.options.logLevel,
           componentLogLevels: this.options.componentLogLevels,
+          shared: this.shared.buffer,
+          runtimeAdmin: this.runtime.adminValues(),
           ports,
         },
         (code) => void this.#exit(code),
@@ -129,6 +138,12 @@ export class Server {
   setLogLevel(level: Parameters<typeof setLogLevel>[0], component?: string): void {
     setLogLevel(level, component);
     void this.workers.ask(component ? { type: 'log_level', level, component } : { type: 'log_level', level });
+  }
+
+  /** /runtime_modify: the admin layer changes here and on every worker. */
+  async setRuntime(values: Readonly<Record<string, string>>): Promise<void> {
+    this.runtime.setAdmin(values);
+    await this.workers.ask({ type: 'runtime', values });
   }
 
   /** /drain_listeners: stop accepting; graceful → drain connections over the drain time. */

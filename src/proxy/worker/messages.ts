@@ -10,6 +10,10 @@ export interface WorkerInit {
   readonly bootstrap: Bootstrap__Output;
   readonly logLevel: LogLevel;
   readonly componentLogLevels: ReadonlyArray<readonly [string, LogLevel]>;
+  /** Backing store of the process-wide SharedCounters. */
+  readonly shared: SharedArrayBuffer;
+  /** The admin runtime layer as it stands when the worker starts. */
+  readonly runtimeAdmin: Readonly<Record<string, string>>;
   /** Port to bind for each listener by name (port-0 listeners get the port the main thread reserved). */
   readonly ports: Readonly<Record<string, number>>;
 }
@@ -38,7 +42,8 @@ export type MainToWorker =
   | { readonly type: 'stop_accepting'; readonly id: number }
   | { readonly type: 'drain'; readonly id: number }
   | { readonly type: 'shutdown'; readonly id: number }
-  | { readonly type: 'log_level'; readonly id: number; readonly level: LogLevel; readonly component?: string };
+  | { readonly type: 'log_level'; readonly id: number; readonly level: LogLevel; readonly component?: string }
+  | { readonly type: 'runtime'; readonly id: number; readonly values: Readonly<Record<string, string>> };
 
 export type WorkerToMain =
   | { readonly type: 'ready'; readonly listeners: Record<string, number> }

@@ -13,6 +13,9 @@ import { StatsStore } from '../stats.ts';
 import { createClusterManager } from '../upstream/cluster-manager.ts';
 import { ActiveListener } from '../listener/listener-runtime.ts';
 import type { ClusterManager } from '../upstream/types.ts';
+import { SharedCounters } from '../shared-counters.ts';
+import type { Runtime } from '../runtime.ts';
+import { buildRuntime } from '../../config/runtime-layers.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -22,7 +25,7 @@ function send(m: WorkerToMain): void {
   port.postMessage(m);
 }
 
-async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManager; stats: StatsStore }> {
+async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManager; stats: StatsStore; runtime: Runtime }> {
   setThreadName(String(init.workerId + 1));
   setLogLevel(init.logLevel);
   for (const [c, l] of init.componentLogLevels) setLogLevel(l, c);
@@ -32,12 +35,13 @@ async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManage
   const stats = new StatsStore();
   const cm = createClusterManager(built.value.clusters, { stats, workerId: init.workerId });
   await cm.ready();
-  const rt = { stats, clusterManager: cm, workerId: init.workerId };
+  const runtime = buildRuntime(init.bootstrap, init.runtimeAdmin);
+  const rt = { stats, clusterManager: cm, workerId: init.workerId, shared: new SharedCounters(init.shared), runtime };
   const listeners = built.value.listeners.map((l) => new ActiveListener(l, rt));
   const bound: Record<string, number> = {};
   for (const l of listeners) bound[l.config.name] = await l.listen(init.ports[l.config.name] ?? l.config.address.port);
   send({ type: 'ready', listeners: bound });
-  return { listeners, cm, stats };
+  return { listeners, cm, stats, runtime };
 }
 
 function clusterStatus(cm: ClusterManager): ClusterStatus[] {
@@ -65,7 +69,7 @@ function clusterStatus(cm: ClusterManager): ClusterStatus[] {
 }
 
 start().then(
-  ({ listeners, cm, stats }) => {
+  ({ listeners, cm, stats, runtime }) => {
     port.on('message', (m: MainToWorker) => {
       const connections = (): number => listeners.reduce((n, l) => n + l.activeConnections, 0);
       switch (m.type) {
@@ -73,6 +77,9 @@ start().then(
           return send({ type: 'reply', id: m.id, stats: stats.snapshot() });
         case 'clusters':
           return send({ type: 'reply', id: m.id, clusters: clusterStatus(cm) });
+        case 'runtime':
+          runtime.setAdmin(m.values);
+          return send({ type: 'reply', id: m.id });
         case 'log_level':
           setLogLevel(m.level, m.component);
           return send({ type: 'reply', id: m.id });

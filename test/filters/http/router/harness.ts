@@ -16,6 +16,7 @@ import type { ClusterRouteAction, RouteEntry, HeaderMutator } from '../../../../
 import type { HttpFilter, HttpFilterCallbacks, LocalReplyOptions } from '../../../../src/filters/http/filter.ts';
 import { createRouterFactory } from '../../../../src/filters/http/router/index.ts';
 import { DEFAULT_ROUTER_CONFIG, type RouterConfig } from '../../../../src/filters/http/router/config.ts';
+import { testRuntime } from '../../../helpers/runtime-context.ts';
 
 export function clusterYaml(name: string, port: number, http2 = false, extra = ''): string {
   return `
@@ -192,7 +193,7 @@ export interface RouterHarness {
 export async function routerHarness(clusterYamls: string[], config: RouterConfig = DEFAULT_ROUTER_CONFIG): Promise<RouterHarness> {
   const stats = new StatsStore();
   const cm = await clusterManager(clusterYamls, stats);
-  const factory = createRouterFactory(config, { stats, clusterManager: cm, workerId: 0 });
+  const factory = createRouterFactory(config, { stats, clusterManager: cm, workerId: 0, ...testRuntime() });
   return {
     stats,
     cm,

@@ -15,6 +15,7 @@ import type { HttpConnectionManager__Output } from '../../../../src/generated/en
 import { StatsStore } from '../../../../src/proxy/stats.ts';
 import type { ClusterManager } from '../../../../src/proxy/upstream/types.ts';
 import { clusterManager } from './harness.ts';
+import { testRuntime } from '../../../helpers/runtime-context.ts';
 
 export interface Proxy {
   readonly port: number;
@@ -34,7 +35,7 @@ export async function startProxy(hcmYaml: string, clusterYamls: string[]): Promi
   if (!d.ok) throw new Error(JSON.stringify(d.errors));
   const c = parseHttpConnectionManager(d.value, { path: 'hcm', clusterNames: undefined });
   if (!c.ok) throw new Error(JSON.stringify(c.errors));
-  const mgr = createConnectionManager(c.value, { stats, clusterManager: cm, workerId: 0 });
+  const mgr = createConnectionManager(c.value, { stats, clusterManager: cm, workerId: 0, ...testRuntime() });
   const sockets = new Set<net.Socket>();
   let ids = 0;
   const server = net.createServer((sock) => {

@@ -14,6 +14,7 @@ import { newStreamInfo } from '../../../../src/proxy/http/stream-info.ts';
 import { StatsStore } from '../../../../src/proxy/stats.ts';
 import type { ClusterManager } from '../../../../src/proxy/upstream/types.ts';
 import { ECHO, PAUSE, ROUTES, parseHcm, registerTestFilters } from './harness.ts';
+import { testRuntime } from '../../../helpers/runtime-context.ts';
 
 function parse(json: Record<string, unknown>): string | HcmConfig {
   registerTestFilters();
@@ -66,7 +67,7 @@ test('registered network filter takes a connection over', { timeout: 10_000 }, a
   const cfg = spec.parse(d.value, { path: '', clusterNames: undefined });
   assert.ok(cfg.ok, cfg.ok ? '' : formatErrors(cfg.errors));
   const stats = new StatsStore();
-  const factory = spec.factory(cfg.value, { stats, clusterManager: undefined as unknown as ClusterManager, workerId: 0 }) as NetworkFilterFactory & { manager: { close(): Promise<void> } };
+  const factory = spec.factory(cfg.value, { stats, clusterManager: undefined as unknown as ClusterManager, workerId: 0, ...testRuntime() }) as NetworkFilterFactory & { manager: { close(): Promise<void> } };
   assert.equal(factory.terminal, true);
   const server = net.createServer((socket) => {
     const streamInfo = newStreamInfo({ downstreamRemote: { address: socket.remoteAddress!, port: socket.remotePort! }, downstreamLocal: { address: socket.localAddress!, port: socket.localPort! }, connectionId: 7 });

@@ -13,6 +13,7 @@ import type { ClusterManager } from '../../../../src/proxy/upstream/types.ts';
 import { parseHttpConnectionManager } from '../../../../src/filters/network/http_connection_manager/config.ts';
 import { createConnectionManager, type ConnectionManager } from '../../../../src/proxy/http/connection-manager.ts';
 import type { HcmConfig } from '../../../../src/proxy/http/hcm-config.ts';
+import { testRuntime } from '../../../helpers/runtime-context.ts';
 
 export const probes = { pauses: 0, resumes: 0, destroyed: 0 };
 
@@ -190,7 +191,7 @@ export interface Proxy {
 export async function startProxy(extra: Record<string, unknown> = {}, conn: { bufferLimitBytes?: number } = {}): Promise<Proxy> {
   const cfg = parseHcm(extra);
   const stats = new StatsStore();
-  const manager = createConnectionManager(cfg, { stats, clusterManager: undefined as unknown as ClusterManager, workerId: 0 });
+  const manager = createConnectionManager(cfg, { stats, clusterManager: undefined as unknown as ClusterManager, workerId: 0, ...testRuntime() });
   let id = 0;
   const server = net.createServer((s) => manager.handleConnection(s, { connectionId: ++id, ...conn }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

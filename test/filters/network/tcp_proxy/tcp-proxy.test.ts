@@ -20,6 +20,7 @@ import { type TcpProxyConfig, parseTcpProxy, pickCluster } from '../../../../src
 import { TcpProxyFactory } from '../../../../src/filters/network/tcp_proxy/filter.ts';
 import { registerTcpProxy } from '../../../../src/filters/network/tcp_proxy/index.ts';
 import { ExtensionRegistry } from '../../../../src/filters/registry.ts';
+import { testRuntime } from '../../../helpers/runtime-context.ts';
 
 function clusterConfig(name: string, ports: number[]): ClusterConfig {
   const eps = ports.map((p) => `    - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${p} } } }`).join('\n');
@@ -76,7 +77,7 @@ async function proxy(config: TcpProxyConfig, clusters: ClusterConfig[]): Promise
   const stats = new StatsStore();
   const cm = createClusterManager(clusters, { stats, workerId: 0 });
   await cm.ready();
-  const factory = new TcpProxyFactory(config, { stats, clusterManager: cm, workerId: 0 });
+  const factory = new TcpProxyFactory(config, { stats, clusterManager: cm, workerId: 0, ...testRuntime() });
   const infos: StreamInfo[] = [];
   let id = 0;
   // Default allowHalfOpen (false), as a listener may create it: tcp_proxy must cope.
@@ -357,7 +358,7 @@ test('tcp_proxy after listener filters: peeked bytes reach the upstream first', 
   const cm = createClusterManager([clusterConfig('c', [upPort])], { stats, workerId: 0 });
   await cm.ready();
   const config = tcpProxy('stat_prefix: lf\ncluster: c\n');
-  const factory = new TcpProxyFactory(config, { stats, clusterManager: cm, workerId: 0 });
+  const factory = new TcpProxyFactory(config, { stats, clusterManager: cm, workerId: 0, ...testRuntime() });
   const alpn: string[][] = [];
   const server = net.createServer((socket) => {
     socket.on('error', () => {});
