@@ -10,7 +10,7 @@ import type { Counter, Gauge, StatsStore } from '../stats.ts';
 import { hostKey, resolveAll } from './dns.ts';
 import { LoadBalancer } from './lb/index.ts';
 import { ClusterPools } from './pool.ts';
-import type { Cluster, ClusterConfig, ClusterInfo, ClusterManager, EndpointConfig, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig } from './types.ts';
+import type { Cluster, ClusterConfig, ClusterInfo, ClusterManager, EndpointConfig, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, ResourceLimit, RoutingPriority, UpstreamResult } from './types.ts';
 
 const log = logger('upstream');
 
@@ -48,6 +48,9 @@ interface ClusterStats {
   updateSuccess: Counter;
   updateFailure: Counter;
 }
+
+const NO_LIMIT: ResourceLimit = { tryAcquire: () => true, release: () => {}, open: false };
+const UNLIMITED: CircuitBreakers = { connections: NO_LIMIT, pendingRequests: NO_LIMIT, requests: NO_LIMIT, retries: NO_LIMIT };
 
 class ClusterImpl implements Cluster {
   readonly info: ClusterInfo;
@@ -156,6 +159,13 @@ class ClusterImpl implements Cluster {
   hosts(): readonly Host[] {
     return this.#hosts;
   }
+
+  // Placeholders until circuit breaking and outlier detection land (resilience issue).
+  circuitBreakers(_priority: RoutingPriority): CircuitBreakers {
+    return UNLIMITED;
+  }
+
+  reportResult(_host: Host, _result: UpstreamResult): void {}
 
   chooseHost(ctx: LbContext): Host | undefined {
     return this.#lb.chooseHost(ctx);

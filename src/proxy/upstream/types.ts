@@ -75,7 +75,37 @@ export interface Cluster {
   connect(host: Host): Promise<Socket>;
   /** Call after changing any Host.health (health checker, outlier detection): rebuilds the load balancer. */
   healthChanged(): void;
+  /**
+   * Circuit breakers for a routing priority (Envoy's thresholds; process-wide across workers).
+   * Callers acquire before using a resource and release exactly once after.
+   */
+  circuitBreakers(priority: RoutingPriority): CircuitBreakers;
+  /** The router reports every upstream attempt's outcome here (outlier detection reads it). */
+  reportResult(host: Host, result: UpstreamResult): void;
 }
+
+export type RoutingPriority = 'DEFAULT' | 'HIGH';
+
+/** One breaker: `tryAcquire()` false means overflow (503 `x-envoy-overloaded`, flag UO). */
+export interface ResourceLimit {
+  tryAcquire(): boolean;
+  release(): void;
+  /** The count is at its limit (the `circuit_breakers.<priority>.*_open` gauges). */
+  readonly open: boolean;
+}
+
+export interface CircuitBreakers {
+  readonly connections: ResourceLimit;
+  readonly pendingRequests: ResourceLimit;
+  readonly requests: ResourceLimit;
+  /** max_retries, or the retry_budget when configured (it reads the active request count). */
+  readonly retries: ResourceLimit;
+}
+
+/** What happened to one upstream attempt, as outlier detection classifies it. */
+export type UpstreamResult =
+  | { readonly kind: 'http'; readonly status: number }
+  | { readonly kind: 'local'; readonly failure: 'connect_failure' | 'timeout' | 'reset' | 'success' };
 
 export interface ClusterManager {
   /** Resolves once every cluster finished its initial host resolution (STRICT_DNS…). */
