@@ -5,6 +5,9 @@ import type { ExtensionRegistry } from './registry.ts';
 import { register as registerHcm } from './network/http_connection_manager/index.ts';
 import { registerTcpProxy } from './network/tcp_proxy/index.ts';
 import { register as registerRouter } from './http/router/index.ts';
+import { register as registerFault } from './http/fault/index.ts';
+import { register as registerLocalRateLimit } from './http/local_ratelimit/index.ts';
+import { register as registerNetworkLocalRateLimit } from './network/local_ratelimit/index.ts';
 import { registerTlsInspector } from './listener/tls_inspector/index.ts';
 import { registerHttpInspector } from './listener/http_inspector/index.ts';
 
@@ -16,6 +19,9 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerHcm(registry);
   registerTcpProxy(registry);
   registerRouter(registry);
+  registerFault(registry);
+  registerLocalRateLimit(registry);
+  registerNetworkLocalRateLimit(registry);
   registerTlsInspector(registry);
   registerHttpInspector(registry);
 }

@@ -3,7 +3,7 @@
 
 import type { Server } from './server.ts';
 import { VERSION } from './version.ts';
-import type { AdminSource, ClusterStatus, ConfigDumpOptions, ListenerStatus, ServerInfo } from './admin/source.ts';
+import type { AdminSource, ClusterStatus, ConfigDumpOptions, HealthFlag, ListenerStatus, ServerInfo } from './admin/source.ts';
 import { startAdmin, type AdminServer } from './admin/server.ts';
 import type { SocketAddr } from './listener/listener-config.ts';
 import { toProto3Json } from '../config/decode.ts';
@@ -21,8 +21,13 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
   // /clusters is synchronous in the admin module: keep a recent copy of worker 0's view.
   setInterval(() => void refresh(), 1000).unref();
 
+  const runtimeStats = runtimeStatsUpdater(server);
+  runtimeStats();
   const source: AdminSource = {
-    stats: () => server.statsSnapshot(),
+    stats: () => {
+      runtimeStats();
+      return server.statsSnapshot();
+    },
     serverInfo: (): ServerInfo => {
       const uptime = Math.floor((Date.now() - server.startTime) / 1000);
       const o = server.options;
@@ -58,6 +63,7 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
       clusters.map((c) => ({
         name: c.name,
         addedViaApi: false,
+        ...(c.circuitBreakers ? { circuitBreakers: { default: c.circuitBreakers.DEFAULT, high: c.circuitBreakers.HIGH } } : {}),
         hosts: c.hosts.map((h) => ({
           address: h.address,
           port: h.port,
@@ -66,18 +72,44 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
           priority: h.priority,
           locality: { region: h.region, zone: h.zone, subZone: h.subZone },
           health: h.health as 'healthy' | 'unhealthy' | 'degraded',
+          ...(h.healthFlags ? { healthFlags: h.healthFlags as readonly HealthFlag[] } : {}),
         })),
       })),
     listeners: (): ListenerStatus[] =>
       server.config.listeners.map((l) => ({ name: l.name, address: l.address.host, port: server.listenerPorts[l.name] ?? l.address.port })),
     configDump: (opts: ConfigDumpOptions) => configDump(server, opts),
     runtime: () => server.runtime.layers(),
+    runtimeModify: async (values) => {
+      // Throws NO_ADMIN_LAYER before any worker is asked when there is no admin layer.
+      await server.setRuntime(values);
+      runtimeStats();
+    },
     healthcheck: (fail) => void (server.healthcheckFailed = fail),
     isHealthcheckFailed: () => server.healthcheckFailed,
     drainListeners: (opts) => void server.drainListeners(opts.graceful),
     quit: () => server.quit(),
   };
   return startAdmin({ address: address.host, port: address.port, source, stats: server.stats, ...(server.config.bootstrap.admin?.access_log_path ? { accessLogPath: server.config.bootstrap.admin.access_log_path } : {}) });
+}
+
+/**
+ * Envoy's runtime stats on the main thread: `runtime.load_success` (one per snapshot loaded:
+ * start-up, each /runtime_modify, each disk reload), `runtime.num_keys`, `runtime.num_layers`,
+ * `runtime.admin_overrides_active`.
+ */
+function runtimeStatsUpdater(server: Server): () => void {
+  let seen = 0;
+  return () => {
+    const rt = server.runtime;
+    const st = server.stats;
+    if (rt.generation > seen) {
+      st.counter('runtime.load_success').inc(rt.generation - seen);
+      seen = rt.generation;
+    }
+    st.gauge('runtime.num_keys', 'max').set(rt.entries().size);
+    st.gauge('runtime.num_layers', 'max').set(rt.layers().length);
+    st.gauge('runtime.admin_overrides_active', 'max').set(Object.keys(rt.adminValues()).length > 0 ? 1 : 0);
+  };
 }
 
 function configDump(server: Server, opts: ConfigDumpOptions): unknown {

@@ -2,9 +2,13 @@
 // the admin layer set through /runtime_modify). Features read their runtime keys with a default;
 // a missing or malformed value yields the default, never an error.
 
+export type RuntimeLayerKind = 'static' | 'disk' | 'admin' | 'rtds';
+
 export interface RuntimeLayerView {
   readonly name: string;
   readonly values: Readonly<Record<string, string>>;
+  /** Static when absent. */
+  readonly kind?: RuntimeLayerKind;
 }
 
 export interface FractionalPercentValue {
@@ -19,47 +23,98 @@ export function denominatorValue(d: string): number {
   return DENOMINATORS[d as keyof typeof DENOMINATORS] ?? 100;
 }
 
+/** Envoy's error when /runtime_modify meets a runtime without an admin layer (answered with 503). */
+export const NO_ADMIN_LAYER = 'No admin layer specified';
+
+export interface RuntimeOptions {
+  /**
+   * Append an `admin` layer when `layers` has none (the default, for runtimes built in code).
+   * The bootstrap's layered_runtime says exactly which layers exist: buildRuntime passes false.
+   */
+  readonly implicitAdminLayer?: boolean;
+}
+
+interface Layer {
+  readonly name: string;
+  readonly kind: RuntimeLayerKind;
+  values: Record<string, string>;
+}
+
 export class Runtime {
-  readonly #layers: RuntimeLayerView[];
-  #admin: Record<string, string> = {};
+  readonly #layers: Layer[];
+  readonly #admin: Layer | undefined;
   /** Merged view, later layers win. */
   #merged = new Map<string, string>();
+  readonly #closers: Array<() => void> = [];
+  #generation = 0;
 
-  constructor(layers: readonly RuntimeLayerView[] = [], admin: Readonly<Record<string, string>> = {}) {
-    this.#layers = [...layers];
-    this.#admin = { ...admin };
+  constructor(layers: readonly RuntimeLayerView[] = [], admin: Readonly<Record<string, string>> = {}, opts: RuntimeOptions = {}) {
+    this.#layers = layers.map((l) => ({ name: l.name, kind: l.kind ?? 'static', values: { ...l.values } }));
+    let a = this.#layers.find((l) => l.kind === 'admin');
+    if (!a && opts.implicitAdminLayer !== false) this.#layers.push((a = { name: 'admin', kind: 'admin', values: {} }));
+    this.#admin = a;
+    if (a) for (const [k, v] of Object.entries(admin)) if (v !== '') a.values[k] = v;
     this.#rebuild();
   }
 
   #rebuild(): void {
     const m = new Map<string, string>();
     for (const l of this.#layers) for (const [k, v] of Object.entries(l.values)) m.set(k, v);
-    for (const [k, v] of Object.entries(this.#admin)) {
-      if (v === '') m.delete(k);
-      else m.set(k, v);
-    }
     this.#merged = m;
+    this.#generation++;
   }
 
-  /** Admin layer changes (`/runtime_modify`): an empty value removes the key from that layer. */
+  /** Bumped on every change (admin layer, disk reload): lets readers cache derived values. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  get hasAdminLayer(): boolean {
+    return this.#admin !== undefined;
+  }
+
+  /**
+   * Admin layer changes (`/runtime_modify`): an empty value removes the key from that layer, so
+   * lower layers show through again. Throws NO_ADMIN_LAYER when the runtime has no admin layer.
+   */
   setAdmin(values: Readonly<Record<string, string>>): void {
+    const a = this.#admin;
+    if (!a) throw new Error(NO_ADMIN_LAYER);
     for (const [k, v] of Object.entries(values)) {
-      if (v === '') delete this.#admin[k];
-      else this.#admin[k] = v;
+      if (v === '') delete a.values[k];
+      else a.values[k] = v;
     }
     this.#rebuild();
   }
 
   adminValues(): Record<string, string> {
-    return { ...this.#admin };
+    return { ...this.#admin?.values };
   }
 
+  /** Replaces a (disk or RTDS) layer's values, e.g. after its directory was swapped. */
+  setLayerValues(name: string, values: Readonly<Record<string, string>>): void {
+    const l = this.#layers.find((x) => x.name === name && x.kind !== 'admin');
+    if (!l) return;
+    l.values = { ...values };
+    this.#rebuild();
+  }
+
+  /** Layers lowest priority first, with their current values (what `/runtime` shows). */
   layers(): RuntimeLayerView[] {
-    return [...this.#layers, { name: 'admin', values: { ...this.#admin } }];
+    return this.#layers.map((l) => ({ name: l.name, kind: l.kind, values: { ...l.values } }));
   }
 
   entries(): ReadonlyMap<string, string> {
     return this.#merged;
+  }
+
+  /** Runs `fn` on close() (stops disk-layer watchers). */
+  onClose(fn: () => void): void {
+    this.#closers.push(fn);
+  }
+
+  close(): void {
+    for (const c of this.#closers.splice(0)) c();
   }
 
   get(key: string): string | undefined {

@@ -43,12 +43,12 @@ const TYPES = ['envoy.config.bootstrap.v3.Bootstrap', 'envoy.config.cluster.v3.C
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', 'google.protobuf.Any', 'google.protobuf.Duration', 'google.protobuf.Struct',
   'envoy.config.route.v3.RouteConfiguration'];
 
-test('random JSON never throws (seeded, bounded to ~2 s)', () => {
+test('random JSON never throws (seeded, 1,500 cases)', () => {
   const r = rng(0x1e9a7e);
-  const deadline = Date.now() + 2000;
   let runs = 0;
   let oks = 0;
-  while (Date.now() < deadline && runs < 20000) {
+  // A fixed count, not a deadline: the result must not depend on how busy the machine is.
+  while (runs < 1500) {
     const type = TYPES[runs % TYPES.length]!;
     const json = runs % 3 === 0 ? randomJson(r, 0) : { ...(randomJson(r, 1) as object) };
     const res = decodeJson(type, json);
@@ -61,6 +61,5 @@ test('random JSON never throws (seeded, bounded to ~2 s)', () => {
     }
     runs++;
   }
-  assert.ok(runs > 100, `only ${runs} runs`);
   assert.ok(oks > 0);
 });

@@ -20,8 +20,6 @@ const LATER = /not supported yet|legate does not implement this extension|unknow
 const EXPECTED_FAILURES: Record<string, RegExp> = {
   'front-proxy__envoy.yaml': /transport socket "envoy\.transport_sockets\.tls"/,
   'tls__envoy-https-http.yaml': /transport socket "envoy\.transport_sockets\.tls"/,
-  'fault-injection__envoy.yaml': /envoy\.filters\.http\.fault/,
-  'local_ratelimit__envoy.yaml': /envoy\.filters\.http\.local_ratelimit/,
   'dynamic-config-fs__envoy.yaml': /dynamic resources \(xDS/,
 };
 

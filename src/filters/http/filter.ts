@@ -40,6 +40,8 @@ export interface HttpFilterCallbacks {
   readonly streamInfo: StreamInfo;
   /** The connection manager's stat_prefix: router stats go under `http.<statPrefix>.`. */
   readonly statPrefix: string;
+  /** The connection's buffer limit (per_connection_buffer_limit_bytes): the most a filter should buffer per stream. */
+  readonly bufferLimitBytes: number;
   /** The upgrade type allowed for this request by upgrade_configs (`websocket`…), or undefined. */
   readonly upgrade: string | undefined;
   /** The route chosen for the current request headers (cached; clearRouteCache() re-matches). */

@@ -6,7 +6,8 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { logger } from '../log.ts';
 import type { StatsStore } from '../stats.ts';
-import type { AdminSource, RuntimeLayer, ServerInfo, ServerState } from './source.ts';
+import type { AdminSource, ServerInfo, ServerState } from './source.ts';
+import { runtimeJson, runtimeModify } from './runtime.ts';
 import { clustersJson, clustersText, listenersJson, listenersText } from './clusters.ts';
 import { activeLoggers, changeLogging } from './logging.ts';
 import { PROMETHEUS_CONTENT_TYPE, prometheusText } from './prometheus.ts';
@@ -47,8 +48,16 @@ interface Handler {
   readonly help: string;
   readonly mutates: boolean;
   readonly params?: ReadonlyArray<readonly [string, string]>;
-  run(q: URLSearchParams, method: string): Reply | Promise<Reply>;
+  run(q: URLSearchParams, method: string, req: RequestBody): Reply | Promise<Reply>;
 }
+
+/** The request body (admin requests are small: read whole, up to MAX_ADMIN_BODY). */
+interface RequestBody {
+  readonly contentType: string;
+  readonly body: Buffer;
+}
+
+const MAX_ADMIN_BODY = 64 * 1024; // bytes
 
 const TEXT = 'text/plain; charset=UTF-8';
 const JSON_TYPE = 'application/json';
@@ -74,18 +83,6 @@ function filterParam(q: URLSearchParams): { ok: true; re: RegExp | undefined } |
 function effectiveState(source: AdminSource, info: ServerInfo): ServerState {
   // Envoy reports DRAINING while health checks are failed (Utility::serverState).
   return source.isHealthcheckFailed() ? 'DRAINING' : info.state;
-}
-
-function runtimeJson(layers: readonly RuntimeLayer[]): unknown {
-  const keys = new Set<string>();
-  for (const l of layers) for (const k of Object.keys(l.values)) keys.add(k);
-  const entries: Record<string, unknown> = {};
-  for (const k of [...keys].sort()) {
-    const layerValues = layers.map((l) => l.values[k] ?? '');
-    const final = [...layers].reverse().find((l) => l.values[k] !== undefined)?.values[k] ?? '';
-    entries[k] = { final_value: final, layer_values: layerValues };
-  }
-  return { layers: layers.map((l) => l.name), entries };
 }
 
 function handlers(source: AdminSource): Handler[] {
@@ -220,6 +217,15 @@ function handlers(source: AdminSource): Handler[] {
     },
     { path: '/quitquitquit', help: 'exit the server', mutates: true, run: () => ({ status: 200, body: 'OK\n', after: () => source.quit() }) },
   ];
+  const modify = source.runtimeModify?.bind(source);
+  if (modify) {
+    list.push({
+      path: '/runtime_modify',
+      help: 'Adds or modifies runtime values as passed in query parameters. To delete a previously added key, use an empty string as the value. Note that deletion only applies to overrides added via this endpoint; values loaded from disk can be modified via override but not deleted. E.g. ?key1=value1&key2=value2...',
+      mutates: true,
+      run: (q, _method, req) => runtimeModify(modify, q, req.body, req.contentType),
+    });
+  }
   const reset = source.resetCounters?.bind(source);
   if (reset) list.push({ path: '/reset_counters', help: 'reset all counters to zero', mutates: true, run: () => (reset(), text('OK\n')) });
   return list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -272,7 +278,7 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
     accessLog.on('error', (e) => log.error(`admin access log ${opts.accessLogPath}: ${e.message}`));
   }
 
-  const respond = async (req: IncomingMessage): Promise<Reply> => {
+  const respond = async (req: IncomingMessage, body: RequestBody): Promise<Reply> => {
     const url = req.url ?? '/';
     const qi = url.indexOf('?');
     const path = qi < 0 ? url : url.slice(0, qi);
@@ -286,8 +292,21 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
       log.error(`admin path "${handler.path}" mutates state, method=${method} rather than POST`);
       return text(`Method ${method} not allowed, POST required.`, 405);
     }
-    return handler.run(q, method);
+    return handler.run(q, method, body);
   };
+
+  const readBody = (req: IncomingMessage): Promise<RequestBody> =>
+    new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const contentType = typeof req.headers['content-type'] === 'string' ? req.headers['content-type'] : '';
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_ADMIN_BODY) chunks.push(c);
+      });
+      req.once('end', () => resolve({ contentType, body: size <= MAX_ADMIN_BODY ? Buffer.concat(chunks) : Buffer.alloc(0) }));
+      req.once('error', () => resolve({ contentType, body: Buffer.alloc(0) }));
+    });
 
   const st = opts.stats;
   const server: Server = createServer((req, res) => {
@@ -302,8 +321,8 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
         st.counter(`http.admin.downstream_rq_${Math.floor(res.statusCode / 100)}xx`).inc();
       });
     }
-    req.resume();
-    respond(req)
+    readBody(req)
+      .then((body) => respond(req, body))
       .catch((e: unknown): Reply => {
         log.error(`admin ${req.url}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
         return text(`${e instanceof Error ? e.message : String(e)}\n`, 500);

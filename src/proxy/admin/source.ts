@@ -102,6 +102,12 @@ export interface AdminSource {
   /** envoy.admin.v3.ConfigDump as JSON; undefined when `resource` names nothing in it (→ 404). */
   configDump(opts: ConfigDumpOptions): unknown;
   runtime(): readonly RuntimeLayer[];
+  /**
+   * `/runtime_modify`: merges values into the admin layer (an empty value removes the key) on the
+   * main thread and every worker. Rejects with Envoy's `No admin layer specified` when the runtime
+   * has none (answered 503). Optional: no `/runtime_modify` endpoint when absent.
+   */
+  runtimeModify?(values: Readonly<Record<string, string>>): Promise<void>;
   /** `/healthcheck/fail` (true) and `/healthcheck/ok` (false). */
   healthcheck(fail: boolean): void;
   isHealthcheckFailed(): boolean;

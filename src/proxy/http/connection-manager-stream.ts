@@ -76,6 +76,10 @@ export class ActiveStream {
   get upgrade(): string | undefined {
     return this.#upgrade;
   }
+  /** per_connection_buffer_limit_bytes of this stream's connection. */
+  get bufferLimitBytes(): number {
+    return this.#conn.bufferLimitBytes;
+  }
   get done(): boolean {
     return this.#done;
   }

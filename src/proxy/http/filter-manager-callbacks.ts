@@ -26,6 +26,9 @@ export class FilterCallbacks implements HttpFilterCallbacks {
   get upgrade(): string | undefined {
     return this.#s.upgrade;
   }
+  get bufferLimitBytes(): number {
+    return this.#s.bufferLimitBytes;
+  }
   route(): RouteEntry | undefined {
     return this.#s.route();
   }

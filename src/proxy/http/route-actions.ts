@@ -8,6 +8,7 @@ import type { HeaderMap } from './headers.ts';
 import type { ClusterRouteAction, DirectResponseAction, HeaderMutator, RedirectAction } from './route-types.ts';
 import { compileRegexSubstitution, type RegexSubstitution } from './matchers.ts';
 import { compileHashPolicy } from './route-hash.ts';
+import { compileMirrorPolicies } from './route-mirror.ts';
 import { compileHeaderParser, chainHeaderMutators } from './header-mutation.ts';
 import { stripQuery, type CompiledRouteMatch } from './route-match.ts';
 import type { RouteAction__Output } from '../../generated/envoy/config/route/v3/RouteAction.ts';
@@ -209,6 +210,8 @@ export function compileClusterAction(
   const hp = compileHashPolicy(ra.hash_policy, joinPath(path, 'hash_policy'));
   if (!hp.ok) return hp;
   const hash = hp.value;
+  const mirrors = compileMirrorPolicies(ra.request_mirror_policies, path, known);
+  if (!mirrors.ok) return mirrors;
 
   const action: ClusterRouteAction = {
     kind: 'route',
@@ -232,6 +235,7 @@ export function compileClusterAction(
     retryPolicy: ra.retry_policy ?? undefined,
     raw: ra,
     clusterHeaders: perCluster.size === 0 ? undefined : (cluster: string) => perCluster.get(cluster),
+    mirrorPolicies: mirrors.value,
   };
   return ok(action);
 }

@@ -9,6 +9,7 @@ import type { RouteEntry, RouteTable, VirtualHostEntry } from './route-types.ts'
 import { compileHeaderParser, chainHeaderMutators, type HeaderParser } from './header-mutation.ts';
 import { compileRouteMatch, RequestView, type CompiledRouteMatch } from './route-match.ts';
 import { compileClusterAction, compileDirectResponse, compileRedirect, type ActionContext } from './route-actions.ts';
+import { compileMirrorPolicies } from './route-mirror.ts';
 import type { RouteConfiguration__Output } from '../../generated/envoy/config/route/v3/RouteConfiguration.ts';
 import type { VirtualHost__Output } from '../../generated/envoy/config/route/v3/VirtualHost.ts';
 import type { Route__Output } from '../../generated/envoy/config/route/v3/Route.ts';
@@ -184,7 +185,15 @@ function compileVirtualHost(v: VirtualHost__Output, path: string, table: TableLe
   const before = errors.length;
   if (v.matcher) errors.push({ path: joinPath(path, 'matcher'), reason: 'matcher is not supported; use routes' });
   const perFilter = compilePerFilterConfig(v.typed_per_filter_config, joinPath(path, 'typed_per_filter_config'), errors);
-  const entry: VirtualHostEntry = Object.freeze({ name: v.name, perFilterConfig: mergeMaps(table.perFilter, perFilter), retryPolicy: v.retry_policy ?? undefined });
+  const mirrors = compileMirrorPolicies(v.request_mirror_policies, path, table.actions.validateAgainst);
+  if (!mirrors.ok) errors.push(...mirrors.errors);
+  const entry: VirtualHostEntry = Object.freeze({
+    name: v.name,
+    perFilterConfig: mergeMaps(table.perFilter, perFilter),
+    retryPolicy: v.retry_policy ?? undefined,
+    raw: v,
+    mirrorPolicies: mirrors.ok ? mirrors.value : undefined,
+  });
   const req = compileHeaderParser(v.request_headers_to_add, v.request_headers_to_remove, path, 'request');
   const res = compileHeaderParser(v.response_headers_to_add, v.response_headers_to_remove, path, 'response');
   if (!req.ok) errors.push(...req.errors);

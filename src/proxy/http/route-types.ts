@@ -3,6 +3,7 @@
 
 import type { HeaderMap } from './headers.ts';
 import type { StreamInfo } from './stream-info.ts';
+import type { FractionalPercentValue } from '../runtime.ts';
 
 export interface HeaderMutator {
   /** Applies *_headers_to_add / *_headers_to_remove at route, then virtual host, then route-config level (Envoy's order). */
@@ -15,6 +16,24 @@ export interface VirtualHostEntry {
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
   /** Raw retry_policy of the virtual host (envoy.config.route.v3.RetryPolicy, proto-loader form), if any. */
   readonly retryPolicy: unknown;
+  /** Raw VirtualHost (proto-loader form) for features read elsewhere (hedge_policy, include_*_attempt_count…). */
+  readonly raw?: unknown;
+  /** Virtual-host request_mirror_policies: used by routes that have none of their own (not merged). */
+  readonly mirrorPolicies?: readonly MirrorPolicy[];
+}
+
+/** One compiled RouteAction.RequestMirrorPolicy (route-mirror.ts). */
+export interface MirrorPolicy {
+  /** Fixed shadow cluster; undefined when `clusterHeader` names it. */
+  readonly cluster: string | undefined;
+  /** Lower-cased header whose first value names the shadow cluster; absent header → no shadow. */
+  readonly clusterHeader: string | undefined;
+  /** runtime_fraction.runtime_key, if any. */
+  readonly runtimeKey: string | undefined;
+  /** runtime_fraction.default_value; 100% when runtime_fraction is unset. */
+  readonly defaultValue: FractionalPercentValue;
+  /** Don't append `-shadow` to the host part of `:authority`. */
+  readonly disableShadowHostSuffixAppend: boolean;
 }
 
 export interface ClusterRouteAction {
@@ -52,6 +71,8 @@ export interface ClusterRouteAction {
   readonly retryPolicy: unknown;
   /** Raw route action (envoy.config.route.v3.RouteAction) for features read elsewhere. */
   readonly raw: unknown;
+  /** request_mirror_policies; empty or absent → the virtual host's, if any. */
+  readonly mirrorPolicies?: readonly MirrorPolicy[];
 }
 
 export interface DirectResponseAction {

@@ -1,11 +1,13 @@
-// One listener on one worker: a reusePort socket, listener filters, filter-chain selection and
-// hand-off to the chain's terminal network filter. A connection that matches no chain, or whose
-// listener filters time out, is closed and counted; nothing here throws into the event loop.
+// One listener on one worker: a reusePort socket, listener filters, filter-chain selection, the
+// chain's non-terminal network filters (onNewConnection: they may close the connection, e.g.
+// local_ratelimit) and hand-off to the chain's terminal network filter. A connection that matches
+// no chain, or whose listener filters time out, is closed and counted; nothing here throws into
+// the event loop.
 
 import net, { type Socket } from 'node:net';
 import type { ListenerConfig, ChainConfig } from './listener-config.ts';
 import type { RuntimeContext } from '../../filters/registry.ts';
-import type { NetworkFilterFactory } from '../../filters/network/filter.ts';
+import { NetworkFilterStatus, type NetworkFilterCallbacks, type NetworkFilterFactory } from '../../filters/network/filter.ts';
 import { runListenerFilters, withFilterDisabled, type ListenerFilter } from './listener-filters.ts';
 import { newStreamInfo } from '../http/stream-info.ts';
 import type { Counter, Gauge } from '../stats.ts';
@@ -16,6 +18,8 @@ let nextConnectionId = 1;
 
 interface ChainRuntime {
   readonly config: ChainConfig;
+  /** Non-terminal filters, in order: each connection gets one of each, which sees onNewConnection before the hand-off. */
+  readonly filters: ReadonlyArray<{ factory: NetworkFilterFactory; config: unknown }>;
   readonly terminal: { factory: NetworkFilterFactory; config: unknown };
 }
 
@@ -40,7 +44,11 @@ export class ActiveListener {
     for (const [raw, chain] of config.chains) {
       const last = chain.filters[chain.filters.length - 1];
       if (!last || 'skipped' in last) continue;
-      this.#chains.set(raw, { config: chain, terminal: { factory: last.spec.factory(last.config, rt) as NetworkFilterFactory, config: last.config } });
+      const filters: Array<{ factory: NetworkFilterFactory; config: unknown }> = [];
+      for (const f of chain.filters.slice(0, -1)) {
+        if (!('skipped' in f)) filters.push({ factory: f.spec.factory(f.config, rt) as NetworkFilterFactory, config: f.config });
+      }
+      this.#chains.set(raw, { config: chain, filters, terminal: { factory: last.spec.factory(last.config, rt) as NetworkFilterFactory, config: last.config } });
     }
     const limit = config.perConnectionBufferLimitBytes;
     this.#server = net.createServer({ highWaterMark: limit, noDelay: true }, (s) => this.#onConnection(s));
@@ -128,13 +136,45 @@ export class ActiveListener {
       return;
     }
     const streamInfo = newStreamInfo({ downstreamRemote: remote, downstreamLocal: local, connectionId: nextConnectionId++, ...(input.serverName ? { requestedServerName: input.serverName } : {}) });
-    chain.terminal.factory.takeOver(chain.terminal.config, {
+    const callbacks: NetworkFilterCallbacks = {
       socket,
       streamInfo,
       bufferLimitBytes: this.config.perConnectionBufferLimitBytes,
       continueReading: () => socket.resume(),
       close: (mode) => (mode === 'flush' ? socket.end() : socket.destroy()),
-    });
+    };
+    this.#runFilters(chain, callbacks, 0);
+  }
+
+  /**
+   * Runs the non-terminal filters' onNewConnection from `from`, then hands the socket to the terminal
+   * filter. A filter that closed the connection ends it here; one that answered StopIteration resumes
+   * the rest through its continueReading(). (Only onNewConnection runs: the terminal filter owns the bytes.)
+   */
+  #runFilters(chain: ChainRuntime, callbacks: NetworkFilterCallbacks, from: number): void {
+    const { socket } = callbacks;
+    try {
+      for (let i = from; i < chain.filters.length; i++) {
+        const f = chain.filters[i]!;
+        let resumed = false;
+        const filter = f.factory.create?.(f.config, {
+          ...callbacks,
+          continueReading: () => {
+            if (resumed || socket.destroyed) return;
+            resumed = true;
+            this.#runFilters(chain, callbacks, i + 1);
+          },
+        });
+        const status = filter?.onNewConnection?.() ?? NetworkFilterStatus.Continue;
+        // Closed, or already resumed from inside onNewConnection: nothing more to run here.
+        if (socket.destroyed || resumed || status === NetworkFilterStatus.StopIteration) return;
+        resumed = true; // Continue: a late continueReading() must not run the rest twice.
+      }
+      chain.terminal.factory.takeOver!(chain.terminal.config, callbacks);
+    } catch (e) {
+      log.error(`listener ${this.config.name}: network filter failed: ${e instanceof Error ? e.message : String(e)}`);
+      socket.destroy();
+    }
   }
 
   /**

@@ -6,11 +6,14 @@ import type { ClientHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { logger } from '../log.ts';
+import { SharedCounters } from '../shared-counters.ts';
 import type { Counter, Gauge, StatsStore } from '../stats.ts';
 import { hostKey, resolveAll } from './dns.ts';
 import { LoadBalancer } from './lb/index.ts';
 import { ClusterPools } from './pool.ts';
-import type { Cluster, ClusterConfig, ClusterInfo, ClusterManager, EndpointConfig, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, ResourceLimit, RoutingPriority, UpstreamResult } from './types.ts';
+import { ClusterCircuitBreakers } from './circuit-breakers.ts';
+import { ClusterHealth, type HealthContext } from './health-check/cluster-health.ts';
+import type { Cluster, ClusterConfig, ClusterInfo, ClusterManager, EndpointConfig, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, RoutingPriority, UpstreamResult } from './types.ts';
 
 const log = logger('upstream');
 
@@ -49,13 +52,11 @@ interface ClusterStats {
   updateFailure: Counter;
 }
 
-const NO_LIMIT: ResourceLimit = { tryAcquire: () => true, release: () => {}, open: false };
-const UNLIMITED: CircuitBreakers = { connections: NO_LIMIT, pendingRequests: NO_LIMIT, requests: NO_LIMIT, retries: NO_LIMIT };
-
 class ClusterImpl implements Cluster {
   readonly info: ClusterInfo;
   readonly #config: ClusterConfig;
   readonly #pools: ClusterPools;
+  readonly #breakers: ClusterCircuitBreakers;
   readonly #stats: ClusterStats;
   #hosts: Host[] = [];
   #lb: LoadBalancer;
@@ -63,11 +64,15 @@ class ClusterImpl implements Cluster {
   readonly #resolved = new Map<string, Host[]>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Active health checking and outlier detection (health-check/cluster-health.ts). */
+  readonly #health: ClusterHealth;
 
-  constructor(config: ClusterConfig, stats: StatsStore) {
+  /** `shared`: the process-wide counters the circuit breakers count in (one per process in production). */
+  constructor(config: ClusterConfig, stats: StatsStore, healthCtx: HealthContext = { stats, workerId: 0 }, shared: SharedCounters = SharedCounters.create(64)) {
     this.info = config;
     this.#config = config;
-    this.#pools = new ClusterPools(config, stats);
+    this.#breakers = new ClusterCircuitBreakers(config.name, config.statPrefix, config.circuitBreakers, shared, stats);
+    this.#pools = new ClusterPools(config, stats, this.#breakers.get('DEFAULT'));
     const p = config.statPrefix;
     // Every worker sees the same membership: 'max' keeps the merged gauge from multiplying by workers.
     this.#stats = {
@@ -80,6 +85,7 @@ class ClusterImpl implements Cluster {
       updateFailure: stats.counter(`${p}update_failure`),
     };
     this.#lb = new LoadBalancer(config.lb, []);
+    this.#health = new ClusterHealth(config, healthCtx, () => this.healthChanged());
   }
 
   /** Initial membership; resolves when DNS clusters finished their first resolution. */
@@ -88,9 +94,10 @@ class ClusterImpl implements Cluster {
       const hosts: Host[] = [];
       for (const loc of this.#config.localities) for (const ep of loc.endpoints) hosts.push(new HostImpl(ep.address, ep, loc));
       this.#setHosts(hosts);
-      return;
+    } else {
+      await this.#resolve();
     }
-    await this.#resolve();
+    await this.#health.ready();
   }
 
   async #resolve(): Promise<void> {
@@ -145,6 +152,7 @@ class ClusterImpl implements Cluster {
     if (changed || this.#hosts.length === 0) {
       if (changed) this.#stats.change.inc();
       this.#hosts = hosts;
+      this.#health.setHosts(hosts);
       this.healthChanged();
     }
   }
@@ -160,12 +168,23 @@ class ClusterImpl implements Cluster {
     return this.#hosts;
   }
 
-  // Placeholders until circuit breaking and outlier detection land (resilience issue).
-  circuitBreakers(_priority: RoutingPriority): CircuitBreakers {
-    return UNLIMITED;
+  circuitBreakers(priority: RoutingPriority): CircuitBreakers {
+    return this.#breakers.get(priority);
   }
 
-  reportResult(_host: Host, _result: UpstreamResult): void {}
+  /** Thresholds and this worker's view of the process-wide counts (admin, stats refresh). */
+  get breakers(): ClusterCircuitBreakers {
+    return this.#breakers;
+  }
+
+  reportResult(host: Host, result: UpstreamResult): void {
+    this.#health.reportResult(host, result);
+  }
+
+  /** Health checking and outlier detection state (tests). */
+  get health(): ClusterHealth {
+    return this.#health;
+  }
 
   chooseHost(ctx: LbContext): Host | undefined {
     return this.#lb.chooseHost(ctx);
@@ -191,6 +210,7 @@ class ClusterImpl implements Cluster {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
+    this.#health.close();
     await this.#pools.close();
   }
 }
@@ -200,9 +220,11 @@ class ClusterManagerImpl implements ClusterManager {
   readonly #clusters = new Map<string, ClusterImpl>();
   readonly #ready: Promise<void>;
 
-  constructor(clusters: readonly ClusterConfig[], ctx: { stats: StatsStore; workerId: number }) {
+  constructor(clusters: readonly ClusterConfig[], ctx: { stats: StatsStore; workerId: number; shared?: SharedCounters | undefined }) {
     this.stats = ctx.stats;
-    for (const c of clusters) this.#clusters.set(c.name, new ClusterImpl(c, ctx.stats));
+    // Without the process's SharedCounters (single-worker tests) limits hold for this cluster manager.
+    const shared = ctx.shared ?? SharedCounters.create(1024);
+    for (const c of clusters) this.#clusters.set(c.name, new ClusterImpl(c, ctx.stats, ctx, shared));
     ctx.stats.gauge('cluster_manager.active_clusters', 'max').set(this.#clusters.size);
     this.#ready = Promise.all([...this.#clusters.values()].map((c) => c.init())).then(() => undefined);
   }
@@ -219,12 +241,16 @@ class ClusterManagerImpl implements ClusterManager {
     return [...this.#clusters.keys()];
   }
 
+  refreshStats(): void {
+    for (const c of this.#clusters.values()) c.breakers.refreshGauges();
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#clusters.values()].map((c) => c.close()));
   }
 }
 
 /** One per worker: builds every cluster and starts its initial host resolution. */
-export function createClusterManager(clusters: readonly ClusterConfig[], ctx: { stats: StatsStore; workerId: number }): ClusterManager {
+export function createClusterManager(clusters: readonly ClusterConfig[], ctx: { stats: StatsStore; workerId: number; shared?: SharedCounters | undefined }): ClusterManager {
   return new ClusterManagerImpl(clusters, ctx);
 }

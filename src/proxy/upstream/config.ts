@@ -10,6 +10,9 @@ import { deepFreeze, joinPath } from '../../config/result.ts';
 import { durationMs, int64, wrapped } from '../../config/values.ts';
 import { unpackAny } from '../../config/decode.ts';
 import { Limits } from '../limits.ts';
+import { DEFAULT_CIRCUIT_BREAKERS, parseCircuitBreakers } from './circuit-breakers-config.ts';
+import { parseOutlierDetection } from './outlier/config.ts';
+import { parseHealthChecks } from './health-check/config.ts';
 export type { ClusterConfig } from './types.ts';
 import type { ClusterConfig, DnsLookupFamily, EndpointConfig, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, UpstreamProtocol } from './types.ts';
 
@@ -17,7 +20,6 @@ const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOp
 const MAX_RING_SIZE = 8 * 1024 * 1024; // 8M entries, Envoy's upper bound
 const DEFAULT_MAGLEV_TABLE_SIZE = 65537; // prime
 const MAX_MAGLEV_TABLE_SIZE = 5000011;
-const DEFAULT_MAX_CONNECTIONS = 1024; // circuit_breakers default
 const LB_POLICIES: readonly string[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
 const DNS_FAMILIES: readonly string[] = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'];
 
@@ -221,10 +223,12 @@ export function parseCluster(c: Cluster__Output, path: string): Result<ClusterCo
   if (type === 'LOGICAL_DNS' && !c.load_assignment) errors.push({ path: joinPath(path, 'load_assignment'), reason: 'LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint' });
   const lb = parseLb(c, path, errors);
   const proto = parseProtocol(c, path, errors, warnings);
-  let maxConnections = DEFAULT_MAX_CONNECTIONS;
-  for (const t of c.circuit_breakers?.thresholds ?? []) {
-    if (String(t.priority) === 'DEFAULT' && t.max_connections) maxConnections = Math.max(1, t.max_connections.value);
-  }
+  const breakers = parseCircuitBreakers(c.circuit_breakers, joinPath(path, 'circuit_breakers'));
+  if (!breakers.ok) errors.push(...breakers.errors);
+  else if (breakers.warnings) warnings.push(...breakers.warnings);
+  const circuitBreakers = breakers.ok ? breakers.value : DEFAULT_CIRCUIT_BREAKERS;
+  const outlierDetection = c.outlier_detection ? parseOutlierDetection(c.outlier_detection, joinPath(path, 'outlier_detection'), errors) : undefined;
+  const healthCheck = parseHealthChecks(c.health_checks, joinPath(path, 'health_checks'), errors);
   if (errors.length > 0) return { ok: false, errors };
   const statName = c.alt_stat_name || c.name;
   const config: ClusterConfig = {
@@ -240,8 +244,11 @@ export function parseCluster(c: Cluster__Output, path: string): Result<ClusterCo
     lb,
     dnsLookupFamily: family as DnsLookupFamily,
     dnsRefreshRateMs,
-    maxConnections,
+    maxConnections: circuitBreakers.DEFAULT.maxConnections,
+    circuitBreakers,
     maxRequestsPerConnection: proto.maxRequestsPerConnection,
+    ...(outlierDetection ? { outlierDetection } : {}),
+    ...(healthCheck ? { healthCheck } : {}),
   };
   return warnings.length > 0 ? { ok: true, value: deepFreeze(config), warnings } : { ok: true, value: deepFreeze(config) };
 }

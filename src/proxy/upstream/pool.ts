@@ -1,14 +1,19 @@
-// This worker's upstream connections for one cluster: undici Pools (HTTP/1.1), node:http2 sessions, raw
-// TCP, with Envoy's cx stats. Connect failures and timeouts become retryable ProxyErrors (flag UF).
+// This worker's upstream connections for one cluster: bounded HTTP/1.1 pools (undici Clients), node:http2
+// sessions, raw TCP, with Envoy's cx stats. Connect failures and timeouts become retryable ProxyErrors
+// (flag UF). Connections and pending requests count against the cluster's DEFAULT-priority circuit
+// breakers (process-wide): over max_connections an HTTP/1.1 request waits for a connection, an HTTP/2
+// request shares an existing session, a TCP connect fails with a UO ProxyError.
 
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { Pool, buildConnector, type Dispatcher } from 'undici';
+import { buildConnector, type Dispatcher } from 'undici';
 import { ErrorCode, ProxyError, ResponseFlag } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { logger } from '../log.ts';
 import type { Counter, Gauge, StatsStore } from '../stats.ts';
 import type { ClusterConfig, Host } from './types.ts';
+import { overflowError, type PriorityBreakers } from './circuit-breakers.ts';
+import { BoundedHttp1Pool } from './circuit-breakers-http1-pool.ts';
 
 const log = logger('upstream');
 const CLOSE_GRACE_MS = 5 * 1000; // 5 s for in-flight requests at close(), then destroyed
@@ -82,14 +87,17 @@ interface H2Entry {
 export class ClusterPools {
   readonly #config: ClusterConfig;
   readonly #stats: CxStats;
-  readonly #http1 = new Map<string, Pool>();
+  readonly #breakers: PriorityBreakers;
+  readonly #http1 = new Map<string, BoundedHttp1Pool>();
   readonly #http2 = new Map<string, H2Entry[]>();
   readonly #h2Pending = new Map<string, Promise<http2.ClientHttp2Session>>();
   #closed = false;
 
-  constructor(config: ClusterConfig, stats: StatsStore) {
+  /** `breakers`: the cluster's DEFAULT-priority breakers (pools are shared by both priorities). */
+  constructor(config: ClusterConfig, stats: StatsStore, breakers: PriorityBreakers) {
     this.#config = config;
     this.#stats = cxStats(stats, config.statPrefix);
+    this.#breakers = breakers;
   }
 
   http1Pool(host: Host): Dispatcher {
@@ -114,19 +122,22 @@ export class ClusterPools {
       });
     };
     const idle = c.idleTimeoutMs > 0 ? c.idleTimeoutMs : NO_IDLE_TIMEOUT_MS;
-    pool = new Pool(pipe ? 'http://localhost' : `http://${host.key}`, {
-      connect,
-      connections: c.maxConnections,
-      pipelining: 1,
-      keepAliveTimeout: idle,
-      keepAliveMaxTimeout: idle,
-      // The router owns request timeouts (route timeout, per-try timeout); undici's would cut across them.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      maxHeaderSize: Limits.maxRequestHeadersKb * 1024,
-      ...(c.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: c.maxRequestsPerConnection } : {}),
+    pool = new BoundedHttp1Pool({
+      origin: pipe ? 'http://localhost' : `http://${host.key}`,
+      cluster: c.name,
+      connections: this.#breakers.connections,
+      pending: this.#breakers.pendingRequests,
+      client: {
+        connect,
+        keepAliveTimeout: idle,
+        keepAliveMaxTimeout: idle,
+        // The router owns request timeouts (route timeout, per-try timeout); undici's would cut across them.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        maxHeaderSize: Limits.maxRequestHeadersKb * 1024,
+        ...(c.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: c.maxRequestsPerConnection } : {}),
+      },
     });
-    pool.on('connectionError', () => {}); // surfaced to the request as its error
     this.#http1.set(host.key, pool);
     return pool;
   }
@@ -140,10 +151,24 @@ export class ClusterPools {
       const max = s.remoteSettings.maxConcurrentStreams ?? Limits.http2MaxConcurrentStreams;
       if (e.active < max) return Promise.resolve(s);
     }
-    const pending = this.#h2Pending.get(host.key);
-    if (pending) return pending;
-    const p = this.#openH2(host).finally(() => this.#h2Pending.delete(host.key));
-    this.#h2Pending.set(host.key, p);
+    // No session with a free stream: the request is pending until one connects (Envoy's pending request).
+    const b = this.#breakers;
+    if (!b.pendingRequests.tryAcquire()) return Promise.reject(overflowError(this.#config.name, 'pending requests'));
+    let p = this.#h2Pending.get(host.key);
+    if (!p) {
+      // Over max_connections a host that has a session shares it (nghttp2 queues streams past the peer's limit).
+      const usable = entries.filter((e) => !e.draining && !e.session.closed && !e.session.destroyed);
+      if (usable.length > 0 && !b.connections.tryAcquire()) {
+        b.pendingRequests.release();
+        return Promise.resolve(usable.reduce((a, e) => (e.active < a.active ? e : a)).session);
+      }
+      if (usable.length === 0) b.connections.forceAcquire();
+      const opening = this.#openH2(host).finally(() => this.#h2Pending.delete(host.key));
+      this.#h2Pending.set(host.key, opening);
+      p = opening;
+    }
+    const release = (): void => b.pendingRequests.release();
+    p.then(release, release);
     return p;
   }
 
@@ -158,9 +183,15 @@ export class ClusterPools {
       });
       let connected = false;
       let failed = false;
+      let cxHeld = true;
+      const releaseCx = (): void => {
+        if (cxHeld) this.#breakers.connections.release();
+        cxHeld = false;
+      };
       const timer = setTimeout(() => {
         failed = true;
         t.failed(true);
+        releaseCx();
         session.destroy();
         reject(connectError(host, c.name, true, undefined));
       }, c.connectTimeoutMs);
@@ -171,6 +202,7 @@ export class ClusterPools {
           failed = true;
           clearTimeout(timer);
           t.failed(false);
+          releaseCx();
           reject(connectError(host, c.name, false, err));
         } else log.debug(`http2 session to ${host.key} (cluster ${c.name}): ${err.message}`);
       });
@@ -195,6 +227,7 @@ export class ClusterPools {
       session.once('goaway', () => (entry.draining = true));
       session.once('close', () => {
         clearTimeout(timer);
+        releaseCx();
         if (connected) t.closed();
         const list = this.#http2.get(host.key);
         if (list) {
@@ -208,13 +241,21 @@ export class ClusterPools {
 
   connect(host: Host): Promise<net.Socket> {
     const c = this.#config;
+    const cx = this.#breakers.connections;
+    if (!cx.tryAcquire()) return Promise.reject(overflowError(c.name, 'connections'));
     const t = track(this.#stats, 'tcp');
+    let cxHeld = true;
+    const releaseCx = (): void => {
+      if (cxHeld) cx.release();
+      cxHeld = false;
+    };
     return new Promise((resolve, reject) => {
       const socket = isPipe(host) ? net.connect({ path: host.address }) : net.connect({ host: host.address, port: host.port, noDelay: true });
       let failed = false;
       const timer = setTimeout(() => {
         failed = true;
         t.failed(true);
+        releaseCx();
         socket.destroy();
         reject(connectError(host, c.name, true, undefined));
       }, c.connectTimeoutMs);
@@ -223,13 +264,17 @@ export class ClusterPools {
         failed = true;
         clearTimeout(timer);
         t.failed(false);
+        releaseCx();
         reject(connectError(host, c.name, false, err));
       };
       socket.once('error', onError);
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', onError);
-        socket.once('close', t.closed);
+        socket.once('close', () => {
+          t.closed();
+          releaseCx();
+        });
         resolve(socket);
       });
     });
@@ -251,7 +296,7 @@ export class ClusterPools {
   }
 }
 
-async function closePool(pool: Pool): Promise<void> {
+async function closePool(pool: BoundedHttp1Pool): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), CLOSE_GRACE_MS)));
   const r = await Promise.race([pool.close().then(() => 'closed' as const, () => 'closed' as const), grace]);

@@ -5,6 +5,9 @@ import type { Dispatcher } from 'undici';
 import type { Socket } from 'node:net';
 import type { ClientHttp2Session } from 'node:http2';
 import type { StatsStore } from '../stats.ts';
+import type { CircuitBreakersConfig } from './circuit-breakers-config.ts';
+import type { OutlierDetectionConfig } from './outlier/config.ts';
+import type { HealthCheckConfig } from './health-check/config.ts';
 
 export type HostHealth = 'healthy' | 'unhealthy' | 'degraded';
 
@@ -55,6 +58,8 @@ export interface ClusterInfo {
   readonly idleTimeoutMs: number;
   /** Stats prefix, `cluster.<name>.` (or alt_stat_name). */
   readonly statPrefix: string;
+  /** circuit_breakers thresholds per routing priority, Envoy's defaults filled. */
+  readonly circuitBreakers: CircuitBreakersConfig;
 }
 
 export interface Cluster {
@@ -113,6 +118,8 @@ export interface ClusterManager {
   get(name: string): Cluster | undefined;
   names(): readonly string[];
   readonly stats: StatsStore;
+  /** Brings process-wide gauges (circuit breakers) up to date in this worker's stats; call before a snapshot. */
+  refreshStats(): void;
   /** Closes pools and stops DNS timers. */
   close(): Promise<void>;
 }
@@ -170,8 +177,12 @@ export interface ClusterConfig extends ClusterInfo {
   readonly dnsLookupFamily: DnsLookupFamily;
   /** dns_refresh_rate, ms (default 5 s). */
   readonly dnsRefreshRateMs: number;
-  /** circuit_breakers DEFAULT max_connections (default 1024): bounds each host's HTTP/1 pool. */
+  /** circuit_breakers DEFAULT max_connections (default 1024). */
   readonly maxConnections: number;
   /** max_requests_per_connection (common_http_protocol_options or the legacy field); 0 = unlimited. */
   readonly maxRequestsPerConnection: number;
+  /** outlier_detection; undefined when the cluster has none. */
+  readonly outlierDetection?: OutlierDetectionConfig | undefined;
+  /** health_checks[0]; undefined when the cluster has none. */
+  readonly healthCheck?: HealthCheckConfig | undefined;
 }

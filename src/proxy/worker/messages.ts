@@ -4,6 +4,7 @@
 import type { Bootstrap__Output } from '../../generated/envoy/config/bootstrap/v3/Bootstrap.ts';
 import type { StatsSnapshot } from '../stats.ts';
 import type { LogLevel } from '../log.ts';
+import type { CircuitBreakersConfig } from '../upstream/circuit-breakers-config.ts';
 
 export interface WorkerInit {
   readonly workerId: number;
@@ -25,6 +26,8 @@ export interface HostStatus {
   readonly weight: number;
   readonly priority: number;
   readonly health: string;
+  /** Envoy's health flag names (`failed_active_hc`, `failed_outlier_check`, …); empty = healthy. */
+  readonly healthFlags?: readonly string[];
   readonly region: string;
   readonly zone: string;
   readonly subZone: string;
@@ -33,6 +36,8 @@ export interface HostStatus {
 export interface ClusterStatus {
   readonly name: string;
   readonly type: string;
+  /** circuit_breakers thresholds (for `/clusters`). */
+  readonly circuitBreakers?: CircuitBreakersConfig;
   readonly hosts: readonly HostStatus[];
 }
 

@@ -14,6 +14,7 @@ import { createClusterManager } from '../upstream/cluster-manager.ts';
 import { ActiveListener } from '../listener/listener-runtime.ts';
 import type { ClusterManager } from '../upstream/types.ts';
 import { SharedCounters } from '../shared-counters.ts';
+import { healthFlagNames } from '../upstream/health-check/flags.ts';
 import type { Runtime } from '../runtime.ts';
 import { buildRuntime } from '../../config/runtime-layers.ts';
 
@@ -33,10 +34,11 @@ async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManage
   const built = buildStaticConfig(init.bootstrap);
   if (!built.ok) throw new Error(formatErrors(built.errors));
   const stats = new StatsStore();
-  const cm = createClusterManager(built.value.clusters, { stats, workerId: init.workerId });
+  const shared = new SharedCounters(init.shared);
+  const cm = createClusterManager(built.value.clusters, { stats, workerId: init.workerId, shared });
   await cm.ready();
   const runtime = buildRuntime(init.bootstrap, init.runtimeAdmin);
-  const rt = { stats, clusterManager: cm, workerId: init.workerId, shared: new SharedCounters(init.shared), runtime };
+  const rt = { stats, clusterManager: cm, workerId: init.workerId, shared, runtime };
   const listeners = built.value.listeners.map((l) => new ActiveListener(l, rt));
   const bound: Record<string, number> = {};
   for (const l of listeners) bound[l.config.name] = await l.listen(init.ports[l.config.name] ?? l.config.address.port);
@@ -52,6 +54,7 @@ function clusterStatus(cm: ClusterManager): ClusterStatus[] {
       {
         name,
         type: c.info.type,
+        circuitBreakers: c.info.circuitBreakers,
         hosts: c.hosts().map((h) => ({
           address: h.address,
           port: h.port,
@@ -59,6 +62,7 @@ function clusterStatus(cm: ClusterManager): ClusterStatus[] {
           weight: h.weight,
           priority: h.priority,
           health: h.health,
+          healthFlags: healthFlagNames(h),
           region: h.locality?.region ?? '',
           zone: h.locality?.zone ?? '',
           subZone: h.locality?.subZone ?? '',
@@ -74,6 +78,7 @@ start().then(
       const connections = (): number => listeners.reduce((n, l) => n + l.activeConnections, 0);
       switch (m.type) {
         case 'stats':
+          cm.refreshStats();
           return send({ type: 'reply', id: m.id, stats: stats.snapshot() });
         case 'clusters':
           return send({ type: 'reply', id: m.id, clusters: clusterStatus(cm) });

@@ -6,6 +6,7 @@ import type { HttpFilterFactory } from '../filter.ts';
 import { parseRouter, type RouterConfig } from './config.ts';
 import { RouterFilter, type RouterRuntime } from './router.ts';
 import { RouterStatsCache } from './stats.ts';
+import { ShadowWriter } from './shadow.ts';
 
 export { parseRouter, type RouterConfig } from './config.ts';
 export { RouterFilter } from './router.ts';
@@ -20,7 +21,7 @@ export function createRouterFactory(config: RouterConfig, ctx: RuntimeContext): 
   const runtimes = new WeakMap<RouterConfig, RouterRuntime>();
   const runtimeFor = (c: RouterConfig): RouterRuntime => {
     let rt = runtimes.get(c);
-    if (!rt) runtimes.set(c, (rt = { config: c, ...shared }));
+    if (!rt) runtimes.set(c, (rt = { config: c, ...shared, shadow: new ShadowWriter(c, { clusterManager: ctx.clusterManager, stats: ctx.stats, runtime: ctx.runtime }, shared.stats) }));
     return rt;
   };
   runtimeFor(config);

@@ -1,9 +1,10 @@
 // Headers for the router's own answers (direct_response, redirect): the route's response header
-// mutations apply to them as they do in Envoy. Off the proxying hot path.
+// mutations apply to them as they do in Envoy; and the 503/502 bodies for upstream failures. Off the hot path.
 
 import { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RouteEntry } from '../../../proxy/http/route-types.ts';
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
+import { LocalReplies, ResponseFlag, type ProxyError } from '../../../proxy/errors.ts';
 
 export function directResponseHeaders(route: RouteEntry, info: StreamInfo, location?: string): Record<string, string> | undefined {
   const h = new HeaderMap();
@@ -16,4 +17,33 @@ export function directResponseHeaders(route: RouteEntry, info: StreamInfo, locat
     out[k] = prev === undefined ? v : `${prev},${v}`;
   });
   return out;
+}
+
+export interface FailureReply {
+  readonly status: number;
+  readonly body: string;
+  readonly details: string;
+  readonly transportFailure: string | undefined;
+}
+
+/** Envoy's 503 bodies: `upstream connect error or disconnect/reset before headers. reset reason: …`. */
+export function upstreamFailureReply(err: ProxyError, flag: ResponseFlag): FailureReply {
+  const prefix = 'upstream connect error or disconnect/reset before headers. ';
+  if (flag === ResponseFlag.UpstreamConnectionFailure) {
+    const cause = err.cause as { code?: string; message?: string } | undefined;
+    const reason = cause ? `delayed connect error: ${cause.code ?? cause.message ?? 'unknown'}` : err.message;
+    return {
+      status: 503,
+      body: `${LocalReplies.connectFailure.body}, transport failure reason: ${reason}`,
+      details: LocalReplies.connectFailure.details,
+      transportFailure: reason,
+    };
+  }
+  if (flag === ResponseFlag.UpstreamConnectionTermination) {
+    return { status: 503, body: `${prefix}reset reason: connection termination`, details: 'upstream_reset_before_response_started{connection_termination}', transportFailure: undefined };
+  }
+  if (flag === ResponseFlag.UpstreamProtocolError) {
+    return { status: 502, body: `${prefix}reset reason: protocol error`, details: 'upstream_reset_before_response_started{protocol_error}', transportFailure: undefined };
+  }
+  return { status: 503, body: LocalReplies.upstreamReset.body, details: LocalReplies.upstreamReset.details, transportFailure: undefined };
 }

@@ -21,10 +21,20 @@ export class ClusterRouterStats {
   readonly rqRxReset: Counter;
   readonly rqTxReset: Counter;
   readonly cxNoneHealthy: Counter;
+  readonly rqPerTryTimeout: Counter;
+  readonly rqPerTryIdleTimeout: Counter;
+  readonly rqRetry: Counter;
+  readonly rqRetrySuccess: Counter;
+  readonly rqRetryOverflow: Counter;
+  readonly rqRetryLimitExceeded: Counter;
+  readonly rqRetryBackoffExponential: Counter;
+  readonly rqRetryBackoffRatelimited: Counter;
+  readonly retryOrShadowAbandoned: Counter;
   readonly #store: StatsStore;
   readonly #prefix: string;
   /** upstream_rq_<code> and upstream_rq_<N>xx by status code. */
   readonly #codes = new Map<number, readonly [Counter, Counter]>();
+  readonly #retryCodes = new Map<number, readonly [Counter, Counter]>();
 
   constructor(store: StatsStore, prefix: string) {
     this.#store = store;
@@ -37,6 +47,26 @@ export class ClusterRouterStats {
     this.rqRxReset = store.counter(`${prefix}upstream_rq_rx_reset`);
     this.rqTxReset = store.counter(`${prefix}upstream_rq_tx_reset`);
     this.cxNoneHealthy = store.counter(`${prefix}upstream_cx_none_healthy`);
+    this.rqPerTryTimeout = store.counter(`${prefix}upstream_rq_per_try_timeout`);
+    this.rqPerTryIdleTimeout = store.counter(`${prefix}upstream_rq_per_try_idle_timeout`);
+    this.rqRetry = store.counter(`${prefix}upstream_rq_retry`);
+    this.rqRetrySuccess = store.counter(`${prefix}upstream_rq_retry_success`);
+    this.rqRetryOverflow = store.counter(`${prefix}upstream_rq_retry_overflow`);
+    this.rqRetryLimitExceeded = store.counter(`${prefix}upstream_rq_retry_limit_exceeded`);
+    this.rqRetryBackoffExponential = store.counter(`${prefix}upstream_rq_retry_backoff_exponential`);
+    this.rqRetryBackoffRatelimited = store.counter(`${prefix}upstream_rq_retry_backoff_ratelimited`);
+    this.retryOrShadowAbandoned = store.counter(`${prefix}retry_or_shadow_abandoned`);
+  }
+
+  /** A response that was retried: `retry.upstream_rq_<code>` and `retry.upstream_rq_<N>xx` (Envoy's chargeBasicResponseStat). */
+  chargeRetriedCode(status: number): void {
+    let pair = this.#retryCodes.get(status);
+    if (!pair) {
+      pair = [this.#store.counter(`${this.#prefix}retry.upstream_rq_${status}`), this.#store.counter(`${this.#prefix}retry.upstream_rq_${Math.floor(status / 100)}xx`)];
+      this.#retryCodes.set(status, pair);
+    }
+    pair[0].inc();
+    pair[1].inc();
   }
 
   /** Envoy's CodeStats: upstream_rq_completed, upstream_rq_<N>xx and upstream_rq_<code>. */

@@ -1,6 +1,7 @@
 // The route timeout for one request, as Envoy's FilterUtility::finalTimeout computes it: the route's
 // timeout, overridden by grpc-timeout (when max_stream_duration.grpc_timeout_header_max is set) and
-// by x-envoy-upstream-rq-timeout-ms; the consumed headers are removed. Never fails: bad values are ignored.
+// by x-envoy-upstream-rq-timeout-ms, and the per-try timeout (retry policy, x-envoy-upstream-rq-per-try-timeout-ms);
+// the consumed headers are removed. Never fails: bad values are ignored.
 
 import { durationMs } from '../../../config/values.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
@@ -13,6 +14,8 @@ export interface RequestTimeout {
   readonly timeoutMs: number;
   /** x-envoy-upstream-rq-timeout-alt-response: answer 204 instead of 504 on expiry. */
   readonly altResponse: boolean;
+  /** ms; 0 = none (also when not below the route timeout, as Envoy ignores it then). */
+  readonly perTryTimeoutMs: number;
 }
 
 interface GrpcTimeoutLimits {
@@ -57,7 +60,8 @@ function headerMs(v: string | undefined): number | undefined {
   return Number(v);
 }
 
-export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, config: RouterConfig, grpc: boolean): RequestTimeout {
+/** `policyPerTryMs`: the retry policy's per_try_timeout (0 = none). */
+export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, config: RouterConfig, grpc: boolean, policyPerTryMs = 0): RequestTimeout {
   let timeoutMs = action.timeoutMs;
   let grpcHeaderUsed = false;
   if (grpc) {
@@ -74,12 +78,15 @@ export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, c
   const fromHeader = headerMs(headers.get(config.respectExpectedRqTimeout ? 'x-envoy-expected-rq-timeout-ms' : 'x-envoy-upstream-rq-timeout-ms'));
   if (fromHeader !== undefined) timeoutMs = fromHeader;
   const altResponse = headers.has('x-envoy-upstream-rq-timeout-alt-response');
+  let perTryTimeoutMs = headerMs(headers.get('x-envoy-upstream-rq-per-try-timeout-ms')) ?? policyPerTryMs;
+  if (timeoutMs > 0 && perTryTimeoutMs >= timeoutMs) perTryTimeoutMs = 0;
   headers.remove('x-envoy-upstream-rq-timeout-ms');
   headers.remove('x-envoy-upstream-rq-timeout-alt-response');
   headers.remove('x-envoy-upstream-rq-per-try-timeout-ms');
   if (timeoutMs > 0) {
-    if (!config.suppressEnvoyHeaders) headers.set('x-envoy-expected-rq-timeout-ms', String(timeoutMs));
+    // Envoy tells the upstream the time this try has: the per-try timeout when set.
+    if (!config.suppressEnvoyHeaders) headers.set('x-envoy-expected-rq-timeout-ms', String(perTryTimeoutMs > 0 ? perTryTimeoutMs : timeoutMs));
     if (grpcHeaderUsed) headers.set('grpc-timeout', formatGrpcTimeout(timeoutMs));
   }
-  return { timeoutMs, altResponse };
+  return { timeoutMs, altResponse, perTryTimeoutMs };
 }

@@ -67,7 +67,7 @@ const cfg = { suppressEnvoyHeaders: false, dynamicStats: true, respectExpectedRq
 test('timeout: route default, x-envoy-upstream-rq-timeout-ms override (consumed), expected header set', () => {
   const h = requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': '250', 'x-envoy-upstream-rq-timeout-alt-response': '' });
   const t = computeTimeout(h, clusterRoute({ timeoutMs: 15_000 }).action as never, cfg, false);
-  assert.deepEqual(t, { timeoutMs: 250, altResponse: true });
+  assert.deepEqual(t, { timeoutMs: 250, altResponse: true, perTryTimeoutMs: 0 });
   assert.equal(h.get('x-envoy-upstream-rq-timeout-ms'), undefined);
   assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), '250');
   const h2 = requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': 'bogus' });

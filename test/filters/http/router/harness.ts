@@ -100,6 +100,7 @@ export interface Recorded {
 export class FakeStream implements HttpFilterCallbacks {
   readonly streamInfo: StreamInfo;
   readonly statPrefix = 'ingress_http';
+  readonly bufferLimitBytes = 1024 * 1024;
   readonly upgrade: string | undefined;
   readonly rec: Recorded = { status: undefined, headers: undefined, body: [], trailers: undefined, local: undefined, reset: undefined, readable: [], tunnel: undefined };
   readonly filter: HttpFilter;

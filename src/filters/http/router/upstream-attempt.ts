@@ -1,0 +1,167 @@
+// One try of a request against one host (Envoy's UpstreamRequest as the router holds it): the
+// UpstreamRequest, its accounting (upstream_rq_total/active, host active requests), its per-try and
+// per-try idle timers, and the single outlier-detection result it reports. Events go to the router
+// tagged with the attempt, so retries and hedged attempts never mix. Never throws.
+
+import type { Duplex } from 'node:stream';
+import type { HeaderMap } from '../../../proxy/http/headers.ts';
+import type { ProxyError } from '../../../proxy/errors.ts';
+import type { Cluster, Host, ResourceLimit, UpstreamResult } from '../../../proxy/upstream/types.ts';
+import type { ClusterRouterStats } from './stats.ts';
+import type { UpstreamRequest, UpstreamSink } from './upstream-request.ts';
+
+/** What an attempt tells the router (UpstreamSink, with the attempt that saw it). */
+export interface AttemptOwner {
+  onAttemptHeaders(a: UpstreamAttempt, headers: HeaderMap, endStream: boolean): void;
+  onAttemptData(a: UpstreamAttempt, data: Buffer, endStream: boolean): void;
+  onAttemptTrailers(a: UpstreamAttempt, trailers: HeaderMap): void;
+  onAttemptError(a: UpstreamAttempt, err: ProxyError): void;
+  onAttemptWritable(a: UpstreamAttempt, writable: boolean): void;
+  onAttemptUpgrade(a: UpstreamAttempt, headers: HeaderMap, socket: Duplex, head: Buffer): void;
+  /** per_try_timeout (idle false) or per_try_idle_timeout (idle true) expired. */
+  onAttemptTimeout(a: UpstreamAttempt, idle: boolean): void;
+}
+
+export class UpstreamAttempt implements UpstreamSink {
+  readonly host: Host;
+  /** 1 for the first try. */
+  readonly number: number;
+  readonly startMono = performance.now();
+  request: UpstreamRequest | undefined;
+  /** Response headers arrived. */
+  headersReceived = false;
+  /** A hedged attempt was started off this one's per-try timeout (Envoy's retried()). */
+  hedged = false;
+  /** The upstream cannot take more request body right now. */
+  blocked = false;
+  readonly #owner: AttemptOwner;
+  readonly #cluster: Cluster;
+  readonly #stats: ClusterRouterStats;
+  #active = true;
+  #reported = false;
+  #perTryTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #idleMs = 0;
+  /** The circuit breaker slot (max_requests) this attempt holds until release(). */
+  #requestSlot: ResourceLimit | undefined;
+
+  constructor(owner: AttemptOwner, cluster: Cluster, host: Host, number: number, stats: ClusterRouterStats) {
+    this.#owner = owner;
+    this.#cluster = cluster;
+    this.host = host;
+    this.number = number;
+    this.#stats = stats;
+    host.activeRequests++;
+    stats.rqTotal.inc();
+    stats.rqActive.inc();
+  }
+
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /** Hands this attempt the circuit-breaker slot it was admitted with; release() gives it back. */
+  holdRequestSlot(slot: ResourceLimit): void {
+    this.#requestSlot = slot;
+  }
+
+  /** Starts per_try_timeout (once the whole request was sent upstream). */
+  armPerTry(ms: number): void {
+    if (ms <= 0 || !this.#active || this.#perTryTimer !== undefined || this.headersReceived) return;
+    this.#perTryTimer = setTimeout(() => {
+      this.#perTryTimer = undefined;
+      if (this.#active) this.#owner.onAttemptTimeout(this, false);
+    }, ms);
+  }
+
+  /** Starts per_try_idle_timeout, reset by every response event. */
+  armIdle(ms: number): void {
+    if (ms <= 0) return;
+    this.#idleMs = ms;
+    this.#touch();
+  }
+
+  clearPerTry(): void {
+    if (this.#perTryTimer !== undefined) {
+      clearTimeout(this.#perTryTimer);
+      this.#perTryTimer = undefined;
+    }
+  }
+
+  #touch(): void {
+    if (this.#idleMs <= 0 || !this.#active) return;
+    if (this.#idleTimer !== undefined) this.#idleTimer.refresh();
+    else
+      this.#idleTimer = setTimeout(() => {
+        this.#idleTimer = undefined;
+        if (this.#active) this.#owner.onAttemptTimeout(this, true);
+      }, this.#idleMs);
+  }
+
+  /** The outcome for outlier detection, once per attempt. */
+  report(result: UpstreamResult): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    this.#cluster.reportResult(this.host, result);
+  }
+
+  /** Resets the upstream request (tx reset) and ends the accounting. */
+  abort(): void {
+    if (!this.#active) return;
+    this.request?.abort();
+    this.#stats.rqTxReset.inc();
+    this.release(false);
+  }
+
+  /** Ends the accounting and the timers exactly once; `completed` records upstream_rq_time. */
+  release(completed: boolean, dynamicStats = true): void {
+    if (!this.#active) return;
+    this.#active = false;
+    this.#requestSlot?.release();
+    this.#requestSlot = undefined;
+    this.clearPerTry();
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    this.#stats.rqActive.dec();
+    this.host.activeRequests--;
+    if (completed && dynamicStats) this.#stats.rqTime.record(performance.now() - this.startMono);
+  }
+
+  // ---- UpstreamSink ----
+
+  onUpstreamHeaders(headers: HeaderMap, endStream: boolean): void {
+    if (!this.#active) return;
+    this.headersReceived = true;
+    this.clearPerTry();
+    this.#touch();
+    this.#owner.onAttemptHeaders(this, headers, endStream);
+  }
+
+  onUpstreamData(data: Buffer, endStream: boolean): void {
+    if (!this.#active) return;
+    this.#touch();
+    this.#owner.onAttemptData(this, data, endStream);
+  }
+
+  onUpstreamTrailers(trailers: HeaderMap): void {
+    if (this.#active) this.#owner.onAttemptTrailers(this, trailers);
+  }
+
+  onUpstreamError(err: ProxyError): void {
+    if (this.#active) this.#owner.onAttemptError(this, err);
+  }
+
+  onUpstreamWritable(writable: boolean): void {
+    this.blocked = !writable;
+    if (this.#active) this.#owner.onAttemptWritable(this, writable);
+  }
+
+  onUpstreamUpgrade(headers: HeaderMap, socket: Duplex, head: Buffer): void {
+    if (!this.#active) {
+      socket.destroy();
+      return;
+    }
+    this.headersReceived = true;
+    this.#owner.onAttemptUpgrade(this, headers, socket, head);
+  }
+}

@@ -1,0 +1,299 @@
+// One active check against one host: HTTP/1.1 or h2c GET (expected/retriable statuses, receive
+// payloads), TCP connect with send/receive payloads, gRPC grpc.health.v1.Health/Check over h2c.
+// A probe never rejects: every outcome is a ProbeResult; close() drops its connection (timeouts).
+
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { CheckerConfig, GrpcCheckConfig, HttpCheckConfig, TcpCheckConfig } from './config.ts';
+
+/** `active`: the host answered wrongly; `network`: connect/reset. Timeouts are the session's. */
+export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly type: 'active' | 'network'; readonly retriable: boolean; readonly detail: string };
+
+export interface ProbeTarget {
+  readonly address: string;
+  readonly port: number;
+  /** Unix socket path (pipe hosts). */
+  readonly socketPath: string | undefined;
+  /** Default Host / :authority. */
+  readonly clusterName: string;
+}
+
+export interface Probe {
+  check(): Promise<ProbeResult>;
+  close(): void;
+}
+
+const OK: ProbeResult = { ok: true };
+const active = (detail: string, retriable = false): ProbeResult => ({ ok: false, type: 'active', retriable, detail });
+const network = (detail: string): ProbeResult => ({ ok: false, type: 'network', retriable: false, detail });
+const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** Every payload found in order (Envoy's TcpHealthCheckMatcher). */
+export function matchesInOrder(buf: Buffer, parts: readonly Buffer[]): boolean {
+  let at = 0;
+  for (const p of parts) {
+    const i = buf.indexOf(p, at);
+    if (i < 0) return false;
+    at = i + p.length;
+  }
+  return true;
+}
+
+const inRanges = (code: number, rs: ReadonlyArray<readonly [number, number]>): boolean => rs.some(([s, e]) => code >= s && code < e);
+
+function authority(t: ProbeTarget, configured: string): string {
+  return configured || t.clusterName;
+}
+
+class H2Sessions {
+  #session: http2.ClientHttp2Session | undefined;
+  readonly #target: ProbeTarget;
+  readonly #reuse: boolean;
+  constructor(target: ProbeTarget, reuse: boolean) {
+    this.#target = target;
+    this.#reuse = reuse;
+  }
+  get(): http2.ClientHttp2Session {
+    const s = this.#session;
+    if (s && !s.closed && !s.destroyed) return s;
+    const t = this.#target;
+    const session = http2.connect(`http://${t.address.includes(':') ? `[${t.address}]` : t.address}:${t.port}`, t.socketPath ? { createConnection: () => net.connect(t.socketPath!) } : {});
+    session.on('error', () => {});
+    session.unref();
+    this.#session = session;
+    return session;
+  }
+  done(): void {
+    if (!this.#reuse) this.close();
+  }
+  close(): void {
+    this.#session?.destroy();
+    this.#session = undefined;
+  }
+}
+
+function classifyHttp(c: HttpCheckConfig, status: number, body: Buffer): ProbeResult {
+  if (inRanges(status, c.expectedStatuses)) return c.receive.length === 0 || matchesInOrder(body, c.receive) ? OK : active('response body did not match');
+  return active(`unexpected status ${status}`, inRanges(status, c.retriableStatuses));
+}
+
+function headersFor(c: HttpCheckConfig): Record<string, string> {
+  const h: Record<string, string> = { 'user-agent': 'Envoy/HC' };
+  for (const a of c.headersToAdd) h[a.key] = a.append && h[a.key] ? `${h[a.key]},${a.value}` : a.value;
+  for (const k of c.headersToRemove) delete h[k];
+  return h;
+}
+
+class Http1Probe implements Probe {
+  readonly #c: HttpCheckConfig;
+  readonly #t: ProbeTarget;
+  readonly #agent: http.Agent | false;
+  #req: http.ClientRequest | undefined;
+  constructor(c: HttpCheckConfig, t: ProbeTarget, reuse: boolean) {
+    this.#c = c;
+    this.#t = t;
+    this.#agent = reuse ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : false;
+  }
+  check(): Promise<ProbeResult> {
+    const c = this.#c;
+    const t = this.#t;
+    return new Promise((resolve) => {
+      const headers = { host: authority(t, c.host), ...headersFor(c), ...(this.#agent ? {} : { connection: 'close' }) };
+      const req = http.request({ host: t.address, port: t.port, socketPath: t.socketPath, method: c.method, path: c.path, headers, agent: this.#agent }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (d: Buffer) => {
+          if (size < c.responseBufferSize) chunks.push(d.subarray(0, c.responseBufferSize - size));
+          size += d.length;
+        });
+        res.on('end', () => resolve(classifyHttp(c, res.statusCode ?? 0, Buffer.concat(chunks))));
+        res.on('error', (e) => resolve(network(errText(e))));
+      });
+      this.#req = req;
+      req.on('error', (e) => resolve(network(errText(e))));
+      req.end();
+    });
+  }
+  close(): void {
+    this.#req?.destroy();
+    if (this.#agent) this.#agent.destroy();
+  }
+}
+
+class Http2Probe implements Probe {
+  readonly #c: HttpCheckConfig;
+  readonly #t: ProbeTarget;
+  readonly #sessions: H2Sessions;
+  constructor(c: HttpCheckConfig, t: ProbeTarget, reuse: boolean) {
+    this.#c = c;
+    this.#t = t;
+    this.#sessions = new H2Sessions(t, reuse);
+  }
+  check(): Promise<ProbeResult> {
+    const c = this.#c;
+    return new Promise((resolve) => {
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = this.#sessions.get().request({ ':method': c.method, ':path': c.path, ':authority': authority(this.#t, c.host), ...headersFor(c) });
+      } catch (e) {
+        return resolve(network(errText(e)));
+      }
+      let status = 0;
+      const chunks: Buffer[] = [];
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.on('end', () => {
+        this.#sessions.done();
+        resolve(classifyHttp(c, status, Buffer.concat(chunks).subarray(0, c.responseBufferSize)));
+      });
+      stream.on('error', (e) => resolve(network(errText(e))));
+      stream.on('close', () => resolve(network('stream closed')));
+      stream.end();
+    });
+  }
+  close(): void {
+    this.#sessions.close();
+  }
+}
+
+class TcpProbe implements Probe {
+  readonly #c: TcpCheckConfig;
+  readonly #t: ProbeTarget;
+  #sock: net.Socket | undefined;
+  constructor(c: TcpCheckConfig, t: ProbeTarget) {
+    this.#c = c;
+    this.#t = t;
+  }
+  check(): Promise<ProbeResult> {
+    const c = this.#c;
+    const t = this.#t;
+    return new Promise((resolve) => {
+      const sock = t.socketPath ? net.connect(t.socketPath) : net.connect(t.port, t.address);
+      this.#sock = sock;
+      let buf = Buffer.alloc(0);
+      const finish = (r: ProbeResult): void => {
+        sock.destroy();
+        resolve(r);
+      };
+      sock.on('connect', () => {
+        if (c.send) sock.write(c.send);
+        if (c.receive.length === 0) finish(OK);
+      });
+      sock.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        // A partial answer waits for more data (or the timeout), as in Envoy.
+        if (matchesInOrder(buf, c.receive)) finish(OK);
+      });
+      sock.on('error', (e) => finish(network(errText(e))));
+      sock.on('close', () => finish(network('connection closed')));
+    });
+  }
+  close(): void {
+    this.#sock?.destroy();
+  }
+}
+
+/** grpc.health.v1.HealthCheckRequest { string service = 1; } in a gRPC frame. */
+function grpcRequest(service: string): Buffer {
+  const s = Buffer.from(service);
+  const msg = s.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a]), varint(s.length), s]);
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([head, msg]);
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** HealthCheckResponse.status (field 1, enum); 0 (UNKNOWN) when absent. SERVING = 1. */
+export function grpcServingStatus(frame: Buffer): number {
+  if (frame.length < 5) return -1;
+  const msg = frame.subarray(5, 5 + frame.readUInt32BE(1));
+  for (let i = 0; i < msg.length; ) {
+    const tag = msg[i++]!;
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const b = msg[i++];
+      if (b === undefined) return -1;
+      v |= (b & 0x7f) << shift;
+      shift += 7;
+      if ((b & 0x80) === 0) break;
+    }
+    if (tag === 0x08) return v;
+    if ((tag & 7) === 2) i += v; // skip unknown length-delimited fields
+  }
+  return 0;
+}
+
+class GrpcProbe implements Probe {
+  readonly #c: GrpcCheckConfig;
+  readonly #t: ProbeTarget;
+  readonly #sessions: H2Sessions;
+  constructor(c: GrpcCheckConfig, t: ProbeTarget, reuse: boolean) {
+    this.#c = c;
+    this.#t = t;
+    this.#sessions = new H2Sessions(t, reuse);
+  }
+  check(): Promise<ProbeResult> {
+    const c = this.#c;
+    return new Promise((resolve) => {
+      let stream: http2.ClientHttp2Stream;
+      const headers: http2.OutgoingHttpHeaders = {
+        ':method': 'POST',
+        ':path': '/grpc.health.v1.Health/Check',
+        ':authority': authority(this.#t, c.authority),
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'user-agent': 'Envoy/HC',
+      };
+      for (const m of c.initialMetadata) headers[m.key] = m.value;
+      try {
+        stream = this.#sessions.get().request(headers);
+      } catch (e) {
+        return resolve(network(errText(e)));
+      }
+      let grpcStatus: string | undefined;
+      let httpStatus = 0;
+      const chunks: Buffer[] = [];
+      stream.on('response', (h) => {
+        httpStatus = Number(h[':status']);
+        if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']); // trailers-only
+      });
+      stream.on('trailers', (h) => (grpcStatus = String(h['grpc-status'])));
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.on('end', () => {
+        this.#sessions.done();
+        if (httpStatus !== 200) return resolve(active(`HTTP status ${httpStatus}`));
+        if (grpcStatus !== '0') return resolve(active(`grpc-status ${grpcStatus ?? 'missing'}`));
+        const st = grpcServingStatus(Buffer.concat(chunks));
+        resolve(st === 1 ? OK : active(`serving status ${st}`));
+      });
+      stream.on('error', (e) => resolve(network(errText(e))));
+      stream.on('close', () => resolve(network('stream closed')));
+      stream.end(grpcRequest(c.serviceName));
+    });
+  }
+  close(): void {
+    this.#sessions.close();
+  }
+}
+
+export function createProbe(c: CheckerConfig, t: ProbeTarget, reuse: boolean): Probe {
+  switch (c.kind) {
+    case 'http':
+      return c.http2 ? new Http2Probe(c, t, reuse) : new Http1Probe(c, t, reuse);
+    case 'tcp':
+      return new TcpProbe(c, t);
+    case 'grpc':
+      return new GrpcProbe(c, t, reuse);
+  }
+}
