@@ -1,5 +1,5 @@
 // The shared corpus of real Envoy configs: each validates, or fails naming only features that
-// later issues bring (TLS, xDS, fault, local rate limit). The ones whose upstreams a test can
+// later issues bring (TLS, xDS). The ones whose upstreams a test can
 // stand up on 127.0.0.1 serve real traffic (addresses rewritten in a copy, never in the file).
 
 import { test } from 'node:test';

@@ -1,5 +1,6 @@
 // Route actions compiled once: forward to a cluster (with rewrites, timeouts, hashing, weighted
-// picks), redirect, or answer directly. Unknown clusters, bad regexes and oversize bodies are Result errors.
+// picks), redirect, or answer directly. Unknown clusters, bad regexes or retry/hedge policies and oversize
+// bodies are Result errors.
 
 import { fail, ok, joinPath, type ConfigError, type Result } from '../../config/result.ts';
 import { durationMs } from '../../config/values.ts';
@@ -9,6 +10,7 @@ import type { ClusterRouteAction, DirectResponseAction, HeaderMutator, RedirectA
 import { compileRegexSubstitution, type RegexSubstitution } from './matchers.ts';
 import { compileHashPolicy } from './route-hash.ts';
 import { compileMirrorPolicies } from './route-mirror.ts';
+import { retryHedgeErrors } from './route-retry-policy.ts';
 import { compileHeaderParser, chainHeaderMutators } from './header-mutation.ts';
 import { stripQuery, type CompiledRouteMatch } from './route-match.ts';
 import type { RouteAction__Output } from '../../generated/envoy/config/route/v3/RouteAction.ts';
@@ -212,6 +214,9 @@ export function compileClusterAction(
   const hash = hp.value;
   const mirrors = compileMirrorPolicies(ra.request_mirror_policies, path, known);
   if (!mirrors.ok) return mirrors;
+  // Envoy rejects a bad retry_policy / hedge_policy at load; the router would otherwise silently not retry.
+  const policyErrors = retryHedgeErrors(ra.retry_policy, ra.hedge_policy, path);
+  if (policyErrors.length > 0) return { ok: false, errors: policyErrors };
 
   const action: ClusterRouteAction = {
     kind: 'route',

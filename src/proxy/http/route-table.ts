@@ -10,6 +10,7 @@ import { compileHeaderParser, chainHeaderMutators, type HeaderParser } from './h
 import { compileRouteMatch, RequestView, type CompiledRouteMatch } from './route-match.ts';
 import { compileClusterAction, compileDirectResponse, compileRedirect, type ActionContext } from './route-actions.ts';
 import { compileMirrorPolicies } from './route-mirror.ts';
+import { retryHedgeErrors } from './route-retry-policy.ts';
 import type { RouteConfiguration__Output } from '../../generated/envoy/config/route/v3/RouteConfiguration.ts';
 import type { VirtualHost__Output } from '../../generated/envoy/config/route/v3/VirtualHost.ts';
 import type { Route__Output } from '../../generated/envoy/config/route/v3/Route.ts';
@@ -187,6 +188,7 @@ function compileVirtualHost(v: VirtualHost__Output, path: string, table: TableLe
   const perFilter = compilePerFilterConfig(v.typed_per_filter_config, joinPath(path, 'typed_per_filter_config'), errors);
   const mirrors = compileMirrorPolicies(v.request_mirror_policies, path, table.actions.validateAgainst);
   if (!mirrors.ok) errors.push(...mirrors.errors);
+  errors.push(...retryHedgeErrors(v.retry_policy, v.hedge_policy, path));
   const entry: VirtualHostEntry = Object.freeze({
     name: v.name,
     perFilterConfig: mergeMaps(table.perFilter, perFilter),

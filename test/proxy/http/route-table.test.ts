@@ -237,3 +237,24 @@ test('config errors name their field paths', () => {
     /virtual_hosts\[0\]\.request_headers_to_add\[0\]\.header\.value/,
   );
 });
+
+test('bad retry_policy / hedge_policy is a config error at load, with its field path', () => {
+  const route = (action: string, vh = '') =>
+    `{virtual_hosts: [{name: a, domains: ["*"]${vh}, routes: [{match: {prefix: /x}, route: {cluster: c}}, {match: {prefix: /}, route: {cluster: c${action}}}]}]}`;
+  assert.match(
+    errorsOf(route(', retry_policy: {retry_on: 5xx, retry_host_predicate: [{name: envoy.retry_host_predicates.nope}]}')),
+    /route_config\.virtual_hosts\[0\]\.routes\[1\]\.route\.retry_policy\.retry_host_predicate\[0\]: unknown retry host predicate "envoy\.retry_host_predicates\.nope"/,
+  );
+  assert.match(
+    errorsOf(route(', retry_policy: {retry_on: 5xx, retry_back_off: {base_interval: 1s, max_interval: 0.5s}}')),
+    /routes\[1\]\.route\.retry_policy\.retry_back_off\.max_interval: must be greater than or equal to base_interval/,
+  );
+  assert.match(errorsOf(route(', hedge_policy: {initial_requests: 2}')), /routes\[1\]\.route\.hedge_policy\.initial_requests: /);
+  assert.match(
+    errorsOf(route('', ', retry_policy: {retry_back_off: {base_interval: 2s, max_interval: 1s}}')),
+    /route_config\.virtual_hosts\[0\]\.retry_policy\.retry_back_off\.max_interval: must be greater than or equal to base_interval/,
+  );
+  assert.match(errorsOf(route('', ', hedge_policy: {initial_requests: 3}')), /virtual_hosts\[0\]\.hedge_policy\.initial_requests: /);
+  // Valid policies compile.
+  table(route(', retry_policy: {retry_on: "5xx,reset", num_retries: 2, retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}]}, hedge_policy: {hedge_on_per_try_timeout: true}', ', retry_policy: {retry_on: 5xx}'));
+});

@@ -1,7 +1,8 @@
 // The per-stream router: matches the route, picks cluster and host, forwards the request over
 // HTTP/1.1 or HTTP/2 and streams the response back, retrying (retry_policy, per-try timeouts, hedging)
-// until the response starts downstream. Upstream failures become Envoy's local replies (503 UF/UC/UR,
-// 504 UT, with URX when retries ran out) before the response started, and a downstream reset after.
+// until the response starts downstream (the attempts themselves: router-attempts.ts). Upstream failures
+// become Envoy's local replies (503 UF/UC/UR, 504 UT, URX when retries ran out) before the response
+// started, and a downstream reset after.
 
 import type { Duplex } from 'node:stream';
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks } from '../filter.ts';
@@ -14,13 +15,12 @@ import type { VirtualHost__Output } from '../../../generated/envoy/config/route/
 import type { RouterConfig } from './config.ts';
 import type { ClusterRouterStats, HttpRouterStats, RouterStatsCache } from './stats.ts';
 import { computeTimeout } from './timeout.ts';
-import { startHttp1Request } from './upstream-request-http1.ts';
-import { startHttp2Request } from './upstream-request-http2.ts';
 import { directResponseHeaders, upstreamFailureReply } from './local-replies.ts';
 import { OVERLOADED_HEADERS, routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
 import type { ShadowSet, ShadowWriter } from './shadow.ts';
 import { EMPTY_RETRY_POLICY, hedgePolicyFor, retryPolicyFor, type RetryPolicy } from './retry-policy.ts';
-import { RetryState, type ResetKind, type RetryStatus } from './retry-state.ts';
+import { RetryState, type ResetKind } from './retry-state.ts';
+import { AttemptSet } from './router-attempts.ts';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.ts';
 
 /** What every router on a worker shares. */
@@ -42,26 +42,14 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   #cstats: ClusterRouterStats | undefined;
   /** The request headers as sent upstream (mutated per attempt: attempt count, auto host rewrite). */
   #headers: HeaderMap | undefined;
-  /** Attempts in flight; after the response started, only the one that won. */
-  #attempts: UpstreamAttempt[] = [];
-  /** The attempt whose response goes downstream. */
-  #winner: UpstreamAttempt | undefined;
-  #attemptCount = 0;
+  /** Attempts in flight, retries and hedging (router-attempts.ts). */
+  readonly #att: AttemptSet;
   /** Mirrored copies of this request (shadow.ts), fed the body as it arrives. */
   #shadows: ShadowSet | undefined;
-  #retry: RetryState | undefined;
-  #hedgeOnPerTryTimeout = false;
   #perTryTimeoutMs = 0;
   #perTryIdleTimeoutMs = 0;
-  #retryTimers = new Set<NodeJS.Timeout>();
-  /** Hosts tried so far (previous_hosts predicate). */
-  #triedHosts: Set<string> | undefined;
-  #hostSelectionAttempts = 1;
   #includeAttemptCount = false;
   #includeAttemptCountInResponse = false;
-  /** Request body kept for replay while a retry is possible; undefined once abandoned or not needed. */
-  #body: Buffer[] | undefined;
-  #bodyBytes = 0;
   #requestTrailers: HeaderMap | undefined;
   #downstreamEnded = false;
   #upgrade: string | undefined;
@@ -76,6 +64,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#rt = rt;
     this.#cb = callbacks;
     this.#http = rt.stats.http(callbacks.statPrefix);
+    this.#att = new AttemptSet(callbacks, () => this.#finished, () => this.#startAttempt());
   }
 
   // ---- decode path ----
@@ -136,22 +125,22 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#upgrade = cb.upgrade !== undefined && headers.has('upgrade') ? cb.upgrade : undefined;
     if (this.#upgrade === undefined) {
       const priority = raw?.priority === 'HIGH' ? 'HIGH' : 'DEFAULT';
-      this.#retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(priority).retries });
+      this.#att.retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(priority).retries });
       const hedge = hedgePolicyFor(raw?.hedge_policy ?? vhRaw?.hedge_policy);
-      this.#hedgeOnPerTryTimeout = (hedge?.hedgeOnPerTryTimeout ?? false) || headers.get('x-envoy-hedge-on-per-try-timeout') === 'true';
+      this.#att.hedgeOnPerTryTimeout = (hedge?.hedgeOnPerTryTimeout ?? false) || headers.get('x-envoy-hedge-on-per-try-timeout') === 'true';
     }
-    if (this.#retry && policy.previousHosts) this.#triedHosts = new Set();
-    this.#hostSelectionAttempts = policy.hostSelectionMaxAttempts;
+    if (this.#att.retry && policy.previousHosts) this.#att.triedHosts = new Set();
+    this.#att.hostSelectionAttempts = policy.hostSelectionMaxAttempts;
     this.#includeAttemptCount = vhRaw?.include_request_attempt_count === true;
     this.#includeAttemptCountInResponse = vhRaw?.include_attempt_count_in_response === true;
-    if (this.#retry && !endStream) this.#body = [];
+    if (this.#att.retry && !endStream) this.#att.body = [];
 
     route.requestHeaders.apply(headers, info);
     action.rewrite(headers);
     this.#headers = headers;
     this.#downstreamEnded = endStream;
     cb.onDownstreamWritable((writable) => {
-      const w = this.#winner?.request;
+      const w = this.#att.winner?.request;
       if (writable) w?.resumeResponse();
       else w?.pauseResponse();
     });
@@ -166,21 +155,16 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const headers = this.#headers!;
     const cstats = this.#cstats!;
     const info = this.#cb.streamInfo;
-    const tried = this.#triedHosts;
-    const exclude = tried !== undefined && tried.size > 0 ? tried : undefined;
-    let host = cluster.chooseHost({ hashKey: action.hash(headers, info), excludeHosts: exclude });
-    for (let i = 1; host && exclude?.has(host.key) && i < this.#hostSelectionAttempts; i++) {
-      host = cluster.chooseHost({ hashKey: action.hash(headers, info), excludeHosts: exclude }) ?? host;
-    }
+    const att = this.#att;
+    const host = att.pickHost(cluster, action, headers);
     if (!host) {
       cstats.cxNoneHealthy.inc();
       const r = LocalReplies.noHealthyUpstream;
       this.#finishWithLocalReply(r.status, r.body, r.details, r.flag);
       return false;
     }
-    tried?.add(host.key);
     info.upstreamHost = { address: host.address, port: host.port };
-    const n = ++this.#attemptCount;
+    const n = ++att.count;
     if (n === 1) {
       const route = this.#route!;
       this.#shadows = this.#rt.shadow?.start(route, headers, { endStream: this.#downstreamEnded, timeoutMs: this.#timeoutMs, downstreamProtocol: info.protocol, mainStatPrefix: cluster.info.statPrefix, bufferLimitBytes: this.#cb.bufferLimitBytes });
@@ -197,24 +181,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     }
     const a = new UpstreamAttempt(this, cluster, host, n, cstats);
     a.holdRequestSlot(requests);
-    this.#attempts.push(a);
-    // What the downstream sent so far: nothing more when it ended without body or trailers.
-    const body = n === 1 ? undefined : this.#body;
-    const endNow = this.#downstreamEnded && (n === 1 || (this.#bodyBytes === 0 && this.#requestTrailers === undefined));
-    let protocol = cluster.info.protocol;
-    if (protocol === 'downstream') protocol = info.protocol === 'HTTP/2' ? 'http2' : 'http1';
-    // WebSocket needs an HTTP/1.1 upstream (Envoy would use extended CONNECT on HTTP/2; legate does not).
-    const upgrade = this.#upgrade;
-    if (upgrade !== undefined || protocol === 'http1') {
-      a.request = startHttp1Request(cluster.http1Pool(host), headers, endNow, a, upgrade === undefined ? {} : { upgrade });
-    } else {
-      a.request = startHttp2Request(cluster.http2Session(host), headers, endNow, a);
-    }
-    if (n > 1 && !endNow && body) {
-      const last = body.length - 1;
-      body.forEach((chunk, i) => a.request!.sendData(chunk, i === last && this.#downstreamEnded && this.#requestTrailers === undefined));
-      if (this.#requestTrailers) a.request.sendTrailers(this.#requestTrailers);
-    }
+    att.launch(a, cluster, headers, { ended: this.#downstreamEnded, trailers: this.#requestTrailers, upgrade: this.#upgrade });
     a.armIdle(this.#perTryIdleTimeoutMs);
     if (this.#downstreamEnded) a.armPerTry(this.#perTryTimeoutMs);
     return true;
@@ -224,21 +191,22 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#shadows?.sendData(data, endStream);
     if (this.#finished || this.#headers === undefined) return FilterDataStatus.StopIterationNoBuffer;
     if (endStream) this.#downstreamEnded = true;
-    if (this.#body) {
-      if (this.#bodyBytes + data.length > this.#cb.bufferLimitBytes) {
+    const att = this.#att;
+    if (att.body) {
+      if (att.bodyBytes + data.length > this.#cb.bufferLimitBytes) {
         // Too big to replay: no more retries (Envoy's retry_or_shadow_abandoned).
         this.#cstats?.retryOrShadowAbandoned.inc();
-        this.#abandonRetries();
-        if (this.#attempts.length === 0) {
+        att.abandonRetries();
+        if (att.list.length === 0) {
           this.#finishWithLocalReply(507, 'exceeded request buffer limit while retrying upstream', 'request_payload_exceeded_retry_buffer_limit', undefined);
           return FilterDataStatus.StopIterationNoBuffer;
         }
       } else if (data.length > 0) {
-        this.#body.push(data);
-        this.#bodyBytes += data.length;
+        att.body.push(data);
+        att.bodyBytes += data.length;
       }
     }
-    for (const a of this.#attempts) a.request?.sendData(data, endStream);
+    for (const a of att.list) a.request?.sendData(data, endStream);
     if (endStream) this.#onRequestComplete();
     return FilterDataStatus.StopIterationNoBuffer;
   }
@@ -248,7 +216,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (this.#finished || this.#headers === undefined) return FilterTrailersStatus.StopIteration;
     this.#downstreamEnded = true;
     this.#requestTrailers = trailers;
-    for (const a of this.#attempts) a.request?.sendTrailers(trailers);
+    for (const a of this.#att.list) a.request?.sendTrailers(trailers);
     this.#onRequestComplete();
     return FilterTrailersStatus.StopIteration;
   }
@@ -259,12 +227,12 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (this.#timeoutMs > 0 && !this.#responseComplete && this.#timer === undefined) {
       this.#timer = setTimeout(() => this.#onTimeout(), this.#timeoutMs);
     }
-    for (const a of this.#attempts) a.armPerTry(this.#perTryTimeoutMs);
+    for (const a of this.#att.list) a.armPerTry(this.#perTryTimeoutMs);
   }
 
   onDestroy(): void {
     this.#shadows?.detach();
-    this.#resetAttempts(undefined);
+    this.#att.resetAttempts(undefined);
     this.#finished = true;
     this.#clearTimers();
   }
@@ -276,33 +244,21 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const status = Number(headers.get(':status'));
     a.report({ kind: 'http', status });
     const info = this.#cb.streamInfo;
-    const retry = this.#retry;
-    if (retry && this.#winner === undefined) {
-      let couldNotRetry = false;
-      if (a.hedged) couldNotRetry = retry.wouldRetryHeaders(headers);
-      else {
-        const s = retry.shouldRetryHeaders(headers);
-        if (s.kind === 'yes') {
-          this.#cstats?.chargeRetriedCode(status);
-          if (endStream && this.#downstreamEnded) a.release(true, this.#rt.config.dynamicStats);
-          else a.abort();
-          this.#drop(a);
-          this.#scheduleRetry(s.delayMs);
-          return;
-        }
-        couldNotRetry = this.#noteRetryStatus(s);
-      }
-      // A bad answer while other attempts may still do better: wait for them.
-      if (couldNotRetry && this.#othersPending(a)) {
-        a.abort();
-        this.#drop(a);
-        return;
-      }
-      // Forwarded: no more retries (Envoy resets its retry state here).
-      this.#retry = undefined;
-      retry.destroy();
+    const decision = this.#att.onResponseHeaders(a, headers);
+    if (decision === 'retry') {
+      this.#cstats?.chargeRetriedCode(status);
+      if (endStream && this.#downstreamEnded) a.release(true, this.#rt.config.dynamicStats);
+      else a.abort();
+      this.#att.drop(a);
+      return;
     }
-    this.#win(a);
+    // A bad answer while other attempts may still do better: wait for them.
+    if (decision === 'wait') {
+      a.abort();
+      this.#att.drop(a);
+      return;
+    }
+    this.#att.win(a);
     const now = performance.now();
     info.firstUpstreamRxMono = now;
     info.upstreamHost = { address: a.host.address, port: a.host.port };
@@ -318,19 +274,19 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   }
 
   onAttemptData(a: UpstreamAttempt, data: Buffer, endStream: boolean): void {
-    if (this.#finished || a !== this.#winner) return;
+    if (this.#finished || a !== this.#att.winner) return;
     if (endStream) this.#onUpstreamComplete(a);
     this.#cb.encodeData(data, endStream);
   }
 
   onAttemptTrailers(a: UpstreamAttempt, trailers: HeaderMap): void {
-    if (this.#finished || a !== this.#winner) return;
+    if (this.#finished || a !== this.#att.winner) return;
     this.#onUpstreamComplete(a);
     this.#cb.encodeTrailers(trailers);
   }
 
   onAttemptWritable(a: UpstreamAttempt, writable: boolean): void {
-    if (!this.#finished && this.#attempts.includes(a)) this.#cb.setDecoderReadable(writable);
+    if (!this.#finished && this.#att.list.includes(a)) this.#cb.setDecoderReadable(writable);
   }
 
   onAttemptUpgrade(a: UpstreamAttempt, headers: HeaderMap, socket: Duplex, head: Buffer): void {
@@ -338,7 +294,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       socket.destroy();
       return;
     }
-    this.#win(a);
+    this.#att.win(a);
     a.report({ kind: 'http', status: Number(headers.get(':status')) });
     const info = this.#cb.streamInfo;
     info.firstUpstreamRxMono = performance.now();
@@ -357,7 +313,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (err.code === ErrorCode.OVERFLOW) {
       // The pool's pending-requests breaker: never retried, no host was contacted (no outlier result).
       a.release(false);
-      this.#drop(a);
+      this.#att.drop(a);
       this.#overflowReply();
       return;
     }
@@ -367,7 +323,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const connectFailure = flag === ResponseFlag.UpstreamConnectionFailure;
     a.report({ kind: 'local', failure: connectFailure ? (err.code === ErrorCode.UPSTREAM_CONNECT_TIMEOUT ? 'timeout' : 'connect_failure') : 'reset' });
     a.release(false);
-    this.#drop(a);
+    this.#att.drop(a);
     if (this.#responseStarted) {
       this.#finished = true;
       this.#clearTimers();
@@ -377,7 +333,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       return;
     }
     const kind: ResetKind = connectFailure ? 'connect_failure' : flag === ResponseFlag.UpstreamRemoteReset && err.retryable ? 'refused_stream' : 'reset';
-    if (this.#maybeRetryReset(a, kind)) return;
+    if (this.#att.maybeRetryReset(a, kind)) return;
     this.#cb.streamInfo.responseFlags.add(flag);
     const reply = upstreamFailureReply(err, flag);
     if (this.#rt.config.dynamicStats) cstats?.chargeCode(reply.status);
@@ -393,7 +349,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       if (!idle) return;
       cstats?.rqPerTryIdleTimeout.inc();
       a.abort();
-      this.#drop(a);
+      this.#att.drop(a);
       this.#finished = true;
       this.#clearTimers();
       this.#cb.streamInfo.responseFlags.add(ResponseFlag.UpstreamRequestTimeout);
@@ -401,99 +357,21 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       this.#cb.resetStream('upstream_per_try_idle_timeout');
       return;
     }
-    if (!idle && this.#hedgeOnPerTryTimeout) {
+    if (!idle && this.#att.hedgeOnPerTryTimeout) {
       // Hedging: keep this attempt running and race another one against it.
       a.report({ kind: 'local', failure: 'timeout' });
-      const retry = this.#retry;
-      if (retry && !a.hedged) {
-        const s = retry.shouldHedgeRetryPerTryTimeout();
-        if (s.kind === 'yes') {
-          a.hedged = true;
-          this.#scheduleRetry(s.delayMs);
-        } else this.#noteRetryStatus(s);
-      }
+      this.#att.hedge(a);
       return;
     }
     (idle ? cstats?.rqPerTryIdleTimeout : cstats?.rqPerTryTimeout)?.inc();
     a.report({ kind: 'local', failure: 'timeout' });
     a.abort();
-    this.#drop(a);
-    if (this.#maybeRetryReset(a, 'timeout')) return;
+    this.#att.drop(a);
+    if (this.#att.maybeRetryReset(a, 'timeout')) return;
     const r = LocalReplies.upstreamTimeout;
     const status = this.#altTimeoutResponse ? 204 : r.status;
     if (this.#rt.config.dynamicStats) cstats?.chargeCode(status);
     this.#finishWithLocalReply(status, this.#altTimeoutResponse ? '' : r.body, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', r.flag);
-  }
-
-  /** After an attempt ended without headers: true when a retry was scheduled or another attempt may still answer. */
-  #maybeRetryReset(a: UpstreamAttempt, kind: ResetKind): boolean {
-    const retry = this.#retry;
-    if (retry && !a.hedged) {
-      const s = retry.shouldRetryReset(kind);
-      if (s.kind === 'yes') {
-        this.#scheduleRetry(s.delayMs);
-        return true;
-      }
-      this.#noteRetryStatus(s);
-    }
-    return this.#othersPending(a);
-  }
-
-  /** Flags for a retry that could not happen; true when the response would have been retried. */
-  #noteRetryStatus(s: RetryStatus): boolean {
-    if (s.kind === 'limit') this.#cb.streamInfo.responseFlags.add(ResponseFlag.UpstreamRetryLimitExceeded);
-    else if (s.kind === 'overflow') this.#cb.streamInfo.responseFlags.add(ResponseFlag.UpstreamOverflow);
-    return s.kind === 'limit' || s.kind === 'overflow';
-  }
-
-  #othersPending(a: UpstreamAttempt): boolean {
-    return this.#retryTimers.size > 0 || this.#attempts.some((o) => o !== a && !o.headersReceived);
-  }
-
-  #scheduleRetry(delayMs: number): void {
-    const t = setTimeout(() => {
-      this.#retryTimers.delete(t);
-      if (!this.#finished && this.#winner === undefined) this.#startAttempt();
-    }, delayMs);
-    this.#retryTimers.add(t);
-  }
-
-  /** The request body outgrew the buffer: the current attempt is the last. */
-  #abandonRetries(): void {
-    this.#retry?.destroy();
-    this.#retry = undefined;
-    this.#hedgeOnPerTryTimeout = false;
-    this.#body = undefined;
-    this.#bodyBytes = 0;
-    for (const t of this.#retryTimers) clearTimeout(t);
-    this.#retryTimers.clear();
-  }
-
-  /** This attempt's response goes downstream: the others are reset, pending retries cancelled. */
-  #win(a: UpstreamAttempt): void {
-    this.#winner = a;
-    this.#resetAttempts(a);
-    this.#attempts = [a];
-    for (const t of this.#retryTimers) clearTimeout(t);
-    this.#retryTimers.clear();
-    this.#body = undefined;
-  }
-
-  /** Removes a finished attempt; un-pauses the downstream if it was holding the request body back. */
-  #drop(a: UpstreamAttempt): void {
-    const i = this.#attempts.indexOf(a);
-    if (i >= 0) this.#attempts.splice(i, 1);
-    if (a.blocked && !this.#finished) this.#cb.setDecoderReadable(true);
-  }
-
-  /** Resets every attempt in flight except `keep`. */
-  #resetAttempts(keep: UpstreamAttempt | undefined): void {
-    for (const a of this.#attempts) {
-      if (a === keep || !a.active) continue;
-      a.report({ kind: 'local', failure: 'reset' });
-      a.abort();
-    }
-    if (keep === undefined) this.#attempts = [];
   }
 
   #onTimeout(): void {
@@ -501,8 +379,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (this.#finished || this.#responseComplete) return;
     const cstats = this.#cstats;
     cstats?.rqTimeout.inc();
-    for (const a of this.#attempts) a.report({ kind: 'local', failure: 'timeout' });
-    this.#resetAttempts(undefined);
+    for (const a of this.#att.list) a.report({ kind: 'local', failure: 'timeout' });
+    this.#att.resetAttempts(undefined);
     const r = LocalReplies.upstreamTimeout;
     if (this.#responseStarted) {
       this.#finished = true;
@@ -527,15 +405,12 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   #clearTimers(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const t of this.#retryTimers) clearTimeout(t);
-    this.#retryTimers.clear();
-    this.#retry?.destroy();
-    this.#retry = undefined;
+    this.#att.clearRetries();
   }
 
   /** Ends the stream with a local reply after forwarding began: no attempt or retry survives it. */
   #finishWithLocalReply(status: number, body: string, details: string, flag: ResponseFlag | undefined): void {
-    this.#resetAttempts(undefined);
+    this.#att.resetAttempts(undefined);
     this.#clearTimers();
     this.#finished = true;
     this.#cb.sendLocalReply(status, body, flag === undefined ? { details } : { details, flag });
@@ -544,7 +419,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   /** Circuit breaker overflow: 503 UO, `x-envoy-overloaded: true` unless Envoy headers are suppressed. */
   #overflowReply(): void {
     const r = LocalReplies.overflow;
-    this.#resetAttempts(undefined);
+    this.#att.resetAttempts(undefined);
     this.#clearTimers();
     this.#finished = true;
     this.#cb.sendLocalReply(r.status, r.body, { details: r.details, flag: r.flag, ...(this.#rt.config.suppressEnvoyHeaders ? {} : { headers: OVERLOADED_HEADERS }) });
