@@ -72,9 +72,16 @@ function clusterStatus(cm: ClusterManager): ClusterStatus[] {
   });
 }
 
-start().then(
+// Listen from the first moment: a ref'd message port keeps this thread alive while start() awaits
+// (health checks and DNS use unref'd timers), and messages that arrive early wait for start().
+const started = start();
+const early: MainToWorker[] = [];
+let handle: ((m: MainToWorker) => void) | undefined;
+port.on('message', (m: MainToWorker) => (handle ? handle(m) : early.push(m)));
+
+started.then(
   ({ listeners, cm, stats, runtime }) => {
-    port.on('message', (m: MainToWorker) => {
+    handle = (m: MainToWorker): void => {
       const connections = (): number => listeners.reduce((n, l) => n + l.activeConnections, 0);
       switch (m.type) {
         case 'stats':
@@ -103,7 +110,8 @@ start().then(
             });
           return;
       }
-    });
+    };
+    for (const m of early.splice(0)) handle(m);
   },
   (e: unknown) => {
     log.error(`worker ${init.workerId} failed to start: ${e instanceof Error ? e.message : String(e)}`);
