@@ -106,7 +106,7 @@ async function build(
   const mgr = createConnectionManager(c.value, { stats, clusterManager: cm, workerId: 0, shared, runtime });
   const sockets = new Set<net.Socket>();
   let ids = 0;
-  const server = net.createServer((sock) => {
+  const server = net.createServer({ noDelay: true }, (sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     mgr.handleConnection(sock, {

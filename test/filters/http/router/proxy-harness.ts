@@ -38,7 +38,7 @@ export async function startProxy(hcmYaml: string, clusterYamls: string[]): Promi
   const mgr = createConnectionManager(c.value, { stats, clusterManager: cm, workerId: 0, ...testRuntime() });
   const sockets = new Set<net.Socket>();
   let ids = 0;
-  const server = net.createServer((sock) => {
+  const server = net.createServer({ noDelay: true }, (sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     mgr.handleConnection(sock, {

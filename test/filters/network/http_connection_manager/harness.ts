@@ -193,7 +193,7 @@ export async function startProxy(extra: Record<string, unknown> = {}, conn: { bu
   const stats = new StatsStore();
   const manager = createConnectionManager(cfg, { stats, clusterManager: undefined as unknown as ClusterManager, workerId: 0, ...testRuntime() });
   let id = 0;
-  const server = net.createServer((s) => manager.handleConnection(s, { connectionId: ++id, ...conn }));
+  const server = net.createServer({ noDelay: true }, (s) => manager.handleConnection(s, { connectionId: ++id, ...conn }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   return {
