@@ -2,19 +2,14 @@
 // the router) on 127.0.0.1 with a Runtime and SharedCounters the test holds, a real upstream that
 // answers 200 "ok" (optionally after a pause), and helpers to count outcomes.
 
-import net from 'node:net';
-import { parse } from 'yaml';
-import { decodeJson } from '../../../../src/config/decode.ts';
-import { registry } from '../../../../src/filters/registry.ts';
-import { registerBuiltins } from '../../../../src/filters/index.ts';
-import { parseHttpConnectionManager, createConnectionManager } from '../../../../src/filters/network/http_connection_manager/index.ts';
-import type { HttpConnectionManager__Output } from '../../../../src/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
 import { StatsStore } from '../../../../src/proxy/stats.ts';
 import { SharedCounters } from '../../../../src/proxy/shared-counters.ts';
 import { Runtime } from '../../../../src/proxy/runtime.ts';
 import { clusterManager, clusterYaml } from '../router/harness.ts';
 import { startUpstream, type TestUpstream } from '../router/upstreams.ts';
 import type { ClusterManager } from '../../../../src/proxy/upstream/types.ts';
+
+import { serveHcm } from '../router/proxy-harness.ts';
 
 export { Client, type Downstream, type Reply } from '../router/proxy-harness.ts';
 
@@ -69,7 +64,6 @@ export async function startFaultProxy(
   hcm: string,
   opts: { runtime?: Record<string, string>; upstreamDelayMs?: number; upstreamProtocol?: 'http1' | 'http2'; moreClusters?: readonly string[] } = {},
 ): Promise<FaultProxy> {
-  registerBuiltins(registry);
   const proxy = { upstreamRequests: 0 } as { upstreamRequests: number };
   const upstream = await startUpstream(opts.upstreamProtocol ?? 'http1', (req, res) => {
     proxy.upstreamRequests++;
@@ -97,27 +91,11 @@ async function build(
 ): Promise<FaultProxy> {
   const stats = new StatsStore();
   const cm: ClusterManager = await clusterManager([clusterYaml('backend', upstream.port, opts.upstreamProtocol === 'http2'), ...(opts.moreClusters ?? []).map((n) => clusterYaml(n, upstream.port, opts.upstreamProtocol === 'http2'))], stats);
-  const d = decodeJson<HttpConnectionManager__Output>('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', parse(hcm));
-  if (!d.ok) throw new Error(JSON.stringify(d.errors));
-  const c = parseHttpConnectionManager(d.value, { path: 'hcm', clusterNames: undefined });
-  if (!c.ok) throw new Error(JSON.stringify(c.errors));
   const runtime = new Runtime([{ name: 'static', values: opts.runtime ?? {} }]);
   const shared = SharedCounters.create(1024);
-  const mgr = createConnectionManager(c.value, { stats, clusterManager: cm, workerId: 0, shared, runtime });
-  const sockets = new Set<net.Socket>();
-  let ids = 0;
-  const server = net.createServer({ noDelay: true }, (sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    mgr.handleConnection(sock, {
-      connectionId: ++ids,
-      remote: { address: sock.remoteAddress ?? '127.0.0.1', port: sock.remotePort ?? 0 },
-      local: { address: sock.localAddress ?? '127.0.0.1', port: sock.localPort ?? 0 },
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const served = await serveHcm(hcm, { stats, clusterManager: cm, workerId: 0, shared, runtime });
   return Object.assign(proxy, {
-    port: (server.address() as net.AddressInfo).port,
+    port: served.port,
     stats,
     runtime,
     shared,
@@ -125,8 +103,7 @@ async function build(
     counter: (n: string) => stats.snapshot().counters[n] ?? 0,
     gauge: (n: string) => stats.snapshot().gauges[n] ?? 0,
     close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
+      await served.close();
       await cm.close();
       await upstream.close();
     },

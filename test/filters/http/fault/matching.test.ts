@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, FAULT_TYPE, hcmYaml, startFaultProxy, type Downstream } from './harness.ts';
-import { clusterYaml } from '../router/harness.ts';
 
 const P = 'http.ingress_http.fault.';
 

@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import { Readable } from 'node:stream';
 import { parse } from 'yaml';
 import { decodeJson } from '../../../../src/config/decode.ts';
-import { registry } from '../../../../src/filters/registry.ts';
+import { registry, type RuntimeContext } from '../../../../src/filters/registry.ts';
 import { registerBuiltins } from '../../../../src/filters/index.ts';
 import { register as registerRouter } from '../../../../src/filters/http/router/index.ts';
 import { parseHttpConnectionManager, createConnectionManager } from '../../../../src/filters/network/http_connection_manager/index.ts';
@@ -26,16 +26,21 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(hcmYaml: string, clusterYamls: string[]): Promise<Proxy> {
+/** A connection manager built from HCM YAML, serving on 127.0.0.1 (port 0). */
+export interface ServedHcm {
+  readonly port: number;
+  /** Destroys open connections and closes the server (not the cluster manager). */
+  close(): Promise<void>;
+}
+
+export async function serveHcm(hcmYaml: string, ctx: RuntimeContext): Promise<ServedHcm> {
   registerBuiltins(registry);
   registerRouter(registry); // registering again is harmless; builtins may not include the router yet
-  const stats = new StatsStore();
-  const cm = await clusterManager(clusterYamls, stats);
   const d = decodeJson<HttpConnectionManager__Output>('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', parse(hcmYaml));
   if (!d.ok) throw new Error(JSON.stringify(d.errors));
   const c = parseHttpConnectionManager(d.value, { path: 'hcm', clusterNames: undefined });
   if (!c.ok) throw new Error(JSON.stringify(c.errors));
-  const mgr = createConnectionManager(c.value, { stats, clusterManager: cm, workerId: 0, ...testRuntime() });
+  const mgr = createConnectionManager(c.value, ctx);
   const sockets = new Set<net.Socket>();
   let ids = 0;
   const server = net.createServer({ noDelay: true }, (sock) => {
@@ -50,13 +55,25 @@ export async function startProxy(hcmYaml: string, clusterYamls: string[]): Promi
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+export async function startProxy(hcmYaml: string, clusterYamls: string[]): Promise<Proxy> {
+  const stats = new StatsStore();
+  const cm = await clusterManager(clusterYamls, stats);
+  const served = await serveHcm(hcmYaml, { stats, clusterManager: cm, workerId: 0, ...testRuntime() });
+  return {
+    port: served.port,
     stats,
     cm,
     counter: (n) => stats.snapshot().counters[n] ?? 0,
     gauge: (n) => stats.snapshot().gauges[n] ?? 0,
     close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
+      await served.close();
       await cm.close();
     },
   };
