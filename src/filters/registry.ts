@@ -6,6 +6,8 @@ import type { StatsStore } from '../proxy/stats.ts';
 import type { ClusterManager } from '../proxy/upstream/types.ts';
 import type { SharedCounters } from '../proxy/shared-counters.ts';
 import type { Runtime } from '../proxy/runtime.ts';
+import type { SecretStore, TlsSecret } from '../proxy/tls/types.ts';
+import type { ConfigSource__Output } from '../generated/envoy/config/core/v3/ConfigSource.ts';
 
 export type ExtensionCategory = 'listener' | 'network' | 'http' | 'access_logger' | 'transport_socket';
 
@@ -15,6 +17,23 @@ export interface ParseContext {
   readonly path: string;
   /** Names of clusters the bootstrap defines (statically). Undefined when clusters come from CDS. */
   readonly clusterNames: ReadonlySet<string> | undefined;
+  /** TLS: static secrets and SDS references (absent where no TLS config can appear). */
+  readonly tls?: TlsParseHooks;
+}
+
+/** An `sds_secret_configs` entry with an `sds_config`: a secret the main thread must subscribe to. */
+export interface SdsReference {
+  readonly name: string;
+  readonly configSource: ConfigSource__Output;
+  /** Field path of the sds_secret_configs entry. */
+  readonly path: string;
+}
+
+export interface TlsParseHooks {
+  /** `static_resources.secrets`, resolved, by name (also pre-loaded into every worker's SecretStore). */
+  readonly staticSecrets: ReadonlyMap<string, TlsSecret>;
+  /** Records an SDS secret a TLS context refers to; the main thread subscribes to each one once. */
+  sds(ref: SdsReference): void;
 }
 
 /** What a filter factory gets at run time, on a worker. */
@@ -27,6 +46,8 @@ export interface RuntimeContext {
   readonly shared: SharedCounters;
   /** Runtime values (static layers + admin layer), updated in place by /runtime_modify. */
   readonly runtime: Runtime;
+  /** Secrets by name (static and SDS), updated in place when the main thread pushes a new value. */
+  readonly secrets: SecretStore;
 }
 
 export interface ExtensionSpec<C = unknown, F = unknown> {

@@ -102,6 +102,7 @@ export class Server {
           shared: this.shared.buffer,
           runtimeAdmin: this.runtime.adminValues(),
           ports,
+          secrets: {},
         },
         (code) => void this.#exit(code),
       );

@@ -3,7 +3,8 @@
 
 import { SharedCounters } from '../../src/proxy/shared-counters.ts';
 import { Runtime } from '../../src/proxy/runtime.ts';
+import { MemorySecretStore } from '../../src/proxy/tls/secret-store.ts';
 
-export function testRuntime(values: Readonly<Record<string, string>> = {}): { shared: SharedCounters; runtime: Runtime } {
-  return { shared: SharedCounters.create(1024), runtime: new Runtime([{ name: 'test', values }]) };
+export function testRuntime(values: Readonly<Record<string, string>> = {}): { shared: SharedCounters; runtime: Runtime; secrets: MemorySecretStore } {
+  return { shared: SharedCounters.create(1024), runtime: new Runtime([{ name: 'test', values }]), secrets: new MemorySecretStore() };
 }

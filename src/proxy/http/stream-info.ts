@@ -4,6 +4,7 @@
 
 import type { HeaderMap } from './headers.ts';
 import type { ResponseFlag } from '../errors.ts';
+import type { TlsConnectionInfo } from '../tls/types.ts';
 
 export interface AddressInfo {
   /** IP address without port, e.g. `127.0.0.1` or `::1`. */
@@ -50,6 +51,10 @@ export interface StreamInfo {
   requestId: string | undefined;
   /** TLS server name requested by the client (SNI), when known. */
   requestedServerName: string | undefined;
+  /** The downstream connection's TLS session (peer identity, version); undefined for plaintext. */
+  downstreamTls: TlsConnectionInfo | undefined;
+  /** The upstream connection's TLS session, when the cluster uses TLS. */
+  upstreamTls: TlsConnectionInfo | undefined;
   connectionId: number;
   /** Upstream retry attempts made (x-envoy-attempt-count − 1). */
   attemptCount: number;
@@ -63,6 +68,7 @@ export function newStreamInfo(init: {
   connectionId: number;
   protocol?: string;
   requestedServerName?: string;
+  downstreamTls?: TlsConnectionInfo;
 }): StreamInfo {
   return {
     startTime: Date.now(),
@@ -90,6 +96,8 @@ export function newStreamInfo(init: {
     durationMs: undefined,
     requestId: undefined,
     requestedServerName: init.requestedServerName,
+    downstreamTls: init.downstreamTls,
+    upstreamTls: undefined,
     connectionId: init.connectionId,
     attemptCount: 0,
     terminationDetails: undefined,

@@ -5,6 +5,7 @@ import type { Bootstrap__Output } from '../../generated/envoy/config/bootstrap/v
 import type { StatsSnapshot } from '../stats.ts';
 import type { LogLevel } from '../log.ts';
 import type { CircuitBreakersConfig } from '../upstream/circuit-breakers-config.ts';
+import type { TlsSecret } from '../tls/types.ts';
 
 export interface WorkerInit {
   readonly workerId: number;
@@ -17,6 +18,8 @@ export interface WorkerInit {
   readonly runtimeAdmin: Readonly<Record<string, string>>;
   /** Port to bind for each listener by name (port-0 listeners get the port the main thread reserved). */
   readonly ports: Readonly<Record<string, number>>;
+  /** Dynamic secrets (SDS, watched files) the main thread holds when the worker starts, by name. */
+  readonly secrets: Readonly<Record<string, TlsSecret>>;
 }
 
 export interface HostStatus {
@@ -48,7 +51,8 @@ export type MainToWorker =
   | { readonly type: 'drain'; readonly id: number }
   | { readonly type: 'shutdown'; readonly id: number }
   | { readonly type: 'log_level'; readonly id: number; readonly level: LogLevel; readonly component?: string }
-  | { readonly type: 'runtime'; readonly id: number; readonly values: Readonly<Record<string, string>> };
+  | { readonly type: 'runtime'; readonly id: number; readonly values: Readonly<Record<string, string>> }
+  | { readonly type: 'secret'; readonly id: number; readonly name: string; readonly secret: TlsSecret };
 
 export type WorkerToMain =
   | { readonly type: 'ready'; readonly listeners: Record<string, number> }

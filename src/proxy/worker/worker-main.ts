@@ -2,6 +2,7 @@
 // traffic, and answers the main thread's questions (stats, clusters, drain, shutdown).
 // A failure to build is reported back as init_failed; the main thread then exits non-zero.
 
+import { MemorySecretStore } from '../tls/secret-store.ts';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit, WorkerToMain, ClusterStatus } from './messages.ts';
 import { setLogLevel, setThreadName, logger } from '../log.ts';
@@ -26,7 +27,7 @@ function send(m: WorkerToMain): void {
   port.postMessage(m);
 }
 
-async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManager; stats: StatsStore; runtime: Runtime }> {
+async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManager; stats: StatsStore; runtime: Runtime; secrets: MemorySecretStore }> {
   setThreadName(String(init.workerId + 1));
   setLogLevel(init.logLevel);
   for (const [c, l] of init.componentLogLevels) setLogLevel(l, c);
@@ -34,16 +35,17 @@ async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManage
   const built = buildStaticConfig(init.bootstrap);
   if (!built.ok) throw new Error(formatErrors(built.errors));
   const stats = new StatsStore();
+  const secrets = new MemorySecretStore(Object.entries(init.secrets));
   const shared = new SharedCounters(init.shared);
   const cm = createClusterManager(built.value.clusters, { stats, workerId: init.workerId, shared });
   await cm.ready();
   const runtime = buildRuntime(init.bootstrap, init.runtimeAdmin);
-  const rt = { stats, clusterManager: cm, workerId: init.workerId, shared, runtime };
+  const rt = { stats, clusterManager: cm, workerId: init.workerId, shared, runtime, secrets };
   const listeners = built.value.listeners.map((l) => new ActiveListener(l, rt));
   const bound: Record<string, number> = {};
   for (const l of listeners) bound[l.config.name] = await l.listen(init.ports[l.config.name] ?? l.config.address.port);
   send({ type: 'ready', listeners: bound });
-  return { listeners, cm, stats, runtime };
+  return { listeners, cm, stats, runtime, secrets };
 }
 
 function clusterStatus(cm: ClusterManager): ClusterStatus[] {
@@ -80,7 +82,7 @@ let handle: ((m: MainToWorker) => void) | undefined;
 port.on('message', (m: MainToWorker) => (handle ? handle(m) : early.push(m)));
 
 started.then(
-  ({ listeners, cm, stats, runtime }) => {
+  ({ listeners, cm, stats, runtime, secrets }) => {
     handle = (m: MainToWorker): void => {
       const connections = (): number => listeners.reduce((n, l) => n + l.activeConnections, 0);
       switch (m.type) {
@@ -91,6 +93,9 @@ started.then(
           return send({ type: 'reply', id: m.id, clusters: clusterStatus(cm) });
         case 'runtime':
           runtime.setAdmin(m.values);
+          return send({ type: 'reply', id: m.id });
+        case 'secret':
+          secrets.set(m.name, m.secret);
           return send({ type: 'reply', id: m.id });
         case 'log_level':
           setLogLevel(m.level, m.component);

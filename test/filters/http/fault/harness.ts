@@ -2,6 +2,7 @@
 // the router) on 127.0.0.1 with a Runtime and SharedCounters the test holds, a real upstream that
 // answers 200 "ok" (optionally after a pause), and helpers to count outcomes.
 
+import { MemorySecretStore } from '../../../../src/proxy/tls/secret-store.ts';
 import { StatsStore } from '../../../../src/proxy/stats.ts';
 import { SharedCounters } from '../../../../src/proxy/shared-counters.ts';
 import { Runtime } from '../../../../src/proxy/runtime.ts';
@@ -93,7 +94,7 @@ async function build(
   const cm: ClusterManager = await clusterManager([clusterYaml('backend', upstream.port, opts.upstreamProtocol === 'http2'), ...(opts.moreClusters ?? []).map((n) => clusterYaml(n, upstream.port, opts.upstreamProtocol === 'http2'))], stats);
   const runtime = new Runtime([{ name: 'static', values: opts.runtime ?? {} }]);
   const shared = SharedCounters.create(1024);
-  const served = await serveHcm(hcm, { stats, clusterManager: cm, workerId: 0, shared, runtime });
+  const served = await serveHcm(hcm, { stats, clusterManager: cm, workerId: 0, shared, runtime, secrets: new MemorySecretStore() });
   return Object.assign(proxy, {
     port: served.port,
     stats,
