@@ -184,6 +184,7 @@ export const USAGE = `legate — Envoy's data plane on Node.js
 Usage:
   legate -c FILE [options]           serve an Envoy v3 bootstrap (YAML or JSON)
   legate validate FILE               check a bootstrap and exit (same as --mode validate)
+  legate certs COMMAND …             development mesh CA: ca, issue, csr, sign-csr (legate certs --help)
 
 Options (Envoy's):
   -c, --config-path FILE             bootstrap file

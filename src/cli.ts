@@ -9,6 +9,7 @@ import { logger, setLogLevel } from './proxy/log.ts';
 const log = logger('main');
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'certs') return (await import('./cli-certs.ts')).runCerts(argv.slice(1));
   const parsed = parseArgs(argv);
   if (!parsed.ok) {
     process.stderr.write(`legate: ${parsed.error}\n`);

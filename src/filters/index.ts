@@ -10,6 +10,10 @@ import { register as registerLocalRateLimit } from './http/local_ratelimit/index
 import { register as registerNetworkLocalRateLimit } from './network/local_ratelimit/index.ts';
 import { registerTlsInspector } from './listener/tls_inspector/index.ts';
 import { registerHttpInspector } from './listener/http_inspector/index.ts';
+import { registerTlsTransportSocket } from './transport_sockets/tls/index.ts';
+import { registerRawBuffer } from './transport_sockets/raw_buffer/index.ts';
+import { register as registerHttpRbac } from './http/rbac/index.ts';
+import { register as registerNetworkRbac } from './network/rbac/index.ts';
 
 const registered = new WeakSet<ExtensionRegistry>();
 
@@ -24,4 +28,8 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerNetworkLocalRateLimit(registry);
   registerTlsInspector(registry);
   registerHttpInspector(registry);
+  registerTlsTransportSocket(registry);
+  registerRawBuffer(registry);
+  registerHttpRbac(registry);
+  registerNetworkRbac(registry);
 }

@@ -8,6 +8,9 @@ import { startAdmin, type AdminServer } from './admin/server.ts';
 import type { SocketAddr } from './listener/listener-config.ts';
 import { toProto3Json } from '../config/decode.ts';
 import type { ClusterStatus as WorkerClusterStatus } from './worker/messages.ts';
+import { certificatesJson } from './admin/certs.ts';
+import { secretsConfigDump } from './admin/secrets-dump.ts';
+import type { DownstreamTlsConfig, UpstreamTlsConfig } from './tls/transport-sockets.ts';
 
 const TYPE = 'type.googleapis.com/envoy.admin.v3.';
 
@@ -84,12 +87,19 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
       await server.setRuntime(values);
       runtimeStats();
     },
+    certs: () => certificatesJson(tlsContexts(server), server.secrets.store),
     healthcheck: (fail) => void (server.healthcheckFailed = fail),
     isHealthcheckFailed: () => server.healthcheckFailed,
     drainListeners: (opts) => void server.drainListeners(opts.graceful),
     quit: () => server.quit(),
   };
   return startAdmin({ address: address.host, port: address.port, source, stats: server.stats, ...(server.config.bootstrap.admin?.access_log_path ? { accessLogPath: server.config.bootstrap.admin.access_log_path } : {}) });
+}
+
+/** Every TLS context the config has: listener filter chains' (default chain included), then clusters'. */
+function* tlsContexts(server: Server): Generator<DownstreamTlsConfig | UpstreamTlsConfig> {
+  for (const l of server.config.listeners) for (const c of l.chains.values()) if (c.tls) yield c.tls;
+  for (const c of server.config.clusters) yield* c.tlsContexts;
 }
 
 /**
@@ -125,6 +135,7 @@ function configDump(server: Server, opts: ConfigDumpOptions): unknown {
       '@type': `${TYPE}ListenersConfigDump`,
       static_listeners: (b.static_resources?.listeners ?? []).map((l) => ({ listener: { '@type': 'type.googleapis.com/envoy.config.listener.v3.Listener', ...(toProto3Json('envoy.config.listener.v3.Listener', l) as object) }, last_updated: now })),
     },
+    secretsConfigDump({ staticSecrets: server.config.secrets, dynamic: server.secrets.dynamic(), sdsNames: server.secrets.sdsNames(), loadedAt: new Date(server.startTime) }),
   ];
   if (!opts.resource) return { configs };
   const items = configs.flatMap((c) => (Array.isArray(c[opts.resource!]) ? (c[opts.resource!] as unknown[]) : []));

@@ -18,6 +18,7 @@ import type { Runtime } from './runtime.ts';
 import { buildRuntime } from '../config/runtime-layers.ts';
 import { startAdminFor } from './admin-glue.ts';
 import type { AdminServer } from './admin/server.ts';
+import { SecretManagerMain } from './tls/secret-manager-main.ts';
 
 const log = logger('main');
 export { VERSION } from './version.ts';
@@ -54,6 +55,8 @@ export class Server {
   /** Process-wide limits shared with every worker. */
   readonly shared = SharedCounters.create();
   readonly runtime: Runtime;
+  /** Static and SDS secrets; SDS updates are validated here and pushed to every worker. */
+  readonly secrets: SecretManagerMain;
   readonly startTime = Date.now();
   state: ServerState = 'PRE_INITIALIZING';
   healthcheckFailed = false;
@@ -65,6 +68,7 @@ export class Server {
     this.options = options;
     this.config = config;
     this.runtime = buildRuntime(config.bootstrap);
+    this.secrets = new SecretManagerMain(config, this.stats, (name, secret) => void this.workers.ask({ type: 'secret', name, secret }));
     this.#setState('PRE_INITIALIZING');
     this.stats.gauge('server.live', 'max').set(0);
     this.stats.gauge('server.concurrency', 'max').set(options.concurrency);
@@ -82,6 +86,9 @@ export class Server {
   async start(): Promise<void> {
     this.#setState('INITIALIZING');
     for (const w of this.config.warnings) log.warn(w);
+    // SDS first: a secret that arrives before the workers start is in their WorkerInit; later
+    // ones are pushed. Listeners needing a missing secret reset connections until it arrives.
+    this.secrets.start();
     // Port-0 listeners: reserve a port here (SO_REUSEPORT) so every worker binds the same one.
     const reserved: net.Server[] = [];
     const ports: Record<string, number> = {};
@@ -102,7 +109,7 @@ export class Server {
           shared: this.shared.buffer,
           runtimeAdmin: this.runtime.adminValues(),
           ports,
-          secrets: {},
+          secrets: this.secrets.dynamicSecrets(),
         },
         (code) => void this.#exit(code),
       );
@@ -119,6 +126,13 @@ export class Server {
         writeFileSync(this.options.adminAddressPath, `${host}:${this.#admin.port}`);
       }
     }
+    // Envoy's init manager: not LIVE (/ready 503) until every SDS secret's first fetch has ended
+    // (accepted, rejected, or initial_fetch_timeout; `0s` waits for ever).
+    if (this.config.sdsRefs.length > 0) {
+      log.info(`waiting for ${this.config.sdsRefs.length} SDS secret(s): ${this.secrets.sdsNames().join(', ')}`);
+      await this.secrets.initialized();
+    }
+    if (this.state !== 'INITIALIZING') return;
     this.#setState('LIVE');
     this.stats.gauge('server.live', 'max').set(1);
     log.info(`legate ${VERSION} serving ${this.config.listeners.length} listener(s) on ${this.options.concurrency} worker(s)` + (this.#admin ? `, admin on port ${this.#admin.port}` : ''));
@@ -175,6 +189,7 @@ export class Server {
   async #exit(code: number): Promise<void> {
     if (this.#exiting) return;
     this.#exiting = true;
+    this.secrets.close();
     await this.workers.shutdown().catch(() => undefined);
     await this.#admin?.close().catch(() => undefined);
     log.info(`exiting (${code})`);

@@ -18,8 +18,6 @@ const CORPUS = CORPUS_DIR + '/';
 const LATER = /not supported yet|legate does not implement this extension|unknown HTTP filter/;
 /** What each failing file may fail on (features of later issues). */
 const EXPECTED_FAILURES: Record<string, RegExp> = {
-  'front-proxy__envoy.yaml': /transport socket "envoy\.transport_sockets\.tls"/,
-  'tls__envoy-https-http.yaml': /transport socket "envoy\.transport_sockets\.tls"/,
   'dynamic-config-fs__envoy.yaml': /dynamic resources \(xDS/,
 };
 

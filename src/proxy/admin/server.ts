@@ -226,6 +226,8 @@ function handlers(source: AdminSource): Handler[] {
       run: (q, _method, req) => runtimeModify(modify, q, req.body, req.contentType),
     });
   }
+  const certs = source.certs?.bind(source);
+  if (certs) list.push({ path: '/certs', help: 'print certs on machine', mutates: false, run: () => json(certs()) });
   const reset = source.resetCounters?.bind(source);
   if (reset) list.push({ path: '/reset_counters', help: 'reset all counters to zero', mutates: true, run: () => (reset(), text('OK\n')) });
   return list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -116,4 +116,6 @@ export interface AdminSource {
   quit(): void;
   /** `/reset_counters`; optional (404 when absent). */
   resetCounters?(): void;
+  /** `/certs`: envoy.admin.v3.Certificates as proto3 JSON; optional (404 when absent). */
+  certs?(): unknown;
 }

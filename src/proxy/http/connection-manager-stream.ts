@@ -55,6 +55,7 @@ export class ActiveStream {
       connectionId: conn.connectionId,
       protocol: encoder.protocol,
       ...(conn.requestedServerName !== undefined ? { requestedServerName: conn.requestedServerName } : {}),
+      ...(conn.downstreamTls !== undefined ? { downstreamTls: conn.downstreamTls } : {}),
     });
     this.#sink = new StreamSink(this);
     this.#fm = new FilterManager([], this.#sink, conn.bufferLimitBytes);

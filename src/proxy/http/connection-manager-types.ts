@@ -8,6 +8,7 @@ import type { HcmConfig } from './hcm-config.ts';
 import type { HcmStats } from './hcm-stats.ts';
 import type { HeaderMap } from './headers.ts';
 import type { AddressInfo } from './stream-info.ts';
+import type { TlsConnectionInfo } from '../tls/types.ts';
 import type { ActiveStream } from './connection-manager-stream.ts';
 
 export interface RuntimeFilter {
@@ -36,6 +37,8 @@ export interface ConnectionInfo {
   readonly requestedServerName: string | undefined;
   /** Request/response buffering limit for this connection (per_connection_buffer_limit_bytes). */
   readonly bufferLimitBytes: number;
+  /** The connection's TLS session; undefined for plaintext. */
+  readonly downstreamTls: TlsConnectionInfo | undefined;
 }
 
 /** Routes the filter manager's output to the stream's codec side. */

@@ -20,6 +20,7 @@ import type { HcmConfig, HttpFilterEntry } from './hcm-config.ts';
 import { HcmStats } from './hcm-stats.ts';
 import { checkUnderscores } from './request-headers.ts';
 import type { AddressInfo } from './stream-info.ts';
+import type { TlsConnectionInfo } from '../tls/types.ts';
 
 const log = logger('http');
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -31,6 +32,8 @@ export interface ConnectionOptions {
   readonly local?: AddressInfo;
   readonly tls?: boolean;
   readonly requestedServerName?: string;
+  /** The downstream TLS session (peer identity for XFCC, RBAC, the access log); undefined for plaintext. */
+  readonly downstreamTls?: TlsConnectionInfo;
   /** The listener's per_connection_buffer_limit_bytes (default: the HCM config's, 1 MiB). */
   readonly bufferLimitBytes?: number;
 }
@@ -231,8 +234,14 @@ class Manager implements ConnectionManager {
       tls,
       requestedServerName: opts.requestedServerName ?? (tls ? ((socket as TLSSocket).servername || undefined) : undefined),
       bufferLimitBytes: opts.bufferLimitBytes ?? this.cfg.bufferLimitBytes,
+      downstreamTls: opts.downstreamTls,
     };
     socket.on('error', () => {});
+    if (tls) {
+      this.stats.cxSslTotal.inc();
+      this.stats.cxSslActive.inc();
+      socket.once('close', () => this.stats.cxSslActive.dec());
+    }
     const codec = this.cfg.codecType;
     if (codec === 'HTTP1') return this.#start(socket, info, false);
     if (codec === 'HTTP2') return this.#start(socket, info, true);
@@ -268,7 +277,13 @@ class Manager implements ConnectionManager {
     this.connections.add(conn);
     if (h2) {
       this.#pendingH2 = conn;
+      // node:http2 answers a TLS socket that did not negotiate h2 with `403` (its unknownProtocol
+      // path); h2 by prior knowledge (AUTO sniffed the preface, or codec_type HTTP2) is still h2.
+      const t = socket instanceof TLSSocket && socket.alpnProtocol !== 'h2' ? socket : undefined;
+      const alpn = t?.alpnProtocol;
+      if (t) t.alpnProtocol = 'h2';
       this.#h2.emit('connection', socket);
+      if (t) t.alpnProtocol = alpn ?? false;
       this.#pendingH2 = undefined;
     } else {
       this.#bySocket.set(socket, conn);

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import type { AddressInfo, StreamInfo } from './stream-info.ts';
 import type { HeaderMap } from './headers.ts';
 import { compileTimeFormat } from './formatter-time.ts';
+import { compileTlsOperator, isTlsOperator } from './formatter-tls.ts';
 
 /** A formatted value: strings and numbers are typed (JSON keeps numbers); undefined = not set. */
 export type FormatValue = string | number | undefined;
@@ -125,8 +126,8 @@ const SIMPLE: Record<string, Extractor> = {
 };
 
 /**
- * Real Envoy operators whose data legate does not have yet (TLS peer details, metadata,
- * filter state, wire byte counts…): they compile and extract nothing.
+ * Real Envoy operators whose data legate does not have yet (metadata, filter state, wire byte
+ * counts…): they compile and extract nothing.
  */
 const NOT_YET = new Set<string>([
   'DYNAMIC_METADATA', 'CLUSTER_METADATA', 'UPSTREAM_METADATA', 'ROUTE_METADATA', 'METADATA', 'FILTER_STATE', 'UPSTREAM_FILTER_STATE',
@@ -142,7 +143,8 @@ const NOT_YET = new Set<string>([
   'DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_256', 'DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_1', 'DOWNSTREAM_PEER_CHAIN_SERIALS',
   'REQ_WITHOUT_QUERY_AND_FRAGMENT',
 ]);
-// TLS details, for both sides of both connections.
+// TLS details legate's TlsConnectionInfo does not carry (LOCAL_IP_SAN, TLS_SESSION_ID, OTHERNAME_SAN…);
+// the rest are extracted by formatter-tls.ts, which compileOperator asks first.
 for (const side of ['DOWNSTREAM', 'UPSTREAM']) {
   for (const who of ['PEER', 'LOCAL']) {
     for (const what of ['URI_SAN', 'DNS_SAN', 'IP_SAN', 'EMAIL_SAN', 'OTHERNAME_SAN', 'SUBJECT']) NOT_YET.add(`${side}_${who}_${what}`);
@@ -154,7 +156,7 @@ for (const side of ['DOWNSTREAM', 'UPSTREAM']) {
 
 /** Whether `name` is an Envoy operator legate knows (supported, or accepted and empty). */
 export function isKnownOperator(name: string): boolean {
-  return name in SIMPLE || name in WITH_ARG || name === 'HOSTNAME' || NOT_YET.has(name);
+  return name in SIMPLE || name in WITH_ARG || name === 'HOSTNAME' || isTlsOperator(name) || NOT_YET.has(name);
 }
 
 /** `X?Y` header arguments: first header, then the alternative. */
@@ -226,6 +228,8 @@ export function compileOperator(name: string, arg: string | undefined): Extracto
     const h = hostname();
     return () => h;
   }
+  const tls = compileTlsOperator(name, arg);
+  if (tls) return tls;
   if (NOT_YET.has(name)) return () => undefined;
   return `Not supported field in StreamInfo: ${name}`;
 }

@@ -10,6 +10,9 @@ export type CodecType = 'AUTO' | 'HTTP1' | 'HTTP2';
 export type ServerHeaderTransformation = 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
 export type HeadersWithUnderscoresAction = 'ALLOW' | 'REJECT_REQUEST' | 'DROP_HEADER';
 export type EscapedSlashesAction = 'KEEP_UNCHANGED' | 'REJECT_REQUEST' | 'UNESCAPE_AND_REDIRECT' | 'UNESCAPE_AND_FORWARD';
+export type ForwardClientCertDetails = 'SANITIZE' | 'FORWARD_ONLY' | 'APPEND_FORWARD' | 'SANITIZE_SET' | 'ALWAYS_FORWARD_ONLY';
+/** set_current_client_cert_details, in the order Envoy writes them into XFCC. */
+export type ClientCertDetail = 'Cert' | 'Chain' | 'Subject' | 'URI' | 'DNS';
 
 /** One HTTP filter of the chain: the registry spec and its parsed config. */
 export interface HttpFilterEntry {
@@ -94,4 +97,8 @@ export interface HcmConfig {
   readonly bufferLimitBytes: number;
   /** Forward `expect: 100-continue` instead of answering it (proxy_100_continue). */
   readonly proxy100Continue: boolean;
+  /** x-forwarded-client-cert handling (default SANITIZE). */
+  readonly forwardClientCertDetails: ForwardClientCertDetails;
+  /** What APPEND_FORWARD / SANITIZE_SET add about the client certificate, besides By and Hash. */
+  readonly setCurrentClientCertDetails: readonly ClientCertDetail[];
 }

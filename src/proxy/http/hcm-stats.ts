@@ -10,6 +10,8 @@ export class HcmStats {
   readonly cxHttp1Active: Gauge;
   readonly cxHttp2Total: Counter;
   readonly cxHttp2Active: Gauge;
+  readonly cxSslTotal: Counter;
+  readonly cxSslActive: Gauge;
   readonly cxDestroy: Counter;
   readonly cxDestroyRemote: Counter;
   readonly cxDestroyLocal: Counter;
@@ -51,6 +53,8 @@ export class HcmStats {
     this.cxHttp1Active = g('downstream_cx_http1_active');
     this.cxHttp2Total = c('downstream_cx_http2_total');
     this.cxHttp2Active = g('downstream_cx_http2_active');
+    this.cxSslTotal = c('downstream_cx_ssl_total');
+    this.cxSslActive = g('downstream_cx_ssl_active');
     this.cxDestroy = c('downstream_cx_destroy');
     this.cxDestroyRemote = c('downstream_cx_destroy_remote');
     this.cxDestroyLocal = c('downstream_cx_destroy_local');

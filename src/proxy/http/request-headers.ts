@@ -1,6 +1,7 @@
 // Envoy's request and response header handling in the connection manager (ConnectionManagerUtility):
 // x-forwarded-for / x-forwarded-proto, trusted client address, internal requests, x-envoy-* sanitising,
-// x-request-id, path normalisation, host port stripping, and response `server` / x-request-id / via.
+// x-request-id, x-forwarded-client-cert (xfcc.ts), path normalisation, host port stripping, and
+// response `server` / x-request-id / via.
 // Request problems come back as a rejection (status + details); nothing here throws.
 
 import { randomUUID } from 'node:crypto';
@@ -8,6 +9,7 @@ import net from 'node:net';
 import type { HeaderMap } from './headers.ts';
 import type { AddressInfo, StreamInfo } from './stream-info.ts';
 import type { Cidr, HcmConfig } from './hcm-config.ts';
+import { mutateXfcc } from './xfcc.ts';
 
 export interface HeaderRejection {
   readonly status: number;
@@ -186,6 +188,7 @@ export interface RequestContext {
   readonly info: StreamInfo;
   /** Connection peer. */
   readonly remote: AddressInfo;
+  /** The connection is TLS: x-forwarded-proto https. (The session itself is info.downstreamTls.) */
   readonly tls: boolean;
   readonly localPort: number;
   readonly localAddress: string;
@@ -250,6 +253,7 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
     h.set('via', prev ? `${prev}, ${cfg.via}` : cfg.via);
   }
   if (!cfg.proxy100Continue && h.get('expect')?.toLowerCase() === '100-continue') h.remove('expect');
+  mutateXfcc(h, cfg.forwardClientCertDetails, cfg.setCurrentClientCertDetails, info.downstreamTls);
 
   // Path checks and normalisation (Envoy: maybeNormalizePath).
   const path = h.get(':path');

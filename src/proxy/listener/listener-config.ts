@@ -1,6 +1,7 @@
 // Parses an Envoy Listener into legate's listener config: address, filter-chain matcher,
-// listener filters and each chain's network filters, all resolved against the registry.
-// Fails with field paths; the same parse runs on the main thread (validate) and on workers.
+// listener filters, each chain's network filters (resolved against the registry) and its
+// transport socket (plaintext or `envoy.transport_sockets.tls`). Fails with field paths; the same
+// parse runs on the main thread (validate) and on workers.
 
 import type { Listener__Output } from '../../generated/envoy/config/listener/v3/Listener.ts';
 import type { FilterChain__Output } from '../../generated/envoy/config/listener/v3/FilterChain.ts';
@@ -12,6 +13,7 @@ import type { ParseContext } from '../../filters/registry.ts';
 import { compileFilterChainMatcher, type FilterChainMatcher } from './filter-chain-match.ts';
 import { compileFilterDisabled, type ListenerFilterDisabled } from './listener-filters.ts';
 import { Limits } from '../limits.ts';
+import { parseDownstreamTransportSocket, type DownstreamTlsConfig } from '../tls/transport-sockets.ts';
 
 export interface SocketAddr {
   readonly host: string;
@@ -23,6 +25,10 @@ export interface ChainConfig {
   readonly name: string;
   /** Network filters in order; the last is terminal (http_connection_manager, tcp_proxy). */
   readonly filters: readonly ResolvedExtension[];
+  /** The chain's DownstreamTlsContext; undefined = plaintext (raw_buffer). */
+  readonly tls: DownstreamTlsConfig | undefined;
+  /** transport_socket_connect_timeout, ms; 0 = none set (Envoy: no timeout; legate's TLS core bounds handshakes itself). */
+  readonly transportSocketConnectTimeoutMs: number;
 }
 
 export interface ListenerConfig {
@@ -74,9 +80,8 @@ export function parseListener(l: Listener__Output, path: string, ctx: ParseConte
   });
   const chains = new Map<FilterChain__Output, ChainConfig>();
   const parseChain = (fc: FilterChain__Output, p: string): void => {
-    if (fc.transport_socket && fc.transport_socket.name !== 'envoy.transport_sockets.raw_buffer' && !fc.transport_socket.typed_config?.type_url.endsWith('RawBuffer')) {
-      errors.push({ path: joinPath(p, 'transport_socket'), reason: `transport socket "${fc.transport_socket.name}" (TLS) is not supported yet: TLS termination lands with the security issue` });
-    }
+    const ts = parseDownstreamTransportSocket(fc.transport_socket, { ...ctx, path: joinPath(p, 'transport_socket') });
+    if (!ts.ok) errors.push(...ts.errors);
     if (fc.filters.length === 0) errors.push({ path: joinPath(p, 'filters'), reason: 'a filter chain needs at least one network filter' });
     const filters: ResolvedExtension[] = [];
     fc.filters.forEach((f, i) => {
@@ -94,7 +99,12 @@ export function parseListener(l: Listener__Output, path: string, ctx: ParseConte
       if (!isLast && terminal) errors.push({ path: fp, reason: `terminal filter "${f.name}" must be the last filter in a filter chain` });
       filters.push(r.value);
     });
-    chains.set(fc, { name: fc.name || p, filters });
+    chains.set(fc, {
+      name: fc.name || p,
+      filters,
+      tls: ts.ok ? ts.value : undefined,
+      transportSocketConnectTimeoutMs: durationMs(fc.transport_socket_connect_timeout, 0),
+    });
   };
   l.filter_chains.forEach((fc, i) => parseChain(fc, joinPath(path, `filter_chains[${i}]`)));
   if (l.default_filter_chain) parseChain(l.default_filter_chain, joinPath(path, 'default_filter_chain'));
@@ -104,7 +114,8 @@ export function parseListener(l: Listener__Output, path: string, ctx: ParseConte
   const matcher = compileFilterChainMatcher(l.filter_chains, l.default_filter_chain, joinPath(path, 'filter_chains'));
   if (!matcher.ok) errors.push(...matcher.errors);
   if (errors.length || !addr.ok || !matcher.ok) return { ok: false, errors };
-  return ok({
+  const warnings = tlsInspectorWarnings(l, listenerFilters, path);
+  return withWarnings(warnings, {
     name: l.name || `${addr.value.host}_${addr.value.port}`,
     address: addr.value,
     statPrefix: listenerStatPrefix(l, addr.value),
@@ -116,6 +127,29 @@ export function parseListener(l: Listener__Output, path: string, ctx: ParseConte
     perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, Limits.perConnectionBufferLimitBytes),
     raw: l,
   });
+}
+
+const TLS_INSPECTOR = 'envoy.filters.listener.tls_inspector';
+
+/**
+ * Envoy (v3) no longer injects tls_inspector for chains that match on TLS properties (the runtime
+ * guard disable_tls_inspector_injection was removed in 1.22), so without it such chains never
+ * match. Say so, as a warning: the config is still valid.
+ */
+function tlsInspectorWarnings(l: Listener__Output, listenerFilters: ListenerConfig['listenerFilters'], path: string): string[] {
+  if (listenerFilters.some((f) => !('skipped' in f.ext) && f.ext.spec.name === TLS_INSPECTOR)) return [];
+  const out: string[] = [];
+  l.filter_chains.forEach((fc, i) => {
+    const m = fc.filter_chain_match;
+    if (!m) return;
+    const needs = m.transport_protocol === 'tls' || (m.transport_protocol === '' && m.server_names.length > 0);
+    if (needs) out.push(`${joinPath(path, `filter_chains[${i}].filter_chain_match`)}: matches on server_names or transport_protocol tls, but the listener has no ${TLS_INSPECTOR} listener filter, so this chain never matches`);
+  });
+  return out;
+}
+
+function withWarnings<T>(warnings: readonly string[], value: T): Result<T> {
+  return warnings.length > 0 ? { ok: true, value, warnings } : ok(value);
 }
 
 /** Terminal network filters by name, for specs that don't say (Envoy: `isTerminalFilterByProto`). */

@@ -1,8 +1,8 @@
 // One listener on one worker: a reusePort socket, listener filters, filter-chain selection, the
-// chain's non-terminal network filters (onNewConnection: they may close the connection, e.g.
-// local_ratelimit) and hand-off to the chain's terminal network filter. A connection that matches
-// no chain, or whose listener filters time out, is closed and counted; nothing here throws into
-// the event loop.
+// chain's TLS handshake (listener-tls.ts), the chain's non-terminal network filters
+// (onNewConnection: they may close the connection, e.g. local_ratelimit) and hand-off to the
+// chain's terminal network filter. A connection that matches no chain, fails its handshake or
+// whose listener filters time out is closed and counted; nothing here throws into the event loop.
 
 import net, { type Socket } from 'node:net';
 import type { ListenerConfig, ChainConfig } from './listener-config.ts';
@@ -11,7 +11,9 @@ import { NetworkFilterStatus, type NetworkFilterCallbacks, type NetworkFilterFac
 import { runListenerFilters, withFilterDisabled, type ListenerFilter } from './listener-filters.ts';
 import { newStreamInfo } from '../http/stream-info.ts';
 import type { Counter, Gauge } from '../stats.ts';
+import type { TlsConnectionInfo } from '../tls/types.ts';
 import { logger } from '../log.ts';
+import { ChainTls, hasTls } from './listener-tls.ts';
 
 const log = logger('conn_handler');
 let nextConnectionId = 1;
@@ -21,12 +23,15 @@ interface ChainRuntime {
   /** Non-terminal filters, in order: each connection gets one of each, which sees onNewConnection before the hand-off. */
   readonly filters: ReadonlyArray<{ factory: NetworkFilterFactory; config: unknown }>;
   readonly terminal: { factory: NetworkFilterFactory; config: unknown };
+  /** The chain's TLS server side; undefined for plaintext chains. */
+  readonly tls: ChainTls | undefined;
 }
 
 export class ActiveListener {
   readonly config: ListenerConfig;
   readonly #rt: RuntimeContext;
   readonly #server: net.Server;
+  /** Accepted (raw) sockets; destroying one also ends the TLSSocket wrapping it. */
   readonly #sockets = new Set<Socket>();
   readonly #listenerFilters: ListenerFilter[] = [];
   readonly #chains = new Map<object, ChainRuntime>();
@@ -48,7 +53,8 @@ export class ActiveListener {
       for (const f of chain.filters.slice(0, -1)) {
         if (!('skipped' in f)) filters.push({ factory: f.spec.factory(f.config, rt) as NetworkFilterFactory, config: f.config });
       }
-      this.#chains.set(raw, { config: chain, filters, terminal: { factory: last.spec.factory(last.config, rt) as NetworkFilterFactory, config: last.config } });
+      const tls = hasTls(chain) ? new ChainTls(chain, { stats: rt.stats, secrets: rt.secrets }) : undefined;
+      this.#chains.set(raw, { config: chain, filters, terminal: { factory: last.spec.factory(last.config, rt) as NetworkFilterFactory, config: last.config }, tls });
     }
     const limit = config.perConnectionBufferLimitBytes;
     this.#server = net.createServer({ highWaterMark: limit, noDelay: true }, (s) => this.#onConnection(s));
@@ -75,6 +81,7 @@ export class ActiveListener {
         // Envoy names listener stats after the bound address (`listener.127.0.0.1_10000.`).
         const prefix = this.config.raw.stat_prefix || `${this.config.address.host}_${this.#port}`;
         this.#stats = listenerStats(this.#rt, prefix);
+        for (const c of this.#chains.values()) c.tls?.start(this.#stats.prefix, this.#stats.transportSocketConnectTimeout);
         resolve(this.#port);
       });
     });
@@ -135,13 +142,29 @@ export class ActiveListener {
       socket.destroy();
       return;
     }
-    const streamInfo = newStreamInfo({ downstreamRemote: remote, downstreamLocal: local, connectionId: nextConnectionId++, ...(input.serverName ? { requestedServerName: input.serverName } : {}) });
+    let conn: Socket = socket;
+    let downstreamTls: TlsConnectionInfo | undefined;
+    if (chain.tls) {
+      const secured = await chain.tls.secure(socket);
+      if (!secured || socket.destroyed) return; // counted under ssl.* / server_ssl_socket_factory.*
+      conn = secured.socket;
+      downstreamTls = secured.info;
+    }
+    // With TLS, SNI comes from the handshake (the same name tls_inspector saw, when it ran).
+    const serverName = downstreamTls?.sni ?? input.serverName;
+    const streamInfo = newStreamInfo({
+      downstreamRemote: remote,
+      downstreamLocal: local,
+      connectionId: nextConnectionId++,
+      ...(serverName ? { requestedServerName: serverName } : {}),
+      ...(downstreamTls ? { downstreamTls } : {}),
+    });
     const callbacks: NetworkFilterCallbacks = {
-      socket,
+      socket: conn,
       streamInfo,
       bufferLimitBytes: this.config.perConnectionBufferLimitBytes,
-      continueReading: () => socket.resume(),
-      close: (mode) => (mode === 'flush' ? socket.end() : socket.destroy()),
+      continueReading: () => conn.resume(),
+      close: (mode) => (mode === 'flush' ? conn.end() : conn.destroy()),
     };
     this.#runFilters(chain, callbacks, 0);
   }
@@ -193,6 +216,7 @@ export class ActiveListener {
 
   async closeAll(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
+    for (const c of this.#chains.values()) c.tls?.close();
     await Promise.all([...this.#chains.values()].map((c) => c.terminal.factory.close?.()));
     await this.stopAccepting();
   }
@@ -207,6 +231,7 @@ interface ListenerStats {
   readonly workerCxActive: Gauge;
   readonly serverCx: Gauge;
   readonly noChain: Counter;
+  readonly transportSocketConnectTimeout: Counter;
 }
 
 function listenerStats(rt: RuntimeContext, prefix: string): ListenerStats {
@@ -221,6 +246,7 @@ function listenerStats(rt: RuntimeContext, prefix: string): ListenerStats {
     workerCxActive: rt.stats.gauge(`${w}downstream_cx_active`),
     serverCx: rt.stats.gauge('server.total_connections'),
     noChain: rt.stats.counter(`${p}no_filter_chain_match`),
+    transportSocketConnectTimeout: rt.stats.counter(`${p}downstream_cx_transport_socket_connect_timeout`),
   };
 }
 

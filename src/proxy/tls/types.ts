@@ -138,6 +138,11 @@ export interface ClientConnectTarget {
   readonly sni?: string;
   /** auto_san_validation: a SAN the peer must present (the request's Host). */
   readonly verifySan?: string;
+  /**
+   * ALPN to offer when the context has no `alpn_protocols` (Envoy's fallback: the connection pool's
+   * protocol, ['h2'] for HTTP/2 pools, ['http/1.1'] for HTTP/1.1 ones; none for TCP).
+   */
+  readonly alpnFallback?: readonly string[];
   readonly timeoutMs: number;
 }
 
@@ -156,4 +161,10 @@ export interface ClientTransportSocket {
    * server's certificate. Rejects with TlsHandshakeError (stat bumped) or a connect error.
    */
   connect(target: ClientConnectTarget, statPrefix: string): Promise<{ socket: TLSSocket; info: TlsConnectionInfo }>;
+}
+
+/** What a transport socket needs on a worker: a stats store (ssl.* counters) and the secrets. */
+export interface TransportSocketContext {
+  readonly stats: import('../stats.ts').StatsStore;
+  readonly secrets: SecretStore;
 }

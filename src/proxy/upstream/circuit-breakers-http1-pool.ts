@@ -5,9 +5,13 @@
 // ProxyError (upstream_rq_pending_overflow), and when connections are full it waits in FIFO order for
 // one to free up (upstream_cx_overflow). A request aborted while it waits leaves the queue only when it
 // reaches the head (undici then fails or aborts it immediately), so it holds its pending slot until then.
+// A handler implementing UpstreamTlsObserver learns the TLS session of the connection its request got.
 
-import { Client, Dispatcher, errors } from 'undici';
+import { Client, Dispatcher, errors, type buildConnector } from 'undici';
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { UpstreamTlsObserver } from './types.ts';
+import { upstreamTlsInfo } from './upstream-tls.ts';
 import type { BreakerLimit } from './circuit-breakers.ts';
 import { overflowError } from './circuit-breakers.ts';
 
@@ -17,6 +21,8 @@ interface Conn {
   active: number;
   /** The client's socket went away (idle timeout, peer close, connect failure); retire once idle. */
   down: boolean;
+  /** The client's current socket (from its connector), for the TLS session it negotiated. */
+  socket: Socket | undefined;
 }
 
 interface Waiting {
@@ -64,6 +70,8 @@ class TrackedHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
     this.#unpend();
+    const tls = upstreamTlsInfo(this.conn?.socket);
+    if (tls) (this.#inner as UpstreamTlsObserver).onUpstreamTls?.(tls);
     this.#inner.onRequestStart?.(controller, context);
   }
   onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: Duplex): void {
@@ -149,8 +157,21 @@ export class BoundedHttp1Pool extends Dispatcher {
     const cx = this.#o.connections;
     if (this.#conns.length === 0) cx.forceAcquire();
     else if (!cx.tryAcquire()) return undefined;
-    const client = new Client(this.#o.origin, { ...this.#o.client, pipelining: 1 });
-    const conn: Conn = { client, active: 0, down: false };
+    let holder: Conn | undefined;
+    // Wrap a connector function to learn each socket it makes (TLS session info).
+    const base = this.#o.client.connect;
+    const connect: buildConnector.connector | undefined =
+      typeof base === 'function'
+        ? (opts, cb) =>
+            base(opts, (err, socket) => {
+              if (holder) holder.socket = socket ?? undefined;
+              if (err || !socket) cb(err ?? new Error('no socket'), null);
+              else cb(null, socket);
+            })
+        : undefined;
+    const client = new Client(this.#o.origin, { ...this.#o.client, ...(connect ? { connect } : {}), pipelining: 1 });
+    const conn: Conn = { client, active: 0, down: false, socket: undefined };
+    holder = conn;
     const down = (): void => {
       conn.down = true;
       if (conn.active === 0) this.#retire(conn);

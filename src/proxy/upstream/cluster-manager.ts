@@ -1,11 +1,15 @@
 // One worker's clusters: host membership (STATIC, STRICT_DNS, LOGICAL_DNS with refresh timers), the load
-// balancer rebuilt on every change, and connection pools. A failed DNS resolution leaves the previous
-// hosts (none at start), logs and counts update_failure; it is never fatal.
+// balancer rebuilt on every change, each host's transport socket (transport-socket-match.ts), and
+// connection pools. A failed DNS resolution leaves the previous hosts (none at start), logs and counts
+// update_failure; it is never fatal.
 
 import type { ClientHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { logger } from '../log.ts';
+import { MemorySecretStore } from '../tls/secret-store.ts';
+import type { ClientTransportSocket, SecretStore } from '../tls/types.ts';
+import { TransportSocketMatcher } from './transport-socket-match.ts';
 import { SharedCounters } from '../shared-counters.ts';
 import type { Counter, Gauge, StatsStore } from '../stats.ts';
 import { hostKey, resolveAll } from './dns.ts';
@@ -13,7 +17,7 @@ import { LoadBalancer } from './lb/index.ts';
 import { ClusterPools } from './pool.ts';
 import { ClusterCircuitBreakers } from './circuit-breakers.ts';
 import { ClusterHealth, type HealthContext } from './health-check/cluster-health.ts';
-import type { Cluster, ClusterConfig, ClusterInfo, ClusterManager, EndpointConfig, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, RoutingPriority, UpstreamResult } from './types.ts';
+import type { Cluster, ClusterConfig, ClusterInfo, ClusterManager, EndpointConfig, EndpointMetadata, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, RoutingPriority, UpstreamResult, UpstreamTransportOptions } from './types.ts';
 
 const log = logger('upstream');
 
@@ -26,10 +30,12 @@ class HostImpl implements Host {
   readonly priority: number;
   readonly locality: Locality | undefined;
   readonly localityWeight: number | undefined;
+  readonly metadata: EndpointMetadata | undefined;
+  readonly transportSocket: ClientTransportSocket | undefined;
   health: HostHealth;
   activeRequests = 0;
 
-  constructor(address: string, ep: EndpointConfig, loc: LocalityEndpointsConfig) {
+  constructor(address: string, ep: EndpointConfig, loc: LocalityEndpointsConfig, sockets: TransportSocketMatcher) {
     this.address = address;
     this.port = ep.port;
     this.key = ep.pipe ? address : hostKey(address, ep.port);
@@ -38,6 +44,8 @@ class HostImpl implements Host {
     this.priority = loc.priority;
     this.locality = loc.locality;
     this.localityWeight = loc.weight;
+    this.metadata = ep.metadata;
+    this.transportSocket = sockets.resolve(ep.metadata, loc.metadata);
     this.health = ep.health;
   }
 }
@@ -58,6 +66,7 @@ class ClusterImpl implements Cluster {
   readonly #pools: ClusterPools;
   readonly #breakers: ClusterCircuitBreakers;
   readonly #stats: ClusterStats;
+  readonly #sockets: TransportSocketMatcher;
   #hosts: Host[] = [];
   #lb: LoadBalancer;
   /** DNS clusters: the last good hosts per endpoint, `locality index/endpoint index`. */
@@ -67,10 +76,14 @@ class ClusterImpl implements Cluster {
   /** Active health checking and outlier detection (health-check/cluster-health.ts). */
   readonly #health: ClusterHealth;
 
-  /** `shared`: the process-wide counters the circuit breakers count in (one per process in production). */
-  constructor(config: ClusterConfig, stats: StatsStore, healthCtx: HealthContext = { stats, workerId: 0 }, shared: SharedCounters = SharedCounters.create(64)) {
+  /**
+   * `shared`: the process-wide counters the circuit breakers count in (one per process in production);
+   * `secrets`: the worker's secrets, for the cluster's TLS transport sockets.
+   */
+  constructor(config: ClusterConfig, stats: StatsStore, healthCtx: HealthContext = { stats, workerId: 0 }, shared: SharedCounters = SharedCounters.create(64), secrets: SecretStore = new MemorySecretStore()) {
     this.info = config;
     this.#config = config;
+    this.#sockets = new TransportSocketMatcher(config, { stats, secrets }, healthCtx.workerId === 0);
     this.#breakers = new ClusterCircuitBreakers(config.name, config.statPrefix, config.circuitBreakers, shared, stats);
     this.#pools = new ClusterPools(config, stats, this.#breakers.get('DEFAULT'));
     const p = config.statPrefix;
@@ -92,7 +105,7 @@ class ClusterImpl implements Cluster {
   async init(): Promise<void> {
     if (this.#config.type === 'STATIC') {
       const hosts: Host[] = [];
-      for (const loc of this.#config.localities) for (const ep of loc.endpoints) hosts.push(new HostImpl(ep.address, ep, loc));
+      for (const loc of this.#config.localities) for (const ep of loc.endpoints) hosts.push(new HostImpl(ep.address, ep, loc, this.#sockets));
       this.#setHosts(hosts);
     } else {
       await this.#resolve();
@@ -112,7 +125,7 @@ class ClusterImpl implements Cluster {
             (addrs) => {
               // LOGICAL_DNS keeps a single logical host: the first address returned.
               const use = c.type === 'LOGICAL_DNS' ? addrs.slice(0, 1) : addrs;
-              this.#resolved.set(id, use.map((a) => new HostImpl(a, ep, loc)));
+              this.#resolved.set(id, use.map((a) => new HostImpl(a, ep, loc, this.#sockets)));
               return true;
             },
             (err: unknown) => {
@@ -195,22 +208,23 @@ class ClusterImpl implements Cluster {
     return this.#lb;
   }
 
-  http1Pool(host: Host): Dispatcher {
-    return this.#pools.http1Pool(host);
+  http1Pool(host: Host, transport?: UpstreamTransportOptions): Dispatcher {
+    return this.#pools.http1Pool(host, transport);
   }
 
-  http2Session(host: Host): Promise<ClientHttp2Session> {
-    return this.#pools.http2Session(host);
+  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<ClientHttp2Session> {
+    return this.#pools.http2Session(host, transport);
   }
 
-  connect(host: Host): Promise<Socket> {
-    return this.#pools.connect(host);
+  connect(host: Host, transport?: UpstreamTransportOptions): Promise<Socket> {
+    return this.#pools.connect(host, transport);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#health.close();
+    this.#sockets.close();
     await this.#pools.close();
   }
 }
@@ -220,11 +234,12 @@ class ClusterManagerImpl implements ClusterManager {
   readonly #clusters = new Map<string, ClusterImpl>();
   readonly #ready: Promise<void>;
 
-  constructor(clusters: readonly ClusterConfig[], ctx: { stats: StatsStore; workerId: number; shared?: SharedCounters | undefined }) {
+  constructor(clusters: readonly ClusterConfig[], ctx: ClusterManagerContext) {
     this.stats = ctx.stats;
     // Without the process's SharedCounters (single-worker tests) limits hold for this cluster manager.
     const shared = ctx.shared ?? SharedCounters.create(1024);
-    for (const c of clusters) this.#clusters.set(c.name, new ClusterImpl(c, ctx.stats, ctx, shared));
+    const secrets = ctx.secrets ?? new MemorySecretStore();
+    for (const c of clusters) this.#clusters.set(c.name, new ClusterImpl(c, ctx.stats, ctx, shared, secrets));
     ctx.stats.gauge('cluster_manager.active_clusters', 'max').set(this.#clusters.size);
     this.#ready = Promise.all([...this.#clusters.values()].map((c) => c.init())).then(() => undefined);
   }
@@ -250,7 +265,15 @@ class ClusterManagerImpl implements ClusterManager {
   }
 }
 
+export interface ClusterManagerContext {
+  readonly stats: StatsStore;
+  readonly workerId: number;
+  readonly shared?: SharedCounters | undefined;
+  /** The worker's secrets (static and SDS), for TLS transport sockets; empty when absent. */
+  readonly secrets?: SecretStore | undefined;
+}
+
 /** One per worker: builds every cluster and starts its initial host resolution. */
-export function createClusterManager(clusters: readonly ClusterConfig[], ctx: { stats: StatsStore; workerId: number; shared?: SharedCounters | undefined }): ClusterManager {
+export function createClusterManager(clusters: readonly ClusterConfig[], ctx: ClusterManagerContext): ClusterManager {
   return new ClusterManagerImpl(clusters, ctx);
 }

@@ -1,10 +1,17 @@
 // parseCluster: a decoded envoy.config.cluster.v3.Cluster → a frozen ClusterConfig (main thread).
 // Never throws: every problem is a ConfigError naming its field path; unsupported features fail clearly.
+// Transport sockets (transport_socket, transport_socket_matches) are parsed by the TLS extension.
 
 import { isIP } from 'node:net';
 import type { Cluster__Output } from '../../generated/envoy/config/cluster/v3/Cluster.ts';
 import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.ts';
 import type { HttpProtocolOptions__Output as UpstreamHttpProtocolOptions } from '../../generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.ts';
+import type { Metadata__Output } from '../../generated/envoy/config/core/v3/Metadata.ts';
+import type { UpstreamHttpProtocolOptions__Output } from '../../generated/envoy/config/core/v3/UpstreamHttpProtocolOptions.ts';
+import type { ParseContext } from '../../filters/registry.ts';
+import { structToJson } from '../../config/proto-json.ts';
+import { parseUpstreamTransportSocket } from '../tls/transport-sockets.ts';
+import type { UpstreamTlsConfig } from '../tls/context-config.ts';
 import type { ConfigError, Result } from '../../config/result.ts';
 import { deepFreeze, joinPath } from '../../config/result.ts';
 import { durationMs, int64, wrapped } from '../../config/values.ts';
@@ -14,7 +21,7 @@ import { DEFAULT_CIRCUIT_BREAKERS, parseCircuitBreakers } from './circuit-breake
 import { parseOutlierDetection } from './outlier/config.ts';
 import { parseHealthChecks } from './health-check/config.ts';
 export type { ClusterConfig } from './types.ts';
-import type { ClusterConfig, DnsLookupFamily, EndpointConfig, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, UpstreamProtocol } from './types.ts';
+import type { ClusterConfig, DnsLookupFamily, EndpointConfig, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const MAX_RING_SIZE = 8 * 1024 * 1024; // 8M entries, Envoy's upper bound
@@ -40,6 +47,17 @@ function healthOf(status: string): HostHealth {
     default:
       return 'healthy';
   }
+}
+
+/** filter_metadata with each Struct as plain JSON; undefined when there is none. */
+function filterMetadata(m: Metadata__Output | null | undefined): EndpointMetadata | undefined {
+  const fm = m?.filter_metadata;
+  if (!fm) return undefined;
+  const keys = Object.keys(fm);
+  if (keys.length === 0) return undefined;
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const k of keys) out[k] = structToJson(fm[k]);
+  return out;
 }
 
 function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: string, errors: ConfigError[]): LocalityEndpointsConfig[] {
@@ -68,9 +86,10 @@ function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: s
       }
       const hostname = ep.hostname || undefined;
       const health = healthOf(String(lbe.health_status));
+      const metadata = filterMetadata(lbe.metadata);
       if (addr.address === 'pipe' && addr.pipe) {
         if (type !== 'STATIC') errors.push({ path: joinPath(apath, 'pipe'), reason: `pipe addresses are only valid in STATIC clusters, not ${type}` });
-        endpoints.push({ address: addr.pipe.path, port: 0, hostname, weight: w, health, pipe: true });
+        endpoints.push({ address: addr.pipe.path, port: 0, hostname, weight: w, health, pipe: true, metadata });
         return;
       }
       const sa = addr.address === 'socket_address' ? addr.socket_address : null;
@@ -87,7 +106,7 @@ function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: s
       if (!sa.address) errors.push({ path: joinPath(spath, 'address'), reason: 'value length must be at least 1 characters' });
       else if (type === 'STATIC' && isIP(sa.address) === 0) errors.push({ path: joinPath(spath, 'address'), reason: `malformed IP address: ${sa.address}` });
       const dns = type !== 'STATIC';
-      endpoints.push({ address: sa.address, port, hostname: hostname ?? (dns ? sa.address : undefined), weight: w, health, pipe: false });
+      endpoints.push({ address: sa.address, port, hostname: hostname ?? (dns ? sa.address : undefined), weight: w, health, pipe: false, metadata });
     });
     const loc = lle.locality;
     out.push({
@@ -95,6 +114,7 @@ function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: s
       weight: lw,
       priority: lle.priority,
       endpoints,
+      metadata: filterMetadata(lle.metadata),
     });
   });
   if (type === 'LOGICAL_DNS') {
@@ -154,6 +174,12 @@ interface ProtocolChoice {
   protocol: UpstreamProtocol | 'downstream';
   idleTimeoutMs: number;
   maxRequestsPerConnection: number;
+  upstream: UpstreamHttpProtocolOptionsConfig | undefined;
+}
+
+function upstreamOptions(o: UpstreamHttpProtocolOptions__Output | null | undefined): UpstreamHttpProtocolOptionsConfig | undefined {
+  if (!o) return undefined;
+  return { autoSni: o.auto_sni, autoSanValidation: o.auto_san_validation, overrideAutoSniHeader: o.override_auto_sni_header.toLowerCase() };
 }
 
 function parseProtocol(c: Cluster__Output, path: string, errors: ConfigError[], warnings: string[]): ProtocolChoice {
@@ -161,6 +187,8 @@ function parseProtocol(c: Cluster__Output, path: string, errors: ConfigError[], 
   if (String(c.protocol_selection) === 'USE_DOWNSTREAM_PROTOCOL') protocol = 'downstream';
   let common = c.common_http_protocol_options;
   let maxRequests = wrapped(c.max_requests_per_connection, 0);
+  // The deprecated cluster field, unless HttpProtocolOptions carries its own.
+  let upstream = upstreamOptions(c.upstream_http_protocol_options);
   for (const [key, any] of Object.entries(c.typed_extension_protocol_options)) {
     const kpath = joinPath(path, `typed_extension_protocol_options["${key}"]`);
     if (key !== HTTP_PROTOCOL_OPTIONS && !any.type_url.endsWith(`/${HTTP_PROTOCOL_OPTIONS}`)) {
@@ -184,21 +212,54 @@ function parseProtocol(c: Cluster__Output, path: string, errors: ConfigError[], 
     } else if (o.upstream_protocol_options === 'use_downstream_protocol_config') {
       protocol = 'downstream';
     } else if (o.upstream_protocol_options === 'auto_config') {
-      // ALPN needs TLS upstreams; over plaintext Envoy's auto config speaks HTTP/1.1 too.
-      warnings.push(`${joinPath(kpath, 'auto_config')}: ALPN is not available to plaintext upstreams; using HTTP/1.1`);
+      // Over plaintext Envoy's auto config speaks HTTP/1.1 too; over TLS legate does not choose by ALPN yet.
+      warnings.push(`${joinPath(kpath, 'auto_config')}: protocol selection by ALPN is not supported; using HTTP/1.1`);
       protocol = 'http1';
     } else {
       errors.push({ path: kpath, reason: 'one of explicit_http_config, use_downstream_protocol_config or auto_config is required' });
     }
     if (o.http_filters.length > 0) errors.push({ path: joinPath(kpath, 'http_filters'), reason: 'upstream HTTP filters are not supported yet' });
     if (o.common_http_protocol_options) common = o.common_http_protocol_options;
+    if (o.upstream_http_protocol_options) upstream = upstreamOptions(o.upstream_http_protocol_options);
   }
   if (common?.max_requests_per_connection) maxRequests = common.max_requests_per_connection.value;
-  return { protocol, idleTimeoutMs: durationMs(common?.idle_timeout, Limits.connectionIdleTimeoutMs), maxRequestsPerConnection: maxRequests };
+  return { protocol, idleTimeoutMs: durationMs(common?.idle_timeout, Limits.connectionIdleTimeoutMs), maxRequestsPerConnection: maxRequests, upstream };
 }
 
-/** Validates one Cluster; `path` names it in errors (`static_resources.clusters[0]`). */
-export function parseCluster(c: Cluster__Output, path: string): Result<ClusterConfig> {
+interface TransportSockets {
+  readonly default: UpstreamTlsConfig | undefined;
+  readonly matches: TransportSocketMatchConfig[];
+  readonly all: UpstreamTlsConfig[];
+}
+
+/** transport_socket and transport_socket_matches, each through the TLS extension (raw_buffer → undefined). */
+function parseTransportSockets(c: Cluster__Output, path: string, ctx: ParseContext | undefined, errors: ConfigError[], warnings: string[]): TransportSockets {
+  const all: UpstreamTlsConfig[] = [];
+  const one = (ts: Cluster__Output['transport_socket'], p: string): UpstreamTlsConfig | undefined => {
+    const r = parseUpstreamTransportSocket(ts, { path: p, clusterNames: ctx?.clusterNames, ...(ctx?.tls ? { tls: ctx.tls } : {}) });
+    if (!r.ok) {
+      errors.push(...r.errors);
+      return undefined;
+    }
+    if (r.warnings) warnings.push(...r.warnings);
+    if (r.value) all.push(r.value);
+    return r.value;
+  };
+  const def = c.transport_socket ? one(c.transport_socket, joinPath(path, 'transport_socket')) : undefined;
+  const matches = c.transport_socket_matches.map((m, i): TransportSocketMatchConfig => {
+    const mpath = joinPath(path, `transport_socket_matches[${i}]`);
+    if (!m.transport_socket) errors.push({ path: joinPath(mpath, 'transport_socket'), reason: 'a transport_socket is required' });
+    const tls = m.transport_socket ? one(m.transport_socket, joinPath(mpath, 'transport_socket')) : undefined;
+    return { name: m.name, match: m.match ? structToJson(m.match) : {}, tls };
+  });
+  return { default: def, matches, all };
+}
+
+/**
+ * Validates one Cluster; `path` names it in errors (`static_resources.clusters[0]`). `ctx` brings the
+ * TLS hooks (static secrets, SDS references) its transport sockets may use.
+ */
+export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContext): Result<ClusterConfig> {
   const errors: ConfigError[] = [];
   const warnings: string[] = [];
   if (!c.name) errors.push({ path: joinPath(path, 'name'), reason: 'value length must be at least 1 characters' });
@@ -215,10 +276,7 @@ export function parseCluster(c: Cluster__Output, path: string): Result<ClusterCo
   if (c.dns_refresh_rate && dnsRefreshRateMs < 1) errors.push({ path: joinPath(path, 'dns_refresh_rate'), reason: 'value must be greater than 1ms' });
   const family = String(c.dns_lookup_family);
   if (!DNS_FAMILIES.includes(family)) errors.push({ path: joinPath(path, 'dns_lookup_family'), reason: `unknown dns_lookup_family ${family}` });
-  if (c.transport_socket || c.transport_socket_matches.length > 0) {
-    const raw = c.transport_socket?.name === 'envoy.transport_sockets.raw_buffer' && c.transport_socket_matches.length === 0;
-    if (!raw) errors.push({ path: joinPath(path, c.transport_socket ? 'transport_socket' : 'transport_socket_matches'), reason: 'upstream TLS transport sockets are not supported yet' });
-  }
+  const sockets = parseTransportSockets(c, path, ctx, errors, warnings);
   const localities = c.load_assignment ? parseEndpoints(type, c.load_assignment, joinPath(path, 'load_assignment'), errors) : [];
   if (type === 'LOGICAL_DNS' && !c.load_assignment) errors.push({ path: joinPath(path, 'load_assignment'), reason: 'LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint' });
   const lb = parseLb(c, path, errors);
@@ -229,6 +287,8 @@ export function parseCluster(c: Cluster__Output, path: string): Result<ClusterCo
   const circuitBreakers = breakers.ok ? breakers.value : DEFAULT_CIRCUIT_BREAKERS;
   const outlierDetection = c.outlier_detection ? parseOutlierDetection(c.outlier_detection, joinPath(path, 'outlier_detection'), errors) : undefined;
   const healthCheck = parseHealthChecks(c.health_checks, joinPath(path, 'health_checks'), errors);
+  // Envoy probes over each host's transport socket; legate's health checker speaks plaintext only.
+  if (healthCheck && sockets.all.length > 0) errors.push({ path: joinPath(path, 'health_checks'), reason: 'active health checks of clusters with a TLS transport socket are not supported yet' });
   if (errors.length > 0) return { ok: false, errors };
   const statName = c.alt_stat_name || c.name;
   const config: ClusterConfig = {
@@ -249,6 +309,10 @@ export function parseCluster(c: Cluster__Output, path: string): Result<ClusterCo
     maxRequestsPerConnection: proto.maxRequestsPerConnection,
     ...(outlierDetection ? { outlierDetection } : {}),
     ...(healthCheck ? { healthCheck } : {}),
+    ...(proto.upstream ? { upstreamHttpProtocolOptions: proto.upstream } : {}),
+    tlsContexts: sockets.all,
+    transportSocket: sockets.default,
+    transportSocketMatches: sockets.matches,
   };
   return warnings.length > 0 ? { ok: true, value: deepFreeze(config), warnings } : { ok: true, value: deepFreeze(config) };
 }

@@ -1,82 +1,31 @@
 // This worker's upstream connections for one cluster: bounded HTTP/1.1 pools (undici Clients), node:http2
-// sessions, raw TCP, with Envoy's cx stats. Connect failures and timeouts become retryable ProxyErrors
-// (flag UF). Connections and pending requests count against the cluster's DEFAULT-priority circuit
-// breakers (process-wide): over max_connections an HTTP/1.1 request waits for a connection, an HTTP/2
-// request shares an existing session, a TCP connect fails with a UO ProxyError.
+// sessions, raw TCP, each over TLS when the host's transport socket says so, with Envoy's cx stats.
+// Connect failures, timeouts and TLS handshake failures (connect_timeout covers the handshake) become
+// retryable ProxyErrors (flag UF). Connections and pending requests count against the cluster's
+// DEFAULT-priority circuit breakers (process-wide): over max_connections an HTTP/1.1 request waits for a
+// connection, an HTTP/2 request shares an existing session, a TCP connect fails with a UO ProxyError.
+// Pools are per host and, for TLS hosts, per auto_sni/auto_san_validation options (never mixed).
 
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { buildConnector, type Dispatcher } from 'undici';
-import { ErrorCode, ProxyError, ResponseFlag } from '../errors.ts';
 import { Limits } from '../limits.ts';
 import { logger } from '../log.ts';
-import type { Counter, Gauge, StatsStore } from '../stats.ts';
-import type { ClusterConfig, Host } from './types.ts';
+import type { StatsStore } from '../stats.ts';
+import { ByHost, ConnectTimeout, connectError, cxStats, isPipe, isTimeout, track, type CxStats, type CxTracker } from './pool-common.ts';
+import type { ClusterConfig, Host, UpstreamTransportOptions } from './types.ts';
+import type { ClientTransportSocket } from '../tls/types.ts';
+import { recordUpstreamTls, transportKey, upstreamTlsInfo } from './upstream-tls.ts';
 import { overflowError, type PriorityBreakers } from './circuit-breakers.ts';
 import { BoundedHttp1Pool } from './circuit-breakers-http1-pool.ts';
 
 const log = logger('upstream');
 const CLOSE_GRACE_MS = 5 * 1000; // 5 s for in-flight requests at close(), then destroyed
 const NO_IDLE_TIMEOUT_MS = 2 ** 31 - 1; // idle_timeout 0 disables it: the largest timer Node allows
-
-interface CxStats {
-  total: Counter;
-  active: Gauge;
-  connectFail: Counter;
-  connectTimeout: Counter;
-  destroy: Counter;
-  http1Total: Counter;
-  http2Total: Counter;
-}
-
-function cxStats(stats: StatsStore, prefix: string): CxStats {
-  return {
-    total: stats.counter(`${prefix}upstream_cx_total`),
-    active: stats.gauge(`${prefix}upstream_cx_active`),
-    connectFail: stats.counter(`${prefix}upstream_cx_connect_fail`),
-    connectTimeout: stats.counter(`${prefix}upstream_cx_connect_timeout`),
-    destroy: stats.counter(`${prefix}upstream_cx_destroy`),
-    http1Total: stats.counter(`${prefix}upstream_cx_http1_total`),
-    http2Total: stats.counter(`${prefix}upstream_cx_http2_total`),
-  };
-}
-
-function isPipe(host: Host): boolean {
-  return host.port === 0 && (host.address.startsWith('/') || host.address.startsWith('@'));
-}
-
-function connectError(host: Host, cluster: string, timeout: boolean, cause: unknown): ProxyError {
-  const what = timeout ? 'connect timeout' : `connection failure${cause instanceof Error ? ` (${cause.message})` : ''}`;
-  return new ProxyError(timeout ? ErrorCode.UPSTREAM_CONNECT_TIMEOUT : ErrorCode.UPSTREAM_CONNECT_FAILURE, `upstream ${host.key} of cluster ${cluster}: ${what}`, {
-    source: 'upstream',
-    retryable: true,
-    flag: ResponseFlag.UpstreamConnectionFailure,
-    cause,
-  });
-}
-
-/** Counts one connection attempt now; returns callbacks for its outcome (Envoy counts total/active at creation). */
-function track(s: CxStats, kind: 'http1' | 'http2' | 'tcp'): { failed(timeout: boolean): void; closed(): void } {
-  s.total.inc();
-  if (kind === 'http1') s.http1Total.inc();
-  else if (kind === 'http2') s.http2Total.inc();
-  s.active.inc();
-  let done = false;
-  const closed = (): void => {
-    if (done) return;
-    done = true;
-    s.active.dec();
-    s.destroy.inc();
-  };
-  return {
-    failed(timeout: boolean): void {
-      s.connectFail.inc();
-      if (timeout) s.connectTimeout.inc();
-      closed();
-    },
-    closed,
-  };
-}
+// ALPN offered when the TLS context has no alpn_protocols: the pool's protocol (Envoy's fallback).
+const H2_ALPN: readonly string[] = ['h2'];
+const HTTP1_ALPN: readonly string[] = ['http/1.1'];
 
 interface H2Entry {
   session: http2.ClientHttp2Session;
@@ -88,9 +37,9 @@ export class ClusterPools {
   readonly #config: ClusterConfig;
   readonly #stats: CxStats;
   readonly #breakers: PriorityBreakers;
-  readonly #http1 = new Map<string, BoundedHttp1Pool>();
-  readonly #http2 = new Map<string, H2Entry[]>();
-  readonly #h2Pending = new Map<string, Promise<http2.ClientHttp2Session>>();
+  readonly #http1 = new ByHost<BoundedHttp1Pool>();
+  readonly #http2 = new ByHost<H2Entry[]>();
+  readonly #h2Pending = new ByHost<Promise<http2.ClientHttp2Session>>();
   #closed = false;
 
   /** `breakers`: the cluster's DEFAULT-priority breakers (pools are shared by both priorities). */
@@ -100,30 +49,79 @@ export class ClusterPools {
     this.#breakers = breakers;
   }
 
-  http1Pool(host: Host): Dispatcher {
-    let pool = this.#http1.get(host.key);
+  /**
+   * Connects to a host through its TLS transport socket (connect_timeout covering TCP and handshake),
+   * remembering the session for StreamInfo.upstreamTls. `alpnFallback`: offered when the context has none.
+   */
+  #tlsConnect(host: Host, ts: ClientTransportSocket, transport: UpstreamTransportOptions | undefined, alpnFallback: readonly string[] | undefined): Promise<TLSSocket> {
+    const c = this.#config;
+    const target = {
+      host: host.address,
+      port: host.port,
+      ...(isPipe(host) ? { path: host.address } : {}),
+      ...(transport?.sni !== undefined ? { sni: transport.sni } : {}),
+      ...(transport?.verifySan !== undefined ? { verifySan: transport.verifySan } : {}),
+      ...(alpnFallback ? { alpnFallback } : {}),
+      timeoutMs: c.connectTimeoutMs,
+    };
+    const started = performance.now();
+    return ts.connect(target, c.statPrefix).then(
+      ({ socket, info }) => {
+        recordUpstreamTls(socket, info);
+        return socket;
+      },
+      (err: unknown) => {
+        // The transport socket's connect_timeout timer (TCP or handshake) is what ended it once the time is up.
+        throw performance.now() - started >= c.connectTimeoutMs ? new ConnectTimeout(err) : err;
+      },
+    );
+  }
+
+  http1Pool(host: Host, transport?: UpstreamTransportOptions): Dispatcher {
+    const ts = host.transportSocket;
+    const tkey = ts ? transportKey(transport) : '';
+    let pool = this.#http1.get(host.key, tkey);
     if (pool) return pool;
     const c = this.#config;
     const pipe = isPipe(host);
-    const base = buildConnector({ timeout: c.connectTimeoutMs, ...(pipe ? { socketPath: host.address } : {}) });
     const stats = this.#stats;
-    const connect: buildConnector.connector = (opts, cb) => {
-      const t = track(stats, 'http1');
-      base(opts, (err, socket) => {
-        if (err || !socket) {
-          const timeout = (err as { code?: string } | null)?.code === 'UND_ERR_CONNECT_TIMEOUT';
-          t.failed(timeout);
-          cb(connectError(host, c.name, timeout, err), null);
-          return;
-        }
-        socket.setNoDelay(true);
-        socket.once('close', t.closed);
-        cb(null, socket);
-      });
-    };
+    let connect: buildConnector.connector;
+    if (ts) {
+      connect = (_opts, cb) => {
+        const t = track(stats, 'http1');
+        this.#tlsConnect(host, ts, transport, HTTP1_ALPN).then(
+          (socket) => {
+            socket.setNoDelay(true);
+            socket.once('close', t.closed);
+            cb(null, socket);
+          },
+          (err: unknown) => {
+            const timeout = isTimeout(err);
+            t.failed(timeout);
+            cb(connectError(host, c.name, timeout, err), null);
+          },
+        );
+      };
+    } else {
+      const base = buildConnector({ timeout: c.connectTimeoutMs, ...(pipe ? { socketPath: host.address } : {}) });
+      connect = (opts, cb) => {
+        const t = track(stats, 'http1');
+        base(opts, (err, socket) => {
+          if (err || !socket) {
+            const timeout = isTimeout(err);
+            t.failed(timeout);
+            cb(connectError(host, c.name, timeout, err), null);
+            return;
+          }
+          socket.setNoDelay(true);
+          socket.once('close', t.closed);
+          cb(null, socket);
+        });
+      };
+    }
     const idle = c.idleTimeoutMs > 0 ? c.idleTimeoutMs : NO_IDLE_TIMEOUT_MS;
     pool = new BoundedHttp1Pool({
-      origin: pipe ? 'http://localhost' : `http://${host.key}`,
+      origin: `${ts ? 'https' : 'http'}://${pipe ? 'localhost' : host.key}`,
       cluster: c.name,
       connections: this.#breakers.connections,
       pending: this.#breakers.pendingRequests,
@@ -138,13 +136,14 @@ export class ClusterPools {
         ...(c.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: c.maxRequestsPerConnection } : {}),
       },
     });
-    this.#http1.set(host.key, pool);
+    this.#http1.set(host.key, tkey, pool);
     return pool;
   }
 
-  http2Session(host: Host): Promise<http2.ClientHttp2Session> {
+  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<http2.ClientHttp2Session> {
     if (this.#closed) return Promise.reject(connectError(host, this.#config.name, false, new Error('cluster closed')));
-    const entries = this.#http2.get(host.key) ?? [];
+    const tkey = host.transportSocket ? transportKey(transport) : '';
+    const entries = this.#http2.get(host.key, tkey) ?? [];
     for (const e of entries) {
       const s = e.session;
       if (e.draining || s.closed || s.destroyed) continue;
@@ -154,7 +153,7 @@ export class ClusterPools {
     // No session with a free stream: the request is pending until one connects (Envoy's pending request).
     const b = this.#breakers;
     if (!b.pendingRequests.tryAcquire()) return Promise.reject(overflowError(this.#config.name, 'pending requests'));
-    let p = this.#h2Pending.get(host.key);
+    let p = this.#h2Pending.get(host.key, tkey);
     if (!p) {
       // Over max_connections a host that has a session shares it (nghttp2 queues streams past the peer's limit).
       const usable = entries.filter((e) => !e.draining && !e.session.closed && !e.session.destroyed);
@@ -163,8 +162,8 @@ export class ClusterPools {
         return Promise.resolve(usable.reduce((a, e) => (e.active < a.active ? e : a)).session);
       }
       if (usable.length === 0) b.connections.forceAcquire();
-      const opening = this.#openH2(host).finally(() => this.#h2Pending.delete(host.key));
-      this.#h2Pending.set(host.key, opening);
+      const opening = this.#openH2(host, transport, tkey).finally(() => this.#h2Pending.delete(host.key, tkey));
+      this.#h2Pending.set(host.key, tkey, opening);
       p = opening;
     }
     const release = (): void => b.pendingRequests.release();
@@ -172,22 +171,52 @@ export class ClusterPools {
     return p;
   }
 
-  #openH2(host: Host): Promise<http2.ClientHttp2Session> {
+  /** A new session (h2c, or HTTP/2 over the host's TLS transport socket, offering ALPN h2 by default). */
+  #openH2(host: Host, transport: UpstreamTransportOptions | undefined, tkey: string): Promise<http2.ClientHttp2Session> {
     const c = this.#config;
     const t = track(this.#stats, 'http2');
+    let cxHeld = true;
+    const releaseCx = (): void => {
+      if (cxHeld) this.#breakers.connections.release();
+      cxHeld = false;
+    };
+    const pipe = isPipe(host);
+    const ts = host.transportSocket;
+    if (!ts) {
+      const connection = pipe ? () => net.connect({ path: host.address }) : undefined;
+      return this.#startH2(host, tkey, t, releaseCx, pipe ? 'http://localhost' : `http://${host.key}`, connection, undefined);
+    }
+    return this.#tlsConnect(host, ts, transport, H2_ALPN).then(
+      (socket) => this.#startH2(host, tkey, t, releaseCx, `https://${pipe ? 'localhost' : host.key}`, () => socket, socket),
+      (err: unknown) => {
+        const timeout = isTimeout(err);
+        t.failed(timeout);
+        releaseCx();
+        throw connectError(host, c.name, timeout, err);
+      },
+    );
+  }
+
+  /** Runs an HTTP/2 session on a new connection (`connection` undefined: TCP to the origin); `tls`: the secured socket, already connected. */
+  #startH2(
+    host: Host,
+    tkey: string,
+    t: CxTracker,
+    releaseCx: () => void,
+    origin: string,
+    connection: (() => net.Socket) | undefined,
+    tls: TLSSocket | undefined,
+  ): Promise<http2.ClientHttp2Session> {
+    const c = this.#config;
     return new Promise((resolve, reject) => {
-      const pipe = isPipe(host);
-      const session = http2.connect(pipe ? 'http://localhost' : `http://${host.key}`, {
+      const session = http2.connect(origin, {
         settings: { enablePush: false, initialWindowSize: Limits.http2InitialStreamWindowSize },
-        ...(pipe ? { createConnection: () => net.connect({ path: host.address }) } : {}),
+        ...(connection ? { createConnection: connection } : {}),
       });
+      const tlsInfo = upstreamTlsInfo(tls);
+      if (tlsInfo) recordUpstreamTls(session, tlsInfo);
       let connected = false;
       let failed = false;
-      let cxHeld = true;
-      const releaseCx = (): void => {
-        if (cxHeld) this.#breakers.connections.release();
-        cxHeld = false;
-      };
       const timer = setTimeout(() => {
         failed = true;
         t.failed(true);
@@ -218,9 +247,9 @@ export class ClusterPools {
           stream.once('close', () => entry.active--);
           return stream;
         };
-        const list = this.#http2.get(host.key) ?? [];
+        const list = this.#http2.get(host.key, tkey) ?? [];
         list.push(entry);
-        this.#http2.set(host.key, list);
+        this.#http2.set(host.key, tkey, list);
         if (c.idleTimeoutMs > 0) session.setTimeout(c.idleTimeoutMs, () => entry.active === 0 && session.close());
         resolve(session);
       });
@@ -229,17 +258,17 @@ export class ClusterPools {
         clearTimeout(timer);
         releaseCx();
         if (connected) t.closed();
-        const list = this.#http2.get(host.key);
+        const list = this.#http2.get(host.key, tkey);
         if (list) {
           const i = list.indexOf(entry);
           if (i >= 0) list.splice(i, 1);
-          if (list.length === 0) this.#http2.delete(host.key);
+          if (list.length === 0) this.#http2.delete(host.key, tkey);
         }
       });
     });
   }
 
-  connect(host: Host): Promise<net.Socket> {
+  connect(host: Host, transport?: UpstreamTransportOptions): Promise<net.Socket> {
     const c = this.#config;
     const cx = this.#breakers.connections;
     if (!cx.tryAcquire()) return Promise.reject(overflowError(c.name, 'connections'));
@@ -249,6 +278,25 @@ export class ClusterPools {
       if (cxHeld) cx.release();
       cxHeld = false;
     };
+    const ts = host.transportSocket;
+    if (ts) {
+      // tcp_proxy offers only the context's own alpn_protocols (Envoy has no fallback for TCP pools).
+      return this.#tlsConnect(host, ts, transport, undefined).then(
+        (socket) => {
+          socket.once('close', () => {
+            t.closed();
+            releaseCx();
+          });
+          return socket;
+        },
+        (err: unknown) => {
+          const timeout = isTimeout(err);
+          t.failed(timeout);
+          releaseCx();
+          throw connectError(host, c.name, timeout, err);
+        },
+      );
+    }
     return new Promise((resolve, reject) => {
       const socket = isPipe(host) ? net.connect({ path: host.address }) : net.connect({ host: host.address, port: host.port, noDelay: true });
       let failed = false;
@@ -282,16 +330,14 @@ export class ClusterPools {
 
   /** Closes one host's pools (host left the cluster): in-flight requests finish first. */
   async removeHost(key: string): Promise<void> {
-    const pool = this.#http1.get(key);
-    this.#http1.delete(key);
-    const sessions = this.#http2.get(key) ?? [];
-    this.#http2.delete(key);
-    await Promise.all([pool ? closePool(pool) : undefined, ...sessions.map((e) => closeSession(e.session))]);
+    const pools = this.#http1.take(key);
+    const sessions = this.#http2.take(key).flat();
+    await Promise.all([...pools.map(closePool), ...sessions.map((e) => closeSession(e.session))]);
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    const keys = new Set([...this.#http1.keys(), ...this.#http2.keys()]);
+    const keys = new Set([...this.#http1.hosts(), ...this.#http2.hosts()]);
     await Promise.all([...keys].map((k) => this.removeHost(k)));
   }
 }

@@ -8,6 +8,8 @@ import type { StatsStore } from '../stats.ts';
 import type { CircuitBreakersConfig } from './circuit-breakers-config.ts';
 import type { OutlierDetectionConfig } from './outlier/config.ts';
 import type { HealthCheckConfig } from './health-check/config.ts';
+import type { ClientTransportSocket, TlsConnectionInfo } from '../tls/types.ts';
+import type { UpstreamTlsConfig } from '../tls/context-config.ts';
 
 export type HostHealth = 'healthy' | 'unhealthy' | 'degraded';
 
@@ -30,6 +32,14 @@ export interface Host {
   readonly locality: Locality | undefined;
   /** LocalityLbEndpoints.load_balancing_weight (locality_weighted_lb_config); undefined when unset. */
   readonly localityWeight?: number | undefined;
+  /** LbEndpoint.metadata.filter_metadata as plain JSON; undefined when the endpoint has none. */
+  readonly metadata?: EndpointMetadata | undefined;
+  /**
+   * The transport socket this host's connections use, chosen once when the host is created
+   * (transport_socket_matches against its metadata, else the cluster's transport_socket);
+   * undefined = plaintext (raw_buffer).
+   */
+  readonly transportSocket?: ClientTransportSocket | undefined;
   health: HostHealth;
   /** Requests in flight to this host from this worker (LEAST_REQUEST reads it). */
   activeRequests: number;
@@ -44,6 +54,25 @@ export interface LbContext {
 }
 
 export type UpstreamProtocol = 'http1' | 'http2';
+
+/**
+ * Per-request inputs to an upstream TLS handshake (auto_sni / auto_san_validation, from the request's
+ * Host): connections made with different options are never shared, as Envoy keys its pools by them.
+ */
+export interface UpstreamTransportOptions {
+  /** SNI to send instead of the context's `sni`. */
+  readonly sni?: string | undefined;
+  /** A SAN the server certificate must present. */
+  readonly verifySan?: string | undefined;
+}
+
+/** `upstream_http_protocol_options` (HttpProtocolOptions or the deprecated cluster field). */
+export interface UpstreamHttpProtocolOptionsConfig {
+  readonly autoSni: boolean;
+  readonly autoSanValidation: boolean;
+  /** Header to take the SNI from instead of Host/:authority; '' = none. Lower case. */
+  readonly overrideAutoSniHeader: string;
+}
 
 export interface ClusterInfo {
   readonly name: string;
@@ -60,6 +89,8 @@ export interface ClusterInfo {
   readonly statPrefix: string;
   /** circuit_breakers thresholds per routing priority, Envoy's defaults filled. */
   readonly circuitBreakers: CircuitBreakersConfig;
+  /** upstream_http_protocol_options (auto_sni, auto_san_validation); undefined when unset. */
+  readonly upstreamHttpProtocolOptions?: UpstreamHttpProtocolOptionsConfig | undefined;
 }
 
 export interface Cluster {
@@ -68,16 +99,22 @@ export interface Cluster {
   hosts(): readonly Host[];
   /** Picks a host per the cluster's lb_policy (priority/locality aware); undefined → no healthy upstream. */
   chooseHost(ctx: LbContext): Host | undefined;
-  /** This worker's HTTP/1.1 connection pool for a host (undici Pool, keep-alive). */
-  http1Pool(host: Host): Dispatcher;
   /**
-   * An HTTP/2 (h2c prior knowledge) session to a host from this worker's session pool
-   * (node:http2; a new session when the current one is closing or at max concurrent streams).
-   * Rejects with a ProxyError (connect failure/timeout).
+   * This worker's HTTP/1.1 connection pool for a host (undici Clients, keep-alive; TLS when the host's
+   * transport socket says so). A dispatch handler may implement UpstreamTlsObserver.
    */
-  http2Session(host: Host): Promise<ClientHttp2Session>;
-  /** Opens a raw TCP connection to a host, honouring connect_timeout (tcp_proxy). Rejects with a ProxyError. */
-  connect(host: Host): Promise<Socket>;
+  http1Pool(host: Host, transport?: UpstreamTransportOptions): Dispatcher;
+  /**
+   * An HTTP/2 session to a host from this worker's session pool (node:http2, h2c prior knowledge or
+   * over the host's TLS transport socket; a new session when the current one is closing or at max
+   * concurrent streams). Rejects with a ProxyError (connect failure/timeout, TLS handshake failure).
+   */
+  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<ClientHttp2Session>;
+  /**
+   * Opens a connection to a host (TCP, then TLS when the host's transport socket says so), honouring
+   * connect_timeout for both (tcp_proxy). Rejects with a ProxyError.
+   */
+  connect(host: Host, transport?: UpstreamTransportOptions): Promise<Socket>;
   /** Call after changing any Host.health (health checker, outlier detection): rebuilds the load balancer. */
   healthChanged(): void;
   /**
@@ -140,6 +177,25 @@ export interface EndpointConfig {
   /** From LbEndpoint.health_status: UNHEALTHY/DRAINING/TIMEOUT → unhealthy, DEGRADED → degraded. */
   readonly health: HostHealth;
   readonly pipe: boolean;
+  /** LbEndpoint.metadata.filter_metadata, plain JSON; undefined when unset. */
+  readonly metadata?: EndpointMetadata | undefined;
+}
+
+/** `Metadata.filter_metadata` with each Struct as plain JSON, by filter name. */
+export type EndpointMetadata = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+
+/** One `transport_socket_matches` entry, parsed. */
+export interface TransportSocketMatchConfig {
+  readonly name: string;
+  /** `match` as plain JSON: every key must be in the endpoint's `envoy.transport_socket_match` metadata with an equal value. */
+  readonly match: Readonly<Record<string, unknown>>;
+  /** undefined = raw_buffer (plaintext). */
+  readonly tls: UpstreamTlsConfig | undefined;
+}
+
+/** A dispatch handler given to Cluster.http1Pool may implement this to learn its connection's TLS session. */
+export interface UpstreamTlsObserver {
+  onUpstreamTls?(info: TlsConnectionInfo): void;
 }
 
 export interface LocalityEndpointsConfig {
@@ -148,6 +204,8 @@ export interface LocalityEndpointsConfig {
   readonly weight: number | undefined;
   readonly priority: number;
   readonly endpoints: readonly EndpointConfig[];
+  /** LocalityLbEndpoints.metadata.filter_metadata, plain JSON; undefined when unset. */
+  readonly metadata?: EndpointMetadata | undefined;
 }
 
 export interface LbConfig {
@@ -185,4 +243,10 @@ export interface ClusterConfig extends ClusterInfo {
   readonly outlierDetection?: OutlierDetectionConfig | undefined;
   /** health_checks[0]; undefined when the cluster has none. */
   readonly healthCheck?: HealthCheckConfig | undefined;
+  /** Every UpstreamTlsContext the cluster may use (transport_socket, then each match's), for /certs. */
+  readonly tlsContexts: readonly UpstreamTlsConfig[];
+  /** The cluster's transport_socket; undefined = raw_buffer. Used when no transport_socket_matches entry matches. */
+  readonly transportSocket?: UpstreamTlsConfig | undefined;
+  /** transport_socket_matches in order (first match wins). */
+  readonly transportSocketMatches?: readonly TransportSocketMatchConfig[];
 }

@@ -35,9 +35,10 @@ async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManage
   const built = buildStaticConfig(init.bootstrap);
   if (!built.ok) throw new Error(formatErrors(built.errors));
   const stats = new StatsStore();
-  const secrets = new MemorySecretStore(Object.entries(init.secrets));
+  // Static secrets from this worker's own parse, then the SDS secrets the main thread already holds.
+  const secrets = new MemorySecretStore([...built.value.secrets, ...Object.entries(init.secrets)]);
   const shared = new SharedCounters(init.shared);
-  const cm = createClusterManager(built.value.clusters, { stats, workerId: init.workerId, shared });
+  const cm = createClusterManager(built.value.clusters, { stats, workerId: init.workerId, shared, secrets });
   await cm.ready();
   const runtime = buildRuntime(init.bootstrap, init.runtimeAdmin);
   const rt = { stats, clusterManager: cm, workerId: init.workerId, shared, runtime, secrets };

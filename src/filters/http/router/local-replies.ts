@@ -5,6 +5,7 @@ import { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RouteEntry } from '../../../proxy/http/route-types.ts';
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
 import { LocalReplies, ResponseFlag, type ProxyError } from '../../../proxy/errors.ts';
+import { transportFailureReason } from '../../../proxy/upstream/upstream-tls.ts';
 
 export function directResponseHeaders(route: RouteEntry, info: StreamInfo, location?: string): Record<string, string> | undefined {
   const h = new HeaderMap();
@@ -31,7 +32,8 @@ export function upstreamFailureReply(err: ProxyError, flag: ResponseFlag): Failu
   const prefix = 'upstream connect error or disconnect/reset before headers. ';
   if (flag === ResponseFlag.UpstreamConnectionFailure) {
     const cause = err.cause as { code?: string; message?: string } | undefined;
-    const reason = cause ? `delayed connect error: ${cause.code ?? cause.message ?? 'unknown'}` : err.message;
+    // A failed TLS handshake reads as Envoy prints it (`TLS_error:…`); a failed TCP connect as its errno.
+    const reason = transportFailureReason(err) ?? (cause ? `delayed connect error: ${cause.code ?? cause.message ?? 'unknown'}` : err.message);
     return {
       status: 503,
       body: `${LocalReplies.connectFailure.body}, transport failure reason: ${reason}`,

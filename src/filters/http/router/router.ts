@@ -9,7 +9,8 @@ import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpF
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ClusterRouteAction, RouteEntry } from '../../../proxy/http/route-types.ts';
 import { ErrorCode, LocalReplies, ResponseFlag, type ProxyError } from '../../../proxy/errors.ts';
-import type { Cluster, ClusterManager } from '../../../proxy/upstream/types.ts';
+import type { Cluster, ClusterManager, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
+import { autoTransportOptions } from '../../../proxy/upstream/upstream-tls.ts';
 import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
 import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
 import type { RouterConfig } from './config.ts';
@@ -42,6 +43,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   #cstats: ClusterRouterStats | undefined;
   /** The request headers as sent upstream (mutated per attempt: attempt count, auto host rewrite). */
   #headers: HeaderMap | undefined;
+  /** auto_sni / auto_san_validation from the (rewritten) Host, for every attempt. */
+  #transport: UpstreamTransportOptions | undefined;
   /** Attempts in flight, retries and hedging (router-attempts.ts). */
   readonly #att: AttemptSet;
   /** Mirrored copies of this request (shadow.ts), fed the body as it arrives. */
@@ -138,6 +141,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     route.requestHeaders.apply(headers, info);
     action.rewrite(headers);
     this.#headers = headers;
+    this.#transport = autoTransportOptions(cluster.info.upstreamHttpProtocolOptions, (n) => headers.get(n));
     this.#downstreamEnded = endStream;
     cb.onDownstreamWritable((writable) => {
       const w = this.#att.winner?.request;
@@ -181,7 +185,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     }
     const a = new UpstreamAttempt(this, cluster, host, n, cstats);
     a.holdRequestSlot(requests);
-    att.launch(a, cluster, headers, { ended: this.#downstreamEnded, trailers: this.#requestTrailers, upgrade: this.#upgrade });
+    att.launch(a, cluster, headers, { ended: this.#downstreamEnded, trailers: this.#requestTrailers, upgrade: this.#upgrade }, this.#transport);
     a.armIdle(this.#perTryIdleTimeoutMs);
     if (this.#downstreamEnded) a.armPerTry(this.#perTryTimeoutMs);
     return true;
@@ -262,6 +266,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const now = performance.now();
     info.firstUpstreamRxMono = now;
     info.upstreamHost = { address: a.host.address, port: a.host.port };
+    info.upstreamTls = a.tls;
     info.attemptCount = a.number - 1;
     if (!this.#rt.config.suppressEnvoyHeaders) headers.set('x-envoy-upstream-service-time', String(Math.round(now - a.startMono)));
     if (this.#includeAttemptCountInResponse) headers.set('x-envoy-attempt-count', String(a.number));
@@ -298,6 +303,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     a.report({ kind: 'http', status: Number(headers.get(':status')) });
     const info = this.#cb.streamInfo;
     info.firstUpstreamRxMono = performance.now();
+    info.upstreamTls = a.tls;
     this.#route?.responseHeaders.apply(headers, info);
     if (this.#rt.config.dynamicStats) this.#cstats?.chargeCode(Number(headers.get(':status')));
     this.#responseStarted = true;

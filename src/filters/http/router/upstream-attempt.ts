@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ProxyError } from '../../../proxy/errors.ts';
 import type { Cluster, Host, ResourceLimit, UpstreamResult } from '../../../proxy/upstream/types.ts';
+import type { TlsConnectionInfo } from '../../../proxy/tls/types.ts';
 import type { ClusterRouterStats } from './stats.ts';
 import type { UpstreamRequest, UpstreamSink } from './upstream-request.ts';
 
@@ -34,6 +35,8 @@ export class UpstreamAttempt implements UpstreamSink {
   hedged = false;
   /** The upstream cannot take more request body right now. */
   blocked = false;
+  /** The TLS session of the connection this attempt got (StreamInfo.upstreamTls); undefined = plaintext. */
+  tls: TlsConnectionInfo | undefined;
   readonly #owner: AttemptOwner;
   readonly #cluster: Cluster;
   readonly #stats: ClusterRouterStats;
@@ -154,6 +157,10 @@ export class UpstreamAttempt implements UpstreamSink {
   onUpstreamWritable(writable: boolean): void {
     this.blocked = !writable;
     if (this.#active) this.#owner.onAttemptWritable(this, writable);
+  }
+
+  onUpstreamTls(info: TlsConnectionInfo): void {
+    this.tls = info;
   }
 
   onUpstreamUpgrade(headers: HeaderMap, socket: Duplex, head: Buffer): void {

@@ -6,6 +6,8 @@ import { Readable, type Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { HeaderMap } from '../../../proxy/http/headers.ts';
 import { ErrorCode, ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
+import type { TlsConnectionInfo } from '../../../proxy/tls/types.ts';
+import type { UpstreamTlsObserver } from '../../../proxy/upstream/types.ts';
 import { EMPTY, responseHeaderMap, skipRequestHeader, type UpstreamRequest, type UpstreamSink } from './upstream-request.ts';
 
 const BODY_HIGH_WATER_MARK = 64 * 1024; // bytes queued for undici before the downstream is paused
@@ -45,7 +47,7 @@ export function classifyUndiciError(err: Error & { code?: string }, connected: b
   });
 }
 
-class Http1UpstreamRequest implements UpstreamRequest, Dispatcher.DispatchHandler {
+class Http1UpstreamRequest implements UpstreamRequest, Dispatcher.DispatchHandler, UpstreamTlsObserver {
   readonly #sink: UpstreamSink;
   readonly #body: Readable | null;
   #controller: Dispatcher.DispatchController | undefined;
@@ -115,6 +117,11 @@ class Http1UpstreamRequest implements UpstreamRequest, Dispatcher.DispatchHandle
   }
 
   // ---- undici → router ----
+
+  /** The pool tells which TLS connection the request got (UpstreamTlsObserver). */
+  onUpstreamTls(info: TlsConnectionInfo): void {
+    if (!this.#done) this.#sink.onUpstreamTls?.(info);
+  }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;

@@ -5,6 +5,7 @@
 import { constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { HeaderMap } from '../../../proxy/http/headers.ts';
 import { ErrorCode, ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
+import { upstreamTlsInfo } from '../../../proxy/upstream/upstream-tls.ts';
 import { EMPTY, responseHeaderMap, skipRequestHeader, type UpstreamRequest, type UpstreamSink } from './upstream-request.ts';
 
 const PENDING_HIGH_WATER_MARK = 64 * 1024; // bytes queued while the session connects before the downstream is paused
@@ -74,6 +75,8 @@ class Http2UpstreamRequest implements UpstreamRequest {
 
   #open(session: ClientHttp2Session, headers: OutgoingHttpHeaders): void {
     if (this.#done) return;
+    const tls = upstreamTlsInfo(session);
+    if (tls) this.#sink.onUpstreamTls?.(tls);
     const pending = this.#pending ?? [];
     this.#pending = undefined;
     const endNow = this.#requestEnded && pending.length === 0 && this.#trailers === undefined;

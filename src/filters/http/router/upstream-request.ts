@@ -5,6 +5,7 @@
 import type { Duplex } from 'node:stream';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ProxyError } from '../../../proxy/errors.ts';
+import type { TlsConnectionInfo } from '../../../proxy/tls/types.ts';
 
 /** What an upstream request tells the router. After an error or the end of the response, nothing follows. */
 export interface UpstreamSink {
@@ -19,6 +20,8 @@ export interface UpstreamSink {
   onUpstreamWritable(writable: boolean): void;
   /** HTTP/1.1 upgrade accepted (101): the raw upstream socket and any bytes read past the head. */
   onUpstreamUpgrade(headers: HeaderMap, socket: Duplex, head: Buffer): void;
+  /** The request got a TLS connection (before its headers are sent): what that connection negotiated. */
+  onUpstreamTls?(info: TlsConnectionInfo): void;
 }
 
 export interface UpstreamRequest {

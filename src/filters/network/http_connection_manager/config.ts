@@ -13,7 +13,7 @@ import { parseLocalReplyConfig } from '../../../proxy/http/local-reply.ts';
 import { parseCidr } from '../../../proxy/http/request-headers.ts';
 import { Limits } from '../../../proxy/limits.ts';
 import { logger } from '../../../proxy/log.ts';
-import type { Cidr, EscapedSlashesAction, HcmConfig, HttpFilterEntry, UpgradeConfig } from '../../../proxy/http/hcm-config.ts';
+import type { Cidr, ClientCertDetail, EscapedSlashesAction, HcmConfig, HttpFilterEntry, UpgradeConfig } from '../../../proxy/http/hcm-config.ts';
 
 export type { HcmConfig } from '../../../proxy/http/hcm-config.ts';
 
@@ -156,6 +156,15 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
   }
   if (errors.length > 0) return { ok: false, errors };
 
+  // Envoy's order: Cert, Chain, Subject, URI, DNS (HttpConnectionManagerConfig).
+  const sccd = msg.set_current_client_cert_details;
+  const certDetails: ClientCertDetail[] = [];
+  if (sccd?.cert) certDetails.push('Cert');
+  if (sccd?.chain) certDetails.push('Chain');
+  if (wrapped(sccd?.subject, false)) certDetails.push('Subject');
+  if (sccd?.uri) certDetails.push('URI');
+  if (sccd?.dns) certDetails.push('DNS');
+
   const escaped = msg.path_with_escaped_slashes_action;
   const cfg: HcmConfig = {
     statPrefix: msg.stat_prefix,
@@ -204,6 +213,8 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
     internalAddresses,
     bufferLimitBytes: Limits.perConnectionBufferLimitBytes,
     proxy100Continue: msg.proxy_100_continue,
+    forwardClientCertDetails: msg.forward_client_cert_details,
+    setCurrentClientCertDetails: certDetails,
   };
   const frozen = deepFreezeConfig(cfg);
   return warnings.length ? { ok: true, value: frozen, warnings } : ok(frozen);
@@ -215,5 +226,6 @@ function deepFreezeConfig(cfg: HcmConfig): HcmConfig {
   Object.freeze(cfg.upgradeConfigs);
   Object.freeze(cfg.httpFilters);
   Object.freeze(cfg.accessLogs);
+  Object.freeze(cfg.setCurrentClientCertDetails);
   return Object.freeze(cfg);
 }

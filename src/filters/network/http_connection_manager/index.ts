@@ -33,6 +33,7 @@ export function createHcmFactory(config: HcmConfig, ctx: RuntimeContext): HcmNet
         local: si.downstreamLocal,
         bufferLimitBytes: callbacks.bufferLimitBytes,
         ...(si.requestedServerName !== undefined ? { requestedServerName: si.requestedServerName } : {}),
+        ...(si.downstreamTls !== undefined ? { downstreamTls: si.downstreamTls } : {}),
       });
     },
     drain: () => manager.drain(),

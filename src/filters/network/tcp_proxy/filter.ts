@@ -10,6 +10,7 @@ import { ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
 import { type AccessLogger, createAccessLogger } from '../../../proxy/access-log/index.ts';
 import { type TcpProxyStats, TcpProxySession, tcpProxyStats } from '../../../proxy/tcp/tcp-proxy-session.ts';
 import { logger } from '../../../proxy/log.ts';
+import { transportFailureReason, upstreamTlsInfo } from '../../../proxy/upstream/upstream-tls.ts';
 import { type TcpProxyConfig, pickCluster } from './config.ts';
 
 const log = logger('filter');
@@ -117,10 +118,11 @@ export class TcpProxyFactory implements NetworkFilterFactory<TcpProxyConfig> {
       info.attemptCount = attempt - 1;
       try {
         const socket = await cluster.connect(host);
+        info.upstreamTls = upstreamTlsInfo(socket);
         return socket;
       } catch (e) {
         failed.add(host.key);
-        info.upstreamTransportFailureReason = e instanceof Error ? e.message : String(e);
+        info.upstreamTransportFailureReason = transportFailureReason(e) ?? (e instanceof Error ? e.message : String(e));
         const flag = e instanceof ProxyError && e.flag ? e.flag : ResponseFlag.UpstreamConnectionFailure;
         info.responseFlags.add(flag);
         log.debug(`tcp_proxy: connect to ${host.key} (attempt ${attempt}/${attempts}) failed: ${info.upstreamTransportFailureReason}`);

@@ -1,0 +1,17 @@
+// `/certs` (envoy.admin.v3.Certificates as proto3 JSON): one entry per TLS context — every
+// listener filter chain's DownstreamTlsContext and every cluster's UpstreamTlsContexts — with its
+// CA and its certificates as they are now (SDS secrets from the main thread's copy; a secret
+// not yet received shows as an empty list). Pure formatting: never throws on a missing secret.
+
+import { describeCertificates, type CertificateJson, type DownstreamTlsConfig, type UpstreamTlsConfig } from '../tls/transport-sockets.ts';
+import type { SecretStore } from '../tls/types.ts';
+
+export interface CertificatesJson {
+  readonly certificates: readonly CertificateJson[];
+}
+
+export function certificatesJson(contexts: Iterable<DownstreamTlsConfig | UpstreamTlsConfig>, secrets: SecretStore, now = Date.now()): CertificatesJson {
+  const certificates: CertificateJson[] = [];
+  for (const cfg of contexts) certificates.push(describeCertificates(cfg, secrets, now));
+  return { certificates };
+}

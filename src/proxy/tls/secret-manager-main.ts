@@ -1,0 +1,101 @@
+// The main thread's secrets (Envoy's SecretManager): the bootstrap's static secrets plus the SDS
+// ones, each SDS name subscribed once. Every SDS update is validated here (parseSecret: PEM parses,
+// key matches the certificate) before it is pushed to every worker; a bad one is NACKed and the
+// previous secret stays in use everywhere. Holds the current values for new workers and /certs.
+
+import type { Secret__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/Secret.ts';
+import type { StaticConfig } from '../../config/static-config.ts';
+import { fail, type Result } from '../../config/result.ts';
+import type { StatsStore } from '../stats.ts';
+import { logger } from '../log.ts';
+import { SdsClient } from '../../xds-client/sds-client.ts';
+import type { InitOutcome } from '../../xds-client/subscription.ts';
+import { parseSecret } from './secret-config.ts';
+import { MemorySecretStore } from './secret-store.ts';
+import type { TlsSecret } from './types.ts';
+
+const log = logger('secret');
+
+/** A dynamic secret as the main thread holds it (for /certs and /config_dump). */
+export interface DynamicSecret {
+  readonly secret: TlsSecret;
+  readonly version: string;
+  readonly lastUpdated: Date;
+}
+
+/** Validates an SDS Secret resource named `name`: Envoy's SdsApi checks, then parseSecret. */
+export function validateSdsSecret(msg: Secret__Output, name: string): Result<TlsSecret> {
+  if (msg.name !== name) return fail('name', `Unexpected SDS secret (expecting ${name}): ${msg.name}`);
+  return parseSecret(msg, '');
+}
+
+export class SecretManagerMain {
+  /** Static and dynamic secrets by name, as every worker's store holds them. */
+  readonly store: MemorySecretStore;
+  readonly #dynamic = new Map<string, DynamicSecret>();
+  readonly #config: StaticConfig;
+  readonly #push: (name: string, secret: TlsSecret) => void;
+  readonly #sds: SdsClient<TlsSecret>;
+  #started = false;
+
+  /** `push` sends a validated secret to every worker (none yet before they start). */
+  constructor(config: StaticConfig, stats: StatsStore, push: (name: string, secret: TlsSecret) => void) {
+    this.#config = config;
+    this.#push = push;
+    this.store = new MemorySecretStore(config.secrets);
+    this.#sds = new SdsClient<TlsSecret>({
+      clusters: config.clusters,
+      node: config.bootstrap.node,
+      stats,
+      validate: validateSdsSecret,
+      onSecret: (name, secret, version) => this.#onSecret(name, secret, version),
+    });
+  }
+
+  /** Opens one subscription per SDS secret name (sds_config already checked by buildStaticConfig). */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    for (const ref of this.#config.sdsRefs) {
+      const r = this.#sds.subscribe(ref.name, ref.configSource, ref.path);
+      if (!r.ok) log.error(`cannot subscribe to SDS secret '${ref.name}': ${r.errors.map((e) => `${e.path}: ${e.reason}`).join('; ')}`);
+    }
+  }
+
+  /** Resolves when every SDS secret's first fetch has ended (Envoy's init targets). */
+  initialized(): Promise<ReadonlyMap<string, InitOutcome>> {
+    return this.#sds.initialized();
+  }
+
+  /** The SDS secrets held now, by name (what a worker starting now must know). */
+  dynamicSecrets(): Record<string, TlsSecret> {
+    return Object.fromEntries([...this.#dynamic].map(([n, d]) => [n, d.secret]));
+  }
+
+  dynamic(): ReadonlyMap<string, DynamicSecret> {
+    return this.#dynamic;
+  }
+
+  /** SDS names subscribed to, whether or not a value arrived. */
+  sdsNames(): readonly string[] {
+    return this.#config.sdsRefs.map((r) => r.name);
+  }
+
+  close(): void {
+    this.#sds.close();
+  }
+
+  #onSecret(name: string, secret: TlsSecret, version: string): void {
+    const prev = this.#dynamic.get(name);
+    this.#dynamic.set(name, { secret, version, lastUpdated: new Date() });
+    // The same content again (a re-sent version, a reconnect): nothing for the workers to rebuild.
+    if (prev && sameSecret(prev.secret, secret)) return;
+    this.store.set(name, secret);
+    this.#push(name, secret);
+  }
+}
+
+function sameSecret(a: TlsSecret, b: TlsSecret): boolean {
+  const norm = (s: TlsSecret): string => JSON.stringify(s, (_k, v: unknown) => (v instanceof Map ? [...v] : v));
+  return norm(a) === norm(b);
+}

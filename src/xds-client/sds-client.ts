@@ -1,0 +1,144 @@
+// The SDS client (main thread): one subscription per secret name, as Envoy's SdsApi — a
+// SecretDiscoveryService stream (StreamSecrets, or DeltaSecrets for DELTA_GRPC) over the
+// ConfigSource's gRPC service, or a file (`path_config_source`, reloaded on change). Each update
+// is validated by the caller's `validate`; a bad one is NACKed (or counted as rejected for a file)
+// and the previous secret stays. Stats under `sds.<name>.`. Config problems (SDS over ADS, an
+// unknown cluster, REST) are reported by checkSdsConfigSource before anything starts.
+
+import type { ConfigSource__Output } from '../generated/envoy/config/core/v3/ConfigSource.ts';
+import type { Node__Output } from '../generated/envoy/config/core/v3/Node.ts';
+import type { Secret__Output } from '../generated/envoy/extensions/transport_sockets/tls/v3/Secret.ts';
+import type { ClusterConfig } from '../proxy/upstream/types.ts';
+import type { StatsStore } from '../proxy/stats.ts';
+import { logger } from '../proxy/log.ts';
+import { fail, joinPath, ok, type ConfigError, type Result } from '../config/result.ts';
+import { METHODS, TYPE_URL } from './codec.ts';
+import { GrpcChannelPool, resolveGrpcTarget } from './grpc-transport.ts';
+import { SotwStream } from './sotw-subscription.ts';
+import { DeltaStream } from './delta-subscription.ts';
+import { FileSubscription } from './file-subscription.ts';
+import { initialFetchTimeoutMs, type InitOutcome, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
+
+const log = logger('secret');
+
+export const SECRET_DECODER: ResourceDecoder<Secret__Output> = { typeUrl: TYPE_URL.secret, nameOf: (s) => s.name };
+
+/** How a secret's sds_config is served. */
+export type SdsSource =
+  | { readonly kind: 'grpc'; readonly config: ConfigSource__Output }
+  | { readonly kind: 'file'; readonly path: string; readonly watchedDirectory: string | undefined };
+
+/**
+ * Checks an `sds_config` at config time: what legate can subscribe to, with field paths
+ * (`path` names the sds_config). gRPC sources must name a static cluster.
+ */
+export function checkSdsConfigSource(config: ConfigSource__Output, clusters: readonly ClusterConfig[], path: string): Result<SdsSource> {
+  const v = String(config.resource_api_version);
+  if (v !== 'V3' && v !== 'AUTO') return fail(joinPath(path, 'resource_api_version'), `resource_api_version ${v} is not supported: use V3`);
+  switch (config.config_source_specifier) {
+    case 'ads':
+      return fail(joinPath(path, 'ads'), 'SDS over ADS is not supported yet: it comes with the xDS issue (use api_config_source or path_config_source)');
+    case 'self':
+      return fail(joinPath(path, 'self'), 'self config sources are not supported for SDS');
+    case 'api_config_source': {
+      const r = resolveGrpcTarget(config, clusters, path);
+      return r.ok ? ok({ kind: 'grpc', config }) : r;
+    }
+    case 'path_config_source': {
+      const p = config.path_config_source!;
+      if (!p.path) return fail(joinPath(path, 'path_config_source.path'), 'value length must be at least 1 characters');
+      const wd = p.watched_directory?.path;
+      if (p.watched_directory && !wd) return fail(joinPath(path, 'path_config_source.watched_directory.path'), 'value length must be at least 1 characters');
+      return ok({ kind: 'file', path: p.path, watchedDirectory: wd || undefined });
+    }
+    case 'path':
+      if (!config.path) return fail(joinPath(path, 'path'), 'value length must be at least 1 characters');
+      return ok({ kind: 'file', path: config.path, watchedDirectory: undefined });
+    default:
+      return fail(path, 'config_source_specifier is required (api_config_source or path_config_source)');
+  }
+}
+
+export interface SdsClientOptions<S> {
+  /** The bootstrap's static clusters (where `envoy_grpc.cluster_name` points). */
+  readonly clusters: readonly ClusterConfig[];
+  readonly node: Node__Output | null;
+  /** Main-thread stats (`sds.<name>.*`, `control_plane.connected_state`). */
+  readonly stats: StatsStore;
+  /** Validates a received Secret (its name already checked); errors become the NACK. */
+  readonly validate: (secret: Secret__Output, name: string) => Result<S>;
+  /** A validated secret to use from now on. */
+  readonly onSecret: (name: string, secret: S, version: string) => void;
+}
+
+export class SdsClient<S> {
+  readonly #o: SdsClientOptions<S>;
+  readonly #pool = new GrpcChannelPool();
+  readonly #subs = new Map<string, Subscription>();
+
+  constructor(o: SdsClientOptions<S>) {
+    this.#o = o;
+  }
+
+  /** Subscribes to `name` (once: later calls for the same name share the subscription). */
+  subscribe(name: string, config: ConfigSource__Output, path: string): Result<Subscription> {
+    const existing = this.#subs.get(name);
+    if (existing) return ok(existing);
+    const src = checkSdsConfigSource(config, this.#o.clusters, path);
+    if (!src.ok) return src;
+    const statPrefix = `sds.${name}.`;
+    const onUpdate: UpdateHandler<Secret__Output> = ({ resources, version }) => {
+      if (resources.length === 0) return [{ path: '', reason: `Missing SDS resources for ${name} in onConfigUpdate()` }];
+      if (resources.length !== 1) return [{ path: '', reason: `Unexpected SDS secrets length: ${resources.length}` }];
+      const res = resources[0]!;
+      const r = this.#o.validate(res.resource, name);
+      if (!r.ok) return r.errors.map((e): ConfigError => ({ path: e.path ? `secret '${name}': ${e.path}` : `secret '${name}'`, reason: e.reason }));
+      // Delta: the resource's own version (as Envoy's SdsApi reports it).
+      const v = res.version || version;
+      log.info(`secret '${name}' updated (version ${v || '<empty>'})`);
+      this.#o.onSecret(name, r.value, v);
+      return [];
+    };
+    let sub: Subscription;
+    if (src.value.kind === 'file') {
+      sub = new FileSubscription({ path: src.value.path, watchedDirectory: src.value.watchedDirectory, decoder: SECRET_DECODER, names: [name], onUpdate, stats: this.#o.stats, statPrefix });
+    } else {
+      const t = resolveGrpcTarget(config, this.#o.clusters, path);
+      if (!t.ok) return t;
+      const api = config.api_config_source!;
+      const streamOpts = {
+        pool: this.#pool,
+        target: t.value.target,
+        node: this.#o.node,
+        setNodeOnFirstMessageOnly: api.set_node_on_first_message_only,
+        stats: this.#o.stats,
+      };
+      const subOpts = { decoder: SECRET_DECODER, names: [name], onUpdate, statPrefix, initialFetchTimeoutMs: initialFetchTimeoutMs(config.initial_fetch_timeout) };
+      // One stream per secret, as Envoy opens for a non-ADS SDS subscription.
+      sub =
+        t.value.apiType === 'DELTA_GRPC'
+          ? new DeltaStream({ ...streamOpts, method: METHODS.deltaSecrets }).subscribe(TYPE_URL.secret, subOpts)
+          : new SotwStream({ ...streamOpts, method: METHODS.streamSecrets }).subscribe(TYPE_URL.secret, subOpts);
+    }
+    this.#subs.set(name, sub);
+    return ok(sub);
+  }
+
+  /** Resolves once every subscription's first fetch has ended (accepted, rejected or timed out). */
+  async initialized(): Promise<ReadonlyMap<string, InitOutcome>> {
+    const entries = [...this.#subs];
+    const outcomes = await Promise.all(entries.map(([, s]) => s.initialized));
+    return new Map(entries.map(([n], i) => [n, outcomes[i]!]));
+  }
+
+  /** The last accepted version of each secret ('' before any). */
+  versions(): ReadonlyMap<string, string> {
+    return new Map([...this.#subs].map(([n, s]) => [n, s.version]));
+  }
+
+  close(): void {
+    for (const s of this.#subs.values()) s.close();
+    this.#subs.clear();
+    this.#pool.close();
+  }
+}

@@ -1,0 +1,230 @@
+// A state-of-the-world discovery stream (Envoy's GrpcMuxImpl): one bidirectional gRPC stream
+// carrying one or more resource types (one for a plain xDS service such as SDS, several for ADS).
+// Per type it keeps the last accepted version and nonce, ACKs an accepted response (version_info
+// + response_nonce) and NACKs a rejected one (the previous good version_info, the nonce, and
+// error_detail {code 3, message}). The node goes on the first request of each stream (and on every
+// request unless set_node_on_first_message_only). A stream that ends is reopened after a jittered
+// exponential back-off; the resources already accepted stay in use meanwhile.
+
+import type * as grpc from '@grpc/grpc-js';
+import type { Node__Output } from '../generated/envoy/config/core/v3/Node.ts';
+import type { StatsStore } from '../proxy/stats.ts';
+import { logger } from '../proxy/log.ts';
+import { DISCOVERY_REQUEST, DISCOVERY_RESPONSE, GRPC_INVALID_ARGUMENT, type DiscoveryMethod, type DiscoveryRequest, type DiscoveryResponse__Output } from './codec.ts';
+import type { DiscoveryStream, GrpcChannelPool, GrpcTarget } from './grpc-transport.ts';
+import { JitteredBackoff } from './backoff.ts';
+import { decodeResource, nackMessage, type DecodedResource, type InitOutcome, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
+import { SubscriptionStats, label } from './subscription-stats.ts';
+import type { ConfigError } from '../config/result.ts';
+
+const log = logger('config');
+
+export interface StreamOptions {
+  readonly pool: GrpcChannelPool;
+  readonly target: GrpcTarget;
+  readonly method: DiscoveryMethod;
+  /** Bootstrap node (sent as identity); null sends none. */
+  readonly node: Node__Output | null;
+  readonly setNodeOnFirstMessageOnly: boolean;
+  /** Main-thread stats: `control_plane.connected_state` and each subscription's stats. */
+  readonly stats: StatsStore;
+  readonly backoff?: JitteredBackoff;
+}
+
+export interface TypeSubscriptionOptions<T> {
+  readonly decoder: ResourceDecoder<T>;
+  /** Resource names to ask for; undefined = wildcard (every resource of the type). */
+  readonly names: readonly string[] | undefined;
+  readonly onUpdate: UpdateHandler<T>;
+  /** Stat prefix with trailing dot (`sds.default.`). */
+  readonly statPrefix: string;
+  /** 0 = wait forever. */
+  readonly initialFetchTimeoutMs: number;
+}
+
+interface TypeState {
+  readonly opts: TypeSubscriptionOptions<unknown>;
+  readonly stats: SubscriptionStats;
+  names: readonly string[] | undefined;
+  version: string;
+  nonce: string;
+  initDone: boolean;
+  resolveInit: (o: InitOutcome) => void;
+  initTimer: NodeJS.Timeout | undefined;
+}
+
+export class SotwStream {
+  readonly #o: StreamOptions;
+  readonly #types = new Map<string, TypeState>();
+  readonly #backoff: JitteredBackoff;
+  #stream: DiscoveryStream<DiscoveryRequest, DiscoveryResponse__Output> | undefined;
+  #sentNode = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(o: StreamOptions) {
+    this.#o = o;
+    this.#backoff = o.backoff ?? new JitteredBackoff();
+  }
+
+  /** Adds a resource type to this stream and (re)sends its request; the stream opens on first use. */
+  subscribe<T>(typeUrl: string, opts: TypeSubscriptionOptions<T>): Subscription & { setNames(names: readonly string[] | undefined): void } {
+    if (this.#types.has(typeUrl)) throw new Error(`SotwStream: ${typeUrl} already subscribed`);
+    let resolveInit!: (o: InitOutcome) => void;
+    const initialized = new Promise<InitOutcome>((r) => (resolveInit = r));
+    const st: TypeState = {
+      opts: opts as TypeSubscriptionOptions<unknown>,
+      stats: new SubscriptionStats(this.#o.stats, opts.statPrefix),
+      names: opts.names,
+      version: '',
+      nonce: '',
+      initDone: false,
+      resolveInit,
+      initTimer: undefined,
+    };
+    this.#types.set(typeUrl, st);
+    st.stats.started();
+    if (opts.initialFetchTimeoutMs > 0) {
+      st.initTimer = setTimeout(() => {
+        log.warn(`${label(opts.statPrefix)}: initial fetch timed out after ${opts.initialFetchTimeoutMs} ms (${this.#o.target.description})`);
+        st.stats.outcome('init_fetch_timeout');
+        this.#initDone(st, 'init_fetch_timeout');
+      }, opts.initialFetchTimeoutMs);
+      st.initTimer.unref();
+    }
+    if (this.#stream) this.#send(typeUrl, st);
+    else this.#open();
+    const self = this;
+    return {
+      initialized,
+      get version() {
+        return st.version;
+      },
+      setNames(names) {
+        st.names = names;
+        if (self.#stream) self.#send(typeUrl, st);
+      },
+      close() {
+        clearTimeout(st.initTimer);
+        self.#types.delete(typeUrl);
+        if (self.#types.size === 0) self.close();
+      },
+    };
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
+    for (const st of this.#types.values()) clearTimeout(st.initTimer);
+    const s = this.#stream;
+    this.#stream = undefined;
+    s?.cancel();
+    this.#connected(false);
+  }
+
+  #initDone(st: TypeState, o: InitOutcome): void {
+    clearTimeout(st.initTimer);
+    if (st.initDone) return;
+    st.initDone = true;
+    st.resolveInit(o);
+  }
+
+  #connected(up: boolean): void {
+    this.#o.stats.gauge('control_plane.connected_state', 'max').set(up ? 1 : 0);
+  }
+
+  #open(): void {
+    if (this.#closed || this.#stream) return;
+    const s = this.#o.pool.open(this.#o.target, this.#o.method, DISCOVERY_REQUEST, DISCOVERY_RESPONSE);
+    this.#stream = s;
+    this.#sentNode = false;
+    s.on('data', (m: DiscoveryResponse__Output) => this.#onResponse(s, m));
+    s.on('metadata', () => this.#connected(true));
+    // 'error' carries the status; 'status' always follows. React once, on whichever comes first.
+    let ended = false;
+    const onEnd = (e: grpc.StatusObject | Error): void => {
+      if (ended) return;
+      ended = true;
+      this.#onStreamEnd(s, e);
+    };
+    s.on('error', onEnd);
+    s.on('status', onEnd);
+    // A new stream starts with no nonce (Envoy clears them); the accepted versions are kept.
+    for (const [typeUrl, st] of this.#types) {
+      st.nonce = '';
+      this.#send(typeUrl, st);
+    }
+  }
+
+  #onStreamEnd(s: DiscoveryStream<DiscoveryRequest, DiscoveryResponse__Output>, e: grpc.StatusObject | Error): void {
+    if (this.#stream !== s) return;
+    this.#stream = undefined;
+    this.#connected(false);
+    if (this.#closed) return;
+    const detail = 'code' in e ? `${e.code} ${e.details}` : e.message;
+    for (const st of this.#types.values()) st.stats.outcome('failure');
+    const wait = this.#backoff.next();
+    log.warn(`${this.#o.method.path} stream to ${this.#o.target.description} closed: ${detail}; retrying in ${wait} ms`);
+    this.#retryTimer = setTimeout(() => this.#open(), wait);
+    this.#retryTimer.unref();
+  }
+
+  #send(typeUrl: string, st: Pick<TypeState, 'names' | 'version' | 'nonce'>, errorDetail?: string): void {
+    const s = this.#stream;
+    if (!s) return;
+    const withNode = !this.#sentNode || !this.#o.setNodeOnFirstMessageOnly;
+    this.#sentNode = true;
+    const req: DiscoveryRequest = {
+      version_info: st.version,
+      resource_names: st.names ? [...st.names] : [],
+      type_url: typeUrl,
+      response_nonce: st.nonce,
+      ...(withNode && this.#o.node ? { node: this.#o.node } : {}),
+      ...(errorDetail !== undefined ? { error_detail: { code: GRPC_INVALID_ARGUMENT, message: errorDetail, details: [] } } : {}),
+    };
+    s.write(req);
+  }
+
+  #onResponse(s: DiscoveryStream<DiscoveryRequest, DiscoveryResponse__Output>, m: DiscoveryResponse__Output): void {
+    if (this.#stream !== s) return;
+    this.#backoff.reset();
+    this.#connected(true);
+    const st = this.#types.get(m.type_url);
+    if (!st) {
+      log.warn(`ignoring a response for unwatched type URL ${m.type_url} from ${this.#o.target.description}`);
+      return;
+    }
+    st.nonce = m.nonce;
+    const started = performance.now();
+    const errors: ConfigError[] = [];
+    const decoded: DecodedResource<unknown>[] = [];
+    m.resources.forEach((any, i) => {
+      const r = decodeResource(st.opts.decoder, any, `resources[${i}]`);
+      if (r.ok) decoded.push(r.value);
+      else errors.push(...r.errors);
+    });
+    // SotW: the subscriber sees the resources it asked for (a resource for a name nobody asked
+    // for is ignored, as Envoy's mux does); a named subscription with none of them is not updated.
+    const wanted = st.names ? new Set(st.names) : undefined;
+    const mine = wanted ? decoded.filter((d) => wanted.has(d.name)) : decoded;
+    if (errors.length === 0 && (mine.length > 0 || !wanted)) errors.push(...st.opts.onUpdate({ resources: mine, removed: [], version: m.version_info }));
+    else if (errors.length === 0) {
+      log.debug(`${label(st.opts.statPrefix)}: response ${m.version_info} has none of ${[...(wanted ?? [])].join(', ')}; nothing to update`);
+      st.version = m.version_info;
+      return this.#send(m.type_url, st);
+    }
+    if (errors.length > 0) {
+      const message = nackMessage(errors);
+      log.warn(`${label(st.opts.statPrefix)}: rejecting version ${m.version_info} (nonce ${m.nonce}): ${message}`);
+      st.stats.outcome('rejected');
+      this.#send(m.type_url, st, message);
+      this.#initDone(st, 'rejected');
+      return;
+    }
+    st.version = m.version_info;
+    st.stats.outcome('success', m.version_info, performance.now() - started);
+    log.debug(`${label(st.opts.statPrefix)}: accepted version ${m.version_info}`);
+    this.#send(m.type_url, st);
+    this.#initDone(st, 'success');
+  }
+}
