@@ -7,7 +7,7 @@ import { lookupMessageType, typeNameOf, typeUrlOf } from './protos.ts';
 import { normalizeMessage } from './json-decode.ts';
 import type { JsonDecodeContext } from './json-decode.ts';
 import { validateMessage } from './pgv.ts';
-import { messageToJson, structToJson } from './proto-json.ts';
+import { messageToJson, structToJson, type RedactMode } from './proto-json.ts';
 import { OBJECT_OPTIONS, TYPED_STRUCT_TYPES, fullName, toBuffer } from './wkt.ts';
 
 export { lookupMessageType, protoRoot, typeNameOf, typeUrlOf } from './protos.ts';
@@ -140,9 +140,12 @@ function encodeMessage(type: protobuf.Type, obj: unknown): Buffer {
   return toBuffer(type.encode(msg).finish());
 }
 
-/** proto-loader form → proto3 JSON with Anys expanded to `@type` objects (for /config_dump). */
-export function toProto3Json(typeName: string, obj: unknown): unknown {
+/**
+ * proto-loader form → proto3 JSON with Anys expanded to `@type` objects. /config_dump passes
+ * `redact: 'sensitive'` so private keys and other sensitive fields print as "[redacted]".
+ */
+export function toProto3Json(typeName: string, obj: unknown, opts: { redact?: RedactMode } = {}): unknown {
   const type = lookupMessageType(typeName);
   if (!type) return obj;
-  return messageToJson(type, obj);
+  return messageToJson(type, obj, 0, opts.redact ?? 'off');
 }

@@ -122,18 +122,20 @@ function runtimeStatsUpdater(server: Server): () => void {
   };
 }
 
+const SENSITIVE = { redact: 'sensitive' } as const;
+
 function configDump(server: Server, opts: ConfigDumpOptions): unknown {
   const b = server.config.bootstrap;
   const now = new Date(server.startTime).toISOString();
   const configs: Array<Record<string, unknown>> = [
-    { '@type': `${TYPE}BootstrapConfigDump`, bootstrap: toProto3Json('envoy.config.bootstrap.v3.Bootstrap', b), last_updated: now },
+    { '@type': `${TYPE}BootstrapConfigDump`, bootstrap: toProto3Json('envoy.config.bootstrap.v3.Bootstrap', b, SENSITIVE), last_updated: now },
     {
       '@type': `${TYPE}ClustersConfigDump`,
-      static_clusters: (b.static_resources?.clusters ?? []).map((c) => ({ cluster: { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', ...(toProto3Json('envoy.config.cluster.v3.Cluster', c) as object) }, last_updated: now })),
+      static_clusters: (b.static_resources?.clusters ?? []).map((c) => ({ cluster: { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', ...(toProto3Json('envoy.config.cluster.v3.Cluster', c, SENSITIVE) as object) }, last_updated: now })),
     },
     {
       '@type': `${TYPE}ListenersConfigDump`,
-      static_listeners: (b.static_resources?.listeners ?? []).map((l) => ({ listener: { '@type': 'type.googleapis.com/envoy.config.listener.v3.Listener', ...(toProto3Json('envoy.config.listener.v3.Listener', l) as object) }, last_updated: now })),
+      static_listeners: (b.static_resources?.listeners ?? []).map((l) => ({ listener: { '@type': 'type.googleapis.com/envoy.config.listener.v3.Listener', ...(toProto3Json('envoy.config.listener.v3.Listener', l, SENSITIVE) as object) }, last_updated: now })),
     },
     secretsConfigDump({ staticSecrets: server.config.secrets, dynamic: server.secrets.dynamic(), sdsNames: server.secrets.sdsNames(), loadedAt: new Date(server.startTime) }),
   ];

@@ -233,3 +233,30 @@ test('path option prefixes every error', () => {
 test('unknown message type is an error, not a throw', () => {
   hasError(decodeJson('no.such.Type', {}), '', /unknown message type/);
 });
+
+test("toProto3Json with redact: 'sensitive' prints private keys and passwords as [redacted], the rest as is", () => {
+  const type = 'envoy.extensions.transport_sockets.tls.v3.TlsCertificate';
+  const cert = value(decodeJson(type, {
+    certificate_chain: { inline_string: 'CHAIN' },
+    private_key: { inline_bytes: Buffer.from('KEY').toString('base64') },
+    password: { filename: '/etc/secret/pass' },
+  }));
+  const plain = toProto3Json(type, cert) as Obj;
+  assert.equal(plain.private_key.inline_bytes, Buffer.from('KEY').toString('base64'));
+  const red = toProto3Json(type, cert, { redact: 'sensitive' }) as Obj;
+  assert.deepEqual(red, {
+    certificate_chain: { inline_string: 'CHAIN' },
+    private_key: { inline_bytes: Buffer.from('[redacted]').toString('base64') },
+    password: { filename: '[redacted]' },
+  });
+  // Inside an Any (a listener's transport socket), too.
+  const ctx = 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+  const listener = value(decodeJson('envoy.config.listener.v3.Listener', {
+    name: 'l',
+    filter_chains: [{ transport_socket: { name: 'tls', typed_config: { '@type': `type.googleapis.com/${ctx}`, common_tls_context: { tls_certificates: [{ certificate_chain: { inline_string: 'CHAIN' }, private_key: { inline_string: 'KEY' } }] } } } }],
+  }));
+  const dumped = JSON.stringify(toProto3Json('envoy.config.listener.v3.Listener', listener, { redact: 'sensitive' }));
+  assert.ok(!dumped.includes('"KEY"'), dumped);
+  assert.match(dumped, /"private_key":\{"inline_string":"\[redacted\]"\}/);
+  assert.match(dumped, /"certificate_chain":\{"inline_string":"CHAIN"\}/);
+});

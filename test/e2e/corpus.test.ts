@@ -1,10 +1,12 @@
 // The shared corpus of real Envoy configs: each validates, or fails naming only features that
-// later issues bring (TLS, xDS). The ones whose upstreams a test can
+// later issues bring (xDS). The ones whose upstreams a test can
 // stand up on 127.0.0.1 serve real traffic (addresses rewritten in a copy, never in the file).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -122,11 +124,116 @@ test('corpus grpc-bridge server proxy serves a real gRPC call to a STRICT_DNS HT
   }
 });
 
-test('corpus tls-inspector routes TLS by ALPN and plaintext to the default chain via tcp_proxy', async () => {
+/** The self-signed `CN=front-envoy` pair inlined in front-proxy's TLS listener. */
+function frontEnvoyPair(): { cert: string; key: string } {
   const front = load('front-proxy__envoy.yaml');
   const tlsCtx = (front.static_resources as { listeners: Array<{ filter_chains: Array<{ transport_socket: { typed_config: { common_tls_context: { tls_certificates: Array<{ certificate_chain: { inline_string: string }; private_key: { inline_string: string } }> } } } }> }> }).listeners[1]!.filter_chains[0]!.transport_socket.typed_config.common_tls_context.tls_certificates[0]!;
-  const cert = tlsCtx.certificate_chain.inline_string;
-  const key = tlsCtx.private_key.inline_string;
+  return { cert: tlsCtx.certificate_chain.inline_string, key: tlsCtx.private_key.inline_string };
+}
+
+/** An HTTPS GET over a fresh connection that trusts only the corpus's self-signed certificate. */
+function httpsGet(port: number, path: string, ca: string): Promise<{ status: number; body: string; peerCn: string; protocol: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      // The certificate names no host (CN=front-envoy, no SAN): trust it by pinning, as curl -k would.
+      { host: '127.0.0.1', port, path, ca, agent: false, checkServerIdentity: () => undefined },
+      (res) => {
+        const sock = res.socket as tls.TLSSocket;
+        const peerCn = String(sock.getPeerCertificate().subject?.CN ?? '');
+        const protocol = sock.getProtocol() ?? '';
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, peerCn, protocol }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A plain HTTP upstream answering with its name and the request path. */
+async function namedUpstream(name: string, servers: net.Server[]): Promise<number> {
+  const s = http.createServer((req, res) => res.end(`${name} ${req.url} proto=${String(req.headers['x-forwarded-proto'])}`));
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return (s.address() as net.AddressInfo).port;
+}
+
+function pointClusterAt(c: Obj, name: string, port: number): void {
+  for (const a of socketAddressesOf(clusterNamed(c, name))) Object.assign(a, { address: 'localhost', port_value: port });
+  clusterNamed(c, name).dns_lookup_family = 'V4_ONLY';
+}
+
+test('corpus tls (envoy-https-http): TLS terminated with the inline certificate, HTTP to the plaintext service', async (t) => {
+  const { cert } = frontEnvoyPair();
+  const servers: net.Server[] = [];
+  t.after(() => servers.forEach((x) => x.close()));
+  const c = load('tls__envoy-https-http.yaml');
+  for (const a of socketAddressesOf(listeners(c)[0])) Object.assign(a, { address: '127.0.0.1', port_value: 0 });
+  pointClusterAt(c, 'service-http', await namedUpstream('service-http', servers));
+  setAdmin(c);
+  const l = await startLegate(c);
+  try {
+    const lst = (await (await fetch(`${l.admin}/listeners?format=json`)).json()) as { listener_statuses: Array<{ local_address: { socket_address: { port_value: number } } }> };
+    const port = lst.listener_statuses[0]!.local_address.socket_address.port_value;
+    const r = await httpsGet(port, '/anything', cert);
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'service-http /anything proto=https');
+    assert.equal(r.peerCn, 'front-envoy');
+    assert.match(r.protocol, /^TLSv1\.[23]$/);
+    // Plaintext to the TLS port is refused (no HTTP response).
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/`));
+    const s = await l.stats();
+    assert.equal(s[`listener.127.0.0.1_${port}.ssl.handshake`], 1);
+    assert.equal(s['cluster.service-http.upstream_rq_200'], 1);
+  } finally {
+    await l.stop();
+  }
+});
+
+test('corpus front-proxy: /service/1 and /service/2 over HTTP (8080) and HTTPS (8443); /config_dump redacts the key', async (t) => {
+  const { cert, key } = frontEnvoyPair();
+  const servers: net.Server[] = [];
+  t.after(() => servers.forEach((x) => x.close()));
+  const c = load('front-proxy__envoy.yaml');
+  // Two free ports: the listeners have no names, so Envoy names them by address.
+  for (const l of listeners(c)) {
+    const port = await freePort();
+    for (const a of socketAddressesOf(l)) Object.assign(a, { address: '127.0.0.1', port_value: port });
+  }
+  pointClusterAt(c, 'service1-envoy', await namedUpstream('service1', servers));
+  pointClusterAt(c, 'service2-envoy', await namedUpstream('service2', servers));
+  setAdmin(c);
+  const l = await startLegate(c);
+  try {
+    const lst = (await (await fetch(`${l.admin}/listeners?format=json`)).json()) as { listener_statuses: Array<{ local_address: { socket_address: { port_value: number } } }> };
+    const [plainPort, tlsPort] = lst.listener_statuses.map((x) => x.local_address.socket_address.port_value) as [number, number];
+    for (const n of [1, 2]) {
+      const plain = await fetch(`http://127.0.0.1:${plainPort}/service/${n}`);
+      assert.equal(await plain.text(), `service${n} /service/${n} proto=http`);
+      const secure = await httpsGet(tlsPort, `/service/${n}`, cert);
+      assert.equal(secure.status, 200);
+      assert.equal(secure.body, `service${n} /service/${n} proto=https`);
+      assert.equal(secure.peerCn, 'front-envoy');
+    }
+    assert.equal((await httpsGet(tlsPort, '/elsewhere', cert)).status, 404);
+    const s = await l.stats();
+    assert.equal(s[`listener.127.0.0.1_${tlsPort}.ssl.handshake`], 3);
+    assert.equal(s['cluster.service1-envoy.upstream_rq_200'], 2);
+    assert.equal(s['cluster.service2-envoy.upstream_rq_200'], 2);
+    // The dump shows the certificate, never the private key (Envoy's sensitive-field redaction).
+    const dump = await (await fetch(`${l.admin}/config_dump`)).text();
+    const keyBody = key.split('\n')[1]!;
+    assert.ok(!dump.includes(keyBody), 'private key printed in /config_dump');
+    assert.equal(dump.match(/"private_key":\s*\{\s*"inline_string":\s*"\[redacted\]"\s*\}/g)?.length, 2, 'bootstrap and listener dumps');
+    assert.ok(dump.includes(JSON.stringify(cert).slice(1, 60)), 'certificate chain missing from /config_dump');
+  } finally {
+    await l.stop();
+  }
+});
+
+test('corpus tls-inspector routes TLS by ALPN and plaintext to the default chain via tcp_proxy', async () => {
+  const { cert, key } = frontEnvoyPair();
   const servers: net.Server[] = [];
   const tlsServer = async (name: string, alpn: string): Promise<number> => {
     const s = tls.createServer({ cert, key, ALPNProtocols: [alpn] }, (sock) => sock.end(`${name}\n`));

@@ -97,6 +97,18 @@ export function peerChain(socket: TLSSocket): X509Certificate[] {
 
 const EMPTY: readonly string[] = Object.freeze([]);
 
+/**
+ * The chain as the peer sent it, as far as node lets us see it: getPeerCertificate(true)
+ * completes the chain with issuers from our own trust store, so a trailing self-signed root is
+ * dropped (peers do not send their root; RFC 8446 4.4.2 lets them omit it). Envoy's XFCC `Chain`
+ * and %DOWNSTREAM_PEER_CHAIN% print the presented chain.
+ */
+export function presentedChain(chain: readonly X509Certificate[]): readonly X509Certificate[] {
+  const last = chain[chain.length - 1];
+  if (chain.length > 1 && last && last.subject === last.issuer && last.checkIssued(last)) return chain.slice(0, -1);
+  return chain;
+}
+
 export interface HandshakeFacts {
   readonly peerCertificatePresented: boolean;
   readonly peerCertificateValidated: boolean;
@@ -128,7 +140,7 @@ export function connectionInfo(socket: TLSSocket, facts: HandshakeFacts): TlsCon
     peerSerial: leaf ? leaf.serialNumber.toLowerCase() : '',
     peerFingerprintSha256: leaf ? sha256Hex(leaf) : '',
     peerCertificatePem: leaf ? leaf.toString() : '',
-    peerChainPem: facts.chain.map((c) => c.toString()).join(''),
+    peerChainPem: presentedChain(facts.chain).map((c) => c.toString()).join(''),
     peerValidFrom: leaf ? leaf.validFromDate : undefined,
     peerValidTo: leaf ? leaf.validToDate : undefined,
     localUriSans: localSans?.uri ?? EMPTY,
