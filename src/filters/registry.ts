@@ -8,6 +8,7 @@ import type { SharedCounters } from '../proxy/shared-counters.ts';
 import type { Runtime } from '../proxy/runtime.ts';
 import type { SecretStore, TlsSecret } from '../proxy/tls/types.ts';
 import type { ConfigSource__Output } from '../generated/envoy/config/core/v3/ConfigSource.ts';
+import type { RouteTable } from '../proxy/http/route-types.ts';
 
 export type ExtensionCategory = 'listener' | 'network' | 'http' | 'access_logger' | 'transport_socket';
 
@@ -19,6 +20,30 @@ export interface ParseContext {
   readonly clusterNames: ReadonlySet<string> | undefined;
   /** TLS: static secrets and SDS references (absent where no TLS config can appear). */
   readonly tls?: TlsParseHooks;
+  /**
+   * RDS: an HCM with `rds` asks for its route configuration by name. The main thread records the
+   * reference (and subscribes); a worker returns its live RouteSource for that name. Absent → an
+   * HCM with `rds` is a config error.
+   */
+  readonly rds?: (ref: RdsReference) => RouteSource;
+}
+
+/** An HCM's `rds`: the route configuration it serves, and where it comes from. */
+export interface RdsReference {
+  readonly routeConfigName: string;
+  readonly configSource: ConfigSource__Output;
+  /** Field path of the `rds` message. */
+  readonly path: string;
+}
+
+/**
+ * The route table an HCM serves: fixed for an inline `route_config`; for RDS a worker's live
+ * entry, swapped when the main thread pushes a new RouteConfiguration of that name (the next
+ * request uses it; streams already routed keep theirs). `table` is undefined until the first one.
+ */
+export interface RouteSource {
+  readonly name: string;
+  readonly table: RouteTable | undefined;
 }
 
 /** An `sds_secret_configs` entry with an `sds_config`: a secret the main thread must subscribe to. */

@@ -13,7 +13,7 @@ import { structToJson } from '../../config/proto-json.ts';
 import { parseUpstreamTransportSocket } from '../tls/transport-sockets.ts';
 import type { UpstreamTlsConfig } from '../tls/context-config.ts';
 import type { ConfigError, Result } from '../../config/result.ts';
-import { deepFreeze, joinPath } from '../../config/result.ts';
+import { deepFreeze, joinPath, ok } from '../../config/result.ts';
 import { durationMs, int64, wrapped } from '../../config/values.ts';
 import { unpackAny } from '../../config/decode.ts';
 import { Limits } from '../limits.ts';
@@ -58,6 +58,16 @@ function filterMetadata(m: Metadata__Output | null | undefined): EndpointMetadat
   const out: Record<string, Record<string, unknown>> = {};
   for (const k of keys) out[k] = structToJson(fm[k]);
   return out;
+}
+
+/**
+ * A ClusterLoadAssignment (a cluster's `load_assignment`, or an EDS resource) → localities with
+ * their endpoints, for a cluster of `type` ('EDS' for EDS resources). `path` names it in errors.
+ */
+export function parseClusterLoadAssignment(la: ClusterLoadAssignment__Output, type: string, path: string): Result<LocalityEndpointsConfig[]> {
+  const errors: ConfigError[] = [];
+  const localities = parseEndpoints(type, la, path, errors);
+  return errors.length > 0 ? { ok: false, errors } : ok(localities);
 }
 
 function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: string, errors: ConfigError[]): LocalityEndpointsConfig[] {

@@ -6,6 +6,10 @@ import type { StatsSnapshot } from '../stats.ts';
 import type { LogLevel } from '../log.ts';
 import type { CircuitBreakersConfig } from '../upstream/circuit-breakers-config.ts';
 import type { TlsSecret } from '../tls/types.ts';
+import type { Listener__Output } from '../../generated/envoy/config/listener/v3/Listener.ts';
+import type { Cluster__Output } from '../../generated/envoy/config/cluster/v3/Cluster.ts';
+import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.ts';
+import type { RouteConfiguration__Output } from '../../generated/envoy/config/route/v3/RouteConfiguration.ts';
 
 export interface WorkerInit {
   readonly workerId: number;
@@ -44,6 +48,30 @@ export interface ClusterStatus {
   readonly hosts: readonly HostStatus[];
 }
 
+/**
+ * A dynamic (xDS) config change the main thread has validated and warmed, pushed to every worker
+ * as decoded protos (workers parse them again, as they parse the bootstrap). A worker applies the
+ * parts in this order, each resource replacing the one of the same name:
+ * routes → clusters → endpoints → listeners → removeListeners → removeClusters → removeRoutes.
+ * In-flight streams and connections finish on what they started with; removed or replaced
+ * listeners drain (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY) for the drain time.
+ */
+export interface XdsWorkerUpdate {
+  /** RDS RouteConfigurations by their name; HCMs with `rds` of that name use them from the next request. */
+  readonly routes?: readonly RouteConfiguration__Output[];
+  /** CDS clusters to add or replace; an EDS cluster comes with its first ClusterLoadAssignment. */
+  readonly clusters?: readonly { readonly cluster: Cluster__Output; readonly endpoints?: ClusterLoadAssignment__Output }[];
+  /** EDS updates for clusters already present, by cluster name. */
+  readonly endpoints?: readonly { readonly clusterName: string; readonly assignment: ClusterLoadAssignment__Output }[];
+  /** LDS listeners to add or replace (same address: swapped in place, old connections drained). */
+  readonly listeners?: readonly Listener__Output[];
+  /** Port to bind for a new listener whose address has port 0, by listener name (reserved by the main thread). */
+  readonly ports?: Readonly<Record<string, number>>;
+  readonly removeListeners?: readonly string[];
+  readonly removeClusters?: readonly string[];
+  readonly removeRoutes?: readonly string[];
+}
+
 export type MainToWorker =
   | { readonly type: 'stats'; readonly id: number }
   | { readonly type: 'clusters'; readonly id: number }
@@ -52,9 +80,20 @@ export type MainToWorker =
   | { readonly type: 'shutdown'; readonly id: number }
   | { readonly type: 'log_level'; readonly id: number; readonly level: LogLevel; readonly component?: string }
   | { readonly type: 'runtime'; readonly id: number; readonly values: Readonly<Record<string, string>> }
-  | { readonly type: 'secret'; readonly id: number; readonly name: string; readonly secret: TlsSecret };
+  | { readonly type: 'secret'; readonly id: number; readonly name: string; readonly secret: TlsSecret }
+  | { readonly type: 'xds'; readonly id: number; readonly update: XdsWorkerUpdate };
 
 export type WorkerToMain =
   | { readonly type: 'ready'; readonly listeners: Record<string, number> }
   | { readonly type: 'init_failed'; readonly error: string }
-  | { readonly type: 'reply'; readonly id: number; readonly stats?: StatsSnapshot; readonly clusters?: ClusterStatus[]; readonly connections?: number };
+  | {
+      readonly type: 'reply';
+      readonly id: number;
+      readonly stats?: StatsSnapshot;
+      readonly clusters?: ClusterStatus[];
+      readonly connections?: number;
+      /** After 'xds': the bound port of every listener the worker now has, by name. */
+      readonly listeners?: Record<string, number>;
+      /** After 'xds': what the worker could not apply (should not happen: the main thread validated it). */
+      readonly errors?: readonly string[];
+    };
