@@ -14,6 +14,7 @@ import { registerTlsTransportSocket } from './transport_sockets/tls/index.ts';
 import { registerRawBuffer } from './transport_sockets/raw_buffer/index.ts';
 import { register as registerHttpRbac } from './http/rbac/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
+import { register as registerHttpWasm } from './http/wasm/index.ts';
 
 const registered = new WeakSet<ExtensionRegistry>();
 
@@ -32,4 +33,5 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerRawBuffer(registry);
   registerHttpRbac(registry);
   registerNetworkRbac(registry);
+  registerHttpWasm(registry);
 }

@@ -1,0 +1,189 @@
+// The Proxy-Wasm view of one HTTP stream (ContextApi): request/response headers and trailers over
+// legate's HeaderMap, the body chunks the plugin is looking at, flow control (continue, close),
+// local replies, and properties (request.*, response.*, source.*, destination.*, connection.*,
+// plugin_*, upstream/cluster/route names) encoded as Envoy encodes them: strings as UTF-8,
+// integers as 8-byte little-endian, booleans as one byte.
+
+import { BufferType, MapType, Status, StreamType } from '../../../proxy/wasm/abi.ts';
+import type { BufferAccess, ContextApi, HeaderMapAccess, LocalResponse } from '../../../proxy/wasm/host-api.ts';
+import type { Pairs } from '../../../proxy/wasm/pairs.ts';
+import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
+import type { HeaderMap } from '../../../proxy/http/headers.ts';
+import type { HttpFilterCallbacks } from '../filter.ts';
+
+export function headerMapAccess(h: HeaderMap, writable: () => boolean): HeaderMapAccess {
+  return {
+    pairs: () => {
+      const out: Pairs = [];
+      h.forEach((k, v) => out.push([k, v]));
+      return out;
+    },
+    get: (k) => h.get(k),
+    get writable() {
+      return writable();
+    },
+    add: (k, v) => h.add(k, v),
+    replace: (k, v) => h.set(k, v),
+    remove: (k) => h.remove(k),
+    setPairs: (pairs) => {
+      const names = new Set<string>();
+      h.forEach((k) => names.add(k));
+      for (const n of names) h.remove(n);
+      for (const [k, v] of pairs) h.add(k.toLowerCase(), v);
+    },
+  };
+}
+
+const u64 = (n: number): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64LE(BigInt(Math.trunc(n)));
+  return b;
+};
+const str = (s: string | undefined): Buffer | undefined => (s === undefined ? undefined : Buffer.from(s, 'utf8'));
+const bool = (v: boolean): Buffer => Buffer.of(v ? 1 : 0);
+
+/** plugin_name, plugin_root_id, plugin_vm_id: what a root context can read. */
+export function pluginProperty(c: WasmPluginConfig, path: string): Buffer | undefined {
+  switch (path) {
+    case 'plugin_name':
+      return str(c.name);
+    case 'plugin_root_id':
+      return str(c.rootId);
+    case 'plugin_vm_id':
+      return str(c.vmId);
+    default:
+      return undefined;
+  }
+}
+
+export function rootContextApi(c: WasmPluginConfig): ContextApi {
+  return {
+    headerMap: () => undefined,
+    buffer: () => undefined,
+    continueStream: () => Status.BAD_ARGUMENT,
+    closeStream: () => Status.BAD_ARGUMENT,
+    sendLocalResponse: () => Status.BAD_ARGUMENT,
+    property: (path) => pluginProperty(c, path.join('.')),
+    setProperty: () => Status.NOT_FOUND,
+    callStatus: () => undefined,
+  };
+}
+
+/** The stream's mutable state the filter shares with its ContextApi. */
+export interface HttpStreamState {
+  requestHeaders: HeaderMap | undefined;
+  requestTrailers: HeaderMap | undefined;
+  responseHeaders: HeaderMap | undefined;
+  responseTrailers: HeaderMap | undefined;
+  /** The body the current (or paused) body callback sees, per direction. */
+  requestBody: Buffer | undefined;
+  responseBody: Buffer | undefined;
+  /** Have the headers of a direction gone on to the next filter? Then they are read-only. */
+  requestHeadersSent: boolean;
+  responseHeadersSent: boolean;
+  /** Values set through proxy_set_property (filter state), by dotted path. */
+  readonly filterState: Map<string, Buffer>;
+}
+
+export function httpContextApi(c: WasmPluginConfig, st: HttpStreamState, cb: HttpFilterCallbacks, onLocalReply: () => void): ContextApi {
+  const info = cb.streamInfo;
+  const body = (b: Buffer | undefined): BufferAccess | undefined => (b === undefined ? undefined : { bytes: () => b, set: () => false });
+  return {
+    headerMap: (m) => {
+      switch (m) {
+        case MapType.HTTP_REQUEST_HEADERS:
+          return st.requestHeaders && headerMapAccess(st.requestHeaders, () => !st.requestHeadersSent);
+        case MapType.HTTP_REQUEST_TRAILERS:
+          return st.requestTrailers && headerMapAccess(st.requestTrailers, () => true);
+        case MapType.HTTP_RESPONSE_HEADERS:
+          return st.responseHeaders && headerMapAccess(st.responseHeaders, () => !st.responseHeadersSent);
+        case MapType.HTTP_RESPONSE_TRAILERS:
+          return st.responseTrailers && headerMapAccess(st.responseTrailers, () => true);
+        default:
+          return undefined;
+      }
+    },
+    buffer: (t) => (t === BufferType.HTTP_REQUEST_BODY ? body(st.requestBody) : t === BufferType.HTTP_RESPONSE_BODY ? body(st.responseBody) : undefined),
+    continueStream: (t) => {
+      if (t === StreamType.HTTP_REQUEST) cb.continueDecoding();
+      else if (t === StreamType.HTTP_RESPONSE) cb.continueEncoding();
+      else return Status.BAD_ARGUMENT;
+      return Status.OK;
+    },
+    closeStream: (t) => {
+      if (t !== StreamType.HTTP_REQUEST && t !== StreamType.HTTP_RESPONSE) return Status.BAD_ARGUMENT;
+      cb.resetStream('wasm_close_stream');
+      return Status.OK;
+    },
+    sendLocalResponse: (r: LocalResponse) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of r.headers) headers[k.toLowerCase()] = v;
+      onLocalReply();
+      cb.sendLocalReply(r.status, r.body.toString('utf8'), { details: r.details || 'wasm_local_reply', headers, ...(r.grpcStatus >= 0 ? { grpcStatus: r.grpcStatus } : {}) });
+      return Status.OK;
+    },
+    property: (path) => {
+      const p = path.join('.');
+      const fromState = st.filterState.get(p);
+      if (fromState) return fromState;
+      const req = st.requestHeaders;
+      switch (p) {
+        case 'request.path':
+          return str(req?.get(':path'));
+        case 'request.url_path':
+          return str(req?.get(':path')?.split('?')[0]);
+        case 'request.host':
+          return str(req?.get(':authority'));
+        case 'request.scheme':
+          return str(req?.get(':scheme'));
+        case 'request.method':
+          return str(req?.get(':method'));
+        case 'request.id':
+          return str(info.requestId ?? req?.get('x-request-id'));
+        case 'request.protocol':
+          return str(info.protocol);
+        case 'request.time':
+          return u64(info.startTime * 1e6);
+        case 'response.code':
+          return info.responseCode === undefined ? undefined : u64(info.responseCode);
+        case 'response.code_details':
+          return str(info.responseCodeDetails);
+        case 'source.address':
+          return str(`${info.downstreamRemote.address}:${info.downstreamRemote.port}`);
+        case 'source.port':
+          return u64(info.downstreamRemote.port);
+        case 'destination.address':
+          return str(`${info.downstreamLocal.address}:${info.downstreamLocal.port}`);
+        case 'destination.port':
+          return u64(info.downstreamLocal.port);
+        case 'connection.id':
+          return u64(info.connectionId);
+        case 'connection.mtls':
+          return bool(info.downstreamTls?.peerCertificateValidated === true);
+        case 'connection.tls_version':
+          return str(info.downstreamTls?.version);
+        case 'connection.requested_server_name':
+          return str(info.requestedServerName ?? '');
+        case 'connection.uri_san_peer_certificate':
+          return info.downstreamTls ? str(info.downstreamTls.peerUriSans[0] ?? '') : undefined;
+        case 'cluster_name':
+          return str(info.clusterName);
+        case 'route_name':
+          return str(info.routeName);
+        case 'upstream.address':
+          return info.upstreamHost ? str(`${info.upstreamHost.address}:${info.upstreamHost.port}`) : undefined;
+        case 'upstream.port':
+          return info.upstreamHost ? u64(info.upstreamHost.port) : undefined;
+        default:
+          if (p.startsWith('request.headers.')) return str(req?.get(p.slice('request.headers.'.length).toLowerCase()));
+          if (p.startsWith('response.headers.')) return str(st.responseHeaders?.get(p.slice('response.headers.'.length).toLowerCase()));
+          return pluginProperty(c, p);
+      }
+    },
+    setProperty: (path, value) => {
+      st.filterState.set(path.join('.'), Buffer.from(value));
+      return Status.OK;
+    },
+    callStatus: () => undefined,
+  };
+}
