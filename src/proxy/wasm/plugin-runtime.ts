@@ -11,13 +11,22 @@ import type { ContextApi } from './host-api.ts';
 import type { WasmPluginConfig } from './plugin-config.ts';
 import { WasmTrap, WasmVm, type VmServices } from './vm.ts';
 import { workerWasmState, type WasmWorkerState } from './worker-state.ts';
+import { startHttpCall } from './http-call.ts';
+import type { ClusterManager } from '../upstream/types.ts';
 
 const log = logger('wasm');
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warning', 'error', 'critical'];
 
 export interface PluginRuntimeContext {
   readonly stats: StatsStore;
+  /** For proxy_http_call; without it calls return UNIMPLEMENTED. */
+  readonly clusterManager?: ClusterManager;
   readonly maxMemoryBytes?: number;
+}
+
+/** A stream of this plugin, told when its VM fails in a callback no stream drove (tick, call response, queue). */
+export interface PluginStreamHandle {
+  vmFailed(vm: WasmVm, e: unknown): void;
 }
 
 interface Metric {
@@ -42,6 +51,8 @@ export class WasmPluginRuntime {
   readonly #stats: StatsStore;
   readonly #state: WasmWorkerState;
   readonly #maxMemory: number | undefined;
+  readonly #cm: ClusterManager | undefined;
+  readonly #streams = new Set<PluginStreamHandle>();
   readonly #metrics = new Map<number, Metric>();
   readonly #metricIds = new Map<string, number>();
   readonly #key: string;
@@ -53,6 +64,7 @@ export class WasmPluginRuntime {
     this.#stats = ctx.stats;
     this.#state = state;
     this.#maxMemory = ctx.maxMemoryBytes;
+    this.#cm = ctx.clusterManager;
     this.#key = `${config.vmId}\0${config.codeSha256}`;
     this.#pluginKey = `${config.name}\0${config.rootId}\0${config.configuration.toString('base64')}`;
   }
@@ -70,6 +82,15 @@ export class WasmPluginRuntime {
     this.#stats.counter(`wasm.${this.config.runtime}.vm_failed`).inc();
   }
 
+  /** Streams register while open, to hear of failures outside their own callbacks. */
+  track(stream: PluginStreamHandle): void {
+    this.#streams.add(stream);
+  }
+
+  untrack(stream: PluginStreamHandle): void {
+    this.#streams.delete(stream);
+  }
+
   /** The plugin's VM and root context id, creating (or re-creating after a failure) as needed; undefined when it cannot start. */
   root(rootApi: ContextApi): { vm: WasmVm; rootId: number } | undefined {
     let shared = vms.get(this.#key);
@@ -82,6 +103,10 @@ export class WasmPluginRuntime {
     try {
       if (!shared) {
         const vm = new WasmVm(this.config.module, this.#services(), this.#maxMemory !== undefined ? { maxMemoryBytes: this.#maxMemory } : {});
+        vm.onAsyncTrap((_contextId, e) => {
+          this.failed(e, 'an asynchronous callback');
+          for (const s of [...this.#streams]) s.vmFailed(vm, e);
+        });
         shared = new SharedVm(vm);
         vms.set(this.#key, shared);
         this.#stats.counter(`wasm.${this.config.runtime}.created`).inc();
@@ -151,7 +176,7 @@ export class WasmPluginRuntime {
       resolveQueue: (vmId, name) => state.resolveQueue(vmId, name),
       enqueue: (id, value) => state.enqueue(id, value),
       dequeue: (id) => state.dequeue(id),
-      httpCall: () => ({ status: Status.UNIMPLEMENTED }),
+      httpCall: (req) => (this.#cm ? startHttpCall(this.#cm, req) : { status: Status.UNIMPLEMENTED }),
       callForeignFunction: () => ({ status: Status.NOT_FOUND }),
     };
   }

@@ -335,8 +335,9 @@ export class WasmVm {
         const r = s().httpCall(req);
         if (r.status !== Status.OK || !r.response) return { status: r.status };
         const callId = this.#nextCallId++;
-        const caller = this.#effective;
-        this.#calls.set(callId, caller);
+        const root = this.#rootOf(this.#effective);
+        if (!root) return { status: Status.BAD_ARGUMENT };
+        this.#calls.set(callId, root.id);
         void r.response.then((resp) => this.#deliverCallResponse(callId, resp));
         return { status: Status.OK, callId };
       },
@@ -345,29 +346,19 @@ export class WasmVm {
   }
 
   #deliverCallResponse(callId: number, resp: HttpCallResponse): void {
-    const contextId = this.#calls.get(callId);
+    const rootId = this.#calls.get(callId);
     this.#calls.delete(callId);
-    if (contextId === undefined || !this.#contexts.has(contextId) || this.#failed) return;
-    const root = this.#rootOf(contextId)!;
+    if (rootId === undefined || !this.#contexts.has(rootId) || this.#failed) return;
     this.#callResponse = resp;
     try {
-      // Envoy calls back on the root context's id with the caller effective.
-      this.#effectiveDuring(contextId, () => this.call(root.id === contextId ? contextId : contextId, 'proxy_on_http_call_response', contextId, callId, resp.status === 0 ? 0 : resp.headers.length, resp.body.length, resp.trailers.length));
+      // As proxy-wasm-cpp-host: calls belong to the caller's root context, which gets the callback
+      // (SDKs then switch to the stream context that asked, with proxy_set_effective_context).
+      this.call(rootId, 'proxy_on_http_call_response', rootId, callId, resp.status === 0 ? 0 : resp.headers.length, resp.body.length, resp.trailers.length);
     } catch (e) {
       this.#services.log(4, `proxy_on_http_call_response: ${e instanceof Error ? e.message : String(e)}`);
-      this.#onAsyncTrap?.(contextId, e);
+      this.#onAsyncTrap?.(rootId, e);
     } finally {
       this.#callResponse = undefined;
-    }
-  }
-
-  #effectiveDuring<T>(contextId: number, fn: () => T): T {
-    const prev = this.#effective;
-    this.#effective = contextId;
-    try {
-      return fn();
-    } finally {
-      this.#effective = prev;
     }
   }
 

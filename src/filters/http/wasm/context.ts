@@ -105,8 +105,13 @@ export function httpContextApi(c: WasmPluginConfig, st: HttpStreamState, cb: Htt
     },
     buffer: (t) => (t === BufferType.HTTP_REQUEST_BODY ? body(st.requestBody) : t === BufferType.HTTP_RESPONSE_BODY ? body(st.responseBody) : undefined),
     continueStream: (t) => {
-      if (t === StreamType.HTTP_REQUEST) cb.continueDecoding();
-      else if (t === StreamType.HTTP_RESPONSE) cb.continueEncoding();
+      if (t === StreamType.HTTP_REQUEST) {
+        st.requestHeadersSent = true;
+        cb.continueDecoding();
+      } else if (t === StreamType.HTTP_RESPONSE) {
+        st.responseHeadersSent = true;
+        cb.continueEncoding();
+      }
       else return Status.BAD_ARGUMENT;
       return Status.OK;
     },

@@ -8,7 +8,7 @@
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RuntimeContext } from '../../registry.ts';
-import { WasmPluginRuntime } from '../../../proxy/wasm/plugin-runtime.ts';
+import { WasmPluginRuntime, type PluginStreamHandle } from '../../../proxy/wasm/plugin-runtime.ts';
 import type { WasmVm } from '../../../proxy/wasm/vm.ts';
 import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
 import { httpContextApi, rootContextApi, type HttpStreamState } from './context.ts';
@@ -20,7 +20,7 @@ export class WasmHttpFilterFactory implements HttpFilterFactory<WasmPluginConfig
   readonly #runtime: WasmPluginRuntime;
 
   constructor(config: WasmPluginConfig, ctx: RuntimeContext) {
-    this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats });
+    this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats, clusterManager: ctx.clusterManager });
   }
 
   create(_config: WasmPluginConfig, callbacks: HttpFilterCallbacks): HttpFilter {
@@ -28,7 +28,7 @@ export class WasmHttpFilterFactory implements HttpFilterFactory<WasmPluginConfig
   }
 }
 
-export class WasmHttpFilter implements HttpFilter {
+export class WasmHttpFilter implements HttpFilter, PluginStreamHandle {
   readonly #rt: WasmPluginRuntime;
   readonly #cb: HttpFilterCallbacks;
   readonly #st: HttpStreamState = {
@@ -64,6 +64,7 @@ export class WasmHttpFilter implements HttpFilter {
     try {
       this.#id = root.vm.createStreamContext(root.rootId, httpContextApi(this.#rt.config, this.#st, this.#cb, () => (this.#localReply = true)));
       this.#vm = root.vm;
+      this.#rt.track(this);
       return true;
     } catch (e) {
       return this.#fail(e, 'proxy_on_context_create');
@@ -160,7 +161,17 @@ export class WasmHttpFilter implements HttpFilter {
     return r === 3 ? FilterDataStatus.StopIterationNoBuffer : FilterDataStatus.StopIterationAndBuffer;
   }
 
+  /** The VM failed in a callback this stream did not drive (an HTTP call response, a tick). */
+  vmFailed(vm: WasmVm): void {
+    if (this.#vm !== vm) return;
+    this.#rt.untrack(this);
+    const paused = !this.#st.requestHeadersSent;
+    this.#fail(undefined, 'an asynchronous callback');
+    if (this.#bypass && paused) this.#cb.continueDecoding();
+  }
+
   onDestroy(): void {
+    this.#rt.untrack(this);
     const vm = this.#vm;
     this.#vm = undefined;
     if (!vm || vm.failed) return;

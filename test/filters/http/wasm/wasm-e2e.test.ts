@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { startLegate, type Legate } from '../../../helpers/legate.ts';
-import { examplePlugin } from '../../../helpers/wasm.ts';
+import { examplePlugin, wasmBootstrap } from '../../../helpers/wasm.ts';
 
 const WASM = examplePlugin('header-filter');
 
@@ -25,55 +25,8 @@ const upstream = http.createServer((req, res) => {
 await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
 const upPort = (upstream.address() as net.AddressInfo).port;
 
-function bootstrap(failOpen: boolean, configuration: string): unknown {
-  return {
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    static_resources: {
-      listeners: [
-        {
-          name: 'ingress',
-          address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: 'envoy.filters.network.http_connection_manager',
-                  typed_config: {
-                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-                    stat_prefix: 'ingress',
-                    route_config: { virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'app' } }] }] },
-                    http_filters: [
-                      {
-                        name: 'envoy.filters.http.wasm',
-                        typed_config: {
-                          '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
-                          config: {
-                            name: 'header-filter',
-                            root_id: 'header_filter',
-                            fail_open: failOpen,
-                            configuration: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: configuration },
-                            vm_config: { vm_id: 'vm-1', runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: WASM } } },
-                          },
-                        },
-                      },
-                      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
-                    ],
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      ],
-      clusters: [
-        {
-          name: 'app',
-          connect_timeout: '1s',
-          load_assignment: { cluster_name: 'app', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: upPort } } } }] }] },
-        },
-      ],
-    },
-  };
+function bootstrap(failOpen: boolean, configuration: string): Record<string, unknown> {
+  return wasmBootstrap([{ name: 'header-filter', rootId: 'header_filter', file: WASM, configuration, failOpen, vmId: 'vm-1' }], { app: upPort });
 }
 
 const running: Legate[] = [];
