@@ -10,7 +10,7 @@ import { MetricType, Status } from './abi.ts';
 import type { ContextApi } from './host-api.ts';
 import type { WasmPluginConfig } from './plugin-config.ts';
 import { WasmTrap, WasmVm, type VmServices } from './vm.ts';
-import { workerWasmState, type WasmWorkerState } from './worker-state.ts';
+import { processWasmStore, type WasmSharedState } from './shared-store.ts';
 import { startHttpCall } from './http-call.ts';
 import type { ClusterManager } from '../upstream/types.ts';
 
@@ -49,7 +49,7 @@ const vms = new Map<string, SharedVm>();
 export class WasmPluginRuntime {
   readonly config: WasmPluginConfig;
   readonly #stats: StatsStore;
-  readonly #state: WasmWorkerState;
+  readonly #state: WasmSharedState;
   readonly #maxMemory: number | undefined;
   readonly #cm: ClusterManager | undefined;
   readonly #streams = new Set<PluginStreamHandle>();
@@ -59,7 +59,7 @@ export class WasmPluginRuntime {
   readonly #pluginKey: string;
   #lastError: string | undefined;
 
-  constructor(config: WasmPluginConfig, ctx: PluginRuntimeContext, state: WasmWorkerState = workerWasmState) {
+  constructor(config: WasmPluginConfig, ctx: PluginRuntimeContext, state: WasmSharedState = processWasmStore()) {
     this.config = config;
     this.#stats = ctx.stats;
     this.#state = state;
