@@ -10,6 +10,7 @@ const log = logger('main');
 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'certs') return (await import('./cli-certs.ts')).runCerts(argv.slice(1));
+  if (argv[0] === 'wasm') return (await import('./cli-wasm.ts')).runWasm(argv.slice(1));
   const parsed = parseArgs(argv);
   if (!parsed.ok) {
     process.stderr.write(`legate: ${parsed.error}\n`);

@@ -15,9 +15,12 @@ const MAX_MAP = 7;
 const MAX_BUFFER = 8;
 const MAX_STREAM = 3;
 
+/** Sees every host call: its name, raw arguments and the status returned (the sandbox's --trace). */
+export type HostCallTracer = (name: string, args: ReadonlyArray<number | bigint>, status: number) => void;
+
 /** Guards a host function: memory errors → INVALID_MEMORY_ACCESS, other errors → INTERNAL_FAILURE. */
-function guarded(name: string, onError: (name: string, e: unknown) => void, fn: (...a: number[]) => number): HostFn {
-  return (...args) => {
+function guarded(name: string, onError: (name: string, e: unknown) => void, fn: (...a: number[]) => number, trace: HostCallTracer | undefined): HostFn {
+  const run = (args: Array<number | bigint>): number => {
     try {
       return fn(...(args as number[]));
     } catch (e) {
@@ -26,13 +29,19 @@ function guarded(name: string, onError: (name: string, e: unknown) => void, fn: 
       return Status.INTERNAL_FAILURE;
     }
   };
+  if (!trace) return (...args) => run(args);
+  return (...args) => {
+    const r = run(args);
+    trace(name, args, r);
+    return r;
+  };
 }
 
 /**
  * The env import object for a module. `memory()` is the instance's memory (available once it is
  * instantiated; host functions are never called before). `onError` logs a host-side failure.
  */
-export function envImports(host: HostApi, memory: () => GuestMemory, onError: (name: string, e: unknown) => void): Record<string, HostFn> {
+export function envImports(host: HostApi, memory: () => GuestMemory, onError: (name: string, e: unknown) => void, trace?: HostCallTracer): Record<string, HostFn> {
   const m = memory;
   const fns: Record<string, (...a: number[]) => number> = {
     proxy_log: (level, ptr, len) => {
@@ -212,7 +221,7 @@ export function envImports(host: HostApi, memory: () => GuestMemory, onError: (n
   }
 
   const out: Record<string, HostFn> = {};
-  for (const [name, fn] of Object.entries(fns)) out[name] = guarded(name, onError, fn);
+  for (const [name, fn] of Object.entries(fns)) out[name] = guarded(name, onError, fn, trace);
   return out;
 }
 

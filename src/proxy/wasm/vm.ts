@@ -7,7 +7,7 @@
 
 import { abiVersionOf, BufferType, MapType, Status, type AbiVersion } from './abi.ts';
 import type { BufferAccess, ContextApi, HeaderMapAccess, HostApi, HttpCallRequest } from './host-api.ts';
-import { ENV_FUNCTIONS, envImports } from './imports.ts';
+import { ENV_FUNCTIONS, envImports, type HostCallTracer } from './imports.ts';
 import { GuestMemory } from './memory.ts';
 import type { Pairs } from './pairs.ts';
 import { ProcExit, WASI_FUNCTIONS, WASI_MODULES, wasiImports } from './wasi.ts';
@@ -50,6 +50,8 @@ export interface VmServices {
 export interface VmOptions {
   /** Memory limit in bytes (Envoy has none by default; legate: 256 MiB). */
   readonly maxMemoryBytes?: number;
+  /** Called after every env host call (the sandbox's --trace). */
+  readonly trace?: HostCallTracer;
 }
 
 interface ContextRecord {
@@ -111,7 +113,7 @@ export class WasmVm {
       return memory;
     };
     const host = this.#hostApi();
-    const env = envImports(host, mem, (name, e) => services.log(4, `host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`));
+    const env = envImports(host, mem, (name, e) => services.log(4, `host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`), opts.trace);
     const wasi = wasiImports(
       {
         line: (fd, text) => services.log(fd === 1 ? 2 : 4, text),
