@@ -1,5 +1,6 @@
-// Test helper: the Proxy-Wasm example plugins (wasm-examples/<name>), built from source with the
-// AssemblyScript SDK by scripts/build-wasm.sh when a .wasm is missing or older than its source.
+// Test helper: the Proxy-Wasm example plugins (wasm-examples/<name>) and test-only plugins
+// (test/fixtures/wasm/<name>), built from source with the AssemblyScript SDK by
+// scripts/build-wasm.sh when a .wasm is missing or older than its source.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -7,9 +8,11 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/** A plugin built from wasm-examples/<name> or, for test-only plugins, test/fixtures/wasm/<name>. */
 export function examplePlugin(name: string): string {
-  const wasm = `${ROOT}wasm-examples/${name}/build/${name}.wasm`;
-  const src = `${ROOT}wasm-examples/${name}/assembly/index.ts`;
+  const dir = existsSync(`${ROOT}wasm-examples/${name}`) ? `${ROOT}wasm-examples/${name}` : `${ROOT}test/fixtures/wasm/${name}`;
+  const wasm = `${dir}/build/${name}.wasm`;
+  const src = `${dir}/assembly/index.ts`;
   if (!existsSync(wasm) || statSync(wasm).mtimeMs < statSync(src).mtimeMs) {
     execFileSync('bash', [`${ROOT}scripts/build-wasm.sh`], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }

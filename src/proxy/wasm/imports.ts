@@ -71,7 +71,10 @@ export function envImports(host: HostApi, memory: () => GuestMemory, onError: (n
       start >>>= 0;
       maxSize >>>= 0;
       if (start > all.length) return Status.BAD_ARGUMENT;
-      m().returnBytes(all.subarray(start, Math.min(all.length, start + maxSize)), ptrOut, sizeOut);
+      const slice = all.subarray(start, Math.min(all.length, start + maxSize));
+      // As proxy-wasm-cpp-host: nothing to copy → OK without touching the return pointers (the
+      // AssemblyScript SDK's onConfigure passes the configuration size where the size pointer goes).
+      if (slice.length > 0) m().returnBytes(slice, ptrOut, sizeOut);
       return Status.OK;
     },
     proxy_set_buffer_bytes: (type, start, size, ptr, len) => {

@@ -165,3 +165,37 @@ test('a module importing something legate does not provide fails to load, naming
   const m = new WebAssembly.Module(bytes);
   assert.throws(() => new WasmVm(m, services([], new Map())), (e: unknown) => e instanceof WasmLoadError && /env\.proxy_teleport \(function\)/.test(e.message));
 });
+
+for (const [fixture, abi] of [['abi-v010', '0.1.0'], ['header-filter', '0.2.0'], ['abi-v021', '0.2.1']] as const) {
+  test(`ABI ${abi} is detected from its marker export and the plugin runs (${fixture})`, () => {
+    const m = new WebAssembly.Module(readFileSync(examplePlugin(fixture)));
+    const vm = new WasmVm(m, services([], new Map()));
+    assert.equal(vm.abi, abi);
+    const root = rootApi(fixture === 'header-filter' ? 'header_filter' : 'abi');
+    const rootId = vm.createRootContext(root, Buffer.alloc(0), Buffer.from('x'));
+    const resp = new Headers([[':status', '200']]);
+    const id = vm.createStreamContext(rootId, streamApi(root, new Headers([[':path', '/']]), resp, []));
+    assert.equal(vm.call(id, 'proxy_on_response_headers', id, 1, 1), 0);
+    if (fixture !== 'header-filter') assert.equal(resp.get('x-abi'), abi);
+    else assert.equal(resp.get('x-wasm-response'), 'x');
+  });
+}
+
+test('misbehaving plugin: proc_exit (the SDK abort) traps with its message logged; memory over the VM limit fails the VM', () => {
+  const m = new WebAssembly.Module(readFileSync(examplePlugin('misbehave')));
+  const logs: Array<[number, string]> = [];
+  const vm = new WasmVm(m, services(logs, new Map()));
+  const root = rootApi('misbehave');
+  // Non-empty configuration: @solo-io/proxy-runtime 0.1.8 mishandles an empty one (its onConfigure
+  // passes the size where the size pointer goes), in Envoy as here.
+  const rootId = vm.createRootContext(root, Buffer.alloc(0), Buffer.from('on'));
+  const id = vm.createStreamContext(rootId, streamApi(root, new Headers([[':path', '/exit']]), new Headers([]), []));
+  assert.throws(() => vm.call(id, 'proxy_on_request_headers', id, 1, 1), /proc_exit\(255\)/);
+  assert.ok(logs.some(([l, msg]) => l === 5 && msg.includes('asked to exit')), JSON.stringify(logs));
+
+  const limited = new WasmVm(m, services([], new Map()), { maxMemoryBytes: 32 * 1024 * 1024 });
+  const r2 = limited.createRootContext(root, Buffer.alloc(0), Buffer.from('on'));
+  const s2 = limited.createStreamContext(r2, streamApi(root, new Headers([[':path', '/hog']]), new Headers([]), []));
+  assert.throws(() => limited.call(s2, 'proxy_on_request_headers', s2, 1, 1), /over the VM's limit of 33554432/);
+  assert.match(limited.failed ?? '', /memory/);
+});
