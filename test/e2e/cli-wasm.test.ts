@@ -12,12 +12,20 @@ import { examplePlugin } from '../helpers/wasm.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../wasm-examples/', import.meta.url));
 
-for (const name of ['header-filter', 'auth-call']) {
+const PLUGINS = ['header-filter', 'auth-call', 'shared-counter'];
+
+for (const name of PLUGINS) {
   test(`legate wasm test: ${name}'s cases pass`, async () => {
     const r = await runCli(['wasm', 'test', examplePlugin(name), join(EXAMPLES, name, 'cases.yaml')]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /\n?\d+ passed, 0 failed\n$/);
     assert.doesNotMatch(r.stdout, /FAIL/);
+  });
+
+  test(`${name}'s example envoy.yaml validates (from the repository root, as its README runs it)`, async () => {
+    examplePlugin(name);
+    const r = await runCli(['--mode', 'validate', '-c', `wasm-examples/${name}/envoy.yaml`]);
+    assert.equal(r.code, 0, r.stderr);
   });
 }
 

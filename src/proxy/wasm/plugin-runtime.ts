@@ -102,7 +102,7 @@ export class WasmPluginRuntime {
     }
     try {
       if (!shared) {
-        const vm = new WasmVm(this.config.module, this.#services(), this.#maxMemory !== undefined ? { maxMemoryBytes: this.#maxMemory } : {});
+        const vm = new WasmVm(this.config.module, this.#services(), { label: `'${this.config.name}' (root_id '${this.config.rootId}', vm_id '${this.config.vmId}')`, ...(this.#maxMemory !== undefined ? { maxMemoryBytes: this.#maxMemory } : {}) });
         vm.onAsyncTrap((_contextId, e) => {
           this.failed(e, 'an asynchronous callback');
           for (const s of [...this.#streams]) s.vmFailed(vm, e);

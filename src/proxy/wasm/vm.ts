@@ -47,7 +47,22 @@ export interface VmServices {
   callForeignFunction: HostApi['callForeignFunction'];
 }
 
+/** Told when a thread enters and leaves plugin code (the worker watchdog's marks). */
+export interface WasmCallHook {
+  enter(label: string): void;
+  leave(): void;
+}
+
+let callHook: WasmCallHook | undefined;
+
+/** Installs this thread's hook (a worker does at start). */
+export function setWasmCallHook(hook: WasmCallHook | undefined): void {
+  callHook = hook;
+}
+
 export interface VmOptions {
+  /** Who runs here, for the watchdog's log line (plugin name, root id, vm id). */
+  readonly label?: string;
   /** Memory limit in bytes (Envoy has none by default; legate: 256 MiB). */
   readonly maxMemoryBytes?: number;
   /** Called after every env host call (the sandbox's --trace). */
@@ -94,6 +109,7 @@ export class WasmVm {
   readonly #memory: GuestMemory;
   readonly #services: VmServices;
   readonly #maxMemory: number;
+  readonly #label: string;
   readonly #contexts = new Map<number, ContextRecord>();
   readonly #calls = new Map<number, number>(); // http call id → context id
   #nextContextId = 1;
@@ -107,6 +123,7 @@ export class WasmVm {
     this.abi = checkModule(module);
     this.#services = services;
     this.#maxMemory = opts.maxMemoryBytes ?? 256 * 1024 * 1024;
+    this.#label = opts.label ?? 'a Wasm plugin';
     let memory: GuestMemory | undefined;
     const mem = (): GuestMemory => {
       if (!memory) throw new WasmTrap('the plugin called the host before its memory was available');
@@ -244,12 +261,15 @@ export class WasmVm {
     const prev = this.#effective;
     this.#effective = contextId;
     let r: unknown;
+    const hook = callHook;
+    hook?.enter(this.#label);
     try {
       r = fn(...args);
     } catch (e) {
       const what = e instanceof ProcExit ? e.message : e instanceof WebAssembly.RuntimeError ? `trap: ${e.message}` : e instanceof Error ? e.message : String(e);
       throw this.#fail(`${name}: ${what}`);
     } finally {
+      hook?.leave();
       this.#effective = prev;
     }
     if (this.#memory.byteLength > this.#maxMemory) throw this.#fail(`${name}: memory ${this.#memory.byteLength} bytes is over the VM's limit of ${this.#maxMemory}`);

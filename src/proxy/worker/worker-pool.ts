@@ -1,5 +1,6 @@
 // The main thread's handle on its workers: starts them, asks every worker a question and
-// gathers the answers. A worker that dies is logged and the process exits (Envoy aborts too).
+// gathers the answers. A worker that dies is logged and the process exits (Envoy aborts too),
+// except one the watchdog found stuck: that one is terminated and started again in its place.
 
 import { Worker } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './messages.ts';
@@ -15,39 +16,62 @@ export class WorkerPool {
   #nextId = 1;
   #stopping = false;
 
+  #init: Omit<WorkerInit, 'workerId'> | undefined;
+  #onExit: (code: number) => void = () => undefined;
+  readonly #restarting = new Set<number>();
+
   /** Starts `n` workers; resolves with each listener's bound port once all are serving. */
   async start(n: number, init: Omit<WorkerInit, 'workerId'>, onExit: (code: number) => void): Promise<Record<string, number>> {
-    const url = new URL('./worker-main.ts', import.meta.url);
+    this.#init = init;
+    this.#onExit = onExit;
     const ready: Array<Promise<Record<string, number>>> = [];
-    for (let i = 0; i < n; i++) {
-      const w = new Worker(url, { workerData: { ...init, workerId: i } satisfies WorkerInit, name: `worker_${i}` });
-      this.#workers.push(w);
-      ready.push(
-        new Promise((resolve, reject) => {
-          w.on('message', (m: WorkerToMain) => {
-            if (m.type === 'ready') resolve(m.listeners);
-            else if (m.type === 'init_failed') reject(new Error(m.error));
-            else if (m.type === 'reply') {
-              const p = this.#pending.get(m.id);
-              this.#pending.delete(m.id);
-              p?.(m);
-            }
-          });
-          w.on('error', (e) => {
-            log.error(`worker ${i} error: ${e.stack ?? e.message}`);
-            reject(e);
-          });
-          w.on('exit', (code) => {
-            if (!this.#stopping) {
-              log.error(`worker ${i} exited unexpectedly (code ${code})`);
-              onExit(code || 1);
-            }
-          });
-        }),
-      );
-    }
+    for (let i = 0; i < n; i++) ready.push(this.#spawn(i));
     const results = await Promise.all(ready);
     return results[0] ?? {};
+  }
+
+  #spawn(i: number, init: Omit<WorkerInit, 'workerId'> = this.#init!): Promise<Record<string, number>> {
+    const url = new URL('./worker-main.ts', import.meta.url);
+    const w = new Worker(url, { workerData: { ...init, workerId: i } satisfies WorkerInit, name: `worker_${i}` });
+    this.#workers[i] = w;
+    return new Promise((resolve, reject) => {
+      w.on('message', (m: WorkerToMain) => {
+        if (m.type === 'ready') resolve(m.listeners);
+        else if (m.type === 'init_failed') reject(new Error(m.error));
+        else if (m.type === 'reply') {
+          const p = this.#pending.get(m.id);
+          this.#pending.delete(m.id);
+          p?.(m);
+        }
+      });
+      w.on('error', (e) => {
+        log.error(`worker ${i} error: ${e.stack ?? e.message}`);
+        reject(e);
+      });
+      w.on('exit', (code) => {
+        if (this.#stopping || this.#restarting.has(i) || this.#workers[i] !== w) return;
+        log.error(`worker ${i} exited unexpectedly (code ${code})`);
+        this.#onExit(code || 1);
+      });
+    });
+  }
+
+  /**
+   * Terminates worker `i` (stuck: terminate() interrupts even an endless loop) and starts a new
+   * one with the same bootstrap, `init` overriding what changed since start (ports, secrets,
+   * runtime). Its connections are lost; its listeners are bound again (reusePort).
+   */
+  async restart(i: number, init: Partial<Omit<WorkerInit, 'workerId'>> = {}): Promise<void> {
+    const old = this.#workers[i];
+    if (!old || this.#stopping) return;
+    this.#restarting.add(i);
+    try {
+      await old.terminate();
+      this.#init = { ...this.#init!, ...init };
+      await this.#spawn(i);
+    } finally {
+      this.#restarting.delete(i);
+    }
   }
 
   get size(): number {
