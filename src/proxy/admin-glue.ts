@@ -1,5 +1,6 @@
 // Implements the admin API's view (AdminSource) of the running Server: merged stats, cluster and
-// listener status gathered from the workers, config dumps in proto3 JSON, lifecycle actions.
+// listener status gathered from the workers (dynamic listeners and clusters from the xDS manager),
+// config dumps in proto3 JSON (admin/config-dump.ts), lifecycle actions.
 
 import type { Server } from './server.ts';
 import { VERSION } from './version.ts';
@@ -10,9 +11,9 @@ import { toProto3Json } from '../config/decode.ts';
 import type { ClusterStatus as WorkerClusterStatus } from './worker/messages.ts';
 import { certificatesJson } from './admin/certs.ts';
 import { secretsConfigDump } from './admin/secrets-dump.ts';
+import { buildConfigDump } from './admin/config-dump.ts';
 import type { DownstreamTlsConfig, UpstreamTlsConfig } from './tls/transport-sockets.ts';
 
-const TYPE = 'type.googleapis.com/envoy.admin.v3.';
 
 export async function startAdminFor(server: Server, address: SocketAddr): Promise<AdminServer> {
   let clusters: readonly WorkerClusterStatus[] = [];
@@ -65,7 +66,7 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
     clusters: (): ClusterStatus[] =>
       clusters.map((c) => ({
         name: c.name,
-        addedViaApi: false,
+        addedViaApi: server.xds?.dumpState().activeClusters.has(c.name) ?? false,
         ...(c.circuitBreakers ? { circuitBreakers: { default: c.circuitBreakers.DEFAULT, high: c.circuitBreakers.HIGH } } : {}),
         hosts: c.hosts.map((h) => ({
           address: h.address,
@@ -79,7 +80,7 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
         })),
       })),
     listeners: (): ListenerStatus[] =>
-      server.config.listeners.map((l) => ({ name: l.name, address: l.address.host, port: server.listenerPorts[l.name] ?? l.address.port })),
+      [...server.config.listeners, ...(server.xds?.activeListenerConfigs() ?? [])].map((l) => ({ name: l.name, address: l.address.host, port: server.listenerPorts[l.name] ?? l.address.port })),
     configDump: (opts: ConfigDumpOptions) => configDump(server, opts),
     runtime: () => server.runtime.layers(),
     runtimeModify: async (values) => {
@@ -98,8 +99,8 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
 
 /** Every TLS context the config has: listener filter chains' (default chain included), then clusters'. */
 function* tlsContexts(server: Server): Generator<DownstreamTlsConfig | UpstreamTlsConfig> {
-  for (const l of server.config.listeners) for (const c of l.chains.values()) if (c.tls) yield c.tls;
-  for (const c of server.config.clusters) yield* c.tlsContexts;
+  for (const l of [...server.config.listeners, ...(server.xds?.activeListenerConfigs() ?? [])]) for (const c of l.chains.values()) if (c.tls) yield c.tls;
+  for (const c of [...server.config.clusters, ...(server.xds?.activeClusterConfigs() ?? [])]) yield* c.tlsContexts;
 }
 
 /**
@@ -122,25 +123,8 @@ function runtimeStatsUpdater(server: Server): () => void {
   };
 }
 
-const SENSITIVE = { redact: 'sensitive' } as const;
-
 function configDump(server: Server, opts: ConfigDumpOptions): unknown {
-  const b = server.config.bootstrap;
-  const now = new Date(server.startTime).toISOString();
-  const configs: Array<Record<string, unknown>> = [
-    { '@type': `${TYPE}BootstrapConfigDump`, bootstrap: toProto3Json('envoy.config.bootstrap.v3.Bootstrap', b, SENSITIVE), last_updated: now },
-    {
-      '@type': `${TYPE}ClustersConfigDump`,
-      static_clusters: (b.static_resources?.clusters ?? []).map((c) => ({ cluster: { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', ...(toProto3Json('envoy.config.cluster.v3.Cluster', c, SENSITIVE) as object) }, last_updated: now })),
-    },
-    {
-      '@type': `${TYPE}ListenersConfigDump`,
-      static_listeners: (b.static_resources?.listeners ?? []).map((l) => ({ listener: { '@type': 'type.googleapis.com/envoy.config.listener.v3.Listener', ...(toProto3Json('envoy.config.listener.v3.Listener', l, SENSITIVE) as object) }, last_updated: now })),
-    },
-    secretsConfigDump({ staticSecrets: server.config.secrets, dynamic: server.secrets.dynamic(), sdsNames: server.secrets.sdsNames(), loadedAt: new Date(server.startTime) }),
-  ];
-  if (!opts.resource) return { configs };
-  const items = configs.flatMap((c) => (Array.isArray(c[opts.resource!]) ? (c[opts.resource!] as unknown[]) : []));
-  if (items.length === 0 && !configs.some((c) => opts.resource! in c)) return undefined;
-  return { configs: items };
+  const loadedAt = new Date(server.startTime);
+  const secrets = secretsConfigDump({ staticSecrets: server.config.secrets, dynamic: server.secrets.dynamic(), sdsNames: server.secrets.sdsNames(), loadedAt });
+  return buildConfigDump({ bootstrap: server.config.bootstrap, loadedAt, xds: server.xds?.dumpState(), secrets }, opts);
 }

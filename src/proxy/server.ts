@@ -1,6 +1,7 @@
-// The process: loads and validates the bootstrap, starts the workers and the admin API, and
-// owns the lifecycle (LIVE → DRAINING → exit). Config errors end the process with exit code 1
-// and one line per problem; a worker that dies takes the process down (as Envoy aborts).
+// The process: loads and validates the bootstrap, starts the workers, the xDS manager (dynamic
+// resources) and the admin API, and owns the lifecycle (LIVE → DRAINING → exit). Config errors
+// end the process with exit code 1 and one line per problem; a worker that dies takes the process
+// down (as Envoy aborts).
 
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
@@ -19,6 +20,8 @@ import { buildRuntime } from '../config/runtime-layers.ts';
 import { startAdminFor } from './admin-glue.ts';
 import type { AdminServer } from './admin/server.ts';
 import { SecretManagerMain } from './tls/secret-manager-main.ts';
+import { XdsManager } from './xds/xds-manager.ts';
+import type { XdsWorkerUpdate } from './worker/messages.ts';
 
 const log = logger('main');
 export { VERSION } from './version.ts';
@@ -61,6 +64,8 @@ export class Server {
   state: ServerState = 'PRE_INITIALIZING';
   healthcheckFailed = false;
   listenerPorts: Record<string, number> = {};
+  /** The xDS manager when the bootstrap has dynamic_resources (started after the workers). */
+  readonly xds: XdsManager | undefined;
   #admin: AdminServer | undefined;
   #exiting = false;
 
@@ -68,7 +73,19 @@ export class Server {
     this.options = options;
     this.config = config;
     this.runtime = buildRuntime(config.bootstrap);
-    this.secrets = new SecretManagerMain(config, this.stats, (name, secret) => void this.workers.ask({ type: 'secret', name, secret }));
+    if (config.dynamic) {
+      // Built now (subscriptions open in start()): SDS over ADS rides its stream.
+      this.xds = new XdsManager({
+        config,
+        plan: config.dynamic,
+        stats: this.stats,
+        push: (update) => this.#pushXds(update),
+        drainTimeMs: options.drainTimeS * 1000,
+        workers: options.concurrency,
+        onSdsRef: (ref) => this.secrets.subscribeDynamic(ref),
+      });
+    }
+    this.secrets = new SecretManagerMain(config, this.stats, (name, secret) => void this.workers.ask({ type: 'secret', name, secret }), this.xds?.adsSecrets);
     this.#setState('PRE_INITIALIZING');
     this.stats.gauge('server.live', 'max').set(0);
     this.stats.gauge('server.concurrency', 'max').set(options.concurrency);
@@ -110,6 +127,7 @@ export class Server {
           runtimeAdmin: this.runtime.adminValues(),
           ports,
           secrets: this.secrets.dynamicSecrets(),
+          drainTimeS: this.options.drainTimeS,
         },
         (code) => void this.#exit(code),
       );
@@ -119,6 +137,8 @@ export class Server {
     this.stats.counter('listener_manager.workers_started').inc(this.options.concurrency);
     this.stats.gauge('listener_manager.total_listeners_active', 'max').set(this.config.listeners.length);
     this.stats.counter('listener_manager.listener_added').inc(this.config.listeners.length);
+    this.stats.counter('cluster_manager.cluster_added').inc(this.config.clusters.length);
+    this.stats.gauge('cluster_manager.active_clusters', 'max').set(this.config.clusters.length);
     if (this.config.admin) {
       this.#admin = await startAdminFor(this, this.config.admin.address);
       if (this.options.adminAddressPath) {
@@ -127,15 +147,33 @@ export class Server {
       }
     }
     // Envoy's init manager: not LIVE (/ready 503) until every SDS secret's first fetch has ended
-    // (accepted, rejected, or initial_fetch_timeout; `0s` waits for ever).
+    // (accepted, rejected, or initial_fetch_timeout; `0s` waits for ever), and the xDS initial
+    // fetch (CDS and its EDS, then LDS and its RDS) has ended.
+    const waits: Promise<unknown>[] = [];
     if (this.config.sdsRefs.length > 0) {
       log.info(`waiting for ${this.config.sdsRefs.length} SDS secret(s): ${this.secrets.sdsNames().join(', ')}`);
-      await this.secrets.initialized();
+      waits.push(this.secrets.initialized());
     }
+    if (this.xds) {
+      log.info('waiting for the xDS initial fetch (CDS, EDS, LDS, RDS)');
+      waits.push(this.xds.start());
+    }
+    await Promise.all(waits);
     if (this.state !== 'INITIALIZING') return;
     this.#setState('LIVE');
     this.stats.gauge('server.live', 'max').set(1);
-    log.info(`legate ${VERSION} serving ${this.config.listeners.length} listener(s) on ${this.options.concurrency} worker(s)` + (this.#admin ? `, admin on port ${this.#admin.port}` : ''));
+    const listeners = this.config.listeners.length + (this.xds?.activeListenerConfigs().length ?? 0);
+    log.info(`legate ${VERSION} serving ${listeners} listener(s) on ${this.options.concurrency} worker(s)` + (this.#admin ? `, admin on port ${this.#admin.port}` : ''));
+  }
+
+  /** Sends a validated xDS update to every worker; keeps listenerPorts current from their replies. */
+  async #pushXds(update: XdsWorkerUpdate): Promise<void> {
+    const replies = await this.workers.ask({ type: 'xds', update });
+    const first = replies.find((r) => r.listeners);
+    if (first?.listeners) this.listenerPorts = { ...first.listeners };
+    const errors = new Set(replies.flatMap((r) => r.errors ?? []));
+    for (const e of errors) log.error(`xDS update: a worker could not apply: ${e}`);
+    if (errors.size > 0) this.stats.counter('listener_manager.listener_create_failure').inc(errors.size);
   }
 
   /** Merged stats: the main thread's plus every worker's. */
@@ -165,7 +203,7 @@ export class Server {
   async drainListeners(graceful: boolean): Promise<void> {
     await this.workers.ask({ type: 'stop_accepting' });
     this.stats.gauge('listener_manager.total_listeners_active', 'max').set(0);
-    this.stats.gauge('listener_manager.total_listeners_draining', 'max').set(this.config.listeners.length);
+    this.stats.gauge('listener_manager.total_listeners_draining', 'max').set(this.config.listeners.length + (this.xds?.activeListenerConfigs().length ?? 0));
     if (graceful) await this.workers.ask({ type: 'drain' });
   }
 
@@ -190,6 +228,7 @@ export class Server {
     if (this.#exiting) return;
     this.#exiting = true;
     this.secrets.close();
+    this.xds?.close();
     await this.workers.shutdown().catch(() => undefined);
     await this.#admin?.close().catch(() => undefined);
     log.info(`exiting (${code})`);

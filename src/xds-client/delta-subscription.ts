@@ -12,7 +12,7 @@ import { logger } from '../proxy/log.ts';
 import { DELTA_REQUEST, DELTA_RESPONSE, GRPC_INVALID_ARGUMENT, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse__Output } from './codec.ts';
 import type { DiscoveryStream } from './grpc-transport.ts';
 import { JitteredBackoff } from './backoff.ts';
-import { decodeResource, nackMessage, type DecodedResource, type InitOutcome, type Subscription } from './subscription.ts';
+import { InitialFetch, decodeResource, nackMessage, type DecodedResource, type Subscription } from './subscription.ts';
 import { SubscriptionStats, label } from './subscription-stats.ts';
 import type { StreamOptions, TypeSubscriptionOptions } from './sotw-subscription.ts';
 
@@ -20,15 +20,13 @@ const log = logger('config');
 
 interface TypeState {
   readonly opts: TypeSubscriptionOptions<unknown>;
-  readonly stats: SubscriptionStats;
+  readonly stats: SubscriptionStats | undefined;
   /** Names of interest; undefined = wildcard. */
   names: Set<string> | undefined;
   /** Accepted resources' versions (initial_resource_versions on a new stream). */
   readonly versions: Map<string, string>;
   systemVersion: string;
-  initDone: boolean;
-  resolveInit: (o: InitOutcome) => void;
-  initTimer: NodeJS.Timeout | undefined;
+  readonly init: InitialFetch;
 }
 
 export class DeltaStream {
@@ -47,33 +45,24 @@ export class DeltaStream {
 
   subscribe<T>(typeUrl: string, opts: TypeSubscriptionOptions<T>): Subscription & { setNames(names: readonly string[] | undefined): void } {
     if (this.#types.has(typeUrl)) throw new Error(`DeltaStream: ${typeUrl} already subscribed`);
-    let resolveInit!: (o: InitOutcome) => void;
-    const initialized = new Promise<InitOutcome>((r) => (resolveInit = r));
     const st: TypeState = {
       opts: opts as TypeSubscriptionOptions<unknown>,
-      stats: new SubscriptionStats(this.#o.stats, opts.statPrefix),
+      stats: opts.statPrefix === undefined ? undefined : new SubscriptionStats(this.#o.stats, opts.statPrefix),
       names: opts.names ? new Set(opts.names) : undefined,
       versions: new Map(),
       systemVersion: '',
-      initDone: false,
-      resolveInit,
-      initTimer: undefined,
+      init: new InitialFetch(opts.initialFetchTimeoutMs, () => {
+        log.warn(`${label(opts.statPrefix ?? typeUrl)}: initial fetch timed out after ${opts.initialFetchTimeoutMs} ms (${this.#o.target.description})`);
+        st.stats?.outcome('init_fetch_timeout');
+      }),
     };
     this.#types.set(typeUrl, st);
-    st.stats.started();
-    if (opts.initialFetchTimeoutMs > 0) {
-      st.initTimer = setTimeout(() => {
-        log.warn(`${label(opts.statPrefix)}: initial fetch timed out after ${opts.initialFetchTimeoutMs} ms (${this.#o.target.description})`);
-        st.stats.outcome('init_fetch_timeout');
-        this.#initDone(st, 'init_fetch_timeout');
-      }, opts.initialFetchTimeoutMs);
-      st.initTimer.unref();
-    }
+    st.stats?.started();
     if (this.#stream) this.#sendInitial(typeUrl, st);
     else this.#open();
     const self = this;
     return {
-      initialized,
+      initialized: st.init.promise,
       get version() {
         return st.systemVersion;
       },
@@ -88,7 +77,7 @@ export class DeltaStream {
         self.#write({ type_url: typeUrl, resource_names_subscribe: subscribe, resource_names_unsubscribe: unsubscribe });
       },
       close() {
-        clearTimeout(st.initTimer);
+        st.init.cancel();
         self.#types.delete(typeUrl);
         if (self.#types.size === 0) self.close();
       },
@@ -98,18 +87,11 @@ export class DeltaStream {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
-    for (const st of this.#types.values()) clearTimeout(st.initTimer);
+    for (const st of this.#types.values()) st.init.cancel();
     const s = this.#stream;
     this.#stream = undefined;
     s?.cancel();
     this.#o.stats.gauge('control_plane.connected_state', 'max').set(0);
-  }
-
-  #initDone(st: TypeState, o: InitOutcome): void {
-    clearTimeout(st.initTimer);
-    if (st.initDone) return;
-    st.initDone = true;
-    st.resolveInit(o);
   }
 
   #open(): void {
@@ -134,7 +116,7 @@ export class DeltaStream {
     this.#stream = undefined;
     this.#o.stats.gauge('control_plane.connected_state', 'max').set(0);
     if (this.#closed) return;
-    for (const st of this.#types.values()) st.stats.outcome('failure');
+    for (const st of this.#types.values()) st.stats?.outcome('failure');
     const wait = this.#backoff.next();
     log.warn(`${this.#o.method.path} stream to ${this.#o.target.description} closed: ${'code' in e ? `${e.code} ${e.details}` : e.message}; retrying in ${wait} ms`);
     this.#retryTimer = setTimeout(() => this.#open(), wait);
@@ -169,32 +151,39 @@ export class DeltaStream {
     const started = performance.now();
     const errors: ConfigError[] = [];
     const added: DecodedResource<unknown>[] = [];
+    const invalid: DecodedResource<unknown>[] = [];
     m.resources.forEach((res, i) => {
       const path = `resources[${i}]`;
       if (!res.resource) return void errors.push({ path: `${path}.resource`, reason: `resource '${res.name}' has no body` });
       const r = decodeResource(st.opts.decoder, res.resource, path);
       if (!r.ok) return void errors.push(...r.errors);
-      added.push({ name: res.name || r.value.name, resource: r.value.resource, version: res.version });
+      const d = { name: res.name || r.value.name, resource: r.value.resource, version: res.version };
+      if (r.value.invalid) {
+        errors.push(...r.value.invalid);
+        invalid.push({ ...d, invalid: r.value.invalid });
+      } else added.push(d);
     });
+    if (invalid.length > 0) st.opts.onInvalid?.(invalid);
     const wanted = st.names;
     const mine = wanted ? added.filter((d) => wanted.has(d.name)) : added;
     const removed = m.removed_resources.filter((n) => !wanted || wanted.has(n));
-    if (errors.length === 0 && (mine.length > 0 || removed.length > 0)) {
+    if (errors.length === 0 && (mine.length > 0 || removed.length > 0 || !wanted)) {
       errors.push(...st.opts.onUpdate({ resources: mine, removed, version: m.system_version_info }));
     }
     if (errors.length > 0) {
       const message = nackMessage(errors);
-      log.warn(`${label(st.opts.statPrefix)}: rejecting delta update (nonce ${m.nonce}): ${message}`);
-      st.stats.outcome('rejected');
+      log.warn(`${label(st.opts.statPrefix ?? m.type_url)}: rejecting delta update (nonce ${m.nonce}): ${message}`);
+      st.stats?.outcome('rejected');
       this.#write({ type_url: m.type_url, response_nonce: m.nonce, error_detail: { code: GRPC_INVALID_ARGUMENT, message, details: [] } });
-      return this.#initDone(st, 'rejected');
+      return st.init.done('rejected');
     }
     for (const d of mine) st.versions.set(d.name, d.version ?? '');
     for (const n of removed) st.versions.delete(n);
     st.systemVersion = m.system_version_info;
     this.#write({ type_url: m.type_url, response_nonce: m.nonce });
-    if (mine.length === 0 && removed.length === 0) return;
-    st.stats.outcome('success', m.system_version_info, performance.now() - started);
-    this.#initDone(st, 'success');
+    // A named subscription's response with none of its names changes nothing (a wildcard one still counts).
+    if (wanted && mine.length === 0 && removed.length === 0) return;
+    st.stats?.outcome('success', m.system_version_info, performance.now() - started);
+    st.init.done('success');
   }
 }

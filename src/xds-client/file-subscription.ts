@@ -13,7 +13,7 @@ import { parseYaml } from '../config/bootstrap.ts';
 import { formatErrors, type ConfigError } from '../config/result.ts';
 import type { StatsStore } from '../proxy/stats.ts';
 import { logger } from '../proxy/log.ts';
-import { decodeResource, nackMessage, type DecodedResource, type InitOutcome, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
+import { decodeResource, nackMessage, sortDecoded, type InvalidHandler, type DecodedResource, type InitOutcome, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
 import { SubscriptionStats, label } from './subscription-stats.ts';
 
 const log = logger('config');
@@ -27,6 +27,8 @@ export interface FileSubscriptionOptions<T> {
   /** Names the subscriber wants; undefined = all resources in the file. */
   readonly names: readonly string[] | undefined;
   readonly onUpdate: UpdateHandler<T>;
+  /** Told about resources of a rejected file that decoded but failed validation. */
+  readonly onInvalid?: InvalidHandler<T>;
   readonly stats: StatsStore;
   readonly statPrefix: string;
 }
@@ -96,11 +98,9 @@ export class FileSubscription<T> implements Subscription {
     const started = performance.now();
     const errors: ConfigError[] = [];
     const decoded: DecodedResource<T>[] = [];
-    msg.value.resources.forEach((any, i) => {
-      const r = decodeResource(this.#o.decoder, any, `resources[${i}]`);
-      if (r.ok) decoded.push(r.value);
-      else errors.push(...r.errors);
-    });
+    const invalid: DecodedResource<T>[] = [];
+    msg.value.resources.forEach((any, i) => sortDecoded(decodeResource(this.#o.decoder, any, `resources[${i}]`), decoded, invalid, errors));
+    if (invalid.length > 0) this.#o.onInvalid?.(invalid);
     const wanted = this.#o.names ? new Set(this.#o.names) : undefined;
     const mine = wanted ? decoded.filter((d) => wanted.has(d.name)) : decoded;
     if (errors.length === 0 && wanted && mine.length === 0) {

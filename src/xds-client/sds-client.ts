@@ -2,8 +2,9 @@
 // SecretDiscoveryService stream (StreamSecrets, or DeltaSecrets for DELTA_GRPC) over the
 // ConfigSource's gRPC service, or a file (`path_config_source`, reloaded on change). Each update
 // is validated by the caller's `validate`; a bad one is NACKed (or counted as rejected for a file)
-// and the previous secret stays. Stats under `sds.<name>.`. Config problems (SDS over ADS, an
-// unknown cluster, REST) are reported by checkSdsConfigSource before anything starts.
+// and the previous secret stays. Stats under `sds.<name>.`. SDS over ADS (`ads: {}`) rides the
+// ADS stream through an AdsSecretSource. Config problems (an unknown cluster, REST, ADS without
+// ads_config) are reported by checkSdsConfigSource before anything starts.
 
 import type { ConfigSource__Output } from '../generated/envoy/config/core/v3/ConfigSource.ts';
 import type { Node__Output } from '../generated/envoy/config/core/v3/Node.ts';
@@ -17,7 +18,7 @@ import { GrpcChannelPool, resolveGrpcTarget } from './grpc-transport.ts';
 import { SotwStream } from './sotw-subscription.ts';
 import { DeltaStream } from './delta-subscription.ts';
 import { FileSubscription } from './file-subscription.ts';
-import { initialFetchTimeoutMs, type InitOutcome, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
+import { initialFetchTimeoutMs, type DecodedResource, type InitOutcome, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
 
 const log = logger('secret');
 
@@ -25,19 +26,22 @@ export const SECRET_DECODER: ResourceDecoder<Secret__Output> = { typeUrl: TYPE_U
 
 /** How a secret's sds_config is served. */
 export type SdsSource =
+  | { readonly kind: 'ads' }
   | { readonly kind: 'grpc'; readonly config: ConfigSource__Output }
   | { readonly kind: 'file'; readonly path: string; readonly watchedDirectory: string | undefined };
 
 /**
  * Checks an `sds_config` at config time: what legate can subscribe to, with field paths
- * (`path` names the sds_config). gRPC sources must name a static cluster.
+ * (`path` names the sds_config). gRPC sources must name a static cluster; `ads: {}` needs the
+ * bootstrap's dynamic_resources.ads_config (`hasAds`).
  */
-export function checkSdsConfigSource(config: ConfigSource__Output, clusters: readonly ClusterConfig[], path: string): Result<SdsSource> {
+export function checkSdsConfigSource(config: ConfigSource__Output, clusters: readonly ClusterConfig[], path: string, hasAds = false): Result<SdsSource> {
   const v = String(config.resource_api_version);
   if (v !== 'V3' && v !== 'AUTO') return fail(joinPath(path, 'resource_api_version'), `resource_api_version ${v} is not supported: use V3`);
   switch (config.config_source_specifier) {
     case 'ads':
-      return fail(joinPath(path, 'ads'), 'SDS over ADS is not supported yet: it comes with the xDS issue (use api_config_source or path_config_source)');
+      if (!hasAds) return fail(joinPath(path, 'ads'), 'SDS over ADS needs dynamic_resources.ads_config in the bootstrap (or use api_config_source or path_config_source)');
+      return ok({ kind: 'ads' });
     case 'self':
       return fail(joinPath(path, 'self'), 'self config sources are not supported for SDS');
     case 'api_config_source': {
@@ -59,6 +63,16 @@ export function checkSdsConfigSource(config: ConfigSource__Output, clusters: rea
   }
 }
 
+/** One SDS name on the ADS stream: validates a received Secret; the apply step runs only if the whole response is good. */
+export interface AdsSecretHandler {
+  check(res: DecodedResource<Secret__Output>): { readonly ok: true; apply(version: string): void } | { readonly ok: false; readonly errors: readonly ConfigError[] };
+}
+
+/** Secrets on the ADS stream: one SDS subscription per name, sharing the stream's Secret type. */
+export interface AdsSecretSource {
+  subscribe(name: string, handler: AdsSecretHandler, statPrefix: string, initialFetchTimeoutMs: number): Subscription;
+}
+
 export interface SdsClientOptions<S> {
   /** The bootstrap's static clusters (where `envoy_grpc.cluster_name` points). */
   readonly clusters: readonly ClusterConfig[];
@@ -69,6 +83,8 @@ export interface SdsClientOptions<S> {
   readonly validate: (secret: Secret__Output, name: string) => Result<S>;
   /** A validated secret to use from now on. */
   readonly onSecret: (name: string, secret: S, version: string) => void;
+  /** The ADS stream's secrets, when the bootstrap has ads_config. */
+  readonly ads?: AdsSecretSource | undefined;
 }
 
 export class SdsClient<S> {
@@ -84,23 +100,37 @@ export class SdsClient<S> {
   subscribe(name: string, config: ConfigSource__Output, path: string): Result<Subscription> {
     const existing = this.#subs.get(name);
     if (existing) return ok(existing);
-    const src = checkSdsConfigSource(config, this.#o.clusters, path);
+    const src = checkSdsConfigSource(config, this.#o.clusters, path, this.#o.ads !== undefined);
     if (!src.ok) return src;
     const statPrefix = `sds.${name}.`;
+    const check = (res: DecodedResource<Secret__Output>): Result<S> => {
+      const r = this.#o.validate(res.resource, name);
+      return r.ok ? r : { ok: false, errors: r.errors.map((e): ConfigError => ({ path: e.path ? `secret '${name}': ${e.path}` : `secret '${name}'`, reason: e.reason })) };
+    };
+    const apply = (secret: S, version: string): void => {
+      log.info(`secret '${name}' updated (version ${version || '<empty>'})`);
+      this.#o.onSecret(name, secret, version);
+    };
     const onUpdate: UpdateHandler<Secret__Output> = ({ resources, version }) => {
       if (resources.length === 0) return [{ path: '', reason: `Missing SDS resources for ${name} in onConfigUpdate()` }];
       if (resources.length !== 1) return [{ path: '', reason: `Unexpected SDS secrets length: ${resources.length}` }];
       const res = resources[0]!;
-      const r = this.#o.validate(res.resource, name);
-      if (!r.ok) return r.errors.map((e): ConfigError => ({ path: e.path ? `secret '${name}': ${e.path}` : `secret '${name}'`, reason: e.reason }));
+      const r = check(res);
+      if (!r.ok) return r.errors;
       // Delta: the resource's own version (as Envoy's SdsApi reports it).
-      const v = res.version || version;
-      log.info(`secret '${name}' updated (version ${v || '<empty>'})`);
-      this.#o.onSecret(name, r.value, v);
+      apply(r.value, res.version || version);
       return [];
     };
     let sub: Subscription;
-    if (src.value.kind === 'file') {
+    if (src.value.kind === 'ads') {
+      const handler: AdsSecretHandler = {
+        check: (res) => {
+          const r = check(res);
+          return r.ok ? { ok: true, apply: (version) => apply(r.value, version) } : r;
+        },
+      };
+      sub = this.#o.ads!.subscribe(name, handler, statPrefix, initialFetchTimeoutMs(config.initial_fetch_timeout));
+    } else if (src.value.kind === 'file') {
       sub = new FileSubscription({ path: src.value.path, watchedDirectory: src.value.watchedDirectory, decoder: SECRET_DECODER, names: [name], onUpdate, stats: this.#o.stats, statPrefix });
     } else {
       const t = resolveGrpcTarget(config, this.#o.clusters, path);

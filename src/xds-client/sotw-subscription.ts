@@ -13,7 +13,7 @@ import { logger } from '../proxy/log.ts';
 import { DISCOVERY_REQUEST, DISCOVERY_RESPONSE, GRPC_INVALID_ARGUMENT, type DiscoveryMethod, type DiscoveryRequest, type DiscoveryResponse__Output } from './codec.ts';
 import type { DiscoveryStream, GrpcChannelPool, GrpcTarget } from './grpc-transport.ts';
 import { JitteredBackoff } from './backoff.ts';
-import { decodeResource, nackMessage, type DecodedResource, type InitOutcome, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
+import { InitialFetch, decodeResource, nackMessage, sortDecoded, type InvalidHandler, type DecodedResource, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
 import { SubscriptionStats, label } from './subscription-stats.ts';
 import type { ConfigError } from '../config/result.ts';
 
@@ -36,21 +36,21 @@ export interface TypeSubscriptionOptions<T> {
   /** Resource names to ask for; undefined = wildcard (every resource of the type). */
   readonly names: readonly string[] | undefined;
   readonly onUpdate: UpdateHandler<T>;
-  /** Stat prefix with trailing dot (`sds.default.`). */
-  readonly statPrefix: string;
+  /** Told about resources of a rejected response that decoded but failed validation. */
+  readonly onInvalid?: InvalidHandler<T>;
+  /** Stat prefix with trailing dot (`sds.default.`); undefined = the subscriber counts its own stats. */
+  readonly statPrefix: string | undefined;
   /** 0 = wait forever. */
   readonly initialFetchTimeoutMs: number;
 }
 
 interface TypeState {
   readonly opts: TypeSubscriptionOptions<unknown>;
-  readonly stats: SubscriptionStats;
+  readonly stats: SubscriptionStats | undefined;
   names: readonly string[] | undefined;
   version: string;
   nonce: string;
-  initDone: boolean;
-  resolveInit: (o: InitOutcome) => void;
-  initTimer: NodeJS.Timeout | undefined;
+  readonly init: InitialFetch;
 }
 
 export class SotwStream {
@@ -70,33 +70,24 @@ export class SotwStream {
   /** Adds a resource type to this stream and (re)sends its request; the stream opens on first use. */
   subscribe<T>(typeUrl: string, opts: TypeSubscriptionOptions<T>): Subscription & { setNames(names: readonly string[] | undefined): void } {
     if (this.#types.has(typeUrl)) throw new Error(`SotwStream: ${typeUrl} already subscribed`);
-    let resolveInit!: (o: InitOutcome) => void;
-    const initialized = new Promise<InitOutcome>((r) => (resolveInit = r));
     const st: TypeState = {
       opts: opts as TypeSubscriptionOptions<unknown>,
-      stats: new SubscriptionStats(this.#o.stats, opts.statPrefix),
+      stats: opts.statPrefix === undefined ? undefined : new SubscriptionStats(this.#o.stats, opts.statPrefix),
       names: opts.names,
       version: '',
       nonce: '',
-      initDone: false,
-      resolveInit,
-      initTimer: undefined,
+      init: new InitialFetch(opts.initialFetchTimeoutMs, () => {
+        log.warn(`${label(opts.statPrefix ?? typeUrl)}: initial fetch timed out after ${opts.initialFetchTimeoutMs} ms (${this.#o.target.description})`);
+        st.stats?.outcome('init_fetch_timeout');
+      }),
     };
     this.#types.set(typeUrl, st);
-    st.stats.started();
-    if (opts.initialFetchTimeoutMs > 0) {
-      st.initTimer = setTimeout(() => {
-        log.warn(`${label(opts.statPrefix)}: initial fetch timed out after ${opts.initialFetchTimeoutMs} ms (${this.#o.target.description})`);
-        st.stats.outcome('init_fetch_timeout');
-        this.#initDone(st, 'init_fetch_timeout');
-      }, opts.initialFetchTimeoutMs);
-      st.initTimer.unref();
-    }
+    st.stats?.started();
     if (this.#stream) this.#send(typeUrl, st);
     else this.#open();
     const self = this;
     return {
-      initialized,
+      initialized: st.init.promise,
       get version() {
         return st.version;
       },
@@ -105,7 +96,7 @@ export class SotwStream {
         if (self.#stream) self.#send(typeUrl, st);
       },
       close() {
-        clearTimeout(st.initTimer);
+        st.init.cancel();
         self.#types.delete(typeUrl);
         if (self.#types.size === 0) self.close();
       },
@@ -115,18 +106,11 @@ export class SotwStream {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
-    for (const st of this.#types.values()) clearTimeout(st.initTimer);
+    for (const st of this.#types.values()) st.init.cancel();
     const s = this.#stream;
     this.#stream = undefined;
     s?.cancel();
     this.#connected(false);
-  }
-
-  #initDone(st: TypeState, o: InitOutcome): void {
-    clearTimeout(st.initTimer);
-    if (st.initDone) return;
-    st.initDone = true;
-    st.resolveInit(o);
   }
 
   #connected(up: boolean): void {
@@ -162,7 +146,7 @@ export class SotwStream {
     this.#connected(false);
     if (this.#closed) return;
     const detail = 'code' in e ? `${e.code} ${e.details}` : e.message;
-    for (const st of this.#types.values()) st.stats.outcome('failure');
+    for (const st of this.#types.values()) st.stats?.outcome('failure');
     const wait = this.#backoff.next();
     log.warn(`${this.#o.method.path} stream to ${this.#o.target.description} closed: ${detail}; retrying in ${wait} ms`);
     this.#retryTimer = setTimeout(() => this.#open(), wait);
@@ -198,33 +182,31 @@ export class SotwStream {
     const started = performance.now();
     const errors: ConfigError[] = [];
     const decoded: DecodedResource<unknown>[] = [];
-    m.resources.forEach((any, i) => {
-      const r = decodeResource(st.opts.decoder, any, `resources[${i}]`);
-      if (r.ok) decoded.push(r.value);
-      else errors.push(...r.errors);
-    });
+    const invalid: DecodedResource<unknown>[] = [];
+    m.resources.forEach((any, i) => sortDecoded(decodeResource(st.opts.decoder, any, `resources[${i}]`), decoded, invalid, errors));
+    if (invalid.length > 0) st.opts.onInvalid?.(invalid);
     // SotW: the subscriber sees the resources it asked for (a resource for a name nobody asked
     // for is ignored, as Envoy's mux does); a named subscription with none of them is not updated.
     const wanted = st.names ? new Set(st.names) : undefined;
     const mine = wanted ? decoded.filter((d) => wanted.has(d.name)) : decoded;
     if (errors.length === 0 && (mine.length > 0 || !wanted)) errors.push(...st.opts.onUpdate({ resources: mine, removed: [], version: m.version_info }));
     else if (errors.length === 0) {
-      log.debug(`${label(st.opts.statPrefix)}: response ${m.version_info} has none of ${[...(wanted ?? [])].join(', ')}; nothing to update`);
+      log.debug(`${label(st.opts.statPrefix ?? m.type_url)}: response ${m.version_info} has none of ${[...(wanted ?? [])].join(', ')}; nothing to update`);
       st.version = m.version_info;
       return this.#send(m.type_url, st);
     }
     if (errors.length > 0) {
       const message = nackMessage(errors);
-      log.warn(`${label(st.opts.statPrefix)}: rejecting version ${m.version_info} (nonce ${m.nonce}): ${message}`);
-      st.stats.outcome('rejected');
+      log.warn(`${label(st.opts.statPrefix ?? m.type_url)}: rejecting version ${m.version_info} (nonce ${m.nonce}): ${message}`);
+      st.stats?.outcome('rejected');
       this.#send(m.type_url, st, message);
-      this.#initDone(st, 'rejected');
+      st.init.done('rejected');
       return;
     }
     st.version = m.version_info;
-    st.stats.outcome('success', m.version_info, performance.now() - started);
-    log.debug(`${label(st.opts.statPrefix)}: accepted version ${m.version_info}`);
+    st.stats?.outcome('success', m.version_info, performance.now() - started);
+    log.debug(`${label(st.opts.statPrefix ?? m.type_url)}: accepted version ${m.version_info}`);
     this.#send(m.type_url, st);
-    this.#initDone(st, 'success');
+    st.init.done('success');
   }
 }

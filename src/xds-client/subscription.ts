@@ -4,8 +4,9 @@
 
 import type { Any__Output } from '../generated/google/protobuf/Any.ts';
 import type { Resource__Output } from '../generated/envoy/service/discovery/v3/Resource.ts';
-import { decodeBinary } from '../config/decode.ts';
-import { typeNameOf } from '../config/protos.ts';
+import { decodeBinary, validateDecoded } from '../config/decode.ts';
+import { OBJECT_OPTIONS } from '../config/wkt.ts';
+import { lookupMessageType, typeNameOf } from '../config/protos.ts';
 import { fail, joinPath, ok, type ConfigError, type Result } from '../config/result.ts';
 
 /** One resource out of a response, decoded and PGV-validated. */
@@ -14,6 +15,8 @@ export interface DecodedResource<T> {
   readonly resource: T;
   /** Delta: the resource's own version. */
   readonly version?: string;
+  /** PGV validation errors: the resource decoded (its name is known) but is invalid. */
+  readonly invalid?: readonly ConfigError[];
 }
 
 /** Decodes one resource type (Secret, Listener, …) from protobuf bytes. */
@@ -21,6 +24,8 @@ export interface ResourceDecoder<T> {
   readonly typeUrl: string;
   /** The resource's name (Envoy's `resourceName()`), e.g. Secret.name, Listener.name. */
   nameOf(resource: T): string;
+  /** How errors name a resource (`listener` → `listener 'http'.address…`); default `resources[i]`. */
+  readonly kind?: string;
 }
 
 /**
@@ -28,6 +33,9 @@ export interface ResourceDecoder<T> {
  * asked for (all of them when wildcard); delta: added/changed ones, plus `removed` names.
  * Returning errors rejects the whole response (NACK) and leaves the previous state in place.
  */
+/** Resources of a rejected response that decoded but failed validation (for /config_dump error states). */
+export type InvalidHandler<T> = (invalid: readonly DecodedResource<T>[]) => void;
+
 export type UpdateHandler<T> = (update: { readonly resources: readonly DecodedResource<T>[]; readonly removed: readonly string[]; readonly version: string }) => readonly ConfigError[];
 
 /**
@@ -64,14 +72,69 @@ export function decodeResource<T>(decoder: ResourceDecoder<T>, any: Any__Output,
   if (typeNameOf(body.type_url) !== typeNameOf(decoder.typeUrl)) {
     return fail(joinPath(path, 'type_url'), `type URL ${body.type_url} does not match the subscription's ${decoder.typeUrl}`);
   }
-  const r = decodeBinary<T>(typeNameOf(decoder.typeUrl), body.value, path);
-  if (!r.ok) return r;
-  return ok({ name: wrappedName ?? decoder.nameOf(r.value), resource: r.value });
+  const typeName = typeNameOf(decoder.typeUrl);
+  const type = lookupMessageType(typeName);
+  if (!type) return fail(path, `unknown message type "${typeName}"`);
+  let value: T;
+  try {
+    value = type.toObject(type.decode(body.value), OBJECT_OPTIONS) as T;
+  } catch (e) {
+    return fail(path, `invalid ${typeName} bytes: ${(e as Error).message}`);
+  }
+  const name = wrappedName ?? decoder.nameOf(value);
+  const invalid = validateDecoded(typeName, value, decoder.kind && name ? `${decoder.kind} '${name}'` : path);
+  return ok(invalid.length > 0 ? { name, resource: value, invalid } : { name, resource: value });
+}
+
+/**
+ * Sorts one decoded resource: valid ones into `decoded`; invalid ones (decoded, PGV errors) into
+ * `invalid` with their errors in `errors`; undecodable ones' errors into `errors`.
+ */
+export function sortDecoded<T>(r: Result<DecodedResource<T>>, decoded: DecodedResource<T>[], invalid: DecodedResource<T>[], errors: ConfigError[]): void {
+  if (!r.ok) errors.push(...r.errors);
+  else if (r.value.invalid) {
+    errors.push(...r.value.invalid);
+    invalid.push(r.value);
+  } else decoded.push(r.value);
 }
 
 /** One line per error, as Envoy's NACK error_detail.message reads. */
 export function nackMessage(errors: readonly ConfigError[]): string {
   return errors.map((e) => (e.path ? `${e.path}: ${e.reason}` : e.reason)).join('\n');
+}
+
+/**
+ * A subscription's initial fetch (Envoy's init target): `promise` resolves with the first outcome
+ * (accepted, rejected, or `onTimeout` after `timeoutMs`; 0 = no timeout). Shared by the streams.
+ */
+export class InitialFetch {
+  readonly promise: Promise<InitOutcome>;
+  #resolve!: (o: InitOutcome) => void;
+  #done = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(timeoutMs: number, onTimeout: () => void) {
+    this.promise = new Promise((r) => (this.#resolve = r));
+    if (timeoutMs > 0) {
+      this.#timer = setTimeout(() => {
+        onTimeout();
+        this.done('init_fetch_timeout');
+      }, timeoutMs);
+      this.#timer.unref();
+    }
+  }
+
+  done(o: InitOutcome): void {
+    this.cancel();
+    if (this.#done) return;
+    this.#done = true;
+    this.#resolve(o);
+  }
+
+  /** Stops the timer (closing the subscription); the promise stays pending if not done. */
+  cancel(): void {
+    clearTimeout(this.#timer);
+  }
 }
 
 /** Envoy's default initial_fetch_timeout: 15s; `0s` waits forever (returns 0). */

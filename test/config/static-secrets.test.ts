@@ -87,7 +87,7 @@ test('sds_config problems are config errors naming the field', () => {
   const ads = build({ static_resources: { clusters: [tlsCluster('a', { name: 'default', sds_config: { ads: {}, resource_api_version: 'V3' } })] } });
   assert.ok(!ads.ok);
   assert.match(ads.errors[0]!.path, /^static_resources\.clusters\[0\]\.transport_socket\..*tls_certificate_sds_secret_configs\[0\]\.sds_config\.ads$/);
-  assert.match(ads.errors[0]!.reason, /SDS over ADS is not supported yet: it comes with the xDS issue/);
+  assert.match(ads.errors[0]!.reason, /SDS over ADS needs dynamic_resources.ads_config/);
 
   const unknown = build({ static_resources: { clusters: [tlsCluster('a', { name: 'default', sds_config: sdsGrpc('nowhere') })] } });
   assert.ok(!unknown.ok);

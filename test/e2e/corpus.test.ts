@@ -1,27 +1,28 @@
 // The shared corpus of real Envoy configs: each validates, or fails naming only features that
-// later issues bring (xDS). The ones whose upstreams a test can
-// stand up on 127.0.0.1 serve real traffic (addresses rewritten in a copy, never in the file).
+// later issues bring. The ones whose upstreams a test can stand up on 127.0.0.1 serve real
+// traffic (addresses rewritten in a copy, never in the file); dynamic-config-fs serves through
+// filesystem xDS from copies of its LDS/CDS files and picks up a change to them without restart.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { runCli, startLegate } from '../helpers/legate.ts';
+import { runCli, startLegate, writeConfig } from '../helpers/legate.ts';
 import { CORPUS_DIR } from '../helpers/corpus.ts';
 
 const CORPUS = CORPUS_DIR + '/';
 const LATER = /not supported yet|legate does not implement this extension|unknown HTTP filter/;
 /** What each failing file may fail on (features of later issues). */
-const EXPECTED_FAILURES: Record<string, RegExp> = {
-  'dynamic-config-fs__envoy.yaml': /dynamic resources \(xDS/,
-};
+const EXPECTED_FAILURES: Record<string, RegExp> = {};
 
 type Obj = Record<string, unknown>;
 const load = (f: string): Obj => parse(readFileSync(CORPUS + f, 'utf8')) as Obj;
@@ -283,5 +284,65 @@ test('corpus tls-inspector routes TLS by ALPN and plaintext to the default chain
   } finally {
     await l.stop();
     for (const s of servers) s.close();
+  }
+});
+
+test('corpus dynamic-config-fs serves through filesystem xDS; switching the cluster in cds.yaml (service1 → service2) applies without restart', { timeout: 60_000 }, async (t) => {
+  const servers: net.Server[] = [];
+  t.after(() => servers.forEach((x) => x.close()));
+  const service1 = await namedUpstream('service1', servers);
+  const service2 = await namedUpstream('service2', servers);
+  const dir = mkdtempSync(join(tmpdir(), 'legate-corpus-fs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const c = load('dynamic-config-fs__envoy.yaml');
+  const lds = load('dynamic-config-fs__configs__lds.yaml');
+  const cds = load('dynamic-config-fs__configs__cds.yaml');
+  const port = await freePort();
+  for (const a of socketAddressesOf(lds)) Object.assign(a, { address: '127.0.0.1', port_value: port });
+  for (const a of socketAddressesOf(cds)) Object.assign(a, { address: '127.0.0.1', port_value: service1 });
+  const ldsPath = join(dir, 'lds.yaml');
+  const cdsPath = join(dir, 'cds.yaml');
+  writeFileSync(ldsPath, stringify(lds));
+  writeFileSync(cdsPath, stringify(cds));
+  const dr = c.dynamic_resources as { lds_config: { path_config_source: { path: string } }; cds_config: { path_config_source: { path: string } } };
+  assert.equal(dr.lds_config.path_config_source.path, '/var/lib/envoy/lds.yaml');
+  dr.lds_config.path_config_source.path = ldsPath;
+  dr.cds_config.path_config_source.path = cdsPath;
+  setAdmin(c);
+  const copy = writeConfig(c);
+  t.after(() => rmSync(join(copy, '..'), { recursive: true, force: true }));
+  const v = await runCli(['--mode', 'validate', '-c', copy]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.equal(v.stdout.trim(), 'OK');
+  const l = await startLegate(c);
+  try {
+    const body = async (): Promise<string | undefined> => {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/`);
+        return r.status === 200 ? await r.text() : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const until = async (want: string): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      let last: string | undefined;
+      while ((last = await body()) !== want) {
+        if (Date.now() > deadline) assert.fail(`expected ${JSON.stringify(want)}, last ${JSON.stringify(last)}\n${l.stderr()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await until('service1 / proto=http');
+    // The example's README: `sed -i s/service1/service2/ cds.yaml` — an atomic replace of the file.
+    for (const a of socketAddressesOf(cds)) Object.assign(a, { port_value: service2 });
+    writeFileSync(`${cdsPath}.tmp`, stringify(cds));
+    renameSync(`${cdsPath}.tmp`, cdsPath);
+    await until('service2 / proto=http');
+    const s = await l.stats();
+    assert.ok((s['cluster_manager.cds.update_success'] ?? 0) >= 2, JSON.stringify(s['cluster_manager.cds.update_success']));
+    assert.ok((s['listener_manager.lds.update_success'] ?? 0) >= 1);
+    assert.equal(s['http.ingress_http.downstream_rq_2xx'] !== undefined, true);
+  } finally {
+    await l.stop();
   }
 });

@@ -227,7 +227,8 @@ test('sds_config errors name the field', () => {
   const ads = checkSdsConfigSource(configSource({ ads: {}, resource_api_version: 'V3' }), clusters, 'x.sds_config');
   assert.ok(!ads.ok);
   assert.equal(ads.errors[0]!.path, 'x.sds_config.ads');
-  assert.match(ads.errors[0]!.reason, /SDS over ADS .* xDS issue/);
+  assert.match(ads.errors[0]!.reason, /SDS over ADS needs dynamic_resources.ads_config/);
+  assert.ok(checkSdsConfigSource(configSource({ ads: {}, resource_api_version: 'V3' }), clusters, 'x.sds_config', true).ok);
   const unknown = checkSdsConfigSource(grpcSource('nope'), clusters, 'x.sds_config');
   assert.ok(!unknown.ok);
   assert.equal(unknown.errors[0]!.path, 'x.sds_config.api_config_source.grpc_services[0].envoy_grpc.cluster_name');

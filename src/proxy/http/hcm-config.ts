@@ -1,9 +1,8 @@
 // The parsed, frozen HTTP connection manager config (what parseHttpConnectionManager makes and the
 // connection manager runs). Pure data: every Envoy default is already filled in.
 
-import type { ExtensionSpec } from '../../filters/registry.ts';
+import type { ExtensionSpec, RouteSource } from '../../filters/registry.ts';
 import type { AccessLogConfig } from '../access-log/index.ts';
-import type { RouteTable } from './route-types.ts';
 import type { LocalReplyConfig } from './local-reply.ts';
 
 export type CodecType = 'AUTO' | 'HTTP1' | 'HTTP2';
@@ -42,7 +41,8 @@ export interface Cidr {
 export interface HcmConfig {
   readonly statPrefix: string;
   readonly codecType: CodecType;
-  readonly routeTable: RouteTable;
+  /** The route table: fixed for an inline route_config, a worker's live RDS entry for `rds` (read `.table` per request). */
+  readonly routes: RouteSource;
   readonly httpFilters: readonly HttpFilterEntry[];
   readonly serverName: string;
   readonly serverHeaderTransformation: ServerHeaderTransformation;

@@ -238,7 +238,7 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
     h.remove('x-envoy-internal');
     for (const n of ENVOY_INTERNAL_ONLY) h.remove(n);
     // RouteConfiguration.internal_only_headers: stripped from requests that are not internal.
-    for (const n of cfg.routeTable.internalOnlyHeaders ?? []) h.remove(n);
+    for (const n of cfg.routes.table?.internalOnlyHeaders ?? []) h.remove(n);
     if (cfg.useRemoteAddress && finalRemote !== undefined) h.set('x-envoy-external-address', finalRemote);
   }
 

@@ -5,10 +5,11 @@
 
 import type { Secret__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/Secret.ts';
 import type { StaticConfig } from '../../config/static-config.ts';
+import type { SdsReference } from '../../filters/registry.ts';
 import { fail, type Result } from '../../config/result.ts';
 import type { StatsStore } from '../stats.ts';
 import { logger } from '../log.ts';
-import { SdsClient } from '../../xds-client/sds-client.ts';
+import { SdsClient, type AdsSecretSource } from '../../xds-client/sds-client.ts';
 import type { InitOutcome } from '../../xds-client/subscription.ts';
 import { parseSecret } from './secret-config.ts';
 import { MemorySecretStore } from './secret-store.ts';
@@ -37,9 +38,11 @@ export class SecretManagerMain {
   readonly #push: (name: string, secret: TlsSecret) => void;
   readonly #sds: SdsClient<TlsSecret>;
   #started = false;
+  /** SDS secrets named by dynamic resources (not in the bootstrap). */
+  readonly #extra = new Map<string, SdsReference>();
 
-  /** `push` sends a validated secret to every worker (none yet before they start). */
-  constructor(config: StaticConfig, stats: StatsStore, push: (name: string, secret: TlsSecret) => void) {
+  /** `push` sends a validated secret to every worker (none yet before they start); `ads` carries SDS over ADS. */
+  constructor(config: StaticConfig, stats: StatsStore, push: (name: string, secret: TlsSecret) => void, ads?: AdsSecretSource) {
     this.#config = config;
     this.#push = push;
     this.store = new MemorySecretStore(config.secrets);
@@ -49,6 +52,7 @@ export class SecretManagerMain {
       stats,
       validate: validateSdsSecret,
       onSecret: (name, secret, version) => this.#onSecret(name, secret, version),
+      ads,
     });
   }
 
@@ -60,6 +64,17 @@ export class SecretManagerMain {
       const r = this.#sds.subscribe(ref.name, ref.configSource, ref.path);
       if (!r.ok) log.error(`cannot subscribe to SDS secret '${ref.name}': ${r.errors.map((e) => `${e.path}: ${e.reason}`).join('; ')}`);
     }
+  }
+
+  /**
+   * Subscribes to an SDS secret a dynamic (xDS) resource's TLS context names, once per name (its
+   * sds_config already checked by the xDS manager). The secret reaches the workers when it arrives.
+   */
+  subscribeDynamic(ref: SdsReference): void {
+    if (this.#extra.has(ref.name) || this.#config.sdsRefs.some((r) => r.name === ref.name)) return;
+    this.#extra.set(ref.name, ref);
+    const r = this.#sds.subscribe(ref.name, ref.configSource, ref.path);
+    if (!r.ok) log.error(`cannot subscribe to SDS secret '${ref.name}': ${r.errors.map((e) => `${e.path}: ${e.reason}`).join('; ')}`);
   }
 
   /** Resolves when every SDS secret's first fetch has ended (Envoy's init targets). */
@@ -78,7 +93,7 @@ export class SecretManagerMain {
 
   /** SDS names subscribed to, whether or not a value arrived. */
   sdsNames(): readonly string[] {
-    return this.#config.sdsRefs.map((r) => r.name);
+    return [...this.#config.sdsRefs.map((r) => r.name), ...this.#extra.keys()];
   }
 
   close(): void {

@@ -1,247 +1,51 @@
-// One worker's clusters: host membership (STATIC, STRICT_DNS, LOGICAL_DNS with refresh timers), the load
-// balancer rebuilt on every change, each host's transport socket (transport-socket-match.ts), and
-// connection pools. A failed DNS resolution leaves the previous hosts (none at start), logs and counts
-// update_failure; it is never fatal.
+// One worker's clusters by name: built from the bootstrap, then added, replaced and removed at run
+// time (CDS) and given EDS endpoints. A replacement warms (DNS, first health checks) before it takes
+// new requests; a replaced or removed cluster stops taking new requests while those in flight finish
+// on its pools, which then close. Lookups are by name at request time (router, tcp_proxy).
 
-import type { ClientHttp2Session } from 'node:http2';
-import type { Socket } from 'node:net';
-import type { Dispatcher } from 'undici';
 import { logger } from '../log.ts';
 import { MemorySecretStore } from '../tls/secret-store.ts';
-import type { ClientTransportSocket, SecretStore } from '../tls/types.ts';
-import { TransportSocketMatcher } from './transport-socket-match.ts';
+import type { SecretStore } from '../tls/types.ts';
 import { SharedCounters } from '../shared-counters.ts';
-import type { Counter, Gauge, StatsStore } from '../stats.ts';
-import { hostKey, resolveAll } from './dns.ts';
-import { LoadBalancer } from './lb/index.ts';
-import { ClusterPools } from './pool.ts';
-import { ClusterCircuitBreakers } from './circuit-breakers.ts';
-import { ClusterHealth, type HealthContext } from './health-check/cluster-health.ts';
-import type { Cluster, ClusterConfig, ClusterInfo, ClusterManager, EndpointConfig, EndpointMetadata, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, RoutingPriority, UpstreamResult, UpstreamTransportOptions } from './types.ts';
+import type { Gauge, StatsStore } from '../stats.ts';
+import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.ts';
+import { ok, type Result } from '../../config/result.ts';
+import { ClusterImpl, parseEdsEndpoints, type EdsEndpoints } from './cluster.ts';
+import type { Cluster, ClusterConfig, ClusterManager } from './types.ts';
+
+export { parseEdsEndpoints, type EdsEndpoints } from './cluster.ts';
 
 const log = logger('upstream');
 
-class HostImpl implements Host {
-  readonly address: string;
-  readonly port: number;
-  readonly key: string;
-  readonly hostname: string | undefined;
-  readonly weight: number;
-  readonly priority: number;
-  readonly locality: Locality | undefined;
-  readonly localityWeight: number | undefined;
-  readonly metadata: EndpointMetadata | undefined;
-  readonly transportSocket: ClientTransportSocket | undefined;
-  health: HostHealth;
-  activeRequests = 0;
-
-  constructor(address: string, ep: EndpointConfig, loc: LocalityEndpointsConfig, sockets: TransportSocketMatcher) {
-    this.address = address;
-    this.port = ep.port;
-    this.key = ep.pipe ? address : hostKey(address, ep.port);
-    this.hostname = ep.hostname;
-    this.weight = ep.weight;
-    this.priority = loc.priority;
-    this.locality = loc.locality;
-    this.localityWeight = loc.weight;
-    this.metadata = ep.metadata;
-    this.transportSocket = sockets.resolve(ep.metadata, loc.metadata);
-    this.health = ep.health;
-  }
-}
-
-interface ClusterStats {
-  total: Gauge;
-  healthy: Gauge;
-  degraded: Gauge;
-  change: Counter;
-  updateAttempt: Counter;
-  updateSuccess: Counter;
-  updateFailure: Counter;
-}
-
-class ClusterImpl implements Cluster {
-  readonly info: ClusterInfo;
-  readonly #config: ClusterConfig;
-  readonly #pools: ClusterPools;
-  readonly #breakers: ClusterCircuitBreakers;
-  readonly #stats: ClusterStats;
-  readonly #sockets: TransportSocketMatcher;
-  #hosts: Host[] = [];
-  #lb: LoadBalancer;
-  /** DNS clusters: the last good hosts per endpoint, `locality index/endpoint index`. */
-  readonly #resolved = new Map<string, Host[]>();
-  #timer: NodeJS.Timeout | undefined;
-  #closed = false;
-  /** Active health checking and outlier detection (health-check/cluster-health.ts). */
-  readonly #health: ClusterHealth;
-
-  /**
-   * `shared`: the process-wide counters the circuit breakers count in (one per process in production);
-   * `secrets`: the worker's secrets, for the cluster's TLS transport sockets.
-   */
-  constructor(config: ClusterConfig, stats: StatsStore, healthCtx: HealthContext = { stats, workerId: 0 }, shared: SharedCounters = SharedCounters.create(64), secrets: SecretStore = new MemorySecretStore()) {
-    this.info = config;
-    this.#config = config;
-    this.#sockets = new TransportSocketMatcher(config, { stats, secrets }, healthCtx.workerId === 0);
-    this.#breakers = new ClusterCircuitBreakers(config.name, config.statPrefix, config.circuitBreakers, shared, stats);
-    this.#pools = new ClusterPools(config, stats, this.#breakers.get('DEFAULT'));
-    const p = config.statPrefix;
-    // Every worker sees the same membership: 'max' keeps the merged gauge from multiplying by workers.
-    this.#stats = {
-      total: stats.gauge(`${p}membership_total`, 'max'),
-      healthy: stats.gauge(`${p}membership_healthy`, 'max'),
-      degraded: stats.gauge(`${p}membership_degraded`, 'max'),
-      change: stats.counter(`${p}membership_change`),
-      updateAttempt: stats.counter(`${p}update_attempt`),
-      updateSuccess: stats.counter(`${p}update_success`),
-      updateFailure: stats.counter(`${p}update_failure`),
-    };
-    this.#lb = new LoadBalancer(config.lb, []);
-    this.#health = new ClusterHealth(config, healthCtx, () => this.healthChanged());
-  }
-
-  /** Initial membership; resolves when DNS clusters finished their first resolution. */
-  async init(): Promise<void> {
-    if (this.#config.type === 'STATIC') {
-      const hosts: Host[] = [];
-      for (const loc of this.#config.localities) for (const ep of loc.endpoints) hosts.push(new HostImpl(ep.address, ep, loc, this.#sockets));
-      this.#setHosts(hosts);
-    } else {
-      await this.#resolve();
-    }
-    await this.#health.ready();
-  }
-
-  async #resolve(): Promise<void> {
-    const c = this.#config;
-    this.#stats.updateAttempt.inc();
-    const jobs: Promise<boolean>[] = [];
-    c.localities.forEach((loc, li) =>
-      loc.endpoints.forEach((ep, ei) => {
-        const id = `${li}/${ei}`;
-        jobs.push(
-          resolveAll(ep.address, c.dnsLookupFamily).then(
-            (addrs) => {
-              // LOGICAL_DNS keeps a single logical host: the first address returned.
-              const use = c.type === 'LOGICAL_DNS' ? addrs.slice(0, 1) : addrs;
-              this.#resolved.set(id, use.map((a) => new HostImpl(a, ep, loc, this.#sockets)));
-              return true;
-            },
-            (err: unknown) => {
-              log.warn(`cluster ${c.name}: DNS resolution of ${ep.address} failed: ${err instanceof Error ? err.message : String(err)}`);
-              return false;
-            },
-          ),
-        );
-      }),
-    );
-    const results = await Promise.all(jobs);
-    if (this.#closed) return;
-    if (results.every((r) => r)) this.#stats.updateSuccess.inc();
-    else this.#stats.updateFailure.inc();
-    this.#setHosts([...this.#resolved.values()].flat());
-    this.#timer = setTimeout(() => void this.#resolve(), c.dnsRefreshRateMs);
-    this.#timer.unref();
-  }
-
-  /** Swaps membership, keeping Host objects (health, active requests) whose key stayed. */
-  #setHosts(next: Host[]): void {
-    const old = new Map<string, Host[]>();
-    for (const h of this.#hosts) {
-      const l = old.get(h.key);
-      if (l) l.push(h);
-      else old.set(h.key, [h]);
-    }
-    let changed = next.length !== this.#hosts.length;
-    const hosts = next.map((h) => {
-      const prev = old.get(h.key)?.shift();
-      if (prev && prev.priority === h.priority && prev.weight === h.weight) return prev;
-      changed = true;
-      return h;
-    });
-    const removed = [...old.values()].flat().filter((h) => !hosts.some((n) => n.key === h.key));
-    for (const h of removed) void this.#pools.removeHost(h.key);
-    if (changed || this.#hosts.length === 0) {
-      if (changed) this.#stats.change.inc();
-      this.#hosts = hosts;
-      this.#health.setHosts(hosts);
-      this.healthChanged();
-    }
-  }
-
-  healthChanged(): void {
-    this.#lb = new LoadBalancer(this.#config.lb, this.#hosts);
-    this.#stats.total.set(this.#hosts.length);
-    this.#stats.healthy.set(this.#hosts.filter((h) => h.health === 'healthy').length);
-    this.#stats.degraded.set(this.#hosts.filter((h) => h.health === 'degraded').length);
-  }
-
-  hosts(): readonly Host[] {
-    return this.#hosts;
-  }
-
-  circuitBreakers(priority: RoutingPriority): CircuitBreakers {
-    return this.#breakers.get(priority);
-  }
-
-  /** Thresholds and this worker's view of the process-wide counts (admin, stats refresh). */
-  get breakers(): ClusterCircuitBreakers {
-    return this.#breakers;
-  }
-
-  reportResult(host: Host, result: UpstreamResult): void {
-    this.#health.reportResult(host, result);
-  }
-
-  /** Health checking and outlier detection state (tests). */
-  get health(): ClusterHealth {
-    return this.#health;
-  }
-
-  chooseHost(ctx: LbContext): Host | undefined {
-    return this.#lb.chooseHost(ctx);
-  }
-
-  /** The current balancer (tests, admin). */
-  get loadBalancer(): LoadBalancer {
-    return this.#lb;
-  }
-
-  http1Pool(host: Host, transport?: UpstreamTransportOptions): Dispatcher {
-    return this.#pools.http1Pool(host, transport);
-  }
-
-  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<ClientHttp2Session> {
-    return this.#pools.http2Session(host, transport);
-  }
-
-  connect(host: Host, transport?: UpstreamTransportOptions): Promise<Socket> {
-    return this.#pools.connect(host, transport);
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#health.close();
-    this.#sockets.close();
-    await this.#pools.close();
-  }
-}
-
-class ClusterManagerImpl implements ClusterManager {
+class ClusterManagerImpl implements DynamicClusterManager {
   readonly stats: StatsStore;
+  readonly #ctx: ClusterManagerContext;
+  readonly #shared: SharedCounters;
+  readonly #secrets: SecretStore;
   readonly #clusters = new Map<string, ClusterImpl>();
+  /** Replaced or removed clusters whose in-flight requests are still finishing. */
+  readonly #retiring = new Set<ClusterImpl>();
+  /** The newest add/replace per name: an older one that finishes warming later must not win. */
+  readonly #pending = new Map<string, ClusterImpl>();
+  readonly #active: Gauge;
   readonly #ready: Promise<void>;
 
   constructor(clusters: readonly ClusterConfig[], ctx: ClusterManagerContext) {
     this.stats = ctx.stats;
+    this.#ctx = ctx;
     // Without the process's SharedCounters (single-worker tests) limits hold for this cluster manager.
-    const shared = ctx.shared ?? SharedCounters.create(1024);
-    const secrets = ctx.secrets ?? new MemorySecretStore();
-    for (const c of clusters) this.#clusters.set(c.name, new ClusterImpl(c, ctx.stats, ctx, shared, secrets));
-    ctx.stats.gauge('cluster_manager.active_clusters', 'max').set(this.#clusters.size);
+    this.#shared = ctx.shared ?? SharedCounters.create(1024);
+    this.#secrets = ctx.secrets ?? new MemorySecretStore();
+    for (const c of clusters) this.#clusters.set(c.name, this.#create(c));
+    this.#active = ctx.stats.gauge('cluster_manager.active_clusters', 'max');
+    this.#active.set(this.#clusters.size);
     this.#ready = Promise.all([...this.#clusters.values()].map((c) => c.init())).then(() => undefined);
+  }
+
+  /** `replacing`: a cluster of that name serves meanwhile (its health results stay the ones other workers follow). */
+  #create(c: ClusterConfig, replacing = false): ClusterImpl {
+    const health = { stats: this.#ctx.stats, workerId: this.#ctx.workerId, shared: this.#ctx.shared, deferPublish: replacing };
+    return new ClusterImpl(c, this.#ctx.stats, health, this.#shared, this.#secrets);
   }
 
   ready(): Promise<void> {
@@ -256,13 +60,87 @@ class ClusterManagerImpl implements ClusterManager {
     return [...this.#clusters.keys()];
   }
 
+  async addOrUpdateCluster(config: ClusterConfig, endpoints?: ClusterLoadAssignment__Output): Promise<Result<void>> {
+    let eds: EdsEndpoints | undefined;
+    if (endpoints && config.type === 'EDS') {
+      const r = parseEdsEndpoints(endpoints, `cluster ${config.name}: ClusterLoadAssignment ${endpoints.cluster_name}`);
+      if (!r.ok) return r;
+      eds = r.value;
+    }
+    const next = this.#create(config, this.#clusters.has(config.name));
+    this.#pending.set(config.name, next);
+    // Warm (DNS, first health-check round) before taking traffic; the old cluster serves meanwhile.
+    await next.init(eds);
+    if (this.#pending.get(config.name) !== next) {
+      void next.close();
+      return ok(undefined);
+    }
+    this.#pending.delete(config.name);
+    const old = this.#clusters.get(config.name);
+    this.#clusters.set(config.name, next);
+    this.#active.set(this.#clusters.size);
+    if (old) this.#retire(old);
+    next.activate();
+    log.debug(`cluster ${config.name} ${old ? 'updated' : 'added'}`);
+    return ok(undefined);
+  }
+
+  removeCluster(name: string): boolean {
+    this.#pending.delete(name);
+    const old = this.#clusters.get(name);
+    if (!old) return false;
+    this.#clusters.delete(name);
+    this.#active.set(this.#clusters.size);
+    this.#retire(old);
+    log.debug(`cluster ${name} removed`);
+    return true;
+  }
+
+  setEndpoints(clusterName: string, assignment: ClusterLoadAssignment__Output): Result<void> {
+    const path = `ClusterLoadAssignment ${assignment.cluster_name || clusterName}`;
+    const c = this.#clusters.get(clusterName);
+    if (!c) return { ok: false, errors: [{ path, reason: `unknown cluster '${clusterName}'` }] };
+    if (c.info.type !== 'EDS') return { ok: false, errors: [{ path, reason: `cluster '${clusterName}' is ${c.info.type}, not EDS` }] };
+    const r = parseEdsEndpoints(assignment, path);
+    if (!r.ok) return r;
+    c.setEndpoints(r.value);
+    return ok(undefined);
+  }
+
+  #retire(c: ClusterImpl): void {
+    this.#retiring.add(c);
+    void c.retire().finally(() => this.#retiring.delete(c));
+  }
+
+  /** Clusters replaced or removed whose in-flight requests are still finishing (tests). */
+  get retiring(): number {
+    return this.#retiring.size;
+  }
+
   refreshStats(): void {
     for (const c of this.#clusters.values()) c.breakers.refreshGauges();
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#clusters.values()].map((c) => c.close()));
+    this.#pending.clear();
+    await Promise.all([...this.#clusters.values(), ...this.#retiring].map((c) => c.close()));
   }
+}
+
+/** A worker's cluster manager as the dynamic (xDS) config drives it. */
+export interface DynamicClusterManager extends ClusterManager {
+  /**
+   * Adds a cluster, or replaces the one of that name once the new one has warmed (DNS, first health
+   * checks): new requests use the new one; requests in flight finish on the old one's pools. An EDS
+   * cluster may come with its first ClusterLoadAssignment. Fails (changing nothing) on a bad assignment.
+   */
+  addOrUpdateCluster(config: ClusterConfig, endpoints?: ClusterLoadAssignment__Output): Promise<Result<void>>;
+  /** Removes a cluster: new requests find no cluster (503 NC); those in flight finish. False if unknown. */
+  removeCluster(name: string): boolean;
+  /** EDS: replaces an EDS cluster's endpoints (the next request balances over them). */
+  setEndpoints(clusterName: string, assignment: ClusterLoadAssignment__Output): Result<void>;
+  /** Clusters replaced or removed whose in-flight requests are still finishing. */
+  readonly retiring: number;
 }
 
 export interface ClusterManagerContext {
@@ -274,6 +152,6 @@ export interface ClusterManagerContext {
 }
 
 /** One per worker: builds every cluster and starts its initial host resolution. */
-export function createClusterManager(clusters: readonly ClusterConfig[], ctx: ClusterManagerContext): ClusterManager {
+export function createClusterManager(clusters: readonly ClusterConfig[], ctx: ClusterManagerContext): DynamicClusterManager {
   return new ClusterManagerImpl(clusters, ctx);
 }

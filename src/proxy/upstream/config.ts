@@ -98,7 +98,7 @@ function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: s
       const health = healthOf(String(lbe.health_status));
       const metadata = filterMetadata(lbe.metadata);
       if (addr.address === 'pipe' && addr.pipe) {
-        if (type !== 'STATIC') errors.push({ path: joinPath(apath, 'pipe'), reason: `pipe addresses are only valid in STATIC clusters, not ${type}` });
+        if (type !== 'STATIC' && type !== 'EDS') errors.push({ path: joinPath(apath, 'pipe'), reason: `pipe addresses are only valid in STATIC clusters, not ${type}` });
         endpoints.push({ address: addr.pipe.path, port: 0, hostname, weight: w, health, pipe: true, metadata });
         return;
       }
@@ -114,8 +114,8 @@ function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: s
       const port = sa.port_value ?? 0;
       if (port < 0 || port > 65535) errors.push({ path: joinPath(spath, 'port_value'), reason: 'value must be less than or equal to 65535' });
       if (!sa.address) errors.push({ path: joinPath(spath, 'address'), reason: 'value length must be at least 1 characters' });
-      else if (type === 'STATIC' && isIP(sa.address) === 0) errors.push({ path: joinPath(spath, 'address'), reason: `malformed IP address: ${sa.address}` });
-      const dns = type !== 'STATIC';
+      else if ((type === 'STATIC' || type === 'EDS') && isIP(sa.address) === 0) errors.push({ path: joinPath(spath, 'address'), reason: `malformed IP address: ${sa.address}` });
+      const dns = type === 'STRICT_DNS' || type === 'LOGICAL_DNS';
       endpoints.push({ address: sa.address, port, hostname: hostname ?? (dns ? sa.address : undefined), weight: w, health, pipe: false, metadata });
     });
     const loc = lle.locality;
@@ -265,6 +265,11 @@ function parseTransportSockets(c: Cluster__Output, path: string, ctx: ParseConte
   return { default: def, matches, all };
 }
 
+/** The EDS resource name an EDS cluster subscribes to: eds_cluster_config.service_name, else the cluster's name. */
+export function edsServiceName(c: Cluster__Output): string {
+  return c.eds_cluster_config?.service_name || c.name;
+}
+
 /**
  * Validates one Cluster; `path` names it in errors (`static_resources.clusters[0]`). `ctx` brings the
  * TLS hooks (static secrets, SDS references) its transport sockets may use.
@@ -279,7 +284,12 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
   } else if (c.type !== undefined) {
     type = String(c.type);
   }
-  if (type === 'EDS' || type === 'ORIGINAL_DST') errors.push({ path: joinPath(path, 'type'), reason: `cluster type ${type} is not supported yet` });
+  if (type === 'ORIGINAL_DST') errors.push({ path: joinPath(path, 'type'), reason: `cluster type ${type} is not supported yet` });
+  // EDS: the main thread subscribes to eds_config; endpoints arrive later (setEndpoints on each worker).
+  if (type === 'EDS') {
+    if (!c.eds_cluster_config) errors.push({ path: joinPath(path, 'eds_cluster_config'), reason: 'cannot create an EDS cluster without an EDS config' });
+    else if (!c.eds_cluster_config.eds_config) errors.push({ path: joinPath(path, 'eds_cluster_config.eds_config'), reason: 'value is required' });
+  }
   const connectTimeoutMs = durationMs(c.connect_timeout, Limits.connectTimeoutMs);
   if (c.connect_timeout && connectTimeoutMs <= 0) errors.push({ path: joinPath(path, 'connect_timeout'), reason: 'value must be greater than 0s' });
   const dnsRefreshRateMs = durationMs(c.dns_refresh_rate, Limits.dnsRefreshRateMs);
@@ -287,7 +297,8 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
   const family = String(c.dns_lookup_family);
   if (!DNS_FAMILIES.includes(family)) errors.push({ path: joinPath(path, 'dns_lookup_family'), reason: `unknown dns_lookup_family ${family}` });
   const sockets = parseTransportSockets(c, path, ctx, errors, warnings);
-  const localities = c.load_assignment ? parseEndpoints(type, c.load_assignment, joinPath(path, 'load_assignment'), errors) : [];
+  // An EDS cluster's load_assignment is ignored: its endpoints come from the ClusterLoadAssignment resource.
+  const localities = c.load_assignment && type !== 'EDS' ? parseEndpoints(type, c.load_assignment, joinPath(path, 'load_assignment'), errors) : [];
   if (type === 'LOGICAL_DNS' && !c.load_assignment) errors.push({ path: joinPath(path, 'load_assignment'), reason: 'LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint' });
   const lb = parseLb(c, path, errors);
   const proto = parseProtocol(c, path, errors, warnings);
@@ -310,6 +321,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
     protocol: proto.protocol,
     idleTimeoutMs: proto.idleTimeoutMs,
     statPrefix: `cluster.${statName}.`,
+    ...(type === 'EDS' ? { edsServiceName: edsServiceName(c) } : {}),
     localities,
     lb,
     dnsLookupFamily: family as DnsLookupFamily,

@@ -8,6 +8,7 @@
 
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import { buildConnector, type Dispatcher } from 'undici';
 import { Limits } from '../limits.ts';
@@ -41,6 +42,9 @@ export class ClusterPools {
   readonly #http2 = new ByHost<H2Entry[]>();
   readonly #h2Pending = new ByHost<Promise<http2.ClientHttp2Session>>();
   #closed = false;
+  /** Resolved when close() gives up on in-flight requests (pools still open are then destroyed). */
+  readonly #forced: { readonly promise: Promise<void>; resolve(): void } = forcedSignal();
+  #draining: Promise<void> | undefined;
 
   /** `breakers`: the cluster's DEFAULT-priority breakers (pools are shared by both priorities). */
   constructor(config: ClusterConfig, stats: StatsStore, breakers: PriorityBreakers) {
@@ -328,39 +332,63 @@ export class ClusterPools {
     });
   }
 
-  /** Closes one host's pools (host left the cluster): in-flight requests finish first. */
-  async removeHost(key: string): Promise<void> {
+  /** Closes one host's pools (host left the cluster): in-flight requests finish first, within `deadline` (5 s by default). */
+  async removeHost(key: string, deadline: Promise<void> = graceDeadline()): Promise<void> {
     const pools = this.#http1.take(key);
     const sessions = this.#http2.take(key).flat();
-    await Promise.all([...pools.map(closePool), ...sessions.map((e) => closeSession(e.session))]);
+    await Promise.all([...pools.map((p) => closePool(p, deadline)), ...sessions.map((e) => closeSession(e.session, deadline))]);
+  }
+
+  /**
+   * The cluster was replaced or removed: no new HTTP/2 sessions or connections; requests in flight
+   * finish on their connections however long they take (a later close() bounds them), then they close.
+   */
+  drain(): Promise<void> {
+    this.#closed = true;
+    const keys = new Set([...this.#http1.hosts(), ...this.#http2.hosts()]);
+    this.#draining = Promise.all([...keys].map((k) => this.removeHost(k, this.#forced.promise))).then(() => undefined);
+    return this.#draining;
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    const timer = setTimeout(() => this.#forced.resolve(), CLOSE_GRACE_MS);
     const keys = new Set([...this.#http1.hosts(), ...this.#http2.hosts()]);
-    await Promise.all([...keys].map((k) => this.removeHost(k)));
+    await Promise.all([...[...keys].map((k) => this.removeHost(k, this.#forced.promise)), this.#draining]);
+    clearTimeout(timer);
+    this.#forced.resolve();
   }
 }
 
-async function closePool(pool: BoundedHttp1Pool): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const grace = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), CLOSE_GRACE_MS)));
-  const r = await Promise.race([pool.close().then(() => 'closed' as const, () => 'closed' as const), grace]);
-  clearTimeout(timer);
+/** A promise with its resolver (close() resolves it when the grace time is up). */
+function forcedSignal(): { readonly promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Resolves after the close grace time (an unref'd timer: it never holds the process open). */
+function graceDeadline(): Promise<void> {
+  return sleep(CLOSE_GRACE_MS, undefined, { ref: false });
+}
+
+async function closePool(pool: BoundedHttp1Pool, deadline: Promise<void>): Promise<void> {
+  const r = await Promise.race([pool.close().then(() => 'closed' as const, () => 'closed' as const), deadline.then(() => 'timeout' as const)]);
   if (r === 'timeout') await pool.destroy().catch(() => {});
 }
 
-function closeSession(s: http2.ClientHttp2Session): Promise<void> {
+function closeSession(s: http2.ClientHttp2Session, deadline: Promise<void>): Promise<void> {
   if (s.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(() => s.destroy(), CLOSE_GRACE_MS);
-    s.close(() => {
-      clearTimeout(timer);
+    let done = false;
+    const finish = (): void => {
+      done = true;
       resolve();
+    };
+    void deadline.then(() => {
+      if (!done) s.destroy();
     });
-    s.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
+    s.close(finish);
+    s.once('close', finish);
   });
 }

@@ -230,7 +230,10 @@ export interface LbConfig {
 }
 
 export interface ClusterConfig extends ClusterInfo {
+  /** Static endpoints (STATIC, DNS names for STRICT_DNS/LOGICAL_DNS); empty for EDS (they come from setEndpoints). */
   readonly localities: readonly LocalityEndpointsConfig[];
+  /** EDS clusters: the ClusterLoadAssignment name to subscribe to (eds_cluster_config.service_name, else the cluster name). */
+  readonly edsServiceName?: string | undefined;
   readonly lb: LbConfig;
   readonly dnsLookupFamily: DnsLookupFamily;
   /** dns_refresh_rate, ms (default 5 s). */

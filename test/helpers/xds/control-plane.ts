@@ -1,7 +1,9 @@
 // Test fixture: an in-process xDS management server on @grpc/grpc-js with Envoy's discovery
-// services (SDS StreamSecrets/DeltaSecrets, ADS SotW/delta) over a programmable Snapshot. It
-// listens on 127.0.0.1 (port 0) or a Unix socket, pushes changes to open streams, and records
-// every request it receives so tests can assert ACKs, NACKs, nonces, error_detail and node.
+// services (ADS SotW/delta, and the per-type LDS, CDS, EDS, RDS, SDS Stream*/Delta* services)
+// over a programmable Snapshot. It listens on 127.0.0.1 (port 0) or a Unix socket, can be stopped
+// and restarted on the same address, pushes changes to open streams, and records every request
+// it receives and every response it sends so tests can await ACKs and NACKs and assert nonces,
+// error_detail, node identity, subscriptions and initial_resource_versions.
 
 import * as grpc from '@grpc/grpc-js';
 import { rmSync } from 'node:fs';
@@ -16,21 +18,54 @@ import {
   type DiscoveryRequest__Output,
   type DiscoveryResponse,
 } from '../../../src/xds-client/codec.ts';
-import { Snapshot, SECRET_TYPE, SECRET_TYPE_URL, type AnyBytes } from './snapshot.ts';
+import { Snapshot, SECRET_TYPE, SECRET_TYPE_URL, asTypeUrl, type AnyBytes } from './snapshot.ts';
 
-export { Snapshot, certificateSecret, validationSecret, packJson, SECRET_TYPE, SECRET_TYPE_URL } from './snapshot.ts';
+export {
+  Snapshot,
+  certificateSecret,
+  validationSecret,
+  packJson,
+  asTypeUrl,
+  SECRET_TYPE,
+  SECRET_TYPE_URL,
+  LISTENER_TYPE,
+  LISTENER_TYPE_URL,
+  CLUSTER_TYPE,
+  CLUSTER_TYPE_URL,
+  ENDPOINT_TYPE,
+  ENDPOINT_TYPE_URL,
+  ROUTE_TYPE,
+  ROUTE_TYPE_URL,
+} from './snapshot.ts';
 
+/** A request as received; `at` is performance.now() on arrival. */
 export type RecordedRequest =
-  | { readonly stream: number; readonly method: string; readonly delta: false; readonly request: DiscoveryRequest__Output }
-  | { readonly stream: number; readonly method: string; readonly delta: true; readonly request: DeltaDiscoveryRequest__Output };
+  | { readonly stream: number; readonly method: string; readonly at: number; readonly delta: false; readonly request: DiscoveryRequest__Output }
+  | { readonly stream: number; readonly method: string; readonly at: number; readonly delta: true; readonly request: DeltaDiscoveryRequest__Output };
 
 export interface SentResponse {
   readonly stream: number;
   readonly typeUrl: string;
   readonly nonce: string;
+  /** version_info (SotW) or system_version_info (delta). */
   readonly version: string;
+  /** Resources carried (SotW: all of the type; delta: the changed ones). */
   readonly names: readonly string[];
+  /** Delta only: removed_resources. */
+  readonly removed: readonly string[];
+  /** Milliseconds (performance.now()) when the response was written. */
+  readonly at: number;
 }
+
+/** gRPC service and method names served, per discovery service. */
+const SERVICES: ReadonlyArray<readonly [service: keyof typeof METHODS, delta: keyof typeof METHODS, sotwName: string, deltaName: string]> = [
+  ['streamSecrets', 'deltaSecrets', 'StreamSecrets', 'DeltaSecrets'],
+  ['streamAggregated', 'deltaAggregated', 'StreamAggregatedResources', 'DeltaAggregatedResources'],
+  ['streamListeners', 'deltaListeners', 'StreamListeners', 'DeltaListeners'],
+  ['streamClusters', 'deltaClusters', 'StreamClusters', 'DeltaClusters'],
+  ['streamEndpoints', 'deltaEndpoints', 'StreamEndpoints', 'DeltaEndpoints'],
+  ['streamRoutes', 'deltaRoutes', 'StreamRoutes', 'DeltaRoutes'],
+];
 
 export interface ControlPlaneOptions {
   /** Listen on this Unix socket path instead of 127.0.0.1:0. */
@@ -114,6 +149,21 @@ export class ControlPlane {
     this.snapshot.remove(SECRET_TYPE_URL, name, version);
   }
 
+  /** Sets one resource (type name, e.g. LISTENER_TYPE) from proto3 JSON. */
+  set(typeName: string, name: string, json: unknown, version?: string): void {
+    this.snapshot.setJson(typeName, name, json, version);
+  }
+
+  /** Removes one resource (type name or URL). */
+  remove(type: string, name: string, version?: string): void {
+    this.snapshot.remove(type, name, version);
+  }
+
+  /** One atomic change of any number of resources of any types (see Snapshot.update). */
+  update(fn: (s: Snapshot) => void, version?: string): void {
+    this.snapshot.update(fn, version);
+  }
+
   /** (Re)starts serving on the same address (after stop()). */
   async listen(): Promise<void> {
     const server = new grpc.Server();
@@ -121,14 +171,12 @@ export class ControlPlane {
     const delta = (method: string) => (call: Duplex<DeltaDiscoveryRequest__Output, DeltaDiscoveryResponse>) => this.#serveDelta(method, call);
     const sotwDef = (path: string) => ({ path, requestStream: true, responseStream: true, requestSerialize: DISCOVERY_REQUEST.serialize, requestDeserialize: DISCOVERY_REQUEST.deserialize, responseSerialize: DISCOVERY_RESPONSE.serialize, responseDeserialize: DISCOVERY_RESPONSE.deserialize });
     const deltaDef = (path: string) => ({ path, requestStream: true, responseStream: true, requestSerialize: DELTA_REQUEST.serialize, requestDeserialize: DELTA_REQUEST.deserialize, responseSerialize: DELTA_RESPONSE.serialize, responseDeserialize: DELTA_RESPONSE.deserialize });
-    server.addService(
-      { StreamSecrets: sotwDef(METHODS.streamSecrets.path), DeltaSecrets: deltaDef(METHODS.deltaSecrets.path) } as grpc.ServiceDefinition,
-      { StreamSecrets: sotw('StreamSecrets'), DeltaSecrets: delta('DeltaSecrets') } as grpc.UntypedServiceImplementation,
-    );
-    server.addService(
-      { StreamAggregatedResources: sotwDef(METHODS.streamAggregated.path), DeltaAggregatedResources: deltaDef(METHODS.deltaAggregated.path) } as grpc.ServiceDefinition,
-      { StreamAggregatedResources: sotw('StreamAggregatedResources'), DeltaAggregatedResources: delta('DeltaAggregatedResources') } as grpc.UntypedServiceImplementation,
-    );
+    for (const [s, d, sName, dName] of SERVICES) {
+      server.addService(
+        { [sName]: sotwDef(METHODS[s].path), [dName]: deltaDef(METHODS[d].path) } as grpc.ServiceDefinition,
+        { [sName]: sotw(sName), [dName]: delta(dName) } as grpc.UntypedServiceImplementation,
+      );
+    }
     if (this.#opts.socketPath) rmSync(this.#opts.socketPath, { force: true });
     const addr = this.#opts.socketPath ? `unix:${this.#opts.socketPath}` : `127.0.0.1:${this.#port}`;
     this.#port = await new Promise<number>((resolve, reject) => server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
@@ -143,9 +191,50 @@ export class ControlPlane {
     this.#server = undefined;
   }
 
-  /** Requests received so far for a type (SotW and delta). */
-  requestsFor(typeUrl: string): RecordedRequest[] {
+  /** Stops and serves again on the same address (what a control plane restart looks like). */
+  async restart(): Promise<void> {
+    this.stop();
+    await this.listen();
+  }
+
+  /** Requests received so far for a type (type name or URL; SotW and delta). */
+  requestsFor(type: string): RecordedRequest[] {
+    const typeUrl = asTypeUrl(type);
     return this.requests.filter((r) => r.request.type_url === typeUrl);
+  }
+
+  /** Ids of the streams that sent at least one request, in order of their first request. */
+  streamIds(): number[] {
+    return [...new Set(this.requests.map((r) => r.stream))];
+  }
+
+  /**
+   * Waits for the ACK of `version` of a type: a request echoing the nonce of a response that
+   * carried that version, without error_detail (SotW: whose version_info is that version).
+   * Resolves with the ACK.
+   */
+  ack(type: string, version: string, timeoutMs?: number): Promise<RecordedRequest> {
+    const typeUrl = asTypeUrl(type);
+    return this.waitFor(
+      () => {
+        const nonces = new Set(this.responses.filter((r) => r.typeUrl === typeUrl && r.version === version).map((r) => r.nonce));
+        return this.requests.find((r) => r.request.type_url === typeUrl && nonces.has(r.request.response_nonce) && !r.request.error_detail && (r.delta || r.request.version_info === version));
+      },
+      `the ACK of ${typeUrl} version ${version}`,
+      timeoutMs,
+    );
+  }
+
+  /** Waits for a NACK (a request with error_detail) of a type received at index >= `since` of `requests`. */
+  nack(type: string, since = 0, timeoutMs?: number): Promise<RecordedRequest> {
+    const typeUrl = asTypeUrl(type);
+    return this.waitFor(() => this.requests.slice(since).find((r) => r.request.type_url === typeUrl && r.request.error_detail), `a NACK of ${typeUrl}`, timeoutMs);
+  }
+
+  /** Waits for the first request of a type on a stream opened after `afterStream` (a reconnect). */
+  nextStreamRequest(type: string, afterStream: number, timeoutMs?: number): Promise<RecordedRequest> {
+    const typeUrl = asTypeUrl(type);
+    return this.waitFor(() => this.requests.find((r) => r.stream > afterStream && r.request.type_url === typeUrl), `a request for ${typeUrl} on a stream after #${afterStream}`, timeoutMs);
   }
 
   /** Waits until `pred` holds (re-checked on every request received), or fails after timeoutMs. */
@@ -181,7 +270,7 @@ export class ControlPlane {
       st.sent = new Map(res.map((r) => [r.name, r.version]));
       const nonce = String(++this.#nonce);
       const version = this.snapshot.version(typeUrl);
-      this.responses.push({ stream: id, typeUrl, nonce, version, names: res.map((r) => r.name) });
+      this.responses.push({ stream: id, typeUrl, nonce, version, names: res.map((r) => r.name), removed: [], at: performance.now() });
       call.write({ version_info: version, type_url: typeUrl, nonce, resources: res.map((r) => r.any) });
     };
     const handle: StreamHandle = {
@@ -193,14 +282,14 @@ export class ControlPlane {
       raw: (typeUrl, resources, version) => {
         if (!types.has(typeUrl)) return;
         const nonce = String(++this.#nonce);
-        this.responses.push({ stream: id, typeUrl, nonce, version, names: [] });
+        this.responses.push({ stream: id, typeUrl, nonce, version, names: [], removed: [], at: performance.now() });
         call.write({ version_info: version, type_url: typeUrl, nonce, resources: [...resources] });
       },
       end: () => call.destroy(),
     };
     this.#streams.add(handle);
     call.on('data', (req: DiscoveryRequest__Output) => {
-      this.#record({ stream: id, method, delta: false, request: req });
+      this.#record({ stream: id, method, at: performance.now(), delta: false, request: req });
       let st = types.get(req.type_url);
       const namesChanged = !st || st.names.join('\0') !== req.resource_names.join('\0');
       if (!st) types.set(req.type_url, (st = { names: [], sent: new Map() }));
@@ -231,13 +320,13 @@ export class ControlPlane {
       for (const n of removed) st.sent.delete(n);
       const nonce = String(++this.#nonce);
       const version = this.snapshot.version(typeUrl);
-      this.responses.push({ stream: id, typeUrl, nonce, version, names: changed.map((r) => r.name) });
+      this.responses.push({ stream: id, typeUrl, nonce, version, names: changed.map((r) => r.name), removed, at: performance.now() });
       call.write({ system_version_info: version, type_url: typeUrl, nonce, resources: changed.map((r) => ({ name: r.name, version: r.version, resource: r.any })), removed_resources: removed });
     };
     const handle: StreamHandle = { id, push: send, end: () => call.destroy() };
     this.#streams.add(handle);
     call.on('data', (req: DeltaDiscoveryRequest__Output) => {
-      this.#record({ stream: id, method, delta: true, request: req });
+      this.#record({ stream: id, method, at: performance.now(), delta: true, request: req });
       let st = types.get(req.type_url);
       if (!st) {
         const wildcard = req.resource_names_subscribe.length === 0 || req.resource_names_subscribe.includes('*');

@@ -109,7 +109,9 @@ test('lb configs: ring sizes, choice_count, maglev table size', () => {
 });
 
 test('errors name the field path', () => {
-  assert.deepEqual(errors(`name: c\ntype: EDS\neds_cluster_config: { eds_config: { ads: {} } }`), ['clusters[0].type: cluster type EDS is not supported yet']);
+  assert.deepEqual(errors(`name: c\ntype: ORIGINAL_DST\nlb_policy: CLUSTER_PROVIDED`).slice(0, 1), ['clusters[0].type: cluster type ORIGINAL_DST is not supported yet']);
+  assert.deepEqual(errors(`name: c\ntype: EDS`), ['clusters[0].eds_cluster_config: cannot create an EDS cluster without an EDS config']);
+  assert.deepEqual(errors(`name: c\ntype: EDS\neds_cluster_config: { service_name: s }`), ['clusters[0].eds_cluster_config.eds_config: value is required']);
   assert.deepEqual(errors(`name: c\nlb_policy: CLUSTER_PROVIDED${EP}`), ['clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is not supported']);
   assert.deepEqual(errors(`name: c\nlb_policy: MAGLEV\nmaglev_lb_config: { table_size: 100 }${EP}`), ['clusters[0].maglev_lb_config.table_size: The table size of maglev must be prime number']);
   assert.deepEqual(errors(`name: c\nlb_policy: RING_HASH\nring_hash_lb_config: { minimum_ring_size: 5000, maximum_ring_size: 100 }${EP}`), [
@@ -133,4 +135,12 @@ typed_extension_protocol_options:
     "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
     explicit_http_config: { http3_protocol_options: {} }`);
   assert.deepEqual(h3, ['clusters[0].typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http3_protocol_options: HTTP/3 upstreams are not supported']);
+});
+
+test('EDS clusters: no endpoints until the ClusterLoadAssignment comes; service_name defaults to the cluster name', () => {
+  const c = ok(`name: c\ntype: EDS\neds_cluster_config: { eds_config: { ads: {} } }${EP}`);
+  assert.equal(c.type, 'EDS');
+  assert.deepEqual(c.localities, []);
+  assert.equal(c.edsServiceName, 'c');
+  assert.equal(ok(`name: c\ntype: EDS\neds_cluster_config: { service_name: svc, eds_config: { ads: {} } }`).edsServiceName, 'svc');
 });

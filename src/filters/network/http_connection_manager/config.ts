@@ -6,8 +6,9 @@ import { decodeJson, unpackAny } from '../../../config/decode.ts';
 import { durationMs, wrapped } from '../../../config/values.ts';
 import type { HttpConnectionManager__Output } from '../../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
 import type { HttpFilter__Output } from '../../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.ts';
-import { registry as globalRegistry, type ExtensionRegistry, type ParseContext } from '../../registry.ts';
+import { registry as globalRegistry, type ExtensionRegistry, type ParseContext, type RouteSource } from '../../registry.ts';
 import { compileRouteTable } from '../../../proxy/http/route-table.ts';
+import { FixedRouteSource } from '../../../proxy/http/route-source.ts';
 import { parseAccessLog, type AccessLogConfig } from '../../../proxy/access-log/index.ts';
 import { parseLocalReplyConfig } from '../../../proxy/http/local-reply.ts';
 import { parseCidr } from '../../../proxy/http/request-headers.ts';
@@ -89,17 +90,23 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
   const codecType = msg.codec_type === 'HTTP1' || msg.codec_type === 'HTTP2' ? msg.codec_type : 'AUTO';
   if (!msg.stat_prefix) errors.push({ path: at('stat_prefix'), reason: 'value length must be at least 1 characters' });
 
-  let routeTable: HcmConfig['routeTable'] | undefined;
+  let routes: RouteSource | undefined;
   switch (msg.route_specifier) {
     case 'route_config': {
       const rt = compileRouteTable(msg.route_config!, { path: at('route_config'), clusterNames: ctx.clusterNames });
       if (!rt.ok) errors.push(...rt.errors);
-      else routeTable = rt.value;
+      else routes = new FixedRouteSource(msg.route_config!.name, rt.value);
       break;
     }
-    case 'rds':
-      errors.push({ path: at('rds'), reason: 'rds is not supported yet' });
+    case 'rds': {
+      const rds = msg.rds!;
+      const rpath = at('rds');
+      if (!rds.config_source) errors.push({ path: joinPath(rpath, 'config_source'), reason: 'value is required' });
+      if (!rds.route_config_name) errors.push({ path: joinPath(rpath, 'route_config_name'), reason: 'value length must be at least 1 characters' });
+      else if (!ctx.rds) errors.push({ path: rpath, reason: 'rds is not supported yet in this context: route discovery needs the xDS client (dynamic_resources)' });
+      else if (rds.config_source) routes = ctx.rds({ routeConfigName: rds.route_config_name, configSource: rds.config_source, path: rpath });
       break;
+    }
     case 'scoped_routes':
       errors.push({ path: at('scoped_routes'), reason: 'scoped_routes is not supported yet' });
       break;
@@ -169,7 +176,7 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
   const cfg: HcmConfig = {
     statPrefix: msg.stat_prefix,
     codecType,
-    routeTable: routeTable!,
+    routes: routes!,
     httpFilters: filters.ok ? filters.value : [],
     serverName: msg.server_name || 'envoy',
     serverHeaderTransformation: msg.server_header_transformation,
@@ -220,7 +227,7 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
   return warnings.length ? { ok: true, value: frozen, warnings } : ok(frozen);
 }
 
-/** Freezes the config's own data, not the shared registry specs and compiled route table inside it. */
+/** Freezes the config's own data, not the shared registry specs nor the route source (a live RDS entry) inside it. */
 function deepFreezeConfig(cfg: HcmConfig): HcmConfig {
   for (const k of ['http2', 'http1'] as const) deepFreeze(cfg[k]);
   Object.freeze(cfg.upgradeConfigs);

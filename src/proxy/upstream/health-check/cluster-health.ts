@@ -17,6 +17,11 @@ export interface HealthContext {
   readonly workerId: number;
   /** Process-wide cells; absent → this worker runs its own active checks. */
   readonly shared?: SharedCounters | undefined;
+  /**
+   * A cluster replacing one of the same name (CDS): worker 0 keeps its results to itself until
+   * activate(), so the other workers keep following the serving cluster's results while it warms.
+   */
+  readonly deferPublish?: boolean;
 }
 
 /** Set in a published cell so "not yet published" (0) differs from "no flags". */
@@ -34,11 +39,14 @@ export class ClusterHealth {
   #poll: NodeJS.Timeout | undefined;
   readonly #cx: Counter & { readonly value?: number };
   #trafficPublished = false;
+  #deferPublish: boolean;
+  #hosts: readonly Host[] = [];
 
   constructor(config: ClusterConfig, ctx: HealthContext, rebuild: () => void) {
     this.#config = config;
     this.#rebuild = rebuild;
     this.#shared = ctx.shared;
+    this.#deferPublish = ctx.deferPublish === true;
     this.#cx = ctx.stats.counter(`${config.statPrefix}upstream_cx_total`);
     if (config.outlierDetection) this.#outlier = new OutlierDetector(config.outlierDetection, ctx.stats, config.statPrefix, rebuild);
     const hc = config.healthCheck;
@@ -71,6 +79,7 @@ export class ClusterHealth {
   }
 
   #publish(host: Host): void {
+    if (this.#deferPublish) return;
     this.#cell(`host/${host.key}`)?.store(PUBLISHED | (hostFlags(host) & ACTIVE_HC_FLAGS));
   }
 
@@ -90,6 +99,7 @@ export class ClusterHealth {
 
   /** Call with the new membership before the cluster rebuilds its balancer. */
   setHosts(hosts: readonly Host[]): void {
+    this.#hosts = hosts;
     this.#outlier?.setHosts(hosts);
     if (this.#checker) {
       this.#checker.setHosts(hosts);
@@ -100,6 +110,13 @@ export class ClusterHealth {
       this.#followed = hosts;
       this.#follow();
     }
+  }
+
+  /** The cluster now serves (it replaced the previous one): worker 0 publishes its results from here on. */
+  activate(): void {
+    if (!this.#deferPublish) return;
+    this.#deferPublish = false;
+    if (this.#checker) for (const h of this.#hosts) this.#publish(h);
   }
 
   /** Cluster warming: resolves after the first round of active checks (worker 0's, for followers). */
