@@ -1,19 +1,25 @@
 // `legate wasm …`: the sandbox for plugin authors.
+//   legate wasm run PLUGIN.wasm [--config STR|@FILE] [--root-id ID] [--upstream URL | --echo]
+//                   [--listen ADDR:PORT] [--admin ADDR:PORT] [--trace]
+//       serves the plugin in front of an upstream (or a built-in echo server) on one listener, its
+//       logs printed live; a change to PLUGIN.wasm is loaded without dropping the listener.
 //   legate wasm test PLUGIN.wasm CASES.yaml   runs request/response cases through the plugin with
 //                                             no network; PASS/FAIL per case; exit 0 when all pass.
-// Exit codes: 0 all passed, 1 a case failed or the plugin does not load, 2 bad command line or cases file.
+// Exit codes (test): 0 all passed, 1 a case failed or the plugin does not load, 2 bad command line or cases file.
 
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { checkModule, WasmLoadError } from './proxy/wasm/vm.ts';
 import { parseCasesFile, runCase } from './proxy/wasm/sandbox/case-runner.ts';
 
-const USAGE = `usage: legate wasm test PLUGIN.wasm CASES.yaml
+const USAGE = `usage: legate wasm run PLUGIN.wasm [--config STR|@FILE] [--root-id ID] [--upstream URL | --echo] [--listen ADDR:PORT] [--admin ADDR:PORT] [--trace]
+       legate wasm test PLUGIN.wasm CASES.yaml
 `;
 
 export async function runWasm(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === 'test') return wasmTest(rest);
+  if (cmd === 'run') return (await import('./proxy/wasm/sandbox/run.ts')).wasmRun(rest, USAGE);
   process.stderr.write(cmd === undefined || cmd === '--help' ? USAGE : `legate wasm: unknown command '${cmd}'\n${USAGE}`);
   return cmd === '--help' ? 0 : 2;
 }

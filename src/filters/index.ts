@@ -15,6 +15,7 @@ import { registerRawBuffer } from './transport_sockets/raw_buffer/index.ts';
 import { register as registerHttpRbac } from './http/rbac/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
+import { register as registerNetworkWasm } from './network/wasm/index.ts';
 
 const registered = new WeakSet<ExtensionRegistry>();
 
@@ -34,4 +35,5 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerHttpRbac(registry);
   registerNetworkRbac(registry);
   registerHttpWasm(registry);
+  registerNetworkWasm(registry);
 }

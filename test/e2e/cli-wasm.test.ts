@@ -12,7 +12,7 @@ import { examplePlugin } from '../helpers/wasm.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../wasm-examples/', import.meta.url));
 
-const PLUGINS = ['header-filter', 'auth-call', 'shared-counter'];
+const PLUGINS = ['header-filter', 'auth-call', 'shared-counter', 'body-rewrite', 'tcp-counter'];
 
 for (const name of PLUGINS) {
   test(`legate wasm test: ${name}'s cases pass`, async () => {

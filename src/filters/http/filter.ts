@@ -74,6 +74,12 @@ export interface HttpFilterCallbacks {
   upgradeToTunnel(responseHeaders: HeaderMap, upstream: import('node:stream').Duplex, upstreamHead: Buffer): void;
   /** The request body buffered so far (for filters that returned StopIterationAndBuffer). */
   bufferedRequestBody(): Buffer | undefined;
+  /**
+   * From inside onRequestBody/onResponseBody: replaces the body this filter has seen so far (the
+   * chunks it had buffered and the current one) with `data`, which then goes on in their place.
+   * False when called elsewhere. (Optional: test harnesses without a filter manager omit it.)
+   */
+  replaceBody?(data: Buffer): boolean;
 }
 
 /** An HTTP filter extension: parses its proto config once, then makes one filter per stream. */

@@ -16,12 +16,21 @@ export interface NetworkFilterCallbacks {
   continueReading(): void;
   /** Closes the downstream connection ('flush' lets queued writes go first). */
   close(mode: 'flush' | 'reset'): void;
+  /**
+   * The connection's non-terminal filters that want its bytes (onData/onWrite/onClose), in chain
+   * order, filled by the listener; tcp_proxy runs them. (The HTTP connection manager does not.)
+   */
+  readonly dataFilters?: NetworkFilter[];
 }
 
 export interface NetworkFilter {
   onNewConnection?(): NetworkFilterStatus;
-  onData?(data: Buffer, endStream: boolean): NetworkFilterStatus;
-  onWrite?(data: Buffer, endStream: boolean): NetworkFilterStatus;
+  /** Bytes from downstream on their way upstream: returns what to send on now (rewritten, or empty while held). */
+  onData?(data: Buffer, endStream: boolean): Buffer;
+  /** Bytes from upstream on their way downstream: the same. */
+  onWrite?(data: Buffer, endStream: boolean): Buffer;
+  /** A side of the connection closed (`peer`: who closed it, as Proxy-Wasm's peer type). */
+  onClose?(side: 'downstream' | 'upstream', peer: 'local' | 'remote'): void;
 }
 
 /**

@@ -29,8 +29,15 @@ interface PromName {
 const MAX_CACHED = 100_000;
 const promNames = new Map<string, PromName>();
 
+/** Envoy's custom stat namespace for Proxy-Wasm plugin metrics: exported without `envoy_` or tags. */
+const WASM_CUSTOM = 'wasmcustom.';
+
 function promName(stat: string): PromName {
   let p = promNames.get(stat);
+  if (!p && stat.startsWith(WASM_CUSTOM)) {
+    p = { metric: sanitizeName(stat.slice(WASM_CUSTOM.length)), labels: {} };
+    promNames.set(stat, p);
+  }
   if (!p) {
     const tagged = extractTags(stat);
     const labels: Labels = {};

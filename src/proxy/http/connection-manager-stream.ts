@@ -181,7 +181,7 @@ export class ActiveStream {
   route(): RouteEntry | undefined {
     if (this.#route !== NO_ROUTE) return this.#route;
     const h = this.#requestHeaders;
-    const r = h ? this.#owner.cfg.routeTable.match(h, this.info) : undefined;
+    const r = h ? this.#owner.cfg.routes.table?.match(h, this.info) : undefined;
     this.#route = r;
     this.info.routeName = r?.name;
     this.info.virtualHostName = r?.virtualHost.name;
@@ -210,6 +210,9 @@ export class ActiveStream {
   }
   bufferedRequestBody(): Buffer | undefined {
     return this.#fm.bufferedRequestBody();
+  }
+  replaceBody(data: Buffer): boolean {
+    return !this.#done && this.#fm.replaceBody(data);
   }
 
   setDecoderReadable(readable: boolean): void {

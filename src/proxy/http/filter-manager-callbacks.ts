@@ -68,4 +68,7 @@ export class FilterCallbacks implements HttpFilterCallbacks {
   bufferedRequestBody(): Buffer | undefined {
     return this.#s.bufferedRequestBody();
   }
+  replaceBody(data: Buffer): boolean {
+    return this.#s.replaceBody?.(data) ?? false;
+  }
 }

@@ -42,6 +42,8 @@ class Direction {
   /** Position of the filter whose hook is running, and whether it asked to continue meanwhile. */
   inHook = -1;
   pendingContinue = false;
+  /** Set by replaceBody() from inside a body hook: the body that filter has seen so far, rewritten. */
+  replacement: Buffer | undefined = undefined;
 
   constructor(decode: boolean, n: number) {
     this.decode = decode;
@@ -148,6 +150,17 @@ export class FilterManager {
     this.#enc.reset();
   }
 
+  /**
+   * From inside onRequestBody/onResponseBody: replaces the body the running filter has seen so far
+   * (what it had buffered and the current chunk) by `data`. Elsewhere it does nothing.
+   */
+  replaceBody(data: Buffer): boolean {
+    const d = this.#dec.inHook >= 0 ? this.#dec : this.#enc.inHook >= 0 ? this.#enc : undefined;
+    if (!d) return false;
+    d.replacement = data;
+    return true;
+  }
+
   bufferedRequestBody(): Buffer | undefined {
     const b = this.#dec.buffer;
     if (!b) return undefined;
@@ -224,6 +237,13 @@ export class FilterManager {
         st = hook.call(f, data, endStream);
         d.inHook = -1;
         if (d.gen !== gen) return;
+        if (d.replacement !== undefined) {
+          // The filter rewrote the body it had buffered plus this chunk: that is what goes on.
+          data = d.replacement;
+          d.replacement = undefined;
+          d.buffer = undefined;
+          d.bufferBytes = 0;
+        }
       } else st = d.state[k] === CONTINUE ? FilterDataStatus.Continue : WATERMARK;
       if (st === FilterDataStatus.Continue) {
         d.pendingContinue = false;

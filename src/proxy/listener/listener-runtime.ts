@@ -3,115 +3,189 @@
 // (onNewConnection: they may close the connection, e.g. local_ratelimit) and hand-off to the
 // chain's terminal network filter. A connection that matches no chain, fails its handshake or
 // whose listener filters time out is closed and counted; nothing here throws into the event loop.
+// LDS may replace the listener's config in place (same address): new connections get the new
+// filter chains while those opened on the old config drain (HTTP/1.1 `Connection: close`, HTTP/2
+// GOAWAY) and are closed at the end of the drain time; removal drains the same way.
 
 import net, { type Socket } from 'node:net';
-import type { ListenerConfig, ChainConfig } from './listener-config.ts';
+import type { ListenerConfig } from './listener-config.ts';
 import type { RuntimeContext } from '../../filters/registry.ts';
-import { NetworkFilterStatus, type NetworkFilterCallbacks, type NetworkFilterFactory } from '../../filters/network/filter.ts';
-import { runListenerFilters, withFilterDisabled, type ListenerFilter } from './listener-filters.ts';
+import { NetworkFilterStatus, type NetworkFilterCallbacks } from '../../filters/network/filter.ts';
+import { runListenerFilters } from './listener-filters.ts';
+import { ListenerGeneration, type ChainRuntime } from './listener-generation.ts';
 import { newStreamInfo } from '../http/stream-info.ts';
 import type { Counter, Gauge } from '../stats.ts';
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import { logger } from '../log.ts';
-import { ChainTls, hasTls } from './listener-tls.ts';
+import { Limits } from '../limits.ts';
 
 const log = logger('conn_handler');
 let nextConnectionId = 1;
 
-interface ChainRuntime {
-  readonly config: ChainConfig;
-  /** Non-terminal filters, in order: each connection gets one of each, which sees onNewConnection before the hand-off. */
-  readonly filters: ReadonlyArray<{ factory: NetworkFilterFactory; config: unknown }>;
-  readonly terminal: { factory: NetworkFilterFactory; config: unknown };
-  /** The chain's TLS server side; undefined for plaintext chains. */
-  readonly tls: ChainTls | undefined;
+export interface ActiveListenerOptions {
+  /** How long connections of a replaced or removed config may drain before being closed (--drain-time-s), ms. */
+  readonly drainTimeMs?: number;
 }
 
 export class ActiveListener {
-  readonly config: ListenerConfig;
   readonly #rt: RuntimeContext;
   readonly #server: net.Server;
-  /** Accepted (raw) sockets; destroying one also ends the TLSSocket wrapping it. */
-  readonly #sockets = new Set<Socket>();
-  readonly #listenerFilters: ListenerFilter[] = [];
-  readonly #chains = new Map<object, ChainRuntime>();
+  readonly #drainTimeMs: number;
+  #current: ListenerGeneration;
+  /** Older configs whose connections are draining. */
+  readonly #draining = new Set<ListenerGeneration>();
   #stats: ListenerStats | undefined;
   #port = 0;
+  #bound = false;
 
-  constructor(config: ListenerConfig, rt: RuntimeContext) {
-    this.config = config;
+  constructor(config: ListenerConfig, rt: RuntimeContext, opts: ActiveListenerOptions = {}) {
     this.#rt = rt;
-    for (const { ext, disabled } of config.listenerFilters) {
-      if ('skipped' in ext) continue;
-      const f = ext.spec.factory(ext.config, rt) as ListenerFilter;
-      this.#listenerFilters.push(disabled ? withFilterDisabled(f, disabled) : f);
-    }
-    for (const [raw, chain] of config.chains) {
-      const last = chain.filters[chain.filters.length - 1];
-      if (!last || 'skipped' in last) continue;
-      const filters: Array<{ factory: NetworkFilterFactory; config: unknown }> = [];
-      for (const f of chain.filters.slice(0, -1)) {
-        if (!('skipped' in f)) filters.push({ factory: f.spec.factory(f.config, rt) as NetworkFilterFactory, config: f.config });
-      }
-      const tls = hasTls(chain) ? new ChainTls(chain, { stats: rt.stats, secrets: rt.secrets }) : undefined;
-      this.#chains.set(raw, { config: chain, filters, terminal: { factory: last.spec.factory(last.config, rt) as NetworkFilterFactory, config: last.config }, tls });
-    }
+    this.#drainTimeMs = opts.drainTimeMs ?? Limits.drainTimeS * 1000;
+    this.#current = new ListenerGeneration(config, rt);
     const limit = config.perConnectionBufferLimitBytes;
     this.#server = net.createServer({ highWaterMark: limit, noDelay: true }, (s) => this.#onConnection(s));
-    this.#server.on('error', (e) => log.error(`listener ${config.name}: ${e.message}`));
+    this.#server.on('error', (e) => log.error(`listener ${this.config.name}: ${e.message}`));
+  }
+
+  /** The current config (new connections get its filter chains). */
+  get config(): ListenerConfig {
+    return this.#current.config;
   }
 
   get port(): number {
     return this.#port;
   }
 
-  get activeConnections(): number {
-    return this.#sockets.size;
+  /** bind_to_port (default true): false → created but not bound (it gets connections handed over). */
+  get bindToPort(): boolean {
+    return this.config.raw.bind_to_port?.value ?? true;
   }
 
-  /** Binds with SO_REUSEPORT so every worker can listen on the same address. */
+  /** Bound to its address (false before listen(), for bind_to_port false, and once it stopped accepting). */
+  get bound(): boolean {
+    return this.#bound;
+  }
+
+  get activeConnections(): number {
+    let n = this.#current.sockets.size;
+    for (const g of this.#draining) n += g.sockets.size;
+    return n;
+  }
+
+  /** Replaced configs still draining (tests). */
+  get drainingConfigs(): number {
+    return this.#draining.size;
+  }
+
+  /** Connections still draining on replaced configs (tests). */
+  get drainingConnections(): number {
+    let n = 0;
+    for (const g of this.#draining) n += g.sockets.size;
+    return n;
+  }
+
+  /**
+   * Binds with SO_REUSEPORT so every worker can listen on the same address. With bind_to_port
+   * false nothing is bound: the listener is only set up, and `port` is the configured one.
+   */
   listen(port: number): Promise<number> {
     const { host, ipv4Compat } = this.config.address;
+    if (!this.bindToPort) {
+      this.#port = port;
+      this.#setUp();
+      return Promise.resolve(port);
+    }
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen({ host, port, reusePort: true, ipv6Only: host === '::' ? !ipv4Compat : undefined, backlog: 1024 }, () => {
         this.#server.off('error', reject);
         const a = this.#server.address();
         this.#port = typeof a === 'object' && a ? a.port : port;
-        // Envoy names listener stats after the bound address (`listener.127.0.0.1_10000.`).
-        const prefix = this.config.raw.stat_prefix || `${this.config.address.host}_${this.#port}`;
-        this.#stats = listenerStats(this.#rt, prefix);
-        for (const c of this.#chains.values()) c.tls?.start(this.#stats.prefix, this.#stats.transportSocketConnectTimeout);
+        this.#bound = true;
+        this.#setUp();
         resolve(this.#port);
       });
     });
   }
 
+  #setUp(): void {
+    this.#stats = listenerStats(this.#rt, this.#statPrefix());
+    this.#current.startTls(this.#stats);
+  }
+
+  /** Envoy names listener stats after the bound address (`listener.127.0.0.1_10000.`) unless stat_prefix is set. */
+  #statPrefix(): string {
+    return this.config.raw.stat_prefix || `${this.config.address.host}_${this.#port}`;
+  }
+
+  /**
+   * LDS replaced this listener's config, same address: new connections get `config`'s filter chains;
+   * those opened on the previous config drain and are closed when the drain time is up.
+   */
+  update(config: ListenerConfig): void {
+    const old = this.#current;
+    this.#current = new ListenerGeneration(config, this.#rt, old);
+    // A new stat_prefix counts new connections under it (the old ones finish under the old one).
+    if (this.#stats && this.#stats.prefix !== `listener.${this.#statPrefix()}.`) this.#stats = listenerStats(this.#rt, this.#statPrefix());
+    if (this.#stats) this.#current.startTls(this.#stats);
+    this.#draining.add(old);
+    old.retire(this.#drainTimeMs, () => this.#draining.delete(old));
+  }
+
+  /**
+   * LDS removed this listener: stops accepting, drains every connection and closes what is left
+   * after the drain time. Resolves once everything is closed.
+   */
+  async remove(): Promise<void> {
+    await this.stopAccepting();
+    const gens = [this.#current, ...this.#draining];
+    await Promise.all(
+      gens.map(
+        (g) =>
+          new Promise<void>((resolve) => {
+            this.#draining.add(g);
+            g.retire(this.#drainTimeMs, () => {
+              this.#draining.delete(g);
+              resolve();
+            });
+          }),
+      ),
+    );
+  }
+
+  /** Takes a connection accepted elsewhere (an original_dst listener handing it over). */
+  accept(socket: Socket): void {
+    this.#onConnection(socket);
+  }
+
   #onConnection(socket: Socket): void {
     const st = this.#stats!;
-    this.#sockets.add(socket);
+    const gen = this.#current;
+    gen.sockets.add(socket);
     st.cxTotal.inc();
     st.cxActive.inc();
     st.workerCxTotal.inc();
     st.workerCxActive.inc();
     st.serverCx.inc();
     socket.once('close', () => {
-      this.#sockets.delete(socket);
+      // A filter-chain-only update may have moved it to a newer config.
+      this.#current.sockets.delete(socket);
+      for (const g of this.#draining) g.sockets.delete(socket);
       st.cxActive.dec();
       st.workerCxActive.dec();
       st.serverCx.dec();
       st.cxDestroy.inc();
     });
     socket.on('error', (e) => log.debug(`downstream ${socket.remoteAddress}: ${e.message}`));
-    void this.#dispatch(socket);
+    void this.#dispatch(socket, gen);
   }
 
-  async #dispatch(socket: Socket): Promise<void> {
+  async #dispatch(socket: Socket, gen: ListenerGeneration): Promise<void> {
     const local = { address: stripV4Mapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
     const remote = { address: stripV4Mapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
     const input = await runListenerFilters(
       socket,
-      this.#listenerFilters,
+      gen.listenerFilters,
       {
         destinationPort: local.port,
         destinationIp: local.address,
@@ -121,8 +195,8 @@ export class ActiveListener {
         sourceIp: remote.address,
         sourcePort: remote.port,
       },
-      this.config.listenerFiltersTimeoutMs,
-      this.config.continueOnListenerFiltersTimeout,
+      gen.config.listenerFiltersTimeoutMs,
+      gen.config.continueOnListenerFiltersTimeout,
       { store: this.#rt.stats, prefix: this.#stats!.prefix },
     ).catch((e: unknown) => {
       log.debug(`listener filters failed: ${String(e)}`);
@@ -134,13 +208,20 @@ export class ActiveListener {
       return;
     }
     if (socket.destroyed) return;
-    const chainRaw = this.config.matcher.match(input);
-    const chain = chainRaw ? this.#chains.get(chainRaw) : undefined;
+    const chainRaw = gen.config.matcher.match(input);
+    const chain = chainRaw ? gen.chains.get(chainRaw) : undefined;
     if (!chain || !chain.terminal.factory.takeOver) {
       this.#stats!.noChain.inc();
       log.debug(`closing connection from ${remote.address}:${remote.port}: no matching filter chain found`);
       socket.destroy();
       return;
+    }
+    chain.sockets.add(socket);
+    socket.once('close', () => chain.sockets.delete(socket));
+    // Matched on a config replaced meanwhile by a filter-chain-only update that kept this chain: it belongs to the new one.
+    if (gen !== this.#current && gen.sockets.has(socket) && this.#current.serves(chain)) {
+      gen.sockets.delete(socket);
+      this.#current.sockets.add(socket);
     }
     let conn: Socket = socket;
     let downstreamTls: TlsConnectionInfo | undefined;
@@ -162,9 +243,10 @@ export class ActiveListener {
     const callbacks: NetworkFilterCallbacks = {
       socket: conn,
       streamInfo,
-      bufferLimitBytes: this.config.perConnectionBufferLimitBytes,
+      bufferLimitBytes: gen.config.perConnectionBufferLimitBytes,
       continueReading: () => conn.resume(),
       close: (mode) => (mode === 'flush' ? conn.end() : conn.destroy()),
+      dataFilters: [],
     };
     this.#runFilters(chain, callbacks, 0);
   }
@@ -188,6 +270,7 @@ export class ActiveListener {
             this.#runFilters(chain, callbacks, i + 1);
           },
         });
+        if (filter && (filter.onData || filter.onWrite || filter.onClose)) callbacks.dataFilters?.push(filter);
         const status = filter?.onNewConnection?.() ?? NetworkFilterStatus.Continue;
         // Closed, or already resumed from inside onNewConnection: nothing more to run here.
         if (socket.destroyed || resumed || status === NetworkFilterStatus.StopIteration) return;
@@ -205,19 +288,21 @@ export class ActiveListener {
    * for every connection to end, so don't wait for it here: draining is the caller's business.)
    */
   stopAccepting(): Promise<void> {
+    this.#bound = false;
     if (this.#server.listening) this.#server.close();
     return Promise.resolve();
   }
 
   /** Asks the terminal filters to wind down their connections gracefully. */
   drain(): void {
-    for (const c of this.#chains.values()) c.terminal.factory.drain?.();
+    this.#current.drain();
+    for (const g of this.#draining) g.drain();
   }
 
   async closeAll(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    for (const c of this.#chains.values()) c.tls?.close();
-    await Promise.all([...this.#chains.values()].map((c) => c.terminal.factory.close?.()));
+    const gens = [this.#current, ...this.#draining];
+    this.#draining.clear();
+    await Promise.all(gens.map((g) => g.close()));
     await this.stopAccepting();
   }
 }

@@ -2,6 +2,7 @@
 // half-close in each direction, idle and max-duration timers, Envoy's tcp.<stat_prefix>.* stats.
 // Fails by closing: an error or reset on one side closes the other (flushing what is queued).
 
+import type { NetworkFilter } from '../../filters/network/filter.ts';
 import type { Socket } from 'node:net';
 import type { Counter, Gauge, StatsStore } from '../stats.ts';
 import type { StreamInfo } from '../http/stream-info.ts';
@@ -51,6 +52,8 @@ export interface TcpProxySessionOptions {
   readonly streamInfo: StreamInfo;
   /** Called once, when both sockets are closed. */
   readonly onClose: () => void;
+  /** Non-terminal network filters that see (and may rewrite or hold) the bytes each way. */
+  readonly dataFilters?: readonly NetworkFilter[];
 }
 
 /** Tracks one socket's write buffer in a gauge (bytes queued in Node, not yet handed to the kernel). */
@@ -118,12 +121,24 @@ export class TcpProxySession {
     const down = this.#down;
     const up = this.#up;
 
-    down.on('data', (chunk: Buffer) => {
+    const filters = this.#opts.dataFilters ?? [];
+    const reading = filters.filter((f) => f.onData);
+    const writing = filters.filter((f) => f.onWrite).reverse();
+    const toUpstream = (chunk: Buffer, end: boolean): Buffer => {
+      for (const f of reading) chunk = f.onData!(chunk, end);
+      return chunk;
+    };
+    const toDownstream = (chunk: Buffer, end: boolean): Buffer => {
+      for (const f of writing) chunk = f.onWrite!(chunk, end);
+      return chunk;
+    };
+    down.on('data', (raw: Buffer) => {
       this.#lastActivity = performance.now();
-      stats.downstreamCxRxBytesTotal.inc(chunk.length);
-      streamInfo.bytesReceived += chunk.length;
+      stats.downstreamCxRxBytesTotal.inc(raw.length);
+      streamInfo.bytesReceived += raw.length;
       if (up.destroyed || up.writableEnded) return;
-      if (!up.write(chunk)) {
+      const chunk = reading.length > 0 ? toUpstream(raw, false) : raw;
+      if (chunk.length > 0 && !up.write(chunk)) {
         down.pause();
         stats.downstreamFlowControlPausedReadingTotal.inc();
       }
@@ -137,11 +152,13 @@ export class TcpProxySession {
       }
     });
 
-    up.on('data', (chunk: Buffer) => {
+    up.on('data', (raw: Buffer) => {
       const now = performance.now();
       this.#lastActivity = now;
       streamInfo.firstUpstreamRxMono ??= now;
       if (down.destroyed || down.writableEnded) return;
+      const chunk = writing.length > 0 ? toDownstream(raw, false) : raw;
+      if (chunk.length === 0) return;
       stats.downstreamCxTxBytesTotal.inc(chunk.length);
       streamInfo.bytesSent += chunk.length;
       streamInfo.lastDownstreamTxMono = now;
@@ -155,10 +172,16 @@ export class TcpProxySession {
 
     // FIN from one peer → FIN to the other; each keeps reading until its own peer finishes.
     down.on('end', () => {
-      if (!up.destroyed) up.end();
+      if (up.destroyed) return;
+      const rest = reading.length > 0 ? toUpstream(Buffer.alloc(0), true) : undefined;
+      if (rest && rest.length > 0) up.end(rest);
+      else up.end();
     });
     up.on('end', () => {
-      if (!down.destroyed) down.end();
+      if (down.destroyed) return;
+      const rest = writing.length > 0 ? toDownstream(Buffer.alloc(0), true) : undefined;
+      if (rest && rest.length > 0) down.end(rest);
+      else down.end();
     });
 
     down.on('error', (e) => {
@@ -170,6 +193,7 @@ export class TcpProxySession {
 
     down.on('close', () => {
       this.#downClosed = true;
+      for (const f of filters) f.onClose?.('downstream', this.#upClosed ? 'local' : 'remote');
       this.#txBuffered.update();
       if (!up.destroyed) {
         if (up.writableLength > 0) {
@@ -185,6 +209,7 @@ export class TcpProxySession {
     });
     up.on('close', () => {
       this.#upClosed = true;
+      for (const f of filters) f.onClose?.('upstream', this.#downClosed ? 'local' : 'remote');
       this.#rxBuffered.update();
       if (this.#flushing) stats.upstreamFlushActive.dec();
       if (!down.destroyed) {

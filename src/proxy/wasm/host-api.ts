@@ -5,6 +5,7 @@
 
 import type { BufferType, MapType, MetricType, Status, StreamType } from './abi.ts';
 import type { Pairs } from './pairs.ts';
+import type { GrpcCallRequest } from './grpc-call.ts';
 
 /** A header map (or gRPC metadata) as a plugin may read and, while it is writable, change. */
 export interface HeaderMapAccess {
@@ -85,5 +86,10 @@ export interface HostApi {
   dequeue(queueId: number): { readonly status: Status; readonly value?: Buffer };
 
   httpCall(req: HttpCallRequest): { readonly status: Status; readonly callId?: number };
+  /** gRPC unary call (`message` set) or stream; events go to the caller's root context. */
+  grpcStart(req: GrpcCallRequest): { readonly status: Status; readonly token?: number };
+  grpcSend(token: number, message: Buffer, endStream: boolean): Status;
+  grpcCancel(token: number): Status;
+  grpcClose(token: number): Status;
   callForeignFunction(name: string, args: Buffer): { readonly status: Status; readonly result?: Buffer };
 }

@@ -8,6 +8,7 @@ import { BufferType, MapType, Status, StreamType, type MetricType } from './abi.
 import type { HostApi } from './host-api.ts';
 import { MemoryAccessError, type GuestMemory } from './memory.ts';
 import { deserializePairs, serializePairs } from './pairs.ts';
+import { lookupMessageType } from '../../config/protos.ts';
 
 type HostFn = (...args: Array<number | bigint>) => number | undefined;
 
@@ -201,11 +202,23 @@ export function envImports(host: HostApi, memory: () => GuestMemory, onError: (n
       if (r.status === Status.OK && r.callId !== undefined) m().setU32(idOut, r.callId);
       return r.status;
     },
-    proxy_grpc_call: () => Status.UNIMPLEMENTED,
-    proxy_grpc_stream: () => Status.UNIMPLEMENTED,
-    proxy_grpc_send: () => Status.UNIMPLEMENTED,
-    proxy_grpc_cancel: () => Status.UNIMPLEMENTED,
-    proxy_grpc_close: () => Status.UNIMPLEMENTED,
+    proxy_grpc_call: (up, ul, sp, sl, mp, ml, metap, metal, msgp, msgl, timeout, tokenOut) => {
+      const metadata = deserializePairs(m().bytes(metap, metal));
+      if (!metadata) return Status.BAD_ARGUMENT;
+      const r = host.grpcStart({ cluster: grpcCluster(m().bytes(up, ul)), service: m().string(sp, sl), method: m().string(mp, ml), metadata, message: m().bytes(msgp, msgl), timeoutMs: timeout >>> 0 });
+      if (r.status === Status.OK && r.token !== undefined) m().setU32(tokenOut, r.token);
+      return r.status;
+    },
+    proxy_grpc_stream: (up, ul, sp, sl, mp, ml, metap, metal, tokenOut) => {
+      const metadata = deserializePairs(m().bytes(metap, metal));
+      if (!metadata) return Status.BAD_ARGUMENT;
+      const r = host.grpcStart({ cluster: grpcCluster(m().bytes(up, ul)), service: m().string(sp, sl), method: m().string(mp, ml), metadata, timeoutMs: 0 });
+      if (r.status === Status.OK && r.token !== undefined) m().setU32(tokenOut, r.token);
+      return r.status;
+    },
+    proxy_grpc_send: (token, mp, ml, end) => host.grpcSend(token >>> 0, m().bytes(mp, ml), end !== 0),
+    proxy_grpc_cancel: (token) => host.grpcCancel(token >>> 0),
+    proxy_grpc_close: (token) => host.grpcClose(token >>> 0),
 
     proxy_call_foreign_function: (np, nl, ap, al, ptrOut, sizeOut) => {
       const r = host.callForeignFunction(m().string(np, nl), m().bytes(ap, al));
@@ -226,6 +239,24 @@ export function envImports(host: HostApi, memory: () => GuestMemory, onError: (n
   const out: Record<string, HostFn> = {};
   for (const [name, fn] of Object.entries(fns)) out[name] = guarded(name, onError, fn, trace);
   return out;
+}
+
+/**
+ * The gRPC upstream as SDKs send it: a cluster name, or (Envoy's form) a serialised GrpcService
+ * whose envoy_grpc.cluster_name names it.
+ */
+export function grpcCluster(bytes: Buffer): string {
+  if (bytes.length > 0 && bytes[0] === 0x0a) {
+    try {
+      type Svc = { envoyGrpc?: { clusterName?: string }; envoy_grpc?: { cluster_name?: string } };
+      const svc = lookupMessageType('envoy.config.core.v3.GrpcService')?.decode(bytes) as Svc | undefined;
+      const name = svc?.envoyGrpc?.clusterName ?? svc?.envoy_grpc?.cluster_name;
+      if (name) return name;
+    } catch {
+      // not a GrpcService: a plain name
+    }
+  }
+  return bytes.toString('utf8');
 }
 
 /** A property path as SDKs send it: segments separated by NUL bytes (a trailing NUL is ignored). */

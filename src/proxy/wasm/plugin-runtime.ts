@@ -12,6 +12,7 @@ import type { WasmPluginConfig } from './plugin-config.ts';
 import { WasmTrap, WasmVm, type VmServices } from './vm.ts';
 import { processWasmStore, type WasmSharedState } from './shared-store.ts';
 import { startHttpCall } from './http-call.ts';
+import { startGrpc } from './grpc-call.ts';
 import type { ClusterManager } from '../upstream/types.ts';
 
 const log = logger('wasm');
@@ -177,6 +178,7 @@ export class WasmPluginRuntime {
       enqueue: (id, value) => state.enqueue(id, value),
       dequeue: (id) => state.dequeue(id),
       httpCall: (req) => (this.#cm ? startHttpCall(this.#cm, req) : { status: Status.UNIMPLEMENTED }),
+      grpc: (req, events) => (this.#cm ? startGrpc(this.#cm, req, events) : { status: Status.UNIMPLEMENTED }),
       callForeignFunction: () => ({ status: Status.NOT_FOUND }),
     };
   }

@@ -7,10 +7,19 @@
 
 import { abiVersionOf, BufferType, MapType, Status, type AbiVersion } from './abi.ts';
 import type { BufferAccess, ContextApi, HeaderMapAccess, HostApi, HttpCallRequest } from './host-api.ts';
+import type { GrpcCallRequest, GrpcEvents, GrpcHandle } from './grpc-call.ts';
 import { ENV_FUNCTIONS, envImports, type HostCallTracer } from './imports.ts';
 import { GuestMemory } from './memory.ts';
 import type { Pairs } from './pairs.ts';
 import { ProcExit, WASI_FUNCTIONS, WASI_MODULES, wasiImports } from './wasi.ts';
+
+/** What a gRPC callback can read while it runs: its message or metadata, or the final status. */
+interface GrpcEventOverlay {
+  readonly message?: Buffer;
+  readonly initial?: Pairs;
+  readonly trailing?: Pairs;
+  readonly status?: { readonly code: number; readonly message: string };
+}
 
 /** A plugin failed: a trap, proc_exit, a host failure or memory over its limit. */
 export class WasmTrap extends Error {}
@@ -44,6 +53,8 @@ export interface VmServices {
   dequeue: HostApi['dequeue'];
   /** Starts an HTTP call; the promise settles with the response (status 0 on failure). */
   httpCall(req: HttpCallRequest): { readonly status: Status; readonly response?: Promise<HttpCallResponse> };
+  /** Starts a gRPC call or stream; its events arrive through `events`. */
+  grpc(req: GrpcCallRequest, events: GrpcEvents): { readonly status: Status; readonly handle?: GrpcHandle };
   callForeignFunction: HostApi['callForeignFunction'];
 }
 
@@ -58,6 +69,13 @@ let callHook: WasmCallHook | undefined;
 /** Installs this thread's hook (a worker does at start). */
 export function setWasmCallHook(hook: WasmCallHook | undefined): void {
   callHook = hook;
+}
+
+let defaultTrace: ((label: string) => HostCallTracer) | undefined;
+
+/** Traces every host call of every VM created on this thread from now on (`legate wasm run --trace`). */
+export function setWasmTrace(make: ((label: string) => HostCallTracer) | undefined): void {
+  defaultTrace = make;
 }
 
 export interface VmOptions {
@@ -111,12 +129,15 @@ export class WasmVm {
   readonly #maxMemory: number;
   readonly #label: string;
   readonly #contexts = new Map<number, ContextRecord>();
-  readonly #calls = new Map<number, number>(); // http call id → context id
+  readonly #calls = new Map<number, number>(); // http call id → root context id
+  readonly #grpc = new Map<number, { root: number; handle: GrpcHandle }>();
   #nextContextId = 1;
   #nextCallId = 1;
   #effective = 0;
   /** An HTTP call response being delivered (its headers, body, trailers, status). */
   #callResponse: HttpCallResponse | undefined;
+  /** A gRPC event being delivered: its message or metadata, or the final status. */
+  #grpcEvent: GrpcEventOverlay | undefined;
   #failed: string | undefined;
 
   constructor(module: WebAssembly.Module, services: VmServices, opts: VmOptions = {}) {
@@ -124,13 +145,14 @@ export class WasmVm {
     this.#services = services;
     this.#maxMemory = opts.maxMemoryBytes ?? 256 * 1024 * 1024;
     this.#label = opts.label ?? 'a Wasm plugin';
+    const trace = opts.trace ?? defaultTrace?.(this.#label);
     let memory: GuestMemory | undefined;
     const mem = (): GuestMemory => {
       if (!memory) throw new WasmTrap('the plugin called the host before its memory was available');
       return memory;
     };
     const host = this.#hostApi();
-    const env = envImports(host, mem, (name, e) => services.log(4, `host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`), opts.trace);
+    const env = envImports(host, mem, (name, e) => services.log(4, `host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`), trace);
     const wasi = wasiImports(
       {
         line: (fd, text) => services.log(fd === 1 ? 2 : 4, text),
@@ -279,6 +301,15 @@ export class WasmVm {
   #context(): ContextApi {
     const c = this.#contexts.get(this.#effective);
     const api = c?.api ?? EMPTY_CONTEXT;
+    const g = this.#grpcEvent;
+    if (g) {
+      return {
+        ...api,
+        headerMap: (m) => (m === MapType.GRPC_CALL_INITIAL_METADATA && g.initial ? readOnlyMap(g.initial) : m === MapType.GRPC_CALL_TRAILING_METADATA && g.trailing ? readOnlyMap(g.trailing) : api.headerMap(m)),
+        buffer: (t) => (t === BufferType.GRPC_CALL_MESSAGE && g.message ? readOnly(g.message) : api.buffer(t)),
+        callStatus: () => g.status ?? api.callStatus(),
+      };
+    }
     const resp = this.#callResponse;
     if (!resp) return api;
     return {
@@ -364,8 +395,52 @@ export class WasmVm {
         return { status: Status.OK, callId };
       },
       callForeignFunction: (n, a) => s().callForeignFunction(n, a),
+      grpcStart: (req) => {
+        const root = this.#rootOf(this.#effective);
+        if (!root) return { status: Status.BAD_ARGUMENT };
+        const token = this.#nextCallId++;
+        const deliver = (name: string, ev: GrpcEventOverlay, ...args: number[]): void => {
+          if (!this.#contexts.has(root.id) || this.#failed || !this.#grpc.has(token)) return;
+          this.#grpcEvent = ev;
+          try {
+            this.call(root.id, name, root.id, token, ...args);
+          } catch (e) {
+            this.#services.log(4, `${name}: ${e instanceof Error ? e.message : String(e)}`);
+            this.#onAsyncTrap?.(root.id, e);
+          } finally {
+            this.#grpcEvent = undefined;
+          }
+        };
+        const r = s().grpc(req, {
+          onInitialMetadata: (md) => deliver('proxy_on_grpc_receive_initial_metadata', { initial: md }, md.length),
+          onMessage: (msg) => deliver('proxy_on_grpc_receive', { message: msg }, msg.length),
+          onTrailingMetadata: (md) => deliver('proxy_on_grpc_receive_trailing_metadata', { trailing: md }, md.length),
+          onClose: (code, message) => {
+            deliver('proxy_on_grpc_close', { status: { code, message } }, code);
+            this.#grpc.delete(token);
+          },
+        });
+        if (r.status !== Status.OK || !r.handle) return { status: r.status };
+        this.#grpc.set(token, { root: root.id, handle: r.handle });
+        return { status: Status.OK, token };
+      },
+      grpcSend: (token, message, end) => this.#grpc.get(token)?.handle.send(message, end) ?? Status.NOT_FOUND,
+      grpcCancel: (token) => {
+        const g = this.#grpc.get(token);
+        if (!g) return Status.NOT_FOUND;
+        this.#grpc.delete(token);
+        g.handle.cancel();
+        return Status.OK;
+      },
+      grpcClose: (token) => {
+        const g = this.#grpc.get(token);
+        if (!g) return Status.NOT_FOUND;
+        g.handle.close();
+        return Status.OK;
+      },
     };
   }
+
 
   #deliverCallResponse(callId: number, resp: HttpCallResponse): void {
     const rootId = this.#calls.get(callId);

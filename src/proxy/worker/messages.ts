@@ -24,6 +24,14 @@ export interface WorkerInit {
   readonly ports: Readonly<Record<string, number>>;
   /** Dynamic secrets (SDS, watched files) the main thread holds when the worker starts, by name. */
   readonly secrets: Readonly<Record<string, TlsSecret>>;
+  /** --drain-time-s: how long listeners replaced or removed by LDS drain their connections (default 600). */
+  readonly drainTimeS?: number;
+  /** Process-wide Proxy-Wasm shared data and queues (src/proxy/wasm/shared-store.ts). */
+  readonly wasmShared?: SharedArrayBuffer;
+  /** The worker watchdog's beats and in-Wasm marks (watchdog.ts). */
+  readonly watchdog?: SharedArrayBuffer;
+  /** Log every Proxy-Wasm host call (`legate wasm run --trace`). */
+  readonly wasmTrace?: boolean;
 }
 
 export interface HostStatus {

@@ -1,6 +1,7 @@
 // Worker thread entry: builds clusters and listeners from the bootstrap it was given, serves
-// traffic, and answers the main thread's questions (stats, clusters, drain, shutdown).
-// A failure to build is reported back as init_failed; the main thread then exits non-zero.
+// traffic, applies the main thread's xDS updates (dynamic-config.ts), and answers its questions
+// (stats, clusters, drain, shutdown). A failure to build is reported back as init_failed; the main
+// thread then exits non-zero.
 
 import { MemorySecretStore } from '../tls/secret-store.ts';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -12,8 +13,14 @@ import { buildStaticConfig } from '../../config/static-config.ts';
 import { formatErrors } from '../../config/result.ts';
 import { StatsStore } from '../stats.ts';
 import { createClusterManager } from '../upstream/cluster-manager.ts';
-import { ActiveListener } from '../listener/listener-runtime.ts';
 import type { ClusterManager } from '../upstream/types.ts';
+import { DynamicConfig } from './dynamic-config.ts';
+import { WatchdogBuffer } from './watchdog.ts';
+import { attachProcessWasmStore } from '../wasm/shared-store.ts';
+import { setWasmCallHook, setWasmTrace } from '../wasm/vm.ts';
+import { statusName } from '../wasm/abi.ts';
+import { RouteRegistry } from './route-registry.ts';
+import { Limits } from '../limits.ts';
 import { SharedCounters } from '../shared-counters.ts';
 import { healthFlagNames } from '../upstream/health-check/flags.ts';
 import type { Runtime } from '../runtime.ts';
@@ -27,12 +34,20 @@ function send(m: WorkerToMain): void {
   port.postMessage(m);
 }
 
-async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManager; stats: StatsStore; runtime: Runtime; secrets: MemorySecretStore }> {
+async function start(): Promise<{ dyn: DynamicConfig; cm: ClusterManager; stats: StatsStore; runtime: Runtime; secrets: MemorySecretStore }> {
   setThreadName(String(init.workerId + 1));
   setLogLevel(init.logLevel);
   for (const [c, l] of init.componentLogLevels) setLogLevel(l, c);
   registerBuiltins(registry);
-  const built = buildStaticConfig(init.bootstrap);
+  if (init.wasmShared) attachProcessWasmStore(init.wasmShared, init.workerId);
+  if (init.watchdog) startBeating(new WatchdogBuffer(init.watchdog), init.workerId);
+  if (init.wasmTrace || process.env.LEGATE_WASM_TRACE === '1') {
+    const trace = logger('wasm');
+    setWasmTrace((label) => (name, args, status) => trace.info(`wasm trace ${label}: ${name}(${args.join(', ')}) → ${statusName(status)}`));
+  }
+  const routes = new RouteRegistry();
+  // Static listeners' HCMs with `rds` get this worker's live route sources (filled by xds updates).
+  const built = buildStaticConfig(init.bootstrap, { rds: routes.rdsHook });
   if (!built.ok) throw new Error(formatErrors(built.errors));
   const stats = new StatsStore();
   // Static secrets from this worker's own parse, then the SDS secrets the main thread already holds.
@@ -42,11 +57,18 @@ async function start(): Promise<{ listeners: ActiveListener[]; cm: ClusterManage
   await cm.ready();
   const runtime = buildRuntime(init.bootstrap, init.runtimeAdmin);
   const rt = { stats, clusterManager: cm, workerId: init.workerId, shared, runtime, secrets };
-  const listeners = built.value.listeners.map((l) => new ActiveListener(l, rt));
-  const bound: Record<string, number> = {};
-  for (const l of listeners) bound[l.config.name] = await l.listen(init.ports[l.config.name] ?? l.config.address.port);
-  send({ type: 'ready', listeners: bound });
-  return { listeners, cm, stats, runtime, secrets };
+  const drainTimeMs = (init.drainTimeS ?? Limits.drainTimeS) * 1000;
+  const dyn = new DynamicConfig({ rt, clusterManager: cm, staticSecrets: built.value.secrets, drainTimeMs, routes });
+  for (const l of built.value.listeners) await dyn.addListener(l, init.ports[l.name] ?? l.address.port);
+  send({ type: 'ready', listeners: dyn.ports() });
+  return { dyn, cm, stats, runtime, secrets };
+}
+
+/** Beats from the event loop (a stuck loop stops them) and marks time spent in plugin code. */
+function startBeating(buf: WatchdogBuffer, id: number): void {
+  buf.beat(id);
+  setInterval(() => buf.beat(id), 100).unref();
+  setWasmCallHook({ enter: (label) => buf.enter(id, label), leave: () => buf.leave(id) });
 }
 
 function clusterStatus(cm: ClusterManager): ClusterStatus[] {
@@ -83,9 +105,10 @@ let handle: ((m: MainToWorker) => void) | undefined;
 port.on('message', (m: MainToWorker) => (handle ? handle(m) : early.push(m)));
 
 started.then(
-  ({ listeners, cm, stats, runtime, secrets }) => {
+  ({ dyn, cm, stats, runtime, secrets }) => {
     handle = (m: MainToWorker): void => {
-      const connections = (): number => listeners.reduce((n, l) => n + l.activeConnections, 0);
+      const listeners = dyn.all();
+      const connections = (): number => dyn.all().reduce((n, l) => n + l.activeConnections, 0);
       switch (m.type) {
         case 'stats':
           cm.refreshStats();
@@ -107,8 +130,12 @@ started.then(
         case 'drain':
           for (const l of listeners) l.drain();
           return send({ type: 'reply', id: m.id, connections: connections() });
+        case 'xds':
+          void dyn.apply(m.update).then((r) => send({ type: 'reply', id: m.id, listeners: r.listeners, ...(r.errors.length > 0 ? { errors: r.errors } : {}) }));
+          return;
         case 'shutdown':
-          void Promise.all(listeners.map((l) => l.closeAll()))
+          void dyn
+            .closeAll()
             .then(() => cm.close())
             .finally(() => {
               send({ type: 'reply', id: m.id });

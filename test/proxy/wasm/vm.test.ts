@@ -62,6 +62,7 @@ function services(logs: Array<[number, string]>, metrics: Map<number, { name: st
     dequeue: () => ({ status: Status.NOT_FOUND }),
     httpCall: () => ({ status: Status.UNIMPLEMENTED }),
     callForeignFunction: () => ({ status: Status.NOT_FOUND }),
+    grpc: () => ({ status: Status.UNIMPLEMENTED }),
   };
 }
 

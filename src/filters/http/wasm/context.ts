@@ -10,6 +10,9 @@ import type { Pairs } from '../../../proxy/wasm/pairs.ts';
 import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { HttpFilterCallbacks } from '../filter.ts';
+import { pluginProperty, rootContextApi, str, u64, streamInfoProperty } from '../../../proxy/wasm/properties.ts';
+
+export { rootContextApi };
 
 export function headerMapAccess(h: HeaderMap, writable: () => boolean): HeaderMapAccess {
   return {
@@ -34,41 +37,6 @@ export function headerMapAccess(h: HeaderMap, writable: () => boolean): HeaderMa
   };
 }
 
-const u64 = (n: number): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigInt64LE(BigInt(Math.trunc(n)));
-  return b;
-};
-const str = (s: string | undefined): Buffer | undefined => (s === undefined ? undefined : Buffer.from(s, 'utf8'));
-const bool = (v: boolean): Buffer => Buffer.of(v ? 1 : 0);
-
-/** plugin_name, plugin_root_id, plugin_vm_id: what a root context can read. */
-export function pluginProperty(c: WasmPluginConfig, path: string): Buffer | undefined {
-  switch (path) {
-    case 'plugin_name':
-      return str(c.name);
-    case 'plugin_root_id':
-      return str(c.rootId);
-    case 'plugin_vm_id':
-      return str(c.vmId);
-    default:
-      return undefined;
-  }
-}
-
-export function rootContextApi(c: WasmPluginConfig): ContextApi {
-  return {
-    headerMap: () => undefined,
-    buffer: () => undefined,
-    continueStream: () => Status.BAD_ARGUMENT,
-    closeStream: () => Status.BAD_ARGUMENT,
-    sendLocalResponse: () => Status.BAD_ARGUMENT,
-    property: (path) => pluginProperty(c, path.join('.')),
-    setProperty: () => Status.NOT_FOUND,
-    callStatus: () => undefined,
-  };
-}
-
 /** The stream's mutable state the filter shares with its ContextApi. */
 export interface HttpStreamState {
   requestHeaders: HeaderMap | undefined;
@@ -87,7 +55,23 @@ export interface HttpStreamState {
 
 export function httpContextApi(c: WasmPluginConfig, st: HttpStreamState, cb: HttpFilterCallbacks, onLocalReply: () => void): ContextApi {
   const info = cb.streamInfo;
-  const body = (b: Buffer | undefined): BufferAccess | undefined => (b === undefined ? undefined : { bytes: () => b, set: () => false });
+  // A body the plugin rewrites (proxy_set_buffer_bytes) replaces what it had seen so far; the
+  // filter manager sends the new bytes on in place of the buffered ones.
+  const body = (which: 'requestBody' | 'responseBody'): BufferAccess | undefined => {
+    const b = st[which];
+    if (b === undefined) return undefined;
+    return {
+      bytes: () => st[which] ?? Buffer.alloc(0),
+      set: (start, size, value) => {
+        const cur = st[which] ?? Buffer.alloc(0);
+        const at = Math.min(start, cur.length);
+        const next = Buffer.concat([cur.subarray(0, at), value, cur.subarray(Math.min(cur.length, at + size))]);
+        if (!cb.replaceBody?.(next)) return false;
+        st[which] = next;
+        return true;
+      },
+    };
+  };
   return {
     headerMap: (m) => {
       switch (m) {
@@ -103,7 +87,7 @@ export function httpContextApi(c: WasmPluginConfig, st: HttpStreamState, cb: Htt
           return undefined;
       }
     },
-    buffer: (t) => (t === BufferType.HTTP_REQUEST_BODY ? body(st.requestBody) : t === BufferType.HTTP_RESPONSE_BODY ? body(st.responseBody) : undefined),
+    buffer: (t) => (t === BufferType.HTTP_REQUEST_BODY ? body('requestBody') : t === BufferType.HTTP_RESPONSE_BODY ? body('responseBody') : undefined),
     continueStream: (t) => {
       if (t === StreamType.HTTP_REQUEST) {
         st.requestHeadersSent = true;
@@ -153,36 +137,10 @@ export function httpContextApi(c: WasmPluginConfig, st: HttpStreamState, cb: Htt
           return info.responseCode === undefined ? undefined : u64(info.responseCode);
         case 'response.code_details':
           return str(info.responseCodeDetails);
-        case 'source.address':
-          return str(`${info.downstreamRemote.address}:${info.downstreamRemote.port}`);
-        case 'source.port':
-          return u64(info.downstreamRemote.port);
-        case 'destination.address':
-          return str(`${info.downstreamLocal.address}:${info.downstreamLocal.port}`);
-        case 'destination.port':
-          return u64(info.downstreamLocal.port);
-        case 'connection.id':
-          return u64(info.connectionId);
-        case 'connection.mtls':
-          return bool(info.downstreamTls?.peerCertificateValidated === true);
-        case 'connection.tls_version':
-          return str(info.downstreamTls?.version);
-        case 'connection.requested_server_name':
-          return str(info.requestedServerName ?? '');
-        case 'connection.uri_san_peer_certificate':
-          return info.downstreamTls ? str(info.downstreamTls.peerUriSans[0] ?? '') : undefined;
-        case 'cluster_name':
-          return str(info.clusterName);
-        case 'route_name':
-          return str(info.routeName);
-        case 'upstream.address':
-          return info.upstreamHost ? str(`${info.upstreamHost.address}:${info.upstreamHost.port}`) : undefined;
-        case 'upstream.port':
-          return info.upstreamHost ? u64(info.upstreamHost.port) : undefined;
         default:
           if (p.startsWith('request.headers.')) return str(req?.get(p.slice('request.headers.'.length).toLowerCase()));
           if (p.startsWith('response.headers.')) return str(st.responseHeaders?.get(p.slice('response.headers.'.length).toLowerCase()));
-          return pluginProperty(c, p);
+          return streamInfoProperty(info, p) ?? pluginProperty(c, p);
       }
     },
     setProperty: (path, value) => {

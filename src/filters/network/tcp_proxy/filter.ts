@@ -99,6 +99,7 @@ export class TcpProxyFactory implements NetworkFilterFactory<TcpProxyConfig> {
       stats: this.#stats,
       streamInfo: info,
       onClose: finish,
+      dataFilters: callbacks.dataFilters ?? [],
     });
   }
 

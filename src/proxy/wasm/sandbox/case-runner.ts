@@ -38,7 +38,12 @@ export function parseCasesFile(doc: unknown): { ok: true; value: CasesFile } | {
   cases.forEach((c, i) => {
     if (!isObj(c)) return void errors.push(`cases[${i}]: must be a mapping`);
     if (typeof c.name !== 'string') errors.push(`cases[${i}].name: a string is required`);
-    if (!isObj(c.request) || !isObj(c.request.headers)) errors.push(`cases[${i}].request.headers: a mapping is required`);
+    if (isObj(c.connection)) {
+      for (const side of ['downstream', 'upstream'] as const) {
+        const v = c.connection[side];
+        if (v !== undefined && !(Array.isArray(v) && v.every((x) => typeof x === 'string'))) errors.push(`cases[${i}].connection.${side}: a list of strings is required`);
+      }
+    } else if (!isObj(c.request) || !isObj(c.request.headers)) errors.push(`cases[${i}].request.headers: a mapping is required (or connection: for a network filter)`);
     if (c.expect !== undefined && !isObj(c.expect)) errors.push(`cases[${i}].expect: must be a mapping`);
   });
   if (errors.length > 0) return { ok: false, errors };
@@ -86,9 +91,28 @@ function checkHeaders(what: string, want: unknown, got: MemoryHeaders, out: stri
   }
 }
 
+/** A network-filter case: new connection, each side's chunks in turn (the last with end of stream), both closes. */
+function runConnection(vm: WasmVm, id: number, stream: MemoryStream, conn: Obj): void {
+  vm.call(id, 'proxy_on_new_connection', id);
+  for (const side of ['downstream', 'upstream'] as const) {
+    const chunks = Array.isArray(conn[side]) ? (conn[side] as string[]) : [];
+    const body = side === 'downstream' ? stream.downstreamData : stream.upstreamData;
+    chunks.forEach((chunk, i) => {
+      body.data = Buffer.concat([body.data, Buffer.from(chunk)]);
+      const last = i === chunks.length - 1;
+      const r = vm.call(id, side === 'downstream' ? 'proxy_on_downstream_data' : 'proxy_on_upstream_data', id, body.data.length, last ? 1 : 0) ?? 0;
+      if (r === 0 || last) {
+        stream.forwarded[side] += body.data.toString();
+        body.data = Buffer.alloc(0);
+      }
+    });
+  }
+  vm.call(id, 'proxy_on_downstream_connection_close', id, 2);
+  vm.call(id, 'proxy_on_upstream_connection_close', id, 1);
+}
+
 export async function runCase(module: WebAssembly.Module, file: CasesFile, c: Obj): Promise<CaseResult> {
   const name = String(c.name);
-  const failures: string[] = [];
   const logs: string[] = [];
   const metrics = new Map<number, { name: string; type: number; value: bigint }>();
   const canned = Array.isArray(c.http_calls) ? [...(c.http_calls as unknown[])] : [];
@@ -132,6 +156,7 @@ export async function runCase(module: WebAssembly.Module, file: CasesFile, c: Ob
       return { status: Status.OK, response: Promise.resolve(resp) };
     },
     callForeignFunction: () => ({ status: Status.NOT_FOUND }),
+    grpc: () => ({ status: Status.UNIMPLEMENTED }),
   };
   const req = isObj(c.request) ? c.request : {};
   const resp = isObj(c.response) ? c.response : {};
@@ -152,31 +177,53 @@ export async function runCase(module: WebAssembly.Module, file: CasesFile, c: Ob
     const id = vm.createStreamContext(rootId, stream.api(root));
     let failed: unknown;
     vm.onAsyncTrap((_c, e) => (failed = e));
-    const side = async (hdr: string, body: string, trl: string, headers: MemoryHeaders, b: { bytes(): Buffer }, trailers: MemoryHeaders, hasBody: boolean, continued: () => boolean): Promise<boolean> => {
-      const hasTrailers = trailers.list.length > 0;
-      if ((vm.call(id, hdr, id, headers.list.length, !hasBody && !hasTrailers ? 1 : 0) ?? 0) !== 0) {
-        await settle(() => continued() || stream.localReply !== undefined || failed !== undefined);
-        if (failed) throw failed;
-        if (!continued() || stream.localReply) return false;
-      }
-      if (stream.localReply) return false;
-      if (hasBody) {
-        const r = vm.call(id, body, id, b.bytes().length, hasTrailers ? 0 : 1) ?? 0;
-        if (stream.localReply || r !== 0) return false;
-      }
-      if (hasTrailers && ((vm.call(id, trl, id, trailers.list.length) ?? 0) !== 0 || stream.localReply)) return false;
-      return true;
-    };
-    const requestOn = await side('proxy_on_request_headers', 'proxy_on_request_body', 'proxy_on_request_trailers', stream.requestHeaders, stream.requestBody, stream.requestTrailers, req.body !== undefined, () => stream.requestContinued);
-    if (requestOn) {
-      upstreamCalled = true;
-      await side('proxy_on_response_headers', 'proxy_on_response_body', 'proxy_on_response_trailers', stream.responseHeaders, stream.responseBody, stream.responseTrailers, resp.body !== undefined, () => stream.responseContinued);
-    }
+    if (isObj(c.connection)) runConnection(vm, id, stream, c.connection);
+    else await runHttp(vm, id, stream, req, resp, () => failed, () => (upstreamCalled = true));
     vm.finish(id);
   } catch (e) {
     trap = e instanceof WasmTrap ? e.message : e instanceof Error ? e.message : String(e);
   }
-  // Expectations.
+  return check(name, expect, stream, { trap, upstreamCalled, logs, metrics, calls });
+}
+
+/** An HTTP case: request headers, body, trailers; then (unless answered or held) the response. */
+async function runHttp(vm: WasmVm, id: number, stream: MemoryStream, req: Obj, resp: Obj, failed: () => unknown, onUpstream: () => void): Promise<void> {
+  const side = async (hdr: string, body: string, trl: string, headers: MemoryHeaders, b: { bytes(): Buffer }, trailers: MemoryHeaders, hasBody: boolean, continued: () => boolean): Promise<boolean> => {
+    const hasTrailers = trailers.list.length > 0;
+    if ((vm.call(id, hdr, id, headers.list.length, !hasBody && !hasTrailers ? 1 : 0) ?? 0) !== 0) {
+      await settle(() => continued() || stream.localReply !== undefined || failed() !== undefined);
+      if (failed()) throw failed();
+      if (!continued() || stream.localReply) return false;
+    }
+    if (stream.localReply) return false;
+    if (hasBody) {
+      const r = vm.call(id, body, id, b.bytes().length, hasTrailers ? 0 : 1) ?? 0;
+      if (stream.localReply || r !== 0) return false;
+    }
+    if (hasTrailers && ((vm.call(id, trl, id, trailers.list.length) ?? 0) !== 0 || stream.localReply)) return false;
+    return true;
+  };
+  const requestOn = await side('proxy_on_request_headers', 'proxy_on_request_body', 'proxy_on_request_trailers', stream.requestHeaders, stream.requestBody, stream.requestTrailers, req.body !== undefined, () => stream.requestContinued);
+  if (requestOn) {
+    onUpstream();
+    await side('proxy_on_response_headers', 'proxy_on_response_body', 'proxy_on_response_trailers', stream.responseHeaders, stream.responseBody, stream.responseTrailers, resp.body !== undefined, () => stream.responseContinued);
+  }
+}
+
+interface Observed {
+  readonly trap: string | undefined;
+  readonly upstreamCalled: boolean;
+  readonly logs: readonly string[];
+  readonly metrics: ReadonlyMap<number, { name: string; type: number; value: bigint }>;
+  readonly calls: ReadonlyArray<{ cluster: string; headers: Pairs }>;
+}
+
+/** Compares what happened with the case's `expect`. */
+function check(name: string, expect: Obj, stream: MemoryStream, o: Observed): CaseResult {
+  const failures: string[] = [];
+  const { trap, upstreamCalled, logs, metrics, calls } = o;
+  if (expect.downstream_forwarded !== undefined && stream.forwarded.downstream !== String(expect.downstream_forwarded)) failures.push(`downstream bytes forwarded: expected '${String(expect.downstream_forwarded)}', got '${stream.forwarded.downstream}'`);
+  if (expect.upstream_forwarded !== undefined && stream.forwarded.upstream !== String(expect.upstream_forwarded)) failures.push(`upstream bytes forwarded: expected '${String(expect.upstream_forwarded)}', got '${stream.forwarded.upstream}'`);
   if (expect.trap !== undefined) {
     if (!trap) failures.push('expected a trap, the plugin ran to the end');
     else if (typeof expect.trap === 'string' && !trap.includes(expect.trap)) failures.push(`trap '${trap}' does not contain '${expect.trap}'`);

@@ -62,6 +62,10 @@ export class MemoryStream {
   readonly responseTrailers: MemoryHeaders;
   readonly requestBody: MemoryBody;
   readonly responseBody: MemoryBody;
+  /** Network filters: the bytes the plugin is looking at each way, and what it let through. */
+  readonly downstreamData = new MemoryBody(Buffer.alloc(0));
+  readonly upstreamData = new MemoryBody(Buffer.alloc(0));
+  readonly forwarded = { downstream: '', upstream: '' };
   localReply: LocalResponse | undefined;
   requestContinued = false;
   responseContinued = false;
@@ -83,11 +87,12 @@ export class MemoryStream {
       ...root,
       headerMap: (m) =>
         m === MapType.HTTP_REQUEST_HEADERS ? this.requestHeaders : m === MapType.HTTP_REQUEST_TRAILERS ? this.requestTrailers : m === MapType.HTTP_RESPONSE_HEADERS ? this.responseHeaders : m === MapType.HTTP_RESPONSE_TRAILERS ? this.responseTrailers : root.headerMap(m),
-      buffer: (t) => (t === BufferType.HTTP_REQUEST_BODY ? this.requestBody : t === BufferType.HTTP_RESPONSE_BODY ? this.responseBody : root.buffer(t)),
+      buffer: (t) =>
+        t === BufferType.HTTP_REQUEST_BODY ? this.requestBody : t === BufferType.HTTP_RESPONSE_BODY ? this.responseBody : t === BufferType.DOWNSTREAM_DATA ? this.downstreamData : t === BufferType.UPSTREAM_DATA ? this.upstreamData : root.buffer(t),
       continueStream: (t) => {
         if (t === StreamType.HTTP_REQUEST) this.requestContinued = true;
         else if (t === StreamType.HTTP_RESPONSE) this.responseContinued = true;
-        else return Status.BAD_ARGUMENT;
+        else if (t !== StreamType.DOWNSTREAM && t !== StreamType.UPSTREAM) return Status.BAD_ARGUMENT;
         return Status.OK;
       },
       closeStream: () => ((this.closed = true), Status.OK),

@@ -1,0 +1,177 @@
+// envoy.filters.network.wasm at run time: one Proxy-Wasm stream context per TCP connection, in
+// front of tcp_proxy. proxy_on_new_connection when it opens; proxy_on_downstream_data /
+// proxy_on_upstream_data for the bytes each way (the plugin may read and rewrite DOWNSTREAM_DATA /
+// UPSTREAM_DATA; PAUSE holds the bytes, which grow until a later callback says CONTINUE);
+// proxy_on_*_connection_close as the sides close. A trap closes the connection, or lets the bytes
+// through untouched when fail_open.
+
+import { BufferType, PeerType, Status, StreamType } from '../../../proxy/wasm/abi.ts';
+import type { BufferAccess, ContextApi } from '../../../proxy/wasm/host-api.ts';
+import { WasmPluginRuntime, type PluginStreamHandle } from '../../../proxy/wasm/plugin-runtime.ts';
+import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
+import type { WasmVm } from '../../../proxy/wasm/vm.ts';
+import { pluginProperty, rootContextApi, streamInfoProperty } from '../../../proxy/wasm/properties.ts';
+import type { RuntimeContext } from '../../registry.ts';
+import { NetworkFilterStatus, type NetworkFilter, type NetworkFilterCallbacks, type NetworkFilterFactory } from '../filter.ts';
+
+const EMPTY: Buffer = Buffer.alloc(0);
+
+export class WasmNetworkFilterFactory implements NetworkFilterFactory<WasmPluginConfig> {
+  readonly #runtime: WasmPluginRuntime;
+  constructor(config: WasmPluginConfig, ctx: RuntimeContext) {
+    this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats, clusterManager: ctx.clusterManager });
+  }
+  create(_config: WasmPluginConfig, callbacks: NetworkFilterCallbacks): NetworkFilter {
+    return new WasmNetworkFilter(this.#runtime, callbacks);
+  }
+}
+
+class WasmNetworkFilter implements NetworkFilter, PluginStreamHandle {
+  readonly #rt: WasmPluginRuntime;
+  readonly #cb: NetworkFilterCallbacks;
+  #vm: WasmVm | undefined;
+  #id = 0;
+  #bypass = false;
+  /** Bytes the plugin sees (and held while it pauses), per direction. */
+  #down: Buffer = EMPTY;
+  #up: Buffer = EMPTY;
+  #closed = { downstream: false, upstream: false };
+  readonly #filterState = new Map<string, Buffer>();
+
+  constructor(rt: WasmPluginRuntime, cb: NetworkFilterCallbacks) {
+    this.#rt = rt;
+    this.#cb = cb;
+  }
+
+  #api(): ContextApi {
+    const buf = (which: '#down' | '#up'): BufferAccess => ({
+      bytes: () => (which === '#down' ? this.#down : this.#up),
+      set: (start, size, value) => {
+        const cur = which === '#down' ? this.#down : this.#up;
+        const at = Math.min(start, cur.length);
+        const next = Buffer.concat([cur.subarray(0, at), value, cur.subarray(Math.min(cur.length, at + size))]);
+        if (which === '#down') this.#down = next;
+        else this.#up = next;
+        return true;
+      },
+    });
+    const c = this.#rt.config;
+    const info = this.#cb.streamInfo;
+    return {
+      headerMap: () => undefined,
+      buffer: (t) => (t === BufferType.DOWNSTREAM_DATA ? buf('#down') : t === BufferType.UPSTREAM_DATA ? buf('#up') : undefined),
+      continueStream: (t) => {
+        if (t !== StreamType.DOWNSTREAM && t !== StreamType.UPSTREAM) return Status.BAD_ARGUMENT;
+        this.#cb.continueReading();
+        return Status.OK;
+      },
+      closeStream: (t) => {
+        if (t !== StreamType.DOWNSTREAM && t !== StreamType.UPSTREAM) return Status.BAD_ARGUMENT;
+        this.#cb.close('flush');
+        return Status.OK;
+      },
+      sendLocalResponse: () => Status.BAD_ARGUMENT,
+      property: (path) => {
+        const p = path.join('.');
+        return this.#filterState.get(p) ?? streamInfoProperty(info, p) ?? pluginProperty(c, p);
+      },
+      setProperty: (path, value) => (this.#filterState.set(path.join('.'), Buffer.from(value)), Status.OK),
+      callStatus: () => undefined,
+    };
+  }
+
+  #open(): boolean {
+    if (this.#bypass) return false;
+    if (this.#vm) return true;
+    const root = this.#rt.root(rootContextApi(this.#rt.config));
+    if (!root) return this.#fail(undefined, 'start-up');
+    try {
+      this.#id = root.vm.createStreamContext(root.rootId, this.#api());
+      this.#vm = root.vm;
+      this.#rt.track(this);
+      return true;
+    } catch (e) {
+      return this.#fail(e, 'proxy_on_context_create');
+    }
+  }
+
+  #call(name: string, ...args: number[]): number | undefined {
+    if (!this.#open()) return undefined;
+    try {
+      return this.#vm!.call(this.#id, name, this.#id, ...args) ?? 0;
+    } catch (e) {
+      this.#fail(e, name);
+      return undefined;
+    }
+  }
+
+  #fail(e: unknown, during: string): false {
+    if (e !== undefined) this.#rt.failed(e, during);
+    this.#vm = undefined;
+    this.#rt.untrack(this);
+    if (this.#rt.config.failOpen) this.#bypass = true;
+    else this.#cb.close('reset');
+    return false;
+  }
+
+  vmFailed(vm: WasmVm): void {
+    if (this.#vm === vm) this.#fail(undefined, 'an asynchronous callback');
+  }
+
+  onNewConnection(): (typeof NetworkFilterStatus)[keyof typeof NetworkFilterStatus] {
+    const r = this.#call('proxy_on_new_connection');
+    if (r === undefined) return this.#bypass ? NetworkFilterStatus.Continue : NetworkFilterStatus.StopIteration;
+    return r === 0 ? NetworkFilterStatus.Continue : NetworkFilterStatus.StopIteration;
+  }
+
+  #data(side: 'down' | 'up', data: Buffer, end: boolean): Buffer {
+    if (this.#bypass) {
+      const held = side === 'down' ? this.#down : this.#up;
+      if (held.length === 0) return data;
+      this.#set(side, EMPTY);
+      return Buffer.concat([held, data]);
+    }
+    const seen = side === 'down' ? this.#down : this.#up;
+    this.#set(side, seen.length > 0 ? Buffer.concat([seen, data]) : data);
+    const size = (side === 'down' ? this.#down : this.#up).length;
+    const r = this.#call(side === 'down' ? 'proxy_on_downstream_data' : 'proxy_on_upstream_data', size, end ? 1 : 0);
+    if (r === undefined) return this.#bypass ? this.#data(side, EMPTY, end) : EMPTY;
+    if (r !== 0 && !end) return EMPTY; // PAUSE: keep holding.
+    const out = side === 'down' ? this.#down : this.#up;
+    this.#set(side, EMPTY);
+    return out;
+  }
+
+  #set(side: 'down' | 'up', b: Buffer): void {
+    if (side === 'down') this.#down = b;
+    else this.#up = b;
+  }
+
+  onData(data: Buffer, endStream: boolean): Buffer {
+    return this.#data('down', data, endStream);
+  }
+
+  onWrite(data: Buffer, endStream: boolean): Buffer {
+    return this.#data('up', data, endStream);
+  }
+
+  onClose(side: 'downstream' | 'upstream', peer: 'local' | 'remote'): void {
+    if (this.#closed[side]) return;
+    this.#closed[side] = true;
+    if (this.#vm && !this.#bypass) {
+      this.#call(side === 'downstream' ? 'proxy_on_downstream_connection_close' : 'proxy_on_upstream_connection_close', peer === 'local' ? PeerType.LOCAL : PeerType.REMOTE);
+    }
+    if (this.#closed.downstream && this.#closed.upstream) {
+      this.#rt.untrack(this);
+      const vm = this.#vm;
+      this.#vm = undefined;
+      if (vm && !vm.failed) {
+        try {
+          vm.finish(this.#id);
+        } catch (e) {
+          this.#rt.failed(e, 'proxy_on_done/proxy_on_log/proxy_on_delete');
+        }
+      }
+    }
+  }
+}
