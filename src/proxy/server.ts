@@ -21,6 +21,8 @@ import { startAdminFor } from './admin-glue.ts';
 import type { AdminServer } from './admin/server.ts';
 import { SecretManagerMain } from './tls/secret-manager-main.ts';
 import { XdsManager } from './xds/xds-manager.ts';
+import { SharedWasmStore } from './wasm/shared-store.ts';
+import { Watchdog, WatchdogBuffer, workerKillTimeoutMs } from './worker/watchdog.ts';
 import type { XdsWorkerUpdate } from './worker/messages.ts';
 
 const log = logger('main');
@@ -68,6 +70,10 @@ export class Server {
   readonly xds: XdsManager | undefined;
   #admin: AdminServer | undefined;
   #exiting = false;
+  /** Process-wide Proxy-Wasm shared data and queues, handed to every worker. */
+  readonly #wasmShared = SharedWasmStore.create();
+  readonly #watchdogBuffer: WatchdogBuffer;
+  #watchdog: Watchdog | undefined;
 
   constructor(options: CliOptions, config: StaticConfig) {
     this.options = options;
@@ -89,6 +95,7 @@ export class Server {
     this.#setState('PRE_INITIALIZING');
     this.stats.gauge('server.live', 'max').set(0);
     this.stats.gauge('server.concurrency', 'max').set(options.concurrency);
+    this.#watchdogBuffer = new WatchdogBuffer(WatchdogBuffer.create(options.concurrency));
   }
 
   #setState(s: ServerState): void {
@@ -128,6 +135,8 @@ export class Server {
           ports,
           secrets: this.secrets.dynamicSecrets(),
           drainTimeS: this.options.drainTimeS,
+          wasmShared: this.#wasmShared,
+          watchdog: this.#watchdogBuffer.buffer,
         },
         (code) => void this.#exit(code),
       );
@@ -135,6 +144,8 @@ export class Server {
       for (const s of reserved) s.close();
     }
     this.stats.counter('listener_manager.workers_started').inc(this.options.concurrency);
+    this.#watchdog = new Watchdog(this.#watchdogBuffer, this.options.concurrency, { killAfterMs: workerKillTimeoutMs(this.config.bootstrap) }, (i, ms, plugin) => void this.#recoverWorker(i, ms, plugin));
+    this.#watchdog.start();
     this.stats.gauge('listener_manager.total_listeners_active', 'max').set(this.config.listeners.length);
     this.stats.counter('listener_manager.listener_added').inc(this.config.listeners.length);
     this.stats.counter('cluster_manager.cluster_added').inc(this.config.clusters.length);
@@ -174,6 +185,27 @@ export class Server {
     const errors = new Set(replies.flatMap((r) => r.errors ?? []));
     for (const e of errors) log.error(`xDS update: a worker could not apply: ${e}`);
     if (errors.size > 0) this.stats.counter('listener_manager.listener_create_failure').inc(errors.size);
+  }
+
+  /**
+   * The watchdog found worker `i` stuck (no event-loop beat for `ms`, e.g. a plugin's endless
+   * loop): log who, count it as Envoy's watchdog does, and replace the worker with a fresh one that
+   * gets today's secrets, runtime and dynamic (xDS) config. Its open connections are lost.
+   */
+  async #recoverWorker(i: number, ms: number, plugin: string | undefined): Promise<void> {
+    if (this.#exiting || this.state === 'DRAINING') return;
+    log.error(`watchdog: worker ${i} has not run its event loop for ${ms} ms${plugin ? `, stuck in Wasm plugin ${plugin}` : ''}; restarting it`);
+    this.stats.counter('server.watchdog_mega_miss').inc();
+    this.stats.counter(`server.worker_${i}.watchdog_mega_miss`).inc();
+    try {
+      await this.workers.restart(i, { secrets: this.secrets.dynamicSecrets(), runtimeAdmin: this.runtime.adminValues(), ports: this.listenerPorts });
+      if (this.xds) await this.workers.askOne(i, { type: 'xds', update: this.xds.fullUpdate() });
+      this.#watchdog?.reset(i);
+      log.info(`watchdog: worker ${i} restarted`);
+    } catch (e) {
+      log.error(`watchdog: worker ${i} could not be restarted: ${e instanceof Error ? e.message : String(e)}`);
+      void this.#exit(1);
+    }
   }
 
   /** Merged stats: the main thread's plus every worker's. */
@@ -229,6 +261,7 @@ export class Server {
     this.#exiting = true;
     this.secrets.close();
     this.xds?.close();
+    this.#watchdog?.stop();
     await this.workers.shutdown().catch(() => undefined);
     await this.#admin?.close().catch(() => undefined);
     log.info(`exiting (${code})`);

@@ -4,6 +4,19 @@
 // reported with the plugin it was running, so the pool can terminate and restart it. Envoy's
 // watchdog aborts the process on kill_timeout; legate recovers the one worker instead.
 
+import type { Bootstrap__Output } from '../../generated/envoy/config/bootstrap/v3/Bootstrap.ts';
+import { durationMs } from '../../config/values.ts';
+
+/** legate's default: a worker silent this long is restarted (Envoy's kill_timeout is off by default). */
+export const DEFAULT_KILL_AFTER_MS = 10_000;
+
+/** `watchdogs.worker_watchdog.kill_timeout` (or the deprecated `watchdog.kill_timeout`), else the default. */
+export function workerKillTimeoutMs(b: Bootstrap__Output): number {
+  const w = b.watchdogs?.worker_watchdog ?? b.watchdog;
+  const ms = w?.kill_timeout ? durationMs(w.kill_timeout, 0) : 0;
+  return ms > 0 ? ms : DEFAULT_KILL_AFTER_MS;
+}
+
 const SLOT_INTS = 4; // beat, in-wasm flag, label length, spare
 const LABEL_BYTES = 192;
 

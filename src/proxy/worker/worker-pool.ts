@@ -100,7 +100,12 @@ export class WorkerPool {
   }
 
   async askFirst(msg: Ask): Promise<Reply | undefined> {
-    const w = this.#workers[0];
+    return this.askOne(0, msg);
+  }
+
+  /** Asks worker `i` alone (10 s timeout → undefined). */
+  async askOne(i: number, msg: Ask): Promise<Reply | undefined> {
+    const w = this.#workers[i];
     if (!w) return undefined;
     const id = this.#nextId++;
     return new Promise((resolve) => {

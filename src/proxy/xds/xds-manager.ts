@@ -243,6 +243,19 @@ export class XdsManager {
     };
   }
 
+  /** Everything active now as one worker update (a worker restarted by the watchdog starts from it). */
+  fullUpdate(): XdsWorkerUpdate {
+    return {
+      routes: [...this.#routes.values()].map((r) => r.proto),
+      clusters: [...this.#activeClusters.values()].map((c) => {
+        const endpoints = c.eds ? this.#endpoints.get(c.eds.name)?.proto : undefined;
+        return endpoints ? { cluster: c.proto, endpoints } : { cluster: c.proto };
+      }),
+      listeners: [...this.#activeListeners.values()].map((l) => l.proto),
+      ports: Object.fromEntries(this.#ports),
+    };
+  }
+
   /** Dynamic listeners active now (for /listeners and /certs). */
   activeListenerConfigs(): ListenerConfig[] {
     return [...this.#activeListeners.values()].map((l) => l.config);
