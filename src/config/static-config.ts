@@ -11,6 +11,7 @@ import { parseListener, parseSocketAddress, type ListenerConfig, type SocketAddr
 import type { ParseContext, RdsReference, SdsReference, TlsParseHooks } from '../filters/registry.ts';
 import type { TlsSecret } from '../proxy/tls/types.ts';
 import { parseSecret } from '../proxy/tls/secret-config.ts';
+import { parseBootstrapExtensions, type WasmServiceConfig } from '../proxy/wasm/bootstrap-services.ts';
 import { checkSdsConfigSource } from '../xds-client/sds-client.ts';
 import { parseConfigSource, parseDynamicResources, type DynamicResourcesPlan } from '../proxy/xds/sources.ts';
 
@@ -27,6 +28,8 @@ export interface StaticConfig {
   readonly dynamic: DynamicResourcesPlan | undefined;
   /** RDS references of static listeners' HCMs (recorded on the main thread; the xDS manager subscribes). */
   readonly staticRds: readonly RdsReference[];
+  /** `bootstrap_extensions` of type envoy.bootstrap.wasm (Proxy-Wasm services). */
+  readonly wasmServices: readonly WasmServiceConfig[];
   readonly warnings: readonly string[];
 }
 
@@ -94,8 +97,10 @@ export function buildStaticConfig(b: Bootstrap__Output, opts: BuildOptions = {})
     else errors.push(...a.errors);
   }
   if (b.tracing) warnings.push('tracing: ignored (legate does not trace yet)');
+  const services = parseBootstrapExtensions(b, warnings);
+  if (!services.ok) errors.push(...services.errors);
   if (errors.length) return { ok: false, errors };
-  return ok({ bootstrap: b, clusters, listeners, admin, secrets, sdsRefs, dynamic: dyn.ok ? dyn.value : undefined, staticRds, warnings });
+  return ok({ bootstrap: b, clusters, listeners, admin, secrets, sdsRefs, dynamic: dyn.ok ? dyn.value : undefined, staticRds, wasmServices: services.ok ? services.value : [], warnings });
 }
 
 /**

@@ -18,6 +18,15 @@ import type { ClusterManager } from '../upstream/types.ts';
 const log = logger('wasm');
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warning', 'error', 'critical'];
 
+/** Runtime key (e.g. a static layer in layered_runtime) bounding each VM's linear memory, in bytes. */
+export const MAX_MEMORY_RUNTIME_KEY = 'legate.wasm.max_vm_memory_bytes';
+export const DEFAULT_MAX_MEMORY_BYTES = 256 * 1024 * 1024;
+
+/** The VM memory bound from the runtime (or the default). */
+export function maxMemoryFrom(runtime: { getInteger(key: string, fallback: number): number } | undefined): number {
+  return runtime ? runtime.getInteger(MAX_MEMORY_RUNTIME_KEY, DEFAULT_MAX_MEMORY_BYTES) : DEFAULT_MAX_MEMORY_BYTES;
+}
+
 export interface PluginRuntimeContext {
   readonly stats: StatsStore;
   /** For proxy_http_call; without it calls return UNIMPLEMENTED. */

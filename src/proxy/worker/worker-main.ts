@@ -19,6 +19,8 @@ import { WatchdogBuffer } from './watchdog.ts';
 import { attachProcessWasmStore } from '../wasm/shared-store.ts';
 import { setWasmCallHook, setWasmTrace } from '../wasm/vm.ts';
 import { statusName } from '../wasm/abi.ts';
+import { startWasmServices } from '../wasm/bootstrap-services.ts';
+import { maxMemoryFrom, type WasmPluginRuntime } from '../wasm/plugin-runtime.ts';
 import { RouteRegistry } from './route-registry.ts';
 import { Limits } from '../limits.ts';
 import { SharedCounters } from '../shared-counters.ts';
@@ -29,6 +31,9 @@ import { buildRuntime } from '../../config/runtime-layers.ts';
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const log = logger('main');
+
+/** This worker's Proxy-Wasm services (envoy.bootstrap.wasm), kept referenced for the worker's life. */
+const wasmServices: WasmPluginRuntime[] = [];
 
 function send(m: WorkerToMain): void {
   port.postMessage(m);
@@ -60,6 +65,7 @@ async function start(): Promise<{ dyn: DynamicConfig; cm: ClusterManager; stats:
   const drainTimeMs = (init.drainTimeS ?? Limits.drainTimeS) * 1000;
   const dyn = new DynamicConfig({ rt, clusterManager: cm, staticSecrets: built.value.secrets, drainTimeMs, routes });
   for (const l of built.value.listeners) await dyn.addListener(l, init.ports[l.name] ?? l.address.port);
+  wasmServices.push(...startWasmServices(built.value.wasmServices, init.workerId, { stats, clusterManager: cm, maxMemoryBytes: maxMemoryFrom(runtime) }));
   send({ type: 'ready', listeners: dyn.ports() });
   return { dyn, cm, stats, runtime, secrets };
 }

@@ -8,7 +8,7 @@
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RuntimeContext } from '../../registry.ts';
-import { WasmPluginRuntime, type PluginStreamHandle } from '../../../proxy/wasm/plugin-runtime.ts';
+import { maxMemoryFrom, WasmPluginRuntime, type PluginStreamHandle } from '../../../proxy/wasm/plugin-runtime.ts';
 import type { WasmVm } from '../../../proxy/wasm/vm.ts';
 import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
 import { httpContextApi, rootContextApi, type HttpStreamState } from './context.ts';
@@ -20,7 +20,7 @@ export class WasmHttpFilterFactory implements HttpFilterFactory<WasmPluginConfig
   readonly #runtime: WasmPluginRuntime;
 
   constructor(config: WasmPluginConfig, ctx: RuntimeContext) {
-    this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats, clusterManager: ctx.clusterManager });
+    this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats, clusterManager: ctx.clusterManager, maxMemoryBytes: maxMemoryFrom(ctx.runtime) });
   }
 
   create(_config: WasmPluginConfig, callbacks: HttpFilterCallbacks): HttpFilter {

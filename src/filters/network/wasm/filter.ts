@@ -7,7 +7,7 @@
 
 import { BufferType, PeerType, Status, StreamType } from '../../../proxy/wasm/abi.ts';
 import type { BufferAccess, ContextApi } from '../../../proxy/wasm/host-api.ts';
-import { WasmPluginRuntime, type PluginStreamHandle } from '../../../proxy/wasm/plugin-runtime.ts';
+import { maxMemoryFrom, WasmPluginRuntime, type PluginStreamHandle } from '../../../proxy/wasm/plugin-runtime.ts';
 import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
 import type { WasmVm } from '../../../proxy/wasm/vm.ts';
 import { pluginProperty, rootContextApi, streamInfoProperty } from '../../../proxy/wasm/properties.ts';
@@ -19,7 +19,7 @@ const EMPTY: Buffer = Buffer.alloc(0);
 export class WasmNetworkFilterFactory implements NetworkFilterFactory<WasmPluginConfig> {
   readonly #runtime: WasmPluginRuntime;
   constructor(config: WasmPluginConfig, ctx: RuntimeContext) {
-    this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats, clusterManager: ctx.clusterManager });
+    this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats, clusterManager: ctx.clusterManager, maxMemoryBytes: maxMemoryFrom(ctx.runtime) });
   }
   create(_config: WasmPluginConfig, callbacks: NetworkFilterCallbacks): NetworkFilter {
     return new WasmNetworkFilter(this.#runtime, callbacks);

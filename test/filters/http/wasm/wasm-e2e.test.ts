@@ -104,3 +104,25 @@ test('--mode validate: a file that is not WebAssembly is a config error naming t
   assert.equal(r.code, 1);
   assert.match(r.stderr, /http_filters\[0\]\.typed_config\.config\.vm_config\.code\.local: not a valid WebAssembly module/);
 });
+
+test('HTTP/2 (h2c) downstream: the plugin adds its headers both ways on each stream', { timeout: 60_000 }, async () => {
+  const { port } = await start(false, 'over-h2');
+  const { connect } = await import('node:http2');
+  const session = connect(`http://127.0.0.1:${port}`);
+  try {
+    const one = (): Promise<Record<string, unknown>> =>
+      new Promise((resolve, reject) => {
+        const s = session.request({ ':path': '/h2' });
+        s.on('response', (h) => resolve(h));
+        s.on('error', reject);
+        s.resume();
+        s.end();
+      });
+    const [a, b] = await Promise.all([one(), one()]);
+    assert.equal(a['x-wasm-response'], 'over-h2');
+    assert.equal(b['x-wasm-response'], 'over-h2');
+    assert.equal(seen.at(-1)!.headers['x-wasm-request'], 'over-h2');
+  } finally {
+    session.close();
+  }
+});
