@@ -1,12 +1,21 @@
 // legate's entry point: parses Envoy's flags, then validates (`--mode validate`) or serves.
 // Exit codes: 0 ok, 1 bad config or failed start, 2 bad command line.
 
-import { parseArgs, USAGE } from './cli-options.ts';
+import { parseArgs, USAGE, type CliOptions } from './cli-options.ts';
+import { loadBootstrap } from './config/bootstrap.ts';
+import { toProto3Json } from './config/decode.ts';
+import { prefetchRemoteCode, setRemoteCodeValidateOnly } from './proxy/wasm/remote-code.ts';
 import { loadConfig, Server, VERSION } from './proxy/server.ts';
 import { formatErrors } from './config/result.ts';
 import { logger, setLogLevel } from './proxy/log.ts';
 
 const log = logger('main');
+
+/** Fetches the bootstrap's remote Wasm modules (code.remote) into the cache before it is validated. */
+async function prefetchWasm(o: CliOptions): Promise<void> {
+  const b = loadBootstrap({ configPath: o.configPath, configYaml: o.configYaml, allowUnknownFields: o.allowUnknownStaticFields });
+  if (b.ok) await prefetchRemoteCode(b.value, toProto3Json('envoy.config.bootstrap.v3.Bootstrap', b.value));
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'certs') return (await import('./cli-certs.ts')).runCerts(argv.slice(1));
@@ -31,6 +40,8 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write('legate: a bootstrap is required: -c FILE or --config-yaml YAML\n');
     return 2;
   }
+  setRemoteCodeValidateOnly(o.mode === 'validate');
+  if (o.mode !== 'validate') await prefetchWasm(o);
   const cfg = loadConfig(o);
   if (!cfg.ok) {
     process.stderr.write(`${formatErrors(cfg.errors)}\n`);

@@ -1,5 +1,6 @@
 // envoy.extensions.wasm.v3.PluginConfig → a frozen WasmPluginConfig: the module (read from
-// `code.local` and compiled here, so a bad module is a config error naming the field), the root
+// `code.local`, or `code.remote` from the verified cache of remote-code.ts, and compiled here, so a
+// bad module is a config error naming the field), the root
 // id, the plugin and VM configurations as the bytes the plugin will read, environment variables,
 // fail_open. Shared by the HTTP and network Wasm filters.
 
@@ -12,9 +13,12 @@ import type { DataSource__Output } from '../../generated/envoy/config/core/v3/Da
 import type { Any__Output } from '../../generated/google/protobuf/Any.ts';
 import type { Pairs } from './pairs.ts';
 import { checkModule, WasmLoadError } from './vm.ts';
+import { remoteCode } from './remote-code.ts';
 
 export const RUNTIMES: ReadonlySet<string> = new Set(['envoy.wasm.runtime.v8', 'envoy.wasm.runtime.wamr', 'envoy.wasm.runtime.wasmtime', 'envoy.wasm.runtime.wavm']);
 const DEFAULT_RUNTIME = 'envoy.wasm.runtime.v8';
+/** Stands in for remote code under --mode validate (which never fetches). */
+const EMPTY_MODULE = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
 
 export interface WasmPluginConfig {
   readonly name: string;
@@ -74,8 +78,13 @@ export function parsePluginConfig(pc: PluginConfig__Output, path: string): Resul
   const codePath = joinPath(vmPath, 'code');
   let code: Buffer | undefined;
   if (!vm.code) errors.push({ path: codePath, reason: 'code is required' });
-  else if (vm.code.specifier === 'remote') errors.push({ path: joinPath(codePath, 'remote'), reason: 'code.remote is not supported yet: use code.local' });
-  else if (vm.code.local) {
+  else if (vm.code.specifier === 'remote') {
+    const remote = vm.code.remote;
+    const r = remote ? remoteCode(remote) : ({ kind: 'missing', reason: 'remote is empty' } as const);
+    if (r.kind === 'bytes') code = r.bytes;
+    else if (r.kind === 'validate-only') code = EMPTY_MODULE;
+    else errors.push({ path: joinPath(codePath, 'remote'), reason: r.reason });
+  } else if (vm.code.local) {
     const r = dataSourceBytes(vm.code.local, joinPath(codePath, 'local'));
     if (r.ok) code = r.value;
     else errors.push(...r.errors);
@@ -97,7 +106,7 @@ export function parsePluginConfig(pc: PluginConfig__Output, path: string): Resul
   if (code) {
     try {
       module = new WebAssembly.Module(code);
-      checkModule(module);
+      if (code !== EMPTY_MODULE) checkModule(module);
     } catch (e) {
       const why = e instanceof WasmLoadError ? e.message : `not a valid WebAssembly module: ${e instanceof Error ? e.message : String(e)}`;
       errors.push({ path: joinPath(codePath, 'local'), reason: why });
