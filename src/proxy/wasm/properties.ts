@@ -15,8 +15,26 @@ export const u64 = (n: number): Buffer => {
 export const str = (s: string | undefined): Buffer | undefined => (s === undefined ? undefined : Buffer.from(s, 'utf8'));
 export const bool = (v: boolean): Buffer => Buffer.of(v ? 1 : 0);
 
-/** plugin_name, plugin_root_id, plugin_vm_id: what a root context can read. */
+/** The bootstrap's node, for node.* properties (set once per worker). */
+let node: { readonly id: string; readonly cluster: string; readonly metadata: Readonly<Record<string, unknown>> } | undefined;
+
+export function setNodeProperties(n: { id: string; cluster: string; metadata: Readonly<Record<string, unknown>> } | undefined): void {
+  node = n;
+}
+
+/** plugin_name, plugin_root_id, plugin_vm_id, node.*: what a root context can read. */
 export function pluginProperty(c: WasmPluginConfig, path: string): Buffer | undefined {
+  if (path.startsWith('node.') || path.startsWith('xds.node.')) {
+    const p = path.startsWith('xds.') ? path.slice(4) : path;
+    if (!node) return undefined;
+    if (p === 'node.id') return str(node.id);
+    if (p === 'node.cluster') return str(node.cluster);
+    if (p.startsWith('node.metadata.')) {
+      const v = node.metadata[p.slice('node.metadata.'.length)];
+      return v === undefined ? undefined : str(typeof v === 'string' ? v : JSON.stringify(v));
+    }
+    return undefined;
+  }
   switch (path) {
     case 'plugin_name':
       return str(c.name);
@@ -45,32 +63,34 @@ export function rootContextApi(c: WasmPluginConfig): ContextApi {
 /** source.*, destination.*, connection.*, upstream.*, cluster_name, route_name of a connection or stream. */
 export function streamInfoProperty(info: StreamInfo, p: string): Buffer | undefined {
   switch (p) {
-        case 'source.address':
-          return str(`${info.downstreamRemote.address}:${info.downstreamRemote.port}`);
-        case 'source.port':
-          return u64(info.downstreamRemote.port);
-        case 'destination.address':
-          return str(`${info.downstreamLocal.address}:${info.downstreamLocal.port}`);
-        case 'destination.port':
-          return u64(info.downstreamLocal.port);
-        case 'connection.id':
-          return u64(info.connectionId);
-        case 'connection.mtls':
-          return bool(info.downstreamTls?.peerCertificateValidated === true);
-        case 'connection.tls_version':
-          return str(info.downstreamTls?.version);
-        case 'connection.requested_server_name':
-          return str(info.requestedServerName ?? '');
-        case 'connection.uri_san_peer_certificate':
-          return info.downstreamTls ? str(info.downstreamTls.peerUriSans[0] ?? '') : undefined;
-        case 'cluster_name':
-          return str(info.clusterName);
-        case 'route_name':
-          return str(info.routeName);
-        case 'upstream.address':
-          return info.upstreamHost ? str(`${info.upstreamHost.address}:${info.upstreamHost.port}`) : undefined;
-        case 'upstream.port':
-          return info.upstreamHost ? u64(info.upstreamHost.port) : undefined;
+    case 'source.address':
+      return str(`${info.downstreamRemote.address}:${info.downstreamRemote.port}`);
+    case 'source.port':
+      return u64(info.downstreamRemote.port);
+    case 'destination.address':
+      return str(`${info.downstreamLocal.address}:${info.downstreamLocal.port}`);
+    case 'destination.port':
+      return u64(info.downstreamLocal.port);
+    case 'connection.id':
+      return u64(info.connectionId);
+    case 'connection.mtls':
+      return bool(info.downstreamTls?.peerCertificateValidated === true);
+    case 'connection.tls_version':
+      return str(info.downstreamTls?.version);
+    case 'connection.requested_server_name':
+      return str(info.requestedServerName ?? '');
+    case 'connection.uri_san_peer_certificate':
+      return info.downstreamTls ? str(info.downstreamTls.peerUriSans[0] ?? '') : undefined;
+    case 'cluster_name':
+    case 'xds.cluster_name':
+      return str(info.clusterName);
+    case 'route_name':
+    case 'xds.route_name':
+      return str(info.routeName);
+    case 'upstream.address':
+      return info.upstreamHost ? str(`${info.upstreamHost.address}:${info.upstreamHost.port}`) : undefined;
+    case 'upstream.port':
+      return info.upstreamHost ? u64(info.upstreamHost.port) : undefined;
     default:
       return undefined;
   }

@@ -20,6 +20,8 @@ import { attachProcessWasmStore } from '../wasm/shared-store.ts';
 import { setWasmCallHook, setWasmTrace } from '../wasm/vm.ts';
 import { statusName } from '../wasm/abi.ts';
 import { startWasmServices } from '../wasm/bootstrap-services.ts';
+import { setNodeProperties } from '../wasm/properties.ts';
+import { structToJson } from '../../config/proto-json.ts';
 import { maxMemoryFrom, type WasmPluginRuntime } from '../wasm/plugin-runtime.ts';
 import { RouteRegistry } from './route-registry.ts';
 import { Limits } from '../limits.ts';
@@ -45,6 +47,8 @@ async function start(): Promise<{ dyn: DynamicConfig; cm: ClusterManager; stats:
   for (const [c, l] of init.componentLogLevels) setLogLevel(l, c);
   registerBuiltins(registry);
   if (init.wasmShared) attachProcessWasmStore(init.wasmShared, init.workerId);
+  const n = init.bootstrap.node;
+  setNodeProperties(n ? { id: n.id, cluster: n.cluster, metadata: n.metadata ? structToJson(n.metadata) : {} } : undefined);
   if (init.watchdog) startBeating(new WatchdogBuffer(init.watchdog), init.workerId);
   if (init.wasmTrace || process.env.LEGATE_WASM_TRACE === '1') {
     const trace = logger('wasm');

@@ -47,6 +47,7 @@ async function start(): Promise<number> {
   clusters[1]!.typed_extension_protocol_options = {
     'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } },
   };
+  b.node = { id: 'probe-node', cluster: 'probe-cluster' };
   legate = await startLegate(b);
   return legate.listenerPort('ingress');
 }
@@ -64,7 +65,7 @@ test('header maps, clock, log level, properties, metrics, foreign functions, tim
   assert.ok(Number(probe.pairs) >= 4, `pairs ${probe.pairs}`);
   assert.equal(probe.clock, 'ok');
   assert.equal(probe.loglevel, '2', 'info');
-  assert.equal(probe.props, '/probe|probe|v1');
+  assert.equal(probe.props, '/probe|probe|v1|probe-node');
   assert.equal(probe.counter, '2');
   assert.equal(probe.foreign, '1', 'NOT_FOUND');
   assert.equal(r.headers.get('x-probe-ticks'), 'yes');
