@@ -14,7 +14,7 @@ export function examplePlugin(name: string): string {
   const wasm = `${dir}/build/${name}.wasm`;
   const src = `${dir}/assembly/index.ts`;
   if (!existsSync(wasm) || statSync(wasm).mtimeMs < statSync(src).mtimeMs) {
-    execFileSync('bash', [`${ROOT}scripts/build-wasm.sh`], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('bash', [`${ROOT}scripts/build-wasm.sh`, dir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
   return wasm;
 }
