@@ -15,6 +15,9 @@ export const u64 = (n: number): Buffer => {
 export const str = (s: string | undefined): Buffer | undefined => (s === undefined ? undefined : Buffer.from(s, 'utf8'));
 export const bool = (v: boolean): Buffer => Buffer.of(v ? 1 : 0);
 
+/** Who a plugin is (its plugin_* properties). */
+export type PluginIdentity = Pick<WasmPluginConfig, 'name' | 'rootId' | 'vmId'>;
+
 /** The bootstrap's node, for node.* properties (set once per worker). */
 let node: { readonly id: string; readonly cluster: string; readonly metadata: Readonly<Record<string, unknown>> } | undefined;
 
@@ -23,7 +26,7 @@ export function setNodeProperties(n: { id: string; cluster: string; metadata: Re
 }
 
 /** plugin_name, plugin_root_id, plugin_vm_id, node.*: what a root context can read. */
-export function pluginProperty(c: WasmPluginConfig, path: string): Buffer | undefined {
+export function pluginProperty(c: PluginIdentity, path: string): Buffer | undefined {
   if (path.startsWith('node.') || path.startsWith('xds.node.')) {
     const p = path.startsWith('xds.') ? path.slice(4) : path;
     if (!node) return undefined;
@@ -47,7 +50,8 @@ export function pluginProperty(c: WasmPluginConfig, path: string): Buffer | unde
   }
 }
 
-export function rootContextApi(c: WasmPluginConfig): ContextApi {
+/** What a root context sees: plugin_*, node.* properties and nothing else. */
+export function rootContextApi(c: PluginIdentity): ContextApi {
   return {
     headerMap: () => undefined,
     buffer: () => undefined,

@@ -6,40 +6,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { MapType, Status, BufferType } from '../../../src/proxy/wasm/abi.ts';
-import type { ContextApi, HeaderMapAccess, LocalResponse } from '../../../src/proxy/wasm/host-api.ts';
-import type { Pairs } from '../../../src/proxy/wasm/pairs.ts';
+import type { ContextApi, LocalResponse } from '../../../src/proxy/wasm/host-api.ts';
 import { deserializePairs, serializePairs } from '../../../src/proxy/wasm/pairs.ts';
 import { WasmLoadError, WasmTrap, WasmVm, type VmServices } from '../../../src/proxy/wasm/vm.ts';
+import { MemoryHeaders } from '../../../src/proxy/wasm/sandbox/memory-stream.ts';
+import { rootContextApi } from '../../../src/proxy/wasm/properties.ts';
 import { examplePlugin } from '../../helpers/wasm.ts';
 
 const module = new WebAssembly.Module(readFileSync(examplePlugin('header-filter')));
 
-class Headers implements HeaderMapAccess {
-  list: Array<[string, string]>;
-  writable = true;
-  constructor(init: Pairs) {
-    this.list = init.map(([k, v]) => [k, v]);
-  }
-  pairs(): Pairs {
-    return this.list;
-  }
-  get(k: string): string | undefined {
-    return this.list.find(([n]) => n === k)?.[1];
-  }
-  add(k: string, v: string): void {
-    this.list.push([k, v]);
-  }
-  replace(k: string, v: string): void {
-    this.remove(k);
-    this.add(k, v);
-  }
-  remove(k: string): void {
-    this.list = this.list.filter(([n]) => n !== k);
-  }
-  setPairs(p: Pairs): void {
-    this.list = p.map(([k, v]) => [k, v]);
-  }
-}
+/** The sandbox's in-memory header map (what a filter's map looks like to the VM). */
+const Headers = MemoryHeaders;
+type Headers = MemoryHeaders;
 
 function services(logs: Array<[number, string]>, metrics: Map<number, { name: string; value: bigint }>): VmServices {
   return {
@@ -67,16 +45,7 @@ function services(logs: Array<[number, string]>, metrics: Map<number, { name: st
 }
 
 function rootApi(rootId: string): ContextApi {
-  return {
-    headerMap: () => undefined,
-    buffer: () => undefined,
-    continueStream: () => Status.BAD_ARGUMENT,
-    closeStream: () => Status.BAD_ARGUMENT,
-    sendLocalResponse: () => Status.BAD_ARGUMENT,
-    property: (path) => (path.join('.') === 'plugin_root_id' ? Buffer.from(rootId) : undefined),
-    setProperty: () => Status.NOT_FOUND,
-    callStatus: () => undefined,
-  };
+  return rootContextApi({ name: 'test', rootId, vmId: 'test' });
 }
 
 function streamApi(root: ContextApi, req: Headers, resp: Headers, replies: LocalResponse[]): ContextApi {

@@ -7,10 +7,10 @@
 
 import { BufferType, PeerType, Status, StreamType } from '../../../proxy/wasm/abi.ts';
 import type { BufferAccess, ContextApi } from '../../../proxy/wasm/host-api.ts';
-import { maxMemoryFrom, WasmPluginRuntime, type PluginStreamHandle } from '../../../proxy/wasm/plugin-runtime.ts';
+import { maxMemoryFrom, WasmPluginRuntime } from '../../../proxy/wasm/plugin-runtime.ts';
+import { PluginStream } from '../../../proxy/wasm/plugin-stream.ts';
 import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
-import type { WasmVm } from '../../../proxy/wasm/vm.ts';
-import { pluginProperty, rootContextApi, streamInfoProperty } from '../../../proxy/wasm/properties.ts';
+import { pluginProperty, streamInfoProperty } from '../../../proxy/wasm/properties.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import { NetworkFilterStatus, type NetworkFilter, type NetworkFilterCallbacks, type NetworkFilterFactory } from '../filter.ts';
 
@@ -26,12 +26,10 @@ export class WasmNetworkFilterFactory implements NetworkFilterFactory<WasmPlugin
   }
 }
 
-class WasmNetworkFilter implements NetworkFilter, PluginStreamHandle {
+class WasmNetworkFilter implements NetworkFilter {
   readonly #rt: WasmPluginRuntime;
   readonly #cb: NetworkFilterCallbacks;
-  #vm: WasmVm | undefined;
-  #id = 0;
-  #bypass = false;
+  readonly #ps: PluginStream;
   /** Bytes the plugin sees (and held while it pauses), per direction. */
   #down: Buffer = EMPTY;
   #up: Buffer = EMPTY;
@@ -41,6 +39,7 @@ class WasmNetworkFilter implements NetworkFilter, PluginStreamHandle {
   constructor(rt: WasmPluginRuntime, cb: NetworkFilterCallbacks) {
     this.#rt = rt;
     this.#cb = cb;
+    this.#ps = new PluginStream(rt, { api: () => this.#api(), onFailClosed: () => cb.close('reset') });
   }
 
   #api(): ContextApi {
@@ -80,52 +79,14 @@ class WasmNetworkFilter implements NetworkFilter, PluginStreamHandle {
     };
   }
 
-  #open(): boolean {
-    if (this.#bypass) return false;
-    if (this.#vm) return true;
-    const root = this.#rt.root(rootContextApi(this.#rt.config));
-    if (!root) return this.#fail(undefined, 'start-up');
-    try {
-      this.#id = root.vm.createStreamContext(root.rootId, this.#api());
-      this.#vm = root.vm;
-      this.#rt.track(this);
-      return true;
-    } catch (e) {
-      return this.#fail(e, 'proxy_on_context_create');
-    }
-  }
-
-  #call(name: string, ...args: number[]): number | undefined {
-    if (!this.#open()) return undefined;
-    try {
-      return this.#vm!.call(this.#id, name, this.#id, ...args) ?? 0;
-    } catch (e) {
-      this.#fail(e, name);
-      return undefined;
-    }
-  }
-
-  #fail(e: unknown, during: string): false {
-    if (e !== undefined) this.#rt.failed(e, during);
-    this.#vm = undefined;
-    this.#rt.untrack(this);
-    if (this.#rt.config.failOpen) this.#bypass = true;
-    else this.#cb.close('reset');
-    return false;
-  }
-
-  vmFailed(vm: WasmVm): void {
-    if (this.#vm === vm) this.#fail(undefined, 'an asynchronous callback');
-  }
-
   onNewConnection(): (typeof NetworkFilterStatus)[keyof typeof NetworkFilterStatus] {
-    const r = this.#call('proxy_on_new_connection');
-    if (r === undefined) return this.#bypass ? NetworkFilterStatus.Continue : NetworkFilterStatus.StopIteration;
+    const r = this.#ps.call('proxy_on_new_connection');
+    if (r === undefined) return this.#ps.bypass ? NetworkFilterStatus.Continue : NetworkFilterStatus.StopIteration;
     return r === 0 ? NetworkFilterStatus.Continue : NetworkFilterStatus.StopIteration;
   }
 
   #data(side: 'down' | 'up', data: Buffer, end: boolean): Buffer {
-    if (this.#bypass) {
+    if (this.#ps.bypass) {
       const held = side === 'down' ? this.#down : this.#up;
       if (held.length === 0) return data;
       this.#set(side, EMPTY);
@@ -134,8 +95,8 @@ class WasmNetworkFilter implements NetworkFilter, PluginStreamHandle {
     const seen = side === 'down' ? this.#down : this.#up;
     this.#set(side, seen.length > 0 ? Buffer.concat([seen, data]) : data);
     const size = (side === 'down' ? this.#down : this.#up).length;
-    const r = this.#call(side === 'down' ? 'proxy_on_downstream_data' : 'proxy_on_upstream_data', size, end ? 1 : 0);
-    if (r === undefined) return this.#bypass ? this.#data(side, EMPTY, end) : EMPTY;
+    const r = this.#ps.call(side === 'down' ? 'proxy_on_downstream_data' : 'proxy_on_upstream_data', size, end ? 1 : 0);
+    if (r === undefined) return this.#ps.bypass ? this.#data(side, EMPTY, end) : EMPTY;
     if (r !== 0 && !end) return EMPTY; // PAUSE: keep holding.
     const out = side === 'down' ? this.#down : this.#up;
     this.#set(side, EMPTY);
@@ -158,20 +119,7 @@ class WasmNetworkFilter implements NetworkFilter, PluginStreamHandle {
   onClose(side: 'downstream' | 'upstream', peer: 'local' | 'remote'): void {
     if (this.#closed[side]) return;
     this.#closed[side] = true;
-    if (this.#vm && !this.#bypass) {
-      this.#call(side === 'downstream' ? 'proxy_on_downstream_connection_close' : 'proxy_on_upstream_connection_close', peer === 'local' ? PeerType.LOCAL : PeerType.REMOTE);
-    }
-    if (this.#closed.downstream && this.#closed.upstream) {
-      this.#rt.untrack(this);
-      const vm = this.#vm;
-      this.#vm = undefined;
-      if (vm && !vm.failed) {
-        try {
-          vm.finish(this.#id);
-        } catch (e) {
-          this.#rt.failed(e, 'proxy_on_done/proxy_on_log/proxy_on_delete');
-        }
-      }
-    }
+    if (this.#ps.live) this.#ps.call(side === 'downstream' ? 'proxy_on_downstream_connection_close' : 'proxy_on_upstream_connection_close', peer === 'local' ? PeerType.LOCAL : PeerType.REMOTE);
+    if (this.#closed.downstream && this.#closed.upstream) this.#ps.finish();
   }
 }

@@ -5,10 +5,10 @@
 // local reply, logs, metrics, HTTP calls made (answered from `http_calls`), a trap.
 
 import { MetricType, Status } from '../abi.ts';
-import type { ContextApi } from '../host-api.ts';
 import type { Pairs } from '../pairs.ts';
 import { WasmTrap, WasmVm, type HttpCallResponse, type VmServices } from '../vm.ts';
 import { SharedWasmStore } from '../shared-store.ts';
+import { rootContextApi } from '../properties.ts';
 import { MemoryStream, type MemoryHeaders } from './memory-stream.ts';
 
 type Obj = Record<string, unknown>;
@@ -63,19 +63,6 @@ export function parseCasesFile(doc: unknown): { ok: true; value: CasesFile } | {
   };
 }
 
-function rootApi(f: CasesFile['plugin']): ContextApi {
-  const prop: Record<string, string> = { plugin_name: f.name, plugin_root_id: f.rootId, plugin_vm_id: f.vmId };
-  return {
-    headerMap: () => undefined,
-    buffer: () => undefined,
-    continueStream: () => Status.BAD_ARGUMENT,
-    closeStream: () => Status.BAD_ARGUMENT,
-    sendLocalResponse: () => Status.BAD_ARGUMENT,
-    property: (path) => (prop[path.join('.')] !== undefined ? Buffer.from(prop[path.join('.')]!) : undefined),
-    setProperty: () => Status.NOT_FOUND,
-    callStatus: () => undefined,
-  };
-}
 
 const settle = async (done: () => boolean): Promise<void> => {
   for (let i = 0; i < 50 && !done(); i++) await new Promise((r) => setImmediate(r));
@@ -172,7 +159,7 @@ export async function runCase(module: WebAssembly.Module, file: CasesFile, c: Ob
   let upstreamCalled = false;
   try {
     const vm = new WasmVm(module, services);
-    const root = rootApi(file.plugin);
+    const root = rootContextApi(file.plugin);
     const rootId = vm.createRootContext(root, file.plugin.vmConfiguration, file.plugin.configuration);
     const id = vm.createStreamContext(rootId, stream.api(root));
     let failed: unknown;
