@@ -47,7 +47,8 @@ export function envImports(host: HostApi, memory: () => GuestMemory, onError: (n
   const fns: Record<string, (...a: number[]) => number> = {
     proxy_log: (level, ptr, len) => {
       if (level < 0 || level > 5) return Status.BAD_ARGUMENT;
-      host.log(level, m().string(ptr, len));
+      // Below the proxy's level: not even decoded (SDKs log a lot at debug).
+      if (level >= host.logLevel()) host.log(level, m().string(ptr, len));
       return Status.OK;
     },
     proxy_get_log_level: (out) => (m().setU32(out, host.logLevel()), Status.OK),

@@ -1,0 +1,164 @@
+// The side-by-side benchmark suite (`npm run bench`): starts an upstream and every contestant
+// (direct, legate, nginx, HAProxy, http-proxy, the minimal Node proxy, legate --concurrency 2),
+// pins the proxy under test to CPU 1 and the upstream + load generator (this process) to CPU 0,
+// runs each scenario with the contestants interleaved per repetition, and prints medians and
+// ratios; JSON and a Markdown summary go to bench/results/<timestamp>.{json,md}.
+// Flags: --quick (1 rep, 2 s runs, quick scenarios), --only a,b (contestants), --scenarios x,y,
+// --duration S, --reps N, --warmup S, --out-dir DIR, --no-install (never apt-get install).
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CONTESTANTS } from './contestants/index.ts';
+import type { Running, Upstream } from './contestants/types.ts';
+import { hasTaskset, pinning, spawnPinned, stopChild, type Spawned } from './lib/procs.ts';
+import { summarise, tables, type RunRecord } from './report.ts';
+import { measure, SCENARIOS } from './scenarios.ts';
+
+const PROXY_CPU = 1;
+const LOAD_CPU = 0;
+
+const args = process.argv.slice(2);
+const has = (f: string): boolean => args.includes(f);
+const opt = (f: string): string | undefined => { const i = args.indexOf(f); return i >= 0 ? args[i + 1] : undefined; };
+const list = (f: string): string[] | undefined => opt(f)?.split(',').map((s) => s.trim()).filter(Boolean);
+const quick = has('--quick');
+const durationS = Number(opt('--duration') ?? (quick ? 2 : 5));
+const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
+const warmupS = Number(opt('--warmup') ?? (quick ? 0 : 1));
+const only = list('--only');
+const scenarioIds = list('--scenarios');
+const outDir = opt('--out-dir') ?? fileURLToPath(new URL('./results/', import.meta.url));
+const say = (s: string): void => void process.stdout.write(`${s}\n`);
+const note = (s: string): void => void process.stderr.write(`${s}\n`);
+
+for (const id of scenarioIds ?? []) if (!SCENARIOS.some((s) => s.id === id)) throw new Error(`unknown scenario '${id}' (have ${SCENARIOS.map((s) => s.id).join(', ')})`);
+for (const c of only ?? []) if (!CONTESTANTS.some((x) => x.name === c)) throw new Error(`unknown contestant '${c}' (have ${CONTESTANTS.map((x) => x.name).join(', ')})`);
+const scenarios = SCENARIOS.filter((s) => (scenarioIds ? scenarioIds.includes(s.id) : !quick || s.quick));
+const contestants = CONTESTANTS.filter((c) => !only || only.includes(c.name));
+const skipped: Array<{ contestant: string; scenario?: string; reason: string }> = [];
+const skip = (contestant: string, reason: string, scenario?: string): void => {
+  skipped.push({ contestant, reason, ...(scenario ? { scenario } : {}) });
+  say(`skip ${contestant}${scenario ? ` in ${scenario}` : ''}: ${reason}`);
+};
+
+// Pinning: this process (autocannon) and the upstream on CPU 0, the proxy under test on CPU 1.
+let pinLine: string;
+if (os.availableParallelism() < 2) pinLine = `pinning skipped: ${os.availableParallelism()} CPU available, need 2`;
+else if (!hasTaskset()) pinLine = 'pinning skipped: taskset not found (util-linux)';
+else if (spawnSync('taskset', ['-a', '-p', '-c', String(LOAD_CPU), String(process.pid)], { stdio: 'ignore' }).status !== 0) pinLine = 'pinning skipped: taskset -p failed';
+else {
+  pinning.enabled = true;
+  pinLine = `pinning: proxy under test on CPU ${PROXY_CPU}; upstream, load generator (autocannon in the suite, h2 load child) on CPU ${LOAD_CPU}`;
+}
+say(pinLine);
+
+// Install nginx / HAProxy when wanted and missing (Debian packages; root only).
+const onPath = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd}`], { stdio: 'ignore' }).status === 0;
+const wantedPkgs = [
+  ...(contestants.some((c) => c.name === 'nginx') && (!onPath('nginx') || !existsSync('/usr/lib/nginx/modules/ngx_stream_module.so')) ? ['nginx', 'libnginx-mod-stream'] : []),
+  ...(contestants.some((c) => c.name === 'haproxy') && !onPath('haproxy') ? ['haproxy'] : []),
+];
+if (wantedPkgs.length && !has('--no-install')) {
+  if (process.getuid?.() !== 0 || !onPath('apt-get')) say(`not installing ${wantedPkgs.join(' ')}: needs root and apt-get`);
+  else {
+    say(`installing ${wantedPkgs.join(' ')} (apt-get)…`);
+    spawnSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${wantedPkgs.join(' ')}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+}
+
+const dir = mkdtempSync(join(os.tmpdir(), 'legate-bench-'));
+const started = new Map<string, Running>();
+let upstreamChild: Spawned | undefined;
+const runs: RunRecord[] = [];
+const startedAt = new Date();
+
+try {
+  upstreamChild = spawnPinned(LOAD_CPU, process.execPath, [fileURLToPath(new URL('./upstream.ts', import.meta.url))]);
+  const deadline = Date.now() + 15_000;
+  while (!upstreamChild.output().includes('}')) {
+    if (Date.now() > deadline || upstreamChild.proc.exitCode !== null) throw new Error(`upstream did not start: ${upstreamChild.output()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const upstream = JSON.parse(upstreamChild.output().slice(0, upstreamChild.output().indexOf('}') + 1)) as Upstream;
+
+  for (const c of contestants) {
+    try {
+      const r = await c.start({ upstream, dir, cpu: PROXY_CPU });
+      started.set(c.name, r);
+      say(`started ${c.name} (${r.version}): ${c.describe}`);
+    } catch (e) {
+      skip(c.name, `cannot start: ${(e as Error).message}`);
+    }
+  }
+
+  const names = [...started.keys()];
+  say(`scenarios: ${scenarios.map((s) => s.id).join(', ')}; ${reps} repetition(s) × ${durationS} s, warm-up ${warmupS} s; contestants interleaved per repetition`);
+  for (let rep = 0; rep < reps; rep++) {
+    for (const s of scenarios) {
+      const order = names.slice(rep % names.length).concat(names.slice(0, rep % names.length));
+      for (const name of order) {
+        const r = started.get(name)!;
+        if (s.contestants && !s.contestants.includes(name)) continue;
+        const port = r.ports[s.listener];
+        if (port === undefined) {
+          if (rep === 0) skip(name, r.missing[s.listener] ?? `no ${s.listener} listener`, s.id);
+          continue;
+        }
+        try {
+          const pids = r.pids();
+          if (rep === 0 && warmupS > 0) await measure(s, port, pids, warmupS, LOAD_CPU);
+          const figures = await measure(s, port, pids, durationS, LOAD_CPU);
+          runs.push({ scenario: s.id, contestant: name, rep, figures });
+          note(`rep ${rep + 1}/${reps} ${s.id.padEnd(8)} ${name.padEnd(10)} ${figures.requestsPerSecond.toFixed(0).padStart(6)} req/s  CPU ${Number.isFinite(figures.cpuPer1k) ? figures.cpuPer1k.toFixed(4) : '–'} s/1k  errors ${figures.errors}`);
+        } catch (e) {
+          skip(name, `run failed: ${(e as Error).message}`, s.id);
+        }
+      }
+    }
+  }
+} finally {
+  for (const [name, r] of started) await r.stop().catch((e: Error) => note(`stopping ${name}: ${e.message}`));
+  if (upstreamChild) await stopChild(upstreamChild);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const summaries = summarise(runs);
+const order = contestants.map((c) => c.name);
+const table = tables(summaries, scenarios, order);
+const meta = {
+  startedAt: startedAt.toISOString(),
+  finishedAt: new Date().toISOString(),
+  host: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', kernel: os.release(), node: process.version },
+  pinning: pinLine,
+  quick,
+  reps,
+  durationS,
+  warmupS,
+  contestants: contestants.map((c) => ({ name: c.name, describe: c.describe, version: started.get(c.name)?.version ?? null })),
+  scenarios,
+};
+say('');
+say(table);
+mkdirSync(outDir, { recursive: true });
+const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+const jsonFile = join(outDir, `${stamp}.json`);
+const mdFile = join(outDir, `${stamp}.md`);
+writeFileSync(jsonFile, JSON.stringify({ meta, skipped, runs, medians: summaries }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
+const md = [
+  `# legate side-by-side benchmark, ${meta.startedAt}`,
+  '',
+  `${meta.host.cpus} × ${meta.host.model}, Linux ${meta.host.kernel}, Node ${meta.host.node}. ${pinLine}.`,
+  `${reps} repetition(s) × ${durationS} s per contestant and scenario (medians), warm-up ${warmupS} s${quick ? ', --quick' : ''}. CPU: user + system of all the contestant's processes from /proc/<pid>/stat; vCPU = CPU s per wall s; peak RSS summed over its processes, sampled every 100 ms.`,
+  '',
+  '| contestant | version | setup |', '|---|---|---|',
+  ...meta.contestants.map((c) => `| ${c.name} | ${c.version ?? 'not started'} | ${c.describe} |`),
+  '',
+  table,
+  ...(skipped.length ? ['### skipped', '', ...skipped.map((s) => `- ${s.contestant}${s.scenario ? ` in ${s.scenario}` : ''}: ${s.reason}`), ''] : []),
+].join('\n');
+writeFileSync(mdFile, md);
+say(`wrote ${jsonFile}`);
+say(`wrote ${mdFile}`);

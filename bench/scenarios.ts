@@ -1,0 +1,113 @@
+// The scenarios and how one measured run goes: autocannon (in the suite's process, pinned with the
+// upstream) or the h2c load child, while the contestant's processes are sampled for CPU seconds
+// (/proc/<pid>/stat over the whole tree) and peak RSS (VmRSS every 100 ms).
+
+import autocannon from 'autocannon';
+import { fileURLToPath } from 'node:url';
+import { rssSampler, spawnPinned, treeCpuSeconds } from './lib/procs.ts';
+import type { Listener } from './contestants/types.ts';
+
+export interface Scenario {
+  readonly id: string;
+  readonly describe: string;
+  readonly listener: Listener;
+  readonly path: string;
+  readonly connections: number;
+  /** h2c: streams in flight per connection (load from bench/h2-load.ts). */
+  readonly h2Streams?: number;
+  /** Fixed total request rate (autocannon overallRate). */
+  readonly rate?: number;
+  /** Part of --quick. */
+  readonly quick: boolean;
+  /** Contestants this scenario is limited to (default: all). */
+  readonly contestants?: readonly string[];
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  { id: 'h1-12b', describe: 'HTTP/1.1 keep-alive, 12 B body, 50 connections', listener: 'h1', path: '/12', connections: 50, quick: true },
+  { id: 'h1-1k', describe: 'HTTP/1.1 keep-alive, 1 KiB body, 50 connections', listener: 'h1', path: '/1024', connections: 50, quick: false },
+  { id: 'h1-64k', describe: 'HTTP/1.1 keep-alive, 64 KiB body, 50 connections', listener: 'h1', path: '/65536', connections: 50, quick: false },
+  { id: 'h2-12b', describe: 'h2c downstream (5 connections × 10 streams) → HTTP/1.1 upstream, 12 B (direct: h2c upstream)', listener: 'h2', path: '/12', connections: 5, h2Streams: 10, quick: true, contestants: ['direct', 'legate', 'nginx', 'haproxy'] },
+  { id: 'rate-1k', describe: 'fixed 1,000 req/s, 1 KiB, 4 connections (Istio method: latency added over direct, vCPU)', listener: 'h1', path: '/1024', connections: 4, rate: 1000, quick: true, contestants: ['direct', 'legate', 'nginx', 'haproxy', 'http-proxy', 'minimal'] },
+  { id: 'tcp-12b', describe: 'TCP proxy (legate tcp_proxy, nginx stream, haproxy mode tcp), HTTP/1.1 12 B through it, 50 connections', listener: 'tcp', path: '/12', connections: 50, quick: false, contestants: ['direct', 'legate', 'nginx', 'haproxy'] },
+];
+
+export interface Figures {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  /** Proxy CPU seconds (user + system, all processes and threads); NaN for direct. */
+  readonly cpuSeconds: number;
+  readonly cpuPer1k: number;
+  /** CPU seconds per wall second. */
+  readonly vcpu: number;
+  readonly peakRssMB: number;
+  readonly errors: number;
+}
+
+const H2_LOAD = fileURLToPath(new URL('./h2-load.ts', import.meta.url));
+
+interface Load { requests: number; seconds: number; p50Ms: number; p90Ms: number; p99Ms: number; errors: number }
+
+/** Latency percentile of sorted samples (ms). */
+export function percentile(sorted: readonly number[], q: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN;
+}
+
+// autocannon's histogram keeps whole milliseconds; its 'response' event carries the float
+// duration (hrtime), so percentiles are computed here from every 2xx response.
+function autocannonLoad(s: Scenario, port: number, durationS: number): Promise<Load> {
+  const t0 = performance.now();
+  const latencies: number[] = [];
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      { url: `http://127.0.0.1:${port}${s.path}`, connections: s.connections, duration: durationS, ...(s.rate ? { overallRate: s.rate } : {}) },
+      (err, r) => {
+        if (err) return reject(err);
+        latencies.sort((a, b) => a - b);
+        resolve({ requests: r.requests.total, seconds: (performance.now() - t0) / 1000, p50Ms: percentile(latencies, 0.5), p90Ms: percentile(latencies, 0.9), p99Ms: percentile(latencies, 0.99), errors: r.errors + r.non2xx });
+      },
+    );
+    instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
+    });
+  });
+}
+
+async function h2Load(s: Scenario, port: number, durationS: number, loadCpu: number): Promise<Load> {
+  const child = spawnPinned(loadCpu, process.execPath, [H2_LOAD, `http://127.0.0.1:${port}`, s.path, String(s.connections), String(s.h2Streams ?? 10), String(durationS)]);
+  const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
+  const line = child.output().trim().split('\n').find((l) => l.startsWith('{'));
+  if (code !== 0 || !line) throw new Error(`h2 load generator failed (${code}): ${child.output().slice(-300)}`);
+  return JSON.parse(line) as Load;
+}
+
+/** One measured run of `s` against `port`, charging CPU and RSS to `pids`. */
+export async function measure(s: Scenario, port: number, pids: readonly number[], durationS: number, loadCpu: number): Promise<Figures> {
+  const cpu0 = treeCpuSeconds(pids);
+  const peak = rssSampler(pids);
+  let load: Load;
+  let peakRss = 0;
+  try {
+    load = s.h2Streams !== undefined ? await h2Load(s, port, durationS, loadCpu) : await autocannonLoad(s, port, durationS);
+  } finally {
+    peakRss = peak();
+  }
+  const cpu = pids.length ? treeCpuSeconds(pids) - cpu0 : Number.NaN;
+  return {
+    requests: load.requests,
+    seconds: load.seconds,
+    requestsPerSecond: load.requests / load.seconds,
+    p50Ms: load.p50Ms,
+    p90Ms: load.p90Ms,
+    p99Ms: load.p99Ms,
+    cpuSeconds: cpu,
+    cpuPer1k: load.requests > 0 ? (cpu / load.requests) * 1000 : Number.NaN,
+    vcpu: cpu / load.seconds,
+    peakRssMB: pids.length ? peakRss / 1048576 : Number.NaN,
+    errors: load.errors,
+  };
+}
