@@ -27,7 +27,7 @@ const list = (f: string): string[] | undefined => opt(f)?.split(',').map((s) => 
 const quick = has('--quick');
 const durationS = Number(opt('--duration') ?? (quick ? 2 : 5));
 const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
-const warmupS = Number(opt('--warmup') ?? (quick ? 0 : 1));
+const warmupS = Number(opt('--warmup') ?? 1);
 const only = list('--only');
 const scenarioIds = list('--scenarios');
 const outDir = opt('--out-dir') ?? fileURLToPath(new URL('./results/', import.meta.url));

@@ -137,7 +137,7 @@ const haproxy: Contestant = {
     if (!bin) throw new Error('haproxy not installed (apt-get install -y haproxy)');
     const [h1, h2, tcp] = await freePorts(3) as [number, number, number];
     const conf = [
-      'global', '  nbthread 1', '  maxconn 20000',
+      'global', '  nbthread 1', '  maxconn 4000',
       'defaults', '  mode http', '  timeout connect 5s', '  timeout client 120s', '  timeout server 120s', '  timeout http-keep-alive 120s', '  option http-keep-alive',
       'frontend fe_h1', `  bind 127.0.0.1:${h1}`, '  default_backend be_up',
       'frontend fe_h2', `  bind 127.0.0.1:${h2} proto h2`, '  default_backend be_up',

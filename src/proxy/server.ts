@@ -200,8 +200,8 @@ export class Server {
     try {
       await this.workers.restart(i, { secrets: this.secrets.dynamicSecrets(), runtimeAdmin: this.runtime.adminValues(), ports: this.listenerPorts });
       if (this.xds) await this.workers.askOne(i, { type: 'xds', update: this.xds.fullUpdate() });
-      this.#watchdog?.reset(i);
       log.info(`watchdog: worker ${i} restarted`);
+      this.#watchdog?.reset(i);
     } catch (e) {
       log.error(`watchdog: worker ${i} could not be restarted: ${e instanceof Error ? e.message : String(e)}`);
       void this.#exit(1);

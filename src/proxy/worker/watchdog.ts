@@ -81,14 +81,14 @@ export class Watchdog {
   readonly #buf: WatchdogBuffer;
   readonly #o: WatchdogOptions;
   readonly #onStuck: (worker: number, stuckMs: number, plugin: string | undefined) => void;
-  readonly #last: Array<{ beats: number; since: number }> = [];
+  readonly #last: Array<{ beats: number; since: number; paused: boolean }> = [];
   #timer: NodeJS.Timeout | undefined;
 
   constructor(buf: WatchdogBuffer, workers: number, o: WatchdogOptions, onStuck: (worker: number, stuckMs: number, plugin: string | undefined) => void) {
     this.#buf = buf;
     this.#o = o;
     this.#onStuck = onStuck;
-    for (let i = 0; i < workers; i++) this.#last.push({ beats: buf.beats(i), since: Date.now() });
+    for (let i = 0; i < workers; i++) this.#last.push({ beats: buf.beats(i), since: Date.now(), paused: false });
   }
 
   start(): void {
@@ -97,9 +97,15 @@ export class Watchdog {
     this.#timer.unref();
   }
 
-  /** A restarted worker starts with a clean slate. */
+  /** Stops watching `worker` (while it is being replaced: a starting worker parses before it beats). */
+  pause(worker: number): void {
+    const l = this.#last[worker];
+    if (l) l.paused = true;
+  }
+
+  /** Watches `worker` again from a clean slate (a restarted worker). */
   reset(worker: number): void {
-    this.#last[worker] = { beats: this.#buf.beats(worker), since: Date.now() };
+    this.#last[worker] = { beats: this.#buf.beats(worker), since: Date.now(), paused: false };
   }
 
   stop(): void {
@@ -109,6 +115,7 @@ export class Watchdog {
   #check(): void {
     const now = Date.now();
     this.#last.forEach((l, i) => {
+      if (l.paused) return;
       const b = this.#buf.beats(i);
       if (b !== l.beats) {
         l.beats = b;
@@ -118,6 +125,7 @@ export class Watchdog {
       if (now - l.since >= this.#o.killAfterMs) {
         const plugin = this.#buf.inWasm(i);
         l.since = now;
+        l.paused = true; // until the caller has dealt with it (reset)
         this.#onStuck(i, this.#o.killAfterMs, plugin);
       }
     });

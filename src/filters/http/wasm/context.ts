@@ -55,6 +55,16 @@ export interface HttpStreamState {
 
 export function httpContextApi(c: WasmPluginConfig, st: HttpStreamState, cb: HttpFilterCallbacks, onLocalReply: () => void): ContextApi {
   const info = cb.streamInfo;
+  // One accessor per map for the stream's life (host calls ask for it on every header operation).
+  const accessors = new Map<number, { map: HeaderMap; access: HeaderMapAccess }>();
+  const access = (m: number, h: HeaderMap | undefined, writable: () => boolean): HeaderMapAccess | undefined => {
+    if (!h) return undefined;
+    const known = accessors.get(m);
+    if (known?.map === h) return known.access;
+    const a = headerMapAccess(h, writable);
+    accessors.set(m, { map: h, access: a });
+    return a;
+  };
   // A body the plugin rewrites (proxy_set_buffer_bytes) replaces what it had seen so far; the
   // filter manager sends the new bytes on in place of the buffered ones.
   const body = (which: 'requestBody' | 'responseBody'): BufferAccess | undefined => {
@@ -76,13 +86,13 @@ export function httpContextApi(c: WasmPluginConfig, st: HttpStreamState, cb: Htt
     headerMap: (m) => {
       switch (m) {
         case MapType.HTTP_REQUEST_HEADERS:
-          return st.requestHeaders && headerMapAccess(st.requestHeaders, () => !st.requestHeadersSent);
+          return access(m, st.requestHeaders, () => !st.requestHeadersSent);
         case MapType.HTTP_REQUEST_TRAILERS:
-          return st.requestTrailers && headerMapAccess(st.requestTrailers, () => true);
+          return access(m, st.requestTrailers, () => true);
         case MapType.HTTP_RESPONSE_HEADERS:
-          return st.responseHeaders && headerMapAccess(st.responseHeaders, () => !st.responseHeadersSent);
+          return access(m, st.responseHeaders, () => !st.responseHeadersSent);
         case MapType.HTTP_RESPONSE_TRAILERS:
-          return st.responseTrailers && headerMapAccess(st.responseTrailers, () => true);
+          return access(m, st.responseTrailers, () => true);
         default:
           return undefined;
       }

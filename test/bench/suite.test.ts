@@ -1,0 +1,62 @@
+// Smoke test of the side-by-side bench suite (bench/run.ts): runs it in --quick mode with only the
+// `direct` and `minimal` contestants and one 1 s scenario, then parses the JSON and Markdown it
+// wrote. Checks shape only (figures present, no errors) — never timings.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const RUN = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+
+interface Output {
+  meta: { pinning: string; reps: number; contestants: Array<{ name: string; version: string | null }> };
+  skipped: unknown[];
+  runs: Array<{ scenario: string; contestant: string; rep: number; figures: Record<string, number | null> }>;
+  medians: Record<string, Record<string, { figures: Record<string, number | null>; ratios: Record<string, number | null> }>>;
+}
+
+test('bench suite --quick runs direct and minimal and parses its own output', { timeout: 60_000 }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'legate-bench-test-'));
+  try {
+    const child = spawn(process.execPath, [RUN, '--quick', '--only', 'direct,minimal', '--scenarios', 'h1-12b', '--duration', '1', '--warmup', '0', '--no-install', '--out-dir', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    assert.equal(code, 0, `suite failed:\n${stdout}\n${stderr}`);
+
+    const jsonFile = /^wrote (.+\.json)$/m.exec(stdout)?.[1];
+    const mdFile = /^wrote (.+\.md)$/m.exec(stdout)?.[1];
+    assert.ok(jsonFile && mdFile, stdout);
+    assert.ok(existsSync(mdFile));
+    assert.match(stdout, /^(pinning: proxy under test on CPU 1|pinning skipped: )/m);
+    assert.match(stdout, /\| minimal +\|/);
+
+    const result = JSON.parse(readFileSync(jsonFile, 'utf8')) as Output;
+    assert.equal(result.meta.reps, 1);
+    assert.deepEqual(result.skipped, []);
+    assert.deepEqual(result.runs.map((r) => r.contestant).sort(), ['direct', 'minimal']);
+    const direct = result.medians['h1-12b']?.direct;
+    const minimal = result.medians['h1-12b']?.minimal;
+    assert.ok(direct && minimal);
+    for (const m of [direct, minimal]) {
+      assert.ok((m.figures.requests ?? 0) > 0);
+      assert.equal(m.figures.errors, 0);
+      assert.equal(typeof m.figures.p99Ms, 'number');
+    }
+    // direct has no proxy process: no CPU figure; the minimal proxy has one, and ratios to both.
+    assert.equal(direct.figures.cpuPer1k, null);
+    assert.ok((minimal.figures.cpuPer1k ?? 0) > 0);
+    assert.ok((minimal.figures.peakRssMB ?? 0) > 0);
+    assert.equal(minimal.ratios.cpuVsMinimal, 1);
+    assert.equal(typeof minimal.ratios.rpsVsDirect, 'number');
+    assert.match(readFileSync(mdFile, 'utf8'), /### h1-12b/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
