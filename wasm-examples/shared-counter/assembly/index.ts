@@ -46,6 +46,17 @@ class CounterRoot extends RootContext {
   }
   onConfigure(configuration_size: u32): bool {
     gauge = new Gauge("shared_counter_requests");
+    // Create the key before any request: a set with cas 0 is unconditional, so two workers
+    // inserting it on their first request could both write 1. Writing 0 twice is harmless.
+    const key = String.UTF8.encode("requests");
+    const out = new ArrayBuffer(12);
+    const p = changetype<usize>(out);
+    if ((imports.proxy_get_shared_data(changetype<usize>(key), key.byteLength, p, p + 4, p + 8) as u32) == NOT_FOUND) {
+      const zero = new ArrayBuffer(8);
+      imports.proxy_set_shared_data(changetype<usize>(key), key.byteLength, changetype<usize>(zero), 8, 0);
+    } else if (load<usize>(p) != 0) {
+      free(load<usize>(p));
+    }
     return true;
   }
 }

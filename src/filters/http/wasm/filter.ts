@@ -12,6 +12,7 @@ import { maxMemoryFrom, WasmPluginRuntime } from '../../../proxy/wasm/plugin-run
 import { PluginStream } from '../../../proxy/wasm/plugin-stream.ts';
 import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
 import { httpContextApi, type HttpStreamState } from './context.ts';
+import { rootContextApi } from '../../../proxy/wasm/properties.ts';
 
 const HEADERS_CONTINUE = 0;
 const DATA_CONTINUE = 0;
@@ -21,6 +22,8 @@ export class WasmHttpFilterFactory implements HttpFilterFactory<WasmPluginConfig
 
   constructor(config: WasmPluginConfig, ctx: RuntimeContext) {
     this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats, clusterManager: ctx.clusterManager, maxMemoryBytes: maxMemoryFrom(ctx.runtime) });
+    // As Envoy: the VM and the root context start with the config, not with the first request.
+    this.#runtime.root(rootContextApi(config));
   }
 
   create(_config: WasmPluginConfig, callbacks: HttpFilterCallbacks): HttpFilter {

@@ -10,7 +10,7 @@ import type { BufferAccess, ContextApi } from '../../../proxy/wasm/host-api.ts';
 import { maxMemoryFrom, WasmPluginRuntime } from '../../../proxy/wasm/plugin-runtime.ts';
 import { PluginStream } from '../../../proxy/wasm/plugin-stream.ts';
 import type { WasmPluginConfig } from '../../../proxy/wasm/plugin-config.ts';
-import { pluginProperty, streamInfoProperty } from '../../../proxy/wasm/properties.ts';
+import { pluginProperty, rootContextApi, streamInfoProperty } from '../../../proxy/wasm/properties.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import { NetworkFilterStatus, type NetworkFilter, type NetworkFilterCallbacks, type NetworkFilterFactory } from '../filter.ts';
 
@@ -20,6 +20,7 @@ export class WasmNetworkFilterFactory implements NetworkFilterFactory<WasmPlugin
   readonly #runtime: WasmPluginRuntime;
   constructor(config: WasmPluginConfig, ctx: RuntimeContext) {
     this.#runtime = new WasmPluginRuntime(config, { stats: ctx.stats, clusterManager: ctx.clusterManager, maxMemoryBytes: maxMemoryFrom(ctx.runtime) });
+    this.#runtime.root(rootContextApi(config)); // start with the config, as Envoy
   }
   create(_config: WasmPluginConfig, callbacks: NetworkFilterCallbacks): NetworkFilter {
     return new WasmNetworkFilter(this.#runtime, callbacks);

@@ -39,3 +39,23 @@ test('two workers count into one key: 40 requests, counts 1..40 each once, both 
   assert.ok(perWorker.every((n) => n > 0), `connections per worker: ${perWorker.join(', ')}`);
   assert.equal(s['wasm.envoy.wasm.runtime.v8.created'], 2, 'one VM per worker');
 });
+
+test('over HTTP/2 (h2c) the same counter keeps counting, one count per stream', { timeout: 60_000 }, async () => {
+  const port = await legate!.listenerPort('ingress');
+  const { connect } = await import('node:http2');
+  const session = connect(`http://127.0.0.1:${port}`);
+  try {
+    const one = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const s = session.request({ ':path': '/' });
+        s.on('response', (h) => resolve(Number(h['x-request-count'])));
+        s.on('error', reject);
+        s.resume();
+        s.end();
+      });
+    const counts = await Promise.all([one(), one(), one()]);
+    assert.deepEqual(counts.sort((a, b) => a - b), [41, 42, 43]);
+  } finally {
+    session.close();
+  }
+});
