@@ -6,15 +6,16 @@
 // request unless set_node_on_first_message_only). A stream that ends is reopened after a jittered
 // exponential back-off; the resources already accepted stay in use meanwhile.
 
-import type * as grpc from '@grpc/grpc-js';
 import type { Node__Output } from '../generated/envoy/config/core/v3/Node.ts';
 import type { StatsStore } from '../proxy/stats.ts';
 import { logger } from '../proxy/log.ts';
 import { DISCOVERY_REQUEST, DISCOVERY_RESPONSE, GRPC_INVALID_ARGUMENT, type DiscoveryMethod, type DiscoveryRequest, type DiscoveryResponse__Output } from './codec.ts';
-import type { DiscoveryStream, GrpcChannelPool, GrpcTarget } from './grpc-transport.ts';
-import { JitteredBackoff } from './backoff.ts';
-import { InitialFetch, decodeResource, nackMessage, sortDecoded, type InvalidHandler, type DecodedResource, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
-import { SubscriptionStats, label } from './subscription-stats.ts';
+import type { GrpcChannelPool, GrpcTarget } from './grpc-transport.ts';
+import type { JitteredBackoff } from './backoff.ts';
+import { DiscoveryConnection, typeCommon } from './discovery-connection.ts';
+import { decodeResource, nackMessage, sortDecoded, type InvalidHandler, type DecodedResource, type ResourceDecoder, type Subscription, type UpdateHandler } from './subscription.ts';
+import { label, type SubscriptionStats } from './subscription-stats.ts';
+import type { InitialFetch } from './subscription.ts';
 import type { ConfigError } from '../config/result.ts';
 
 const log = logger('config');
@@ -54,37 +55,38 @@ interface TypeState {
 }
 
 export class SotwStream {
-  readonly #o: StreamOptions;
   readonly #types = new Map<string, TypeState>();
-  readonly #backoff: JitteredBackoff;
-  #stream: DiscoveryStream<DiscoveryRequest, DiscoveryResponse__Output> | undefined;
-  #sentNode = false;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #closed = false;
+  readonly #conn: DiscoveryConnection<DiscoveryRequest, DiscoveryResponse__Output>;
 
   constructor(o: StreamOptions) {
-    this.#o = o;
-    this.#backoff = o.backoff ?? new JitteredBackoff();
+    this.#conn = new DiscoveryConnection(
+      o,
+      { req: DISCOVERY_REQUEST, res: DISCOVERY_RESPONSE },
+      {
+        // A new stream starts with no nonce (Envoy clears them); the accepted versions are kept.
+        onOpen: () => {
+          for (const [typeUrl, st] of this.#types) {
+            st.nonce = '';
+            this.#send(typeUrl, st);
+          }
+        },
+        onResponse: (m) => this.#onResponse(m),
+        onFailure: () => {
+          for (const st of this.#types.values()) st.stats?.outcome('failure');
+        },
+      },
+      true,
+    );
   }
 
   /** Adds a resource type to this stream and (re)sends its request; the stream opens on first use. */
   subscribe<T>(typeUrl: string, opts: TypeSubscriptionOptions<T>): Subscription & { setNames(names: readonly string[] | undefined): void } {
     if (this.#types.has(typeUrl)) throw new Error(`SotwStream: ${typeUrl} already subscribed`);
-    const st: TypeState = {
-      opts: opts as TypeSubscriptionOptions<unknown>,
-      stats: opts.statPrefix === undefined ? undefined : new SubscriptionStats(this.#o.stats, opts.statPrefix),
-      names: opts.names,
-      version: '',
-      nonce: '',
-      init: new InitialFetch(opts.initialFetchTimeoutMs, () => {
-        log.warn(`${label(opts.statPrefix ?? typeUrl)}: initial fetch timed out after ${opts.initialFetchTimeoutMs} ms (${this.#o.target.description})`);
-        st.stats?.outcome('init_fetch_timeout');
-      }),
-    };
+    const o = opts as TypeSubscriptionOptions<unknown>;
+    const st: TypeState = { opts: o, ...typeCommon(this.#conn.o, typeUrl, o), names: opts.names, version: '', nonce: '' };
     this.#types.set(typeUrl, st);
-    st.stats?.started();
-    if (this.#stream) this.#send(typeUrl, st);
-    else this.#open();
+    if (this.#conn.isOpen) this.#send(typeUrl, st);
+    else this.#conn.open();
     const self = this;
     return {
       initialized: st.init.promise,
@@ -93,7 +95,7 @@ export class SotwStream {
       },
       setNames(names) {
         st.names = names;
-        if (self.#stream) self.#send(typeUrl, st);
+        self.#send(typeUrl, st);
       },
       close() {
         st.init.cancel();
@@ -104,78 +106,24 @@ export class SotwStream {
   }
 
   close(): void {
-    this.#closed = true;
-    clearTimeout(this.#retryTimer);
     for (const st of this.#types.values()) st.init.cancel();
-    const s = this.#stream;
-    this.#stream = undefined;
-    s?.cancel();
-    this.#connected(false);
-  }
-
-  #connected(up: boolean): void {
-    this.#o.stats.gauge('control_plane.connected_state', 'max').set(up ? 1 : 0);
-  }
-
-  #open(): void {
-    if (this.#closed || this.#stream) return;
-    const s = this.#o.pool.open(this.#o.target, this.#o.method, DISCOVERY_REQUEST, DISCOVERY_RESPONSE);
-    this.#stream = s;
-    this.#sentNode = false;
-    s.on('data', (m: DiscoveryResponse__Output) => this.#onResponse(s, m));
-    s.on('metadata', () => this.#connected(true));
-    // 'error' carries the status; 'status' always follows. React once, on whichever comes first.
-    let ended = false;
-    const onEnd = (e: grpc.StatusObject | Error): void => {
-      if (ended) return;
-      ended = true;
-      this.#onStreamEnd(s, e);
-    };
-    s.on('error', onEnd);
-    s.on('status', onEnd);
-    // A new stream starts with no nonce (Envoy clears them); the accepted versions are kept.
-    for (const [typeUrl, st] of this.#types) {
-      st.nonce = '';
-      this.#send(typeUrl, st);
-    }
-  }
-
-  #onStreamEnd(s: DiscoveryStream<DiscoveryRequest, DiscoveryResponse__Output>, e: grpc.StatusObject | Error): void {
-    if (this.#stream !== s) return;
-    this.#stream = undefined;
-    this.#connected(false);
-    if (this.#closed) return;
-    const detail = 'code' in e ? `${e.code} ${e.details}` : e.message;
-    for (const st of this.#types.values()) st.stats?.outcome('failure');
-    const wait = this.#backoff.next();
-    log.warn(`${this.#o.method.path} stream to ${this.#o.target.description} closed: ${detail}; retrying in ${wait} ms`);
-    this.#retryTimer = setTimeout(() => this.#open(), wait);
-    this.#retryTimer.unref();
+    this.#conn.close();
   }
 
   #send(typeUrl: string, st: Pick<TypeState, 'names' | 'version' | 'nonce'>, errorDetail?: string): void {
-    const s = this.#stream;
-    if (!s) return;
-    const withNode = !this.#sentNode || !this.#o.setNodeOnFirstMessageOnly;
-    this.#sentNode = true;
-    const req: DiscoveryRequest = {
+    this.#conn.write({
       version_info: st.version,
       resource_names: st.names ? [...st.names] : [],
       type_url: typeUrl,
       response_nonce: st.nonce,
-      ...(withNode && this.#o.node ? { node: this.#o.node } : {}),
       ...(errorDetail !== undefined ? { error_detail: { code: GRPC_INVALID_ARGUMENT, message: errorDetail, details: [] } } : {}),
-    };
-    s.write(req);
+    });
   }
 
-  #onResponse(s: DiscoveryStream<DiscoveryRequest, DiscoveryResponse__Output>, m: DiscoveryResponse__Output): void {
-    if (this.#stream !== s) return;
-    this.#backoff.reset();
-    this.#connected(true);
+  #onResponse(m: DiscoveryResponse__Output): void {
     const st = this.#types.get(m.type_url);
     if (!st) {
-      log.warn(`ignoring a response for unwatched type URL ${m.type_url} from ${this.#o.target.description}`);
+      log.warn(`ignoring a response for unwatched type URL ${m.type_url} from ${this.#conn.o.target.description}`);
       return;
     }
     st.nonce = m.nonce;
