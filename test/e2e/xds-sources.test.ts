@@ -92,7 +92,9 @@ test('ADS over google_grpc (target_uri, no bootstrap cluster): node on every req
   assert.ok(cp.requests.every((r) => r.method === 'StreamAggregatedResources'));
   // set_node_on_first_message_only defaults to false: every request carries the node.
   for (const r of cp.requests) assert.equal(r.request.node?.id, NODE.id);
-  const virtual = await dynamicListener(legate.admin, 'virtual');
+  // Created with the same LDS response; it may still be settling when the first listener serves.
+  let virtual: Awaited<ReturnType<typeof dynamicListener>>;
+  await eventually(async () => !!(virtual = await dynamicListener(legate.admin, 'virtual'))?.['active_state'], 'the bind_to_port: false listener becomes active');
   assert.ok(virtual?.['active_state'], `bind_to_port: false listener created: ${JSON.stringify(virtual)}`);
   assert.equal(await bodyOr(virtualPort), undefined, 'and not bound');
   cp.set(ENDPOINT_TYPE, 'backend', cla('backend', [b.port]), 'v2');
