@@ -132,16 +132,22 @@ class Connection implements StreamOwner {
     else this.socket.end();
   }
 
+  /**
+   * HTTP/2: GOAWAY now (streams in flight finish). HTTP/1.1: the next response says
+   * `Connection: close`; an idle connection is closed by closeIdle() when drain_timeout is up.
+   */
   drain(): void {
-    if (this.h2) {
-      if (this.session && !this.session.closed) {
-        this.mgr.stats.cxDrainClose.inc();
-        this.closeNow(false);
-      }
-    } else if (this.active === 0) {
+    if (this.h2 && this.session && !this.session.closed) {
       this.mgr.stats.cxDrainClose.inc();
       this.closeNow(false);
     }
+  }
+
+  /** Drain timeout: an HTTP/1.1 connection with no request in flight is closed. */
+  closeIdle(): void {
+    if (this.h2 || this.active > 0 || this.socket.destroyed) return;
+    this.mgr.stats.cxDrainClose.inc();
+    this.closeNow(false);
   }
 
   #onClose(): void {
@@ -172,6 +178,7 @@ class Manager implements ConnectionManager {
   readonly #bySocket = new WeakMap<object, Connection>();
   /** AUTO connections still waiting for their first bytes. */
   readonly #sniffing = new Set<Socket>();
+  #drainTimer: NodeJS.Timeout | undefined;
   #pendingH2: Connection | undefined;
 
   constructor(cfg: HcmConfig, ctx: RuntimeContext) {
@@ -389,16 +396,28 @@ class Manager implements ConnectionManager {
     else req.resume();
   }
 
+  /**
+   * Envoy's drain sequence: HTTP/2 connections get GOAWAY; HTTP/1.1 responses get
+   * `Connection: close`. Connections with nothing in flight (idle HTTP/1.1, or still waiting for
+   * their first bytes) are closed after drain_timeout rather than at once: a request may be on
+   * its way, and a connection accepted just before a listener update must still be served.
+   */
   drain(): void {
     this.draining = true;
     for (const c of this.connections) c.drain();
-    for (const s of this.#sniffing) {
-      this.stats.cxDrainClose.inc();
-      s.end();
-    }
+    if (this.#drainTimer) return;
+    this.#drainTimer = setTimeout(() => {
+      for (const c of this.connections) c.closeIdle();
+      for (const s of this.#sniffing) {
+        this.stats.cxDrainClose.inc();
+        s.end();
+      }
+    }, this.cfg.drainTimeoutMs);
+    this.#drainTimer.unref();
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#drainTimer);
     for (const c of this.connections) c.closeNow(true);
     for (const s of this.#sniffing) s.destroy();
     this.connections.clear();

@@ -134,8 +134,8 @@ test('connection idle_timeout closes idle connections (HTTP/1.1 close, HTTP/2 GO
   }
 });
 
-test('drain: idle connections close, HTTP/1.1 responses get Connection: close, HTTP/2 gets GOAWAY', { timeout: 10_000 }, async () => {
-  const p = await startProxy();
+test('drain: HTTP/2 gets GOAWAY, HTTP/1.1 responses get Connection: close, idle connections close after drain_timeout', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ drain_timeout: '0.3s' });
   try {
     const session = http2.connect(`http://127.0.0.1:${p.port}`);
     session.on('error', () => {});
@@ -158,3 +158,48 @@ test('drain: idle connections close, HTTP/1.1 responses get Connection: close, H
     await p.close();
   }
 });
+
+test('drain: a connection accepted before the drain whose request comes after it is served (Connection: close), not reset', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ drain_timeout: '2s' });
+  try {
+    // One connection still waiting for its first bytes, one that chose HTTP/1.1 and is idle.
+    const fresh = net.connect(p.port, '127.0.0.1');
+    fresh.on('error', () => {});
+    await new Promise((r) => fresh.once('connect', r));
+    const keptAlive = net.connect(p.port, '127.0.0.1');
+    keptAlive.on('error', () => {});
+    await new Promise((r) => keptAlive.once('connect', r));
+    const first = exchange(keptAlive, 'GET / HTTP/1.1\r\nhost: a\r\n\r\n');
+    assert.match(await first, /^HTTP\/1.1 200/);
+    p.manager.drain();
+    await new Promise((r) => setTimeout(r, 50));
+    for (const s of [fresh, keptAlive]) {
+      const raw = await exchange(s, 'GET / HTTP/1.1\r\nhost: a\r\n\r\n');
+      assert.match(raw, /^HTTP\/1.1 200/);
+      assert.match(raw, /connection: close/i);
+    }
+  } finally {
+    await p.close();
+  }
+});
+
+/** Writes one request on an open socket and resolves with the first response's bytes (up to its body). */
+function exchange(s: net.Socket, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let raw = '';
+    const onData = (d: Buffer): void => {
+      raw += d.toString('latin1');
+      const end = raw.indexOf('\r\n\r\n');
+      const len = /content-length: (\d+)/i.exec(raw);
+      if (end >= 0 && len && raw.length >= end + 4 + Number(len[1])) {
+        s.off('data', onData);
+        s.off('close', onClose);
+        resolve(raw);
+      }
+    };
+    const onClose = (): void => reject(new Error(`closed before a response: ${JSON.stringify(raw)}`));
+    s.on('data', onData);
+    s.once('close', onClose);
+    s.write(request);
+  });
+}
