@@ -9,6 +9,7 @@ import { HeaderMap } from './headers.ts';
 import type { DownstreamProtocol, ResponseEncoder } from './codec.ts';
 import type { HcmConfig } from './hcm-config.ts';
 import type { ActiveStream } from './connection-manager-stream.ts';
+import type { Http1RequestHead } from './codec-http1-server.ts';
 
 export interface Rejection {
   readonly status: number;
@@ -146,18 +147,13 @@ export function pipeRequestBody(req: IncomingMessage | Http2ServerRequest, strea
   });
 }
 
-/** Does an HTTP/1.x request end with its headers (no content-length > 0, no transfer-encoding)? */
-export function h1EndsWithHeaders(req: IncomingMessage): boolean {
-  const te = req.headers['transfer-encoding'];
-  if (te !== undefined) return false;
-  const cl = req.headers['content-length'];
-  return cl === undefined || Number(cl) === 0;
-}
+/** The parts of an HTTP/1.x request head that h1RequestHeaders reads. */
+export type H1Head = Pick<Http1RequestHead, 'method' | 'url' | 'httpVersionMajor' | 'httpVersionMinor' | 'rawHeaders'>;
 
 /** HTTP/1.x request head → HeaderMap (`:method`, `:path`, `:authority` from Host, `:scheme`). */
-export function h1RequestHeaders(req: IncomingMessage, cfg: HcmConfig, tls: boolean): { headers: HeaderMap; reject?: Rejection } {
+export function h1RequestHeaders(req: H1Head, cfg: HcmConfig, tls: boolean): { headers: HeaderMap; reject?: Rejection } {
   const h = new HeaderMap();
-  const method = req.method ?? 'GET';
+  const method = req.method;
   const raw = req.rawHeaders;
   let host: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -166,7 +162,7 @@ export function h1RequestHeaders(req: IncomingMessage, cfg: HcmConfig, tls: bool
       break;
     }
   }
-  let path = req.url ?? '/';
+  let path = req.url;
   h.add(':method', method);
   if (method === 'CONNECT') {
     host = path;

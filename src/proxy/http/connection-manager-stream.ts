@@ -27,7 +27,8 @@ export class ActiveStream {
   readonly #owner: StreamOwner;
   readonly #conn: ConnectionInfo;
   readonly #encoder: ResponseEncoder;
-  #fm: FilterManager;
+  /** Made when the filters are (an empty one for replies sent before that). */
+  #fm: FilterManager | undefined;
   readonly #sink: FilterChainSink;
   #requestHeaders: HeaderMap | undefined;
   #route: RouteEntry | undefined | typeof NO_ROUTE = NO_ROUTE;
@@ -58,7 +59,6 @@ export class ActiveStream {
       ...(conn.downstreamTls !== undefined ? { downstreamTls: conn.downstreamTls } : {}),
     });
     this.#sink = new StreamSink(this);
-    this.#fm = new FilterManager([], this.#sink, conn.bufferLimitBytes);
     const s = owner.stats;
     s.rqTotal.inc();
     s.rqActive.inc();
@@ -124,7 +124,7 @@ export class ActiveStream {
       chain = allowed;
     }
     this.#createFilters(chain);
-    this.#fm.decodeHeaders(headers, endStream);
+    this.#mgr().decodeHeaders(headers, endStream);
   }
 
   decodeData(data: Buffer, endStream: boolean): void {
@@ -132,14 +132,14 @@ export class ActiveStream {
     this.info.bytesReceived += data.length;
     if (endStream) this.#onRequestComplete();
     this.#touch();
-    if (!this.#decodeAborted) this.#fm.decodeData(data, endStream);
+    if (!this.#decodeAborted) this.#mgr().decodeData(data, endStream);
   }
 
   decodeTrailers(trailers: HeaderMap): void {
     if (this.#done) return;
     this.#onRequestComplete();
     this.#touch();
-    if (!this.#decodeAborted) this.#fm.decodeTrailers(trailers);
+    if (!this.#decodeAborted) this.#mgr().decodeTrailers(trailers);
   }
 
   /** The downstream went away (h1 connection closed, h2 RST_STREAM) before the response completed. */
@@ -162,6 +162,10 @@ export class ActiveStream {
       filters[i] = chain[i]!.factory.create(chain[i]!.config, cb);
     }
     this.#fm = new FilterManager(filters, this.#sink, this.#conn.bufferLimitBytes);
+  }
+
+  #mgr(): FilterManager {
+    return (this.#fm ??= new FilterManager([], this.#sink, this.#conn.bufferLimitBytes));
   }
 
   #upgradeChain(type: string): readonly RuntimeFilter[] | undefined {
@@ -194,25 +198,25 @@ export class ActiveStream {
   }
 
   continueDecoding(index: number): void {
-    if (!this.#done && !this.#decodeAborted) this.#fm.continueDecoding(index);
+    if (!this.#done && !this.#decodeAborted) this.#mgr().continueDecoding(index);
   }
   continueEncoding(index: number): void {
-    if (!this.#done) this.#fm.continueEncoding(index);
+    if (!this.#done) this.#mgr().continueEncoding(index);
   }
   encodeHeaders(headers: HeaderMap, endStream: boolean): void {
-    if (!this.#done) this.#fm.encodeHeaders(headers, endStream);
+    if (!this.#done) this.#mgr().encodeHeaders(headers, endStream);
   }
   encodeData(data: Buffer, endStream: boolean): void {
-    if (!this.#done) this.#fm.encodeData(data, endStream);
+    if (!this.#done) this.#mgr().encodeData(data, endStream);
   }
   encodeTrailers(trailers: HeaderMap): void {
-    if (!this.#done) this.#fm.encodeTrailers(trailers);
+    if (!this.#done) this.#mgr().encodeTrailers(trailers);
   }
   bufferedRequestBody(): Buffer | undefined {
-    return this.#fm.bufferedRequestBody();
+    return this.#mgr().bufferedRequestBody();
   }
   replaceBody(data: Buffer): boolean {
-    return !this.#done && this.#fm.replaceBody(data);
+    return !this.#done && this.#mgr().replaceBody(data);
   }
 
   setDecoderReadable(readable: boolean): void {
@@ -252,7 +256,7 @@ export class ActiveStream {
       return;
     }
     this.#decodeAborted = true;
-    this.#fm.abortDecoding();
+    this.#mgr().abortDecoding();
     if (!this.#requestComplete) this.#encoder.closeConnectionAfter();
     const r = buildLocalReply(
       this.#owner.cfg.localReply,
@@ -263,12 +267,12 @@ export class ActiveStream {
       { ...(opts?.headers ? { headers: opts.headers } : {}), ...(opts?.grpcStatus !== undefined ? { grpcStatus: opts.grpcStatus } : {}) },
     );
     const end = r.body === undefined;
-    if (!this.#fm.encodeStarted) {
-      this.#fm.encodeHeaders(r.headers, end);
-      if (!end && !this.#done) this.#fm.encodeData(r.body!, true);
+    if (!this.#mgr().encodeStarted) {
+      this.#mgr().encodeHeaders(r.headers, end);
+      if (!end && !this.#done) this.#mgr().encodeData(r.body!, true);
     } else {
       // Encoder filters already saw a response: bypass them, as Envoy's sendDirectLocalReply does.
-      this.#fm.resetEncoding();
+      this.#mgr().resetEncoding();
       this.encodeHeadersToCodec(r.headers, end);
       if (!end && !this.#done) this.encodeDataToCodec(r.body!, true);
     }
@@ -289,7 +293,7 @@ export class ActiveStream {
       return;
     }
     this.#tunnel = { upstream, upstreamHead };
-    this.#fm.encodeHeaders(responseHeaders, false);
+    this.#mgr().encodeHeaders(responseHeaders, false);
   }
 
   // ---- the end of the encoder chain (StreamSink) ----
@@ -412,7 +416,7 @@ export class ActiveStream {
     s.rqTime.record(now - info.startMono);
     // Filters are destroyed once the current call stack (often a filter's own call) unwinds.
     const fm = this.#fm;
-    queueMicrotask(() => fm.destroy());
+    if (fm) queueMicrotask(() => fm.destroy());
     for (const l of this.#owner.accessLoggers) {
       try {
         l.log(info);

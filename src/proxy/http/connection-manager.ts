@@ -3,7 +3,6 @@
 // ActiveStream per request. Connection idle timeout, drain and protocol errors are handled here;
 // a broken connection is closed, never thrown.
 
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -12,7 +11,10 @@ import type { HttpFilterFactory } from '../../filters/http/filter.ts';
 import type { RuntimeContext } from '../../filters/registry.ts';
 import { createAccessLogger, type AccessLogger } from '../access-log/index.ts';
 import { logger } from '../log.ts';
-import { h1EndsWithHeaders, h1RequestHeaders, NodeResponseEncoder, pipeRequestBody } from './codec-http1.ts';
+import { h1RequestHeaders, NodeResponseEncoder, pipeRequestBody } from './codec-http1.ts';
+import { Http1ServerCodec, type Http1CodecCallbacks, type Http1RequestHead, type Http1RequestSink } from './codec-http1-server.ts';
+import type { ResponseEncoder } from './codec.ts';
+import { HeaderMap } from './headers.ts';
 import { h2RequestHeaders } from './codec-http2.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
 import { ActiveStream, type ConnectionInfo, type RuntimeFilter, type StreamOwner } from './connection-manager-stream.ts';
@@ -102,7 +104,7 @@ class Connection implements StreamOwner {
     return this.mgr.draining || (max > 0 && this.requests >= max);
   }
 
-  newStream(encoder: NodeResponseEncoder | UpgradeResponseEncoder): ActiveStream {
+  newStream(encoder: ResponseEncoder): ActiveStream {
     this.active++;
     this.requests++;
     return new ActiveStream(this, this.info, encoder);
@@ -173,7 +175,7 @@ class Manager implements ConnectionManager {
   readonly accessLoggers: readonly AccessLogger[];
   readonly connections = new Set<Connection>();
   draining = false;
-  readonly #h1: http.Server;
+  readonly #h1Callbacks: (conn: Connection) => Http1CodecCallbacks;
   readonly #h2: http2.Http2Server;
   readonly #bySocket = new WeakMap<object, Connection>();
   /** AUTO connections still waiting for their first bytes. */
@@ -189,20 +191,13 @@ class Manager implements ConnectionManager {
     for (const u of cfg.upgradeConfigs) if (u.filters) up.set(u.upgradeType, runtimeFilters(u.filters, ctx));
     this.upgradeFilters = up;
     this.accessLoggers = cfg.accessLogs.map((a) => createAccessLogger(a));
-
-    const h1 = (this.#h1 = http.createServer({
-      maxHeaderSize: cfg.maxRequestHeadersKb * 1024,
-      requireHostHeader: false,
-      joinDuplicateHeaders: false,
-    }));
-    h1.keepAliveTimeout = 0; // the connection idle timeout is ours
-    h1.requestTimeout = 0;
-    h1.headersTimeout = cfg.requestHeadersTimeoutMs;
-    h1.maxHeadersCount = cfg.maxHeadersCount + 1; // one more, so too many is seen rather than truncated
-    h1.timeout = 0;
-    h1.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onH1Request(req, res));
-    h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onH1Upgrade(req, socket, head));
-    h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onH1ClientError(err, socket));
+    this.#h1Callbacks = (conn) => ({
+      onRequest: (head, enc, ends) => this.#onH1Request(conn, head, enc, ends),
+      onUpgrade: (head, socket, rest) => this.#onH1Upgrade(conn, head, socket, rest),
+      trailers: (raw) => (this.cfg.http1.enableTrailers ? headerMapOf(raw) : undefined),
+      onProtocolError: (code, status) => this.#onH1ProtocolError(code, status),
+      onHeadersTimeout: () => this.#onH1ProtocolError('ERR_HTTP_REQUEST_TIMEOUT', 408),
+    });
 
     const h2 = (this.#h2 = http2.createServer({
       settings: {
@@ -293,51 +288,44 @@ class Manager implements ConnectionManager {
       if (t) t.alpnProtocol = alpn ?? false;
       this.#pendingH2 = undefined;
     } else {
-      this.#bySocket.set(socket, conn);
-      this.#h1.emit('connection', socket);
+      const cfg = this.cfg;
+      new Http1ServerCodec(socket, this.#h1Callbacks(conn), {
+        maxHeaderSize: cfg.maxRequestHeadersKb * 1024,
+        headersTimeoutMs: cfg.requestHeadersTimeoutMs,
+        trailers: cfg.http1.enableTrailers,
+        serverName: cfg.serverName,
+      });
       socket.resume();
     }
   }
 
-  #onH1Request(req: IncomingMessage, res: ServerResponse): void {
-    const conn = this.#bySocket.get(req.socket);
-    if (!conn) return void req.socket.destroy();
-    const protocol = req.httpVersionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
-    const enc = new NodeResponseEncoder(protocol, req, res, this.cfg.http1.enableTrailers);
+  #onH1Request(conn: Connection, head: Http1RequestHead, enc: ResponseEncoder, ends: boolean): Http1RequestSink | undefined {
     const stream = conn.newStream(enc);
-    res.on('close', () => {
-      if (!stream.done) stream.onDownstreamReset(res.writableFinished ? 'connection closed' : 'downstream connection closed');
-    });
-    const conv = h1RequestHeaders(req, this.cfg, conn.info.tls);
-    const ends = h1EndsWithHeaders(req);
+    const conv = h1RequestHeaders(head, this.cfg, conn.info.tls);
     if (conv.reject) {
       this.stats.cxProtocolError.inc();
       stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });
-      return void req.resume();
+      return stream;
     }
     const u = checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
     if (u === 'reject') {
       this.stats.http1RejectedUnderscores.inc();
       stream.decodeHeaders(conv.headers, ends, { reject: { status: 400, details: 'http1.unexpected_underscore', body: 'Bad Request' } });
-      return void req.resume();
+      return stream;
     }
     if (typeof u === 'number') this.stats.http1DroppedUnderscores.inc(u);
     stream.decodeHeaders(conv.headers, ends);
-    if (!stream.done) pipeRequestBody(req, stream, ends, this.cfg.http1.enableTrailers, true);
-    else req.resume();
+    return stream;
   }
 
-  #onH1Upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const conn = this.#bySocket.get(req.socket);
-    if (!conn) return void socket.destroy();
-    const enc = new UpgradeResponseEncoder(socket, head);
+  #onH1Upgrade(conn: Connection, head: Http1RequestHead, socket: Socket, rest: Buffer): void {
+    const enc = new UpgradeResponseEncoder(socket, rest);
     const stream = conn.newStream(enc);
-    socket.on('error', () => {});
     socket.once('close', () => {
       if (!stream.done) stream.onDownstreamReset('downstream connection closed');
     });
-    const conv = h1RequestHeaders(req, this.cfg, conn.info.tls);
-    const upgrade = req.headers.upgrade ?? '';
+    const conv = h1RequestHeaders(head, this.cfg, conn.info.tls);
+    const upgrade = head.method === 'CONNECT' ? 'connect' : (rawHeader(head.rawHeaders, 'upgrade') ?? '');
     if (conv.reject) return stream.decodeHeaders(conv.headers, false, { reject: conv.reject });
     const u = checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
     if (u === 'reject') {
@@ -347,26 +335,16 @@ class Manager implements ConnectionManager {
     stream.decodeHeaders(conv.headers, false, { upgrade });
   }
 
-  #onH1ClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  /** A malformed request (the codec answers it and closes the connection): Envoy's stats for it. */
+  #onH1ProtocolError(code: string, status: number): void {
     const s = this.stats;
-    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    let status = 400;
-    if (err.code === 'HPE_HEADER_OVERFLOW') status = 431;
-    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      status = 408;
-      s.rqHeaderTimeout.inc();
-    }
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT') s.rqHeaderTimeout.inc();
     s.cxProtocolError.inc();
-    if (log.enabled('debug')) log.debug(`downstream protocol error: ${err.code ?? ''} ${err.message}`);
+    if (log.enabled('debug')) log.debug(`downstream protocol error: ${code}`);
     s.rqTotal.inc();
     s.rqHttp1Total.inc();
     s.chargeStatus(status);
     s.rqCompleted.inc();
-    const body = http.STATUS_CODES[status] ?? '';
-    socket.end(
-      `HTTP/1.1 ${status} ${body}\r\ncontent-length: ${body.length}\r\ncontent-type: text/plain\r\n` +
-        `date: ${new Date().toUTCString()}\r\nserver: ${this.cfg.serverName}\r\nconnection: close\r\n\r\n${body}`,
-    );
   }
 
   #onH2Request(req: Http2ServerRequest, res: Http2ServerResponse): void {
@@ -428,4 +406,15 @@ class Manager implements ConnectionManager {
 /** A connection manager for one HCM config on one worker. */
 export function createConnectionManager(config: HcmConfig, ctx: RuntimeContext): ConnectionManager {
   return new Manager(config, ctx);
+}
+
+function headerMapOf(raw: readonly string[]): HeaderMap {
+  const h = new HeaderMap();
+  for (let i = 0; i + 1 < raw.length; i += 2) h.add(raw[i]!, raw[i + 1]!);
+  return h;
+}
+
+function rawHeader(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1];
+  return undefined;
 }

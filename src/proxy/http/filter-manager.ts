@@ -24,11 +24,18 @@ export interface FilterChainSink {
   watermark(decode: boolean, above: boolean): void;
 }
 
+function zeros(n: number): number[] {
+  const a: number[] = [];
+  for (let i = 0; i < n; i++) a.push(0);
+  return a;
+}
+
 class Direction {
   readonly decode: boolean;
-  readonly state: Uint8Array;
-  readonly headersContinued: Uint8Array;
-  readonly fromCurrent: Uint8Array;
+  // Small-integer arrays: cheaper per stream than three typed arrays (each with its own backing store).
+  readonly state: number[];
+  readonly headersContinued: number[];
+  readonly fromCurrent: number[];
   headers: HeaderMap | undefined = undefined;
   trailers: HeaderMap | undefined = undefined;
   buffer: Buffer[] | undefined = undefined;
@@ -47,9 +54,9 @@ class Direction {
 
   constructor(decode: boolean, n: number) {
     this.decode = decode;
-    this.state = new Uint8Array(n);
-    this.headersContinued = new Uint8Array(n);
-    this.fromCurrent = new Uint8Array(n);
+    this.state = zeros(n);
+    this.headersContinued = zeros(n);
+    this.fromCurrent = zeros(n);
   }
 
   reset(): void {

@@ -46,6 +46,8 @@ class Http2UpstreamRequest implements UpstreamRequest {
   #pending: Buffer[] | undefined = [];
   #pendingBytes = 0;
   #pendingBlocked = false;
+  /** stream.write() returned false and no drain yet: the router was told once. */
+  #writeBlocked = false;
   #requestEnded = false;
   #trailers: HeaderMap | undefined;
   #responseStarted = false;
@@ -103,6 +105,8 @@ class Http2UpstreamRequest implements UpstreamRequest {
       stream.sendTrailers(t ? (t.toObject() as OutgoingHttpHeaders) : {});
     });
     stream.on('drain', () => {
+      if (!this.#writeBlocked) return;
+      this.#writeBlocked = false;
       if (!this.#done) this.#sink.onUpstreamWritable(true);
     });
     stream.on('error', () => {}); // 'close' reports it
@@ -164,7 +168,11 @@ class Http2UpstreamRequest implements UpstreamRequest {
       return;
     }
     if (stream.destroyed) return;
-    if (data.length > 0 && !stream.write(data)) this.#sink.onUpstreamWritable(false);
+    // One signal per crossing of the watermark (the stream counts read-disables, as Envoy does).
+    if (data.length > 0 && !stream.write(data) && !this.#writeBlocked) {
+      this.#writeBlocked = true;
+      this.#sink.onUpstreamWritable(false);
+    }
     if (endStream) stream.end();
   }
 

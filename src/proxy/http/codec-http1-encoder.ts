@@ -1,0 +1,178 @@
+// The response side of one downstream HTTP/1.x request, written straight to the socket: status
+// line and headers in one string (validated as node:http would), then the body with
+// content-length, chunked, or close-delimited framing (HTTP/1.0), and trailers when enabled.
+// Headers and the first body bytes of a response leave in one write (cork until the next tick).
+
+import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import type { HeaderMap } from './headers.ts';
+import type { DownstreamProtocol, ResponseEncoder } from './codec.ts';
+import { hasInvalidHeaderChar, isHttpToken } from './http-parser.ts';
+
+/** What the encoder tells its codec about the response's end. */
+export interface Http1ResponseOwner {
+  /** The whole response is written; `close`: the connection must close after it. */
+  responseComplete(close: boolean): void;
+  /** Stops (true) or resumes (false) reading the request body. */
+  readDisable(disabled: boolean): void;
+}
+
+const CRLF = '\r\n';
+const LAST_CHUNK = '0\r\n\r\n';
+const noBodyStatus = (s: number): boolean => s < 200 || s === 204 || s === 304;
+
+let dateSecond = -1;
+let dateValue = '';
+/** The `date` header value, formatted at most once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const s = Math.floor(now / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateValue = new Date(now).toUTCString();
+  }
+  return dateValue;
+}
+
+function uncork(socket: Socket): void {
+  socket.uncork();
+}
+
+export class Http1ResponseEncoder implements ResponseEncoder {
+  readonly protocol: DownstreamProtocol;
+  readonly #socket: Socket;
+  readonly #owner: Http1ResponseOwner;
+  readonly #isHead: boolean;
+  readonly #trailers: boolean;
+  /** The request asked for the connection to close (Connection: close, or HTTP/1.0 without keep-alive). */
+  #closeAfter: boolean;
+  #sent = false;
+  #ended = false;
+  #chunked = false;
+  #noBody = false;
+  #waitingDrain = false;
+  onWritable: ((writable: boolean) => void) | undefined = undefined;
+
+  constructor(socket: Socket, owner: Http1ResponseOwner, opts: { http10: boolean; keepAlive: boolean; isHead: boolean; trailers: boolean }) {
+    this.protocol = opts.http10 ? 'HTTP/1.0' : 'HTTP/1.1';
+    this.#socket = socket;
+    this.#owner = owner;
+    this.#isHead = opts.isHead;
+    this.#trailers = opts.trailers;
+    this.#closeAfter = !opts.keepAlive;
+  }
+
+  get headersSent(): boolean {
+    return this.#sent;
+  }
+
+  encodeHeaders(headers: HeaderMap, endStream: boolean): void {
+    const socket = this.#socket;
+    if (this.#sent || socket.destroyed) return;
+    const status = Number(headers.get(':status'));
+    this.#noBody = this.#isHead || noBodyStatus(status);
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    let hasLength = false;
+    let hasDate = false;
+    let invalid = false;
+    headers.forEach((k, v) => {
+      if (k.charCodeAt(0) === 58 /* ':' */) return;
+      // Framing and connection handling are this codec's: upstream's are not passed on as they are.
+      if (k === 'transfer-encoding' || k === 'connection' || k === 'keep-alive') return;
+      if (k === 'content-length') hasLength = true;
+      else if (k === 'date') hasDate = true;
+      if (!isHttpToken(k) || hasInvalidHeaderChar(v)) invalid = true;
+      head += `${k}: ${v}\r\n`;
+    });
+    if (invalid) {
+      // Invalid header bytes (from a filter or a plugin): never sent, as node:http refuses them.
+      this.reset('invalid response headers');
+      return;
+    }
+    if (!hasDate) head += `date: ${httpDate()}\r\n`;
+    if (!hasLength && !this.#noBody) {
+      if (endStream) head += 'content-length: 0\r\n';
+      else if (this.protocol === 'HTTP/1.1') {
+        this.#chunked = true;
+        head += 'transfer-encoding: chunked\r\n';
+      } else this.#closeAfter = true; // HTTP/1.0: the body ends with the connection
+    }
+    if (this.#closeAfter) head += 'connection: close\r\n';
+    else if (this.protocol === 'HTTP/1.0') head += 'connection: keep-alive\r\n';
+    this.#sent = true;
+    if (endStream) {
+      socket.write(head + CRLF, 'latin1');
+      this.#end();
+      return;
+    }
+    // The body usually follows in the same tick: one write for both.
+    if (!socket.writableCorked) {
+      socket.cork();
+      process.nextTick(uncork, socket);
+    }
+    socket.write(head + CRLF, 'latin1');
+  }
+
+  encodeData(data: Buffer, endStream: boolean): boolean {
+    const socket = this.#socket;
+    if (this.#ended || socket.destroyed) return true;
+    let ok = true;
+    if (data.length > 0 && !this.#noBody) {
+      if (this.#chunked) {
+        if (!socket.writableCorked) {
+          socket.cork();
+          process.nextTick(uncork, socket);
+        }
+        socket.write(data.length.toString(16) + CRLF, 'latin1');
+        socket.write(data);
+        ok = socket.write(CRLF, 'latin1');
+      } else ok = socket.write(data);
+    }
+    if (endStream) {
+      if (this.#chunked) socket.write(LAST_CHUNK, 'latin1');
+      this.#end();
+      return true;
+    }
+    if (!ok && !this.#waitingDrain) {
+      this.#waitingDrain = true;
+      socket.once('drain', () => {
+        this.#waitingDrain = false;
+        this.onWritable?.(true);
+      });
+    }
+    return ok;
+  }
+
+  encodeTrailers(trailers: HeaderMap): void {
+    const socket = this.#socket;
+    if (this.#ended || socket.destroyed) return;
+    if (this.#chunked) {
+      let t = '0\r\n';
+      if (this.#trailers) {
+        trailers.forEach((k, v) => {
+          if (k.charCodeAt(0) !== 58 && isHttpToken(k) && !hasInvalidHeaderChar(v)) t += `${k}: ${v}\r\n`;
+        });
+      }
+      socket.write(t + CRLF, 'latin1');
+    }
+    this.#end();
+  }
+
+  #end(): void {
+    this.#ended = true;
+    this.#owner.responseComplete(this.#closeAfter);
+  }
+
+  reset(_reason: string): void {
+    this.#ended = true;
+    this.#socket.destroy();
+  }
+
+  readDisable(disabled: boolean): void {
+    this.#owner.readDisable(disabled);
+  }
+
+  closeConnectionAfter(): void {
+    this.#closeAfter = true;
+  }
+}

@@ -1,0 +1,310 @@
+// Downstream HTTP/1.x on one socket without node:http: Node's llhttp binding parses (same
+// strictness: smuggling attempts, oversized or invalid headers are parse errors), each request goes
+// to the connection manager as a head plus body events, and Http1ResponseEncoder writes the
+// response on the socket. Requests are served one at a time, as Envoy's HTTP/1 codec does:
+// a pipelined request waits (its events queued, reading paused) until the response before it is
+// complete. Upgrades (and CONNECT) hand the raw socket over with the bytes read past the head.
+
+import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import type { HeaderMap } from './headers.ts';
+import { Http1ResponseEncoder, type Http1ResponseOwner } from './codec-http1-encoder.ts';
+import { HTTPParser, METHODS, isParseError, type HttpParser, type ParseError } from './http-parser.ts';
+import type { ResponseEncoder } from './codec.ts';
+
+/** A parsed request line and header block (the shape h1RequestHeaders reads). */
+export interface Http1RequestHead {
+  readonly method: string;
+  readonly url: string;
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+  /** [name, value, name, value, …] as received. */
+  readonly rawHeaders: string[];
+  /** Upgrade requested (an `upgrade` header with `connection: upgrade`, or CONNECT). */
+  readonly upgrade: boolean;
+  readonly keepAlive: boolean;
+}
+
+/** Where the codec delivers requests: the stream behind each one. */
+export interface Http1RequestSink {
+  decodeData(data: Buffer, endStream: boolean): void;
+  decodeTrailers(trailers: HeaderMap): void;
+  onDownstreamReset(reason: string): void;
+  readonly done: boolean;
+}
+
+export interface Http1CodecCallbacks {
+  /** A request head: returns the stream that takes its body (or undefined when it was answered at once). */
+  onRequest(head: Http1RequestHead, encoder: ResponseEncoder, endsWithHeaders: boolean): Http1RequestSink | undefined;
+  /** An upgrade or CONNECT request: the socket is no longer the codec's; `rest` was read past the head. */
+  onUpgrade(head: Http1RequestHead, socket: Socket, rest: Buffer): void;
+  /** Trailers of a chunked request as a HeaderMap (or undefined when trailers are not enabled). */
+  trailers(raw: string[]): HeaderMap | undefined;
+  /** A malformed request: answered with `status` and the connection closed. */
+  onProtocolError(code: string, status: number): void;
+  /** request_headers_timeout fired before the headers were complete. */
+  onHeadersTimeout(): void;
+}
+
+export interface Http1CodecOptions {
+  readonly maxHeaderSize: number;
+  readonly headersTimeoutMs: number;
+  readonly trailers: boolean;
+  readonly serverName: string;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class Http1ServerCodec implements Http1ResponseOwner {
+  readonly #socket: Socket;
+  readonly #cb: Http1CodecCallbacks;
+  readonly #opts: Http1CodecOptions;
+  readonly #parser: HttpParser;
+  /** Header fields and URL delivered in pieces (kOnHeaders) before kOnHeadersComplete, or trailers. */
+  #pendingHeaders: string[] = [];
+  #pendingUrl = '';
+  /** The stream being served; #requestOpen while its body is still being parsed. */
+  #stream: Http1RequestSink | undefined;
+  #requestOpen = false;
+  /** The last body chunk parsed: sent with endStream when the message completes in the same read. */
+  #heldChunk: Buffer | undefined;
+  /** The response in progress: until it completes, later requests wait in #deferred. */
+  #responding = false;
+  #deferred: Array<{ start: boolean; run: () => void }> | undefined;
+  #upgrade: Http1RequestHead | undefined;
+  #headersTimer: NodeJS.Timeout | undefined;
+  #inHeaders = false;
+  #readDisabled = false;
+  #closed = false;
+
+  constructor(socket: Socket, cb: Http1CodecCallbacks, opts: Http1CodecOptions) {
+    this.#socket = socket;
+    this.#cb = cb;
+    this.#opts = opts;
+    const p = (this.#parser = new HTTPParser());
+    p.initialize(HTTPParser.REQUEST, {}, opts.maxHeaderSize, HTTPParser.kLenientNone);
+    p[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+      for (let i = 0; i < headers.length; i++) this.#pendingHeaders.push(headers[i]!);
+      this.#pendingUrl += url;
+    };
+    p[HTTPParser.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) =>
+      this.#onHeadersComplete(major, minor, headers, method, url, upgrade, keepAlive);
+    p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#onBody(chunk);
+    p[HTTPParser.kOnMessageComplete] = () => this.#onMessageComplete();
+    socket.on('data', this.#onData);
+    socket.on('end', () => this.#finishParsing());
+    socket.once('close', () => this.#onClose());
+  }
+
+  #onData = (data: Buffer): void => {
+    if (!this.#inHeaders && !this.#requestOpen && this.#opts.headersTimeoutMs > 0) {
+      this.#inHeaders = true;
+      this.#headersTimer = setTimeout(() => this.#onHeadersTimeout(), this.#opts.headersTimeoutMs);
+    }
+    const r = this.#parser.execute(data);
+    if (isParseError(r)) return this.#onParseError(r);
+    this.#flushHeld(false);
+    const up = this.#upgrade;
+    if (up) {
+      this.#upgrade = undefined;
+      this.#detach();
+      this.#defer(true, () => this.#cb.onUpgrade(up, this.#socket, r < data.length ? data.subarray(r) : EMPTY));
+    }
+  };
+
+  #onHeadersComplete(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+    this.#inHeaders = false;
+    if (this.#headersTimer) clearTimeout(this.#headersTimer);
+    let raw = headers ?? [];
+    if (this.#pendingHeaders.length > 0) {
+      raw = this.#pendingHeaders.concat(raw);
+      this.#pendingHeaders = [];
+    }
+    const head: Http1RequestHead = {
+      method: METHODS[method] ?? 'GET',
+      url: url ?? this.#pendingUrl,
+      httpVersionMajor: major,
+      httpVersionMinor: minor,
+      rawHeaders: raw,
+      upgrade,
+      keepAlive,
+    };
+    this.#pendingUrl = '';
+    if (upgrade) {
+      this.#upgrade = head;
+      return 0;
+    }
+    this.#defer(true, () => this.#startRequest(head));
+    return 0;
+  }
+
+  #startRequest(head: Http1RequestHead): void {
+    this.#responding = true;
+    const expect = continueExpected(head);
+    if (expect && head.httpVersionMinor === 1) this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    const isHead = head.method === 'HEAD';
+    const enc = new Http1ResponseEncoder(this.#socket, this, { http10: head.httpVersionMinor === 0, keepAlive: head.keepAlive, isHead, trailers: this.#opts.trailers });
+    const ends = endsWithHeaders(head.rawHeaders);
+    this.#stream = this.#cb.onRequest(head, enc, ends);
+    this.#requestOpen = !ends;
+  }
+
+  #onBody(chunk: Buffer): void {
+    this.#defer(false, () => {
+      const held = this.#heldChunk;
+      this.#heldChunk = chunk;
+      if (held) this.#stream?.decodeData(held, false);
+    });
+  }
+
+  #onMessageComplete(): void {
+    const trailerRaw = this.#pendingHeaders;
+    this.#pendingHeaders = [];
+    this.#pendingUrl = '';
+    if (this.#upgrade) return;
+    this.#defer(false, () => {
+      const req = this.#stream;
+      if (!req || !this.#requestOpen) return; // ended with its headers
+      this.#requestOpen = false;
+      const trailers = trailerRaw.length > 0 ? this.#cb.trailers(trailerRaw) : undefined;
+      if (trailers) {
+        this.#flushHeld(false, req);
+        req.decodeTrailers(trailers);
+      } else if (this.#heldChunk) this.#flushHeld(true, req);
+      else if (!req.done) req.decodeData(EMPTY, true);
+    });
+  }
+
+  /** Sends the held body chunk (at the end of a read, or as the last one). */
+  #flushHeld(end: boolean, req = this.#stream): void {
+    const held = this.#heldChunk;
+    if (!held) return;
+    this.#heldChunk = undefined;
+    req?.decodeData(held, end);
+  }
+
+  /**
+   * Runs a request event now, or queues it behind the response in progress. `start`: the event
+   * starts a request (only one request is served at a time).
+   */
+  #defer(start: boolean, run: () => void): void {
+    if (!this.#deferred && !(start && this.#responding)) return run();
+    if (!this.#deferred) {
+      this.#deferred = [];
+      this.#updateReading();
+    }
+    this.#deferred.push({ start, run });
+  }
+
+  // ---- Http1ResponseOwner ----
+
+  responseComplete(close: boolean): void {
+    this.#responding = false;
+    if (close) {
+      this.#closed = true;
+      this.#socket.end();
+      return;
+    }
+    const queue = this.#deferred;
+    if (!queue) return;
+    this.#deferred = undefined;
+    while (queue.length > 0) {
+      if (queue[0]!.start && this.#responding) {
+        this.#deferred = queue;
+        return;
+      }
+      queue.shift()!.run();
+      if (this.#closed) return;
+    }
+    this.#flushHeld(false);
+    this.#updateReading();
+  }
+
+  readDisable(disabled: boolean): void {
+    this.#readDisabled = disabled;
+    this.#updateReading();
+  }
+
+  #updateReading(): void {
+    if (this.#closed || this.#socket.destroyed) return;
+    if (this.#readDisabled || this.#deferred) this.#socket.pause();
+    else this.#socket.resume();
+  }
+
+  // ---- errors and the end ----
+
+  #onParseError(err: ParseError): void {
+    this.#detach();
+    this.#closed = true;
+    const req = this.#stream;
+    if (req && this.#requestOpen && !req.done) {
+      // Mid-body (bad chunk framing): the request cannot be completed.
+      req.onDownstreamReset('http1.codec_error');
+      this.#socket.destroy();
+      return;
+    }
+    if (this.#responding) return void this.#socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    this.#cb.onProtocolError(err.code, status);
+    this.#errorReply(status);
+  }
+
+  #onHeadersTimeout(): void {
+    if (!this.#inHeaders || this.#closed) return;
+    this.#detach();
+    this.#closed = true;
+    this.#cb.onHeadersTimeout();
+    this.#errorReply(408);
+  }
+
+  #errorReply(status: number): void {
+    const body = STATUS_CODES[status] ?? '';
+    this.#socket.end(
+      `HTTP/1.1 ${status} ${body}\r\ncontent-length: ${body.length}\r\ncontent-type: text/plain\r\n` +
+        `date: ${new Date().toUTCString()}\r\nserver: ${this.#opts.serverName}\r\nconnection: close\r\n\r\n${body}`,
+      'latin1',
+    );
+  }
+
+  #finishParsing(): void {
+    if (this.#closed) return;
+    const r = this.#parser.finish();
+    if (isParseError(r)) this.#onParseError(r);
+  }
+
+  /** The parser lets go of the socket (upgrade, error, close). */
+  #detach(): void {
+    this.#socket.off('data', this.#onData);
+    if (this.#headersTimer) clearTimeout(this.#headersTimer);
+    this.#inHeaders = false;
+  }
+
+  #onClose(): void {
+    this.#detach();
+    this.#closed = true;
+    this.#deferred = undefined;
+    const req = this.#stream;
+    this.#stream = undefined;
+    if (req && !req.done) req.onDownstreamReset(this.#responding ? 'downstream connection closed' : 'connection closed');
+    this.#parser.free();
+  }
+}
+
+function headerValue(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === name.length && k.toLowerCase() === name) return raw[i + 1];
+  }
+  return undefined;
+}
+
+/** Does the request end with its headers (no transfer-encoding, no content-length above 0)? */
+function endsWithHeaders(raw: readonly string[]): boolean {
+  if (headerValue(raw, 'transfer-encoding') !== undefined) return false;
+  const cl = headerValue(raw, 'content-length');
+  return cl === undefined || Number(cl) === 0;
+}
+
+function continueExpected(head: Http1RequestHead): boolean {
+  return headerValue(head.rawHeaders, 'expect')?.toLowerCase() === '100-continue';
+}

@@ -1,0 +1,54 @@
+// Node's own HTTP/1.1 parser (llhttp, the binding node:http uses, from `_http_common`): the same
+// strictness (request smuggling, header overflow, invalid bytes) without node:http's per-request
+// IncomingMessage/ServerResponse streams. Typed here, once, for the downstream codec.
+
+import { createRequire } from 'node:module';
+
+/** Callbacks by index, as node_http_parser.cc calls them. */
+export interface HttpParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
+  /** Bytes parsed, or an Error with `code` (`HPE_…`) and `bytesParsed`. */
+  execute(data: Buffer): number | ParseError;
+  finish(): number | ParseError | undefined;
+  close(): void;
+  free(): void;
+  remove(): void;
+  [index: number]: unknown;
+}
+
+export interface ParseError extends Error {
+  readonly code: string;
+  readonly bytesParsed: number;
+  readonly reason?: string;
+}
+
+interface HttpParserClass {
+  new (): HttpParser;
+  readonly REQUEST: number;
+  readonly kOnHeaders: number;
+  readonly kOnHeadersComplete: number;
+  readonly kOnBody: number;
+  readonly kOnMessageComplete: number;
+  readonly kLenientNone: number;
+}
+
+interface HttpCommon {
+  readonly HTTPParser: HttpParserClass;
+  readonly methods: readonly string[];
+  readonly _checkIsHttpToken: (s: string) => boolean;
+  readonly _checkInvalidHeaderChar: (s: string) => boolean;
+}
+
+const common = createRequire(import.meta.url)('_http_common') as HttpCommon;
+
+export const HTTPParser = common.HTTPParser;
+/** llhttp's method table: kOnHeadersComplete passes an index into it. */
+export const METHODS = common.methods;
+/** A valid header name (RFC 9110 token), as node:http checks. */
+export const isHttpToken = common._checkIsHttpToken;
+/** A header value with bytes node:http refuses to send (CR, LF, NUL, other controls). */
+export const hasInvalidHeaderChar = common._checkInvalidHeaderChar;
+
+export function isParseError(r: unknown): r is ParseError {
+  return r instanceof Error;
+}
