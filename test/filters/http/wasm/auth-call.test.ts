@@ -26,15 +26,17 @@ const auth = http.createServer((req, res) => {
 const app = http.createServer((req, res) => res.end(`app got ${req.url}`));
 const authPort = await listen(auth);
 const appPort = await listen(app);
-const closed = net.createServer();
-const deadPort = await listen(closed);
-await new Promise((r) => closed.close(r));
+// The auth service is "down": it resets every connection. (A port merely closed again could be
+// taken by another test running in parallel, which then answers the call.)
+const resetting = net.createServer((s) => s.destroy());
+const deadPort = await listen(resetting);
 
 const running: Legate[] = [];
 after(async () => {
   for (const l of running) await l.stop();
   auth.close();
   app.close();
+  resetting.close();
 });
 
 async function start(authCluster: number): Promise<number> {
