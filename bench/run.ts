@@ -1,5 +1,6 @@
-// The side-by-side benchmark suite (`npm run bench`): starts an upstream and every contestant
-// (direct, legate, nginx, HAProxy, http-proxy, the minimal Node proxy, legate --concurrency 2),
+// The side-by-side benchmark suite (`npm run bench`): mints certificates, starts an upstream and
+// every contestant the selected scenarios need (direct, legate, nginx, HAProxy, http-proxy, the
+// minimal Node proxy, legate --concurrency 2, legate-ext with the filter and Proxy-Wasm routes),
 // pins the proxy under test to CPU 1 and the upstream + load generator (this process) to CPU 0,
 // runs each scenario with the contestants interleaved per repetition, and prints medians and
 // ratios; JSON and a Markdown summary go to bench/results/<timestamp>.{json,md}.
@@ -7,13 +8,14 @@
 // --duration S, --reps N, --warmup S, --out-dir DIR, --no-install (never apt-get install).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONTESTANTS } from './contestants/index.ts';
 import type { Running, Upstream } from './contestants/types.ts';
 import { hasTaskset, pinning, spawnPinned, stopChild, type Spawned } from './lib/procs.ts';
+import { mintPki } from './lib/pki.ts';
 import { summarise, tables, type RunRecord } from './report.ts';
 import { measure, SCENARIOS } from './scenarios.ts';
 
@@ -37,7 +39,9 @@ const note = (s: string): void => void process.stderr.write(`${s}\n`);
 for (const id of scenarioIds ?? []) if (!SCENARIOS.some((s) => s.id === id)) throw new Error(`unknown scenario '${id}' (have ${SCENARIOS.map((s) => s.id).join(', ')})`);
 for (const c of only ?? []) if (!CONTESTANTS.some((x) => x.name === c)) throw new Error(`unknown contestant '${c}' (have ${CONTESTANTS.map((x) => x.name).join(', ')})`);
 const scenarios = SCENARIOS.filter((s) => (scenarioIds ? scenarioIds.includes(s.id) : !quick || s.quick));
-const contestants = CONTESTANTS.filter((c) => !only || only.includes(c.name));
+const serves = (s: (typeof SCENARIOS)[number], c: (typeof CONTESTANTS)[number]): boolean => (s.contestants ? s.contestants.includes(c.name) : !c.listedOnly);
+// Contestants no selected scenario uses are not started.
+const contestants = CONTESTANTS.filter((c) => (!only || only.includes(c.name)) && scenarios.some((s) => serves(s, c)));
 const skipped: Array<{ contestant: string; scenario?: string; reason: string }> = [];
 const skip = (contestant: string, reason: string, scenario?: string): void => {
   skipped.push({ contestant, reason, ...(scenario ? { scenario } : {}) });
@@ -76,7 +80,9 @@ const runs: RunRecord[] = [];
 const startedAt = new Date();
 
 try {
-  upstreamChild = spawnPinned(LOAD_CPU, process.execPath, [fileURLToPath(new URL('./upstream.ts', import.meta.url))]);
+  const pki = mintPki(dir);
+  const clientCert = { cert: readFileSync(pki.client.cert), key: readFileSync(pki.client.key) };
+  upstreamChild = spawnPinned(LOAD_CPU, process.execPath, [fileURLToPath(new URL('./upstream.ts', import.meta.url)), pki.caFile, pki.server.cert, pki.server.key]);
   const deadline = Date.now() + 15_000;
   while (!upstreamChild.output().includes('}')) {
     if (Date.now() > deadline || upstreamChild.proc.exitCode !== null) throw new Error(`upstream did not start: ${upstreamChild.output()}`);
@@ -86,9 +92,10 @@ try {
 
   for (const c of contestants) {
     try {
-      const r = await c.start({ upstream, dir, cpu: PROXY_CPU });
+      const r = await c.start({ upstream, dir, cpu: PROXY_CPU, pki });
       started.set(c.name, r);
       say(`started ${c.name} (${r.version}): ${c.describe}`);
+      if (r.note) say(`note ${c.name}: ${r.note}`);
     } catch (e) {
       skip(c.name, `cannot start: ${(e as Error).message}`);
     }
@@ -98,23 +105,28 @@ try {
   say(`scenarios: ${scenarios.map((s) => s.id).join(', ')}; ${reps} repetition(s) × ${durationS} s, warm-up ${warmupS} s; contestants interleaved per repetition`);
   for (let rep = 0; rep < reps; rep++) {
     for (const s of scenarios) {
-      const order = names.slice(rep % names.length).concat(names.slice(0, rep % names.length));
-      for (const name of order) {
+      // Rows: each contestant on the scenario's listener, plus the baseline row (another listener
+      // of one contestant) right after it; rotated per repetition.
+      const rows = names.filter((n) => serves(s, CONTESTANTS.find((c) => c.name === n)!)).flatMap((n) => [
+        { row: n, name: n, listener: s.listener },
+        ...(s.baseline?.contestant === n ? [{ row: s.baseline.row, name: n, listener: s.baseline.listener }] : []),
+      ]);
+      const order = rows.slice(rep % Math.max(1, rows.length)).concat(rows.slice(0, rep % Math.max(1, rows.length)));
+      for (const { row, name, listener } of order) {
         const r = started.get(name)!;
-        if (s.contestants && !s.contestants.includes(name)) continue;
-        const port = r.ports[s.listener];
+        const port = r.ports[listener];
         if (port === undefined) {
-          if (rep === 0) skip(name, r.missing[s.listener] ?? `no ${s.listener} listener`, s.id);
+          if (rep === 0) skip(row, r.missing[listener] ?? `no ${listener} listener`, s.id);
           continue;
         }
         try {
           const pids = r.pids();
-          if (rep === 0 && warmupS > 0) await measure(s, port, pids, warmupS, LOAD_CPU);
-          const figures = await measure(s, port, pids, durationS, LOAD_CPU);
-          runs.push({ scenario: s.id, contestant: name, rep, figures });
-          note(`rep ${rep + 1}/${reps} ${s.id.padEnd(8)} ${name.padEnd(10)} ${figures.requestsPerSecond.toFixed(0).padStart(6)} req/s  CPU ${Number.isFinite(figures.cpuPer1k) ? figures.cpuPer1k.toFixed(4) : '–'} s/1k  errors ${figures.errors}`);
+          if (rep === 0 && warmupS > 0) await measure(s, port, pids, warmupS, LOAD_CPU, clientCert);
+          const figures = await measure(s, port, pids, durationS, LOAD_CPU, clientCert);
+          runs.push({ scenario: s.id, contestant: row, rep, figures });
+          note(`rep ${rep + 1}/${reps} ${s.id.padEnd(12)} ${row.padEnd(16)} ${figures.requestsPerSecond.toFixed(0).padStart(6)} req/s  CPU ${Number.isFinite(figures.cpuPer1k) ? figures.cpuPer1k.toFixed(4) : '–'} s/1k  errors ${figures.errors}`);
         } catch (e) {
-          skip(name, `run failed: ${(e as Error).message}`, s.id);
+          skip(row, `run failed: ${(e as Error).message}`, s.id);
         }
       }
     }
@@ -125,7 +137,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const summaries = summarise(runs);
+const summaries = summarise(runs, Object.fromEntries(scenarios.flatMap((s) => (s.baseline ? [[s.id, s.baseline.row]] : []))));
 const order = contestants.map((c) => c.name);
 const table = tables(summaries, scenarios, order);
 const meta = {
@@ -137,7 +149,7 @@ const meta = {
   reps,
   durationS,
   warmupS,
-  contestants: contestants.map((c) => ({ name: c.name, describe: c.describe, version: started.get(c.name)?.version ?? null })),
+  contestants: contestants.map((c) => ({ name: c.name, describe: c.describe, version: started.get(c.name)?.version ?? null, ...(started.get(c.name)?.note ? { note: started.get(c.name)!.note } : {}) })),
   scenarios,
 };
 say('');
@@ -154,7 +166,7 @@ const md = [
   `${reps} repetition(s) × ${durationS} s per contestant and scenario (medians), warm-up ${warmupS} s${quick ? ', --quick' : ''}. CPU: user + system of all the contestant's processes from /proc/<pid>/stat; vCPU = CPU s per wall s; peak RSS summed over its processes, sampled every 100 ms.`,
   '',
   '| contestant | version | setup |', '|---|---|---|',
-  ...meta.contestants.map((c) => `| ${c.name} | ${c.version ?? 'not started'} | ${c.describe} |`),
+  ...meta.contestants.map((c) => `| ${c.name} | ${c.version ?? 'not started'} | ${c.describe}${c.note ? ` (note: ${c.note})` : ''} |`),
   '',
   table,
   ...(skipped.length ? ['### skipped', '', ...skipped.map((s) => `- ${s.contestant}${s.scenario ? ` in ${s.scenario}` : ''}: ${s.reason}`), ''] : []),

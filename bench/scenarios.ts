@@ -1,11 +1,13 @@
 // The scenarios and how one measured run goes: autocannon (in the suite's process, pinned with the
-// upstream) or the h2c load child, while the contestant's processes are sampled for CPU seconds
-// (/proc/<pid>/stat over the whole tree) and peak RSS (VmRSS every 100 ms).
+// upstream; HTTPS with or without a client certificate for the TLS scenarios) or the h2c load
+// child, while the contestant's processes are sampled for CPU seconds (/proc/<pid>/stat over the
+// whole tree) and peak RSS (VmRSS every 100 ms).
 
 import autocannon from 'autocannon';
 import { fileURLToPath } from 'node:url';
 import { rssSampler, spawnPinned, treeCpuSeconds } from './lib/procs.ts';
 import type { Listener } from './contestants/types.ts';
+import { SERVER_NAME } from './lib/pki.ts';
 
 export interface Scenario {
   readonly id: string;
@@ -19,9 +21,20 @@ export interface Scenario {
   readonly rate?: number;
   /** Part of --quick. */
   readonly quick: boolean;
-  /** Contestants this scenario is limited to (default: all). */
+  /** Contestants this scenario is limited to (default: all but those that run only where listed). */
   readonly contestants?: readonly string[];
+  /** The load generator speaks HTTPS (`tls`) or HTTPS with the suite's client certificate (`mtls`). */
+  readonly client?: 'tls' | 'mtls';
+  /**
+   * An extra row measured on the same running contestant but another of its listeners, named
+   * `row`, that the other rows are also compared with (e.g. legate's plain route next to its
+   * filter route, in one process).
+   */
+  readonly baseline?: { readonly contestant: string; readonly listener: Listener; readonly row: string };
 }
+
+const TLS_SET = ['direct', 'legate', 'nginx', 'haproxy', 'http-proxy', 'minimal'];
+const EXT_BASELINE = { contestant: 'legate-ext', listener: 'h1', row: 'legate-ext plain' } as const;
 
 export const SCENARIOS: readonly Scenario[] = [
   { id: 'h1-12b', describe: 'HTTP/1.1 keep-alive, 12 B body, 50 connections', listener: 'h1', path: '/12', connections: 50, quick: true },
@@ -29,6 +42,11 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'h1-64k', describe: 'HTTP/1.1 keep-alive, 64 KiB body, 50 connections', listener: 'h1', path: '/65536', connections: 50, quick: false },
   { id: 'h2-12b', describe: 'h2c downstream (5 connections × 10 streams) → HTTP/1.1 upstream, 12 B (direct: h2c upstream)', listener: 'h2', path: '/12', connections: 5, h2Streams: 10, quick: true, contestants: ['direct', 'legate', 'nginx', 'haproxy'] },
   { id: 'rate-1k', describe: 'fixed 1,000 req/s, 1 KiB, 4 connections (Istio method: latency added over direct, vCPU)', listener: 'h1', path: '/1024', connections: 4, rate: 1000, quick: true, contestants: ['direct', 'legate', 'nginx', 'haproxy', 'http-proxy', 'minimal'] },
+  { id: 'tls-12b', describe: 'TLS termination: HTTPS (keep-alive) in → plain HTTP/1.1 upstream, 12 B, 50 connections (direct: HTTPS to the upstream)', listener: 'tls', client: 'tls', path: '/12', connections: 50, quick: false, contestants: TLS_SET },
+  { id: 'mtls-up-12b', describe: 'plain HTTP/1.1 in → mTLS upstream (client certificate, upstream verified), 12 B, 50 connections (direct: plain HTTP/1.1 to the upstream)', listener: 'mtlsUp', path: '/12', connections: 50, quick: false, contestants: TLS_SET },
+  { id: 'rate-1k-mtls', describe: 'fixed 1,000 req/s, 1 KiB, 4 connections, mTLS client → proxy → mTLS upstream (Istio method; direct: mTLS client → upstream)', listener: 'mtls', client: 'mtls', path: '/1024', connections: 4, rate: 1000, quick: false, contestants: TLS_SET },
+  { id: 'filters-12b', describe: 'HTTP/1.1 12 B, 50 connections, route with fault (0%) + local_ratelimit (never limits) + header_mutation before the router; ratio to legate\'s plain route in the same process', listener: 'filters', path: '/12', connections: 50, quick: false, contestants: ['direct', 'legate-ext'], baseline: EXT_BASELINE },
+  { id: 'wasm-12b', describe: 'HTTP/1.1 12 B, 50 connections, Proxy-Wasm header-filter plugin (adds a header each way) before the router; ratio to legate\'s plain route in the same process', listener: 'wasm', path: '/12', connections: 50, quick: false, contestants: ['direct', 'legate-ext'], baseline: EXT_BASELINE },
   { id: 'tcp-12b', describe: 'TCP proxy (legate tcp_proxy, nginx stream, haproxy mode tcp), HTTP/1.1 12 B through it, 50 connections', listener: 'tcp', path: '/12', connections: 50, quick: false, contestants: ['direct', 'legate', 'nginx', 'haproxy'] },
 ];
 
@@ -57,14 +75,20 @@ export function percentile(sorted: readonly number[], q: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN;
 }
 
+/** The suite's client certificate (PEM), presented in `client: 'mtls'` scenarios. */
+export interface ClientCert { readonly cert: Buffer; readonly key: Buffer }
+
 // autocannon's histogram keeps whole milliseconds; its 'response' event carries the float
-// duration (hrtime), so percentiles are computed here from every 2xx response.
-function autocannonLoad(s: Scenario, port: number, durationS: number): Promise<Load> {
+// duration (hrtime), so percentiles are computed here from every 2xx response. Over HTTPS it
+// never verifies the server (rejectUnauthorized: false is built in).
+function autocannonLoad(s: Scenario, port: number, durationS: number, clientCert: ClientCert | undefined): Promise<Load> {
   const t0 = performance.now();
   const latencies: number[] = [];
+  if (s.client === 'mtls' && !clientCert) throw new Error(`${s.id} needs the suite's client certificate`);
+  const tls = s.client ? { servername: SERVER_NAME, ...(s.client === 'mtls' ? { tlsOptions: { ...clientCert } } : {}) } : {};
   return new Promise((resolve, reject) => {
     const instance = autocannon(
-      { url: `http://127.0.0.1:${port}${s.path}`, connections: s.connections, duration: durationS, ...(s.rate ? { overallRate: s.rate } : {}) },
+      { url: `${s.client ? 'https' : 'http'}://127.0.0.1:${port}${s.path}`, connections: s.connections, duration: durationS, ...(s.rate ? { overallRate: s.rate } : {}), ...tls },
       (err, r) => {
         if (err) return reject(err);
         latencies.sort((a, b) => a - b);
@@ -86,13 +110,13 @@ async function h2Load(s: Scenario, port: number, durationS: number, loadCpu: num
 }
 
 /** One measured run of `s` against `port`, charging CPU and RSS to `pids`. */
-export async function measure(s: Scenario, port: number, pids: readonly number[], durationS: number, loadCpu: number): Promise<Figures> {
+export async function measure(s: Scenario, port: number, pids: readonly number[], durationS: number, loadCpu: number, clientCert?: ClientCert): Promise<Figures> {
   const cpu0 = treeCpuSeconds(pids);
   const peak = rssSampler(pids);
   let load: Load;
   let peakRss = 0;
   try {
-    load = s.h2Streams !== undefined ? await h2Load(s, port, durationS, loadCpu) : await autocannonLoad(s, port, durationS);
+    load = s.h2Streams !== undefined ? await h2Load(s, port, durationS, loadCpu) : await autocannonLoad(s, port, durationS, clientCert);
   } finally {
     peakRss = peak();
   }

@@ -1,6 +1,7 @@
 // Smoke test of the side-by-side bench suite (bench/run.ts): runs it in --quick mode with only the
-// `direct` and `minimal` contestants and one 1 s scenario, then parses the JSON and Markdown it
-// wrote. Checks shape only (figures present, no errors) — never timings.
+// `direct` and `minimal` contestants and two 1 s scenarios (plain HTTP/1.1, and mTLS both ways with
+// the certificates the suite mints), then parses the JSON and Markdown it wrote. Checks shape only
+// (figures present, no errors) — never timings.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,10 +20,10 @@ interface Output {
   medians: Record<string, Record<string, { figures: Record<string, number | null>; ratios: Record<string, number | null> }>>;
 }
 
-test('bench suite --quick runs direct and minimal and parses its own output', { timeout: 60_000 }, async () => {
+test('bench suite --quick runs direct and minimal (plain and mTLS) and parses its own output', { timeout: 60_000 }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'legate-bench-test-'));
   try {
-    const child = spawn(process.execPath, [RUN, '--quick', '--only', 'direct,minimal', '--scenarios', 'h1-12b', '--duration', '1', '--warmup', '0', '--no-install', '--out-dir', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RUN, '--quick', '--only', 'direct,minimal', '--scenarios', 'h1-12b,rate-1k-mtls', '--duration', '1', '--warmup', '0', '--no-install', '--out-dir', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -40,7 +41,12 @@ test('bench suite --quick runs direct and minimal and parses its own output', { 
     const result = JSON.parse(readFileSync(jsonFile, 'utf8')) as Output;
     assert.equal(result.meta.reps, 1);
     assert.deepEqual(result.skipped, []);
-    assert.deepEqual(result.runs.map((r) => r.contestant).sort(), ['direct', 'minimal']);
+    assert.deepEqual(result.runs.map((r) => `${r.scenario} ${r.contestant}`).sort(), ['h1-12b direct', 'h1-12b minimal', 'rate-1k-mtls direct', 'rate-1k-mtls minimal']);
+    for (const c of ['direct', 'minimal']) {
+      const m = result.medians['rate-1k-mtls']?.[c];
+      assert.ok(m && (m.figures.requests ?? 0) > 0, c);
+      assert.equal(m.figures.errors, 0, c);
+    }
     const direct = result.medians['h1-12b']?.direct;
     const minimal = result.medians['h1-12b']?.minimal;
     assert.ok(direct && minimal);
