@@ -13,6 +13,7 @@ import { registerHttpInspector } from './listener/http_inspector/index.ts';
 import { registerTlsTransportSocket } from './transport_sockets/tls/index.ts';
 import { registerRawBuffer } from './transport_sockets/raw_buffer/index.ts';
 import { register as registerHttpRbac } from './http/rbac/index.ts';
+import { register as registerHeaderMutation } from './http/header_mutation/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
@@ -33,6 +34,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerTlsTransportSocket(registry);
   registerRawBuffer(registry);
   registerHttpRbac(registry);
+  registerHeaderMutation(registry);
   registerNetworkRbac(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);
