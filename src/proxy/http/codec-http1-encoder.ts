@@ -38,6 +38,14 @@ function uncork(socket: Socket): void {
   socket.uncork();
 }
 
+function flushHead(e: Http1ResponseEncoder): void {
+  e.flushHead();
+}
+
+/** Bodies up to this size join the head in one write. */
+const SMALL_BODY = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
+
 export class Http1ResponseEncoder implements ResponseEncoder {
   readonly protocol: DownstreamProtocol;
   readonly #socket: Socket;
@@ -51,6 +59,8 @@ export class Http1ResponseEncoder implements ResponseEncoder {
   #chunked = false;
   #noBody = false;
   #waitingDrain = false;
+  /** Status line and headers not yet written (the first body bytes may join them). */
+  #pendingHead: string | undefined;
   onWritable: ((writable: boolean) => void) | undefined = undefined;
 
   constructor(socket: Socket, owner: Http1ResponseOwner, opts: { http10: boolean; keepAlive: boolean; isHead: boolean; trailers: boolean }) {
@@ -105,18 +115,36 @@ export class Http1ResponseEncoder implements ResponseEncoder {
       this.#end();
       return;
     }
-    // The body usually follows in the same tick: one write for both.
-    if (!socket.writableCorked) {
-      socket.cork();
-      process.nextTick(uncork, socket);
-    }
-    socket.write(head + CRLF, 'latin1');
+    // The body usually follows in the same tick: held until then, so both leave in one write.
+    this.#pendingHead = head + CRLF;
+    process.nextTick(flushHead, this);
   }
 
-  encodeData(data: Buffer, endStream: boolean): boolean {
+  /** Writes the held head, with `data` when it is small (one latin1 string: one write, no writev). */
+  flushHead(data?: Buffer): void {
+    const head = this.#pendingHead;
+    if (head === undefined) return;
+    this.#pendingHead = undefined;
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    if (data && data.length <= SMALL_BODY) socket.write(head + data.toString('latin1'), 'latin1');
+    else {
+      socket.write(head, 'latin1');
+      if (data) socket.write(data);
+    }
+  }
+
+  encodeData(chunk: Buffer, endStream: boolean): boolean {
+    let data = chunk;
     const socket = this.#socket;
     if (this.#ended || socket.destroyed) return true;
     let ok = true;
+    if (this.#pendingHead !== undefined) {
+      if (!this.#chunked && !this.#noBody && data.length > 0) {
+        this.flushHead(data);
+        data = EMPTY;
+      } else this.flushHead();
+    }
     if (data.length > 0 && !this.#noBody) {
       if (this.#chunked) {
         if (!socket.writableCorked) {
@@ -146,6 +174,7 @@ export class Http1ResponseEncoder implements ResponseEncoder {
   encodeTrailers(trailers: HeaderMap): void {
     const socket = this.#socket;
     if (this.#ended || socket.destroyed) return;
+    this.flushHead();
     if (this.#chunked) {
       let t = '0\r\n';
       if (this.#trailers) {
