@@ -1,96 +1,43 @@
-// Envoy's v3 .proto files loaded once into one protobufjs Root (lazily, then cached), and
-// type lookup by name or type URL. Loading throws only if the installed protos are broken.
+// Envoy's v3 .proto files in one protobufjs Root per thread, loaded lazily: a type lookup loads
+// only the file defining it (and what that imports), found through a text index (proto-index.ts),
+// so a thread holds just the types its config uses. Loading throws only if the installed protos are broken.
 
-import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
 import protobuf from 'protobufjs';
-
-const require = createRequire(import.meta.url);
-const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-const PROTOBUFJS = path.dirname(require.resolve('protobufjs/package.json'));
-const INCLUDE_DIRS = [
-  path.join(DEPS, 'envoy-api'),
-  path.join(DEPS, 'xds'),
-  path.join(DEPS, 'googleapis'),
-  path.join(DEPS, 'protoc-gen-validate'),
-  PROTOBUFJS, // google/protobuf/descriptor.proto
-];
-
-/** Loaded in addition to every v3 proto under envoy/: the TypedStruct carriers and all well-known types. */
-const EXTRA_FILES = [
-  'udpa/type/v1/typed_struct.proto',
-  'xds/type/v3/typed_struct.proto',
-  ...['any', 'duration', 'timestamp', 'empty', 'struct', 'wrappers', 'field_mask'].map((n) => `google/protobuf/${n}.proto`),
-];
+import { fileDefining, findInclude, protoIndex } from './proto-index.ts';
 
 const TYPE_URL_PREFIX = 'type.googleapis.com/';
 
-let cachedRoot: protobuf.Root | undefined;
+let root: protobuf.Root | undefined;
+let fullyLoaded = false;
 let loadMs = 0;
 
-function findInclude(target: string): string | undefined {
-  for (const dir of INCLUDE_DIRS) {
-    const p = path.join(dir, target);
-    if (fs.existsSync(p)) return p;
-  }
-  return undefined;
-}
-
-function walkProtos(dir: string, out: string[]): string[] {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) walkProtos(p, out);
-    else if (e.name.endsWith('.proto')) out.push(p);
-  }
-  return out;
-}
-
-/**
- * The Envoy v3 protos whose imports all resolve. A few (OpenCensus, OpenTelemetry, Prometheus
- * tracers/sinks) import protos that @grpc/grpc-js-xds does not ship; v2 protos are skipped.
- */
-function loadableFiles(): string[] {
-  const apiDir = path.join(DEPS, 'envoy-api');
-  const memo = new Map<string, boolean>();
-  const common = protobuf.common as unknown as Record<string, unknown>;
-  const resolvable = (rel: string): boolean => {
-    const known = memo.get(rel);
-    if (known !== undefined) return known;
-    if (Object.hasOwn(common, rel)) return true;
-    memo.set(rel, true); // cycles: assume fine while visiting
-    const file = findInclude(rel);
-    let ok = file !== undefined;
-    if (file) {
-      const src = fs.readFileSync(file, 'utf8');
-      for (const m of src.matchAll(/^import\s+(?:public\s+|weak\s+)?"([^"]+)"/gm)) {
-        if (!resolvable(m[1] ?? '')) ok = false;
-      }
-    }
-    memo.set(rel, ok);
-    return ok;
-  };
-  return walkProtos(path.join(apiDir, 'envoy'), [])
-    .map((f) => path.relative(apiDir, f).split(path.sep).join('/'))
-    .filter((f) => !/\/v2(alpha\d*)?\//.test(f))
-    .filter(resolvable)
-    .concat(EXTRA_FILES);
-}
-
-/** The Root holding every loadable Envoy v3 proto plus google.protobuf, udpa, xds and validate. */
-export function protoRoot(): protobuf.Root {
-  if (cachedRoot) return cachedRoot;
-  const t0 = performance.now();
-  const root = new protobuf.Root();
+function sharedRoot(): protobuf.Root {
+  if (root) return root;
+  root = new protobuf.Root();
   root.resolvePath = (_origin: string, target: string): string => findInclude(target) ?? target;
-  root.loadSync(loadableFiles(), { keepCase: true });
-  root.resolveAll();
-  loadMs = performance.now() - t0;
-  cachedRoot = root;
   return root;
 }
 
-/** How long the first protoRoot() call took, in ms (0 before it). */
+/** Loads `files` (relative names) and their imports into the shared Root; resolves all references. */
+function load(files: string | string[]): protobuf.Root {
+  const t0 = performance.now();
+  const r = sharedRoot().loadSync(files, { keepCase: true }); // loadSync also runs resolveAll()
+  loadMs += performance.now() - t0;
+  return r;
+}
+
+/**
+ * The Root holding every loadable Envoy v3 proto plus google.protobuf, udpa, xds and validate.
+ * Loads them all (slow, ~40 MB): for callers that walk every type; lookups need not call it.
+ */
+export function protoRoot(): protobuf.Root {
+  if (fullyLoaded) return sharedRoot();
+  const r = load([...protoIndex().files]);
+  fullyLoaded = true;
+  return r;
+}
+
+/** Time spent loading .proto files into this thread's Root so far, in ms (0 before the first load). */
 export function protoLoadMs(): number {
   return loadMs;
 }
@@ -107,6 +54,24 @@ export function typeUrlOf(typeName: string): string {
   return TYPE_URL_PREFIX + typeNameOf(typeName);
 }
 
+/**
+ * The reflection object whose fully-qualified name is exactly `name`, loading the file that
+ * defines it first if needed. Exact, because protobufjs's lookup also searches nested namespaces
+ * (`envoy.type.FractionalPercent` would find `envoy.type.v3.FractionalPercent` while only v3 is
+ * loaded), which would make the answer depend on what happened to be loaded before.
+ */
+function lookupLoading(name: string): protobuf.ReflectionObject | null {
+  if (!/^[A-Za-z_][\w.]*$/.test(name)) return null;
+  const exact = (r: protobuf.Root): protobuf.ReflectionObject | null => {
+    const found = r.lookup(name);
+    return found && found.fullName === `.${name}` ? found : null;
+  };
+  const found = exact(sharedRoot());
+  if (found || fullyLoaded) return found;
+  const file = fileDefining(name);
+  return file === undefined ? null : exact(load(file));
+}
+
 const typeCache = new Map<string, protobuf.Type | null>();
 
 /** The message type named `x.y.Z` or `type.googleapis.com/x.y.Z`; undefined if unknown or not a message. */
@@ -114,17 +79,14 @@ export function lookupMessageType(nameOrTypeUrl: string): protobuf.Type | undefi
   const name = typeNameOf(nameOrTypeUrl);
   const cached = typeCache.get(name);
   if (cached !== undefined) return cached ?? undefined;
-  let found: protobuf.Type | null = null;
-  if (/^[A-Za-z_][\w.]*$/.test(name)) {
-    const r = protoRoot().lookup(name);
-    if (r instanceof protobuf.Type) found = r;
-  }
+  const r = lookupLoading(name);
+  const found = r instanceof protobuf.Type ? r : null;
   typeCache.set(name, found);
   return found ?? undefined;
 }
 
 /** The enum type named `x.y.E`, if any. */
 export function lookupEnumType(name: string): protobuf.Enum | undefined {
-  const r = protoRoot().lookup(typeNameOf(name));
+  const r = lookupLoading(typeNameOf(name));
   return r instanceof protobuf.Enum ? r : undefined;
 }

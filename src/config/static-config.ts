@@ -12,7 +12,7 @@ import type { ParseContext, RdsReference, SdsReference, TlsParseHooks } from '..
 import type { TlsSecret } from '../proxy/tls/types.ts';
 import { parseSecret } from '../proxy/tls/secret-config.ts';
 import { parseBootstrapExtensions, type WasmServiceConfig } from '../proxy/wasm/bootstrap-services.ts';
-import { checkSdsConfigSource } from '../xds-client/sds-client.ts';
+import { checkSdsConfigSource } from './sds-config-source.ts';
 import { parseConfigSource, parseDynamicResources, type DynamicResourcesPlan } from '../proxy/xds/sources.ts';
 
 export interface StaticConfig {

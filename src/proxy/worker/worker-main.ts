@@ -4,6 +4,7 @@
 // thread then exits non-zero.
 
 import { MemorySecretStore } from '../tls/secret-store.ts';
+import { flushCompileCache } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit, WorkerToMain, ClusterStatus } from './messages.ts';
 import { setLogLevel, setThreadName, logger } from '../log.ts';
@@ -15,6 +16,7 @@ import { StatsStore } from '../stats.ts';
 import { createClusterManager } from '../upstream/cluster-manager.ts';
 import type { ClusterManager } from '../upstream/types.ts';
 import { DynamicConfig } from './dynamic-config.ts';
+import { releaseMemory, releaseMemoryAfterConfigUpdate } from './release-memory.ts';
 import { WatchdogBuffer } from './watchdog.ts';
 import { attachProcessWasmStore } from '../wasm/shared-store.ts';
 import { setWasmCallHook, setWasmTrace } from '../wasm/vm.ts';
@@ -70,6 +72,8 @@ async function start(): Promise<{ dyn: DynamicConfig; cm: ClusterManager; stats:
   const dyn = new DynamicConfig({ rt, clusterManager: cm, staticSecrets: built.value.secrets, drainTimeMs, routes });
   for (const l of built.value.listeners) await dyn.addListener(l, init.ports[l.name] ?? l.address.port);
   wasmServices.push(...startWasmServices(built.value.wasmServices, init.workerId, { stats, clusterManager: cm, maxMemoryBytes: maxMemoryFrom(runtime) }));
+  flushCompileCache(); // for the next worker, or the next legate
+  releaseMemory();
   send({ type: 'ready', listeners: dyn.ports() });
   return { dyn, cm, stats, runtime, secrets };
 }
@@ -141,7 +145,10 @@ started.then(
           for (const l of listeners) l.drain();
           return send({ type: 'reply', id: m.id, connections: connections() });
         case 'xds':
-          void dyn.apply(m.update).then((r) => send({ type: 'reply', id: m.id, listeners: r.listeners, ...(r.errors.length > 0 ? { errors: r.errors } : {}) }));
+          void dyn.apply(m.update).then((r) => {
+            send({ type: 'reply', id: m.id, listeners: r.listeners, ...(r.errors.length > 0 ? { errors: r.errors } : {}) });
+            releaseMemoryAfterConfigUpdate();
+          });
           return;
         case 'shutdown':
           void dyn

@@ -8,7 +8,7 @@ import type { Bootstrap__Output } from '../../generated/envoy/config/bootstrap/v
 import type { ConfigSource__Output } from '../../generated/envoy/config/core/v3/ConfigSource.ts';
 import type { ClusterConfig } from '../upstream/types.ts';
 import { fail, joinPath, ok, type ConfigError, type Result } from '../../config/result.ts';
-import { grpcServiceTarget, resolveGrpcTarget, type GrpcApiType, type GrpcTarget } from '../../xds-client/grpc-transport.ts';
+import { grpcServiceTarget, resolveGrpcTarget, type GrpcApiType, type GrpcTarget } from '../../config/grpc-target.ts';
 import { initialFetchTimeoutMs } from '../../xds-client/subscription.ts';
 
 /** The ADS stream of `dynamic_resources.ads_config`. */
