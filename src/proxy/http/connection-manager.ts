@@ -3,7 +3,7 @@
 // ActiveStream per request. Connection idle timeout, drain and protocol errors are handled here;
 // a broken connection is closed, never thrown.
 
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -11,11 +11,11 @@ import type { HttpFilterFactory } from '../../filters/http/filter.ts';
 import type { RuntimeContext } from '../../filters/registry.ts';
 import { createAccessLogger, type AccessLogger } from '../access-log/index.ts';
 import { logger } from '../log.ts';
-import { h1RequestHeaders, NodeResponseEncoder, pipeRequestBody } from './codec-http1.ts';
+import { h1RequestHeaders } from './codec-http1.ts';
 import { Http1ServerCodec, type Http1CodecCallbacks, type Http1RequestHead, type Http1RequestSink } from './codec-http1-server.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { HeaderMap } from './headers.ts';
-import { h2RequestHeaders } from './codec-http2.ts';
+import { H2ResponseEncoder, h2RequestBody, h2RequestHeaders } from './codec-http2.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
 import { ActiveStream, type ConnectionInfo, type RuntimeFilter, type StreamOwner } from './connection-manager-stream.ts';
 import type { HcmConfig, HttpFilterEntry } from './hcm-config.ts';
@@ -222,7 +222,8 @@ class Manager implements ConnectionManager {
         }
       }
     });
-    h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.#onH2Request(req, res));
+    // The core 'stream' event only: a 'request' listener would set up node:http2's compat layer.
+    h2.on('stream', (stream: ServerHttp2Stream, _headers: IncomingHttpHeaders, flags: number, raw: string[]) => this.#onH2Stream(stream, flags, raw));
   }
 
   handleConnection(socket: Socket, opts: ConnectionOptions): void {
@@ -347,39 +348,33 @@ class Manager implements ConnectionManager {
     s.rqCompleted.inc();
   }
 
-  #onH2Request(req: Http2ServerRequest, res: Http2ServerResponse): void {
-    const conn = this.#bySocket.get(req.stream.session as Http2Session);
-    if (!conn) return void req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-    const conv = h2RequestHeaders(req, this.cfg);
+  #onH2Stream(h2: ServerHttp2Stream, flags: number, raw: string[]): void {
+    h2.on('error', () => {}); // resets are reported through 'close'
+    const conn = this.#bySocket.get(h2.session as Http2Session);
+    if (!conn) return void h2.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    const conv = h2RequestHeaders(raw, this.cfg);
     const u = conv.reject ? 'ok' : checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
     if (u === 'reject') {
       // Envoy resets the stream rather than answering.
       this.stats.http2RejectedUnderscores.inc();
-      return void req.stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+      return void h2.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
     }
     if (typeof u === 'number') this.stats.http2DroppedUnderscores.inc(u);
-    const enc = new NodeResponseEncoder('HTTP/2', req, res, true);
-    const stream = conn.newStream(enc);
-    res.on('close', () => {
+    const stream = conn.newStream(new H2ResponseEncoder(h2));
+    h2.once('close', () => {
       if (!stream.done) stream.onDownstreamReset('downstream stream reset');
     });
-    const ends = req.stream.endAfterHeaders;
+    const ends = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     if (conv.reject) {
       this.stats.cxProtocolError.inc();
       stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });
-      return void req.resume();
+      return void h2.resume();
     }
     stream.decodeHeaders(conv.headers, ends);
-    if (!stream.done) pipeRequestBody(req, stream, ends, true, false);
-    else req.resume();
+    if (!stream.done) h2RequestBody(h2, stream, ends);
+    else h2.resume();
   }
 
-  /**
-   * Envoy's drain sequence: HTTP/2 connections get GOAWAY; HTTP/1.1 responses get
-   * `Connection: close`. Connections with nothing in flight (idle HTTP/1.1, or still waiting for
-   * their first bytes) are closed after drain_timeout rather than at once: a request may be on
-   * its way, and a connection accepted just before a listener update must still be served.
-   */
   drain(): void {
     this.draining = true;
     for (const c of this.connections) c.drain();

@@ -1,0 +1,74 @@
+// The HTTP/1.1 codec on llhttp (codec-http1-server.ts): a pipelined request waits for the slow
+// response before it, `expect: 100-continue` gets its interim response, chunked bodies with
+// trailers reach the filters, request_headers_timeout answers 408, an oversized head 431.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { rawExchange, startProxy } from './harness.ts';
+
+test('a pipelined request waits for the paused response before it; responses in order', { timeout: 10_000 }, async () => {
+  const p = await startProxy();
+  try {
+    const raw = await rawExchange(p.port, 'GET /slow HTTP/1.1\r\nhost: a\r\nx-test-pause-ms: 150\r\n\r\nGET /fast HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', 3000);
+    assert.equal((raw.match(/HTTP\/1.1 200/g) ?? []).length, 2);
+    assert.ok(raw.indexOf('"/slow"') > 0 && raw.indexOf('"/slow"') < raw.indexOf('"/fast"'), raw);
+    assert.match(raw, /\["x-paused","150"\]/);
+  } finally {
+    await p.close();
+  }
+});
+
+test('expect: 100-continue gets "100 Continue" before the body is sent', { timeout: 10_000 }, async () => {
+  const p = await startProxy();
+  try {
+    const s = net.connect(p.port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    await new Promise((r) => s.once('connect', r));
+    s.write('POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n');
+    for (let i = 0; i < 100 && !out.includes('100 Continue'); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.match(out, /^HTTP\/1.1 100 Continue\r\n\r\n/);
+    s.end('hello');
+    await new Promise((r) => s.once('close', r));
+    assert.match(out, /HTTP\/1.1 200 OK[\s\S]*hello/);
+  } finally {
+    await p.close();
+  }
+});
+
+test('a chunked request body with trailers reaches the filters (enable_trailers)', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ http_protocol_options: { enable_trailers: true } });
+  try {
+    const raw = await rawExchange(p.port, 'POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-t: 1\r\n\r\n', 3000);
+    assert.match(raw, /^HTTP\/1.1 200/);
+    assert.match(raw, /transfer-encoding: chunked/);
+    // The echo filter returns the body and the trailers it saw (as echo-<name>).
+    assert.match(raw, /3\r\nabc\r\n2\r\nde\r\n0\r\necho-x-t: 1\r\n\r\n/);
+  } finally {
+    await p.close();
+  }
+});
+
+test('request_headers_timeout: a head that never completes gets 408 and the connection closes', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ request_headers_timeout: '0.2s' });
+  try {
+    const raw = await rawExchange(p.port, 'GET / HTTP/1.1\r\nhost: a\r\n', 3000);
+    assert.match(raw, /^HTTP\/1.1 408 Request Timeout/);
+    assert.match(raw, /connection: close/);
+    assert.equal(p.counter('downstream_rq_header_timeout'), 1);
+  } finally {
+    await p.close();
+  }
+});
+
+test('a request head over max_request_headers_kb: 431, counted as a protocol error', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ max_request_headers_kb: 1 });
+  try {
+    const raw = await rawExchange(p.port, `GET / HTTP/1.1\r\nhost: a\r\nx-big: ${'b'.repeat(2000)}\r\n\r\n`, 3000);
+    assert.match(raw, /^HTTP\/1.1 431/);
+    assert.equal(p.counter('downstream_cx_protocol_error'), 1);
+  } finally {
+    await p.close();
+  }
+});
