@@ -3,12 +3,16 @@
 // older Node, re-executes itself with the Node 24 that `npm install` put in node_modules,
 // forwarding signals so SIGTERM still drains.
 import { spawn } from 'node:child_process';
+import { enableCompileCache } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const major = Number(process.versions.node.split('.')[0]);
 const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 if (major >= 24) {
+  // Caches compiled (and type-stripped) modules: faster start, and no TypeScript stripper in memory
+  // once warm. NODE_COMPILE_CACHE picks the directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+  enableCompileCache();
   await import(cli);
 } else {
   const node24 = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
