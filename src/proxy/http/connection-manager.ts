@@ -1,7 +1,7 @@
 // The HTTP connection manager on one worker: takes downstream sockets, picks the codec (AUTO sniffs the
-// HTTP/2 preface), feeds one shared node:http and one node:http2 server per manager, and runs an
-// ActiveStream per request. Connection idle timeout, drain and protocol errors are handled here;
-// a broken connection is closed, never thrown.
+// HTTP/2 preface), gives HTTP/1.x sockets an llhttp codec (codec-http1-server.ts) and HTTP/2 ones to one
+// node:http2 server per manager (core stream API), and runs an ActiveStream per request. Connection
+// idle timeout, drain and protocol errors are handled here; a broken connection is closed, never thrown.
 
 import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
