@@ -108,7 +108,11 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     if (up) {
       this.#upgrade = undefined;
       this.#detach();
-      this.#defer(true, () => this.#cb.onUpgrade(up, this.#socket, r < data.length ? data.subarray(r) : EMPTY));
+      const rest = r < data.length ? data.subarray(r) : EMPTY;
+      this.#defer(true, () => {
+        this.#closed = true; // the socket is the upgrade's now: never resumed or parsed here again
+        this.#cb.onUpgrade(up, this.#socket, rest);
+      });
     }
   };
 
