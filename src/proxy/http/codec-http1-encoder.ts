@@ -24,7 +24,7 @@ const noBodyStatus = (s: number): boolean => s < 200 || s === 204 || s === 304;
 let dateSecond = -1;
 let dateValue = '';
 /** The `date` header value, formatted at most once a second. */
-function httpDate(): string {
+export function httpDate(): string {
   const now = Date.now();
   const s = Math.floor(now / 1000);
   if (s !== dateSecond) {

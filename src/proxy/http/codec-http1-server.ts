@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { HeaderMap } from './headers.ts';
-import { Http1ResponseEncoder, type Http1ResponseOwner } from './codec-http1-encoder.ts';
+import { Http1ResponseEncoder, httpDate, type Http1ResponseOwner } from './codec-http1-encoder.ts';
 import { HTTPParser, METHODS, isParseError, type HttpParser, type ParseError } from './http-parser.ts';
 import type { ResponseEncoder } from './codec.ts';
 
@@ -265,7 +265,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     const body = STATUS_CODES[status] ?? '';
     this.#socket.end(
       `HTTP/1.1 ${status} ${body}\r\ncontent-length: ${body.length}\r\ncontent-type: text/plain\r\n` +
-        `date: ${new Date().toUTCString()}\r\nserver: ${this.#opts.serverName}\r\nconnection: close\r\n\r\n${body}`,
+        `date: ${httpDate()}\r\nserver: ${this.#opts.serverName}\r\nconnection: close\r\n\r\n${body}`,
       'latin1',
     );
   }
@@ -294,7 +294,8 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   }
 }
 
-function headerValue(raw: readonly string[], name: string): string | undefined {
+/** The first value of `name` (lowercase) in a flat raw header list. */
+export function headerValue(raw: readonly string[], name: string): string | undefined {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = raw[i]!;
     if (k.length === name.length && k.toLowerCase() === name) return raw[i + 1];

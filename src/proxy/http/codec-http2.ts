@@ -101,9 +101,7 @@ export function h2RequestBody(h2: ServerHttp2Stream, stream: ActiveStream, ended
   let trailers: HeaderMap | undefined;
   h2.on('data', (chunk: Buffer) => stream.decodeData(chunk, false));
   h2.once('trailers', (_h: IncomingHttpHeaders, _flags: number, raw: string[]) => {
-    const t = new HeaderMap();
-    for (let i = 0; i + 1 < raw.length; i += 2) t.add(raw[i]!, raw[i + 1]!);
-    trailers = t;
+    trailers = HeaderMap.fromFlat(raw);
   });
   h2.once('end', () => {
     // A stream closed under us (RST_STREAM, the session gone) also ends its readable side: not an end of the body.

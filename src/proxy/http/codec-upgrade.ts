@@ -5,13 +5,14 @@ import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import type { HeaderMap } from './headers.ts';
 import type { ResponseEncoder } from './codec.ts';
+import { httpDate } from './codec-http1-encoder.ts';
 
 function head(headers: HeaderMap, status: number, extra: string): string {
   let s = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
   headers.forEach((k, v) => {
     if (k.charCodeAt(0) !== 58) s += `${k}: ${v.replace(/[\r\n]/g, '')}\r\n`;
   });
-  if (!headers.has('date')) s += `date: ${new Date().toUTCString()}\r\n`;
+  if (!headers.has('date')) s += `date: ${httpDate()}\r\n`;
   return s + extra + '\r\n';
 }
 

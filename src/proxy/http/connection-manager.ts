@@ -12,7 +12,7 @@ import type { RuntimeContext } from '../../filters/registry.ts';
 import { createAccessLogger, type AccessLogger } from '../access-log/index.ts';
 import { logger } from '../log.ts';
 import { h1RequestHeaders } from './codec-http1.ts';
-import { Http1ServerCodec, type Http1CodecCallbacks, type Http1RequestHead, type Http1RequestSink } from './codec-http1-server.ts';
+import { Http1ServerCodec, headerValue, type Http1CodecCallbacks, type Http1RequestHead, type Http1RequestSink } from './codec-http1-server.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { HeaderMap } from './headers.ts';
 import { H2ResponseEncoder, h2RequestBody, h2RequestHeaders } from './codec-http2.ts';
@@ -194,7 +194,7 @@ class Manager implements ConnectionManager {
     this.#h1Callbacks = (conn) => ({
       onRequest: (head, enc, ends) => this.#onH1Request(conn, head, enc, ends),
       onUpgrade: (head, socket, rest) => this.#onH1Upgrade(conn, head, socket, rest),
-      trailers: (raw) => (this.cfg.http1.enableTrailers ? headerMapOf(raw) : undefined),
+      trailers: (raw) => (this.cfg.http1.enableTrailers ? HeaderMap.fromFlat(raw) : undefined),
       onProtocolError: (code, status) => this.#onH1ProtocolError(code, status),
       onHeadersTimeout: () => this.#onH1ProtocolError('ERR_HTTP_REQUEST_TIMEOUT', 408),
     });
@@ -326,7 +326,7 @@ class Manager implements ConnectionManager {
       if (!stream.done) stream.onDownstreamReset('downstream connection closed');
     });
     const conv = h1RequestHeaders(head, this.cfg, conn.info.tls);
-    const upgrade = head.method === 'CONNECT' ? 'connect' : (rawHeader(head.rawHeaders, 'upgrade') ?? '');
+    const upgrade = head.method === 'CONNECT' ? 'connect' : (headerValue(head.rawHeaders, 'upgrade') ?? '');
     if (conv.reject) return stream.decodeHeaders(conv.headers, false, { reject: conv.reject });
     const u = checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
     if (u === 'reject') {
@@ -401,15 +401,4 @@ class Manager implements ConnectionManager {
 /** A connection manager for one HCM config on one worker. */
 export function createConnectionManager(config: HcmConfig, ctx: RuntimeContext): ConnectionManager {
   return new Manager(config, ctx);
-}
-
-function headerMapOf(raw: readonly string[]): HeaderMap {
-  const h = new HeaderMap();
-  for (let i = 0; i + 1 < raw.length; i += 2) h.add(raw[i]!, raw[i + 1]!);
-  return h;
-}
-
-function rawHeader(raw: readonly string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1];
-  return undefined;
 }

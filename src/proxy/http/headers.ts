@@ -12,6 +12,13 @@ export class HeaderMap {
     return h;
   }
 
+  /** From a flat [name, value, name, value, …] list, as parsers deliver raw headers and trailers. */
+  static fromFlat(raw: readonly string[]): HeaderMap {
+    const h = new HeaderMap();
+    for (let i = 0; i + 1 < raw.length; i += 2) h.add(raw[i]!, raw[i + 1]!);
+    return h;
+  }
+
   get size(): number {
     return this.#entries.length / 2;
   }
