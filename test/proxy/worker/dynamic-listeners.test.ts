@@ -9,27 +9,11 @@ import net, { type AddressInfo } from 'node:net';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import { Client } from 'undici';
-import { directResponse, echoUpstream, freePort, inlineHcm, listener, namedUpstream, routeConfig, startWorker, staticCluster, tcpProxy, toCluster, until } from './harness.ts';
+import { directResponse, echoUpstream, freePort, inlineHcm, listener, namedUpstream, routeConfig, startWorker, staticCluster, tcpProxy, tcpUpstream, toCluster, until } from './harness.ts';
 
 /** A TCP upstream that greets every connection with `greeting`. */
-async function greeter(greeting: string): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    s.end(greeting);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+function greeter(greeting: string): Promise<{ port: number; close(): Promise<void> }> {
+  return tcpUpstream((s) => s.end(greeting));
 }
 
 /** A TCP client that collects what it reads. */

@@ -211,13 +211,18 @@ export async function namedUpstream(name: string): Promise<NamedUpstream> {
 }
 
 /** A TCP upstream echoing every byte back. */
-export async function echoUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+export function echoUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  return tcpUpstream((s) => s.pipe(s));
+}
+
+/** A TCP upstream on 127.0.0.1 running `serve` on each connection; close() destroys what is still open. */
+export async function tcpUpstream(serve: (s: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
-    s.pipe(s);
+    serve(s);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
