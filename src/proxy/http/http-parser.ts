@@ -1,6 +1,7 @@
 // Node's own HTTP/1.1 parser (llhttp, the binding node:http uses, from `_http_common`): the same
 // strictness (request smuggling, header overflow, invalid bytes) without node:http's per-request
-// IncomingMessage/ServerResponse streams. Typed here, once, for the downstream codec.
+// IncomingMessage/ServerResponse streams. Typed here, once, for the downstream codec and the
+// upstream HTTP/1.1 connection.
 
 import { createRequire } from 'node:module';
 
@@ -25,6 +26,7 @@ export interface ParseError extends Error {
 interface HttpParserClass {
   new (): HttpParser;
   readonly REQUEST: number;
+  readonly RESPONSE: number;
   readonly kOnHeaders: number;
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;

@@ -7,7 +7,7 @@
 
 import type { ClientHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Dispatcher } from 'undici';
+import type { Http1Pool } from './http1-pool.ts';
 import { logger } from '../log.ts';
 import { MemorySecretStore } from '../tls/secret-store.ts';
 import type { ClientTransportSocket, SecretStore } from '../tls/types.ts';
@@ -271,7 +271,7 @@ export class ClusterImpl implements Cluster {
     return this.#lb;
   }
 
-  http1Pool(host: Host, transport?: UpstreamTransportOptions): Dispatcher {
+  http1Pool(host: Host, transport?: UpstreamTransportOptions): Http1Pool {
     return this.#pools.http1Pool(host, transport);
   }
 

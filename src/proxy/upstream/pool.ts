@@ -1,4 +1,4 @@
-// This worker's upstream connections for one cluster: bounded HTTP/1.1 pools (undici Clients), node:http2
+// This worker's upstream connections for one cluster: bounded HTTP/1.1 pools (Http1Pool), node:http2
 // sessions, raw TCP, each over TLS when the host's transport socket says so, with Envoy's cx stats.
 // Connect failures, timeouts and TLS handshake failures (connect_timeout covers the handshake) become
 // retryable ProxyErrors (flag UF). Connections and pending requests count against the cluster's
@@ -10,7 +10,6 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
-import { buildConnector, type Dispatcher } from 'undici';
 import { Limits } from '../limits.ts';
 import { logger } from '../log.ts';
 import type { StatsStore } from '../stats.ts';
@@ -19,11 +18,10 @@ import type { ClusterConfig, Host, UpstreamTransportOptions } from './types.ts';
 import type { ClientTransportSocket } from '../tls/types.ts';
 import { recordUpstreamTls, transportKey, upstreamTlsInfo } from './upstream-tls.ts';
 import { overflowError, type PriorityBreakers } from './circuit-breakers.ts';
-import { BoundedHttp1Pool } from './circuit-breakers-http1-pool.ts';
+import { Http1Pool } from './http1-pool.ts';
 
 const log = logger('upstream');
 const CLOSE_GRACE_MS = 5 * 1000; // 5 s for in-flight requests at close(), then destroyed
-const NO_IDLE_TIMEOUT_MS = 2 ** 31 - 1; // idle_timeout 0 disables it: the largest timer Node allows
 // ALPN offered when the TLS context has no alpn_protocols: the pool's protocol (Envoy's fallback).
 const H2_ALPN: readonly string[] = ['h2'];
 const HTTP1_ALPN: readonly string[] = ['http/1.1'];
@@ -38,7 +36,7 @@ export class ClusterPools {
   readonly #config: ClusterConfig;
   readonly #stats: CxStats;
   readonly #breakers: PriorityBreakers;
-  readonly #http1 = new ByHost<BoundedHttp1Pool>();
+  readonly #http1 = new ByHost<Http1Pool>();
   readonly #http2 = new ByHost<H2Entry[]>();
   readonly #h2Pending = new ByHost<Promise<http2.ClientHttp2Session>>();
   #closed = false;
@@ -81,64 +79,37 @@ export class ClusterPools {
     );
   }
 
-  http1Pool(host: Host, transport?: UpstreamTransportOptions): Dispatcher {
+  http1Pool(host: Host, transport?: UpstreamTransportOptions): Http1Pool {
     const ts = host.transportSocket;
     const tkey = ts ? transportKey(transport) : '';
     let pool = this.#http1.get(host.key, tkey);
     if (pool) return pool;
     const c = this.#config;
-    const pipe = isPipe(host);
     const stats = this.#stats;
-    let connect: buildConnector.connector;
-    if (ts) {
-      connect = (_opts, cb) => {
-        const t = track(stats, 'http1');
-        this.#tlsConnect(host, ts, transport, HTTP1_ALPN).then(
-          (socket) => {
-            socket.setNoDelay(true);
-            socket.once('close', t.closed);
-            cb(null, socket);
-          },
-          (err: unknown) => {
-            const timeout = isTimeout(err);
-            t.failed(timeout);
-            cb(connectError(host, c.name, timeout, err), null);
-          },
-        );
-      };
-    } else {
-      const base = buildConnector({ timeout: c.connectTimeoutMs, ...(pipe ? { socketPath: host.address } : {}) });
-      connect = (opts, cb) => {
-        const t = track(stats, 'http1');
-        base(opts, (err, socket) => {
-          if (err || !socket) {
-            const timeout = isTimeout(err);
-            t.failed(timeout);
-            cb(connectError(host, c.name, timeout, err), null);
-            return;
-          }
-          socket.setNoDelay(true);
-          socket.once('close', t.closed);
-          cb(null, socket);
-        });
-      };
-    }
-    const idle = c.idleTimeoutMs > 0 ? c.idleTimeoutMs : NO_IDLE_TIMEOUT_MS;
-    pool = new BoundedHttp1Pool({
-      origin: `${ts ? 'https' : 'http'}://${pipe ? 'localhost' : host.key}`,
+    const connect = (): Promise<net.Socket> => {
+      const t = track(stats, 'http1');
+      const socket = ts ? this.#tlsConnect(host, ts, transport, HTTP1_ALPN) : tcpConnect(host, c.connectTimeoutMs);
+      return socket.then(
+        (s) => {
+          s.setNoDelay(true);
+          s.once('close', t.closed);
+          return s;
+        },
+        (err: unknown) => {
+          const timeout = isTimeout(err);
+          t.failed(timeout);
+          throw connectError(host, c.name, timeout, err);
+        },
+      );
+    };
+    pool = new Http1Pool({
       cluster: c.name,
       connections: this.#breakers.connections,
       pending: this.#breakers.pendingRequests,
-      client: {
-        connect,
-        keepAliveTimeout: idle,
-        keepAliveMaxTimeout: idle,
-        // The router owns request timeouts (route timeout, per-try timeout); undici's would cut across them.
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        maxHeaderSize: Limits.maxRequestHeadersKb * 1024,
-        ...(c.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: c.maxRequestsPerConnection } : {}),
-      },
+      connect,
+      idleTimeoutMs: c.idleTimeoutMs,
+      maxRequestsPerConnection: c.maxRequestsPerConnection,
+      maxHeaderSize: Limits.maxRequestHeadersKb * 1024,
     });
     this.#http1.set(host.key, tkey, pool);
     return pool;
@@ -301,35 +272,21 @@ export class ClusterPools {
         },
       );
     }
-    return new Promise((resolve, reject) => {
-      const socket = isPipe(host) ? net.connect({ path: host.address }) : net.connect({ host: host.address, port: host.port, noDelay: true });
-      let failed = false;
-      const timer = setTimeout(() => {
-        failed = true;
-        t.failed(true);
-        releaseCx();
-        socket.destroy();
-        reject(connectError(host, c.name, true, undefined));
-      }, c.connectTimeoutMs);
-      const onError = (err: Error): void => {
-        if (failed) return;
-        failed = true;
-        clearTimeout(timer);
-        t.failed(false);
-        releaseCx();
-        reject(connectError(host, c.name, false, err));
-      };
-      socket.once('error', onError);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.off('error', onError);
+    return tcpConnect(host, c.connectTimeoutMs).then(
+      (socket) => {
         socket.once('close', () => {
           t.closed();
           releaseCx();
         });
-        resolve(socket);
-      });
-    });
+        return socket;
+      },
+      (err: unknown) => {
+        const timeout = isTimeout(err);
+        t.failed(timeout);
+        releaseCx();
+        throw connectError(host, c.name, timeout, err);
+      },
+    );
   }
 
   /** Closes one host's pools (host left the cluster): in-flight requests finish first, within `deadline` (5 s by default). */
@@ -372,7 +329,28 @@ function graceDeadline(): Promise<void> {
   return sleep(CLOSE_GRACE_MS, undefined, { ref: false });
 }
 
-async function closePool(pool: BoundedHttp1Pool, deadline: Promise<void>): Promise<void> {
+/** A plain TCP (or pipe) connection, connected within `timeoutMs` (else a ConnectTimeout). */
+function tcpConnect(host: Host, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = isPipe(host) ? net.connect({ path: host.address }) : net.connect({ host: host.address, port: host.port, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new ConnectTimeout(undefined));
+    }, timeoutMs);
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+async function closePool(pool: Http1Pool, deadline: Promise<void>): Promise<void> {
   const r = await Promise.race([pool.close().then(() => 'closed' as const, () => 'closed' as const), deadline.then(() => 'timeout' as const)]);
   if (r === 'timeout') await pool.destroy().catch(() => {});
 }

@@ -1,7 +1,7 @@
 // The upstream side as the router and tcp_proxy see it: clusters, hosts, load balancing
 // and connection pools. Implementations live beside this file (cluster-manager.ts, lb/, pool.ts).
 
-import type { Dispatcher } from 'undici';
+import type { Http1Pool } from './http1-pool.ts';
 import type { Socket } from 'node:net';
 import type { ClientHttp2Session } from 'node:http2';
 import type { StatsStore } from '../stats.ts';
@@ -100,10 +100,10 @@ export interface Cluster {
   /** Picks a host per the cluster's lb_policy (priority/locality aware); undefined → no healthy upstream. */
   chooseHost(ctx: LbContext): Host | undefined;
   /**
-   * This worker's HTTP/1.1 connection pool for a host (undici Clients, keep-alive; TLS when the host's
-   * transport socket says so). A dispatch handler may implement UpstreamTlsObserver.
+   * This worker's HTTP/1.1 connection pool for a host (keep-alive connections, one request at a time;
+   * TLS when the host's transport socket says so).
    */
-  http1Pool(host: Host, transport?: UpstreamTransportOptions): Dispatcher;
+  http1Pool(host: Host, transport?: UpstreamTransportOptions): Http1Pool;
   /**
    * An HTTP/2 session to a host from this worker's session pool (node:http2, h2c prior knowledge or
    * over the host's TLS transport socket; a new session when the current one is closing or at max
@@ -191,11 +191,6 @@ export interface TransportSocketMatchConfig {
   readonly match: Readonly<Record<string, unknown>>;
   /** undefined = raw_buffer (plaintext). */
   readonly tls: UpstreamTlsConfig | undefined;
-}
-
-/** A dispatch handler given to Cluster.http1Pool may implement this to learn its connection's TLS session. */
-export interface UpstreamTlsObserver {
-  onUpstreamTls?(info: TlsConnectionInfo): void;
 }
 
 export interface LocalityEndpointsConfig {

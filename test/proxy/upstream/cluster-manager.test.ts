@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { parse } from 'yaml';
-import { request } from 'undici';
+import { exchange } from './http1-exchange.ts';
 import { decodeJson } from '../../../src/config/decode.ts';
 import type { Cluster__Output } from '../../../src/generated/envoy/config/cluster/v3/Cluster.ts';
 import { parseCluster } from '../../../src/proxy/upstream/config.ts';
@@ -102,7 +102,7 @@ load_assignment:
   }
 });
 
-test('http1Pool: undici Pool on Node 24 reuses a keep-alive connection; cx stats', { timeout: 10_000 }, async () => {
+test('http1Pool reuses a keep-alive connection; cx stats', { timeout: 10_000 }, async () => {
   const server = http.createServer((req, res) => res.end(`hello ${req.url}`)).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -113,11 +113,9 @@ test('http1Pool: undici Pool on Node 24 reuses a keep-alive connection; cx stats
     const c = cm.get('web')!;
     const host = c.chooseHost({ hashKey: undefined })!;
     for (const path of ['/a', '/b']) {
-      const res = await c.http1Pool(host).request({ method: 'GET', path });
-      assert.equal(res.statusCode, 200);
-      assert.equal(await res.body.text(), `hello ${path}`);
-      // undici returns the client to the pool a tick after the body ends.
-      await new Promise((r) => setImmediate(r));
+      const res = await exchange(c.http1Pool(host), { path });
+      assert.equal(res.status, 200);
+      assert.equal(res.body, `hello ${path}`);
     }
     assert.equal(c.http1Pool(host), c.http1Pool(host));
     assert.equal(stat(stats, 'cluster.web.upstream_cx_total'), 1);
@@ -127,9 +125,9 @@ test('http1Pool: undici Pool on Node 24 reuses a keep-alive connection; cx stats
     for (let i = 0; i < 50 && stat(stats, 'cluster.web.upstream_cx_active') !== 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(stat(stats, 'cluster.web.upstream_cx_active'), 0);
     assert.equal(stat(stats, 'cluster.web.upstream_cx_destroy'), 1);
-    // undici's own request() against the same pool type works too (Node 24 + undici smoke test).
-    const direct = await request(`http://127.0.0.1:${port}/x`, { dispatcher: c.http1Pool(host) });
-    assert.equal(await direct.body.text(), 'hello /x');
+    // The pool opens a new connection once the old one is gone.
+    assert.equal((await exchange(c.http1Pool(host), { path: '/x' })).body, 'hello /x');
+    assert.equal(stat(stats, 'cluster.web.upstream_cx_total'), 2);
   } finally {
     await cm.close();
     server.close();
@@ -143,7 +141,7 @@ test('http1Pool: connection refused → retryable ProxyError (UF) and upstream_c
     await cm.ready();
     const c = cm.get('dead')!;
     const host = c.chooseHost({ hashKey: undefined })!;
-    await assert.rejects(c.http1Pool(host).request({ method: 'GET', path: '/' }), (e: unknown) => {
+    await assert.rejects(exchange(c.http1Pool(host)), (e: unknown) => {
       assert.ok(e instanceof ProxyError);
       assert.equal(e.code, ErrorCode.UPSTREAM_CONNECT_FAILURE);
       assert.equal(e.flag, ResponseFlag.UpstreamConnectionFailure);

@@ -1,96 +1,81 @@
-// One HTTP/1.1 upstream request through the cluster's undici Pool, streamed both ways: request body
-// through a Readable undici pulls from, response body pushed to the router, pause/resume both ways.
-// Failure: before the socket is connected → connect failure (UF); after → connection termination (UC).
+// One HTTP/1.1 upstream request on a connection of the cluster's Http1Pool, streamed both ways: the
+// body is written as it arrives (held until the request has its connection), the response is
+// delivered as the connection parses it, and pause/resume work both ways.
+// Failure: no connection (connect failure, pool closed) → UF; the connection closed or failed before
+// the response completed → connection termination (UC, retryable); a malformed response → UPE.
 
-import { Readable, type Duplex } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import type { Socket } from 'node:net';
 import { HeaderMap } from '../../../proxy/http/headers.ts';
+import { hasInvalidHeaderChar, isHttpToken } from '../../../proxy/http/http-parser.ts';
 import { ErrorCode, ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
-import type { TlsConnectionInfo } from '../../../proxy/tls/types.ts';
-import type { UpstreamTlsObserver } from '../../../proxy/upstream/types.ts';
-import { EMPTY, responseHeaderMap, skipRequestHeader, type UpstreamRequest, type UpstreamSink } from './upstream-request.ts';
+import type { Http1Connection, Http1Exchange, Http1RequestHead } from '../../../proxy/upstream/http1-connection.ts';
+import type { Http1Pool, Http1PoolRequest } from '../../../proxy/upstream/http1-pool.ts';
+import { EMPTY, HOP_BY_HOP, skipRequestHeader, type UpstreamRequest, type UpstreamSink } from './upstream-request.ts';
 
-const BODY_HIGH_WATER_MARK = 64 * 1024; // bytes queued for undici before the downstream is paused
-
-class AbortedByRouter extends Error {
-  constructor() {
-    super('request aborted by the router');
-    this.name = 'AbortError';
-  }
-}
+const BODY_HIGH_WATER_MARK = 64 * 1024; // body bytes held before the connection is up, before the downstream is paused
+/** A request target with bytes that cannot go on the wire (undici's and node:http's rule). */
+const INVALID_PATH = /[^\u0021-\u00ff]/;
 
 export interface Http1RequestOptions {
-  /** Upgrade token (`websocket`) for an upgrade request; undici adds `connection: upgrade`. */
+  /** Upgrade token (`websocket`) for an upgrade request; sent with `connection: upgrade`. */
   readonly upgrade?: string;
 }
 
-/** Maps an undici error to legate's: `connected` says whether the request reached a socket. */
-export function classifyUndiciError(err: Error & { code?: string }, connected: boolean): ProxyError {
-  const code = err.code ?? '';
-  if (!connected) {
-    const timeout = code === 'UND_ERR_CONNECT_TIMEOUT';
-    return new ProxyError(timeout ? ErrorCode.UPSTREAM_CONNECT_TIMEOUT : ErrorCode.UPSTREAM_CONNECT_FAILURE, `upstream connect error: ${code || err.message}`, {
-      source: 'upstream',
-      retryable: true,
-      flag: ResponseFlag.UpstreamConnectionFailure,
-      cause: err,
-    });
-  }
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW') {
-    return new ProxyError(ErrorCode.UPSTREAM_PROTOCOL_ERROR, `upstream protocol error: ${code}`, { source: 'upstream', flag: ResponseFlag.UpstreamProtocolError, cause: err });
-  }
-  return new ProxyError(ErrorCode.UPSTREAM_RESET, `upstream connection termination: ${code || err.message}`, {
-    source: 'upstream',
-    retryable: true,
-    flag: ResponseFlag.UpstreamConnectionTermination,
-    cause: err,
-  });
-}
-
-class Http1UpstreamRequest implements UpstreamRequest, Dispatcher.DispatchHandler, UpstreamTlsObserver {
+class Http1UpstreamRequest implements UpstreamRequest, Http1Exchange, Http1PoolRequest {
   readonly #sink: UpstreamSink;
-  readonly #body: Readable | null;
-  #controller: Dispatcher.DispatchController | undefined;
-  #bodyBlocked = false;
-  #bodyEnded = false;
+  readonly #pool: Http1Pool;
+  readonly #head: Http1RequestHead;
+  #conn: Http1Connection | undefined;
+  /** Body that came before the connection: written when it is up. */
+  #held: Buffer[] | undefined;
+  #heldBytes = 0;
+  #heldEnd = false;
+  #bodyEnded: boolean;
+  #blocked = false;
   /** Aborted by the router, or the response completed / failed: ignore everything after. */
   #done = false;
   #pauseWanted = false;
 
-  constructor(sink: UpstreamSink, hasBody: boolean) {
+  constructor(sink: UpstreamSink, pool: Http1Pool, head: Http1RequestHead) {
     this.#sink = sink;
-    this.#body = hasBody
-      ? new Readable({
-          highWaterMark: BODY_HIGH_WATER_MARK,
-          read: () => {
-            if (this.#bodyBlocked) {
-              this.#bodyBlocked = false;
-              if (!this.#done) this.#sink.onUpstreamWritable(true);
-            }
-          },
-        })
-      : null;
-    // undici destroys the body on failure; the error is reported through onResponseError.
-    this.#body?.on('error', () => {});
+    this.#pool = pool;
+    this.#head = head;
+    this.#bodyEnded = head.endsWithHead;
   }
 
-  get body(): Readable | null {
-    return this.#body;
+  // ---- pool → request ----
+
+  onConnection(conn: Http1Connection): void {
+    this.#conn = conn;
+    if (conn.tls) this.#sink.onUpstreamTls?.(conn.tls);
+    conn.start(this.#head, this);
+    if (this.#pauseWanted) conn.pause();
+    const held = this.#held;
+    if (!held) return;
+    this.#held = undefined;
+    let ok = true;
+    for (let i = 0; i < held.length; i++) ok = conn.write(held[i]!, this.#heldEnd && i === held.length - 1);
+    if (ok) this.onWritable();
+  }
+
+  onPoolFailure(err: ProxyError): void {
+    this.#fail(err);
   }
 
   // ---- router → upstream ----
 
   sendData(data: Buffer, endStream: boolean): void {
-    const body = this.#body;
-    if (!body || this.#bodyEnded || body.destroyed) return;
-    if (data.length > 0 && !body.push(data) && !this.#bodyBlocked) {
-      this.#bodyBlocked = true;
-      this.#sink.onUpstreamWritable(false);
+    if (this.#bodyEnded || this.#done) return;
+    if (endStream) this.#bodyEnded = true;
+    const conn = this.#conn;
+    if (conn) {
+      if (!conn.write(data, endStream)) this.#block();
+      return;
     }
-    if (endStream) {
-      this.#bodyEnded = true;
-      body.push(null);
-    }
+    (this.#held ??= []).push(data);
+    this.#heldEnd = endStream;
+    this.#heldBytes += data.length;
+    if (this.#heldBytes > BODY_HIGH_WATER_MARK) this.#block();
   }
 
   sendTrailers(_trailers: HeaderMap): void {
@@ -99,106 +84,130 @@ class Http1UpstreamRequest implements UpstreamRequest, Dispatcher.DispatchHandle
 
   pauseResponse(): void {
     this.#pauseWanted = true;
-    this.#controller?.pause();
+    this.#conn?.pause();
   }
 
   resumeResponse(): void {
     this.#pauseWanted = false;
-    this.#controller?.resume();
+    this.#conn?.resume();
   }
 
   abort(): void {
     if (this.#done) return;
     this.#done = true;
-    const reason = new AbortedByRouter();
-    if (this.#controller) this.#controller.abort(reason);
-    // Not yet on a socket: a destroyed body makes undici fail the request as soon as it is dispatched.
-    if (this.#body && !this.#body.destroyed) this.#body.destroy(reason);
+    if (this.#conn) this.#conn.reset();
+    else this.#pool.cancel(this);
   }
 
-  // ---- undici → router ----
-
-  /** The pool tells which TLS connection the request got (UpstreamTlsObserver). */
-  onUpstreamTls(info: TlsConnectionInfo): void {
-    if (!this.#done) this.#sink.onUpstreamTls?.(info);
+  #block(): void {
+    if (this.#blocked) return;
+    this.#blocked = true;
+    this.#sink.onUpstreamWritable(false);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#done) controller.abort(new AbortedByRouter());
-    else if (this.#pauseWanted) controller.pause();
+  // ---- connection → router ----
+
+  onWritable(): void {
+    if (!this.#blocked) return;
+    this.#blocked = false;
+    if (!this.#done) this.#sink.onUpstreamWritable(true);
   }
 
-  onRequestUpgrade(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: Duplex): void {
-    if (this.#done) {
-      socket.destroy();
-      return;
-    }
-    this.#done = true;
-    const map = new HeaderMap();
-    map.add(':status', String(statusCode));
-    // undici already unshifted any bytes read past the response head back into the socket.
-    this.#sink.onUpstreamUpgrade(responseHeaderMap(map, headers, true), socket, EMPTY);
+  onResponseHead(status: number, rawHeaders: string[]): void {
+    if (!this.#done) this.#sink.onUpstreamHeaders(responseHeaders(status, rawHeaders, false), false);
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (this.#done || statusCode < 200) return;
-    if (this.#pauseWanted) controller.pause();
-    const map = new HeaderMap();
-    map.add(':status', String(statusCode));
-    this.#sink.onUpstreamHeaders(responseHeaderMap(map, headers, false), false);
-  }
-
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(chunk: Buffer): void {
     if (!this.#done) this.#sink.onUpstreamData(chunk, false);
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+  onResponseEnd(rawTrailers: string[]): void {
     if (this.#done) return;
     this.#done = true;
-    let hasTrailers = false;
-    for (const _ in trailers) {
-      hasTrailers = true;
-      break;
-    }
-    if (hasTrailers) this.#sink.onUpstreamTrailers(responseHeaderMap(new HeaderMap(), trailers, false));
+    if (rawTrailers.length > 0) this.#sink.onUpstreamTrailers(HeaderMap.fromFlat(rawTrailers));
     else this.#sink.onUpstreamData(EMPTY, true);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+  onUpgrade(status: number, rawHeaders: string[], socket: Socket, rest: Buffer): void {
+    if (this.#done) return void socket.destroy();
+    this.#done = true;
+    this.#sink.onUpstreamUpgrade(responseHeaders(status, rawHeaders, true), socket, rest);
+  }
+
+  onConnectionFailure(kind: 'reset' | 'protocol', detail: string): void {
+    this.#fail(
+      kind === 'protocol'
+        ? new ProxyError(ErrorCode.UPSTREAM_PROTOCOL_ERROR, `upstream protocol error: ${detail}`, { source: 'upstream', flag: ResponseFlag.UpstreamProtocolError })
+        : new ProxyError(ErrorCode.UPSTREAM_RESET, `upstream connection termination: ${detail}`, { source: 'upstream', retryable: true, flag: ResponseFlag.UpstreamConnectionTermination }),
+    );
+  }
+
+  #fail(err: ProxyError): void {
     if (this.#done) return;
     this.#done = true;
-    this.#sink.onUpstreamError(err instanceof ProxyError ? err : classifyUndiciError(err, this.#controller !== undefined));
+    this.#sink.onUpstreamError(err);
   }
 }
 
-/**
- * Starts a request on an undici dispatcher. `headers` carry the pseudo-headers; `endStream` says
- * the request has no body. Synchronous argument errors are reported through the sink, on a microtask.
- */
-export function startHttp1Request(pool: Dispatcher, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, opts: Http1RequestOptions = {}): UpstreamRequest {
-  const req = new Http1UpstreamRequest(sink, !endStream && opts.upgrade === undefined);
-  const flat: string[] = [];
-  const authority = headers.get(':authority') ?? headers.get('host');
-  if (authority !== undefined) flat.push('host', authority);
-  headers.forEach((k, v) => {
-    if (!skipRequestHeader(k) || (k === 'te' && v === 'trailers')) flat.push(k, v);
-  });
-  const options: Dispatcher.DispatchOptions = {
-    method: (headers.get(':method') ?? 'GET') as Dispatcher.HttpMethod,
-    path: headers.get(':path') ?? '/',
-    headers: flat,
-    body: req.body,
-    upgrade: opts.upgrade ?? null,
-    // The router's route timeout governs; undici's 300 s header/body timeouts would fire first otherwise.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-  };
-  try {
-    pool.dispatch(options, req);
-  } catch (err) {
-    const e = new ProxyError(ErrorCode.UPSTREAM_PROTOCOL_ERROR, `invalid upstream request: ${(err as Error).message}`, { source: 'internal', flag: ResponseFlag.UpstreamProtocolError, cause: err });
-    queueMicrotask(() => req.onResponseError(undefined, e));
+/** `:status` and the response's headers, names lowercased; hop-by-hop headers dropped unless `keepHopByHop` (101). */
+function responseHeaders(status: number, raw: readonly string[], keepHopByHop: boolean): HeaderMap {
+  const map = new HeaderMap();
+  map.add(':status', String(status));
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (!keepHopByHop && HOP_BY_HOP.has(k)) continue;
+    map.add(k, raw[i + 1]!);
   }
+  return map;
+}
+
+/** Methods whose request carries `content-length: 0` when it has no body (as undici and Envoy send them). */
+const PAYLOAD_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH']);
+
+/** The request line and header block, or the name of what cannot be sent. */
+function requestHead(headers: HeaderMap, endStream: boolean, upgrade: string | undefined): Http1RequestHead | string {
+  const method = headers.get(':method') ?? 'GET';
+  const path = headers.get(':path') ?? '/';
+  if (!isHttpToken(method)) return 'method';
+  if (INVALID_PATH.test(path)) return 'path';
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  const authority = headers.get(':authority') ?? headers.get('host');
+  if (authority !== undefined) {
+    if (hasInvalidHeaderChar(authority)) return 'host';
+    head += `host: ${authority}\r\n`;
+  }
+  let hasLength = false;
+  let bad: string | undefined;
+  headers.forEach((k, v) => {
+    if (skipRequestHeader(k) && !(k === 'te' && v === 'trailers')) return;
+    if (!isHttpToken(k) || hasInvalidHeaderChar(v)) bad ??= k;
+    if (k === 'content-length') hasLength = true;
+    head += `${k}: ${v}\r\n`;
+  });
+  if (bad !== undefined) return `header ${bad}`;
+  const hasBody = !endStream && upgrade === undefined;
+  const chunked = hasBody && !hasLength;
+  if (chunked) head += 'transfer-encoding: chunked\r\n';
+  else if (!hasBody && !hasLength && PAYLOAD_METHODS.has(method)) head += 'content-length: 0\r\n';
+  if (upgrade !== undefined) {
+    if (!isHttpToken(upgrade)) return 'upgrade';
+    head += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
+  }
+  return { head: `${head}\r\n`, chunked, endsWithHead: !hasBody, bodylessResponse: method === 'HEAD', upgrade: upgrade !== undefined };
+}
+
+/**
+ * Starts a request on a cluster's HTTP/1.1 pool. `headers` carry the pseudo-headers; `endStream` says
+ * the request has no body. A request that cannot be written fails through the sink, on a microtask.
+ */
+export function startHttp1Request(pool: Http1Pool, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, opts: Http1RequestOptions = {}): UpstreamRequest {
+  const head = requestHead(headers, endStream, opts.upgrade);
+  if (typeof head === 'string') {
+    const err = new ProxyError(ErrorCode.UPSTREAM_PROTOCOL_ERROR, `invalid upstream request: invalid ${head}`, { source: 'internal', flag: ResponseFlag.UpstreamProtocolError });
+    queueMicrotask(() => sink.onUpstreamError(err));
+    return { sendData() {}, sendTrailers() {}, pauseResponse() {}, resumeResponse() {}, abort() {} };
+  }
+  const req = new Http1UpstreamRequest(sink, pool, head);
+  pool.request(req);
   return req;
 }

@@ -1,0 +1,251 @@
+// One upstream HTTP/1.1 connection (a connected TCP, pipe or TLS socket) carrying one request at a
+// time, without undici: the request head goes out in one latin1 write, the body as it comes (chunk
+// framed when the request has no content-length), and the response is parsed by Node's llhttp binding
+// in RESPONSE mode (the parser node:http's client uses, same strictness). When a response completes
+// on a keep-alive connection whose request was fully sent, the connection is free for the next
+// request; otherwise it closes. Its pool learns both through Http1ConnectionOwner.
+
+import type { Socket } from 'node:net';
+import { HTTPParser, isParseError, type HttpParser, type ParseError } from '../http/http-parser.ts';
+import type { TlsConnectionInfo } from '../tls/types.ts';
+import { upstreamTlsInfo } from './upstream-tls.ts';
+
+/** A request as the connection writes it. */
+export interface Http1RequestHead {
+  /** Request line and header block, ending with the blank line. */
+  readonly head: string;
+  /** The body is sent with chunked framing (it has no content-length). */
+  readonly chunked: boolean;
+  /** The request ends with its head (no body follows). */
+  readonly endsWithHead: boolean;
+  /** HEAD: the response has no body whatever its headers say. */
+  readonly bodylessResponse: boolean;
+  /** An upgrade request: a 101 hands the socket over. */
+  readonly upgrade: boolean;
+}
+
+/** What a connection tells the request it carries. Nothing follows a response end, an upgrade or a failure. */
+export interface Http1Exchange {
+  onResponseHead(status: number, rawHeaders: string[]): void;
+  onResponseData(chunk: Buffer): void;
+  onResponseEnd(rawTrailers: string[]): void;
+  /** 101 to an upgrade request: the socket is the caller's now; `rest` was read past the head. */
+  onUpgrade(status: number, rawHeaders: string[], socket: Socket, rest: Buffer): void;
+  /** `protocol`: the response was malformed; `reset`: the connection failed or closed before the response completed. */
+  onConnectionFailure(kind: 'reset' | 'protocol', detail: string): void;
+  /** The socket drained after a write that returned false. */
+  onWritable(): void;
+}
+
+export interface Http1ConnectionOwner {
+  /** The request finished and the connection can take another. */
+  free(conn: Http1Connection): void;
+  /** The connection is gone (closed, failed, handed to an upgrade): it never carries a request again. */
+  gone(conn: Http1Connection): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+const ignoreError = (): void => {};
+const LAST_CHUNK = '0\r\n\r\n';
+
+export class Http1Connection {
+  readonly #socket: Socket;
+  readonly #owner: Http1ConnectionOwner;
+  readonly #parser: HttpParser;
+  readonly #maxRequests: number;
+  /** What the connection's TLS session negotiated; undefined for plaintext. */
+  readonly tls: TlsConnectionInfo | undefined;
+  #ex: Http1Exchange | undefined;
+  #req: Http1RequestHead | undefined;
+  #requestEnded = false;
+  #keepAlive = true;
+  #informational = false;
+  #upgradeHead: { status: number; raw: string[] } | undefined;
+  #pendingHeaders: string[] = [];
+  #served = 0;
+  /** The parser no longer reads the socket (upgrade, parse error, close). */
+  #detached = false;
+  /** The owner was told the connection is gone. */
+  #left = false;
+
+  constructor(socket: Socket, owner: Http1ConnectionOwner, maxHeaderSize: number, maxRequests: number) {
+    this.#socket = socket;
+    this.#owner = owner;
+    this.#maxRequests = maxRequests;
+    this.tls = upstreamTlsInfo(socket);
+    const p = (this.#parser = new HTTPParser());
+    p.initialize(HTTPParser.RESPONSE, {}, maxHeaderSize, HTTPParser.kLenientNone);
+    p[HTTPParser.kOnHeaders] = (headers: string[]) => {
+      for (let i = 0; i < headers.length; i++) this.#pendingHeaders.push(headers[i]!);
+    };
+    p[HTTPParser.kOnHeadersComplete] = (_ma: number, _mi: number, headers: string[] | undefined, _m: unknown, _u: unknown, status: number, _sm: unknown, upgrade: boolean, keepAlive: boolean) =>
+      this.#onHeadersComplete(headers, status, upgrade, keepAlive);
+    p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#ex?.onResponseData(chunk);
+    p[HTTPParser.kOnMessageComplete] = () => this.#onMessageComplete();
+    socket.on('data', this.#onData);
+    socket.on('drain', this.#onDrain);
+    socket.on('end', this.#onEnd);
+    socket.on('error', ignoreError); // 'close' follows; the request learns of it there
+    socket.on('close', this.#onClose);
+  }
+
+  get busy(): boolean {
+    return this.#ex !== undefined;
+  }
+
+  /** Writes a request's head; its body follows through write(). The connection must be free. */
+  start(req: Http1RequestHead, ex: Http1Exchange): void {
+    this.#ex = ex;
+    this.#req = req;
+    this.#requestEnded = req.endsWithHead;
+    this.#keepAlive = true;
+    this.#served++;
+    this.#socket.write(req.head, 'latin1');
+  }
+
+  /** Request body; `end` ends the request. Answers false when the socket buffers past its high-water mark. */
+  write(data: Buffer, end: boolean): boolean {
+    const req = this.#req;
+    if (!req || this.#requestEnded || this.#detached) return true;
+    const s = this.#socket;
+    if (end) this.#requestEnded = true;
+    if (!req.chunked) return data.length > 0 ? s.write(data) : true;
+    if (data.length === 0) return end ? s.write(LAST_CHUNK, 'latin1') : true;
+    s.cork();
+    s.write(`${data.length.toString(16)}\r\n`, 'latin1');
+    s.write(data);
+    const ok = s.write(end ? `\r\n${LAST_CHUNK}` : '\r\n', 'latin1');
+    s.uncork();
+    return ok;
+  }
+
+  pause(): void {
+    if (!this.#detached) this.#socket.pause();
+  }
+
+  resume(): void {
+    if (!this.#detached) this.#socket.resume();
+  }
+
+  /** The request is abandoned: the connection cannot be reused and closes. */
+  reset(): void {
+    this.#ex = undefined;
+    this.#socket.destroy();
+  }
+
+  /** Closes a free connection (idle timeout, pool closing). */
+  close(): void {
+    if (!this.#ex) this.#socket.end();
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  /** socket.setTimeout's idle timer: closes the connection only while it carries no request. */
+  setIdleTimeout(ms: number): void {
+    this.#socket.setTimeout(ms, () => {
+      if (!this.#ex) this.#socket.destroy();
+    });
+  }
+
+  #onData = (data: Buffer): void => {
+    const r = this.#parser.execute(data);
+    if (isParseError(r)) return this.#onParseError(r);
+    const up = this.#upgradeHead;
+    if (!up) return;
+    this.#upgradeHead = undefined;
+    const ex = this.#ex;
+    this.#ex = undefined;
+    // The socket leaves with none of this connection's listeners on it.
+    const s = this.#socket;
+    s.off('drain', this.#onDrain);
+    s.off('end', this.#onEnd);
+    s.off('error', ignoreError);
+    s.off('close', this.#onClose);
+    this.#detach();
+    this.#leave();
+    if (ex) ex.onUpgrade(up.status, up.raw, s, r < data.length ? data.subarray(r) : EMPTY);
+    else s.destroy();
+  };
+
+  #onDrain = (): void => this.#ex?.onWritable();
+
+  #onHeadersComplete(headers: string[] | undefined, status: number, upgrade: boolean, keepAlive: boolean): number {
+    let raw = headers ?? [];
+    if (this.#pendingHeaders.length > 0) {
+      raw = this.#pendingHeaders.concat(raw);
+      this.#pendingHeaders = [];
+    }
+    const ex = this.#ex;
+    if (!ex) return 1;
+    if (status < 200 && status !== 101) {
+      this.#informational = true; // 100 Continue and other 1xx: the final response follows
+      return 1;
+    }
+    if (upgrade && status === 101 && this.#req?.upgrade) {
+      this.#upgradeHead = { status, raw };
+      return 2;
+    }
+    this.#keepAlive = keepAlive && !upgrade;
+    ex.onResponseHead(status, raw);
+    return this.#req?.bodylessResponse ? 1 : 0;
+  }
+
+  #onMessageComplete(): void {
+    const trailers = this.#pendingHeaders;
+    this.#pendingHeaders = [];
+    if (this.#informational) {
+      this.#informational = false;
+      return;
+    }
+    if (this.#upgradeHead) return;
+    const ex = this.#ex;
+    if (!ex) return;
+    this.#ex = undefined;
+    this.#req = undefined;
+    const reusable = this.#keepAlive && this.#requestEnded && !this.#detached && (this.#maxRequests === 0 || this.#served < this.#maxRequests);
+    // Free before the end is delivered: a request started by that end can take this connection.
+    if (reusable) {
+      this.#socket.resume();
+      this.#owner.free(this);
+    }
+    else this.#leave();
+    ex.onResponseEnd(trailers);
+    if (!reusable) this.#socket.destroy();
+  }
+
+  #onParseError(err: ParseError): void {
+    const ex = this.#ex;
+    this.#ex = undefined;
+    this.#detach();
+    this.#socket.destroy();
+    ex?.onConnectionFailure('protocol', err.code);
+  }
+
+  /** The peer closed its side: a response delimited by the close ends here; one cut short is a reset (at close). */
+  #onEnd = (): void => {
+    if (this.#detached) return;
+    this.#parser.finish();
+  };
+
+  #detach(): void {
+    this.#detached = true;
+    this.#socket.off('data', this.#onData);
+    this.#parser.free();
+  }
+
+  #leave(): void {
+    if (this.#left) return;
+    this.#left = true;
+    this.#owner.gone(this);
+  }
+
+  #onClose = (): void => {
+    const ex = this.#ex;
+    this.#ex = undefined;
+    if (!this.#detached) this.#detach();
+    this.#leave();
+    ex?.onConnectionFailure('reset', 'connection closed');
+  };
+}
