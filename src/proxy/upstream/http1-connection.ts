@@ -45,6 +45,8 @@ export interface Http1ConnectionOwner {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** A connection is not reused this close to the server's keep-alive timeout (undici's idea, its default margin is 2 s). */
+const KEEP_ALIVE_MARGIN_MS = 1000;
 const ignoreError = (): void => {};
 const LAST_CHUNK = '0\r\n\r\n';
 
@@ -63,6 +65,8 @@ export class Http1Connection {
   #upgradeHead: { status: number; raw: string[] } | undefined;
   #pendingHeaders: string[] = [];
   #served = 0;
+  /** When the server's keep-alive hint says it closes this idle connection (Date.now() ms); 0 = no hint. */
+  #expiresAt = 0;
   /** The parser no longer reads the socket (upgrade, parse error, close). */
   #detached = false;
   /** The owner was told the connection is gone. */
@@ -91,6 +95,11 @@ export class Http1Connection {
 
   get busy(): boolean {
     return this.#ex !== undefined;
+  }
+
+  /** Past the server's `keep-alive: timeout=N` hint (less a margin): reusing it would race the server's close. */
+  get expired(): boolean {
+    return this.#expiresAt !== 0 && Date.now() >= this.#expiresAt;
   }
 
   /** Writes a request's head; its body follows through write(). The connection must be free. */
@@ -188,6 +197,8 @@ export class Http1Connection {
       return 2;
     }
     this.#keepAlive = keepAlive && !upgrade;
+    const hint = this.#keepAlive ? keepAliveHintMs(raw) : undefined;
+    this.#expiresAt = hint === undefined ? 0 : Date.now() + Math.max(hint - KEEP_ALIVE_MARGIN_MS, hint / 2);
     ex.onResponseHead(status, raw);
     return this.#req?.bodylessResponse ? 1 : 0;
   }
@@ -248,4 +259,15 @@ export class Http1Connection {
     this.#leave();
     ex?.onConnectionFailure('reset', 'connection closed');
   };
+}
+
+/** `keep-alive: timeout=N` in a response's raw headers, in ms. */
+function keepAliveHintMs(raw: readonly string[]): number | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length !== 10 || k.toLowerCase() !== 'keep-alive') continue;
+    const m = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(raw[i + 1]!);
+    if (m) return Number(m[1]) * 1000;
+  }
+  return undefined;
 }

@@ -66,7 +66,7 @@ export class Http1Pool implements Http1ConnectionOwner {
       return;
     }
     if (this.#queue.length === 0) {
-      const conn = this.#free.pop();
+      const conn = this.#takeFree();
       if (conn) return req.onConnection(conn);
     }
     if (!this.#o.pending.tryAcquire()) {
@@ -116,7 +116,7 @@ export class Http1Pool implements Http1ConnectionOwner {
   /** Hands waiting requests to free connections, opening new ones while the breaker admits. */
   #pump(): void {
     while (this.#queue.length > 0 && !this.#destroyed) {
-      const conn = this.#free.pop();
+      const conn = this.#takeFree();
       if (conn) {
         const w = this.#queue.shift()!;
         this.#unpend(w);
@@ -128,6 +128,13 @@ export class Http1Pool implements Http1ConnectionOwner {
       else if (!cx.tryAcquire()) break;
       this.#open(this.#queue.shift()!);
     }
+  }
+
+  /** The most recently freed connection the server has not (by its keep-alive hint) closed meanwhile. */
+  #takeFree(): Http1Connection | undefined {
+    let conn: Http1Connection | undefined;
+    while ((conn = this.#free.pop()) && conn.expired) conn.close();
+    return conn;
   }
 
   /** Opens a connection for `w`, which keeps its pending slot until the connection is up. */

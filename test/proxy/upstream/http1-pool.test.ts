@@ -224,3 +224,17 @@ test('an aborted request closes its connection; the next request gets a new one'
     assert.equal(stat(stats, 'cluster.up.upstream_cx_destroy'), 1);
   });
 });
+
+test("the server's keep-alive hint: a connection is not reused once the server is about to close it", T, async () => {
+  const server = rawServer((socket, _d, all) => {
+    if (all.endsWith('\r\n\r\n')) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nKeep-Alive: timeout=1\r\n\r\nok');
+  });
+  await withPool(server, '', async (pool, stats) => {
+    assert.equal((await exchange(pool)).body, 'ok');
+    assert.equal((await exchange(pool)).body, 'ok');
+    assert.equal(stat(stats, 'cluster.up.upstream_cx_total'), 1, 'reused within the hint');
+    await new Promise((r) => setTimeout(r, 600)); // past timeout=1 s less the margin (here half of it)
+    assert.equal((await exchange(pool)).body, 'ok');
+    assert.equal(stat(stats, 'cluster.up.upstream_cx_total'), 2, 'a new connection after the hint');
+  });
+});
