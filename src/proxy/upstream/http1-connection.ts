@@ -45,6 +45,9 @@ export interface Http1ConnectionOwner {
 }
 
 const EMPTY = Buffer.alloc(0);
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+/** A read at least this large that starts a response is split: head to the parser, body passed on. */
+const RAW_BODY_MIN_READ = 16 * 1024;
 /** A connection is not reused this close to the server's keep-alive timeout (undici's idea, its default margin is 2 s). */
 const KEEP_ALIVE_MARGIN_MS = 1000;
 const ignoreError = (): void => {};
@@ -55,6 +58,7 @@ export class Http1Connection {
   readonly #owner: Http1ConnectionOwner;
   readonly #parser: HttpParser;
   readonly #maxRequests: number;
+  readonly #maxHeaderSize: number;
   /** What the connection's TLS session negotiated; undefined for plaintext. */
   readonly tls: TlsConnectionInfo | undefined;
   #ex: Http1Exchange | undefined;
@@ -67,6 +71,12 @@ export class Http1Connection {
   #served = 0;
   /** When the server's keep-alive hint says it closes this idle connection (Date.now() ms); 0 = no hint. */
   #expiresAt = 0;
+  /** The parser is at the start of a response or inside its head. */
+  #inHead = true;
+  /** The parser was given only the bytes of a head: its content-length body can bypass it. */
+  #headOnly = false;
+  /** Body bytes still due that the parser never sees (passed on as the socket delivered them, uncopied). */
+  #rawRemaining = 0;
   /** The parser no longer reads the socket (upgrade, parse error, close). */
   #detached = false;
   /** The owner was told the connection is gone. */
@@ -76,6 +86,7 @@ export class Http1Connection {
     this.#socket = socket;
     this.#owner = owner;
     this.#maxRequests = maxRequests;
+    this.#maxHeaderSize = maxHeaderSize;
     this.tls = upstreamTlsInfo(socket);
     const p = (this.#parser = new HTTPParser());
     p.initialize(HTTPParser.RESPONSE, {}, maxHeaderSize, HTTPParser.kLenientNone);
@@ -159,10 +170,49 @@ export class Http1Connection {
   }
 
   #onData = (data: Buffer): void => {
-    const r = this.#parser.execute(data);
+    let from = 0;
+    if (this.#rawRemaining > 0) {
+      from = this.#rawBody(data, 0);
+      if (from === data.length) return;
+    }
+    // A read that holds a whole head and nothing else, or a large read: the parser gets the head
+    // alone, so a content-length body reaches the router as the socket's own buffers (llhttp's
+    // kOnBody would copy every byte).
+    if (this.#inHead) {
+      const end = data.indexOf(HEAD_END, from);
+      const headEnd = end + 4;
+      if (end >= 0 && (headEnd === data.length || data.length - from >= RAW_BODY_MIN_READ)) {
+        this.#headOnly = true;
+        const r = this.#parser.execute(from === 0 && headEnd === data.length ? data : data.subarray(from, headEnd));
+        this.#headOnly = false;
+        if (isParseError(r)) return this.#onParseError(r);
+        if (this.#upgradeHead) return this.#handOver(data, from + r);
+        from = headEnd;
+        if (this.#rawRemaining > 0) from = this.#rawBody(data, from);
+        if (from === data.length) return;
+      }
+    }
+    const r = this.#parser.execute(from === 0 ? data : data.subarray(from));
     if (isParseError(r)) return this.#onParseError(r);
-    const up = this.#upgradeHead;
-    if (!up) return;
+    if (this.#upgradeHead) this.#handOver(data, from + r);
+  };
+
+  /** Body bytes from `from` (up to what the response still owes), passed on as they are; the new offset. */
+  #rawBody(data: Buffer, from: number): number {
+    const n = Math.min(this.#rawRemaining, data.length - from);
+    this.#rawRemaining -= n;
+    this.#ex?.onResponseData(from === 0 && n === data.length ? data : data.subarray(from, from + n));
+    if (this.#rawRemaining === 0 && !this.#detached) {
+      // The parser still expects the body it never saw: a fresh one for the next response.
+      this.#parser.initialize(HTTPParser.RESPONSE, {}, this.#maxHeaderSize, HTTPParser.kLenientNone);
+      this.#onMessageComplete();
+    }
+    return from + n;
+  }
+
+  /** A 101 to an upgrade request: the socket goes to the request, with the bytes read past the head. */
+  #handOver(data: Buffer, parsedTo: number): void {
+    const up = this.#upgradeHead!;
     this.#upgradeHead = undefined;
     const ex = this.#ex;
     this.#ex = undefined;
@@ -174,13 +224,14 @@ export class Http1Connection {
     s.off('close', this.#onClose);
     this.#detach();
     this.#leave();
-    if (ex) ex.onUpgrade(up.status, up.raw, s, r < data.length ? data.subarray(r) : EMPTY);
+    if (ex) ex.onUpgrade(up.status, up.raw, s, parsedTo < data.length ? data.subarray(parsedTo) : EMPTY);
     else s.destroy();
-  };
+  }
 
   #onDrain = (): void => this.#ex?.onWritable();
 
   #onHeadersComplete(headers: string[] | undefined, status: number, upgrade: boolean, keepAlive: boolean): number {
+    this.#inHead = false;
     let raw = headers ?? [];
     if (this.#pendingHeaders.length > 0) {
       raw = this.#pendingHeaders.concat(raw);
@@ -199,11 +250,17 @@ export class Http1Connection {
     this.#keepAlive = keepAlive && !upgrade;
     const hint = this.#keepAlive ? keepAliveHintMs(raw) : undefined;
     this.#expiresAt = hint === undefined ? 0 : Date.now() + Math.max(hint - KEEP_ALIVE_MARGIN_MS, hint / 2);
+    if (this.#req?.bodylessResponse) {
+      ex.onResponseHead(status, raw);
+      return 1;
+    }
+    if (this.#headOnly && status !== 204 && status !== 304) this.#rawRemaining = contentLengthBody(raw);
     ex.onResponseHead(status, raw);
-    return this.#req?.bodylessResponse ? 1 : 0;
+    return 0;
   }
 
   #onMessageComplete(): void {
+    this.#inHead = true;
     const trailers = this.#pendingHeaders;
     this.#pendingHeaders = [];
     if (this.#informational) {
@@ -270,4 +327,15 @@ function keepAliveHintMs(raw: readonly string[]): number | undefined {
     if (m) return Number(m[1]) * 1000;
   }
   return undefined;
+}
+
+/** The content-length of a response without transfer-encoding (llhttp has already refused conflicting ones); 0 otherwise. */
+function contentLengthBody(raw: readonly string[]): number {
+  let len = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 14 && k.toLowerCase() === 'content-length') len = Number(raw[i + 1]);
+    else if (k.length === 17 && k.toLowerCase() === 'transfer-encoding') return 0;
+  }
+  return Number.isSafeInteger(len) && len > 0 ? len : 0;
 }

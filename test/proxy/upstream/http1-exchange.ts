@@ -11,6 +11,7 @@ export interface Exchanged {
   readonly status: number;
   readonly headers: HeaderMap;
   readonly body: string;
+  readonly bytes: Buffer;
   readonly trailers: HeaderMap | undefined;
   readonly upgrade?: { socket: Duplex; head: Buffer };
 }
@@ -37,8 +38,10 @@ export function exchange(pool: Http1Pool, input: ExchangeInput = {}): Promise<Ex
     let status = 0;
     let headers = new HeaderMap();
     const chunks: Buffer[] = [];
-    const done = (trailers: HeaderMap | undefined): void =>
-      resolve({ status, headers, body: Buffer.concat(chunks).toString(), trailers });
+    const done = (trailers: HeaderMap | undefined): void => {
+      const bytes = Buffer.concat(chunks);
+      resolve({ status, headers, body: bytes.toString(), bytes, trailers });
+    };
     const sink: UpstreamSink = {
       onUpstreamHeaders(hs, end) {
         status = Number(hs.get(':status'));
@@ -53,7 +56,7 @@ export function exchange(pool: Http1Pool, input: ExchangeInput = {}): Promise<Ex
       onUpstreamError: (e: ProxyError) => reject(e),
       onUpstreamWritable() {},
       onUpstreamUpgrade(hs, socket, head) {
-        resolve({ status: Number(hs.get(':status')), headers: hs, body: '', trailers: undefined, upgrade: { socket, head } });
+        resolve({ status: Number(hs.get(':status')), headers: hs, body: '', bytes: Buffer.alloc(0), trailers: undefined, upgrade: { socket, head } });
       },
     };
     const body = input.body ?? [];

@@ -238,3 +238,40 @@ test("the server's keep-alive hint: a connection is not reused once the server i
     assert.equal(stat(stats, 'cluster.up.upstream_cx_total'), 2, 'a new connection after the hint');
   });
 });
+
+test('large content-length bodies (head alone, then pieces; or head and body in one write) pass uncopied; the connection is reused; one cut short is a reset', T, async () => {
+  const big = Buffer.alloc(200_000);
+  for (let i = 0; i < big.length; i++) big[i] = i % 251;
+  let n = 0;
+  const server = net.createServer((socket) => {
+    n++;
+    let buf = '';
+    socket.on('data', async (d) => {
+      buf += d.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const req = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        const head = `HTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\n\r\n`;
+        if (req.includes('/pieces')) {
+          socket.write(head);
+          for (let off = 0; off < big.length; off += 30_000) {
+            await new Promise((r) => setTimeout(r, 5));
+            socket.write(big.subarray(off, off + 30_000));
+          }
+        } else if (req.includes('/short')) socket.end(Buffer.concat([Buffer.from(head), big.subarray(0, 100_000)]));
+        else socket.write(Buffer.concat([Buffer.from(head), big]));
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await withPool(server, '', async (pool) => {
+    for (const path of ['/pieces', '/one', '/pieces', '/one']) {
+      const r = await exchange(pool, { path });
+      assert.equal(r.status, 200);
+      assert.ok(r.bytes.equals(big), `${path}: the same bytes`);
+    }
+    assert.equal(n, 1, 'the parser was reset after each uncopied body: one connection');
+    await assert.rejects(exchange(pool, { path: '/short' }), (e: unknown) => e instanceof ProxyError && e.code === ErrorCode.UPSTREAM_RESET);
+  });
+});
