@@ -191,7 +191,8 @@ for (const down of ['h1', 'h2'] as Downstream[]) {
         assert.ok(mp.body.equals(body), 'the shadow got the same body');
 
         const pr = e.proxy;
-        await waitUntil('shadow responses counted', () => pr.counter('cluster.shadow.upstream_rq_201') === 2);
+        // The response code is counted at the shadow's response headers, rq_active when its stream ends.
+        await waitUntil('shadow responses counted', () => pr.counter('cluster.shadow.upstream_rq_201') === 2 && pr.gauge('cluster.shadow.upstream_rq_active') === 0);
         assert.equal(pr.counter('cluster.shadow.upstream_rq_total'), 2);
         assert.equal(pr.counter('cluster.shadow.upstream_rq_2xx'), 2);
         assert.equal(pr.counter('cluster.shadow.upstream_rq_completed'), 2);
