@@ -1,4 +1,4 @@
-// The contract between the router and one upstream request (HTTP/1.1 over undici, HTTP/2 over
+// The contract between the router and one upstream request (HTTP/1.1 over Http1Pool, HTTP/2 over
 // node:http2), and the header rules both share. An upstream request reports failure once, as a
 // ProxyError whose code/flag/retryable tell the router what happened; it never throws into the router.
 
@@ -46,7 +46,7 @@ export function skipRequestHeader(name: string): boolean {
   return name.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(name) || name === 'host' || name === 'expect';
 }
 
-/** Node-style header object (undici, node:http2) → HeaderMap after `:status`; hop-by-hop headers dropped unless `keepHopByHop` (101 responses). */
+/** Node-style header object (node:http2) → HeaderMap after `:status`; hop-by-hop headers dropped unless `keepHopByHop` (101 responses). */
 export function responseHeaderMap(map: HeaderMap, headers: Record<string, string | string[] | number | undefined>, keepHopByHop: boolean): HeaderMap {
   for (const k in headers) {
     if (k.charCodeAt(0) === 58 || (!keepHopByHop && HOP_BY_HOP.has(k))) continue;
