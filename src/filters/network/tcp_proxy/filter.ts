@@ -8,7 +8,8 @@ import type { RuntimeContext } from '../../registry.ts';
 import type { Cluster, Host } from '../../../proxy/upstream/types.ts';
 import { ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
 import { type AccessLogger, createAccessLogger } from '../../../proxy/access-log/index.ts';
-import { type TcpProxyStats, TcpProxySession, tcpProxyStats } from '../../../proxy/tcp/tcp-proxy-session.ts';
+import { TcpProxySession } from '../../../proxy/tcp/tcp-proxy-session.ts';
+import { type TcpProxyStats, tcpProxyStats } from '../../../proxy/tcp/tcp-proxy-stats.ts';
 import { logger } from '../../../proxy/log.ts';
 import { transportFailureReason, upstreamTlsInfo } from '../../../proxy/upstream/upstream-tls.ts';
 import { type TcpProxyConfig, pickCluster } from './config.ts';
@@ -100,6 +101,8 @@ export class TcpProxyFactory implements NetworkFilterFactory<TcpProxyConfig> {
       streamInfo: info,
       onClose: finish,
       dataFilters: callbacks.dataFilters ?? [],
+      // Per-chunk timestamps feed only the access log's durations.
+      stampTimes: this.#loggers.length > 0,
     });
   }
 
