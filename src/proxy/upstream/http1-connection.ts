@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { HTTPParser, isParseError, type HttpParser, type ParseError } from '../http/http-parser.ts';
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import { upstreamTlsInfo } from './upstream-tls.ts';
+import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
 
 /** A request as the connection writes it. */
 export interface Http1RequestHead {
@@ -77,6 +78,12 @@ export class Http1Connection {
   #headOnly = false;
   /** Body bytes still due that the parser never sees (passed on as the socket delivered them, uncopied). */
   #rawRemaining = 0;
+  /** Plain sockets read into one reused buffer (no Buffer, Readable push or 'data' event per read). */
+  readonly #reader: UserBufferReader | undefined;
+  /** The bytes being handled are the reused buffer's: whatever is kept past this read must not be them. */
+  #borrowed = false;
+  /** The socket went to an upgrade: reads are copied and pushed to its Readable as Node itself would. */
+  #handedOver = false;
   /** The parser no longer reads the socket (upgrade, parse error, close). */
   #detached = false;
   /** The owner was told the connection is gone. */
@@ -97,11 +104,16 @@ export class Http1Connection {
       this.#onHeadersComplete(headers, status, upgrade, keepAlive);
     p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#ex?.onResponseData(chunk);
     p[HTTPParser.kOnMessageComplete] = () => this.#onMessageComplete();
-    socket.on('data', this.#onData);
+    this.#reader = readIntoUserBuffer(socket, this.#onUserRead);
+    if (!this.#reader) socket.on('data', this.#onData);
     socket.on('drain', this.#onDrain);
     socket.on('end', this.#onEnd);
     socket.on('error', ignoreError); // 'close' follows; the request learns of it there
     socket.on('close', this.#onClose);
+    if (this.#reader) {
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) this.#onData(chunk);
+      socket.resume(); // flowing, so that 'end' is emitted
+    }
   }
 
   get busy(): boolean {
@@ -169,6 +181,16 @@ export class Http1Connection {
     });
   }
 
+  #onUserRead = (nread: number, buffer: Buffer): boolean => {
+    const data = nread === buffer.length ? buffer : buffer.subarray(0, nread);
+    if (this.#handedOver) return this.#socket.push(Buffer.from(data));
+    if (this.#detached) return true; // failed: the socket is being destroyed
+    this.#borrowed = true;
+    this.#onData(data);
+    this.#borrowed = false;
+    return true;
+  };
+
   #onData = (data: Buffer): void => {
     let from = 0;
     if (this.#rawRemaining > 0) {
@@ -201,6 +223,8 @@ export class Http1Connection {
   #rawBody(data: Buffer, from: number): number {
     const n = Math.min(this.#rawRemaining, data.length - from);
     this.#rawRemaining -= n;
+    // The router keeps these bytes: the next read goes into a new buffer.
+    if (this.#borrowed) this.#reader?.renew();
     this.#ex?.onResponseData(from === 0 && n === data.length ? data : data.subarray(from, from + n));
     if (this.#rawRemaining === 0 && !this.#detached) {
       // The parser still expects the body it never saw: a fresh one for the next response.
@@ -224,7 +248,9 @@ export class Http1Connection {
     s.off('close', this.#onClose);
     this.#detach();
     this.#leave();
-    if (ex) ex.onUpgrade(up.status, up.raw, s, parsedTo < data.length ? data.subarray(parsedTo) : EMPTY);
+    this.#handedOver = true;
+    const rest = parsedTo < data.length ? data.subarray(parsedTo) : EMPTY;
+    if (ex) ex.onUpgrade(up.status, up.raw, s, this.#borrowed && rest.length > 0 ? Buffer.from(rest) : rest);
     else s.destroy();
   }
 
