@@ -1,9 +1,10 @@
 // Downstream HTTP/2 (h2c or TLS with ALPN h2) on node:http2's core stream API (the compat layer's
 // request/response objects cost 1.6–2× the CPU): request pseudo-headers pass through; header
 // count/size limits answer 431; a missing :authority answers 400. H2ResponseEncoder writes the
-// response on the ServerHttp2Stream; h2RequestBody feeds the request body and trailers to the stream.
+// response on the ServerHttp2Stream (its head held to the end of the tick, so a response complete in
+// that tick skips the trailers handshake); h2RequestBody feeds the request body and trailers to the stream.
 
-import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream, type ServerStreamResponseOptions } from 'node:http2';
 import { HeaderMap } from './headers.ts';
 import type { HcmConfig } from './hcm-config.ts';
 import type { Rejection } from './codec-http1.ts';
@@ -11,11 +12,55 @@ import type { ResponseEncoder } from './codec.ts';
 import type { ActiveStream } from './connection-manager-stream.ts';
 
 const EMPTY = Buffer.alloc(0);
+// respond() only reads its options: one shared object each instead of one per response.
+const END_STREAM: ServerStreamResponseOptions = Object.freeze({ endStream: true });
+const WAIT_FOR_TRAILERS: ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+/** Body bytes held with a response head until the end of the tick; more sends the head at once. */
+const HOLD_BODY_BYTES = 16 * 1024;
 
-/** The response side of one downstream HTTP/2 stream. */
+/**
+ * Response heads waiting for the end of the current tick (see H2ResponseEncoder): one shared list
+ * and one microtask per tick, not one per stream.
+ */
+let held: H2ResponseEncoder[] = [];
+let flushQueued = false;
+function flushHeldHeads(): void {
+  const list = held;
+  held = [];
+  flushQueued = false;
+  for (const e of list) {
+    try {
+      e.flushHead();
+    } catch {
+      // One stream's failure (a throwing writability handler) must not strand the heads after it.
+      e.reset('response head flush failed');
+    }
+  }
+}
+
+/** Response headers as node:http2's raw [name, value, …] list: `:status` and the regular headers, in order. */
+function rawResponseHeaders(headers: HeaderMap): string[] {
+  const out: string[] = [];
+  headers.forEach((k, v) => {
+    if (k.charCodeAt(0) !== 58 /* ':' */ || k === ':status') out.push(k, v);
+  });
+  return out;
+}
+
+/**
+ * The response side of one downstream HTTP/2 stream. Response headers without END_STREAM are held
+ * until the end of the tick: when the body's end (or trailers) arrives in the same tick, as a small
+ * upstream response does, the stream is answered without node:http2's trailers handshake
+ * (`waitForTrailers`: a 'wantTrailers' event, a setImmediate and an extra empty DATA frame per
+ * response). A response still open at the end of the tick goes out then, ready for trailers.
+ */
 export class H2ResponseEncoder implements ResponseEncoder {
   readonly protocol = 'HTTP/2' as const;
   readonly #stream: ServerHttp2Stream;
+  /** Response headers not yet given to node:http2, and body chunks that came after them in this tick. */
+  #head: string[] | undefined;
+  #body: Buffer[] | undefined;
+  #bodyBytes = 0;
   #trailers: OutgoingHttpHeaders | undefined;
   #waitingDrain = false;
   onWritable: ((writable: boolean) => void) | undefined = undefined;
@@ -25,23 +70,57 @@ export class H2ResponseEncoder implements ResponseEncoder {
   }
 
   get headersSent(): boolean {
-    return this.#stream.headersSent;
+    return this.#head !== undefined || this.#stream.headersSent;
   }
 
   encodeHeaders(headers: HeaderMap, endStream: boolean): void {
     const stream = this.#stream;
-    if (stream.destroyed || stream.headersSent) return;
-    const out = headers.toObject() as OutgoingHttpHeaders;
-    out[':status'] = Number(headers.get(':status'));
+    if (stream.destroyed || this.#head !== undefined || stream.headersSent) return;
+    const raw = rawResponseHeaders(headers);
+    // With endStream, one HEADERS frame with END_STREAM (gRPC trailers-only replies need it).
+    if (endStream) return void this.#respond(raw, END_STREAM);
+    this.#head = raw;
+    held.push(this);
+    if (!flushQueued) {
+      flushQueued = true;
+      queueMicrotask(flushHeldHeads);
+    }
+  }
+
+  /** End of the tick: the response is still open, so it may end with trailers. */
+  flushHead(): void {
+    if (this.#head !== undefined && !this.#sendHead()) {
+      this.#awaitDrain();
+      this.onWritable?.(false);
+    }
+  }
+
+  /** Sends the held head (ready for trailers) and body; false when the stream's buffer is full. */
+  #sendHead(): boolean {
+    const head = this.#head!;
+    this.#head = undefined;
+    const body = this.#body;
+    this.#body = undefined;
+    this.#bodyBytes = 0;
+    if (!this.#respond(head, WAIT_FOR_TRAILERS) || body === undefined) return true;
+    let ok = true;
+    for (const b of body) ok = this.#stream.write(b);
+    return ok;
+  }
+
+  /** Submits the response headers; false when node:http2 refused them (the stream is reset). */
+  #respond(raw: string[], opts?: ServerStreamResponseOptions): boolean {
+    const stream = this.#stream;
+    if (stream.destroyed) return false;
     try {
-      // With endStream, one HEADERS frame with END_STREAM (gRPC trailers-only replies need it).
-      stream.respond(out, endStream ? { endStream: true } : { waitForTrailers: true });
+      stream.respond(raw, opts);
     } catch {
       // Connection-specific or invalid headers: node:http2 refuses to send them.
       this.reset('invalid response headers');
-      return;
+      return false;
     }
-    if (!endStream) stream.once('wantTrailers', () => this.#sendTrailers());
+    if (opts === WAIT_FOR_TRAILERS) stream.once('wantTrailers', () => this.#sendTrailers());
+    return true;
   }
 
   #sendTrailers(): void {
@@ -56,6 +135,41 @@ export class H2ResponseEncoder implements ResponseEncoder {
   encodeData(data: Buffer, endStream: boolean): boolean {
     const stream = this.#stream;
     if (stream.destroyed) return true;
+    const head = this.#head;
+    if (head !== undefined) {
+      if (!endStream) {
+        if (this.#bodyBytes + data.length <= HOLD_BODY_BYTES) {
+          if (data.length > 0) (this.#body ??= []).push(data);
+          this.#bodyBytes += data.length;
+          return true;
+        }
+        // A large body: no more holding, the stream's own buffer applies backpressure.
+        const headOk = this.#sendHead();
+        if (stream.closed) return true;
+        const ok = stream.write(data) && headOk;
+        if (!ok) this.#awaitDrain();
+        return ok;
+      }
+      // The whole response in this tick: no trailers can follow.
+      this.#head = undefined;
+      const body = this.#body;
+      this.#body = undefined;
+      this.#bodyBytes = 0;
+      if (body === undefined && data.length === 0) {
+        this.#respond(head, END_STREAM);
+        return true;
+      }
+      if (!this.#respond(head)) return true;
+      let last = data;
+      if (body !== undefined) {
+        // Held chunks are never empty; the last bytes (this chunk, or the last held one) end the stream.
+        const n = data.length > 0 ? body.length : body.length - 1;
+        for (let i = 0; i < n; i++) stream.write(body[i]!);
+        if (data.length === 0) last = body[body.length - 1]!;
+      }
+      this.#endWith(last);
+      return true;
+    }
     if (endStream) {
       if (data.length > 0) stream.end(data);
       else stream.end();
@@ -63,24 +177,48 @@ export class H2ResponseEncoder implements ResponseEncoder {
     }
     if (data.length === 0) return true;
     const ok = stream.write(data);
-    if (!ok && !this.#waitingDrain) {
-      this.#waitingDrain = true;
-      stream.once('drain', () => {
-        this.#waitingDrain = false;
-        this.onWritable?.(true);
+    if (!ok) this.#awaitDrain();
+    return ok;
+  }
+
+  /**
+   * Writes the last body bytes with END_STREAM. When the request side has already ended, node:http2
+   * destroys the stream as soon as END_STREAM is out, before the write's callback, and then builds an
+   * ERR_STREAM_DESTROYED (stack trace included) for it: END_STREAM waits for that write instead.
+   */
+  #endWith(last: Buffer): void {
+    const stream = this.#stream;
+    if (last.length === 0) stream.end();
+    else if (!stream.readableEnded) stream.end(last);
+    else {
+      stream.write(last, (err) => {
+        if (!err && !stream.destroyed) stream.end();
       });
     }
-    return ok;
+  }
+
+  #awaitDrain(): void {
+    if (this.#waitingDrain) return;
+    this.#waitingDrain = true;
+    this.#stream.once('drain', () => {
+      this.#waitingDrain = false;
+      this.onWritable?.(true);
+    });
   }
 
   encodeTrailers(trailers: HeaderMap): void {
     const stream = this.#stream;
     if (stream.destroyed) return;
     if (trailers.size > 0) this.#trailers = trailers.toObject() as OutgoingHttpHeaders;
-    stream.end();
+    // Trailers in the tick of the headers: the held response goes out now, ready for them.
+    if (this.#head !== undefined) this.#sendHead();
+    if (!stream.destroyed) stream.end();
   }
 
   reset(_reason: string): void {
+    this.#head = undefined;
+    this.#body = undefined;
+    this.#bodyBytes = 0;
     const s = this.#stream;
     if (!s.destroyed) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
   }
@@ -100,38 +238,63 @@ export function h2RequestBody(h2: ServerHttp2Stream, stream: ActiveStream, ended
   if (endedWithHeaders) return;
   let trailers: HeaderMap | undefined;
   h2.on('data', (chunk: Buffer) => stream.decodeData(chunk, false));
-  h2.once('trailers', (_h: IncomingHttpHeaders, _flags: number, raw: string[]) => {
+  // Each fires at most once; `on` spares once()'s wrapper per stream.
+  h2.on('trailers', (_h: IncomingHttpHeaders, _flags: number, raw: string[]) => {
     trailers = HeaderMap.fromFlat(raw);
   });
-  h2.once('end', () => {
-    // A stream closed under us (RST_STREAM, the session gone) also ends its readable side: not an end of the body.
+  h2.on('end', () => {
+    // A stream closed under us (RST_STREAM, the session gone) also ends its readable side: not an end of body.
     if (h2.aborted) return;
     if (trailers && trailers.size > 0) stream.decodeTrailers(trailers);
     else stream.decodeData(EMPTY, true);
   });
 }
 
-/** HTTP/2 request headers → HeaderMap (pseudo-headers first, as received). */
-export function h2RequestHeaders(raw: readonly string[], cfg: HcmConfig): { headers: HeaderMap; reject?: Rejection } {
+export interface H2RequestHead {
+  readonly headers: HeaderMap;
+  readonly reject?: Rejection;
+  /** A regular header name has an underscore (headers_with_underscores_action applies). */
+  readonly underscores: boolean;
+}
+
+/**
+ * HTTP/2 request headers → HeaderMap (pseudo-headers first, as received), with the header count,
+ * size, `:authority` and underscore checks done in the same pass. nghttp2 has already refused
+ * upper-case names, pseudo-headers after regular ones, and connection-specific headers.
+ */
+export function h2RequestHeaders(raw: readonly string[], cfg: HcmConfig): H2RequestHead {
   const h = new HeaderMap();
   let count = 0;
+  let bytes = 0;
   let host: string | undefined;
+  let hasAuthority = false;
+  let method: string | undefined;
+  let underscores = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    if (name.charCodeAt(0) !== 58 /* ':' */) {
+    if (name.charCodeAt(0) === 58 /* ':' */) {
+      if (name === ':authority') hasAuthority = true;
+      else if (name === ':method') method ??= value;
+    } else {
       count++;
       if (name === 'host') {
         host ??= value;
         continue;
       }
+      if (!underscores && name.includes('_')) underscores = true;
     }
+    bytes += name.length + value.length;
     h.add(name, value);
   }
-  if (!h.has(':authority') && host !== undefined) h.set(':authority', host);
-  if (count > cfg.maxHeadersCount || h.byteSize() > cfg.maxRequestHeadersKb * 1024) {
-    return { headers: h, reject: { status: 431, details: 'http2.too_many_headers', body: 'Request Header Fields Too Large' } };
+  if (!hasAuthority && host !== undefined) {
+    h.add(':authority', host);
+    bytes += 10 /* ':authority' */ + host.length;
+    hasAuthority = true;
   }
-  if (!h.has(':authority') && h.get(':method') !== 'CONNECT') return { headers: h, reject: { status: 400, details: 'missing_host_header', body: '' } };
-  return { headers: h };
+  if (count > cfg.maxHeadersCount || bytes > cfg.maxRequestHeadersKb * 1024) {
+    return { headers: h, reject: { status: 431, details: 'http2.too_many_headers', body: 'Request Header Fields Too Large' }, underscores };
+  }
+  if (!hasAuthority && method !== 'CONNECT') return { headers: h, reject: { status: 400, details: 'missing_host_header', body: '' }, underscores };
+  return { headers: h, underscores };
 }

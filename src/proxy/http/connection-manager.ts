@@ -25,6 +25,9 @@ import type { AddressInfo } from './stream-info.ts';
 import type { TlsConnectionInfo } from '../tls/types.ts';
 
 const log = logger('http');
+const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+/** Stream errors (resets) are reported through 'close': one shared listener, not a closure per stream. */
+const ignoreStreamError = (): void => {};
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 export interface ConnectionOptions {
@@ -295,8 +298,7 @@ class Manager implements ConnectionManager {
         headersTimeoutMs: cfg.requestHeadersTimeoutMs,
         trailers: cfg.http1.enableTrailers,
         serverName: cfg.serverName,
-      });
-      socket.resume();
+      }); // it starts reading
     }
   }
 
@@ -349,30 +351,33 @@ class Manager implements ConnectionManager {
   }
 
   #onH2Stream(h2: ServerHttp2Stream, flags: number, raw: string[]): void {
-    h2.on('error', () => {}); // resets are reported through 'close'
+    h2.on('error', ignoreStreamError);
     const conn = this.#bySocket.get(h2.session as Http2Session);
-    if (!conn) return void h2.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (!conn) return void h2.close(NGHTTP2_REFUSED_STREAM);
     const conv = h2RequestHeaders(raw, this.cfg);
-    const u = conv.reject ? 'ok' : checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
+    const u = conv.reject || !conv.underscores ? 'ok' : checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
     if (u === 'reject') {
       // Envoy resets the stream rather than answering.
       this.stats.http2RejectedUnderscores.inc();
-      return void h2.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+      return void h2.close(NGHTTP2_PROTOCOL_ERROR);
     }
     if (typeof u === 'number') this.stats.http2DroppedUnderscores.inc(u);
     const stream = conn.newStream(new H2ResponseEncoder(h2));
-    h2.once('close', () => {
+    h2.on('close', () => {
       if (!stream.done) stream.onDownstreamReset('downstream stream reset');
     });
-    const ends = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+    const ends = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     if (conv.reject) {
       this.stats.cxProtocolError.inc();
       stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });
-      return void h2.resume();
+      if (!ends) h2.resume();
+      return;
     }
     stream.decodeHeaders(conv.headers, ends);
     if (!stream.done) h2RequestBody(h2, stream, ends);
-    else h2.resume();
+    // Answered: a body still coming is dropped. Not resumed otherwise: an ended readable side lets
+    // node:http2 destroy the stream under the last write (an ERR_STREAM_DESTROYED per response).
+    else if (!ends) h2.resume();
   }
 
   drain(): void {
