@@ -11,6 +11,7 @@ import type { HeaderMap } from './headers.ts';
 import { Http1ResponseEncoder, httpDate, type Http1ResponseOwner } from './codec-http1-encoder.ts';
 import { HTTPParser, METHODS, isParseError, type HttpParser, type ParseError } from './http-parser.ts';
 import type { ResponseEncoder } from './codec.ts';
+import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
 
 /** A parsed request line and header block (the shape h1RequestHeaders reads). */
 export interface Http1RequestHead {
@@ -76,6 +77,13 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   #inHeaders = false;
   #readDisabled = false;
   #closed = false;
+  /** Plain sockets read into one reused buffer (no Buffer, Readable push or 'data' event per read). */
+  readonly #reader: UserBufferReader | undefined;
+  /** The parser let go of the socket: reads are ignored, or (an upgrade) copied into its Readable. */
+  #detached = false;
+  #handedOver = false;
+  /** The bytes being parsed are the reused buffer's (anything kept past this read must be copied). */
+  #borrowed = false;
 
   constructor(socket: Socket, cb: Http1CodecCallbacks, opts: Http1CodecOptions) {
     this.#socket = socket;
@@ -91,10 +99,25 @@ export class Http1ServerCodec implements Http1ResponseOwner {
       this.#onHeadersComplete(major, minor, headers, method, url, upgrade, keepAlive);
     p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#onBody(chunk);
     p[HTTPParser.kOnMessageComplete] = () => this.#onMessageComplete();
-    socket.on('data', this.#onData);
     socket.on('end', () => this.#finishParsing());
     socket.once('close', () => this.#onClose());
+    this.#reader = readIntoUserBuffer(socket, this.#onUserRead);
+    if (this.#reader) {
+      // Bytes read before (AUTO's sniffing unshifts what it read): parsed first, as 'data' would have.
+      for (let chunk = socket.read() as Buffer | null; chunk !== null && !this.#detached; chunk = socket.read() as Buffer | null) this.#onData(chunk);
+    } else socket.on('data', this.#onData);
+    this.#updateReading();
   }
+
+  #onUserRead = (nread: number, buffer: Buffer): boolean => {
+    const data = nread === buffer.length ? buffer : buffer.subarray(0, nread);
+    if (this.#handedOver) return this.#socket.push(Buffer.from(data));
+    if (this.#detached) return true;
+    this.#borrowed = true;
+    this.#onData(data);
+    this.#borrowed = false;
+    return true;
+  };
 
   #onData = (data: Buffer): void => {
     if (!this.#inHeaders && !this.#requestOpen && this.#opts.headersTimeoutMs > 0) {
@@ -108,7 +131,9 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     if (up) {
       this.#upgrade = undefined;
       this.#detach();
-      const rest = r < data.length ? data.subarray(r) : EMPTY;
+      this.#handedOver = true; // later reads wait in the socket's Readable for the upgrade
+      let rest = r < data.length ? data.subarray(r) : EMPTY;
+      if (this.#borrowed && rest.length > 0) rest = Buffer.from(rest);
       this.#defer(true, () => {
         this.#closed = true; // the socket is the upgrade's now: never resumed or parsed here again
         this.#cb.onUpgrade(up, this.#socket, rest);
@@ -278,6 +303,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
 
   /** The parser lets go of the socket (upgrade, error, close). */
   #detach(): void {
+    this.#detached = true;
     this.#socket.off('data', this.#onData);
     if (this.#headersTimer) clearTimeout(this.#headersTimer);
     this.#inHeaders = false;
