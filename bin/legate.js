@@ -13,6 +13,9 @@ if (major >= 24) {
   // Caches compiled (and type-stripped) modules: faster start, and no TypeScript stripper in memory
   // once warm. NODE_COMPILE_CACHE picks the directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
   enableCompileCache();
+  // Before any module imports node:http: keeps Node's bundled undici out of this thread (~1.5 MB of heap).
+  const { importHttpWithoutUndici } = await import('../src/proxy/worker/lazy-http-exports.ts');
+  await importHttpWithoutUndici();
   await import(cli);
 } else {
   const node24 = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));

@@ -15,8 +15,14 @@ const log = logger('main');
  * TypeScript-stripped sources, so a worker skips loading and running the stripper (a wasm module):
  * faster start and a few MB less per worker once the cache is warm.
  * NODE_COMPILE_CACHE picks the directory (default: <tmpdir>/node-compile-cache); NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ * Then node:http's ESM facade is built without Node's bundled undici (lazy-http-exports.ts).
  */
-const WORKER_BOOT = `require('node:module').enableCompileCache(); import(${JSON.stringify(new URL('./worker-main.ts', import.meta.url).href)});`;
+const WORKER_BOOT = [
+  `require('node:module').enableCompileCache();`,
+  `import(${JSON.stringify(new URL('./lazy-http-exports.ts', import.meta.url).href)})`,
+  `.then((m) => m.importHttpWithoutUndici())`,
+  `.then(() => import(${JSON.stringify(new URL('./worker-main.ts', import.meta.url).href)}));`,
+].join('');
 
 /**
  * A worker's young generation, MB (V8 counts both semi-spaces and the new large-object space: 48 =
