@@ -1,7 +1,8 @@
 // Node's `onread` option (reads land in one reused buffer and go to a callback: no Buffer, no
 // Readable push, no 'data' event per read) for a plain net.Socket created elsewhere: the
 // listener's accept and the cluster's connect do not pass the option, so it is switched on after
-// the fact through the same fields the option sets. Where that is not possible (a TLSSocket, no
+// the fact through the same fields the option sets. Used by tcp_proxy, the HTTP/1.1 codec and the
+// upstream HTTP/1.1 connection. Where that is not possible (a TLSSocket, no
 // handle, a Node whose internals differ) it returns undefined and the caller reads 'data' events.
 
 import { Socket } from 'node:net';
