@@ -254,25 +254,9 @@ export class ClusterPools {
       cxHeld = false;
     };
     const ts = host.transportSocket;
-    if (ts) {
-      // tcp_proxy offers only the context's own alpn_protocols (Envoy has no fallback for TCP pools).
-      return this.#tlsConnect(host, ts, transport, undefined).then(
-        (socket) => {
-          socket.once('close', () => {
-            t.closed();
-            releaseCx();
-          });
-          return socket;
-        },
-        (err: unknown) => {
-          const timeout = isTimeout(err);
-          t.failed(timeout);
-          releaseCx();
-          throw connectError(host, c.name, timeout, err);
-        },
-      );
-    }
-    return tcpConnect(host, c.connectTimeoutMs).then(
+    // tcp_proxy offers only the context's own alpn_protocols (Envoy has no fallback for TCP pools).
+    const connecting = ts ? this.#tlsConnect(host, ts, transport, undefined) : tcpConnect(host, c.connectTimeoutMs);
+    return connecting.then(
       (socket) => {
         socket.once('close', () => {
           t.closed();
