@@ -116,10 +116,6 @@ export class Http1Connection {
     }
   }
 
-  get busy(): boolean {
-    return this.#ex !== undefined;
-  }
-
   /** Past the server's `keep-alive: timeout=N` hint (less a margin): reusing it would race the server's close. */
   get expired(): boolean {
     return this.#expiresAt !== 0 && Date.now() >= this.#expiresAt;
@@ -303,8 +299,7 @@ export class Http1Connection {
     if (reusable) {
       this.#socket.resume();
       this.#owner.free(this);
-    }
-    else this.#leave();
+    } else this.#leave();
     ex.onResponseEnd(trailers);
     if (!reusable) this.#socket.destroy();
   }
