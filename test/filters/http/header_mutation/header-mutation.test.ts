@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { Pool } from 'undici';
 import { parse } from 'yaml';
 import { clusterYaml } from '../router/harness.ts';
-import { Client as H2Client, ROUTER_FILTER, startProxy, type Proxy } from '../router/proxy-harness.ts';
-import { startHttp1Upstream, type Upstream } from '../../../helpers/upstreams.ts';
+import { Client as H2Client, filterHcmYaml, startFilterProxy, startProxy } from '../router/proxy-harness.ts';
+import { startHttp1Upstream } from '../../../helpers/upstreams.ts';
 import { parseHeaderMutation, parseHeaderMutationPerRoute } from '../../../../src/filters/http/header_mutation/index.ts';
 import { decodeJson } from '../../../../src/config/decode.ts';
 import type { ConfigError } from '../../../../src/config/result.ts';
@@ -18,32 +18,9 @@ const TIMEOUT = { timeout: 30_000 };
 const HM = 'type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation';
 const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute';
 
-const indent = (s: string, n: number): string =>
-  s
-    .trim()
-    .split('\n')
-    .map((l) => ' '.repeat(n) + l)
-    .join('\n');
-
 /** An HCM with the header_mutation filter (`filter` is its typed_config body), then the router. */
-function hcmYaml(filter: string, routes: string, vhExtra = ''): string {
-  return `
-stat_prefix: ingress_http
-codec_type: AUTO
-route_config:
-  name: local
-  virtual_hosts:
-  - name: vh
-    domains: ["*"]
-${indent(vhExtra, 4)}
-    routes:
-${indent(routes, 4)}
-http_filters:
-- name: envoy.filters.http.header_mutation
-  typed_config:
-    "@type": ${HM}
-${indent(filter, 4)}
-${ROUTER_FILTER.trim().split('\n').slice(1).join('\n')}`;
+function hcmYaml(filter: string, routes: string, vhostExtra = ''): string {
+  return filterHcmYaml({ name: 'envoy.filters.http.header_mutation', typeUrl: HM, filter, routes, vhostExtra });
 }
 
 const append = (key: string, value: string, action = 'APPEND_IF_EXISTS_OR_ADD', extra = ''): string =>
@@ -136,18 +113,7 @@ function client(kind: 'h1' | 'h2', port: number): { send: Send; close(): Promise
   };
 }
 
-async function setup(hcm: string): Promise<{ proxy: Proxy; upstream: Upstream; close(): Promise<void> }> {
-  const upstream = await startHttp1Upstream();
-  const proxy = await startProxy(hcm, [clusterYaml('up', upstream.port)]);
-  return {
-    proxy,
-    upstream,
-    close: async () => {
-      await proxy.close();
-      await upstream.close();
-    },
-  };
-}
+const setup = startFilterProxy;
 
 const CLIENT_HEADERS = { 'x-drop': '1', 'x-over': 'old', 'x-append': 'a', 'x-absent': 'yes', 'x-keep': 'k' };
 

@@ -8,33 +8,14 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { clusterYaml } from '../../http/router/harness.ts';
-import { Client, ROUTER_FILTER, startProxy, type Downstream, type Proxy } from '../../http/router/proxy-harness.ts';
-import { startHttp1Upstream, type Upstream } from '../../../helpers/upstreams.ts';
+import { Client, filterHcmYaml, startFilterProxy, type Downstream } from '../../http/router/proxy-harness.ts';
 
 const TIMEOUT = { timeout: 30_000 };
 const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
 
 /** An HCM with the local rate limit filter (`filter` is its typed_config body, indented YAML) and the router. */
 function hcmYaml(filter: string, routes = '- { match: { prefix: / }, route: { cluster: up } }', extra = ''): string {
-  const indent = (s: string, n: number): string => s.trim().split('\n').map((l) => ' '.repeat(n) + l).join('\n');
-  return `
-stat_prefix: ingress_http
-codec_type: AUTO
-${extra}
-route_config:
-  name: local
-  virtual_hosts:
-  - name: vh
-    domains: ["*"]
-    routes:
-${indent(routes, 4)}
-http_filters:
-- name: envoy.filters.http.local_ratelimit
-  typed_config:
-    "@type": ${LRL}
-${indent(filter, 4)}
-${ROUTER_FILTER.trim().split('\n').slice(1).join('\n')}`;
+  return filterHcmYaml({ name: 'envoy.filters.http.local_ratelimit', typeUrl: LRL, filter, routes, extra });
 }
 
 /** `/warm` has the filter disabled (a FilterConfig wrapper), everything else goes through it. */
@@ -51,18 +32,7 @@ const ENABLED = `
 filter_enabled: { default_value: { numerator: 100, denominator: HUNDRED } }
 filter_enforced: { default_value: { numerator: 100, denominator: HUNDRED } }`;
 
-async function setup(hcm: string): Promise<{ proxy: Proxy; upstream: Upstream; close(): Promise<void> }> {
-  const upstream = await startHttp1Upstream();
-  const proxy = await startProxy(hcm, [clusterYaml('up', upstream.port)]);
-  return {
-    proxy,
-    upstream,
-    close: async () => {
-      await proxy.close();
-      await upstream.close();
-    },
-  };
-}
+const setup = startFilterProxy;
 
 async function statuses(c: Client, n: number, path = '/', headers: Record<string, string> = {}): Promise<number[]> {
   const out: number[] = [];

@@ -10,9 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { clusterYaml } from '../router/harness.ts';
-import { Client as H2Client, ROUTER_FILTER, startProxy, type Proxy } from '../router/proxy-harness.ts';
-import { startHttp1Upstream, type Upstream } from '../../../helpers/upstreams.ts';
+import { Client as H2Client, filterHcmYaml, startFilterProxy, type FilterProxy } from '../router/proxy-harness.ts';
 import { parseHttpRbac, parseHttpRbacPerRoute } from '../../../../src/filters/http/rbac/index.ts';
 import { decodeJson } from '../../../../src/config/decode.ts';
 import { parse } from 'yaml';
@@ -21,38 +19,16 @@ const TIMEOUT = { timeout: 30_000 };
 const RBAC = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
 const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute';
 
-const indent = (s: string, n: number): string =>
-  s
-    .trim()
-    .split('\n')
-    .map((l) => ' '.repeat(n) + l)
-    .join('\n');
-
 /** An HCM (stat_prefix ingress_http) with the RBAC filter (`filter` is its typed_config body), the router, and an access log. */
 function hcmYaml(filter: string, routes: string, log: string, extra = ''): string {
-  return `
-stat_prefix: ingress_http
-codec_type: AUTO
-${extra}
+  const accessLog = `
 access_log:
 - name: envoy.access_loggers.file
   typed_config:
     "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
     path: ${log}
-    log_format: { text_format_source: { inline_string: "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n" } }
-route_config:
-  name: local
-  virtual_hosts:
-  - name: vh
-    domains: ["*"]
-    routes:
-${indent(routes, 4)}
-http_filters:
-- name: envoy.filters.http.rbac
-  typed_config:
-    "@type": ${RBAC}
-${indent(filter, 4)}
-${ROUTER_FILTER.trim().split('\n').slice(1).join('\n')}`;
+    log_format: { text_format_source: { inline_string: "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n" } }`;
+  return filterHcmYaml({ name: 'envoy.filters.http.rbac', typeUrl: RBAC, filter, routes, extra: `${extra}\n${accessLog}` });
 }
 
 /** ALLOW: /public for anyone, anything for x-role: admin, /local from loopback; shadow DENY of /public/api. */
@@ -150,19 +126,9 @@ function client(kind: 'h1' | 'h2', port: number): { send: Send; close(): Promise
   };
 }
 
-async function setup(filter: string, routes: string, extra = ''): Promise<{ proxy: Proxy; upstream: Upstream; log: string; close(): Promise<void> }> {
+async function setup(filter: string, routes: string, extra = ''): Promise<FilterProxy & { log: string }> {
   const log = join(mkdtempSync(join(tmpdir(), 'rbac-')), 'access.log');
-  const upstream = await startHttp1Upstream();
-  const proxy = await startProxy(hcmYaml(filter, routes, log, extra), [clusterYaml('up', upstream.port)]);
-  return {
-    proxy,
-    upstream,
-    log,
-    close: async () => {
-      await proxy.close();
-      await upstream.close();
-    },
-  };
+  return { ...(await startFilterProxy(hcmYaml(filter, routes, log, extra))), log };
 }
 
 async function accessLog(path: string): Promise<string[]> {

@@ -14,7 +14,8 @@ import { parseHttpConnectionManager, createConnectionManager } from '../../../..
 import type { HttpConnectionManager__Output } from '../../../../src/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
 import { StatsStore } from '../../../../src/proxy/stats.ts';
 import type { ClusterManager } from '../../../../src/proxy/upstream/types.ts';
-import { clusterManager } from './harness.ts';
+import { clusterManager, clusterYaml } from './harness.ts';
+import { startHttp1Upstream, type Upstream } from '../../../helpers/upstreams.ts';
 import { testRuntime } from '../../../helpers/runtime-context.ts';
 
 export interface Proxy {
@@ -206,3 +207,68 @@ export const ROUTER_FILTER = `
 http_filters:
 - name: envoy.filters.http.router
   typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`;
+
+/** A YAML block indented by `n` spaces (its surrounding blank lines dropped). */
+export function indentYaml(s: string, n: number): string {
+  return s
+    .trim()
+    .split('\n')
+    .map((l) => ' '.repeat(n) + l)
+    .join('\n');
+}
+
+export interface FilterHcm {
+  /** The HTTP filter's name (`envoy.filters.http.…`) and its typed_config type URL. */
+  readonly name: string;
+  readonly typeUrl: string;
+  /** The typed_config body (YAML, any indentation). */
+  readonly filter: string;
+  /** The one virtual host's routes (YAML list). */
+  readonly routes: string;
+  /** More HCM fields (access_log, …). */
+  readonly extra?: string;
+  /** More virtual host fields (typed_per_filter_config, …). */
+  readonly vhostExtra?: string;
+}
+
+/** An HCM (stat_prefix ingress_http, codec AUTO, one virtual host for every domain) with one HTTP filter before the router. */
+export function filterHcmYaml(o: FilterHcm): string {
+  return `
+stat_prefix: ingress_http
+codec_type: AUTO
+${o.extra ?? ''}
+route_config:
+  name: local
+  virtual_hosts:
+  - name: vh
+    domains: ["*"]
+${o.vhostExtra ? indentYaml(o.vhostExtra, 4) : ''}
+    routes:
+${indentYaml(o.routes, 4)}
+http_filters:
+- name: ${o.name}
+  typed_config:
+    "@type": ${o.typeUrl}
+${indentYaml(o.filter, 4)}
+${ROUTER_FILTER.trim().split('\n').slice(1).join('\n')}`;
+}
+
+export interface FilterProxy {
+  readonly proxy: Proxy;
+  readonly upstream: Upstream;
+  close(): Promise<void>;
+}
+
+/** A node:http upstream, and a proxy serving `hcmYaml` whose cluster `up` points at it. */
+export async function startFilterProxy(hcmYaml: string): Promise<FilterProxy> {
+  const upstream = await startHttp1Upstream();
+  const proxy = await startProxy(hcmYaml, [clusterYaml('up', upstream.port)]);
+  return {
+    proxy,
+    upstream,
+    close: async () => {
+      await proxy.close();
+      await upstream.close();
+    },
+  };
+}
