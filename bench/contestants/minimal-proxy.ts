@@ -1,17 +1,19 @@
 // The minimal Node proxy (the floor any Node proxy has to beat): node:http server + undici
-// Pool.stream, no framework. `node bench/contestants/minimal-proxy.ts <listen-port> <upstream-port> [<tls-json>]`;
-// with tls-json ({tls, mtlsUp, mtls, upstreamMtls, ca, serverCert, serverKey, clientCert, clientKey,
-// servername}: ports and PEM file paths) it also serves HTTPS → plain upstream (`tls`), plain → mTLS
+// Pool.stream, no framework. `node bench/contestants/minimal-proxy.ts <listen-port> <upstream-port> [<extra-json>]`;
+// with extra-json ({h2, tls, mtlsUp, mtls, upstreamMtls, ca, serverCert, serverKey, clientCert, clientKey,
+// servername}: ports and PEM file paths) it also serves h2c → plain upstream (`h2`, node:http2's core
+// 'stream' API, not the compatibility layer), HTTPS → plain upstream (`tls`), plain → mTLS
 // upstream (`mtlsUp`) and mTLS → mTLS upstream (`mtls`) with node:https and an undici Pool over TLS.
 
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 
-interface TlsArgs { tls: number; mtlsUp: number; mtls: number; upstreamMtls: number; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; servername: string }
+interface ExtraArgs { h2: number; tls: number; mtlsUp: number; mtls: number; upstreamMtls: number; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; servername: string }
 
-const [listenPort = '0', upstreamPort = '0', tlsJson] = process.argv.slice(2);
+const [listenPort = '0', upstreamPort = '0', extraJson] = process.argv.slice(2);
 const POOL = { connections: 128, keepAliveTimeout: 60_000 };
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
 
@@ -37,6 +39,32 @@ function proxyTo(pool: Pool): http.RequestListener {
   };
 }
 
+// h2c in: the same upstream request from the stream's pseudo-headers; hop-by-hop headers cannot
+// appear in HTTP/2, so only the pseudo-headers are dropped.
+function proxyH2(pool: Pool): (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void {
+  return (stream, reqHeaders) => {
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(reqHeaders)) if (v !== undefined && k[0] !== ':') headers[k] = v;
+    headers.host = reqHeaders[':authority'] ?? '';
+    const method = reqHeaders[':method'] ?? 'GET';
+    const hasBody = method !== 'GET' && method !== 'HEAD';
+    pool.stream(
+      { path: reqHeaders[':path'] ?? '/', method: method as 'GET', headers, body: hasBody ? stream : null, opaque: stream },
+      ({ statusCode, headers: h, opaque }) => {
+        const out: http2.OutgoingHttpHeaders = { ':status': statusCode };
+        for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP.has(k)) out[k] = v;
+        opaque.respond(out);
+        return opaque;
+      },
+      (err) => {
+        if (!err) return;
+        if (stream.headersSent) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        else stream.respond({ ':status': 502 }, { endStream: true });
+      },
+    );
+  };
+}
+
 function serve(server: http.Server, port: number): Promise<void> {
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 0;
@@ -44,10 +72,14 @@ function serve(server: http.Server, port: number): Promise<void> {
   return new Promise((r) => server.listen(port, '127.0.0.1', r));
 }
 
-const plain = proxyTo(new Pool(`http://127.0.0.1:${upstreamPort}`, POOL));
+const plainPool = new Pool(`http://127.0.0.1:${upstreamPort}`, POOL);
+const plain = proxyTo(plainPool);
 await serve(http.createServer(plain), Number(listenPort));
-if (tlsJson) {
-  const t = JSON.parse(tlsJson) as TlsArgs;
+if (extraJson) {
+  const t = JSON.parse(extraJson) as ExtraArgs;
+  const h2 = http2.createServer();
+  h2.on('stream', proxyH2(plainPool));
+  await new Promise<void>((r) => h2.listen(t.h2, '127.0.0.1', r));
   const ca = readFileSync(t.ca);
   const serverTls = { cert: readFileSync(t.serverCert), key: readFileSync(t.serverKey) };
   const mtls = proxyTo(new Pool(`https://127.0.0.1:${t.upstreamMtls}`, { ...POOL, connect: { ca, cert: readFileSync(t.clientCert), key: readFileSync(t.clientKey), servername: t.servername } }));
