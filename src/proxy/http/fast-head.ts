@@ -35,6 +35,9 @@ export interface FastResponseHead {
   readonly end: number;
 }
 
+/** Buffer's own latin1 decoder (what toString('latin1', …) calls after its argument checks). */
+type LatinSlice = Buffer & { latin1Slice(start: number, end: number): string };
+
 const CR = 13;
 const LF = 10;
 const SP = 32;
@@ -159,7 +162,7 @@ function keepAliveOf(minor: number, f: Fields): boolean {
 export function fastRequestHead(data: Buffer, from: number, maxHeaderSize: number): FastRequestHead | undefined {
   const end = headEnd(data, from, maxHeaderSize);
   if (end < 0) return undefined;
-  const s = data.latin1Slice(from, end - 2);
+  const s = (data as LatinSlice).latin1Slice(from, end - 2);
   // request-line = method SP origin-form SP HTTP-version CRLF
   const sp1 = s.indexOf(' ');
   if (sp1 <= 0) return undefined;
@@ -185,7 +188,7 @@ export function fastRequestHead(data: Buffer, from: number, maxHeaderSize: numbe
 export function fastResponseHead(data: Buffer, from: number, maxHeaderSize: number): FastResponseHead | undefined {
   const end = headEnd(data, from, maxHeaderSize);
   if (end < 0) return undefined;
-  const s = data.latin1Slice(from, end - 2);
+  const s = (data as LatinSlice).latin1Slice(from, end - 2);
   // status-line = HTTP-version SP 3DIGIT SP reason-phrase CRLF
   const minor = httpVersion(s, 0);
   if (minor < 0 || s.charCodeAt(8) !== SP || s.charCodeAt(12) !== SP) return undefined;
