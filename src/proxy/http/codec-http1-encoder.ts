@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import type { HeaderMap } from './headers.ts';
 import type { DownstreamProtocol, ResponseEncoder } from './codec.ts';
 import { hasInvalidHeaderChar, isHttpToken } from './http-parser.ts';
+import { giveBack } from './body-lease.ts';
 
 /** What the encoder tells its codec about the response's end. */
 export interface Http1ResponseOwner {
@@ -52,6 +53,11 @@ export class Http1ResponseEncoder implements ResponseEncoder {
   readonly #owner: Http1ResponseOwner;
   readonly #isHead: boolean;
   readonly #trailers: boolean;
+  /**
+   * The socket writes through a libuv stream (plain TCP or pipe): when its writable length is 0
+   * after a write, every byte went to the kernel and nothing references the chunk any more.
+   */
+  readonly #directWrites: boolean;
   /** The request asked for the connection to close (Connection: close, or HTTP/1.0 without keep-alive). */
   #closeAfter: boolean;
   #sent = false;
@@ -63,12 +69,13 @@ export class Http1ResponseEncoder implements ResponseEncoder {
   #pendingHead: string | undefined;
   onWritable: ((writable: boolean) => void) | undefined = undefined;
 
-  constructor(socket: Socket, owner: Http1ResponseOwner, opts: { http10: boolean; keepAlive: boolean; isHead: boolean; trailers: boolean }) {
+  constructor(socket: Socket, owner: Http1ResponseOwner, opts: { http10: boolean; keepAlive: boolean; isHead: boolean; trailers: boolean; directWrites?: boolean }) {
     this.protocol = opts.http10 ? 'HTTP/1.0' : 'HTTP/1.1';
     this.#socket = socket;
     this.#owner = owner;
     this.#isHead = opts.isHead;
     this.#trailers = opts.trailers;
+    this.#directWrites = opts.directWrites === true;
     this.#closeAfter = !opts.keepAlive;
   }
 
@@ -120,17 +127,24 @@ export class Http1ResponseEncoder implements ResponseEncoder {
     process.nextTick(flushHead, this);
   }
 
-  /** Writes the held head, with `data` when it is small (one latin1 string: one write, no writev). */
+  /**
+   * Writes the held head with `data`: one latin1 string when it is small (one write, no writev),
+   * else one writev (corked), the body's bytes passed as they are.
+   */
   flushHead(data?: Buffer): void {
     const head = this.#pendingHead;
     if (head === undefined) return;
     this.#pendingHead = undefined;
     const socket = this.#socket;
     if (socket.destroyed) return;
-    if (data && data.length <= SMALL_BODY) socket.write(head + data.toString('latin1'), 'latin1');
+    if (!data) socket.write(head, 'latin1');
+    else if (data.length <= SMALL_BODY) socket.write(head + data.toString('latin1'), 'latin1');
     else {
+      const corked = socket.writableCorked;
+      if (!corked) socket.cork();
       socket.write(head, 'latin1');
-      if (data) socket.write(data);
+      socket.write(data);
+      if (!corked) socket.uncork();
     }
   }
 
@@ -156,6 +170,8 @@ export class Http1ResponseEncoder implements ResponseEncoder {
         ok = socket.write(CRLF, 'latin1');
       } else ok = socket.write(data);
     }
+    // Written through at once (or not written: no body, HEAD): the chunk's buffer is free again.
+    if (this.#directWrites && socket.writableLength === 0) giveBack(chunk);
     if (endStream) {
       if (this.#chunked) socket.write(LAST_CHUNK, 'latin1');
       this.#end();

@@ -172,7 +172,9 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     const expect = continueExpected(head);
     if (expect && head.httpVersionMinor === 1) this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     const isHead = head.method === 'HEAD';
-    const enc = new Http1ResponseEncoder(this.#socket, this, { http10: head.httpVersionMinor === 0, keepAlive: head.keepAlive, isHead, trailers: this.#opts.trailers });
+    // A socket read through a user buffer is a plain libuv stream: its writes can be checked for completion.
+    const directWrites = this.#reader !== undefined;
+    const enc = new Http1ResponseEncoder(this.#socket, this, { http10: head.httpVersionMinor === 0, keepAlive: head.keepAlive, isHead, trailers: this.#opts.trailers, directWrites });
     const ends = endsWithHeaders(head.rawHeaders);
     this.#stream = this.#cb.onRequest(head, enc, ends);
     this.#requestOpen = !ends;

@@ -5,6 +5,7 @@
 
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter } from '../../filters/http/filter.ts';
 import type { HeaderMap } from './headers.ts';
+import { expose } from './body-lease.ts';
 
 const CONTINUE = 0;
 const STOP_SINGLE = 1;
@@ -240,6 +241,7 @@ export class FilterManager {
       const hook = d.decode ? f.onRequestBody : f.onResponseBody;
       let st: number;
       if (hook) {
+        if (!d.decode) expose(); // the filter may keep the chunk: its read buffer cannot be reused
         d.inHook = k;
         st = hook.call(f, data, endStream);
         d.inHook = -1;

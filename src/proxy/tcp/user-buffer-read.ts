@@ -13,8 +13,8 @@ export type UserBufferCallback = (nread: number, buffer: Buffer) => boolean;
 
 export interface UserBufferReader {
   /**
-   * The bytes of the current read are still referenced (a write that did not complete at once):
-   * the next read goes into a fresh buffer. Call from inside the callback.
+   * The bytes of the current read are still referenced (a write that did not complete at once, a
+   * chunk kept): the next read goes into a fresh buffer. Call from inside the callback.
    */
   renew(): void;
 }
@@ -55,15 +55,16 @@ function readSymbols(): ReadSymbols | null {
 
 /** A read buffer starts small (an idle connection holds little) and grows when reads fill it. */
 const MIN_READ_BYTES = 4 * 1024; // 4 KiB
-const MAX_READ_BYTES = 64 * 1024; // 64 KiB, what Node allocates per read on its own
+const DEFAULT_MAX_READ_BYTES = 64 * 1024; // 64 KiB, what Node allocates per read on its own
 /** Reads in a row that fit in MIN_READ_BYTES before a grown buffer is given back. */
 const SHRINK_AFTER_READS = 16;
 
 /**
  * Switches `socket` to reading into a reused buffer handed to `callback`. Bytes Node had already
  * read into the socket's Readable buffer stay there: take them with `socket.read()` before resuming.
+ * `maxReadBytes`: the size a buffer grows to when reads fill it.
  */
-export function readIntoUserBuffer(socket: Socket, callback: UserBufferCallback): UserBufferReader | undefined {
+export function readIntoUserBuffer(socket: Socket, callback: UserBufferCallback, maxReadBytes = DEFAULT_MAX_READ_BYTES): UserBufferReader | undefined {
   if (socket instanceof TLSSocket || socket.connecting || socket.destroyed) return undefined;
   const k = readSymbols();
   const fields = socket as unknown as SocketFields;
@@ -79,8 +80,8 @@ export function readIntoUserBuffer(socket: Socket, callback: UserBufferCallback)
   };
   const onRead = (nread: number, buffer: Buffer): boolean => {
     if (nread === buffer.length) {
-      if (size < MAX_READ_BYTES) {
-        size = MAX_READ_BYTES;
+      if (size < maxReadBytes) {
+        size = maxReadBytes;
         fields[k.generator] = next;
       }
       smallReads = 0;

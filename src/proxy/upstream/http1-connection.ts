@@ -10,6 +10,7 @@ import { HTTPParser, isParseError, type HttpParser, type ParseError } from '../h
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import { upstreamTlsInfo } from './upstream-tls.ts';
 import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
+import { lend, settle } from '../http/body-lease.ts';
 
 /** A request as the connection writes it. */
 export interface Http1RequestHead {
@@ -47,6 +48,11 @@ export interface Http1ConnectionOwner {
 
 const EMPTY = Buffer.alloc(0);
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+/**
+ * Reads grow to this size: a response head with a 64 KiB body arrives in one read, and so leaves
+ * downstream in one write (a 64 KiB buffer took it in two reads and three downstream writes).
+ */
+const MAX_READ_BYTES = 128 * 1024; // 128 KiB
 /** A read at least this large that starts a response is split: head to the parser, body passed on. */
 const RAW_BODY_MIN_READ = 16 * 1024;
 /** A connection is not reused this close to the server's keep-alive timeout (undici's idea, its default margin is 2 s). */
@@ -76,7 +82,7 @@ export class Http1Connection {
   #inHead = true;
   /** The parser was given only the bytes of a head: its content-length body can bypass it. */
   #headOnly = false;
-  /** Body bytes still due that the parser never sees (passed on as the socket delivered them, uncopied). */
+  /** Body bytes still due that the parser never sees (passed on as the socket delivered them, uncopied; see body-lease.ts). */
   #rawRemaining = 0;
   /** Plain sockets read into one reused buffer (no Buffer, Readable push or 'data' event per read). */
   readonly #reader: UserBufferReader | undefined;
@@ -104,7 +110,7 @@ export class Http1Connection {
       this.#onHeadersComplete(headers, status, upgrade, keepAlive);
     p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#ex?.onResponseData(chunk);
     p[HTTPParser.kOnMessageComplete] = () => this.#onMessageComplete();
-    this.#reader = readIntoUserBuffer(socket, this.#onUserRead);
+    this.#reader = readIntoUserBuffer(socket, this.#onUserRead, MAX_READ_BYTES);
     if (!this.#reader) socket.on('data', this.#onData);
     socket.on('drain', this.#onDrain);
     socket.on('end', this.#onEnd);
@@ -219,9 +225,14 @@ export class Http1Connection {
   #rawBody(data: Buffer, from: number): number {
     const n = Math.min(this.#rawRemaining, data.length - from);
     this.#rawRemaining -= n;
-    // The router keeps these bytes: the next read goes into a new buffer.
-    if (this.#borrowed) this.#reader?.renew();
-    this.#ex?.onResponseData(from === 0 && n === data.length ? data : data.subarray(from, from + n));
+    const chunk = from === 0 && n === data.length ? data : data.subarray(from, from + n);
+    if (this.#borrowed) {
+      // The bytes are the read buffer's: lent for this call. Unless the downstream writer gives
+      // them back (written through, nothing else saw them), the next read goes into a new buffer.
+      lend(chunk);
+      this.#ex?.onResponseData(chunk);
+      if (!settle(chunk)) this.#reader?.renew();
+    } else this.#ex?.onResponseData(chunk);
     if (this.#rawRemaining === 0 && !this.#detached) {
       // The parser still expects the body it never saw: a fresh one for the next response.
       this.#parser.initialize(HTTPParser.RESPONSE, {}, this.#maxHeaderSize, HTTPParser.kLenientNone);
