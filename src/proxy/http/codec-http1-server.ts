@@ -10,6 +10,7 @@ import { STATUS_CODES } from 'node:http';
 import type { HeaderMap } from './headers.ts';
 import { Http1ResponseEncoder, httpDate, type Http1ResponseOwner } from './codec-http1-encoder.ts';
 import { HTTPParser, METHODS, isParseError, type HttpParser, type ParseError } from './http-parser.ts';
+import { fastRequestHead } from './fast-head.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
 
@@ -84,6 +85,8 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   #handedOver = false;
   /** The bytes being parsed are the reused buffer's (anything kept past this read must be copied). */
   #borrowed = false;
+  /** llhttp is inside a message (kOnMessageBegin seen, kOnMessageComplete not yet): no fast path. */
+  #parserBusy = false;
 
   constructor(socket: Socket, cb: Http1CodecCallbacks, opts: Http1CodecOptions) {
     this.#socket = socket;
@@ -98,7 +101,13 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     p[HTTPParser.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) =>
       this.#onHeadersComplete(major, minor, headers, method, url, upgrade, keepAlive);
     p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#onBody(chunk);
-    p[HTTPParser.kOnMessageComplete] = () => this.#onMessageComplete();
+    p[HTTPParser.kOnMessageBegin] = () => {
+      this.#parserBusy = true;
+    };
+    p[HTTPParser.kOnMessageComplete] = () => {
+      this.#parserBusy = false;
+      this.#onMessageComplete();
+    };
     socket.on('end', () => this.#finishParsing());
     socket.once('close', () => this.#onClose());
     this.#reader = readIntoUserBuffer(socket, this.#onUserRead);
@@ -124,7 +133,9 @@ export class Http1ServerCodec implements Http1ResponseOwner {
       this.#inHeaders = true;
       this.#headersTimer = setTimeout(() => this.#onHeadersTimeout(), this.#opts.headersTimeoutMs);
     }
-    const r = this.#parser.execute(data);
+    const from = this.#parserBusy ? 0 : this.#fastHeads(data);
+    if (from === data.length) return;
+    const r = this.#parser.execute(from === 0 ? data : data.subarray(from));
     if (isParseError(r)) return this.#onParseError(r);
     this.#flushHeld(false);
     const up = this.#upgrade;
@@ -132,7 +143,8 @@ export class Http1ServerCodec implements Http1ResponseOwner {
       this.#upgrade = undefined;
       this.#detach();
       this.#handedOver = true; // later reads wait in the socket's Readable for the upgrade
-      let rest = r < data.length ? data.subarray(r) : EMPTY;
+      const end = from + r;
+      let rest = end < data.length ? data.subarray(end) : EMPTY;
       if (this.#borrowed && rest.length > 0) rest = Buffer.from(rest);
       this.#defer(true, () => {
         this.#closed = true; // the socket is the upgrade's now: never resumed or parsed here again
@@ -140,6 +152,22 @@ export class Http1ServerCodec implements Http1ResponseOwner {
       });
     }
   };
+
+  /**
+   * Plain bodyless keep-alive requests at the start of `data`, read without llhttp (fast-head.ts)
+   * and delivered as llhttp's callbacks would deliver them: the offset where llhttp takes over.
+   */
+  #fastHeads(data: Buffer): number {
+    let from = 0;
+    while (from < data.length && !this.#closed) {
+      const h = fastRequestHead(data, from, this.#opts.maxHeaderSize);
+      if (!h || !h.keepAlive) break;
+      this.#onHeadersComplete(1, h.versionMinor, h.rawHeaders, h.method, h.url, false, true);
+      this.#onMessageComplete();
+      from = h.end;
+    }
+    return from;
+  }
 
   #onHeadersComplete(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
     this.#inHeaders = false;

@@ -11,6 +11,7 @@ import type { TlsConnectionInfo } from '../tls/types.ts';
 import { upstreamTlsInfo } from './upstream-tls.ts';
 import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
 import { lend, settle } from '../http/body-lease.ts';
+import { fastResponseHead } from '../http/fast-head.ts';
 
 /** A request as the connection writes it. */
 export interface Http1RequestHead {
@@ -53,6 +54,8 @@ const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
  * downstream in one write (a 64 KiB buffer took it in two reads and three downstream writes).
  */
 const MAX_READ_BYTES = 128 * 1024; // 128 KiB
+/** Raw body chunks up to this size are copied out of the read buffer rather than lent. */
+const COPY_MAX_BYTES = 1024;
 /** A read at least this large that starts a response is split: head to the parser, body passed on. */
 const RAW_BODY_MIN_READ = 16 * 1024;
 /** A connection is not reused this close to the server's keep-alive timeout (undici's idea, its default margin is 2 s). */
@@ -82,6 +85,10 @@ export class Http1Connection {
   #inHead = true;
   /** The parser was given only the bytes of a head: its content-length body can bypass it. */
   #headOnly = false;
+  /** llhttp is inside a message (kOnMessageBegin seen, kOnMessageComplete not yet): no fast path. */
+  #parserBusy = false;
+  /** llhttp saw the head of the raw body in progress (and must be re-initialised after it). */
+  #parserSawHead = false;
   /** Body bytes still due that the parser never sees (passed on as the socket delivered them, uncopied; see body-lease.ts). */
   #rawRemaining = 0;
   /** Plain sockets read into one reused buffer (no Buffer, Readable push or 'data' event per read). */
@@ -109,7 +116,13 @@ export class Http1Connection {
     p[HTTPParser.kOnHeadersComplete] = (_ma: number, _mi: number, headers: string[] | undefined, _m: unknown, _u: unknown, status: number, _sm: unknown, upgrade: boolean, keepAlive: boolean) =>
       this.#onHeadersComplete(headers, status, upgrade, keepAlive);
     p[HTTPParser.kOnBody] = (chunk: Buffer) => this.#ex?.onResponseData(chunk);
-    p[HTTPParser.kOnMessageComplete] = () => this.#onMessageComplete();
+    p[HTTPParser.kOnMessageBegin] = () => {
+      this.#parserBusy = true;
+    };
+    p[HTTPParser.kOnMessageComplete] = () => {
+      this.#parserBusy = false;
+      this.#onMessageComplete();
+    };
     this.#reader = readIntoUserBuffer(socket, this.#onUserRead, MAX_READ_BYTES);
     if (!this.#reader) socket.on('data', this.#onData);
     socket.on('drain', this.#onDrain);
@@ -202,11 +215,16 @@ export class Http1Connection {
     // A read that holds a whole head and nothing else, or a large read: the parser gets the head
     // alone, so a content-length body reaches the router as the socket's own buffers (llhttp's
     // kOnBody would copy every byte).
+    if (this.#inHead && !this.#parserBusy) {
+      from = this.#fastHead(data, from);
+      if (from === data.length) return;
+    }
     if (this.#inHead) {
       const end = data.indexOf(HEAD_END, from);
       const headEnd = end + 4;
       if (end >= 0 && (headEnd === data.length || data.length - from >= RAW_BODY_MIN_READ)) {
         this.#headOnly = true;
+        this.#parserSawHead = true;
         const r = this.#parser.execute(from === 0 && headEnd === data.length ? data : data.subarray(from, headEnd));
         this.#headOnly = false;
         if (isParseError(r)) return this.#onParseError(r);
@@ -221,12 +239,34 @@ export class Http1Connection {
     if (this.#upgradeHead) this.#handOver(data, from + r);
   };
 
+  /**
+   * A plain keep-alive response head with a content-length body, read without llhttp
+   * (fast-head.ts; anything else is left to llhttp): the offset past what it took, or `from`.
+   */
+  #fastHead(data: Buffer, from: number): number {
+    const req = this.#req;
+    if (!req || req.bodylessResponse || req.upgrade) return from;
+    const h = fastResponseHead(data, from, this.#maxHeaderSize);
+    if (!h || !h.keepAlive) return from;
+    this.#headOnly = true;
+    this.#onHeadersComplete(h.rawHeaders, h.status, false, true);
+    this.#headOnly = false;
+    if (this.#rawRemaining === 0) {
+      this.#onMessageComplete(); // content-length: 0
+      return h.end;
+    }
+    return this.#rawBody(data, h.end);
+  }
+
   /** Body bytes from `from` (up to what the response still owes), passed on as they are; the new offset. */
   #rawBody(data: Buffer, from: number): number {
     const n = Math.min(this.#rawRemaining, data.length - from);
     this.#rawRemaining -= n;
     const chunk = from === 0 && n === data.length ? data : data.subarray(from, from + n);
-    if (this.#borrowed) {
+    // A small body is copied (as llhttp's kOnBody did): cheaper than a fresh read buffer when the
+    // downstream keeps it (an HTTP/2 stream holds it to the end of the tick).
+    if (this.#borrowed && n <= COPY_MAX_BYTES) this.#ex?.onResponseData(Buffer.from(chunk));
+    else if (this.#borrowed) {
       // The bytes are the read buffer's: lent for this call. Unless the downstream writer gives
       // them back (written through, nothing else saw them), the next read goes into a new buffer.
       lend(chunk);
@@ -235,7 +275,11 @@ export class Http1Connection {
     } else this.#ex?.onResponseData(chunk);
     if (this.#rawRemaining === 0 && !this.#detached) {
       // The parser still expects the body it never saw: a fresh one for the next response.
-      this.#parser.initialize(HTTPParser.RESPONSE, {}, this.#maxHeaderSize, HTTPParser.kLenientNone);
+      if (this.#parserSawHead) {
+        this.#parserSawHead = false;
+        this.#parserBusy = false;
+        this.#parser.initialize(HTTPParser.RESPONSE, {}, this.#maxHeaderSize, HTTPParser.kLenientNone);
+      }
       this.#onMessageComplete();
     }
     return from + n;
@@ -351,12 +395,23 @@ export class Http1Connection {
 }
 
 /** `keep-alive: timeout=N` in a response's raw headers, in ms. */
+/** The last keep-alive header value read and its hint: a server sends the same one every time. */
+let lastKeepAlive = '';
+let lastKeepAliveMs: number | undefined;
+
 function keepAliveHintMs(raw: readonly string[]): number | undefined {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = raw[i]!;
     if (k.length !== 10 || k.toLowerCase() !== 'keep-alive') continue;
-    const m = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(raw[i + 1]!);
-    if (m) return Number(m[1]) * 1000;
+    const v = raw[i + 1]!;
+    if (v === lastKeepAlive) {
+      if (lastKeepAliveMs !== undefined) return lastKeepAliveMs;
+      continue;
+    }
+    const m = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(v);
+    lastKeepAlive = v;
+    lastKeepAliveMs = m ? Number(m[1]) * 1000 : undefined;
+    if (lastKeepAliveMs !== undefined) return lastKeepAliveMs;
   }
   return undefined;
 }
