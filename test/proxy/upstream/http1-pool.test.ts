@@ -275,3 +275,48 @@ test('large content-length bodies (head alone, then pieces; or head and body in 
     await assert.rejects(exchange(pool, { path: '/short' }), (e: unknown) => e instanceof ProxyError && e.code === ErrorCode.UPSTREAM_RESET);
   });
 });
+
+test('one connection: fast-path heads (plain content-length) and llhttp heads (chunked, split, 204, close-delimited) alternate, each body framed right', T, async () => {
+  // The nth request on the connection gets the nth scripted response; the split one in two writes.
+  const script: Array<string | [string, string]> = [
+    'HTTP/1.1 200 OK\r\ncontent-length: 5\r\nkeep-alive: timeout=30\r\n\r\nfirst',
+    'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n',
+    'HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n',
+    ['HTTP/1.1 200 OK\r\ncontent-le', 'ngth: 4\r\n\r\nsplt'],
+    'HTTP/1.1 204 No Content\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-A: 1\r\n\r\nsecond',
+    'HTTP/1.0 200 OK\r\n\r\nuntil close',
+  ];
+  let n = 0;
+  const server = rawServer((socket, data) => {
+    for (let k = 0; k < (data.match(/\r\n\r\n/g) ?? []).length; k++) {
+      const r = script[n++]!;
+      if (typeof r === 'string') socket.write(r);
+      else {
+        socket.write(r[0]);
+        setTimeout(() => socket.write(r[1]), 30);
+      }
+      if (n === script.length) socket.end();
+    }
+  });
+  await withPool(server, 'circuit_breakers: { thresholds: [{ max_connections: 1 }] }', async (pool) => {
+    const got: string[] = [];
+    for (let i = 0; i < script.length; i++) {
+      const r = await exchange(pool, { path: `/${i}` });
+      got.push(`${r.status} ${r.body}${r.headers.get('x-a') ? ` x-a=${r.headers.get('x-a')}` : ''}`);
+    }
+    assert.deepEqual(got, ['200 first', '200 abcde', '201 ', '200 splt', '204 ', '200 second x-a=1', '200 until close']);
+    assert.equal(server.seen.length, 1, 'all on one connection');
+  });
+});
+
+test('response heads the fast path leaves to llhttp are still refused there: duplicate content-length, content-length with transfer-encoding', T, async () => {
+  const bad = ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'];
+  let i = 0;
+  const server = rawServer((socket) => socket.write(bad[i++ % bad.length]!));
+  await withPool(server, '', async (pool) => {
+    for (let k = 0; k < bad.length; k++) {
+      await assert.rejects(exchange(pool), (e: unknown) => e instanceof ProxyError && e.code === ErrorCode.UPSTREAM_PROTOCOL_ERROR);
+    }
+  });
+});
