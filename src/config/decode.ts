@@ -4,11 +4,12 @@
 import type protobuf from 'protobufjs';
 import type { ConfigError, Result } from './result.ts';
 import { lookupMessageType, typeNameOf, typeUrlOf } from './protos.ts';
-import { normalizeMessage } from './json-decode.ts';
+import { createRequire } from 'node:module';
 import type { JsonDecodeContext } from './json-decode.ts';
-import { validateMessage } from './pgv.ts';
-import { messageToJson, structToJson, type RedactMode } from './proto-json.ts';
-import { OBJECT_OPTIONS, TYPED_STRUCT_TYPES, fullName, toBuffer } from './wkt.ts';
+import type { RedactMode } from './proto-json.ts';
+import { structToJson } from './struct-json.ts';
+import { OBJECT_OPTIONS, TYPED_STRUCT_TYPES, fullName, isPlainObject, toBuffer } from './wkt.ts';
+import { emptyMessage, takeUnpacked, unpackedTypeUrl, type AnyLike, type UnpackedAny, type UnpackedConfig } from './unpacked-anys.ts';
 
 export { lookupMessageType, protoRoot, typeNameOf, typeUrlOf } from './protos.ts';
 
@@ -23,6 +24,21 @@ export interface DecodeJsonOptions {
 
 type Obj = Record<string, unknown>;
 
+// The decoders, validator and printer (which load protobufjs) are required on first use: a worker
+// given its config's Anys already decoded (unpacked-anys.ts) never loads them.
+const lazy = createRequire(import.meta.url);
+let heavy: { jd: typeof import('./json-decode.ts'); pgv: typeof import('./pgv.ts'); pj: typeof import('./proto-json.ts') } | undefined;
+function decoders(): NonNullable<typeof heavy> {
+  return (heavy ??= {
+    jd: lazy('./json-decode.ts') as typeof import('./json-decode.ts'),
+    pgv: lazy('./pgv.ts') as typeof import('./pgv.ts'),
+    pj: lazy('./proto-json.ts') as typeof import('./proto-json.ts'),
+  });
+}
+const normalizeMessage: typeof import('./json-decode.ts').normalizeMessage = (...a) => decoders().jd.normalizeMessage(...a);
+const validateMessage: typeof import('./pgv.ts').validateMessage = (...a) => decoders().pgv.validateMessage(...a);
+const messageToJson: typeof import('./proto-json.ts').messageToJson = (...a) => decoders().pj.messageToJson(...a);
+
 function failWith<T>(errors: readonly ConfigError[]): Result<T> {
   return { ok: false, errors };
 }
@@ -30,6 +46,11 @@ function failWith<T>(errors: readonly ConfigError[]): Result<T> {
 /** Decodes a YAML/JSON value of type `typeName` (strict proto3 JSON) into proto-loader form, then validates it. */
 export function decodeJson<T>(typeName: string, json: unknown, opts: DecodeJsonOptions = {}): Result<T> {
   const path = opts.path ?? '';
+  const empty = isPlainObject(json) && Object.keys(json).length === 0;
+  if (empty) {
+    const sent = emptyMessage(typeName);
+    if (sent !== undefined) return { ok: true, value: sent as T };
+  }
   const type = lookupMessageType(typeName);
   if (!type) return failWith([{ path, reason: `unknown message type "${typeName}"` }]);
   const ctx: JsonDecodeContext = { errors: [], warnings: [], allowUnknownFields: opts.allowUnknownFields ?? false };
@@ -46,8 +67,13 @@ export function decodeJson<T>(typeName: string, json: unknown, opts: DecodeJsonO
   } catch (e) {
     return failWith([{ path, reason: `cannot decode ${fullName(type)}: ${(e as Error).message}` }]);
   }
-  return finish<T>(type, out, path, opts.skipValidation ?? false, ctx.warnings);
+  const r = finish<T>(type, out, path, opts.skipValidation ?? false, ctx.warnings);
+  if (empty && r.ok && !opts.skipValidation) emptyDecoded.add(typeName);
+  return r;
 }
+
+/** Types decodeJson has decoded (and validated) from `{}`: their defaults go to workers (collectUnpacked). */
+const emptyDecoded = new Set<string>();
 
 /** Decodes protobuf bytes of type `typeName` (e.g. an xDS resource) into proto-loader form, then validates it. */
 export function decodeBinary<T>(typeName: string, bytes: Uint8Array, path = ''): Result<T> {
@@ -85,7 +111,9 @@ export function validateDecoded(typeName: string, message: unknown, path = ''): 
  * decodeJson/decodeBinary already validated nested Anys). A TypedStruct (udpa/xds) whose
  * `type_url` names a known type is converted into that type, as Envoy does, and validated.
  */
-export function unpackAny<T>(any: { type_url: string; value: Buffer | Uint8Array }, path: string): Result<{ typeName: string; message: T }> {
+export function unpackAny<T>(any: AnyLike, path: string): Result<{ typeName: string; message: T }> {
+  const sent = takeUnpacked(any);
+  if (sent) return { ok: true, value: sent as { typeName: string; message: T } };
   const type = lookupMessageType(any.type_url);
   if (!type) return failWith([{ path, reason: `unknown type URL "${any.type_url}"` }]);
   let message: Obj;
@@ -110,7 +138,9 @@ export function unpackAny<T>(any: { type_url: string; value: Buffer | Uint8Array
  * The type URL that selects an extension: a TypedStruct's inner `type_url` (Envoy looks the
  * factory up by it), otherwise the Any's own. Never fails; undecodable bytes give the outer URL.
  */
-export function extensionTypeUrl(any: { type_url: string; value: Buffer | Uint8Array }): string {
+export function extensionTypeUrl(any: AnyLike): string {
+  const sent = unpackedTypeUrl(any);
+  if (sent !== undefined) return sent;
   const type = lookupMessageType(any.type_url);
   if (!type || !TYPED_STRUCT_TYPES.has(fullName(type))) return any.type_url;
   try {
@@ -119,6 +149,46 @@ export function extensionTypeUrl(any: { type_url: string; value: Buffer | Uint8A
   } catch {
     return any.type_url;
   }
+}
+
+/**
+ * Main thread: everything a worker would decode with protobufjs in `config` (an object it is about
+ * to post): every Any in it, and in those Anys' contents, unpacked; the defaults of the types
+ * decoded from `{}` so far. Post the result in the same message as `config` (adoptUnpacked()).
+ * Anys are recognised by shape: an object of exactly `type_url` (string) and `value` (bytes).
+ */
+export function collectUnpacked(config: unknown): UnpackedConfig {
+  const anys = new Map<object, UnpackedAny>();
+  const visit = (v: unknown): void => {
+    if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return;
+    if (Array.isArray(v)) {
+      for (const x of v) visit(x);
+      return;
+    }
+    const o = v as Record<string, unknown>;
+    if (isAnyLike(o)) {
+      if (anys.has(o)) return;
+      const u = unpackAny<unknown>(o, '');
+      anys.set(o, u.ok ? { typeUrl: extensionTypeUrl(o), unpacked: u.value } : { typeUrl: extensionTypeUrl(o) });
+      if (u.ok) visit(u.value.message);
+      return;
+    }
+    for (const k in o) visit(o[k]);
+  };
+  visit(config);
+  const empties = new Map<string, unknown>();
+  for (const name of emptyDecoded) {
+    const d = decodeJson(name, {});
+    if (d.ok) empties.set(name, d.value);
+  }
+  return { anys, empties };
+}
+
+function isAnyLike(o: Record<string, unknown>): o is Record<string, unknown> & AnyLike {
+  if (typeof o['type_url'] !== 'string' || !(o['value'] instanceof Uint8Array)) return false;
+  let n = 0;
+  for (const _ in o) n++;
+  return n === 2;
 }
 
 /** Packs a proto-loader object of `typeName` into an Any. Throws if the type is unknown (a programming error). */

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 
 const require = createRequire(import.meta.url);
 const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
@@ -27,7 +27,8 @@ const EXTRA_FILES = [
 ];
 
 /** protobufjs's bundled descriptors (google/protobuf/any.proto …), used instead of files on disk. */
-const COMMON = protobuf.common as unknown as Record<string, protobuf.INamespace | undefined>;
+/** protobufjs' bundled google/protobuf definitions (read when indexing, so protobufjs loads only then). */
+const common = (): Record<string, protobuf.INamespace | undefined> => (require('protobufjs') as typeof protobuf).common as unknown as Record<string, protobuf.INamespace | undefined>;
 
 export interface ProtoIndex {
   /** Every file the full Root loads (relative names, as passed to `Root.loadSync`). */
@@ -89,6 +90,11 @@ function walkProtos(dir: string, out: string[]): string[] {
 
 let cached: ProtoIndex | undefined;
 
+/** Forgets the index (protos.ts releaseProtos()); the next protoIndex() scans again. */
+export function releaseProtoIndex(): void {
+  cached = undefined;
+}
+
 /**
  * The index over the Envoy v3 protos whose imports all resolve, plus everything they import. A few
  * (OpenCensus, OpenTelemetry, Prometheus tracers/sinks) import protos that @grpc/grpc-js-xds does
@@ -100,8 +106,9 @@ export function protoIndex(): ProtoIndex {
   const scan = (rel: string): Scanned | null => {
     let s = scanned.get(rel);
     if (s !== undefined) return s;
-    const common = Object.hasOwn(COMMON, rel) ? COMMON[rel] : undefined;
-    if (common) s = { imports: [], names: commonNames(common, '', []) };
+    const bundled = common();
+    const c = Object.hasOwn(bundled, rel) ? bundled[rel] : undefined;
+    if (c) s = { imports: [], names: commonNames(c, '', []) };
     else {
       const file = findInclude(rel);
       s = file ? scanProto(fs.readFileSync(file, 'utf8')) : null;

@@ -8,6 +8,9 @@
 import protobuf from 'protobufjs';
 import { lookupMessageType } from './protos.ts';
 import { OBJECT_OPTIONS, WRAPPER_KINDS, formatDuration, fullName, hasSpecialJson, isPlainObject, lowerCamel } from './wkt.ts';
+import { structToJson, valueToJson } from './struct-json.ts';
+
+export { structToJson, valueToJson };
 
 type Obj = Record<string, unknown>;
 const MAX_DEPTH = 100;
@@ -113,32 +116,4 @@ function anyToJson(any: Obj, depth: number, redact: RedactMode): unknown {
   const json = messageToJson(inner, decoded, depth + 1, redact);
   if (hasSpecialJson(inner)) return { '@type': url, value: json };
   return { '@type': url, ...(isPlainObject(json) ? json : {}) };
-}
-
-/** A Struct in proto-loader form ({fields: {k: Value}}) → plain JSON object. */
-export function structToJson(s: unknown): Obj {
-  const out: Obj = {};
-  const fields = isPlainObject(s) ? s['fields'] : undefined;
-  if (isPlainObject(fields)) for (const [k, v] of Object.entries(fields)) out[k] = valueToJson(v);
-  return out;
-}
-
-/** A Value in proto-loader form (camelCase member names, see json-decode.ts) → plain JSON. */
-export function valueToJson(v: unknown): unknown {
-  if (!isPlainObject(v)) return null;
-  switch (String(v['kind']).replace('_v', 'V')) {
-    case 'numberValue': return member(v, 'numberValue');
-    case 'stringValue': return member(v, 'stringValue');
-    case 'boolValue': return member(v, 'boolValue');
-    case 'structValue': return structToJson(member(v, 'structValue'));
-    case 'listValue': {
-      const l = member(v, 'listValue');
-      return isPlainObject(l) && Array.isArray(l['values']) ? l['values'].map(valueToJson) : [];
-    }
-    default: return null;
-  }
-}
-
-function member(v: Obj, camel: string): unknown {
-  return v[camel] ?? v[camel.replace(/V/, '_v')];
 }

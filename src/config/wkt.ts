@@ -1,7 +1,7 @@
 // Shared facts about protobuf types for the decoders: conversion options (the proto-loader
 // object form), well-known types, field lookup by proto or JSON name, path joining. Never fails.
 
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 
 /** Exactly @grpc/proto-loader's options: the object form every decoded config in legate takes. */
 export const OBJECT_OPTIONS: protobuf.IConversionOptions = {

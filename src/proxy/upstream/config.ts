@@ -9,7 +9,7 @@ import type { HttpProtocolOptions__Output as UpstreamHttpProtocolOptions } from 
 import type { Metadata__Output } from '../../generated/envoy/config/core/v3/Metadata.ts';
 import type { UpstreamHttpProtocolOptions__Output } from '../../generated/envoy/config/core/v3/UpstreamHttpProtocolOptions.ts';
 import type { ParseContext } from '../../filters/registry.ts';
-import { structToJson } from '../../config/proto-json.ts';
+import { structToJson } from '../../config/struct-json.ts';
 import { parseUpstreamTransportSocket } from '../tls/transport-sockets.ts';
 import type { UpstreamTlsConfig } from '../tls/context-config.ts';
 import type { ConfigError, Result } from '../../config/result.ts';

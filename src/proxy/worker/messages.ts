@@ -10,6 +10,7 @@ import type { Listener__Output } from '../../generated/envoy/config/listener/v3/
 import type { Cluster__Output } from '../../generated/envoy/config/cluster/v3/Cluster.ts';
 import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.ts';
 import type { RouteConfiguration__Output } from '../../generated/envoy/config/route/v3/RouteConfiguration.ts';
+import type { UnpackedConfig } from '../../config/unpacked-anys.ts';
 
 export interface WorkerInit {
   readonly workerId: number;
@@ -32,6 +33,8 @@ export interface WorkerInit {
   readonly watchdog?: SharedArrayBuffer;
   /** Log every Proxy-Wasm host call (`legate wasm run --trace`). */
   readonly wasmTrace?: boolean;
+  /** The bootstrap's Anys, already decoded by the main thread (unpacked-anys.ts); set by WorkerPool. */
+  readonly unpacked?: UnpackedConfig;
 }
 
 export interface HostStatus {
@@ -58,7 +61,8 @@ export interface ClusterStatus {
 
 /**
  * A dynamic (xDS) config change the main thread has validated and warmed, pushed to every worker
- * as decoded protos (workers parse them again, as they parse the bootstrap). A worker applies the
+ * as decoded protos (workers parse them again, as they parse the bootstrap, but get the contents of
+ * their Anys already decoded: the 'xds' message's `unpacked`). A worker applies the
  * parts in this order, each resource replacing the one of the same name:
  * routes → clusters → endpoints → listeners → removeListeners → removeClusters → removeRoutes.
  * In-flight streams and connections finish on what they started with; removed or replaced
@@ -89,7 +93,7 @@ export type MainToWorker =
   | { readonly type: 'log_level'; readonly id: number; readonly level: LogLevel; readonly component?: string }
   | { readonly type: 'runtime'; readonly id: number; readonly values: Readonly<Record<string, string>> }
   | { readonly type: 'secret'; readonly id: number; readonly name: string; readonly secret: TlsSecret }
-  | { readonly type: 'xds'; readonly id: number; readonly update: XdsWorkerUpdate };
+  | { readonly type: 'xds'; readonly id: number; readonly update: XdsWorkerUpdate; readonly unpacked?: UnpackedConfig };
 
 export type WorkerToMain =
   | { readonly type: 'ready'; readonly listeners: Record<string, number> }

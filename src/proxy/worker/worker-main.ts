@@ -23,7 +23,7 @@ import { setWasmCallHook, setWasmTrace } from '../wasm/vm.ts';
 import { statusName } from '../wasm/abi.ts';
 import { startWasmServices } from '../wasm/bootstrap-services.ts';
 import { setNodeProperties } from '../wasm/properties.ts';
-import { structToJson } from '../../config/proto-json.ts';
+import { structToJson } from '../../config/struct-json.ts';
 import { maxMemoryFrom, type WasmPluginRuntime } from '../wasm/plugin-runtime.ts';
 import { RouteRegistry } from './route-registry.ts';
 import { Limits } from '../limits.ts';
@@ -31,6 +31,7 @@ import { SharedCounters } from '../shared-counters.ts';
 import { healthFlagNames } from '../upstream/health-check/flags.ts';
 import type { Runtime } from '../runtime.ts';
 import { buildRuntime } from '../../config/runtime-layers.ts';
+import { adoptUnpacked } from '../../config/unpacked-anys.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -48,6 +49,7 @@ async function start(): Promise<{ dyn: DynamicConfig; cm: ClusterManager; stats:
   setLogLevel(init.logLevel);
   for (const [c, l] of init.componentLogLevels) setLogLevel(l, c);
   registerBuiltins(registry);
+  adoptUnpacked(init.unpacked);
   if (init.wasmShared) attachProcessWasmStore(init.wasmShared, init.workerId);
   const n = init.bootstrap.node;
   setNodeProperties(n ? { id: n.id, cluster: n.cluster, metadata: n.metadata ? structToJson(n.metadata) : {} } : undefined);
@@ -145,6 +147,7 @@ started.then(
           for (const l of listeners) l.drain();
           return send({ type: 'reply', id: m.id, connections: connections() });
         case 'xds':
+          adoptUnpacked(m.unpacked);
           void dyn.apply(m.update).then((r) => {
             send({ type: 'reply', id: m.id, listeners: r.listeners, ...(r.errors.length > 0 ? { errors: r.errors } : {}) });
             releaseMemoryAfterConfigUpdate();
