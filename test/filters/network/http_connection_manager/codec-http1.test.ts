@@ -76,20 +76,18 @@ test('a request head over max_request_headers_kb: 431, counted as a protocol err
 test('fast-path heads and llhttp heads interleave on one connection: plain GETs, a POST with a body, a chunked POST, a head split across writes; in order', { timeout: 10_000 }, async () => {
   const p = await startProxy();
   try {
-    const s = net.connect(p.port, '127.0.0.1');
-    let out = '';
-    s.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    await new Promise((r) => s.once('connect', r));
-    s.write(
-      'GET /a HTTP/1.1\r\nhost: a\r\n\r\n' +
-        'POST /b HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\nxyz' +
-        'GET /c HTTP/1.1\r\nhost: a\r\n\r\n' +
-        'POST /d HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n2\r\nqq\r\n0\r\n\r\n' +
-        'GET /e HTTP/1.1\r\nho',
+    const out = await rawExchange(
+      p.port,
+      [
+        'GET /a HTTP/1.1\r\nhost: a\r\n\r\n' +
+          'POST /b HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\nxyz' +
+          'GET /c HTTP/1.1\r\nhost: a\r\n\r\n' +
+          'POST /d HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n2\r\nqq\r\n0\r\n\r\n' +
+          'GET /e HTTP/1.1\r\nho',
+        'st: a\r\nconnection: close\r\n\r\n',
+      ],
+      3000,
     );
-    await new Promise((r) => setTimeout(r, 50));
-    s.end('st: a\r\nconnection: close\r\n\r\n');
-    await new Promise((r) => s.once('close', r));
     assert.equal((out.match(/HTTP\/1.1 200/g) ?? []).length, 5, out);
     // The echo filter answers a GET with its headers and a POST with its body.
     const at = ['"/a"', '3\r\nxyz\r\n', '"/c"', '2\r\nqq\r\n', '"/e"'].map((x) => out.indexOf(x));
@@ -116,14 +114,7 @@ test('a request body that looks like a request, arriving in its own read, stays 
   const p = await startProxy();
   try {
     const inner = 'GET /inner HTTP/1.1\r\nhost: a\r\n\r\n';
-    const s = net.connect(p.port, '127.0.0.1');
-    let out = '';
-    s.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    await new Promise((r) => s.once('connect', r));
-    s.write(`POST /outer HTTP/1.1\r\nhost: a\r\nconnection: close\r\ncontent-length: ${inner.length}\r\n\r\n`);
-    await new Promise((r) => setTimeout(r, 50));
-    s.end(inner);
-    await new Promise((r) => s.once('close', r));
+    const out = await rawExchange(p.port, [`POST /outer HTTP/1.1\r\nhost: a\r\nconnection: close\r\ncontent-length: ${inner.length}\r\n\r\n`, inner], 3000);
     assert.equal((out.match(/HTTP\/1.1 200/g) ?? []).length, 1, out);
     assert.ok(out.includes('GET /inner HTTP/1.1') && !out.includes('"/inner"'), out);
   } finally {

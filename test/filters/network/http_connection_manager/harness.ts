@@ -244,9 +244,16 @@ export function h2on(session: http2.ClientHttp2Session, headers: http2.OutgoingH
 }
 
 /** Sends raw bytes, collects everything until the server closes or `untilMs` passes. */
-export function rawExchange(port: number, data: string | Buffer, untilMs = 1000): Promise<string> {
+/**
+ * Writes `data` on a fresh connection (an array: one write per part, `gapMs` apart, so each part
+ * is its own read) and resolves with everything read until the server closes or `untilMs`.
+ */
+export function rawExchange(port: number, data: string | Buffer | readonly (string | Buffer)[], untilMs = 1000, gapMs = 50): Promise<string> {
+  const parts = typeof data === 'string' || Buffer.isBuffer(data) ? [data] : data;
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => s.write(data));
+    const s = net.connect(port, '127.0.0.1', () => {
+      parts.forEach((part, i) => (i === 0 ? s.write(part) : setTimeout(() => s.destroyed || s.write(part), i * gapMs)));
+    });
     let out = '';
     const t = setTimeout(() => {
       s.destroy();
