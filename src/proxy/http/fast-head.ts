@@ -156,8 +156,9 @@ function keepAliveOf(minor: number, f: Fields): boolean {
 }
 
 /**
- * A bodyless request head (shorter than `maxHeaderSize`, so llhttp's overflow check could not fire) (no content-length, or "0"; no transfer-encoding) whole in `data` from
- * `from`, read as llhttp would; undefined sends the bytes to llhttp.
+ * A bodyless request head (no content-length, or "0"; no transfer-encoding) whole in `data` from
+ * `from` and shorter than `maxHeaderSize` (so llhttp's overflow check could not have fired), read
+ * as llhttp would; undefined sends the bytes to llhttp.
  */
 export function fastRequestHead(data: Buffer, from: number, maxHeaderSize: number): FastRequestHead | undefined {
   const end = headEnd(data, from, maxHeaderSize);
@@ -181,9 +182,10 @@ export function fastRequestHead(data: Buffer, from: number, maxHeaderSize: numbe
 }
 
 /**
- * A response head (shorter than `maxHeaderSize`) with a content-length body (status 200–599 but 204 and 304; no
- * transfer-encoding, no upgrade) whole in `data` from `from`, read as llhttp would; undefined
- * sends the bytes to llhttp. Not for responses to HEAD (the caller knows).
+ * A response head with a content-length body (status 200–599 but 204 and 304; no
+ * transfer-encoding, no upgrade) whole in `data` from `from` and shorter than `maxHeaderSize`,
+ * read as llhttp would; undefined sends the bytes to llhttp. Not for responses to HEAD (the
+ * caller knows).
  */
 export function fastResponseHead(data: Buffer, from: number, maxHeaderSize: number): FastResponseHead | undefined {
   const end = headEnd(data, from, maxHeaderSize);
