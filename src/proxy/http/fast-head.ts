@@ -127,7 +127,7 @@ function headerLines(s: string, pos: number, end: number, raw: string[]): Fields
       if (VALUE[c] !== 1) return { ...f, ok: false };
       if (c !== SP && c !== HTAB) vEnd = i + 1;
     }
-    // i is at the CR of this line's CRLF (headEnd saw no bare CR/LF... only bare LF): check LF follows.
+    // The value ends at a CR, which must be this line's CRLF (a bare CR is llhttp's to refuse).
     if (s.charCodeAt(i) !== CR || s.charCodeAt(i + 1) !== LF) return { ...f, ok: false };
     // Trailing whitespace before CRLF: llhttp keeps or drops it by version; leave it to llhttp.
     if (vEnd !== i) return { ...f, ok: false };
