@@ -12,6 +12,7 @@ import { upstreamTlsInfo } from './upstream-tls.ts';
 import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
 import { lend, settle } from '../http/body-lease.ts';
 import { fastResponseHead } from '../http/fast-head.ts';
+import { contentLengthBody, keepAliveHintMs } from './http1-response-headers.ts';
 
 /** A request as the connection writes it. */
 export interface Http1RequestHead {
@@ -392,37 +393,4 @@ export class Http1Connection {
     this.#leave();
     ex?.onConnectionFailure('reset', 'connection closed');
   };
-}
-
-/** `keep-alive: timeout=N` in a response's raw headers, in ms. */
-/** The last keep-alive header value read and its hint: a server sends the same one every time. */
-let lastKeepAlive = '';
-let lastKeepAliveMs: number | undefined;
-
-function keepAliveHintMs(raw: readonly string[]): number | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i]!;
-    if (k.length !== 10 || k.toLowerCase() !== 'keep-alive') continue;
-    const v = raw[i + 1]!;
-    if (v === lastKeepAlive) {
-      if (lastKeepAliveMs !== undefined) return lastKeepAliveMs;
-      continue;
-    }
-    const m = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(v);
-    lastKeepAlive = v;
-    lastKeepAliveMs = m ? Number(m[1]) * 1000 : undefined;
-    if (lastKeepAliveMs !== undefined) return lastKeepAliveMs;
-  }
-  return undefined;
-}
-
-/** The content-length of a response without transfer-encoding (llhttp has already refused conflicting ones); 0 otherwise. */
-function contentLengthBody(raw: readonly string[]): number {
-  let len = 0;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i]!;
-    if (k.length === 14 && k.toLowerCase() === 'content-length') len = Number(raw[i + 1]);
-    else if (k.length === 17 && k.toLowerCase() === 'transfer-encoding') return 0;
-  }
-  return Number.isSafeInteger(len) && len > 0 ? len : 0;
 }
