@@ -5,7 +5,7 @@ import protobuf from 'protobufjs';
 import type { ConfigError } from './result.ts';
 import { lookupMessageType } from './protos.ts';
 import { normalizeMessage } from './json-decode.ts';
-import { structToJson } from './proto-json.ts';
+import { structToJson } from './struct-json.ts';
 import { OBJECT_OPTIONS, TYPED_STRUCT_TYPES, WRAPPER_KINDS, fieldPath, formatDuration, fullName, indexPath, isPlainObject, keyPath } from './wkt.ts';
 
 type Obj = Record<string, unknown>;

@@ -10,8 +10,6 @@ import { lookupMessageType } from './protos.ts';
 import { OBJECT_OPTIONS, WRAPPER_KINDS, formatDuration, fullName, hasSpecialJson, isPlainObject, lowerCamel } from './wkt.ts';
 import { structToJson, valueToJson } from './struct-json.ts';
 
-export { structToJson, valueToJson };
-
 type Obj = Record<string, unknown>;
 const MAX_DEPTH = 100;
 const REDACTED = '[redacted]';

@@ -8,8 +8,6 @@ import type { StreamInfo } from '../http/stream-info.ts';
 import type { TcpProxyStats } from './tcp-proxy-stats.ts';
 import { type ChunkFilter, Pump } from './pump.ts';
 
-export { type TcpProxyStats, tcpProxyStats } from './tcp-proxy-stats.ts';
-
 /** The idle timer looks this many times per idle_timeout: a connection closes 1–1.25× idle_timeout after its last byte. */
 const IDLE_CHECKS = 4;
 

@@ -11,7 +11,8 @@ import { once } from 'node:events';
 import { StatsStore } from '../../../src/proxy/stats.ts';
 import { newStreamInfo } from '../../../src/proxy/http/stream-info.ts';
 import type { NetworkFilter } from '../../../src/filters/network/filter.ts';
-import { TcpProxySession, tcpProxyStats } from '../../../src/proxy/tcp/tcp-proxy-session.ts';
+import { TcpProxySession } from '../../../src/proxy/tcp/tcp-proxy-session.ts';
+import { tcpProxyStats } from '../../../src/proxy/tcp/tcp-proxy-stats.ts';
 import { readIntoUserBuffer } from '../../../src/proxy/tcp/user-buffer-read.ts';
 
 async function listen(server: net.Server): Promise<number> {
