@@ -417,9 +417,10 @@ export class ActiveStream {
     // Filters are destroyed once the current call stack (often a filter's own call) unwinds.
     const fm = this.#fm;
     if (fm) queueMicrotask(() => fm.destroy());
-    for (const l of this.#owner.accessLoggers) {
+    const loggers = this.#owner.accessLoggers;
+    for (let i = 0; i < loggers.length; i++) {
       try {
-        l.log(info);
+        loggers[i]!.log(info);
       } catch (e) {
         if (log.enabled('error')) log.error(`access log: ${(e as Error).message}`);
       }

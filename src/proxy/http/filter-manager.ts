@@ -25,18 +25,18 @@ export interface FilterChainSink {
   watermark(decode: boolean, above: boolean): void;
 }
 
-function zeros(n: number): number[] {
-  const a: number[] = [];
-  for (let i = 0; i < n; i++) a.push(0);
-  return a;
-}
-
 class Direction {
   readonly decode: boolean;
-  // Small-integer arrays: cheaper per stream than three typed arrays (each with its own backing store).
-  readonly state: number[];
-  readonly headersContinued: number[];
-  readonly fromCurrent: number[];
+  readonly #n: number;
+  /**
+   * Per filter (iteration position): CONTINUE, STOP_SINGLE or STOP_ALL; and whether a STOP_ALL
+   * resumes at that filter itself (StopAllIterationAndBuffer). Made at the first stop: most streams
+   * never stop, and pay nothing for it.
+   */
+  state: number[] | undefined = undefined;
+  fromCurrent: number[] | undefined = undefined;
+  /** Filters whose headers hook has continued: iteration positions [0, headersPast). */
+  headersPast = 0;
   headers: HeaderMap | undefined = undefined;
   trailers: HeaderMap | undefined = undefined;
   buffer: Buffer[] | undefined = undefined;
@@ -55,15 +55,28 @@ class Direction {
 
   constructor(decode: boolean, n: number) {
     this.decode = decode;
-    this.state = zeros(n);
-    this.headersContinued = zeros(n);
-    this.fromCurrent = zeros(n);
+    this.#n = n;
+  }
+
+  stateAt(k: number): number {
+    const s = this.state;
+    return s === undefined ? CONTINUE : s[k]!;
+  }
+
+  /** Records a stop (or, with CONTINUE, a resume) at position k. */
+  setState(k: number, st: number, fromCurrent: boolean): void {
+    if (this.state === undefined) {
+      if (st === CONTINUE) return;
+      this.state = new Array<number>(this.#n).fill(CONTINUE);
+      this.fromCurrent = new Array<number>(this.#n).fill(0);
+    }
+    this.state[k] = st;
+    this.fromCurrent![k] = fromCurrent ? 1 : 0;
   }
 
   reset(): void {
-    this.state.fill(0);
-    this.headersContinued.fill(0);
-    this.fromCurrent.fill(0);
+    this.state = this.fromCurrent = undefined;
+    this.headersPast = 0;
     this.headers = this.trailers = this.buffer = undefined;
     this.bufferBytes = 0;
     this.complete = this.started = false;
@@ -217,12 +230,11 @@ export class FilterManager {
         if (d.gen !== gen) return;
       }
       if (st === FilterHeadersStatus.Continue) {
-        d.headersContinued[k] = 1;
+        d.headersPast = k + 1;
         d.pendingContinue = false;
         continue;
       }
-      d.state[k] = st === FilterHeadersStatus.StopIteration ? STOP_SINGLE : STOP_ALL;
-      if (st === FilterHeadersStatus.StopAllIterationAndBuffer) d.fromCurrent[k] = 1;
+      d.setState(k, st === FilterHeadersStatus.StopIteration ? STOP_SINGLE : STOP_ALL, st === FilterHeadersStatus.StopAllIterationAndBuffer);
       this.#afterStop(d, k);
       return;
     }
@@ -233,7 +245,7 @@ export class FilterManager {
     const gen = d.gen;
     const n = this.#filters.length;
     for (let k = start; k < n; k++) {
-      if (d.state[k] === STOP_ALL) {
+      if (d.stateAt(k) === STOP_ALL) {
         this.#addBuffer(d, data, true);
         return;
       }
@@ -253,17 +265,17 @@ export class FilterManager {
           d.buffer = undefined;
           d.bufferBytes = 0;
         }
-      } else st = d.state[k] === CONTINUE ? FilterDataStatus.Continue : WATERMARK;
+      } else st = d.stateAt(k) === CONTINUE ? FilterDataStatus.Continue : WATERMARK;
       if (st === FilterDataStatus.Continue) {
         d.pendingContinue = false;
-        if (d.state[k] !== CONTINUE) {
+        if (d.stateAt(k) !== CONTINUE) {
           this.#addBuffer(d, data, false);
           this.#continueAt(d, k);
           return;
         }
         continue;
       }
-      d.state[k] = STOP_SINGLE;
+      d.setState(k, STOP_SINGLE, false);
       if (st === FilterDataStatus.StopIterationAndBuffer) this.#addBuffer(d, data, true);
       else if (st === WATERMARK) this.#addBuffer(d, data, false);
       this.#afterStop(d, k);
@@ -276,7 +288,7 @@ export class FilterManager {
     const gen = d.gen;
     const n = this.#filters.length;
     for (let k = start; k < n; k++) {
-      if (d.state[k] === STOP_ALL) return;
+      if (d.stateAt(k) === STOP_ALL) return;
       const f = this.#at(d, k);
       const hook = d.decode ? f.onRequestTrailers : f.onResponseTrailers;
       let st: number;
@@ -285,16 +297,16 @@ export class FilterManager {
         st = hook.call(f, trailers);
         d.inHook = -1;
         if (d.gen !== gen) return;
-      } else st = d.state[k] === CONTINUE ? FilterTrailersStatus.Continue : FilterTrailersStatus.StopIteration;
+      } else st = d.stateAt(k) === CONTINUE ? FilterTrailersStatus.Continue : FilterTrailersStatus.StopIteration;
       if (st === FilterTrailersStatus.Continue) {
         d.pendingContinue = false;
-        if (d.state[k] !== CONTINUE) {
+        if (d.stateAt(k) !== CONTINUE) {
           this.#continueAt(d, k);
           return;
         }
         continue;
       }
-      d.state[k] = STOP_SINGLE;
+      d.setState(k, STOP_SINGLE, false);
       this.#afterStop(d, k);
       return;
     }
@@ -316,13 +328,12 @@ export class FilterManager {
 
   /** Envoy's commonContinue for the filter at iteration position k. */
   #continueAt(d: Direction, k: number): void {
-    if (d.state[k] === CONTINUE) return;
-    const fromCurrent = d.fromCurrent[k] === 1;
-    d.state[k] = CONTINUE;
-    d.fromCurrent[k] = 0;
+    if (d.stateAt(k) === CONTINUE) return;
+    const fromCurrent = d.fromCurrent![k] === 1;
+    d.setState(k, CONTINUE, false);
     const gen = d.gen;
-    if (!d.headersContinued[k]) {
-      d.headersContinued[k] = 1;
+    if (k >= d.headersPast) {
+      d.headersPast = k + 1;
       this.#runHeaders(d, k + 1, d.complete && d.buffer === undefined && d.trailers === undefined);
       if (d.gen !== gen) return;
     }

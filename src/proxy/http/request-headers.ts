@@ -20,7 +20,7 @@ export interface HeaderRejection {
 }
 
 /** x-envoy-* request headers removed from external requests (Envoy's cleanInternalHeaders). */
-const ENVOY_INTERNAL_ONLY = [
+const ENVOY_INTERNAL_ONLY: ReadonlySet<string> = new Set([
   'x-envoy-retriable-status-codes',
   'x-envoy-retriable-header-names',
   'x-envoy-retry-on',
@@ -35,9 +35,9 @@ const ENVOY_INTERNAL_ONLY = [
   'x-envoy-ip-tags',
   'x-envoy-original-url',
   'x-envoy-hedge-on-per-try-timeout',
-];
+]);
 /** Removed only from edge requests (use_remote_address and an external client). */
-const ENVOY_EDGE_ONLY = ['x-envoy-decorator-operation', 'x-envoy-downstream-service-cluster', 'x-envoy-downstream-service-node'];
+const ENVOY_EDGE_ONLY: ReadonlySet<string> = new Set(['x-envoy-decorator-operation', 'x-envoy-downstream-service-cluster', 'x-envoy-downstream-service-node']);
 
 function parseIp(addr: string): { v6: boolean; value: bigint } | undefined {
   let a = addr;
@@ -80,7 +80,24 @@ const DEFAULT_INTERNAL: readonly Cidr[] = [
 
 const LOOPBACK: readonly Cidr[] = [parseCidr('127.0.0.0', 8)!, parseCidr('::1', 128)!];
 
+/** Per CIDR list, addresses already checked (bounded: cleared when full). */
+const cidrMemo = new WeakMap<readonly Cidr[], Map<string, boolean>>();
+const CIDR_MEMO_MAX = 4096;
+
+/** Whether `address` is in one of `cidrs`; remembered per list, as a few client addresses repeat on every request. */
 export function inCidrs(address: string, cidrs: readonly Cidr[]): boolean {
+  let memo = cidrMemo.get(cidrs);
+  if (memo === undefined) cidrMemo.set(cidrs, (memo = new Map()));
+  let r = memo.get(address);
+  if (r === undefined) {
+    r = matchCidrs(address, cidrs);
+    if (memo.size >= CIDR_MEMO_MAX) memo.clear();
+    memo.set(address, r);
+  }
+  return r;
+}
+
+function matchCidrs(address: string, cidrs: readonly Cidr[]): boolean {
   const ip = parseIp(address);
   if (!ip) return false;
   for (const c of cidrs) {
@@ -102,11 +119,11 @@ function lastAddressFromXff(xff: string | undefined, skip: number): { address: s
   return { address: net.isIP(a) ? a : undefined, single };
 }
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding'];
+const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
 
 /** Removes connection-specific headers (Envoy: before the filter chain); `upgrade` only when not upgrading. */
 export function removeHopByHop(h: HeaderMap, upgrading: boolean): void {
-  for (const n of HOP_BY_HOP) h.remove(n);
+  h.removeAll(HOP_BY_HOP);
   if (!upgrading) h.remove('upgrade');
   else h.set('connection', 'upgrade');
   const te = h.get('te');
@@ -231,14 +248,15 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
 
   const internal = single && finalRemote !== undefined && inCidrs(finalRemote, cfg.internalAddresses ?? DEFAULT_INTERNAL);
   const edge = !internal && cfg.useRemoteAddress;
-  if (edge) for (const n of ENVOY_EDGE_ONLY) h.remove(n);
+  if (edge) h.removeAll(ENVOY_EDGE_ONLY);
   if (internal) {
     h.set('x-envoy-internal', 'true');
   } else {
     h.remove('x-envoy-internal');
-    for (const n of ENVOY_INTERNAL_ONLY) h.remove(n);
+    h.removeAll(ENVOY_INTERNAL_ONLY);
     // RouteConfiguration.internal_only_headers: stripped from requests that are not internal.
-    for (const n of cfg.routes.table?.internalOnlyHeaders ?? []) h.remove(n);
+    const routeOnly = cfg.routes.table?.internalOnlyHeaders;
+    if (routeOnly) for (let i = 0; i < routeOnly.length; i++) h.remove(routeOnly[i]!);
     if (cfg.useRemoteAddress && finalRemote !== undefined) h.set('x-envoy-external-address', finalRemote);
   }
 
@@ -291,11 +309,10 @@ function normalizeFull(path: string, cfg: HcmConfig): string | undefined {
   return p;
 }
 
-const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding'];
 
 /** Envoy's mutateResponseHeaders + server header, after the encoder filters. */
 export function mutateResponseHeaders(h: HeaderMap, cfg: HcmConfig, req: HeaderMap | undefined, upgrading: boolean): void {
-  for (const n of RESPONSE_HOP_BY_HOP) h.remove(n);
+  h.removeAll(HOP_BY_HOP);
   if (upgrading) h.set('connection', 'upgrade');
   else h.remove('upgrade');
   if (req !== undefined && cfg.alwaysSetRequestIdInResponse) {

@@ -34,7 +34,8 @@ export class AttemptSet {
   /** Request body kept for replay while a retry is possible; undefined once abandoned or not needed. */
   body: Buffer[] | undefined;
   bodyBytes = 0;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Retry back-off timers pending; made at the first retry. */
+  #timers: Set<NodeJS.Timeout> | undefined;
   readonly #cb: HttpFilterCallbacks;
   readonly #finished: () => boolean;
   readonly #startAttempt: () => void;
@@ -142,15 +143,15 @@ export class AttemptSet {
   }
 
   othersPending(a: UpstreamAttempt): boolean {
-    return this.#timers.size > 0 || this.list.some((o) => o !== a && !o.headersReceived);
+    return (this.#timers !== undefined && this.#timers.size > 0) || this.list.some((o) => o !== a && !o.headersReceived);
   }
 
   scheduleRetry(delayMs: number): void {
     const t = setTimeout(() => {
-      this.#timers.delete(t);
+      this.#timers?.delete(t);
       if (!this.#finished() && this.winner === undefined) this.#startAttempt();
     }, delayMs);
-    this.#timers.add(t);
+    (this.#timers ??= new Set()).add(t);
   }
 
   /** The request body outgrew the buffer: the current attempt is the last. */
@@ -181,7 +182,9 @@ export class AttemptSet {
 
   /** Resets every attempt in flight except `keep`. */
   resetAttempts(keep: UpstreamAttempt | undefined): void {
-    for (const a of this.list) {
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) {
+      const a = list[i]!;
       if (a === keep || !a.active) continue;
       a.report({ kind: 'local', failure: 'reset' });
       a.abort();
@@ -197,7 +200,9 @@ export class AttemptSet {
   }
 
   #clearRetryTimers(): void {
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
+    const timers = this.#timers;
+    if (timers === undefined || timers.size === 0) return;
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
   }
 }

@@ -210,7 +210,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
         att.bodyBytes += data.length;
       }
     }
-    for (const a of att.list) a.request?.sendData(data, endStream);
+    const list = att.list;
+    for (let i = 0; i < list.length; i++) list[i]!.request?.sendData(data, endStream);
     if (endStream) this.#onRequestComplete();
     return FilterDataStatus.StopIterationNoBuffer;
   }
@@ -231,7 +232,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (this.#timeoutMs > 0 && !this.#responseComplete && this.#timer === undefined) {
       this.#timer = setTimeout(() => this.#onTimeout(), this.#timeoutMs);
     }
-    for (const a of this.#att.list) a.armPerTry(this.#perTryTimeoutMs);
+    const list = this.#att.list;
+    for (let i = 0; i < list.length; i++) list[i]!.armPerTry(this.#perTryTimeoutMs);
   }
 
   onDestroy(): void {

@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HeaderMap, lowerName } from '../../../src/proxy/http/headers.ts';
+import { inCidrs, parseCidr } from '../../../src/proxy/http/request-headers.ts';
+
+test('lowerName: the same string when already lowercase, toLowerCase otherwise (ASCII and beyond)', () => {
+  const name = 'x-forwarded-for';
+  assert.equal(lowerName(name), name);
+  assert.equal(lowerName('X-Forwarded-For'), 'x-forwarded-for');
+  assert.equal(lowerName(':path'), ':path');
+  assert.equal(lowerName('ÄBC'), 'äbc');
+  assert.equal(lowerName('x-Ünïcode'), 'x-ünïcode');
+  assert.equal(lowerName(''), '');
+});
+
+test('HeaderMap: lookups and mutations ignore the case of the name they are given', () => {
+  const h = HeaderMap.fromFlat(['Host', 'a', 'X-Trace', '1', 'x-trace', '2', 'Accept', '*/*']);
+  assert.equal(h.get('HOST'), 'a');
+  assert.deepEqual(h.getAll('X-TRACE'), ['1', '2']);
+  h.set('X-Trace', '3');
+  assert.deepEqual(h.getAll('x-trace'), ['3']);
+  h.remove('ACCEPT');
+  assert.equal(h.has('accept'), false);
+  assert.deepEqual([...h], [
+    ['host', 'a'],
+    ['x-trace', '3'],
+  ]);
+});
+
+test('HeaderMap.removeAll: every header named in the set, repeated ones too, order of the rest kept', () => {
+  const h = HeaderMap.fromFlat(['connection', 'close', 'a', '1', 'keep-alive', 'x', 'b', '2', 'connection', 'te', 'c', '3']);
+  h.removeAll(new Set(['connection', 'keep-alive']));
+  assert.deepEqual([...h], [
+    ['a', '1'],
+    ['b', '2'],
+    ['c', '3'],
+  ]);
+  h.removeAll(new Set());
+  assert.equal(h.size, 3);
+});
+
+test('inCidrs: answers are remembered per CIDR list, never shared between lists', () => {
+  const ten = [parseCidr('10.0.0.0', 8)!];
+  const loop = [parseCidr('127.0.0.0', 8)!, parseCidr('::1', 128)!];
+  for (let i = 0; i < 3; i++) {
+    assert.equal(inCidrs('10.1.2.3', ten), true);
+    assert.equal(inCidrs('10.1.2.3', loop), false);
+    assert.equal(inCidrs('127.0.0.1', loop), true);
+    assert.equal(inCidrs('::1', loop), true);
+    assert.equal(inCidrs('::ffff:127.0.0.9', loop), true);
+    assert.equal(inCidrs('not-an-ip', loop), false);
+  }
+  // Past the memo's bound it starts over, and still answers correctly.
+  for (let i = 0; i < 5000; i++) assert.equal(inCidrs(`10.0.${(i >> 8) & 255}.${i & 255}`, ten), true);
+  assert.equal(inCidrs('11.0.0.1', ten), false);
+});
