@@ -309,7 +309,6 @@ function normalizeFull(path: string, cfg: HcmConfig): string | undefined {
   return p;
 }
 
-
 /** Envoy's mutateResponseHeaders + server header, after the encoder filters. */
 export function mutateResponseHeaders(h: HeaderMap, cfg: HcmConfig, req: HeaderMap | undefined, upgrading: boolean): void {
   h.removeAll(HOP_BY_HOP);
