@@ -1,6 +1,8 @@
-// The contracts between a connection (connection-manager.ts) and its streams
+// The connection manager's interface to its listener (ConnectionManager, ConnectionOptions), the
+// contracts between a connection (connection-manager.ts) and its streams
 // (connection-manager-stream.ts), and the sink through which the filter manager reaches a stream.
 
+import type { Socket } from 'node:net';
 import type { HttpFilterFactory } from '../../filters/http/filter.ts';
 import type { AccessLogger } from '../access-log/index.ts';
 import type { FilterChainSink } from './filter-manager.ts';
@@ -10,6 +12,28 @@ import type { HeaderMap } from './headers.ts';
 import type { AddressInfo } from './stream-info.ts';
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import type { ActiveStream } from './connection-manager-stream.ts';
+
+export interface ConnectionOptions {
+  readonly connectionId: number;
+  /** Defaults to the socket's peer / local address (pass what listener filters decided, e.g. PROXY protocol). */
+  readonly remote?: AddressInfo;
+  readonly local?: AddressInfo;
+  readonly tls?: boolean;
+  readonly requestedServerName?: string;
+  /** The downstream TLS session (peer identity for XFCC, RBAC, the access log); undefined for plaintext. */
+  readonly downstreamTls?: TlsConnectionInfo;
+  /** The listener's per_connection_buffer_limit_bytes (default: the HCM config's, 1 MiB). */
+  readonly bufferLimitBytes?: number;
+}
+
+export interface ConnectionManager {
+  readonly stats: HcmStats;
+  handleConnection(socket: Socket, info: ConnectionOptions): void;
+  /** HTTP/1.1: `connection: close` on the next responses, idle connections closed; HTTP/2: GOAWAY. */
+  drain(): void;
+  /** Closes every connection now and releases the access logs. */
+  close(): Promise<void>;
+}
 
 export interface RuntimeFilter {
   readonly name: string;

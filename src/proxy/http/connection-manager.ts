@@ -18,39 +18,16 @@ import { HeaderMap } from './headers.ts';
 import { H2ResponseEncoder, h2RequestBody, h2RequestHeaders } from './codec-http2.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
 import { ActiveStream, type ConnectionInfo, type RuntimeFilter, type StreamOwner } from './connection-manager-stream.ts';
+import type { ConnectionManager, ConnectionOptions } from './connection-manager-types.ts';
 import type { HcmConfig, HttpFilterEntry } from './hcm-config.ts';
 import { HcmStats } from './hcm-stats.ts';
 import { checkUnderscores } from './request-headers.ts';
-import type { AddressInfo } from './stream-info.ts';
-import type { TlsConnectionInfo } from '../tls/types.ts';
 
 const log = logger('http');
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 /** Stream errors (resets) are reported through 'close': one shared listener, not a closure per stream. */
 const ignoreStreamError = (): void => {};
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-export interface ConnectionOptions {
-  readonly connectionId: number;
-  /** Defaults to the socket's peer / local address (pass what listener filters decided, e.g. PROXY protocol). */
-  readonly remote?: AddressInfo;
-  readonly local?: AddressInfo;
-  readonly tls?: boolean;
-  readonly requestedServerName?: string;
-  /** The downstream TLS session (peer identity for XFCC, RBAC, the access log); undefined for plaintext. */
-  readonly downstreamTls?: TlsConnectionInfo;
-  /** The listener's per_connection_buffer_limit_bytes (default: the HCM config's, 1 MiB). */
-  readonly bufferLimitBytes?: number;
-}
-
-export interface ConnectionManager {
-  readonly stats: HcmStats;
-  handleConnection(socket: Socket, info: ConnectionOptions): void;
-  /** HTTP/1.1: `connection: close` on the next responses, idle connections closed; HTTP/2: GOAWAY. */
-  drain(): void;
-  /** Closes every connection now and releases the access logs. */
-  close(): Promise<void>;
-}
 
 function runtimeFilters(entries: readonly HttpFilterEntry[], ctx: RuntimeContext): RuntimeFilter[] {
   return entries.map((e) => ({ name: e.name, config: e.config, factory: e.spec.factory(e.config, ctx) as HttpFilterFactory }));

@@ -4,13 +4,14 @@
 import type { ExtensionRegistry, RuntimeContext } from '../../registry.ts';
 import type { NetworkFilterCallbacks, NetworkFilterFactory } from '../filter.ts';
 import type { HttpConnectionManager__Output } from '../../../generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
-import { createConnectionManager, type ConnectionManager } from '../../../proxy/http/connection-manager.ts';
+import { createConnectionManager } from '../../../proxy/http/connection-manager.ts';
+import type { ConnectionManager } from '../../../proxy/http/connection-manager-types.ts';
 import { parseHttpConnectionManager, type HcmConfig } from './config.ts';
 
 export { parseHttpConnectionManager, parseHttpFilters } from './config.ts';
 export type { HcmConfig } from './config.ts';
 export { createConnectionManager } from '../../../proxy/http/connection-manager.ts';
-export type { ConnectionManager, ConnectionOptions } from '../../../proxy/http/connection-manager.ts';
+export type { ConnectionManager, ConnectionOptions } from '../../../proxy/http/connection-manager-types.ts';
 
 export const HCM_NAME = 'envoy.filters.network.http_connection_manager';
 export const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';

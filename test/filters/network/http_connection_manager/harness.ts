@@ -11,7 +11,8 @@ import { HeaderMap } from '../../../../src/proxy/http/headers.ts';
 import { StatsStore } from '../../../../src/proxy/stats.ts';
 import type { ClusterManager } from '../../../../src/proxy/upstream/types.ts';
 import { parseHttpConnectionManager } from '../../../../src/filters/network/http_connection_manager/config.ts';
-import { createConnectionManager, type ConnectionManager } from '../../../../src/proxy/http/connection-manager.ts';
+import { createConnectionManager } from '../../../../src/proxy/http/connection-manager.ts';
+import type { ConnectionManager } from '../../../../src/proxy/http/connection-manager-types.ts';
 import type { HcmConfig } from '../../../../src/proxy/http/hcm-config.ts';
 import { testRuntime } from '../../../helpers/runtime-context.ts';
 
