@@ -9,6 +9,7 @@ import type { HeaderMap } from './headers.ts';
 import type { DownstreamProtocol, ResponseEncoder } from './codec.ts';
 import { hasInvalidHeaderChar, isHttpToken } from './http-parser.ts';
 import { giveBack } from './body-lease.ts';
+import type { DirectWriter } from '../tcp/direct-write.ts';
 
 /** What the encoder tells its codec about the response's end. */
 export interface Http1ResponseOwner {
@@ -50,12 +51,14 @@ const EMPTY = Buffer.alloc(0);
 export class Http1ResponseEncoder implements ResponseEncoder {
   readonly protocol: DownstreamProtocol;
   readonly #socket: Socket;
+  /** The connection's writer: straight to the socket's handle when nothing is buffered in Node. */
+  readonly #w: DirectWriter;
   readonly #owner: Http1ResponseOwner;
   readonly #isHead: boolean;
   readonly #trailers: boolean;
   /**
-   * The socket writes through a libuv stream (plain TCP or pipe): when its writable length is 0
-   * after a write, every byte went to the kernel and nothing references the chunk any more.
+   * The socket writes through a libuv stream (plain TCP or pipe): when nothing is queued in Node
+   * or libuv after a write, every byte went to the kernel and nothing references the chunk any more.
    */
   readonly #directWrites: boolean;
   /** The request asked for the connection to close (Connection: close, or HTTP/1.0 without keep-alive). */
@@ -69,9 +72,10 @@ export class Http1ResponseEncoder implements ResponseEncoder {
   #pendingHead: string | undefined;
   onWritable: ((writable: boolean) => void) | undefined = undefined;
 
-  constructor(socket: Socket, owner: Http1ResponseOwner, opts: { http10: boolean; keepAlive: boolean; isHead: boolean; trailers: boolean; directWrites?: boolean }) {
+  constructor(socket: Socket, writer: DirectWriter, owner: Http1ResponseOwner, opts: { http10: boolean; keepAlive: boolean; isHead: boolean; trailers: boolean; directWrites?: boolean }) {
     this.protocol = opts.http10 ? 'HTTP/1.0' : 'HTTP/1.1';
     this.#socket = socket;
+    this.#w = writer;
     this.#owner = owner;
     this.#isHead = opts.isHead;
     this.#trailers = opts.trailers;
@@ -118,7 +122,7 @@ export class Http1ResponseEncoder implements ResponseEncoder {
     else if (this.protocol === 'HTTP/1.0') head += 'connection: keep-alive\r\n';
     this.#sent = true;
     if (endStream) {
-      socket.write(head + CRLF, 'latin1');
+      this.#w.write(head + CRLF);
       this.#end();
       return;
     }
@@ -137,8 +141,8 @@ export class Http1ResponseEncoder implements ResponseEncoder {
     this.#pendingHead = undefined;
     const socket = this.#socket;
     if (socket.destroyed) return;
-    if (!data) socket.write(head, 'latin1');
-    else if (data.length <= SMALL_BODY) socket.write(head + data.toString('latin1'), 'latin1');
+    if (!data) this.#w.write(head);
+    else if (data.length <= SMALL_BODY) this.#w.write(head + data.toString('latin1'));
     else {
       const corked = socket.writableCorked;
       if (!corked) socket.cork();
@@ -168,12 +172,12 @@ export class Http1ResponseEncoder implements ResponseEncoder {
         socket.write(data.length.toString(16) + CRLF, 'latin1');
         socket.write(data);
         ok = socket.write(CRLF, 'latin1');
-      } else ok = socket.write(data);
+      } else ok = this.#w.write(data);
     }
     // Written through at once (or not written: no body, HEAD): the chunk's buffer is free again.
-    if (this.#directWrites && socket.writableLength === 0) giveBack(chunk);
+    if (this.#directWrites && socket.writableLength === 0 && this.#w.pending === 0) giveBack(chunk);
     if (endStream) {
-      if (this.#chunked) socket.write(LAST_CHUNK, 'latin1');
+      if (this.#chunked) this.#w.write(LAST_CHUNK);
       this.#end();
       return true;
     }
@@ -198,7 +202,7 @@ export class Http1ResponseEncoder implements ResponseEncoder {
           if (k.charCodeAt(0) !== 58 && isHttpToken(k) && !hasInvalidHeaderChar(v)) t += `${k}: ${v}\r\n`;
         });
       }
-      socket.write(t + CRLF, 'latin1');
+      this.#w.write(t + CRLF);
     }
     this.#end();
   }

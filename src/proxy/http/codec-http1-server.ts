@@ -13,6 +13,7 @@ import { HTTPParser, METHODS, isParseError, type HttpParser, type ParseError } f
 import { fastRequestHead } from './fast-head.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
+import { directWriter, type DirectWriter } from '../tcp/direct-write.ts';
 
 /** A parsed request line and header block (the shape h1RequestHeaders reads). */
 export interface Http1RequestHead {
@@ -80,6 +81,8 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   #closed = false;
   /** Plain sockets read into one reused buffer (no Buffer, Readable push or 'data' event per read). */
   readonly #reader: UserBufferReader | undefined;
+  /** Responses' writes (direct-write.ts): to the socket's handle when nothing is buffered in Node. */
+  readonly #writer: DirectWriter;
   /** The parser let go of the socket: reads are ignored, or (an upgrade) copied into its Readable. */
   #detached = false;
   #handedOver = false;
@@ -90,6 +93,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
 
   constructor(socket: Socket, cb: Http1CodecCallbacks, opts: Http1CodecOptions) {
     this.#socket = socket;
+    this.#writer = directWriter(socket);
     this.#cb = cb;
     this.#opts = opts;
     const p = (this.#parser = new HTTPParser());
@@ -202,7 +206,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     const isHead = head.method === 'HEAD';
     // A socket read through a user buffer is a plain libuv stream: its writes can be checked for completion.
     const directWrites = this.#reader !== undefined;
-    const enc = new Http1ResponseEncoder(this.#socket, this, { http10: head.httpVersionMinor === 0, keepAlive: head.keepAlive, isHead, trailers: this.#opts.trailers, directWrites });
+    const enc = new Http1ResponseEncoder(this.#socket, this.#writer, this, { http10: head.httpVersionMinor === 0, keepAlive: head.keepAlive, isHead, trailers: this.#opts.trailers, directWrites });
     const ends = endsWithHeaders(head.rawHeaders);
     this.#stream = this.#cb.onRequest(head, enc, ends);
     this.#requestOpen = !ends;

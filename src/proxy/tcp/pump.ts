@@ -1,12 +1,14 @@
 // One direction of a proxied TCP connection: bytes read from `src` (through the non-terminal
 // network filters, if any) written to `dst`; a `dst` that stops taking bytes stops `src`'s reads
 // until it drains; `src`'s FIN becomes `dst`'s. A plain socket is read into a reused buffer
-// (user-buffer-read.ts), a TLS one through 'data' events. Stats and StreamInfo are counted here.
+// (user-buffer-read.ts), a TLS one through 'data' events; a plain one is written to its handle
+// (direct-write.ts). Stats and StreamInfo are counted here.
 
 import type { Socket } from 'node:net';
 import type { StreamInfo } from '../http/stream-info.ts';
 import { BufferedGauge, type TcpProxyStats } from './tcp-proxy-stats.ts';
 import { readIntoUserBuffer, type UserBufferReader } from './user-buffer-read.ts';
+import { directWriter, type DirectWriter } from './direct-write.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -33,9 +35,10 @@ export class Pump {
   readonly #dst: Socket;
   readonly #rx: boolean;
   readonly #gauge: BufferedGauge;
+  readonly #writer: DirectWriter;
   #reader: UserBufferReader | undefined;
   #paused = false;
-  /** The dst's writableLength after our last write (0 once drained). */
+  /** `queued` after our last write (what the gauge shows). */
   #queued = 0;
 
   constructor(o: PumpOptions) {
@@ -43,7 +46,14 @@ export class Pump {
     this.#src = o.src;
     this.#dst = o.dst;
     this.#rx = o.from === 'downstream';
-    this.#gauge = new BufferedGauge(this.#rx ? o.stats.downstreamCxRxBytesBuffered : o.stats.downstreamCxTxBytesBuffered, o.dst);
+    this.#gauge = new BufferedGauge(this.#rx ? o.stats.downstreamCxRxBytesBuffered : o.stats.downstreamCxTxBytesBuffered);
+    this.#writer = directWriter(o.dst);
+  }
+
+  /** Bytes written to `dst` and not yet taken by the kernel (Node's buffer and libuv's queue). */
+  get queued(): number {
+    const dst = this.#dst;
+    return dst.destroyed ? 0 : dst.writableLength + this.#writer.pending;
   }
 
   /** Starts moving bytes: what Node already buffered first, then new reads. */
@@ -65,7 +75,7 @@ export class Pump {
 
   /** Re-reads the dst's write buffer into the gauge (close, flush). */
   updateGauge(): void {
-    this.#gauge.update();
+    this.#gauge.update(this.queued);
   }
 
   readonly #onUserRead = (nread: number, buffer: Buffer): boolean => this.#forward(nread === buffer.length ? buffer : buffer.subarray(0, nread), false);
@@ -95,9 +105,9 @@ export class Pump {
       o.streamInfo.bytesSent += chunk.length;
       if (o.stampTimes) o.streamInfo.lastDownstreamTxMono = performance.now();
     }
-    const ok = dst.write(chunk);
+    const ok = this.#writer.write(chunk);
     // A write not done at once keeps a reference to the chunk: the next read needs a new buffer.
-    const queued = dst.writableLength;
+    const queued = dst.writableLength + this.#writer.pending;
     if (queued > 0 && !owned) this.#reader?.renew();
     if (queued !== this.#queued) {
       this.#queued = queued;
@@ -110,8 +120,8 @@ export class Pump {
   }
 
   readonly #onDrain = (): void => {
-    this.#queued = 0;
-    this.#gauge.update();
+    this.#queued = this.queued;
+    this.#gauge.update(this.#queued);
     if (!this.#paused || this.#src.destroyed) return;
     this.#paused = false;
     this.#src.resume();

@@ -112,7 +112,7 @@ export class TcpProxySession {
       for (const f of filters) f.onClose?.('downstream', this.#upClosed ? 'local' : 'remote');
       this.#tx.updateGauge();
       if (!up.destroyed) {
-        if (up.writableLength > 0) {
+        if (this.#rx.queued > 0) {
           // Keep the upstream until what the client sent is written (Envoy's upstream flush);
           // 'finish' then destroys it, or the idle timer does if the upstream stops reading.
           this.#flushing = true;
@@ -130,7 +130,7 @@ export class TcpProxySession {
       if (this.#flushing) stats.upstreamFlushActive.dec();
       if (!down.destroyed) {
         // Let queued bytes reach the client, then close.
-        if (down.writableLength > 0) {
+        if (this.#tx.queued > 0) {
           down.end();
           down.once('finish', () => down.destroy());
         } else down.destroy();

@@ -1,7 +1,6 @@
 // Envoy's tcp_proxy downstream stats, rooted at `tcp.<stat_prefix>.`, and a gauge that follows
-// one socket's write buffer.
+// one direction's write queue.
 
-import type { Socket } from 'node:net';
 import type { Counter, Gauge, StatsStore } from '../stats.ts';
 
 export interface TcpProxyStats {
@@ -37,17 +36,15 @@ export function tcpProxyStats(store: StatsStore, statPrefix: string): TcpProxySt
   };
 }
 
-/** Tracks one socket's write buffer in a gauge (bytes queued in Node, not yet handed to the kernel). */
+/** Tracks one direction's bytes queued for writing (not yet taken by the kernel) in a gauge. */
 export class BufferedGauge {
   readonly #gauge: Gauge;
-  readonly #socket: Socket;
   #last = 0;
-  constructor(gauge: Gauge, socket: Socket) {
+  constructor(gauge: Gauge) {
     this.#gauge = gauge;
-    this.#socket = socket;
   }
-  /** `queued`: the socket's writableLength when the caller has just read it. */
-  update(queued: number = this.#socket.destroyed ? 0 : this.#socket.writableLength): void {
+  /** `queued`: the bytes queued now (Pump.queued). */
+  update(queued: number): void {
     if (queued !== this.#last) this.#gauge.inc(queued - this.#last);
     this.#last = queued;
   }

@@ -10,6 +10,7 @@ import { HTTPParser, isParseError, type HttpParser, type ParseError } from '../h
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import { upstreamTlsInfo } from './upstream-tls.ts';
 import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
+import { directWriter, type DirectWriter } from '../tcp/direct-write.ts';
 import { lend, settle } from '../http/body-lease.ts';
 import { fastResponseHead } from '../http/fast-head.ts';
 import { contentLengthBody, keepAliveHintMs } from './http1-response-headers.ts';
@@ -66,6 +67,8 @@ const LAST_CHUNK = '0\r\n\r\n';
 
 export class Http1Connection {
   readonly #socket: Socket;
+  /** Requests' writes (direct-write.ts): to the socket's handle when nothing is buffered in Node. */
+  readonly #writer: DirectWriter;
   readonly #owner: Http1ConnectionOwner;
   readonly #parser: HttpParser;
   readonly #maxRequests: number;
@@ -105,6 +108,7 @@ export class Http1Connection {
 
   constructor(socket: Socket, owner: Http1ConnectionOwner, maxHeaderSize: number, maxRequests: number) {
     this.#socket = socket;
+    this.#writer = directWriter(socket);
     this.#owner = owner;
     this.#maxRequests = maxRequests;
     this.#maxHeaderSize = maxHeaderSize;
@@ -148,7 +152,7 @@ export class Http1Connection {
     this.#requestEnded = req.endsWithHead;
     this.#keepAlive = true;
     this.#served++;
-    this.#socket.write(req.head, 'latin1');
+    this.#writer.write(req.head);
   }
 
   /** Request body; `end` ends the request. Answers false when the socket buffers past its high-water mark. */
@@ -157,8 +161,8 @@ export class Http1Connection {
     if (!req || this.#requestEnded || this.#detached) return true;
     const s = this.#socket;
     if (end) this.#requestEnded = true;
-    if (!req.chunked) return data.length > 0 ? s.write(data) : true;
-    if (data.length === 0) return end ? s.write(LAST_CHUNK, 'latin1') : true;
+    if (!req.chunked) return data.length > 0 ? this.#writer.write(data) : true;
+    if (data.length === 0) return end ? this.#writer.write(LAST_CHUNK) : true;
     s.cork();
     s.write(`${data.length.toString(16)}\r\n`, 'latin1');
     s.write(data);

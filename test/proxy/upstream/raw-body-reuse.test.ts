@@ -14,6 +14,7 @@ import { registry, type ExtensionSpec } from '../../../src/filters/registry.ts';
 import { FilterDataStatus, type HttpFilter, type HttpFilterFactory } from '../../../src/filters/http/filter.ts';
 import { giveBack, lend, expose, settle } from '../../../src/proxy/http/body-lease.ts';
 import { Http1ResponseEncoder } from '../../../src/proxy/http/codec-http1-encoder.ts';
+import { directWriter } from '../../../src/proxy/tcp/direct-write.ts';
 import { HeaderMap } from '../../../src/proxy/http/headers.ts';
 import { startProxy, Client, ROUTER_FILTER, type Proxy } from '../../filters/http/router/proxy-harness.ts';
 import { clusterYaml } from '../../filters/http/router/harness.ts';
@@ -180,7 +181,7 @@ for (const sizes of [[64 * 1024], [1000, 4096, 9000, 12_000], [64 * 1024, 4096, 
       const lengths = Array.from({ length: reads }, (_, i) => sizes[i % sizes.length]!);
       const want = body(lengths.reduce((a, b) => a + b, 0), 7);
       let completed = false;
-      const enc = new Http1ResponseEncoder(down, { responseComplete: () => (completed = true), readDisable: () => {} }, { http10: false, keepAlive: true, isHead: false, trailers: false, directWrites: true });
+      const enc = new Http1ResponseEncoder(down, directWriter(down), { responseComplete: () => (completed = true), readDisable: () => {} }, { http10: false, keepAlive: true, isHead: false, trailers: false, directWrites: true });
       enc.encodeHeaders(HeaderMap.fromPairs([[':status', '200'], ['content-length', String(want.length)]]), false);
       // As the upstream connection does: one read buffer, read into again only when its chunk came back.
       let buf = Buffer.allocUnsafe(READ);
