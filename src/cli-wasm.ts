@@ -9,7 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { checkModule, WasmLoadError } from './proxy/wasm/vm.ts';
+import { checkModule, WasmLoadError } from './proxy/wasm/vm-api.ts';
 import { parseCasesFile, runCase } from './proxy/wasm/sandbox/case-runner.ts';
 
 const USAGE = `usage: legate wasm run PLUGIN.wasm [--config STR|@FILE] [--root-id ID] [--upstream URL | --echo] [--listen ADDR:PORT] [--admin ADDR:PORT] [--trace]

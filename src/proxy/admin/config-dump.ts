@@ -8,7 +8,7 @@
 
 import type { Bootstrap__Output } from '../../generated/envoy/config/bootstrap/v3/Bootstrap.ts';
 import { toProto3Json } from '../../config/decode.ts';
-import type { XdsDumpState } from '../xds/xds-manager.ts';
+import type { XdsDumpState } from '../xds/xds-state.ts';
 import { inlineRouteConfigs } from '../xds/references.ts';
 import type { ConfigDumpOptions } from './source.ts';
 

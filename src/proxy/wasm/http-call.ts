@@ -5,7 +5,7 @@
 
 import { Status } from './abi.ts';
 import type { HttpCallRequest } from './host-api.ts';
-import type { HttpCallResponse } from './vm.ts';
+import type { HttpCallResponse } from './vm-api.ts';
 import type { Pairs } from './pairs.ts';
 import { HeaderMap } from '../http/headers.ts';
 import type { ClusterManager } from '../upstream/types.ts';

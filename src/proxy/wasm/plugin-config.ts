@@ -12,7 +12,7 @@ import type { PluginConfig__Output } from '../../generated/envoy/extensions/wasm
 import type { DataSource__Output } from '../../generated/envoy/config/core/v3/DataSource.ts';
 import type { Any__Output } from '../../generated/google/protobuf/Any.ts';
 import type { Pairs } from './pairs.ts';
-import { checkModule, WasmLoadError } from './vm.ts';
+import { checkModule, WasmLoadError } from './vm-api.ts';
 import { remoteCode } from './remote-code.ts';
 
 export const RUNTIMES: ReadonlySet<string> = new Set(['envoy.wasm.runtime.v8', 'envoy.wasm.runtime.wamr', 'envoy.wasm.runtime.wasmtime', 'envoy.wasm.runtime.wavm']);

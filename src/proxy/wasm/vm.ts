@@ -5,58 +5,14 @@
 // root). Every callback runs with its context effective; a trap, proc_exit or an over-limit memory
 // marks the VM failed and surfaces as WasmTrap, so the owner can fail the stream and start a fresh VM.
 
-import { abiVersionOf, BufferType, MapType, Status, type AbiVersion } from './abi.ts';
-import type { BufferAccess, ContextApi, HeaderMapAccess, HostApi, HttpCallRequest } from './host-api.ts';
-import type { GrpcCallRequest, GrpcEvents, GrpcHandle } from './grpc-call.ts';
-import { ENV_FUNCTIONS, envImports, type HostCallTracer } from './imports.ts';
+import { BufferType, Status, type AbiVersion } from './abi.ts';
+import type { ContextApi, HostApi } from './host-api.ts';
+import type { GrpcHandle } from './grpc-call.ts';
+import { envImports, type HostCallTracer } from './imports.ts';
 import { GuestMemory } from './memory.ts';
-import type { Pairs } from './pairs.ts';
-import { ProcExit, WASI_FUNCTIONS, WASI_MODULES, wasiImports } from './wasi.ts';
-
-/** What a gRPC callback can read while it runs: its message or metadata, or the final status. */
-interface GrpcEventOverlay {
-  readonly message?: Buffer;
-  readonly initial?: Pairs;
-  readonly trailing?: Pairs;
-  readonly status?: { readonly code: number; readonly message: string };
-}
-
-/** A plugin failed: a trap, proc_exit, a host failure or memory over its limit. */
-export class WasmTrap extends Error {}
-
-/** What a module needs that legate does not provide, or why it is not a Proxy-Wasm module. */
-export class WasmLoadError extends Error {}
-
-export interface HttpCallResponse {
-  readonly headers: Pairs;
-  readonly body: Buffer;
-  readonly trailers: Pairs;
-  /** 0 when the call failed (reset, timeout, no cluster); the HTTP status otherwise. */
-  readonly status: number;
-  readonly message: string;
-}
-
-/** What the VM needs from the proxy (logging, metrics, shared state, outbound calls). */
-export interface VmServices {
-  log(level: number, message: string): void;
-  logLevel(): number;
-  environment(): Pairs;
-  defineMetric: HostApi['defineMetric'];
-  recordMetric: HostApi['recordMetric'];
-  incrementMetric: HostApi['incrementMetric'];
-  getMetric: HostApi['getMetric'];
-  getSharedData: HostApi['getSharedData'];
-  setSharedData: HostApi['setSharedData'];
-  registerQueue(name: string, notify: (queueId: number) => void): number;
-  resolveQueue: HostApi['resolveQueue'];
-  enqueue: HostApi['enqueue'];
-  dequeue: HostApi['dequeue'];
-  /** Starts an HTTP call; the promise settles with the response (status 0 on failure). */
-  httpCall(req: HttpCallRequest): { readonly status: Status; readonly response?: Promise<HttpCallResponse> };
-  /** Starts a gRPC call or stream; its events arrive through `events`. */
-  grpc(req: GrpcCallRequest, events: GrpcEvents): { readonly status: Status; readonly handle?: GrpcHandle };
-  callForeignFunction: HostApi['callForeignFunction'];
-}
+import { overlayContext, readOnly, type GrpcEventOverlay } from './call-overlay.ts';
+import { checkModule, WasmLoadError, WasmTrap, type HttpCallResponse, type VmOptions, type VmServices } from './vm-api.ts';
+import { ProcExit, WASI_MODULES, wasiImports } from './wasi.ts';
 
 /** Told when a thread enters and leaves plugin code (the worker watchdog's marks). */
 export interface WasmCallHook {
@@ -76,15 +32,6 @@ let defaultTrace: ((label: string) => HostCallTracer) | undefined;
 /** Traces every host call of every VM created on this thread from now on (`legate wasm run --trace`). */
 export function setWasmTrace(make: ((label: string) => HostCallTracer) | undefined): void {
   defaultTrace = make;
-}
-
-export interface VmOptions {
-  /** Who runs here, for the watchdog's log line (plugin name, root id, vm id). */
-  readonly label?: string;
-  /** Memory limit in bytes (Envoy has none by default; legate: 256 MiB). */
-  readonly maxMemoryBytes?: number;
-  /** Called after every env host call (the sandbox's --trace). */
-  readonly trace?: HostCallTracer;
 }
 
 interface ContextRecord {
@@ -107,19 +54,6 @@ const EMPTY_CONTEXT: ContextApi = {
   setProperty: () => Status.NOT_FOUND,
   callStatus: () => undefined,
 };
-
-/** Checks a compiled module's imports and ABI marker; throws WasmLoadError naming what is wrong. */
-export function checkModule(module: WebAssembly.Module): AbiVersion {
-  const missing: string[] = [];
-  for (const imp of WebAssembly.Module.imports(module)) {
-    const ok = imp.kind === 'function' && ((imp.module === 'env' && ENV_FUNCTIONS.has(imp.name)) || (WASI_MODULES.includes(imp.module) && WASI_FUNCTIONS.has(imp.name)));
-    if (!ok) missing.push(`${imp.module}.${imp.name} (${imp.kind})`);
-  }
-  if (missing.length > 0) throw new WasmLoadError(`the plugin imports what legate does not provide: ${missing.join(', ')}`);
-  const abi = abiVersionOf(WebAssembly.Module.exports(module).map((e) => e.name));
-  if (!abi) throw new WasmLoadError('not a Proxy-Wasm module: it exports no proxy_abi_version_0_1_0, _0_2_0 or _0_2_1 marker');
-  return abi;
-}
 
 export class WasmVm {
   readonly abi: AbiVersion;
@@ -299,25 +233,8 @@ export class WasmVm {
   }
 
   #context(): ContextApi {
-    const c = this.#contexts.get(this.#effective);
-    const api = c?.api ?? EMPTY_CONTEXT;
-    const g = this.#grpcEvent;
-    if (g) {
-      return {
-        ...api,
-        headerMap: (m) => (m === MapType.GRPC_CALL_INITIAL_METADATA && g.initial ? readOnlyMap(g.initial) : m === MapType.GRPC_CALL_TRAILING_METADATA && g.trailing ? readOnlyMap(g.trailing) : api.headerMap(m)),
-        buffer: (t) => (t === BufferType.GRPC_CALL_MESSAGE && g.message ? readOnly(g.message) : api.buffer(t)),
-        callStatus: () => g.status ?? api.callStatus(),
-      };
-    }
-    const resp = this.#callResponse;
-    if (!resp) return api;
-    return {
-      ...api,
-      headerMap: (m) => (m === MapType.HTTP_CALL_RESPONSE_HEADERS ? readOnlyMap(resp.headers) : m === MapType.HTTP_CALL_RESPONSE_TRAILERS ? readOnlyMap(resp.trailers) : api.headerMap(m)),
-      buffer: (t) => (t === BufferType.HTTP_CALL_RESPONSE_BODY ? readOnly(resp.body) : api.buffer(t)),
-      callStatus: () => ({ code: resp.status, message: resp.message }),
-    };
+    const api = this.#contexts.get(this.#effective)?.api ?? EMPTY_CONTEXT;
+    return overlayContext(api, this.#grpcEvent, this.#callResponse);
   }
 
   #rootOf(contextId: number): ContextRecord | undefined {
@@ -441,7 +358,6 @@ export class WasmVm {
     };
   }
 
-
   #deliverCallResponse(callId: number, resp: HttpCallResponse): void {
     const rootId = this.#calls.get(callId);
     this.#calls.delete(callId);
@@ -464,20 +380,4 @@ export class WasmVm {
   onAsyncTrap(fn: (contextId: number, e: unknown) => void): void {
     this.#onAsyncTrap = fn;
   }
-}
-
-function readOnly(b: Buffer): BufferAccess {
-  return { bytes: () => b, set: () => false };
-}
-
-function readOnlyMap(pairs: Pairs): HeaderMapAccess {
-  return {
-    pairs: () => pairs,
-    get: (k) => pairs.find(([n]) => n.toLowerCase() === k)?.[1],
-    writable: false,
-    add: () => undefined,
-    replace: () => undefined,
-    remove: () => undefined,
-    setPairs: () => undefined,
-  };
 }

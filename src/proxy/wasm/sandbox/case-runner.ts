@@ -6,7 +6,8 @@
 
 import { MetricType, Status } from '../abi.ts';
 import type { Pairs } from '../pairs.ts';
-import { WasmTrap, WasmVm, type HttpCallResponse, type VmServices } from '../vm.ts';
+import { WasmVm } from '../vm.ts';
+import { WasmTrap, type HttpCallResponse, type VmServices } from '../vm-api.ts';
 import { SharedWasmStore } from '../shared-store.ts';
 import { rootContextApi } from '../properties.ts';
 import { MemoryStream, type MemoryHeaders } from './memory-stream.ts';

@@ -14,7 +14,7 @@ import { loadConfig, Server } from '../../server.ts';
 import { formatErrors } from '../../../config/result.ts';
 import { loadBootstrap } from '../../../config/bootstrap.ts';
 import { logger } from '../../log.ts';
-import { checkModule } from '../vm.ts';
+import { checkModule } from '../vm-api.ts';
 import { sandboxBootstrap, type SandboxListen } from './bootstrap.ts';
 
 const log = logger('wasm');
