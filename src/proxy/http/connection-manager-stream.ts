@@ -8,8 +8,7 @@ import { ResponseFlag } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { FilterManager, type FilterChainSink } from './filter-manager.ts';
-import { StreamSink, type ConnectionInfo, type StreamOwner } from './connection-manager-types.ts';
-import type { RuntimeFilter } from './connection-manager-types.ts';
+import { StreamSink, type ConnectionInfo, type RuntimeFilter, type StreamOwner } from './connection-manager-types.ts';
 import type { HeaderMap } from './headers.ts';
 import { buildLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders, mutateResponseHeaders, removeHopByHop } from './request-headers.ts';
@@ -430,5 +429,3 @@ export class ActiveStream {
 }
 
 /** The end of the encoder chain: response frames go to the codec; overflow and watermarks back to the stream. */
-
-export type { ConnectionInfo, RuntimeFilter, StreamOwner } from './connection-manager-types.ts';

@@ -4,7 +4,6 @@
 // idle timeout, drain and protocol errors are handled here; a broken connection is closed, never thrown.
 
 import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HttpFilterFactory } from '../../filters/http/filter.ts';
@@ -17,8 +16,8 @@ import type { ResponseEncoder } from './codec.ts';
 import { HeaderMap } from './headers.ts';
 import { H2ResponseEncoder, h2RequestBody, h2RequestHeaders } from './codec-http2.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
-import { ActiveStream, type ConnectionInfo, type RuntimeFilter, type StreamOwner } from './connection-manager-stream.ts';
-import type { ConnectionManager, ConnectionOptions } from './connection-manager-types.ts';
+import { ActiveStream } from './connection-manager-stream.ts';
+import type { ConnectionInfo, ConnectionManager, ConnectionOptions, RuntimeFilter, StreamOwner } from './connection-manager-types.ts';
 import type { HcmConfig, HttpFilterEntry } from './hcm-config.ts';
 import { HcmStats } from './hcm-stats.ts';
 import { checkUnderscores } from './request-headers.ts';

@@ -8,7 +8,7 @@ import type { StatsStore } from '../stats.ts';
 import type { CircuitBreakersConfig } from './circuit-breakers-config.ts';
 import type { OutlierDetectionConfig } from './outlier/config.ts';
 import type { HealthCheckConfig } from './health-check/config.ts';
-import type { ClientTransportSocket, TlsConnectionInfo } from '../tls/types.ts';
+import type { ClientTransportSocket } from '../tls/types.ts';
 import type { UpstreamTlsConfig } from '../tls/context-config.ts';
 
 export type HostHealth = 'healthy' | 'unhealthy' | 'degraded';
