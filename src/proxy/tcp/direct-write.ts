@@ -2,7 +2,7 @@
 // socket's libuv handle (what net.Socket's own _writeGeneric does after its bookkeeping), so a
 // write that the kernel takes at once costs one call: no WriteWrap per write, no Writable state,
 // no nextTick for the write callback. In profiles of the HTTP/1.1 and tcp_proxy paths that
-// bookkeeping was about 5% of a worker's busy time. Used only when the Writable side is idle (no
+// bookkeeping was about 4% of a worker's busy time. Used only when the Writable side is idle (no
 // buffered, corked, ended or connecting socket), so bytes keep their order; otherwise, and for
 // TLS sockets or a Node whose internals differ, write() is socket.write().
 
