@@ -14,7 +14,7 @@ import { logger } from '../log.ts';
 import { TYPE_URL } from '../../xds-client/codec.ts';
 import type { DecodedResource, ResourceDecoder } from '../../xds-client/subscription.ts';
 import { parseConfigSource, type SourceSpec } from './sources.ts';
-import { emptyAssignment, hashOf, newUpdate, syncNamed, versionNumber, type ClusterEntry, type MutableUpdate, type NamedSubscriptions, type ResourceEntry, type Update, type XdsContext } from './xds-state.ts';
+import { emptyAssignment, hashOf, newUpdate, syncNamed, versionNumber, WarmingTimers, type ClusterEntry, type MutableUpdate, type NamedSubscriptions, type ResourceEntry, type Update, type XdsContext } from './xds-state.ts';
 
 const log = logger('upstream');
 const llog = logger('config');
@@ -28,7 +28,7 @@ export class XdsClusters {
   readonly active = new Map<string, ClusterEntry>();
   readonly warming = new Map<string, ClusterEntry>();
   readonly endpoints = new Map<string, ResourceEntry<ClusterLoadAssignment__Output>>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers = new WarmingTimers();
   /** Active clusters CDS removed while an active listener still refers to them. */
   readonly #pendingRemoval = new Set<string>();
   readonly #edsSubs: NamedSubscriptions = new Map();
@@ -39,7 +39,7 @@ export class XdsClusters {
   }
 
   close(): void {
-    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.close();
   }
 
   onCds(u: Update<Cluster__Output>, sotw: boolean): ConfigError[] {
@@ -91,7 +91,7 @@ export class XdsClusters {
       o.stats.counter(this.active.has(r.name) || this.warming.has(r.name) ? 'cluster_manager.cluster_modified' : 'cluster_manager.cluster_added').inc();
       const known = eds ? this.endpoints.get(eds.name) : undefined;
       if (!eds || known) {
-        this.#cancelWarming(r.name);
+        this.#timers.cancel(r.name);
         this.#activate(entry, known?.proto, update);
       } else {
         this.#warm(entry);
@@ -100,7 +100,7 @@ export class XdsClusters {
     const removed = sotw ? [...this.active.keys(), ...this.warming.keys()].filter((n) => !seen.has(n)) : u.removed;
     for (const n of removed) {
       if (this.warming.has(n)) {
-        this.#cancelWarming(n);
+        this.#timers.cancel(n);
         this.warming.delete(n);
         if (!this.active.has(n)) o.stats.counter('cluster_manager.cluster_removed').inc();
       }
@@ -114,32 +114,24 @@ export class XdsClusters {
   }
 
   #warm(entry: ClusterEntry): void {
-    this.#cancelWarming(entry.name);
+    this.#timers.cancel(entry.name);
     this.warming.set(entry.name, entry);
     const ms = entry.eds!.spec.initialFetchTimeoutMs;
     if (ms > 0) {
-      const t = setTimeout(() => {
-        this.#timers.delete(entry.name);
+      this.#timers.start(entry.name, ms, () => {
         if (this.warming.get(entry.name) !== entry) return;
         log.warn(`cluster '${entry.name}': no ClusterLoadAssignment '${entry.eds!.name}' within ${ms} ms (initial_fetch_timeout); activating it without endpoints`);
         this.#x.o.stats.counter(`${entry.config.statPrefix}init_fetch_timeout`).inc();
         const update = newUpdate();
         this.#activate(entry, emptyAssignment(entry.eds!.name), update);
         this.#x.enqueue(update);
-      }, ms);
-      t.unref();
-      this.#timers.set(entry.name, t);
+      });
     }
     this.#x.gauges();
   }
 
-  #cancelWarming(name: string): void {
-    clearTimeout(this.#timers.get(name));
-    this.#timers.delete(name);
-  }
-
   #activate(entry: ClusterEntry, endpoints: ClusterLoadAssignment__Output | undefined, update: MutableUpdate): void {
-    this.#cancelWarming(entry.name);
+    this.#timers.cancel(entry.name);
     this.warming.delete(entry.name);
     this.active.set(entry.name, entry);
     update.clusters.push(endpoints ? { cluster: entry.proto, endpoints } : { cluster: entry.proto });

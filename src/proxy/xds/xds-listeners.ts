@@ -16,7 +16,7 @@ import { nackMessage, type DecodedResource, type ResourceDecoder } from '../../x
 import { SubscriptionStats } from '../../xds-client/subscription-stats.ts';
 import { parseConfigSource, type SourceSpec } from './sources.ts';
 import { listenerRefs, routeClusters, type ListenerRefs } from './references.ts';
-import { hashOf, newUpdate, syncNamed, type ListenerEntry, type ListenerErrorState, type MutableUpdate, type NamedSubscriptions, type ResourceEntry, type Update, type XdsContext } from './xds-state.ts';
+import { hashOf, newUpdate, syncNamed, WarmingTimers, type ListenerEntry, type ListenerErrorState, type MutableUpdate, type NamedSubscriptions, type ResourceEntry, type Update, type XdsContext } from './xds-state.ts';
 
 const llog = logger('config');
 
@@ -31,7 +31,7 @@ export class XdsListeners {
   readonly draining = new Map<string, ListenerEntry>();
   readonly errors = new Map<string, ListenerErrorState>();
   readonly routes = new Map<string, ResourceEntry<RouteConfiguration__Output>>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers = new WarmingTimers();
   readonly #routeClusterCache = new WeakMap<RouteConfiguration__Output, Set<string>>();
   readonly #rdsStats = new Map<string, SubscriptionStats>();
   readonly #rdsSubs: NamedSubscriptions = new Map();
@@ -54,7 +54,7 @@ export class XdsListeners {
   }
 
   close(): void {
-    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.close();
   }
 
   /** Every static listener's route configuration has arrived. */
@@ -127,7 +127,7 @@ export class XdsListeners {
       const warming = this.warming.get(n);
       const active = this.active.get(n);
       if (!warming && !active) continue;
-      this.#cancelWarming(n);
+      this.#timers.cancel(n);
       this.warming.delete(n);
       if (active) {
         this.active.delete(n);
@@ -146,13 +146,12 @@ export class XdsListeners {
   }
 
   #warm(entry: ListenerEntry): void {
-    this.#cancelWarming(entry.name);
+    this.#timers.cancel(entry.name);
     this.warming.set(entry.name, entry);
     const specs = [...entry.rds.values()];
     const ms = specs.some((s) => s.initialFetchTimeoutMs === 0) ? 0 : Math.max(...specs.map((s) => s.initialFetchTimeoutMs));
     if (ms > 0) {
-      const t = setTimeout(() => {
-        this.#timers.delete(entry.name);
+      this.#timers.start(entry.name, ms, () => {
         if (this.warming.get(entry.name) !== entry) return;
         const missing = [...entry.rds.keys()].filter((n) => !this.routes.has(n));
         llog.warn(`listener '${entry.name}': route configuration(s) ${missing.join(', ')} not received within ${ms} ms (initial_fetch_timeout); activating it`);
@@ -160,20 +159,13 @@ export class XdsListeners {
         const update = newUpdate();
         this.#activate(entry, update);
         this.#x.enqueue(update);
-      }, ms);
-      t.unref();
-      this.#timers.set(entry.name, t);
+      });
     }
     this.#x.gauges();
   }
 
-  #cancelWarming(name: string): void {
-    clearTimeout(this.#timers.get(name));
-    this.#timers.delete(name);
-  }
-
   #activate(entry: ListenerEntry, update: MutableUpdate): void {
-    this.#cancelWarming(entry.name);
+    this.#timers.cancel(entry.name);
     this.warming.delete(entry.name);
     const prev = this.active.get(entry.name);
     if (prev) this.#drain(prev);

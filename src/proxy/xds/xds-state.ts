@@ -159,3 +159,29 @@ export function syncNamed(subs: NamedSubscriptions, want: Map<string, { spec: So
     }
   }
 }
+
+/** One initial_fetch_timeout timer per warming resource, by name (unref'd: they never keep the process up). */
+export class WarmingTimers {
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+
+  /** Runs `fire` after `ms` unless cancelled first; replaces the name's earlier timer. */
+  start(name: string, ms: number, fire: () => void): void {
+    this.cancel(name);
+    const t = setTimeout(() => {
+      this.#timers.delete(name);
+      fire();
+    }, ms);
+    t.unref();
+    this.#timers.set(name, t);
+  }
+
+  cancel(name: string): void {
+    clearTimeout(this.#timers.get(name));
+    this.#timers.delete(name);
+  }
+
+  close(): void {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+  }
+}
