@@ -91,6 +91,13 @@ export class HeaderMap {
     for (let i = e.length - 2; i >= start; i -= 2) if (e[i] === n) e.splice(i, 2);
   }
 
+  /** Whether any header's (lowercase) name starts with `prefix`: one pass, for code that reads several such headers. */
+  hasPrefix(prefix: string): boolean {
+    const e = this.#entries;
+    for (let i = 0; i < e.length; i += 2) if (e[i]!.startsWith(prefix)) return true;
+    return false;
+  }
+
   /** Removes headers whose names start with a prefix (e.g. `x-envoy-`). */
   removePrefix(prefix: string): void {
     const e = this.#entries;

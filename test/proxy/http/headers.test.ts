@@ -27,6 +27,15 @@ test('HeaderMap: lookups and mutations ignore the case of the name they are give
   ]);
 });
 
+test('HeaderMap.hasPrefix: true when any name starts with the prefix, pseudo-headers included', () => {
+  const h = HeaderMap.fromPairs([[':method', 'GET'], ['Accept', '*/*'], ['X-Envoy-Retry-On', '5xx']]);
+  assert.equal(h.hasPrefix('x-envoy-'), true);
+  assert.equal(h.hasPrefix(':'), true);
+  assert.equal(h.hasPrefix('x-forwarded-'), false);
+  h.remove('x-envoy-retry-on');
+  assert.equal(h.hasPrefix('x-envoy-'), false);
+});
+
 test('HeaderMap.removeAll: every header named in the set, repeated ones too, order of the rest kept', () => {
   const h = HeaderMap.fromFlat(['connection', 'close', 'a', '1', 'keep-alive', 'x', 'b', '2', 'connection', 'te', 'c', '3']);
   h.removeAll(new Set(['connection', 'keep-alive']));

@@ -62,6 +62,8 @@ function headerMs(v: string | undefined): number | undefined {
 
 /** `policyPerTryMs`: the retry policy's per_try_timeout (0 = none). */
 export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, config: RouterConfig, grpc: boolean, policyPerTryMs = 0): RequestTimeout {
+  // Most requests carry no x-envoy-* header (external requests have them removed): one pass says so.
+  if (!grpc && !headers.hasPrefix('x-envoy-')) return routeTimeout(headers, action.timeoutMs, config, policyPerTryMs);
   let timeoutMs = action.timeoutMs;
   let grpcHeaderUsed = false;
   if (grpc) {
@@ -89,4 +91,12 @@ export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, c
     if (grpcHeaderUsed) headers.set('grpc-timeout', formatGrpcTimeout(timeoutMs));
   }
   return { timeoutMs, altResponse, perTryTimeoutMs };
+}
+
+/** computeTimeout for a request with no x-envoy-* header and no grpc-timeout handling: the route's figures. */
+function routeTimeout(headers: HeaderMap, timeoutMs: number, config: RouterConfig, policyPerTryMs: number): RequestTimeout {
+  const perTryTimeoutMs = timeoutMs > 0 && policyPerTryMs >= timeoutMs ? 0 : policyPerTryMs;
+  // No header of that name is there to replace: appended.
+  if (timeoutMs > 0 && !config.suppressEnvoyHeaders) headers.add('x-envoy-expected-rq-timeout-ms', String(perTryTimeoutMs > 0 ? perTryTimeoutMs : timeoutMs));
+  return { timeoutMs, altResponse: false, perTryTimeoutMs };
 }

@@ -75,6 +75,31 @@ test('timeout: route default, x-envoy-upstream-rq-timeout-ms override (consumed)
   assert.equal(h2.get('x-envoy-expected-rq-timeout-ms'), undefined);
 });
 
+test('timeout: a request without x-envoy-* headers (the one-pass path) gets what one with an unrelated x-envoy-* header gets', () => {
+  const cases: Array<{ timeoutMs: number; perTry: number; suppress: boolean }> = [
+    { timeoutMs: 15_000, perTry: 0, suppress: false },
+    { timeoutMs: 15_000, perTry: 500, suppress: false },
+    { timeoutMs: 400, perTry: 500, suppress: false }, // per-try not below the route timeout: ignored
+    { timeoutMs: 500, perTry: 500, suppress: false },
+    { timeoutMs: 0, perTry: 500, suppress: false },
+    { timeoutMs: 15_000, perTry: 0, suppress: true },
+  ];
+  for (const c of cases) {
+    const action = clusterRoute({ timeoutMs: c.timeoutMs }).action as never;
+    const config = { ...cfg, suppressEnvoyHeaders: c.suppress };
+    const plain = requestHeaders('GET', '/', { accept: '*/*' });
+    assert.equal(plain.hasPrefix('x-envoy-'), false);
+    // x-envoy-downstream-service-cluster is read by nothing here: it sends the request down the general path.
+    const general = requestHeaders('GET', '/', { accept: '*/*', 'x-envoy-downstream-service-cluster': 'c' });
+    assert.equal(general.hasPrefix('x-envoy-'), true);
+    const a = computeTimeout(plain, action, config, false, c.perTry);
+    const b = computeTimeout(general, action, config, false, c.perTry);
+    assert.deepEqual(a, b, JSON.stringify(c));
+    assert.equal(plain.get('x-envoy-expected-rq-timeout-ms'), general.get('x-envoy-expected-rq-timeout-ms'), JSON.stringify(c));
+    assert.equal(plain.getAll('x-envoy-expected-rq-timeout-ms').length, c.timeoutMs > 0 && !c.suppress ? 1 : 0);
+  }
+});
+
 test('timeout: respect_expected_rq_timeout reads x-envoy-expected-rq-timeout-ms', () => {
   const h = requestHeaders('GET', '/', { 'x-envoy-expected-rq-timeout-ms': '300', 'x-envoy-upstream-rq-timeout-ms': '900' });
   assert.equal(computeTimeout(h, clusterRoute({}).action as never, { ...cfg, respectExpectedRqTimeout: true }, false).timeoutMs, 300);
