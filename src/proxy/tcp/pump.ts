@@ -38,8 +38,6 @@ export class Pump {
   readonly #writer: DirectWriter;
   #reader: UserBufferReader | undefined;
   #paused = false;
-  /** `queued` after our last write (what the gauge shows). */
-  #queued = 0;
 
   constructor(o: PumpOptions) {
     this.#o = o;
@@ -109,10 +107,7 @@ export class Pump {
     // A write not done at once keeps a reference to the chunk: the next read needs a new buffer.
     const queued = dst.writableLength + this.#writer.pending;
     if (queued > 0 && !owned) this.#reader?.renew();
-    if (queued !== this.#queued) {
-      this.#queued = queued;
-      this.#gauge.update(queued);
-    }
+    this.#gauge.update(queued);
     if (ok) return true;
     this.#paused = true;
     if (this.#rx) o.stats.downstreamFlowControlPausedReadingTotal.inc();
@@ -120,8 +115,7 @@ export class Pump {
   }
 
   readonly #onDrain = (): void => {
-    this.#queued = this.queued;
-    this.#gauge.update(this.#queued);
+    this.#gauge.update(this.queued);
     if (!this.#paused || this.#src.destroyed) return;
     this.#paused = false;
     this.#src.resume();
