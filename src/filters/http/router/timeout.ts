@@ -62,8 +62,6 @@ function headerMs(v: string | undefined): number | undefined {
 
 /** `policyPerTryMs`: the retry policy's per_try_timeout (0 = none). */
 export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, config: RouterConfig, grpc: boolean, policyPerTryMs = 0): RequestTimeout {
-  // Most requests carry no x-envoy-* header (external requests have them removed): one pass says so.
-  if (!grpc && !headers.hasPrefix('x-envoy-')) return routeTimeout(headers, action.timeoutMs, config, policyPerTryMs);
   let timeoutMs = action.timeoutMs;
   let grpcHeaderUsed = false;
   if (grpc) {
@@ -77,26 +75,24 @@ export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, c
       grpcHeaderUsed = true;
     }
   }
-  const fromHeader = headerMs(headers.get(config.respectExpectedRqTimeout ? 'x-envoy-expected-rq-timeout-ms' : 'x-envoy-upstream-rq-timeout-ms'));
-  if (fromHeader !== undefined) timeoutMs = fromHeader;
-  const altResponse = headers.has('x-envoy-upstream-rq-timeout-alt-response');
-  let perTryTimeoutMs = headerMs(headers.get('x-envoy-upstream-rq-per-try-timeout-ms')) ?? policyPerTryMs;
+  let altResponse = false;
+  let perTryTimeoutMs = policyPerTryMs;
+  // Most requests carry no x-envoy-* header (external requests have them removed): one pass says
+  // so, and the lookups and removals below are skipped.
+  if (headers.hasPrefix('x-envoy-')) {
+    const fromHeader = headerMs(headers.get(config.respectExpectedRqTimeout ? 'x-envoy-expected-rq-timeout-ms' : 'x-envoy-upstream-rq-timeout-ms'));
+    if (fromHeader !== undefined) timeoutMs = fromHeader;
+    altResponse = headers.has('x-envoy-upstream-rq-timeout-alt-response');
+    perTryTimeoutMs = headerMs(headers.get('x-envoy-upstream-rq-per-try-timeout-ms')) ?? policyPerTryMs;
+    headers.remove('x-envoy-upstream-rq-timeout-ms');
+    headers.remove('x-envoy-upstream-rq-timeout-alt-response');
+    headers.remove('x-envoy-upstream-rq-per-try-timeout-ms');
+  }
   if (timeoutMs > 0 && perTryTimeoutMs >= timeoutMs) perTryTimeoutMs = 0;
-  headers.remove('x-envoy-upstream-rq-timeout-ms');
-  headers.remove('x-envoy-upstream-rq-timeout-alt-response');
-  headers.remove('x-envoy-upstream-rq-per-try-timeout-ms');
   if (timeoutMs > 0) {
     // Envoy tells the upstream the time this try has: the per-try timeout when set.
     if (!config.suppressEnvoyHeaders) headers.set('x-envoy-expected-rq-timeout-ms', String(perTryTimeoutMs > 0 ? perTryTimeoutMs : timeoutMs));
     if (grpcHeaderUsed) headers.set('grpc-timeout', formatGrpcTimeout(timeoutMs));
   }
   return { timeoutMs, altResponse, perTryTimeoutMs };
-}
-
-/** computeTimeout for a request with no x-envoy-* header and no grpc-timeout handling: the route's figures. */
-function routeTimeout(headers: HeaderMap, timeoutMs: number, config: RouterConfig, policyPerTryMs: number): RequestTimeout {
-  const perTryTimeoutMs = timeoutMs > 0 && policyPerTryMs >= timeoutMs ? 0 : policyPerTryMs;
-  // No header of that name is there to replace: appended.
-  if (timeoutMs > 0 && !config.suppressEnvoyHeaders) headers.add('x-envoy-expected-rq-timeout-ms', String(perTryTimeoutMs > 0 ? perTryTimeoutMs : timeoutMs));
-  return { timeoutMs, altResponse: false, perTryTimeoutMs };
 }
