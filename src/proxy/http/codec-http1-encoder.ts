@@ -96,13 +96,15 @@ export class Http1ResponseEncoder implements ResponseEncoder {
     let hasLength = false;
     let hasDate = false;
     let invalid = false;
+    // A header block from a strict parser, or checked as it was changed, needs no second look.
+    const check = !headers.validated;
     headers.forEach((k, v) => {
       if (k.charCodeAt(0) === 58 /* ':' */) return;
       // Framing and connection handling are this codec's: upstream's are not passed on as they are.
       if (k === 'transfer-encoding' || k === 'connection' || k === 'keep-alive') return;
       if (k === 'content-length') hasLength = true;
       else if (k === 'date') hasDate = true;
-      if (!isHttpToken(k) || hasInvalidHeaderChar(v)) invalid = true;
+      if (check && (!isHttpToken(k) || hasInvalidHeaderChar(v))) invalid = true;
       head += `${k}: ${v}\r\n`;
     });
     if (invalid) {

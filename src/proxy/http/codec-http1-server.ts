@@ -7,7 +7,7 @@
 
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
-import type { HeaderMap } from './headers.ts';
+import { lowerName, type HeaderMap } from './headers.ts';
 import { Http1ResponseEncoder, httpDate, type Http1ResponseOwner } from './codec-http1-encoder.ts';
 import { HTTPParser, METHODS, isParseError, type HttpParser, type ParseError } from './http-parser.ts';
 import { fastRequestHead } from './fast-head.ts';
@@ -358,7 +358,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
 export function headerValue(raw: readonly string[], name: string): string | undefined {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = raw[i]!;
-    if (k.length === name.length && k.toLowerCase() === name) return raw[i + 1];
+    if (k.length === name.length && lowerName(k) === name) return raw[i + 1];
   }
   return undefined;
 }

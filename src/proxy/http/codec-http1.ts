@@ -1,7 +1,7 @@
 // Downstream HTTP/1.x request heads (parsed by codec-http1-server.ts) → HeaderMap with Envoy's
 // pseudo-headers. Malformed requests come back as a rejection, never a throw.
 
-import { HeaderMap } from './headers.ts';
+import { HeaderMap, lowerName } from './headers.ts';
 import type { HcmConfig } from './hcm-config.ts';
 import type { Http1RequestHead } from './codec-http1-server.ts';
 
@@ -21,13 +21,13 @@ export function h1RequestHeaders(req: H1Head, cfg: HcmConfig, tls: boolean): { h
   const raw = req.rawHeaders;
   let host: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') {
+    if (raw[i]!.length === 4 && lowerName(raw[i]!) === 'host') {
       host = raw[i + 1]!;
       break;
     }
   }
   let path = req.url;
-  h.add(':method', method);
+  h.addParsed(':method', method);
   if (method === 'CONNECT') {
     host = path;
   } else {
@@ -42,19 +42,19 @@ export function h1RequestHeaders(req: H1Head, cfg: HcmConfig, tls: boolean): { h
         }
       }
     }
-    h.add(':path', path);
+    h.addParsed(':path', path);
   }
   const v10 = req.httpVersionMajor === 1 && req.httpVersionMinor === 0;
   if (v10 && !cfg.http1.acceptHttp10) return { headers: h, reject: { status: 426, details: 'http1.http_1_0_not_supported', body: 'Upgrade Required' } };
-  if (host === undefined && v10 && cfg.http1.defaultHostForHttp10) host = cfg.http1.defaultHostForHttp10;
-  if (host !== undefined) h.add(':authority', host);
-  h.add(':scheme', tls ? 'https' : 'http');
+  if (host === undefined && v10 && cfg.http1.defaultHostForHttp10) h.add(':authority', cfg.http1.defaultHostForHttp10);
+  else if (host !== undefined) h.addParsed(':authority', host);
+  h.addParsed(':scheme', tls ? 'https' : 'http');
   let count = 0;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
     count++;
-    if (name.length === 4 && name.toLowerCase() === 'host') continue;
-    h.add(name, raw[i + 1]!);
+    if (name.length === 4 && lowerName(name) === 'host') continue;
+    h.addParsed(name, raw[i + 1]!);
   }
   if (count > cfg.maxHeadersCount) return { headers: h, reject: { status: 431, details: 'http1.too_many_headers', body: 'Request Header Fields Too Large' } };
   if (host === undefined && !v10 && method !== 'CONNECT') return { headers: h, reject: { status: 400, details: 'missing_host_header', body: '' } };

@@ -9,6 +9,7 @@
 // which then accepts or rejects them with its own strictness. test/proxy/http/fast-head.test.ts
 // checks every accepted head against llhttp's reading of it.
 
+import { lowerName } from './headers.ts';
 import { METHODS } from './http-parser.ts';
 
 /** Heads longer than this go to llhttp (its header-size limit and overflow error apply there). */
@@ -19,7 +20,7 @@ export interface FastRequestHead {
   readonly method: number;
   readonly url: string;
   readonly versionMinor: 0 | 1;
-  /** [name, value, …] as on the wire (names not lower-cased), values without surrounding whitespace. */
+  /** [name, value, …] in wire order, names lowercased, values without surrounding whitespace. */
   readonly rawHeaders: string[];
   readonly keepAlive: boolean;
   /** Offset just past the head's blank line. */
@@ -54,6 +55,35 @@ for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) VALUE[c] = 1;
 // origin-form request-target bytes: visible ASCII but '#' (a fragment is llhttp's to split).
 const TARGET = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) if (c !== 0x23) TARGET[c] = 1;
+
+/**
+ * Names common enough to be matched in place and handed out as these very strings: no slice and no
+ * lowercased copy per message, and a Set or Map lookup of one finds its hash already computed.
+ * Lowercase letters and '-' only (knownName relies on it).
+ */
+const KNOWN_NAMES = [
+  'host', 'date', 'accept', 'server', 'connection', 'keep-alive', 'content-length', 'content-type', 'user-agent',
+  'accept-encoding', 'accept-language', 'cache-control', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te',
+  'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-envoy-expected-rq-timeout-ms', 'authorization',
+  'cookie', 'set-cookie', 'etag', 'last-modified', 'vary', 'location', 'content-encoding', 'expect', 'via',
+];
+/** KNOWN_NAMES by length. */
+const KNOWN_BY_LENGTH: (string[] | undefined)[] = [];
+for (const n of KNOWN_NAMES) (KNOWN_BY_LENGTH[n.length] ??= []).push(n);
+
+/** The KNOWN_NAMES entry spelled (in any case) by the `len` token characters at `start` of `s`. */
+function knownName(s: string, start: number, len: number): string | undefined {
+  const list = KNOWN_BY_LENGTH[len];
+  if (list === undefined) return undefined;
+  next: for (let k = 0; k < list.length; k++) {
+    const name = list[k]!;
+    // Among token characters, c | 0x20 equals a lowercase letter only for that letter in either
+    // case, and equals '-' only for '-'.
+    for (let j = 0; j < len; j++) if ((s.charCodeAt(start + j) | 0x20) !== name.charCodeAt(j)) continue next;
+    return name;
+  }
+  return undefined;
+}
 
 /** Methods taken here (others, CONNECT above all, go to llhttp): name → index in METHODS. */
 const FAST_METHODS = new Map<string, number>();
@@ -93,7 +123,7 @@ interface Fields {
 /** `connection` tokens: close / keep-alive, anything naming upgrade (or unusual) → not ok. */
 function connectionTokens(v: string, f: Fields): void {
   // The usual single token first: no split, no regex.
-  const one = v.length === 10 || v.length === 5 ? v.toLowerCase() : '';
+  const one = v.length === 10 || v.length === 5 ? lowerName(v) : '';
   if (one === 'keep-alive') f.keepAlive = true;
   else if (one === 'close') f.close = true;
   else for (const part of v.split(',')) {
@@ -116,7 +146,8 @@ function headerLines(s: string, pos: number, end: number, raw: string[]): Fields
     let i = pos;
     while (i < end && TOKEN[s.charCodeAt(i)] === 1) i++;
     if (i === pos || s.charCodeAt(i) !== COLON) return { ...f, ok: false };
-    const name = s.slice(pos, i);
+    const known = knownName(s, pos, i - pos);
+    const name = known ?? lowerName(s.slice(pos, i));
     i++;
     while (s.charCodeAt(i) === SP || s.charCodeAt(i) === HTAB) i++;
     const vStart = i;
@@ -132,17 +163,15 @@ function headerLines(s: string, pos: number, end: number, raw: string[]): Fields
     // Trailing whitespace before CRLF: llhttp keeps or drops it by version; leave it to llhttp.
     if (vEnd !== i) return { ...f, ok: false };
     const value = s.slice(vStart, vEnd);
-    const len = name.length;
-    // Framing headers by length first: most names are none of these.
-    if (len === 10 || len === 14 || len === 16 || len === 17 || len === 7) {
-      const lower = name.toLowerCase();
-      if (lower === 'content-length') {
+    // The framing headers are all KNOWN_NAMES.
+    if (known !== undefined) {
+      if (known === 'content-length') {
         if (f.contentLength !== -1 || value.length === 0 || value.length > 15 || !/^[0-9]+$/.test(value)) return { ...f, ok: false };
         f.contentLength = Number(value);
-      } else if (lower === 'connection') {
+      } else if (known === 'connection') {
         connectionTokens(value, f);
         if (!f.ok) return f;
-      } else if (lower === 'transfer-encoding' || lower === 'proxy-connection' || lower === 'upgrade') return { ...f, ok: false };
+      } else if (known === 'transfer-encoding' || known === 'proxy-connection' || known === 'upgrade') return { ...f, ok: false };
     }
     raw.push(name, value);
     pos = i + 2;

@@ -2,6 +2,8 @@
 // names and Envoy's pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`, `:status`),
 // in insertion order. Filters and the route table read and mutate it; codecs convert at the edges.
 
+import { hasInvalidHeaderChar, isHttpToken } from './http-parser.ts';
+
 /**
  * `name.toLowerCase()` without its allocation when `name` is already lowercase, as nearly every name
  * looked up is: V8's toLowerCase allocates a new string even when nothing changes, and header names
@@ -15,9 +17,16 @@ export function lowerName(name: string): string {
   return name;
 }
 
+/** Whether a name (a regular header's: an HTTP token; a pseudo-header's: any) and a value may go on the wire. */
+function wireSafe(n: string, value: string): boolean {
+  return (n.charCodeAt(0) === 58 /* ':' */ || isHttpToken(n)) && !hasInvalidHeaderChar(value);
+}
+
 export class HeaderMap {
   /** Flat [name, value, name, value, …] list; names are lowercase. */
   #entries: string[] = [];
+  /** See `validated`. */
+  #validated = true;
 
   static fromPairs(pairs: Iterable<readonly [string, string]>): HeaderMap {
     const h = new HeaderMap();
@@ -30,6 +39,16 @@ export class HeaderMap {
     const h = new HeaderMap();
     for (let i = 0; i + 1 < raw.length; i += 2) h.add(raw[i]!, raw[i + 1]!);
     return h;
+  }
+
+  /**
+   * True while every entry is known to be valid on an HTTP/1.1 wire: each regular header's name an
+   * HTTP token, each value only field-value characters (HTAB, SP, VCHAR, obs-text). Entries from a
+   * strict parser come in through `addParsed`; `set` and `add` check what they store, so encoders
+   * need not check a whole header block again unless this is false.
+   */
+  get validated(): boolean {
+    return this.#validated;
   }
 
   get size(): number {
@@ -60,6 +79,7 @@ export class HeaderMap {
   /** Replaces every value of `name` with one value. */
   set(name: string, value: string): void {
     const n = lowerName(name);
+    if (this.#validated && !wireSafe(n, value)) this.#validated = false;
     const e = this.#entries;
     for (let i = 0; i < e.length; i += 2) {
       if (e[i] === n) {
@@ -73,6 +93,16 @@ export class HeaderMap {
 
   /** Appends a value, keeping earlier ones. */
   add(name: string, value: string): void {
+    const n = lowerName(name);
+    if (this.#validated && !wireSafe(n, value)) this.#validated = false;
+    this.#entries.push(n, value);
+  }
+
+  /**
+   * `add` for a name and value a strict HTTP/1.1 parser (llhttp without lenient flags, or the fast
+   * heads) accepted: they are valid by construction, so `validated` is kept without checking them.
+   */
+  addParsed(name: string, value: string): void {
     this.#entries.push(lowerName(name), value);
   }
 
@@ -124,6 +154,7 @@ export class HeaderMap {
   clone(): HeaderMap {
     const h = new HeaderMap();
     h.#entries = [...this.#entries];
+    h.#validated = this.#validated;
     return h;
   }
 

@@ -3,7 +3,7 @@
 
 import { fail, ok, joinPath, type ConfigError, type Result } from '../../config/result.ts';
 import { unpackAny } from '../../config/decode.ts';
-import type { HeaderMap } from './headers.ts';
+import { lowerName, type HeaderMap } from './headers.ts';
 import type { StreamInfo } from './stream-info.ts';
 import type { RouteEntry, RouteTable, VirtualHostEntry } from './route-types.ts';
 import { compileHeaderParser, chainHeaderMutators, type HeaderParser } from './header-mutation.ts';
@@ -268,7 +268,7 @@ class CompiledRouteTable implements RouteTable {
       const p = portStart(host);
       if (p >= 0) host = host.slice(0, p);
     }
-    host = host.toLowerCase();
+    host = lowerName(host);
     return (
       this.#exact.get(host) ??
       (this.#suffixes.length > 0 ? findWildcard(this.#suffixes, host, true) : undefined) ??

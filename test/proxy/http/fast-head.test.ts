@@ -54,6 +54,11 @@ function llhttp(type: 'request' | 'response', data: Buffer, maxHeaderSize = MAX)
   return r;
 }
 
+/** llhttp's raw headers with the names lowercased, as the fast heads give them. */
+function lowerNames(raw: readonly string[]): string[] {
+  return raw.map((s, i) => (i % 2 === 0 ? s.toLowerCase() : s));
+}
+
 function checkRequest(data: Buffer): boolean {
   const fast = fastRequestHead(data, 0, MAX);
   if (!fast) return false;
@@ -63,7 +68,7 @@ function checkRequest(data: Buffer): boolean {
   assert.ok(ll.complete, `llhttp saw no complete bodyless message: ${what}`);
   assert.deepEqual(
     { method: METHODS[fast.method], url: fast.url, minor: fast.versionMinor, raw: fast.rawHeaders, keepAlive: fast.keepAlive, upgrade: false },
-    { method: ll.method, url: ll.url, minor: ll.minor, raw: ll.raw, keepAlive: ll.keepAlive, upgrade: ll.upgrade },
+    { method: ll.method, url: ll.url, minor: ll.minor, raw: lowerNames(ll.raw), keepAlive: ll.keepAlive, upgrade: ll.upgrade },
     what,
   );
   return true;
@@ -79,7 +84,7 @@ function checkResponse(data: Buffer): boolean {
   assert.ok(ll.complete, `llhttp did not end the message after content-length bytes: ${what}`);
   assert.deepEqual(
     { status: fast.status, minor: fast.versionMinor, raw: fast.rawHeaders, keepAlive: fast.keepAlive, upgrade: false, body: fast.contentLength },
-    { status: ll.status, minor: ll.minor, raw: ll.raw, keepAlive: ll.keepAlive, upgrade: ll.upgrade, body: ll.body },
+    { status: ll.status, minor: ll.minor, raw: lowerNames(ll.raw), keepAlive: ll.keepAlive, upgrade: ll.upgrade, body: ll.body },
     what,
   );
   return true;
@@ -153,7 +158,18 @@ test('fast path: at an offset, with the next message after it', () => {
   assert.equal(a.url, '/12');
   const b = fastRequestHead(two, a.end, MAX)!;
   assert.equal(b.end, two.length);
-  assert.deepEqual(b.rawHeaders, ['Host', 'example.com', 'User-Agent', 'curl/8.0', 'Accept', '*/*']);
+  assert.deepEqual(b.rawHeaders, ['host', 'example.com', 'user-agent', 'curl/8.0', 'accept', '*/*']);
+});
+
+test('fast path: names come lowercased, well-known or not', () => {
+  const head = (name: string): string => fastRequestHead(Buffer.from(`GET / HTTP/1.1\r\n${name}: x\r\n\r\n`, 'latin1'), 0, MAX)!.rawHeaders[0]!;
+  assert.equal(head('Content-Type'), 'content-type');
+  assert.equal(head('X-Request-ID'), 'x-request-id');
+  assert.equal(head('X-Custom-Thing'), 'x-custom-thing');
+  // Token characters that differ from a known name's only in the 0x20 bit are not that name.
+  assert.equal(head('hos^'), 'hos^');
+  assert.equal(head('X~Request-ID'), 'x~request-id');
+  assert.equal(head('date_'), 'date_');
 });
 
 /** Every one-byte substitution, insertion and deletion of `base`. */

@@ -63,3 +63,29 @@ test('inCidrs: answers are remembered per CIDR list, never shared between lists'
   for (let i = 0; i < 5000; i++) assert.equal(inCidrs(`10.0.${(i >> 8) & 255}.${i & 255}`, ten), true);
   assert.equal(inCidrs('11.0.0.1', ten), false);
 });
+
+test('HeaderMap.validated: kept by addParsed and by valid set/add, lost for good by one bad name or value', () => {
+  const h = new HeaderMap();
+  assert.equal(h.validated, true);
+  h.addParsed(':method', 'GET');
+  h.addParsed('Host', 'example.com');
+  h.add(':path', '/a b');
+  h.set('x-request-id', '0b6f9a4e-6f3c-4d8e-9a8e-3f0b1c2d3e4f');
+  h.add('x-obs-text', 'caf\u00e9\tok');
+  assert.equal(h.validated, true, 'pseudo-header names are not tokens; HTAB and obs-text are field-value bytes');
+  assert.equal(h.get('host'), 'example.com');
+
+  for (const [name, value] of [['x-bad', 'a\u0001b'], ['x-bad', 'a\rb'], ['x-bad', 'a\u007fb'], ['bad name', 'v'], ['x-bad', 'caf\u0100']] as const) {
+    const m = h.clone();
+    m.set(name, value);
+    assert.equal(m.validated, false, JSON.stringify([name, value]));
+    const n = h.clone();
+    n.add(name, value);
+    assert.equal(n.validated, false, JSON.stringify([name, value]));
+    // Taking the entry out again does not restore it: encoders then check the whole block.
+    n.remove(name);
+    assert.equal(n.validated, false);
+    assert.equal(n.clone().validated, false, 'clone keeps it');
+  }
+  assert.equal(h.validated, true, 'clones are separate');
+});

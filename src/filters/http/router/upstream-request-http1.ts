@@ -5,7 +5,7 @@
 // the response completed → connection termination (UC, retryable); a malformed response → UPE.
 
 import type { Socket } from 'node:net';
-import { HeaderMap } from '../../../proxy/http/headers.ts';
+import { HeaderMap, lowerName } from '../../../proxy/http/headers.ts';
 import { hasInvalidHeaderChar, isHttpToken } from '../../../proxy/http/http-parser.ts';
 import { ErrorCode, ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
 import type { Http1Connection, Http1Exchange, Http1RequestHead } from '../../../proxy/upstream/http1-connection.ts';
@@ -152,11 +152,11 @@ class Http1UpstreamRequest implements UpstreamRequest, Http1Exchange, Http1PoolR
 /** `:status` and the response's headers, names lowercased; hop-by-hop headers dropped unless `keepHopByHop` (101). */
 function responseHeaders(status: number, raw: readonly string[], keepHopByHop: boolean): HeaderMap {
   const map = new HeaderMap();
-  map.add(':status', String(status));
+  map.addParsed(':status', String(status));
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i]!.toLowerCase();
+    const k = lowerName(raw[i]!);
     if (!keepHopByHop && HOP_BY_HOP.has(k)) continue;
-    map.add(k, raw[i + 1]!);
+    map.addParsed(k, raw[i + 1]!);
   }
   return map;
 }
@@ -172,15 +172,17 @@ function requestHead(headers: HeaderMap, endStream: boolean, upgrade: string | u
   if (INVALID_PATH.test(path)) return 'path';
   let head = `${method} ${path} HTTP/1.1\r\n`;
   const authority = headers.get(':authority') ?? headers.get('host');
+  // A header block from a strict parser, or checked as it was changed, needs no second look.
+  const check = !headers.validated;
   if (authority !== undefined) {
-    if (hasInvalidHeaderChar(authority)) return 'host';
+    if (check && hasInvalidHeaderChar(authority)) return 'host';
     head += `host: ${authority}\r\n`;
   }
   let hasLength = false;
   let bad: string | undefined;
   headers.forEach((k, v) => {
     if (skipRequestHeader(k) && !(k === 'te' && v === 'trailers')) return;
-    if (!isHttpToken(k) || hasInvalidHeaderChar(v)) bad ??= k;
+    if (check && (!isHttpToken(k) || hasInvalidHeaderChar(v))) bad ??= k;
     if (k === 'content-length') hasLength = true;
     head += `${k}: ${v}\r\n`;
   });

@@ -196,6 +196,52 @@ test('h1: most_specific_header_mutations_wins evaluates the route level last', T
   }
 });
 
+/** Routes whose HeaderMutationPerRoute adds a value with a control byte (or adds it and takes it out again). */
+const BAD_VALUE_ROUTES = `
+- match: { prefix: /bad-request }
+  route: { cluster: up }
+  typed_per_filter_config:
+    envoy.filters.http.header_mutation:
+      "@type": ${PER_ROUTE}
+      mutations: { request_mutations: [ { append: { header: { key: x-bad, value: "a\\u0001b" } } } ] }
+- match: { prefix: /bad-then-removed }
+  route: { cluster: up }
+  typed_per_filter_config:
+    envoy.filters.http.header_mutation:
+      "@type": ${PER_ROUTE}
+      mutations: { request_mutations: [ { append: { header: { key: x-bad, value: "a\\u0001b" } } }, { remove: x-bad } ] }
+- match: { prefix: /bad-response }
+  route: { cluster: up }
+  typed_per_filter_config:
+    envoy.filters.http.header_mutation:
+      "@type": ${PER_ROUTE}
+      mutations: { response_mutations: [ { append: { header: { key: x-bad, value: "a\\u0001b" } } } ] }
+- { match: { prefix: / }, route: { cluster: up } }`;
+
+for (const kind of ['h1', 'h2'] as const) {
+  // The HTTP/1.1 encoders skip checking a header block that came from a strict parser untouched;
+  // one a filter changed is checked in full, as node:http would refuse it.
+  test(`${kind}: a header value a filter made with a control byte never reaches an HTTP/1.1 wire`, TIMEOUT, async () => {
+    const e = await setup(hcmYaml('mutations: {}', BAD_VALUE_ROUTES));
+    const c = client(kind, e.proxy.port);
+    try {
+      const bad = await c.send('/bad-request');
+      assert.equal(bad.status, 502, 'the upstream request is refused before it is written (upstream protocol error)');
+      assert.equal(e.upstream.seen.length, 0, 'the upstream saw nothing');
+      const removed = await c.send('/bad-then-removed', { 'x-in': 'v' });
+      assert.equal(removed.status, 200, 'what is sent is checked, not what was once set');
+      assert.equal(e.upstream.seen[0]!.headers['x-bad'], undefined);
+      assert.equal(e.upstream.seen[0]!.headers['x-in'], 'v');
+      // The response side's HTTP/1.1 encoder is the downstream one (HTTP/2 responses go through node:http2's checks).
+      if (kind === 'h1') await assert.rejects(c.send('/bad-response'), 'the response is reset, not sent');
+      assert.equal((await c.send('/plain')).status, 200, 'the connection manager still serves');
+    } finally {
+      await c.close();
+      await e.close();
+    }
+  });
+}
+
 function parseYaml(type: string, yaml: string): unknown {
   const d = decodeJson<unknown>(type, parse(yaml));
   if (!d.ok) throw new Error(JSON.stringify(d.errors));
