@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { HeaderMap } from './headers.ts';
 import type { DownstreamProtocol, ResponseEncoder } from './codec.ts';
-import { hasInvalidHeaderChar, isHttpToken } from './http-parser.ts';
+import { isFieldValue, isToken } from './http-chars.ts';
 import { giveBack } from './body-lease.ts';
 import type { DirectWriter } from '../tcp/direct-write.ts';
 
@@ -104,7 +104,7 @@ export class Http1ResponseEncoder implements ResponseEncoder {
       if (k === 'transfer-encoding' || k === 'connection' || k === 'keep-alive') return;
       if (k === 'content-length') hasLength = true;
       else if (k === 'date') hasDate = true;
-      if (check && (!isHttpToken(k) || hasInvalidHeaderChar(v))) invalid = true;
+      if (check && (!isToken(k) || !isFieldValue(v))) invalid = true;
       head += `${k}: ${v}\r\n`;
     });
     if (invalid) {
@@ -201,7 +201,7 @@ export class Http1ResponseEncoder implements ResponseEncoder {
       let t = '0\r\n';
       if (this.#trailers) {
         trailers.forEach((k, v) => {
-          if (k.charCodeAt(0) !== 58 && isHttpToken(k) && !hasInvalidHeaderChar(v)) t += `${k}: ${v}\r\n`;
+          if (k.charCodeAt(0) !== 58 && isToken(k) && isFieldValue(v)) t += `${k}: ${v}\r\n`;
         });
       }
       this.#w.write(t + CRLF);

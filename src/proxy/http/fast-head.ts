@@ -10,6 +10,7 @@
 // checks every accepted head against llhttp's reading of it.
 
 import { lowerName } from './headers.ts';
+import { FIELD_VALUE_CHAR, TOKEN_CHAR } from './http-chars.ts';
 import { METHODS } from './http-parser.ts';
 
 /** Heads longer than this go to llhttp (its header-size limit and overflow error apply there). */
@@ -45,13 +46,8 @@ const SP = 32;
 const HTAB = 9;
 const COLON = 58;
 
-// tchar (RFC 9110 §5.6.2).
-const TOKEN = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
-// field-value bytes: HTAB, SP, VCHAR, obs-text.
-const VALUE = new Uint8Array(256);
-VALUE[HTAB] = 1;
-for (let c = 0x20; c <= 0xff; c++) if (c !== 0x7f) VALUE[c] = 1;
+const TOKEN = TOKEN_CHAR;
+const VALUE = FIELD_VALUE_CHAR;
 // origin-form request-target bytes: visible ASCII but '#' (a fragment is llhttp's to split).
 const TARGET = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) if (c !== 0x23) TARGET[c] = 1;

@@ -2,7 +2,7 @@
 // names and Envoy's pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`, `:status`),
 // in insertion order. Filters and the route table read and mutate it; codecs convert at the edges.
 
-import { hasInvalidHeaderChar, isHttpToken } from './http-parser.ts';
+import { isFieldValue, isToken } from './http-chars.ts';
 
 /**
  * `name.toLowerCase()` without its allocation when `name` is already lowercase, as nearly every name
@@ -19,7 +19,7 @@ export function lowerName(name: string): string {
 
 /** Whether a name (a regular header's: an HTTP token; a pseudo-header's: any) and a value may go on the wire. */
 function wireSafe(n: string, value: string): boolean {
-  return (n.charCodeAt(0) === 58 /* ':' */ || isHttpToken(n)) && !hasInvalidHeaderChar(value);
+  return (n.charCodeAt(0) === 58 /* ':' */ || isToken(n)) && isFieldValue(value);
 }
 
 export class HeaderMap {

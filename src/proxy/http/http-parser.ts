@@ -47,9 +47,9 @@ const common = createRequire(import.meta.url)('_http_common') as HttpCommon;
 export const HTTPParser = common.HTTPParser;
 /** llhttp's method table: kOnHeadersComplete passes an index into it. */
 export const METHODS = common.methods;
-/** A valid header name (RFC 9110 token), as node:http checks. */
+/** A valid header name (RFC 9110 token), as node:http checks (http-chars.ts's isToken answers the same; a test holds them together). */
 export const isHttpToken = common._checkIsHttpToken;
-/** A header value with bytes node:http refuses to send (CR, LF, NUL, other controls). */
+/** A header value with bytes node:http refuses to send (CR, LF, NUL, other controls); http-chars.ts's isFieldValue is its negation. */
 export const hasInvalidHeaderChar = common._checkInvalidHeaderChar;
 
 export function isParseError(r: unknown): r is ParseError {

@@ -6,7 +6,7 @@
 
 import type { Socket } from 'node:net';
 import { HeaderMap, lowerName } from '../../../proxy/http/headers.ts';
-import { hasInvalidHeaderChar, isHttpToken } from '../../../proxy/http/http-parser.ts';
+import { isFieldValue, isToken } from '../../../proxy/http/http-chars.ts';
 import { ErrorCode, ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
 import type { Http1Connection, Http1Exchange, Http1RequestHead } from '../../../proxy/upstream/http1-connection.ts';
 import type { Http1Pool, Http1PoolRequest } from '../../../proxy/upstream/http1-pool.ts';
@@ -168,21 +168,21 @@ const PAYLOAD_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH']);
 function requestHead(headers: HeaderMap, endStream: boolean, upgrade: string | undefined): Http1RequestHead | string {
   const method = headers.get(':method') ?? 'GET';
   const path = headers.get(':path') ?? '/';
-  if (!isHttpToken(method)) return 'method';
+  if (!isToken(method)) return 'method';
   if (INVALID_PATH.test(path)) return 'path';
   let head = `${method} ${path} HTTP/1.1\r\n`;
   const authority = headers.get(':authority') ?? headers.get('host');
   // A header block from a strict parser, or checked as it was changed, needs no second look.
   const check = !headers.validated;
   if (authority !== undefined) {
-    if (check && hasInvalidHeaderChar(authority)) return 'host';
+    if (check && !isFieldValue(authority)) return 'host';
     head += `host: ${authority}\r\n`;
   }
   let hasLength = false;
   let bad: string | undefined;
   headers.forEach((k, v) => {
     if (skipRequestHeader(k) && !(k === 'te' && v === 'trailers')) return;
-    if (check && (!isHttpToken(k) || hasInvalidHeaderChar(v))) bad ??= k;
+    if (check && (!isToken(k) || !isFieldValue(v))) bad ??= k;
     if (k === 'content-length') hasLength = true;
     head += `${k}: ${v}\r\n`;
   });
@@ -192,7 +192,7 @@ function requestHead(headers: HeaderMap, endStream: boolean, upgrade: string | u
   if (chunked) head += 'transfer-encoding: chunked\r\n';
   else if (!hasBody && !hasLength && PAYLOAD_METHODS.has(method)) head += 'content-length: 0\r\n';
   if (upgrade !== undefined) {
-    if (!isHttpToken(upgrade)) return 'upgrade';
+    if (!isToken(upgrade)) return 'upgrade';
     head += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
   }
   return { head: `${head}\r\n`, chunked, endsWithHead: !hasBody, bodylessResponse: method === 'HEAD', upgrade: upgrade !== undefined };
