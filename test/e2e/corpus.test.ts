@@ -50,6 +50,22 @@ async function freePort(): Promise<number> {
   return p;
 }
 
+/**
+ * Starts legate on a config that needs fixed ports (`place` writes freshly picked free ports into
+ * it). A port is free when picked but not reserved: another test file running at the same time may
+ * take it before legate binds it, so a start that fails with EADDRINUSE is tried again.
+ */
+async function startOnFreePorts(c: Obj, place: () => Promise<void>): Promise<Awaited<ReturnType<typeof startLegate>>> {
+  for (let attempt = 1; ; attempt++) {
+    await place();
+    try {
+      return await startLegate(c);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test(String(err))) throw err;
+    }
+  }
+}
+
 function socketAddressesOf(o: unknown, out: Obj[] = []): Obj[] {
   if (Array.isArray(o)) for (const x of o) socketAddressesOf(x, out);
   else if (o && typeof o === 'object') {
@@ -73,13 +89,14 @@ function setAdmin(c: Obj): void {
 
 test('corpus envoy-demo serves: listener_0 proxies to listener_1, whose local reply is mapped to HTML', async () => {
   const c = load('configs__envoy-demo.yaml');
-  const p1 = await freePort();
   const [l0, l1] = listeners(c);
   for (const a of socketAddressesOf(l0)) Object.assign(a, { address: '127.0.0.1', port_value: 0 });
-  for (const a of socketAddressesOf(l1)) Object.assign(a, { address: '127.0.0.1', port_value: p1 });
-  for (const a of socketAddressesOf(clusterNamed(c, 'loopback'))) Object.assign(a, { address: '127.0.0.1', port_value: p1 });
   setAdmin(c);
-  const l = await startLegate(c);
+  const l = await startOnFreePorts(c, async () => {
+    const p1 = await freePort();
+    for (const a of socketAddressesOf(l1)) Object.assign(a, { address: '127.0.0.1', port_value: p1 });
+    for (const a of socketAddressesOf(clusterNamed(c, 'loopback'))) Object.assign(a, { address: '127.0.0.1', port_value: p1 });
+  });
   try {
     const port = await l.listenerPort('listener_0');
     const res = await fetch(`http://127.0.0.1:${port}/`);
@@ -197,15 +214,16 @@ test('corpus front-proxy: /service/1 and /service/2 over HTTP (8080) and HTTPS (
   const servers: net.Server[] = [];
   t.after(() => servers.forEach((x) => x.close()));
   const c = load('front-proxy__envoy.yaml');
-  // Two free ports: the listeners have no names, so Envoy names them by address.
-  for (const l of listeners(c)) {
-    const port = await freePort();
-    for (const a of socketAddressesOf(l)) Object.assign(a, { address: '127.0.0.1', port_value: port });
-  }
   pointClusterAt(c, 'service1-envoy', await namedUpstream('service1', servers));
   pointClusterAt(c, 'service2-envoy', await namedUpstream('service2', servers));
   setAdmin(c);
-  const l = await startLegate(c);
+  // Two free ports: the listeners have no names, so Envoy names them by address.
+  const l = await startOnFreePorts(c, async () => {
+    for (const l of listeners(c)) {
+      const port = await freePort();
+      for (const a of socketAddressesOf(l)) Object.assign(a, { address: '127.0.0.1', port_value: port });
+    }
+  });
   try {
     const lst = (await (await fetch(`${l.admin}/listeners?format=json`)).json()) as { listener_statuses: Array<{ local_address: { socket_address: { port_value: number } } }> };
     const [plainPort, tlsPort] = lst.listener_statuses.map((x) => x.local_address.socket_address.port_value) as [number, number];
