@@ -10,6 +10,7 @@ import type { DownstreamProtocol, ResponseEncoder } from './codec.ts';
 import { isFieldValue, isToken } from './http-chars.ts';
 import { giveBack } from './body-lease.ts';
 import type { DirectWriter } from '../tcp/direct-write.ts';
+import { afterRead } from '../tcp/after-read.ts';
 
 /** What the encoder tells its codec about the response's end. */
 export interface Http1ResponseOwner {
@@ -128,9 +129,9 @@ export class Http1ResponseEncoder implements ResponseEncoder {
       this.#end();
       return;
     }
-    // The body usually follows in the same tick: held until then, so both leave in one write.
+    // The body usually follows in the same read: held until then, so both leave in one write.
     this.#pendingHead = head + CRLF;
-    process.nextTick(flushHead, this);
+    afterRead(flushHead, this);
   }
 
   /**

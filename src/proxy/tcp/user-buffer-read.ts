@@ -7,6 +7,7 @@
 
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { runAsRead } from './after-read.ts';
 
 /** What the caller does with one read: false stops reading (Node's readStop) until `socket.resume()`. */
 export type UserBufferCallback = (nread: number, buffer: Buffer) => boolean;
@@ -93,7 +94,7 @@ export function readIntoUserBuffer(socket: Socket, callback: UserBufferCallback,
         fields[k.generator] = next;
       }
     }
-    return callback(nread, buffer);
+    return runAsRead(callback, nread, buffer);
   };
   const buffer = Buffer.allocUnsafeSlow(size);
   fields[k.buffer] = buffer;
