@@ -4,12 +4,12 @@
 // response `server` / x-request-id / via.
 // Request problems come back as a rejection (status + details); nothing here throws.
 
-import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import type { HeaderMap } from './headers.ts';
 import type { AddressInfo, StreamInfo } from './stream-info.ts';
 import type { Cidr, HcmConfig } from './hcm-config.ts';
 import { mutateXfcc } from './xfcc.ts';
+import { uuid4 } from './request-id.ts';
 
 export interface HeaderRejection {
   readonly status: number;
@@ -262,7 +262,7 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
 
   if (cfg.generateRequestId) {
     const existing = h.get('x-request-id');
-    if (existing === undefined || existing === '' || (edge && !cfg.preserveExternalRequestId)) h.set('x-request-id', randomUUID());
+    if (existing === undefined || existing === '' || (edge && !cfg.preserveExternalRequestId)) h.set('x-request-id', uuid4());
   }
   info.requestId = h.get('x-request-id');
 
