@@ -3,7 +3,7 @@
 
 import { HeaderMap, lowerName } from './headers.ts';
 import type { HcmConfig } from './hcm-config.ts';
-import type { Http1RequestHead } from './codec-http1-server.ts';
+import { headerValue, type Http1RequestHead } from './codec-http1-server.ts';
 
 export interface Rejection {
   readonly status: number;
@@ -19,13 +19,7 @@ export function h1RequestHeaders(req: H1Head, cfg: HcmConfig, tls: boolean): { h
   const h = new HeaderMap();
   const method = req.method;
   const raw = req.rawHeaders;
-  let host: string | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]!.length === 4 && lowerName(raw[i]!) === 'host') {
-      host = raw[i + 1]!;
-      break;
-    }
-  }
+  let host = headerValue(raw, 'host');
   let path = req.url;
   h.addParsed(':method', method);
   if (method === 'CONNECT') {
