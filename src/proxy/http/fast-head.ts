@@ -46,8 +46,6 @@ const SP = 32;
 const HTAB = 9;
 const COLON = 58;
 
-const TOKEN = TOKEN_CHAR;
-const VALUE = FIELD_VALUE_CHAR;
 // origin-form request-target bytes: visible ASCII but '#' (a fragment is llhttp's to split).
 const TARGET = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) if (c !== 0x23) TARGET[c] = 1;
@@ -140,7 +138,7 @@ function headerLines(s: string, pos: number, end: number, raw: string[]): Fields
   while (pos < end) {
     // name: one or more tchar, then ':' (no whitespace before it).
     let i = pos;
-    while (i < end && TOKEN[s.charCodeAt(i)] === 1) i++;
+    while (i < end && TOKEN_CHAR[s.charCodeAt(i)] === 1) i++;
     if (i === pos || s.charCodeAt(i) !== COLON) return { ...f, ok: false };
     const known = knownName(s, pos, i - pos);
     const name = known ?? lowerName(s.slice(pos, i));
@@ -151,7 +149,7 @@ function headerLines(s: string, pos: number, end: number, raw: string[]): Fields
     for (; i < end; i++) {
       const c = s.charCodeAt(i);
       if (c === CR) break;
-      if (VALUE[c] !== 1) return { ...f, ok: false };
+      if (FIELD_VALUE_CHAR[c] !== 1) return { ...f, ok: false };
       if (c !== SP && c !== HTAB) vEnd = i + 1;
     }
     // The value ends at a CR, which must be this line's CRLF (a bare CR is llhttp's to refuse).
@@ -227,7 +225,7 @@ export function fastResponseHead(data: Buffer, from: number, maxHeaderSize: numb
   if (status === 204 || status === 304) return undefined;
   let i = 13;
   // reason-phrase: HTAB / SP / VCHAR / obs-text
-  for (let c = s.charCodeAt(i); c !== CR; c = s.charCodeAt(++i)) if (VALUE[c] !== 1) return undefined;
+  for (let c = s.charCodeAt(i); c !== CR; c = s.charCodeAt(++i)) if (FIELD_VALUE_CHAR[c] !== 1) return undefined;
   if (s.charCodeAt(i + 1) !== LF) return undefined;
   const raw: string[] = [];
   const f = headerLines(s, i + 2, s.length, raw);
