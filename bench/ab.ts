@@ -4,12 +4,15 @@
 // run-to-run swings when the two are timed one after the other; run side by side, the ratio of the
 // two figures holds still (an A/A run gives 0.98-1.02).
 //
-// npm run bench:ab -- <checkout A> <checkout B | nginx> [--mode http|tcp] [--reps 6] [--duration 5] [--path /12] [--connections 25]
+// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c] [--reps 6] [--duration 5] [--path /12] [--connections 25]
 // A checkout is a directory with bin/legate.js (e.g. `git worktree add /tmp/base HEAD~1`, plus
 // `npm run prepare` there, or src/generated copied in). `nginx` as B runs nginx as the suite does
-// (1 worker, upstream keepalive; `--mode tcp`: its stream module). `--mode http`: an HCM listener
-// (route table, router); `--mode tcp`: a tcp_proxy listener, HTTP/1.1 load through it. Prints one
-// line per repetition and the median ratio; writes bench/results/ab-<timestamp>.json.
+// (1 worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal
+// Node proxy (contestants/minimal-proxy.ts; http and h2c). `--mode http`: an HCM listener (route
+// table, router), autocannon through it; `--mode tcp`: a tcp_proxy listener, HTTP/1.1 load through
+// it; `--mode h2c`: the HCM listener under bench/h2-load.ts (h2c, `--connections` connections × 10
+// streams; default 5 connections, as the suite's h2-12b) to the HTTP/1.1 upstream. Prints one line
+// per repetition and the median ratio; writes bench/results/ab-<timestamp>.json.
 
 import autocannon from 'autocannon';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -30,27 +33,30 @@ const { values, positionals } = parseArgs({
     reps: { type: 'string', default: '6' },
     duration: { type: 'string', default: '5' },
     path: { type: 'string', default: '/12' },
-    connections: { type: 'string', default: '25' },
+    connections: { type: 'string' },
     mode: { type: 'string', default: 'http' },
   },
 });
-const [specA, specB] = positionals.map((p) => (p === 'nginx' ? p : path.resolve(p)));
+const NAMED = new Set(['nginx', 'minimal']);
+const [specA, specB] = positionals.map((p) => (NAMED.has(p) ? p : path.resolve(p)));
 const mode = values.mode;
-if (!specA || !specB || specA === 'nginx' || (mode !== 'http' && mode !== 'tcp')) {
-  process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx> [--mode http|tcp] [--reps N] [--duration S] [--path /12] [--connections N]\n');
+const usable = mode === 'http' || mode === 'tcp' || (mode === 'h2c' && specB !== 'nginx');
+if (!specA || !specB || NAMED.has(specA) || !usable || (specB === 'minimal' && mode === 'tcp')) {
+  process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c] [--reps N] [--duration S] [--path /12] [--connections N]\n');
   process.exit(2);
 }
 const dirA: string = specA;
 const dirB: string = specB;
 for (const d of [dirA, dirB]) {
-  if (d !== 'nginx' && !existsSync(path.join(d, 'bin/legate.js'))) {
+  if (!NAMED.has(d) && !existsSync(path.join(d, 'bin/legate.js'))) {
     process.stderr.write(`${d}: no bin/legate.js\n`);
     process.exit(2);
   }
 }
 const reps = Number(values.reps);
 const durationS = Number(values.duration);
-const connections = Number(values.connections);
+const connections = Number(values.connections ?? (mode === 'h2c' ? 5 : 25));
+const H2_STREAMS = 10;
 
 /** A bootstrap with one listener to the upstream: an HCM (route table, router, stats on, no access log) or a tcp_proxy. */
 function bootstrap(listenPort: number, adminPort: number, upstreamPort: number): object {
@@ -107,8 +113,20 @@ async function startNginx(cfgDir: string, name: string, upstreamPort: number): P
   return { child, port };
 }
 
+/** The suite's minimal Node proxy; in h2c mode its node:http2 listener is the one loaded. */
+async function startMinimal(upstreamPort: number): Promise<Side> {
+  const [h1, h2] = (await freePorts(2)) as [number, number];
+  const script = fileURLToPath(new URL('./contestants/minimal-proxy.ts', import.meta.url));
+  const child = spawnPinned(PROXY_CPU, process.execPath, [script, String(h1), String(upstreamPort), ...(mode === 'h2c' ? [JSON.stringify({ h2 })] : [])]);
+  const port = mode === 'h2c' ? h2 : h1;
+  await waitForPort(port, child);
+  return { child, port };
+}
+
 async function startSide(spec: string, cfgDir: string, name: string, upstreamPort: number): Promise<Side> {
-  return spec === 'nginx' ? startNginx(cfgDir, name, upstreamPort) : startLegate(spec, cfgDir, name, upstreamPort);
+  if (spec === 'nginx') return startNginx(cfgDir, name, upstreamPort);
+  if (spec === 'minimal') return startMinimal(upstreamPort);
+  return startLegate(spec, cfgDir, name, upstreamPort);
 }
 
 async function startLegate(dir: string, cfgDir: string, name: string, upstreamPort: number): Promise<Side> {
@@ -124,13 +142,33 @@ async function startLegate(dir: string, cfgDir: string, name: string, upstreamPo
 async function loadBoth(a: Side, b: Side, seconds: number): Promise<{ cpu: [number, number]; requests: [number, number]; errors: number }> {
   const trees = [processTree(a.child.pid), processTree(b.child.pid)] as const;
   const c0 = [treeCpuSeconds(trees[0]), treeCpuSeconds(trees[1])];
-  const load = (s: Side): Promise<autocannon.Result> => autocannon({ url: `http://127.0.0.1:${s.port}${values.path}`, connections, duration: seconds });
+  const load = mode === 'h2c' ? (s: Side) => h2Load(s, seconds) : (s: Side) => h1Load(s, seconds);
   const [ra, rb] = await Promise.all([load(a), load(b)]);
   return {
     cpu: [treeCpuSeconds(trees[0]) - c0[0]!, treeCpuSeconds(trees[1]) - c0[1]!],
-    requests: [ra.requests.total, rb.requests.total],
-    errors: ra.errors + ra.non2xx + rb.errors + rb.non2xx,
+    requests: [ra.requests, rb.requests],
+    errors: ra.errors + rb.errors,
   };
+}
+
+interface LoadResult {
+  readonly requests: number;
+  readonly errors: number;
+}
+
+async function h1Load(s: Side, seconds: number): Promise<LoadResult> {
+  const r = await autocannon({ url: `http://127.0.0.1:${s.port}${values.path}`, connections, duration: seconds });
+  return { requests: r.requests.total, errors: r.errors + r.non2xx };
+}
+
+/** bench/h2-load.ts as a child on the load CPU (autocannon speaks only HTTP/1.1), as the suite runs it. */
+async function h2Load(s: Side, seconds: number): Promise<LoadResult> {
+  const script = fileURLToPath(new URL('./h2-load.ts', import.meta.url));
+  const child = spawnPinned(LOAD_CPU, process.execPath, [script, `http://127.0.0.1:${s.port}`, values.path, String(connections), String(H2_STREAMS), String(seconds)]);
+  const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
+  const line = child.output().trim().split('\n').find((l) => l.startsWith('{'));
+  if (code !== 0 || !line) throw new Error(`h2 load generator failed (${code}): ${child.output().slice(-300)}`);
+  return JSON.parse(line) as LoadResult;
 }
 
 interface Rep {

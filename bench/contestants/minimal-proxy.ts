@@ -75,11 +75,15 @@ function serve(server: http.Server, port: number): Promise<void> {
 const plainPool = new Pool(`http://127.0.0.1:${upstreamPort}`, POOL);
 const plain = proxyTo(plainPool);
 await serve(http.createServer(plain), Number(listenPort));
-if (extraJson) {
-  const t = JSON.parse(extraJson) as ExtraArgs;
+// Only `h2` given (bench/ab.ts --mode h2c): the h2c listener alone.
+const extra = extraJson ? (JSON.parse(extraJson) as Partial<ExtraArgs>) : {};
+if (extra.h2 !== undefined) {
   const h2 = http2.createServer();
   h2.on('stream', proxyH2(plainPool));
-  await new Promise<void>((r) => h2.listen(t.h2, '127.0.0.1', r));
+  await new Promise<void>((r) => h2.listen(extra.h2, '127.0.0.1', r));
+}
+if (extra.tls !== undefined) {
+  const t = extra as ExtraArgs;
   const ca = readFileSync(t.ca);
   const serverTls = { cert: readFileSync(t.serverCert), key: readFileSync(t.serverKey) };
   const mtls = proxyTo(new Pool(`https://127.0.0.1:${t.upstreamMtls}`, { ...POOL, connect: { ca, cert: readFileSync(t.clientCert), key: readFileSync(t.clientKey), servername: t.servername } }));
