@@ -10,9 +10,11 @@
 // (1 worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal
 // Node proxy (contestants/minimal-proxy.ts; http and h2c). `--mode http`: an HCM listener (route
 // table, router), autocannon through it; `--mode tcp`: a tcp_proxy listener, HTTP/1.1 load through
-// it; `--mode h2c`: the HCM listener under bench/h2-load.ts (h2c, `--connections` connections × 10
-// streams; default 5 connections, as the suite's h2-12b) to the HTTP/1.1 upstream. Prints one line
-// per repetition and the median ratio; writes bench/results/ab-<timestamp>.json.
+// it; `--mode h2c`: the HCM listener under h2c load (`--connections` connections × 10 streams;
+// default 5 connections, as the suite's h2-12b) to the HTTP/1.1 upstream, the load from nghttp2's
+// h2load when installed (apt-get install nghttp2-client), else from bench/h2-load.ts (two of those
+// saturate the load CPU, so each proxy idles half the time and pays more per request than under the
+// suite's load). Prints one line per repetition and the median ratio; writes bench/results/ab-<timestamp>.json.
 
 import autocannon from 'autocannon';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -161,14 +163,27 @@ async function h1Load(s: Side, seconds: number): Promise<LoadResult> {
   return { requests: r.requests.total, errors: r.errors + r.non2xx };
 }
 
-/** bench/h2-load.ts as a child on the load CPU (autocannon speaks only HTTP/1.1), as the suite runs it. */
+const H2LOAD = ['/usr/bin/h2load', '/usr/local/bin/h2load'].find((f) => existsSync(f));
+
+/** h2c load on the load CPU (autocannon speaks only HTTP/1.1): h2load, else bench/h2-load.ts as the suite runs it. */
 async function h2Load(s: Side, seconds: number): Promise<LoadResult> {
+  if (H2LOAD) return h2loadRun(H2LOAD, s, seconds);
   const script = fileURLToPath(new URL('./h2-load.ts', import.meta.url));
   const child = spawnPinned(LOAD_CPU, process.execPath, [script, `http://127.0.0.1:${s.port}`, values.path, String(connections), String(H2_STREAMS), String(seconds)]);
   const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
   const line = child.output().trim().split('\n').find((l) => l.startsWith('{'));
   if (code !== 0 || !line) throw new Error(`h2 load generator failed (${code}): ${child.output().slice(-300)}`);
   return JSON.parse(line) as LoadResult;
+}
+
+async function h2loadRun(bin: string, s: Side, seconds: number): Promise<LoadResult> {
+  const child = spawnPinned(LOAD_CPU, bin, ['-c', String(connections), '-m', String(H2_STREAMS), '-D', String(seconds), `http://127.0.0.1:${s.port}${values.path}`]);
+  const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
+  // "requests: 1000 total, 1000 started, 1000 done, 998 succeeded, 2 failed, 0 errored, 0 timeout"
+  const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(child.output());
+  if (code !== 0 || !m) throw new Error(`h2load failed (${code}): ${child.output().slice(-300)}`);
+  // Streams still open when the run's time is up are counted as failed: not an error of the proxy.
+  return { requests: Number(m[1]), errors: Number(m[3]) };
 }
 
 interface Rep {

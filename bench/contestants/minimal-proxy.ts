@@ -53,11 +53,12 @@ function proxyH2(pool: Pool): (stream: http2.ServerHttp2Stream, headers: http2.I
       ({ statusCode, headers: h, opaque }) => {
         const out: http2.OutgoingHttpHeaders = { ':status': statusCode };
         for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP.has(k)) out[k] = v;
-        opaque.respond(out);
+        // The client may have reset the stream meanwhile (h2load does at the end of its run).
+        if (!opaque.destroyed) opaque.respond(out);
         return opaque;
       },
       (err) => {
-        if (!err) return;
+        if (!err || stream.destroyed) return;
         if (stream.headersSent) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
         else stream.respond({ ':status': 502 }, { endStream: true });
       },
