@@ -24,4 +24,10 @@ export interface ResponseEncoder {
   closeConnectionAfter(): void;
   /** The raw connection for an upgrade (HTTP/1.1 only), with bytes read past the request head. */
   takeTunnel?(): { socket: Duplex; head: Buffer } | undefined;
+  /**
+   * The stream is over: drop every reference from the codec's objects back to it. node:http2
+   * keeps a stream's objects alive across young-generation GCs long after the stream ends (see
+   * H2ResponseEncoder), and whatever they reference survives with them.
+   */
+  release?(): void;
 }

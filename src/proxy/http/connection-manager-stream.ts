@@ -425,6 +425,8 @@ export class ActiveStream {
       }
     }
     this.#owner.streamDone(this);
+    this.#encoder.onWritable = undefined;
+    this.#encoder.release?.();
   }
 }
 

@@ -14,7 +14,7 @@ import { h1RequestHeaders } from './codec-http1.ts';
 import { Http1ServerCodec, headerValue, type Http1CodecCallbacks, type Http1RequestHead, type Http1RequestSink } from './codec-http1-server.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { HeaderMap } from './headers.ts';
-import { H2ResponseEncoder, h2RequestBody, h2RequestHeaders } from './codec-http2.ts';
+import { H2ResponseEncoder, h2RequestHeaders } from './codec-http2.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
 import { ActiveStream } from './connection-manager-stream.ts';
 import type { ConnectionInfo, ConnectionManager, ConnectionOptions, RuntimeFilter, StreamOwner } from './connection-manager-types.ts';
@@ -338,10 +338,9 @@ class Manager implements ConnectionManager {
       return void h2.close(NGHTTP2_PROTOCOL_ERROR);
     }
     if (typeof u === 'number') this.stats.http2DroppedUnderscores.inc(u);
-    const stream = conn.newStream(new H2ResponseEncoder(h2));
-    h2.on('close', () => {
-      if (!stream.done) stream.onDownstreamReset('downstream stream reset');
-    });
+    const enc = new H2ResponseEncoder(h2);
+    const stream = conn.newStream(enc);
+    enc.bind(stream);
     const ends = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     if (conv.reject) {
       this.stats.cxProtocolError.inc();
@@ -350,10 +349,13 @@ class Manager implements ConnectionManager {
       return;
     }
     stream.decodeHeaders(conv.headers, ends);
-    if (!stream.done) h2RequestBody(h2, stream, ends);
-    // Answered: a body still coming is dropped. Not resumed otherwise: an ended readable side lets
-    // node:http2 destroy the stream under the last write (an ERR_STREAM_DESTROYED per response).
-    else if (!ends) h2.resume();
+    // Already answered: a body still coming is dropped. A request that ended with its headers is not
+    // resumed: an ended readable side lets node:http2 destroy the stream under the last write (an
+    // ERR_STREAM_DESTROYED per response).
+    if (!ends) {
+      if (stream.done) h2.resume();
+      else enc.readBody();
+    }
   }
 
   drain(): void {
