@@ -24,7 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median } from './lib/measure.ts';
-import { freePorts, hasTaskset, killAllSync, pinning, processTree, spawnPinned, stopChild, treeCpuSeconds, waitForPort, type Spawned } from './lib/procs.ts';
+import { freePorts, hasTaskset, killAllSync, pinning, processTree, rssSampler, spawnPinned, stopChild, treeCpuSeconds, waitForPort, type Spawned } from './lib/procs.ts';
 
 const PROXY_CPU = 1;
 const LOAD_CPU = 0;
@@ -141,15 +141,17 @@ async function startLegate(dir: string, cfgDir: string, name: string, upstreamPo
 }
 
 /** Both loads at once; CPU seconds of each proxy's process tree over the same window. */
-async function loadBoth(a: Side, b: Side, seconds: number): Promise<{ cpu: [number, number]; requests: [number, number]; errors: number }> {
+async function loadBoth(a: Side, b: Side, seconds: number): Promise<{ cpu: [number, number]; requests: [number, number]; errors: number; peakRssMB: [number, number] }> {
   const trees = [processTree(a.child.pid), processTree(b.child.pid)] as const;
   const c0 = [treeCpuSeconds(trees[0]), treeCpuSeconds(trees[1])];
+  const peaks = [rssSampler(trees[0]), rssSampler(trees[1])] as const;
   const load = mode === 'h2c' ? (s: Side) => h2Load(s, seconds) : (s: Side) => h1Load(s, seconds);
   const [ra, rb] = await Promise.all([load(a), load(b)]);
   return {
     cpu: [treeCpuSeconds(trees[0]) - c0[0]!, treeCpuSeconds(trees[1]) - c0[1]!],
     requests: [ra.requests, rb.requests],
     errors: ra.errors + rb.errors,
+    peakRssMB: [peaks[0]() / 1048576, peaks[1]() / 1048576],
   };
 }
 
@@ -188,6 +190,8 @@ async function h2loadRun(bin: string, s: Side, seconds: number): Promise<LoadRes
 
 interface Rep {
   readonly usPerRequest: [number, number];
+  /** Peak RSS of each side's process tree during the measured load, MB. */
+  readonly peakRssMB: [number, number];
   readonly requests: [number, number];
   readonly ratio: number;
 }
@@ -220,9 +224,9 @@ async function main(): Promise<void> {
         const m = await loadBoth(a, b, durationS);
         if (m.errors > 0) process.stdout.write(`rep ${r + 1}: ${m.errors} errors\n`);
         const us = m.cpu.map((c, i) => (c / m.requests[i]!) * 1e6) as [number, number];
-        const rep: Rep = { usPerRequest: us, requests: m.requests, ratio: us[0] / us[1] };
+        const rep: Rep = { usPerRequest: us, peakRssMB: m.peakRssMB, requests: m.requests, ratio: us[0] / us[1] };
         results.push(rep);
-        process.stdout.write(`rep ${r + 1}: A ${us[0].toFixed(1)} µs/req (${m.requests[0]} req) | B ${us[1].toFixed(1)} µs/req (${m.requests[1]} req) | A/B ${rep.ratio.toFixed(3)}\n`);
+        process.stdout.write(`rep ${r + 1}: A ${us[0].toFixed(1)} µs/req (${m.requests[0]} req, ${m.peakRssMB[0].toFixed(0)} MB) | B ${us[1].toFixed(1)} µs/req (${m.requests[1]} req, ${m.peakRssMB[1].toFixed(0)} MB) | A/B ${rep.ratio.toFixed(3)}\n`);
       } finally {
         await Promise.all([stopChild(s1.child), stopChild(s2.child)]);
       }
@@ -232,6 +236,8 @@ async function main(): Promise<void> {
   }
   const ratios = results.map((x) => x.ratio);
   process.stdout.write(`median A/B CPU per request: ${median(ratios).toFixed(3)} (min ${Math.min(...ratios).toFixed(3)}, max ${Math.max(...ratios).toFixed(3)}, ${results.length} reps)\n`);
+  const rss = (i: 0 | 1): string => median(results.map((x) => x.peakRssMB[i])).toFixed(0);
+  process.stdout.write(`median peak RSS under load: A ${rss(0)} MB, B ${rss(1)} MB\n`);
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `ab-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
