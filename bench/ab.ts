@@ -183,7 +183,8 @@ async function h2loadRun(bin: string, s: Side, seconds: number): Promise<LoadRes
   const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
   // "requests: 1000 total, 1000 started, 1000 done, 998 succeeded, 2 failed, 0 errored, 0 timeout"
   const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(child.output());
-  if (code !== 0 || !m) throw new Error(`h2load failed (${code}): ${child.output().slice(-300)}`);
+  // h2load may exit non-zero when streams were still open at the end of its run: its summary counts.
+  if (!m || Number(m[1]) === 0) throw new Error(`h2load failed (${code}): ${child.output().slice(-300)}`);
   // Streams still open when the run's time is up are counted as failed: not an error of the proxy.
   return { requests: Number(m[1]), errors: Number(m[3]) };
 }
