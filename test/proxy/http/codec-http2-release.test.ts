@@ -47,7 +47,6 @@ async function serveOne(release: boolean): Promise<Served> {
       const events = sink.events;
       const enc = new H2ResponseEncoder(h2);
       enc.bind(sink);
-      enc.onWritable = () => sink?.events.push('writable');
       enc.readBody();
       h2.on('end', () => {
         const h = new HeaderMap();
