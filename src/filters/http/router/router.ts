@@ -1,27 +1,23 @@
 // The per-stream router: matches the route, picks cluster and host, forwards the request over
 // HTTP/1.1 or HTTP/2 and streams the response back, retrying (retry_policy, per-try timeouts, hedging)
-// until the response starts downstream (the attempts themselves: router-attempts.ts). Upstream failures
-// become Envoy's local replies (503 UF/UC/UR, 504 UT, URX when retries ran out) before the response
-// started, and a downstream reset after.
+// until the response starts downstream (the per-request set-up: forward-plan.ts; the attempts
+// themselves: router-attempts.ts). Upstream failures become Envoy's local replies (503 UF/UC/UR,
+// 504 UT, URX when retries ran out) before the response started, and a downstream reset after.
 
 import type { Duplex } from 'node:stream';
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks } from '../filter.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ClusterRouteAction, RouteEntry } from '../../../proxy/http/route-types.ts';
 import { ErrorCode, LocalReplies, ResponseFlag, type ProxyError } from '../../../proxy/errors.ts';
-import type { Cluster, ClusterManager, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
-import { autoTransportOptions } from '../../../proxy/upstream/upstream-tls.ts';
-import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
-import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
+import type { ClusterManager } from '../../../proxy/upstream/types.ts';
 import type { RouterConfig } from './config.ts';
-import type { ClusterRouterStats, HttpRouterStats, RouterStatsCache } from './stats.ts';
-import { computeTimeout } from './timeout.ts';
+import type { HttpRouterStats, RouterStatsCache } from './stats.ts';
 import { directResponseHeaders, upstreamFailureReply } from './local-replies.ts';
 import { OVERLOADED_HEADERS, routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
 import type { ShadowSet, ShadowWriter } from './shadow.ts';
-import { EMPTY_RETRY_POLICY, hedgePolicyFor, retryPolicyFor, type RetryPolicy } from './retry-policy.ts';
-import { RetryState, type ResetKind } from './retry-state.ts';
+import type { ResetKind } from './retry-state.ts';
 import { AttemptSet } from './router-attempts.ts';
+import { planForward, type ForwardPlan } from './forward-plan.ts';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.ts';
 
 /** What every router on a worker shares. */
@@ -37,29 +33,16 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   readonly #rt: RouterRuntime;
   readonly #cb: HttpFilterCallbacks;
   readonly #http: HttpRouterStats;
-  #route: RouteEntry | undefined;
-  #action: ClusterRouteAction | undefined;
-  #cluster: Cluster | undefined;
-  #cstats: ClusterRouterStats | undefined;
-  /** The request headers as sent upstream (mutated per attempt: attempt count, auto host rewrite). */
-  #headers: HeaderMap | undefined;
-  /** auto_sni / auto_san_validation from the (rewritten) Host, for every attempt. */
-  #transport: UpstreamTransportOptions | undefined;
+  /** Set once the request is being forwarded (forward-plan.ts). */
+  #plan: ForwardPlan | undefined;
   /** Attempts in flight, retries and hedging (router-attempts.ts). */
   readonly #att: AttemptSet;
   /** Mirrored copies of this request (shadow.ts), fed the body as it arrives. */
   #shadows: ShadowSet | undefined;
-  #perTryTimeoutMs = 0;
-  #perTryIdleTimeoutMs = 0;
-  #includeAttemptCount = false;
-  #includeAttemptCountInResponse = false;
   #requestTrailers: HeaderMap | undefined;
   #downstreamEnded = false;
-  #upgrade: string | undefined;
   #responseStarted = false;
   #responseComplete = false;
-  #timeoutMs = 0;
-  #altTimeoutResponse = false;
   #timer: NodeJS.Timeout | undefined;
   #finished = false;
 
@@ -82,7 +65,6 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       this.#localReply(LocalReplies.noRoute.status, LocalReplies.noRoute.body, LocalReplies.noRoute.details, ResponseFlag.NoRouteFound);
       return FilterHeadersStatus.StopIteration;
     }
-    this.#route = route;
     info.routeName = route.name;
     const action = route.action;
     if (action.kind === 'direct_response') {
@@ -103,7 +85,6 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
 
   #forward(route: RouteEntry, action: ClusterRouteAction, headers: HeaderMap, endStream: boolean): void {
     const cb = this.#cb;
-    const info = cb.streamInfo;
     const clusterName = action.pickCluster(headers);
     const cluster = clusterName === undefined ? undefined : this.#rt.clusterManager.get(clusterName);
     if (!cluster) {
@@ -111,37 +92,9 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       this.#localReply(action.clusterNotFoundStatus, '', LocalReplies.noCluster.details, ResponseFlag.NoClusterFound);
       return;
     }
-    this.#action = action;
-    this.#cluster = cluster;
-    info.clusterName = cluster.info.name;
-    const cstats = (this.#cstats = this.#rt.stats.cluster(cluster.info.statPrefix));
-    const raw = action.raw as Partial<RouteAction__Output> | undefined;
-    const vhRaw = route.virtualHost.raw as Partial<VirtualHost__Output> | undefined;
-    // Route-level retry_policy replaces the virtual host's (Envoy does not merge them).
-    const policy: RetryPolicy = retryPolicyFor(action.retryPolicy ?? route.virtualHost.retryPolicy) ?? EMPTY_RETRY_POLICY;
-    const grpc = headers.get('content-type')?.startsWith('application/grpc') === true;
-    const timeout = computeTimeout(headers, action, this.#rt.config, grpc, policy.perTryTimeoutMs);
-    this.#timeoutMs = timeout.timeoutMs;
-    this.#altTimeoutResponse = timeout.altResponse;
-    this.#perTryTimeoutMs = timeout.perTryTimeoutMs;
-    this.#perTryIdleTimeoutMs = policy.perTryIdleTimeoutMs;
-    this.#upgrade = cb.upgrade !== undefined && headers.has('upgrade') ? cb.upgrade : undefined;
-    if (this.#upgrade === undefined) {
-      const priority = raw?.priority === 'HIGH' ? 'HIGH' : 'DEFAULT';
-      this.#att.retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(priority).retries });
-      const hedge = hedgePolicyFor(raw?.hedge_policy ?? vhRaw?.hedge_policy);
-      this.#att.hedgeOnPerTryTimeout = (hedge?.hedgeOnPerTryTimeout ?? false) || headers.get('x-envoy-hedge-on-per-try-timeout') === 'true';
-    }
-    if (this.#att.retry && policy.previousHosts) this.#att.triedHosts = new Set();
-    this.#att.hostSelectionAttempts = policy.hostSelectionMaxAttempts;
-    this.#includeAttemptCount = vhRaw?.include_request_attempt_count === true;
-    this.#includeAttemptCountInResponse = vhRaw?.include_attempt_count_in_response === true;
-    if (this.#att.retry && !endStream) this.#att.body = [];
-
-    route.requestHeaders.apply(headers, info);
-    action.rewrite(headers);
-    this.#headers = headers;
-    this.#transport = autoTransportOptions(cluster.info.upstreamHttpProtocolOptions, (n) => headers.get(n));
+    cb.streamInfo.clusterName = cluster.info.name;
+    const cstats = this.#rt.stats.cluster(cluster.info.statPrefix);
+    this.#plan = planForward(this.#rt.config, cb, this.#att, { route, action, cluster, cstats }, headers, endStream);
     this.#downstreamEnded = endStream;
     cb.onDownstreamWritable((writable) => {
       const w = this.#att.winner?.request;
@@ -154,10 +107,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
 
   /** Picks a host and starts one attempt, replaying what the downstream sent so far. False after a local reply. */
   #startAttempt(): boolean {
-    const cluster = this.#cluster!;
-    const action = this.#action!;
-    const headers = this.#headers!;
-    const cstats = this.#cstats!;
+    const plan = this.#plan!;
+    const { cluster, action, headers, cstats } = plan;
     const info = this.#cb.streamInfo;
     const att = this.#att;
     const host = att.pickHost(cluster, action, headers);
@@ -170,11 +121,10 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     info.upstreamHost = { address: host.address, port: host.port };
     const n = ++att.count;
     if (n === 1) {
-      const route = this.#route!;
-      this.#shadows = this.#rt.shadow?.start(route, headers, { endStream: this.#downstreamEnded, timeoutMs: this.#timeoutMs, downstreamProtocol: info.protocol, mainStatPrefix: cluster.info.statPrefix, bufferLimitBytes: this.#cb.bufferLimitBytes });
+      this.#shadows = this.#rt.shadow?.start(plan.route, headers, { endStream: this.#downstreamEnded, timeoutMs: plan.timeoutMs, downstreamProtocol: info.protocol, mainStatPrefix: cluster.info.statPrefix, bufferLimitBytes: this.#cb.bufferLimitBytes });
     }
     info.attemptCount = n - 1;
-    if (this.#includeAttemptCount) headers.set('x-envoy-attempt-count', String(n));
+    if (plan.includeAttemptCount) headers.set('x-envoy-attempt-count', String(n));
     if (action.autoHostRewrite && host.hostname) headers.set(':authority', host.hostname);
 
     // Circuit breaker (max_requests, process-wide): over it Envoy answers 503 UO without an upstream request.
@@ -185,21 +135,21 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     }
     const a = new UpstreamAttempt(this, cluster, host, n, cstats);
     a.holdRequestSlot(requests);
-    att.launch(a, cluster, headers, { ended: this.#downstreamEnded, trailers: this.#requestTrailers, upgrade: this.#upgrade }, this.#transport);
-    a.armIdle(this.#perTryIdleTimeoutMs);
-    if (this.#downstreamEnded) a.armPerTry(this.#perTryTimeoutMs);
+    att.launch(a, cluster, headers, { ended: this.#downstreamEnded, trailers: this.#requestTrailers, upgrade: plan.upgrade }, plan.transport);
+    a.armIdle(plan.perTryIdleTimeoutMs);
+    if (this.#downstreamEnded) a.armPerTry(plan.perTryTimeoutMs);
     return true;
   }
 
   onRequestBody(data: Buffer, endStream: boolean): FilterDataStatus {
     this.#shadows?.sendData(data, endStream);
-    if (this.#finished || this.#headers === undefined) return FilterDataStatus.StopIterationNoBuffer;
+    if (this.#finished || this.#plan === undefined) return FilterDataStatus.StopIterationNoBuffer;
     if (endStream) this.#downstreamEnded = true;
     const att = this.#att;
     if (att.body) {
       if (att.bodyBytes + data.length > this.#cb.bufferLimitBytes) {
         // Too big to replay: no more retries (Envoy's retry_or_shadow_abandoned).
-        this.#cstats?.retryOrShadowAbandoned.inc();
+        this.#plan.cstats.retryOrShadowAbandoned.inc();
         att.abandonRetries();
         if (att.list.length === 0) {
           this.#finishWithLocalReply(507, 'exceeded request buffer limit while retrying upstream', 'request_payload_exceeded_retry_buffer_limit', undefined);
@@ -218,7 +168,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
 
   onRequestTrailers(trailers: HeaderMap): FilterTrailersStatus {
     this.#shadows?.sendTrailers(trailers);
-    if (this.#finished || this.#headers === undefined) return FilterTrailersStatus.StopIteration;
+    if (this.#finished || this.#plan === undefined) return FilterTrailersStatus.StopIteration;
     this.#downstreamEnded = true;
     this.#requestTrailers = trailers;
     for (const a of this.#att.list) a.request?.sendTrailers(trailers);
@@ -228,12 +178,13 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
 
   /** Envoy starts the route timeout (and the per-try timeout) once the whole downstream request has been received. */
   #onRequestComplete(): void {
-    if (this.#finished) return;
-    if (this.#timeoutMs > 0 && !this.#responseComplete && this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.#onTimeout(), this.#timeoutMs);
+    const plan = this.#plan;
+    if (this.#finished || plan === undefined) return;
+    if (plan.timeoutMs > 0 && !this.#responseComplete && this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.#onTimeout(), plan.timeoutMs);
     }
     const list = this.#att.list;
-    for (let i = 0; i < list.length; i++) list[i]!.armPerTry(this.#perTryTimeoutMs);
+    for (let i = 0; i < list.length; i++) list[i]!.armPerTry(plan.perTryTimeoutMs);
   }
 
   onDestroy(): void {
@@ -250,9 +201,10 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const status = Number(headers.get(':status'));
     a.report({ kind: 'http', status });
     const info = this.#cb.streamInfo;
+    const plan = this.#plan;
     const decision = this.#att.onResponseHeaders(a, headers);
     if (decision === 'retry') {
-      this.#cstats?.chargeRetriedCode(status);
+      plan?.cstats.chargeRetriedCode(status);
       if (endStream && this.#downstreamEnded) a.release(true, this.#rt.config.dynamicStats);
       else a.abort();
       this.#att.drop(a);
@@ -271,9 +223,9 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     info.upstreamTls = a.tls;
     info.attemptCount = a.number - 1;
     if (!this.#rt.config.suppressEnvoyHeaders) headers.set('x-envoy-upstream-service-time', String(Math.round(now - a.startMono)));
-    if (this.#includeAttemptCountInResponse) headers.set('x-envoy-attempt-count', String(a.number));
-    this.#route?.responseHeaders.apply(headers, info);
-    if (this.#rt.config.dynamicStats) this.#cstats?.chargeCode(status);
+    if (plan?.includeAttemptCountInResponse) headers.set('x-envoy-attempt-count', String(a.number));
+    plan?.route.responseHeaders.apply(headers, info);
+    if (this.#rt.config.dynamicStats) plan?.cstats.chargeCode(status);
     this.#responseStarted = true;
     info.responseCodeDetails = 'via_upstream';
     if (endStream) this.#onUpstreamComplete(a);
@@ -306,8 +258,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const info = this.#cb.streamInfo;
     info.firstUpstreamRxMono = performance.now();
     info.upstreamTls = a.tls;
-    this.#route?.responseHeaders.apply(headers, info);
-    if (this.#rt.config.dynamicStats) this.#cstats?.chargeCode(Number(headers.get(':status')));
+    this.#plan?.route.responseHeaders.apply(headers, info);
+    if (this.#rt.config.dynamicStats) this.#plan?.cstats.chargeCode(Number(headers.get(':status')));
     this.#responseStarted = true;
     info.responseCodeDetails = 'via_upstream';
     // The tunnel outlives the route timeout; the connection manager owns both sockets from here.
@@ -325,7 +277,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       this.#overflowReply();
       return;
     }
-    const cstats = this.#cstats;
+    const cstats = this.#plan?.cstats;
     if (err.code === ErrorCode.UPSTREAM_RESET) cstats?.rqRxReset.inc();
     const flag = err.flag ?? ResponseFlag.UpstreamRemoteReset;
     const connectFailure = flag === ResponseFlag.UpstreamConnectionFailure;
@@ -351,7 +303,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
 
   onAttemptTimeout(a: UpstreamAttempt, idle: boolean): void {
     if (this.#finished) return;
-    const cstats = this.#cstats;
+    const cstats = this.#plan?.cstats;
     if (this.#responseStarted) {
       // Only the idle timer outlives the response start (Envoy ignores per_try_timeout from there).
       if (!idle) return;
@@ -377,15 +329,15 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#att.drop(a);
     if (this.#att.maybeRetryReset(a, 'timeout')) return;
     const r = LocalReplies.upstreamTimeout;
-    const status = this.#altTimeoutResponse ? 204 : r.status;
+    const status = this.#plan?.altTimeoutResponse ? 204 : r.status;
     if (this.#rt.config.dynamicStats) cstats?.chargeCode(status);
-    this.#finishWithLocalReply(status, this.#altTimeoutResponse ? '' : r.body, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', r.flag);
+    this.#finishWithLocalReply(status, this.#plan?.altTimeoutResponse ? '' : r.body, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', r.flag);
   }
 
   #onTimeout(): void {
     this.#timer = undefined;
     if (this.#finished || this.#responseComplete) return;
-    const cstats = this.#cstats;
+    const cstats = this.#plan?.cstats;
     cstats?.rqTimeout.inc();
     for (const a of this.#att.list) a.report({ kind: 'local', failure: 'timeout' });
     this.#att.resetAttempts(undefined);
@@ -398,9 +350,9 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       this.#cb.resetStream(r.details);
       return;
     }
-    const status = this.#altTimeoutResponse ? 204 : r.status;
+    const status = this.#plan?.altTimeoutResponse ? 204 : r.status;
     if (this.#rt.config.dynamicStats) cstats?.chargeCode(status);
-    this.#finishWithLocalReply(status, this.#altTimeoutResponse ? '' : r.body, r.details, r.flag);
+    this.#finishWithLocalReply(status, this.#plan?.altTimeoutResponse ? '' : r.body, r.details, r.flag);
   }
 
   #onUpstreamComplete(a: UpstreamAttempt): void {

@@ -1,0 +1,91 @@
+// What the router settles once per request before its first attempt (Envoy's Filter::decodeHeaders
+// between picking the cluster and creating the upstream request): the timeouts, the retry and
+// hedging set-up, the attempt-count header options, and the request headers as they go upstream
+// (route header mutations, rewrites). Never fails: bad header values are ignored.
+
+import type { HttpFilterCallbacks } from '../filter.ts';
+import type { HeaderMap } from '../../../proxy/http/headers.ts';
+import type { ClusterRouteAction, RouteEntry } from '../../../proxy/http/route-types.ts';
+import type { Cluster, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
+import { autoTransportOptions } from '../../../proxy/upstream/upstream-tls.ts';
+import { routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
+import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
+import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
+import type { RouterConfig } from './config.ts';
+import type { ClusterRouterStats } from './stats.ts';
+import { computeTimeout } from './timeout.ts';
+import { EMPTY_RETRY_POLICY, hedgePolicyFor, retryPolicyFor, type RetryPolicy } from './retry-policy.ts';
+import { RetryState } from './retry-state.ts';
+import type { AttemptSet } from './router-attempts.ts';
+
+export interface ForwardPlan {
+  readonly route: RouteEntry;
+  readonly action: ClusterRouteAction;
+  readonly cluster: Cluster;
+  readonly cstats: ClusterRouterStats;
+  /** The request headers as sent upstream (mutated per attempt: attempt count, auto host rewrite). */
+  readonly headers: HeaderMap;
+  /** auto_sni / auto_san_validation from the (rewritten) Host, for every attempt. */
+  readonly transport: UpstreamTransportOptions | undefined;
+  /** The route timeout, ms (0: none); it starts once the downstream request is complete. */
+  readonly timeoutMs: number;
+  /** x-envoy-upstream-rq-timeout-alt-response: 204 instead of 504 when the route timeout fires. */
+  readonly altTimeoutResponse: boolean;
+  readonly perTryTimeoutMs: number;
+  readonly perTryIdleTimeoutMs: number;
+  /** include_request_attempt_count: x-envoy-attempt-count on each upstream request. */
+  readonly includeAttemptCount: boolean;
+  /** include_attempt_count_in_response: x-envoy-attempt-count on the response. */
+  readonly includeAttemptCountInResponse: boolean;
+  /** The upgrade (WebSocket) being proxied, if any: never retried. */
+  readonly upgrade: string | undefined;
+}
+
+/**
+ * Plans forwarding `headers` on `route` to `cluster`: sets up `att` (retry state, hedging, hosts
+ * tried, the replay buffer) and applies the route's request header mutations and rewrites. The
+ * headers that configure retries and timeouts are read before those mutations, as Envoy does.
+ */
+export function planForward(
+  config: RouterConfig,
+  cb: HttpFilterCallbacks,
+  att: AttemptSet,
+  target: { route: RouteEntry; action: ClusterRouteAction; cluster: Cluster; cstats: ClusterRouterStats },
+  headers: HeaderMap,
+  endStream: boolean,
+): ForwardPlan {
+  const { route, action, cluster, cstats } = target;
+  const raw = action.raw as Partial<RouteAction__Output> | undefined;
+  const vhRaw = route.virtualHost.raw as Partial<VirtualHost__Output> | undefined;
+  // Route-level retry_policy replaces the virtual host's (Envoy does not merge them).
+  const policy: RetryPolicy = retryPolicyFor(action.retryPolicy ?? route.virtualHost.retryPolicy) ?? EMPTY_RETRY_POLICY;
+  const grpc = headers.get('content-type')?.startsWith('application/grpc') === true;
+  const timeout = computeTimeout(headers, action, config, grpc, policy.perTryTimeoutMs);
+  const upgrade = cb.upgrade !== undefined && headers.has('upgrade') ? cb.upgrade : undefined;
+  if (upgrade === undefined) {
+    att.retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(routePriority(raw)).retries });
+    const hedge = hedgePolicyFor(raw?.hedge_policy ?? vhRaw?.hedge_policy);
+    att.hedgeOnPerTryTimeout = (hedge?.hedgeOnPerTryTimeout ?? false) || headers.get('x-envoy-hedge-on-per-try-timeout') === 'true';
+  }
+  if (att.retry && policy.previousHosts) att.triedHosts = new Set();
+  att.hostSelectionAttempts = policy.hostSelectionMaxAttempts;
+  if (att.retry && !endStream) att.body = [];
+
+  route.requestHeaders.apply(headers, cb.streamInfo);
+  action.rewrite(headers);
+  return {
+    route,
+    action,
+    cluster,
+    cstats,
+    headers,
+    transport: autoTransportOptions(cluster.info.upstreamHttpProtocolOptions, (n) => headers.get(n)),
+    timeoutMs: timeout.timeoutMs,
+    altTimeoutResponse: timeout.altResponse,
+    perTryTimeoutMs: timeout.perTryTimeoutMs,
+    perTryIdleTimeoutMs: policy.perTryIdleTimeoutMs,
+    includeAttemptCount: vhRaw?.include_request_attempt_count === true,
+    includeAttemptCountInResponse: vhRaw?.include_attempt_count_in_response === true,
+    upgrade,
+  };
+}
