@@ -3,19 +3,19 @@
 // Every failure ends as a local reply or a stream reset; nothing here throws into the codec.
 
 import type { Duplex } from 'node:stream';
-import type { HttpFilter, LocalReplyOptions } from '../../filters/http/filter.ts';
+import type { LocalReplyOptions } from '../../filters/http/filter.ts';
 import { ResponseFlag } from '../errors.ts';
 import { logger } from '../log.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { FilterManager, type FilterChainSink } from './filter-manager.ts';
-import { StreamSink, type ConnectionInfo, type RuntimeFilter, type StreamOwner } from './connection-manager-types.ts';
+import { StreamSink, type ConnectionInfo, type StreamOwner } from './connection-manager-types.ts';
 import type { HeaderMap } from './headers.ts';
 import { buildLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders, mutateResponseHeaders, removeHopByHop } from './request-headers.ts';
 import type { RouteEntry } from './route-types.ts';
 import { newStreamInfo, type StreamInfo } from './stream-info.ts';
-import { FilterCallbacks } from './filter-manager-callbacks.ts';
-import { openTunnel } from './connection-manager-tunnel.ts';
+import { createFilters } from './filter-manager-callbacks.ts';
+import { openTunnel, upgradeFilterChain } from './connection-manager-tunnel.ts';
 
 const log = logger('http');
 
@@ -49,14 +49,8 @@ export class ActiveStream {
     this.#owner = owner;
     this.#conn = conn;
     this.#encoder = encoder;
-    this.info = newStreamInfo({
-      downstreamRemote: conn.remote,
-      downstreamLocal: conn.local,
-      connectionId: conn.connectionId,
-      protocol: encoder.protocol,
-      ...(conn.requestedServerName !== undefined ? { requestedServerName: conn.requestedServerName } : {}),
-      ...(conn.downstreamTls !== undefined ? { downstreamTls: conn.downstreamTls } : {}),
-    });
+    const { remote, local, connectionId, requestedServerName, downstreamTls } = conn;
+    this.info = newStreamInfo({ downstreamRemote: remote, downstreamLocal: local, connectionId, protocol: encoder.protocol, requestedServerName, downstreamTls });
     this.#sink = new StreamSink(this);
     const s = owner.stats;
     s.rqTotal.inc();
@@ -113,7 +107,7 @@ export class ActiveStream {
     }
     let chain = this.#owner.filters;
     if (upgradeType !== undefined) {
-      const allowed = this.#upgradeChain(upgradeType);
+      const allowed = upgradeFilterChain(this.#owner, this.route(), upgradeType);
       if (!allowed) {
         this.#owner.stats.rqWsOnNonWsRoute.inc();
         this.#decodeAborted = true;
@@ -122,8 +116,8 @@ export class ActiveStream {
       this.#upgrade = upgradeType;
       chain = allowed;
     }
-    this.#createFilters(chain);
-    this.#mgr().decodeHeaders(headers, endStream);
+    this.#fm = new FilterManager(createFilters(this, chain), this.#sink, this.#conn.bufferLimitBytes);
+    this.#fm.decodeHeaders(headers, endStream);
   }
 
   decodeData(data: Buffer, endStream: boolean): void {
@@ -152,33 +146,8 @@ export class ActiveStream {
 
   // ---- filter chain ----
 
-  #createFilters(chain: readonly RuntimeFilter[]): void {
-    const filters: HttpFilter[] = new Array(chain.length);
-    const cbs: FilterCallbacks[] = new Array(chain.length);
-    for (let i = 0; i < chain.length; i++) {
-      const cb = new FilterCallbacks(this, i);
-      cbs[i] = cb;
-      filters[i] = chain[i]!.factory.create(chain[i]!.config, cb);
-    }
-    this.#fm = new FilterManager(filters, this.#sink, this.#conn.bufferLimitBytes);
-  }
-
   #mgr(): FilterManager {
     return (this.#fm ??= new FilterManager([], this.#sink, this.#conn.bufferLimitBytes));
-  }
-
-  #upgradeChain(type: string): readonly RuntimeFilter[] | undefined {
-    let routeEnabled = false;
-    const raw = this.route()?.action;
-    const routeCfgs = raw?.kind === 'route' ? (raw.raw as { upgrade_configs?: { upgrade_type: string; enabled: { value: boolean } | null }[] } | undefined)?.upgrade_configs : undefined;
-    const rc = routeCfgs?.find((u) => u.upgrade_type.toLowerCase() === type);
-    if (rc) {
-      if (rc.enabled && !rc.enabled.value) return undefined;
-      routeEnabled = true;
-    }
-    const hcm = this.#owner.cfg.upgradeConfigs.find((u) => u.upgradeType === type);
-    if ((!hcm || !hcm.enabled) && !routeEnabled) return undefined;
-    return this.#owner.upgradeFilters.get(type) ?? this.#owner.filters;
   }
 
   route(): RouteEntry | undefined {
@@ -429,5 +398,3 @@ export class ActiveStream {
     this.#encoder.release?.();
   }
 }
-
-/** The end of the encoder chain: response frames go to the codec; overflow and watermarks back to the stream. */

@@ -2,11 +2,19 @@
 // so continueDecoding()/continueEncoding() resume after the right filter (Envoy's per-filter callbacks).
 
 import type { Duplex } from 'node:stream';
-import type { HttpFilterCallbacks, LocalReplyOptions } from '../../filters/http/filter.ts';
+import type { HttpFilter, HttpFilterCallbacks, LocalReplyOptions } from '../../filters/http/filter.ts';
 import type { HeaderMap } from './headers.ts';
 import type { RouteEntry } from './route-types.ts';
 import type { StreamInfo } from './stream-info.ts';
 import type { ActiveStream } from './connection-manager-stream.ts';
+import type { RuntimeFilter } from './connection-manager-types.ts';
+
+/** One stream's instances of `chain`'s filters, each with its own callbacks. */
+export function createFilters(stream: ActiveStream, chain: readonly RuntimeFilter[]): HttpFilter[] {
+  const filters: HttpFilter[] = new Array(chain.length);
+  for (let i = 0; i < chain.length; i++) filters[i] = chain[i]!.factory.create(chain[i]!.config, new FilterCallbacks(stream, i));
+  return filters;
+}
 
 export class FilterCallbacks implements HttpFilterCallbacks {
   readonly #s: ActiveStream;
