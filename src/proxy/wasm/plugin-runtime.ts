@@ -15,6 +15,7 @@ import { processWasmStore, type WasmSharedState } from './shared-store.ts';
 import { startHttpCall } from './http-call.ts';
 import { startGrpc } from './grpc-call.ts';
 import type { ClusterManager } from '../upstream/types.ts';
+import { IdTable } from '../id-table.ts';
 
 const log = logger('wasm');
 const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warning', 'error', 'critical'];
@@ -63,7 +64,9 @@ export class WasmPluginRuntime {
   readonly #state: WasmSharedState;
   readonly #maxMemory: number | undefined;
   readonly #cm: ClusterManager | undefined;
-  readonly #streams = new Set<PluginStreamHandle>();
+  /** Open streams by registration id: an IdTable, not a Set, so ended streams die young (id-table.ts). */
+  readonly #streams = new IdTable<PluginStreamHandle>();
+  #nextStreamId = 1;
   readonly #metrics = new Map<number, Metric>();
   readonly #metricIds = new Map<string, number>();
   readonly #key: string;
@@ -93,13 +96,15 @@ export class WasmPluginRuntime {
     this.#stats.counter(`wasm.${this.config.runtime}.vm_failed`).inc();
   }
 
-  /** Streams register while open, to hear of failures outside their own callbacks. */
-  track(stream: PluginStreamHandle): void {
-    this.#streams.add(stream);
+  /** Streams register while open, to hear of failures outside their own callbacks; the id is for untrack(). */
+  track(stream: PluginStreamHandle): number {
+    const id = this.#nextStreamId++;
+    this.#streams.set(id, stream);
+    return id;
   }
 
-  untrack(stream: PluginStreamHandle): void {
-    this.#streams.delete(stream);
+  untrack(id: number): void {
+    this.#streams.delete(id);
   }
 
   /** The plugin's VM and root context id, creating (or re-creating after a failure) as needed; undefined when it cannot start. */
@@ -116,7 +121,7 @@ export class WasmPluginRuntime {
         const vm = new WasmVm(this.config.module, this.#services(), { label: `'${this.config.name}' (root_id '${this.config.rootId}', vm_id '${this.config.vmId}')`, ...(this.#maxMemory !== undefined ? { maxMemoryBytes: this.#maxMemory } : {}) });
         vm.onAsyncTrap((_contextId, e) => {
           this.failed(e, 'an asynchronous callback');
-          for (const s of [...this.#streams]) s.vmFailed(vm, e);
+          for (const s of this.#streams.values()) s.vmFailed(vm, e);
         });
         shared = new SharedVm(vm);
         vms.set(this.#key, shared);

@@ -24,6 +24,8 @@ export class PluginStream implements PluginStreamHandle {
   readonly #hooks: PluginStreamHooks;
   #vm: WasmVm | undefined;
   #id = 0;
+  /** The runtime's registration (track()); 0 while not registered. */
+  #reg = 0;
   #bypass = false;
   #failed = false;
 
@@ -50,7 +52,7 @@ export class PluginStream implements PluginStreamHandle {
     try {
       this.#id = root.vm.createStreamContext(root.rootId, this.#hooks.api());
       this.#vm = root.vm;
-      this.#rt.track(this);
+      if (this.#reg === 0) this.#reg = this.#rt.track(this);
       return true;
     } catch (e) {
       return this.fail(e, 'proxy_on_context_create');
@@ -72,7 +74,7 @@ export class PluginStream implements PluginStreamHandle {
   fail(e: unknown, during: string): false {
     if (e !== undefined) this.#rt.failed(e, during);
     this.#vm = undefined;
-    this.#rt.untrack(this);
+    this.#untrack();
     if (this.#failed || this.#bypass) return false;
     if (this.#rt.config.failOpen) this.#bypass = true;
     else {
@@ -80,6 +82,12 @@ export class PluginStream implements PluginStreamHandle {
       this.#hooks.onFailClosed();
     }
     return false;
+  }
+
+  #untrack(): void {
+    if (this.#reg === 0) return;
+    this.#rt.untrack(this.#reg);
+    this.#reg = 0;
   }
 
   vmFailed(vm: WasmVm): void {
@@ -90,7 +98,7 @@ export class PluginStream implements PluginStreamHandle {
 
   /** The end of the stream: proxy_on_done, proxy_on_log, proxy_on_delete. */
   finish(): void {
-    this.#rt.untrack(this);
+    this.#untrack();
     const vm = this.#vm;
     this.#vm = undefined;
     if (!vm || vm.failed) return;

@@ -13,6 +13,7 @@ import { GuestMemory } from './memory.ts';
 import { overlayContext, readOnly, type GrpcEventOverlay } from './call-overlay.ts';
 import { checkModule, WasmLoadError, WasmTrap, type HttpCallResponse, type VmOptions, type VmServices } from './vm-api.ts';
 import { ProcExit, WASI_MODULES, wasiImports } from './wasi.ts';
+import { IdTable } from '../id-table.ts';
 
 /** Told when a thread enters and leaves plugin code (the worker watchdog's marks). */
 export interface WasmCallHook {
@@ -62,9 +63,10 @@ export class WasmVm {
   readonly #services: VmServices;
   readonly #maxMemory: number;
   readonly #label: string;
-  readonly #contexts = new Map<number, ContextRecord>();
+  /** Root and stream contexts by id: an IdTable, not a Map, so ended streams die young (id-table.ts). */
+  readonly #contexts = new IdTable<ContextRecord>();
   readonly #calls = new Map<number, number>(); // http call id → root context id
-  readonly #grpc = new Map<number, { root: number; handle: GrpcHandle }>();
+  readonly #grpc = new IdTable<{ root: number; handle: GrpcHandle }>();
   #nextContextId = 1;
   #nextCallId = 1;
   #effective = 0;
