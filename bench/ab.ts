@@ -4,7 +4,7 @@
 // run-to-run swings when the two are timed one after the other; run side by side, the ratio of the
 // two figures holds still (an A/A run gives 0.98-1.02).
 //
-// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c] [--reps 6] [--duration 5] [--path /12] [--connections 25]
+// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps 6] [--duration 5] [--path /12] [--connections 25]
 // A checkout is a directory with bin/legate.js (e.g. `git worktree add /tmp/base HEAD~1`, plus
 // `npm run prepare` there, or src/generated copied in). `nginx` as B runs nginx as the suite does
 // (1 worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal
@@ -14,7 +14,9 @@
 // default 5 connections, as the suite's h2-12b) to the HTTP/1.1 upstream, the load from nghttp2's
 // h2load when installed (apt-get install nghttp2-client), else from bench/h2-load.ts (two of those
 // saturate the load CPU, so each proxy idles half the time and pays more per request than under the
-// suite's load). Prints one line per repetition and the median ratio; writes bench/results/ab-<timestamp>.json.
+// suite's load); `--mode wasm`: the HCM listener with the wasm-examples/header-filter Proxy-Wasm
+// plugin before the router (legate checkouts only). Prints one line per repetition and the median
+// ratio; writes bench/results/ab-<timestamp>.json.
 
 import autocannon from 'autocannon';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -42,9 +44,9 @@ const { values, positionals } = parseArgs({
 const NAMED = new Set(['nginx', 'minimal']);
 const [specA, specB] = positionals.map((p) => (NAMED.has(p) ? p : path.resolve(p)));
 const mode = values.mode;
-const usable = mode === 'http' || mode === 'tcp' || (mode === 'h2c' && specB !== 'nginx');
-if (!specA || !specB || NAMED.has(specA) || !usable || (specB === 'minimal' && mode === 'tcp')) {
-  process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c] [--reps N] [--duration S] [--path /12] [--connections N]\n');
+const usable = mode === 'http' || mode === 'tcp' || ((mode === 'h2c' || mode === 'wasm') && specB !== 'nginx');
+if (!specA || !specB || NAMED.has(specA) || !usable || (specB === 'minimal' && (mode === 'tcp' || mode === 'wasm'))) {
+  process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps N] [--duration S] [--path /12] [--connections N]\n');
   process.exit(2);
 }
 const dirA: string = specA;
@@ -71,7 +73,7 @@ function bootstrap(listenPort: number, adminPort: number, upstreamPort: number):
       typed_config: {
         '@type': `${T}.filters.network.http_connection_manager.v3.HttpConnectionManager`, stat_prefix: 'ab', codec_type: 'AUTO',
         route_config: { virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] }] },
-        http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': `${T}.filters.http.router.v3.Router` } }],
+        http_filters: [...(mode === 'wasm' ? [wasmFilter(T)] : []), { name: 'envoy.filters.http.router', typed_config: { '@type': `${T}.filters.http.router.v3.Router` } }],
       },
     };
   return {
@@ -79,6 +81,18 @@ function bootstrap(listenPort: number, adminPort: number, upstreamPort: number):
     static_resources: {
       listeners: [{ name: 'ab', address: socket(listenPort), filter_chains: [{ filters: [filter] }] }],
       clusters: [{ name: 'up', connect_timeout: '1s', load_assignment: { cluster_name: 'up', endpoints: [{ lb_endpoints: [{ endpoint: { address: socket(upstreamPort) } }] }] } }],
+    },
+  };
+}
+
+/** `--mode wasm`: the wasm-examples/header-filter plugin (this checkout's build), as `npm run bench:wasm` runs it. */
+function wasmFilter(T: string): object {
+  const file = fileURLToPath(new URL('../wasm-examples/header-filter/build/header-filter.wasm', import.meta.url));
+  return {
+    name: 'envoy.filters.http.wasm',
+    typed_config: {
+      '@type': `${T}.filters.http.wasm.v3.Wasm`,
+      config: { name: 'header-filter', root_id: 'header_filter', configuration: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: 'bench' }, vm_config: { vm_id: 'header-filter', runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: file } } } },
     },
   };
 }
