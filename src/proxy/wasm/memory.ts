@@ -1,5 +1,5 @@
 // Guest memory as host functions see it: bounds-checked reads and writes into the module's linear
-// memory (re-read on every access, since memory.grow detaches the old buffer), and copies of host
+// memory (its views re-made when memory.grow has replaced the buffer), and copies of host
 // bytes into memory the guest allocates (proxy_on_memory_allocate, or malloc for older SDKs),
 // written back through `return_*_data` / `return_*_size` pointers.
 
@@ -11,6 +11,10 @@ export type Allocator = (size: number) => number;
 export class GuestMemory {
   readonly #memory: WebAssembly.Memory;
   readonly #allocate: Allocator;
+  /** Views of the memory's current buffer (memory.grow detaches it and gives a new one). */
+  #buffer: ArrayBuffer | undefined;
+  #bytes: Buffer = Buffer.alloc(0);
+  #view: DataView = new DataView(new ArrayBuffer(0));
 
   constructor(memory: WebAssembly.Memory, allocate: Allocator) {
     this.#memory = memory;
@@ -21,44 +25,58 @@ export class GuestMemory {
     return this.#memory.buffer.byteLength;
   }
 
-  #check(ptr: number, len: number): void {
-    if (ptr < 0 || len < 0 || ptr + len > this.#memory.buffer.byteLength) throw new MemoryAccessError(`guest memory access out of bounds: [${ptr}, ${ptr + len})`);
+  /** The views, re-made when the guest grew its memory since the last access. */
+  #current(): Buffer {
+    const b = this.#memory.buffer;
+    if (b !== this.#buffer) {
+      this.#buffer = b;
+      this.#bytes = Buffer.from(b);
+      this.#view = new DataView(b);
+    }
+    return this.#bytes;
+  }
+
+  #check(ptr: number, len: number): Buffer {
+    const bytes = this.#current();
+    if (ptr < 0 || len < 0 || ptr + len > bytes.length) throw new MemoryAccessError(`guest memory access out of bounds: [${ptr}, ${ptr + len})`);
+    return bytes;
   }
 
   /** A copy of `len` bytes at `ptr`. */
   bytes(ptr: number, len: number): Buffer {
     ptr >>>= 0;
     len >>>= 0;
-    this.#check(ptr, len);
-    return Buffer.from(new Uint8Array(this.#memory.buffer, ptr, len));
+    return Buffer.from(this.#check(ptr, len).subarray(ptr, ptr + len));
   }
 
+  /** The UTF-8 string at `ptr` (decoded in place, no intermediate copy). */
   string(ptr: number, len: number): string {
-    return this.bytes(ptr, len).toString('utf8');
+    ptr >>>= 0;
+    len >>>= 0;
+    return this.#check(ptr, len).toString('utf8', ptr, ptr + len);
   }
 
   u32(ptr: number): number {
     ptr >>>= 0;
     this.#check(ptr, 4);
-    return new DataView(this.#memory.buffer).getUint32(ptr, true);
+    return this.#view.getUint32(ptr, true);
   }
 
   setU32(ptr: number, v: number): void {
     ptr >>>= 0;
     this.#check(ptr, 4);
-    new DataView(this.#memory.buffer).setUint32(ptr, v >>> 0, true);
+    this.#view.setUint32(ptr, v >>> 0, true);
   }
 
   setU64(ptr: number, v: bigint): void {
     ptr >>>= 0;
     this.#check(ptr, 8);
-    new DataView(this.#memory.buffer).setBigUint64(ptr, BigInt.asUintN(64, v), true);
+    this.#view.setBigUint64(ptr, BigInt.asUintN(64, v), true);
   }
 
   write(ptr: number, data: Uint8Array): void {
     ptr >>>= 0;
-    this.#check(ptr, data.length);
-    new Uint8Array(this.#memory.buffer, ptr, data.length).set(data);
+    this.#check(ptr, data.length).set(data, ptr);
   }
 
   /**
