@@ -1,12 +1,12 @@
-// Does per-request garbage die young? Runs batches of `start()` (each a request: it is in flight
-// while the next 10 start, then its `end()` runs), forcing two young-generation GCs around every batch, and
-// returns the median growth of V8's old space per batch, in bytes. Objects that nothing holds
+// Does per-request garbage die young? Runs batches of `start()` (each a request: in flight while
+// the next 10 start, then its `end()` runs), forcing two young-generation GCs around every batch,
+// and returns the median growth of V8's old space per batch, in bytes. Objects that nothing holds
 // once they are done do not reach the old space; objects kept alive across young GCs (by an
-// old-generation Map, or a hidden class of their own) are promoted, batch after batch. The median
-// ignores a batch in which V8 ran a full GC on its own (the old space shrank then).
-// In one process, measure what should die young before a control that is promoted: V8 pretenures
-// an allocation site whose objects survive (requestSizedPayload's, shared by both), and the later
-// run's objects would then be allocated in the old space directly.
+// old-generation Map, or by what V8 keeps for an object literal with a getter) are promoted, batch
+// after batch. The median ignores a batch in which V8 ran a full GC on its own (the old space
+// shrank then). In one process, measure what should die young before a control that is promoted:
+// V8 pretenures an allocation site whose objects survive (requestSizedPayload's, shared by both),
+// and the later run's objects would then be allocated in the old space directly.
 
 import v8 from 'node:v8';
 import vm from 'node:vm';

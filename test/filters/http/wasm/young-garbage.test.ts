@@ -2,7 +2,7 @@
 // header-filter plugin (wasm-examples, AssemblyScript SDK), a stream that has ended leaves nothing
 // in V8's old generation. Before, every stream's whole object graph was promoted (~5 KB per
 // request under load, a full GC every ~300 ms): the plugin's header map accessors were object
-// literals with a getter (a hidden class per stream), and the VM kept contexts in a long-lived Map.
+// literals with a getter around a per-stream closure, and the VM kept contexts in a long-lived Map.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
