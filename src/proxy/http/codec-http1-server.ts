@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { lowerName, type HeaderMap } from './headers.ts';
 import { Http1ResponseEncoder, httpDate, type Http1ResponseOwner } from './codec-http1-encoder.ts';
-import { HTTPParser, METHODS, isParseError, type HttpParser, type ParseError } from './http-parser.ts';
+import { HTTPParser, METHODS, isParseError, releaseParser, type HttpParser, type ParseError } from './http-parser.ts';
 import { fastRequestHead } from './fast-head.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
@@ -133,6 +133,9 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   };
 
   #onData = (data: Buffer): void => {
+    // Closing (the response said `connection: close`): what the client sends now is dropped, as
+    // Envoy stops reading; llhttp would call it an error (HPE_CLOSED_CONNECTION) per connection.
+    if (this.#closed) return;
     if (!this.#inHeaders && !this.#requestOpen && this.#opts.headersTimeoutMs > 0) {
       this.#inHeaders = true;
       this.#headersTimer = setTimeout(() => this.#onHeadersTimeout(), this.#opts.headersTimeoutMs);
@@ -298,6 +301,9 @@ export class Http1ServerCodec implements Http1ResponseOwner {
 
   #onParseError(err: ParseError): void {
     this.#detach();
+    // Bytes after a `connection: close` request, in the same read: dropped, not an error (Envoy
+    // stops reading there); the request before them is answered and the connection closed.
+    if (err.code === 'HPE_CLOSED_CONNECTION') return;
     this.#closed = true;
     const req = this.#stream;
     if (req && this.#requestOpen && !req.done) {
@@ -321,6 +327,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   }
 
   #errorReply(status: number): void {
+    if (this.#socket.writableEnded || this.#socket.destroyed) return;
     const body = STATUS_CODES[status] ?? '';
     this.#socket.end(
       `HTTP/1.1 ${status} ${body}\r\ncontent-length: ${body.length}\r\ncontent-type: text/plain\r\n` +
@@ -350,7 +357,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     const req = this.#stream;
     this.#stream = undefined;
     if (req && !req.done) req.onDownstreamReset(this.#responding ? 'downstream connection closed' : 'connection closed');
-    this.#parser.free();
+    releaseParser(this.#parser);
   }
 }
 

@@ -55,3 +55,20 @@ export const hasInvalidHeaderChar = common._checkInvalidHeaderChar;
 export function isParseError(r: unknown): r is ParseError {
   return r instanceof Error;
 }
+
+/**
+ * Frees a parser whose connection has ended and clears its callbacks. The parser's native side
+ * keeps its JavaScript object until a full GC, and young-generation GCs treat that reference as
+ * strong: callbacks left on it keep the codec, the connection and its last stream alive with it,
+ * and all of it is promoted (node:http's cleanParser clears them too). Measured with
+ * `connection: close` load: 5.9 → 3.8 KB promoted per connection, with the stray-bytes fix in
+ * codec-http1-server.ts CPU per connection 813 → 315 µs.
+ */
+export function releaseParser(p: HttpParser): void {
+  p.free();
+  p[HTTPParser.kOnHeaders] = null;
+  p[HTTPParser.kOnHeadersComplete] = null;
+  p[HTTPParser.kOnBody] = null;
+  p[HTTPParser.kOnMessageBegin] = null;
+  p[HTTPParser.kOnMessageComplete] = null;
+}

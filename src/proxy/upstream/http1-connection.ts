@@ -6,7 +6,7 @@
 // request; otherwise it closes. Its pool learns both through Http1ConnectionOwner.
 
 import type { Socket } from 'node:net';
-import { HTTPParser, isParseError, type HttpParser, type ParseError } from '../http/http-parser.ts';
+import { HTTPParser, isParseError, releaseParser, type HttpParser, type ParseError } from '../http/http-parser.ts';
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import { upstreamTlsInfo } from './upstream-tls.ts';
 import { readIntoUserBuffer, type UserBufferReader } from '../tcp/user-buffer-read.ts';
@@ -381,7 +381,7 @@ export class Http1Connection {
   #detach(): void {
     this.#detached = true;
     this.#socket.off('data', this.#onData);
-    this.#parser.free();
+    releaseParser(this.#parser);
   }
 
   #leave(): void {

@@ -121,3 +121,24 @@ test('a request body that looks like a request, arriving in its own read, stays 
     await p.close();
   }
 });
+
+test('bytes after a `connection: close` request are dropped, as Envoy stops reading: one response, no 400, no protocol error', { timeout: 10_000 }, async () => {
+  const p = await startProxy();
+  try {
+    const close = 'GET /a HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n';
+    const next = 'GET /b HTTP/1.1\r\nhost: a\r\n\r\n';
+    // In the same read, and after the response went out (a client that pipelines regardless).
+    for (const send of [close + next, [close, next]]) {
+      const raw = await rawExchange(p.port, send, 3000, 100);
+      assert.equal((raw.match(/^HTTP\/1\.1 /gm) ?? []).length, 1, raw);
+      assert.match(raw, /^HTTP\/1\.1 200 /);
+      assert.match(raw, /connection: close/);
+      assert.match(raw, /"\/a"/);
+    }
+    assert.equal(p.counter('downstream_rq_total'), 2);
+    assert.equal(p.counter('downstream_rq_4xx'), 0);
+    assert.equal(p.counter('downstream_cx_protocol_error'), 0);
+  } finally {
+    await p.close();
+  }
+});
