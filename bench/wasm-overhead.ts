@@ -7,11 +7,13 @@
 
 import http from 'node:http';
 import net from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startLegate } from '../test/helpers/legate.ts';
 import { examplePlugin, wasmBootstrap } from '../test/helpers/wasm.ts';
 import { medianFigures, rssBytes, run, type RunFigures } from './lib/measure.ts';
+import { hasTaskset } from './lib/procs.ts';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -39,6 +41,10 @@ const listeners = (withWasm.static_resources as { listeners: Array<Record<string
 listeners.push({ ...(plain.static_resources as { listeners: Array<Record<string, unknown>> }).listeners[0]!, name: 'plain' });
 const legate = await startLegate(withWasm, { concurrency: 1, args: ['-l', 'warning'] });
 const pid = legate.proc.pid!;
+// Pinned as the suite pins: legate (all its threads) on CPU 1, this process (autocannon and the
+// upstream) on CPU 0. Unpinned, legate's CPU per request moved with the load generator's share.
+const pinned = hasTaskset() && [[1, pid], [0, process.pid]].every(([cpu, p]) => spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(p)], { stdio: 'ignore' }).status === 0);
+process.stdout.write(pinned ? 'pinning: legate on CPU 1; autocannon and the upstream on CPU 0\n' : 'pinning: off (taskset missing or refused)\n');
 const ports = { wasm: await legate.listenerPort('ingress'), plain: await legate.listenerPort('plain') };
 const rssBefore = rssBytes(pid);
 
@@ -58,7 +64,7 @@ const m = { plain: medianFigures(results.plain), wasm: medianFigures(results.was
 const row = (name: string, f: RunFigures): string =>
   `| ${name.padEnd(27)} | ${f.requestsPerSecond.toFixed(0).padStart(8)} | ${f.p50Ms.toFixed(1).padStart(6)} | ${f.p99Ms.toFixed(1).padStart(6)} | ${f.cpuPer1k.toFixed(4).padStart(10)} | ${String(f.errors).padStart(6)} |`;
 const lines = [
-  `wasm overhead: HTTP/1.1 keep-alive, 12 B, ${connections} connections, ${durationS} s × ${reps} (medians), legate 1 worker`,
+  `wasm overhead: HTTP/1.1 keep-alive, 12 B, ${connections} connections, ${durationS} s × ${reps} (medians), legate 1 worker${pinned ? ' on CPU 1' : ''}`,
   '| route                       |    req/s | p50 ms | p99 ms | CPU s / 1k | errors |',
   '|-----------------------------|----------|--------|--------|------------|--------|',
   row('router only', m.plain),
@@ -71,5 +77,5 @@ process.stdout.write(`${lines.join('\n')}\n`);
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 const file = `${dir}wasm-overhead-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
-writeFileSync(file, JSON.stringify({ scenario: 'wasm-overhead', connections, durationS, reps, runs: results, medians: m, rssBefore, rssAfter }, null, 2));
+writeFileSync(file, JSON.stringify({ scenario: 'wasm-overhead', pinned, connections, durationS, reps, runs: results, medians: m, rssBefore, rssAfter }, null, 2));
 process.stdout.write(`wrote ${file}\n`);
