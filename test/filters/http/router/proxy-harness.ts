@@ -30,7 +30,7 @@ export interface Proxy {
 /** A connection manager built from HCM YAML, serving on 127.0.0.1 (port 0). */
 export interface ServedHcm {
   readonly port: number;
-  /** Destroys open connections and closes the server (not the cluster manager). */
+  /** Closes the connection manager (its connections, and its access logs, flushed) and the server (not the cluster manager). */
   close(): Promise<void>;
 }
 
@@ -57,6 +57,8 @@ export async function serveHcm(hcmYaml: string, ctx: RuntimeContext): Promise<Se
   return {
     port: (server.address() as net.AddressInfo).port,
     close: async () => {
+      // Without mgr.close() the access logs' buffered lines may not have reached the file yet.
+      await mgr.close();
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
     },
