@@ -26,6 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median } from './lib/measure.ts';
+import { H2LOAD, h2loadRun } from './lib/h2load.ts';
 import { freePorts, hasTaskset, killAllSync, pinning, processTree, rssSampler, spawnPinned, stopChild, treeCpuSeconds, waitForPort, type Spawned } from './lib/procs.ts';
 
 const PROXY_CPU = 1;
@@ -179,28 +180,15 @@ async function h1Load(s: Side, seconds: number): Promise<LoadResult> {
   return { requests: r.requests.total, errors: r.errors + r.non2xx };
 }
 
-const H2LOAD = ['/usr/bin/h2load', '/usr/local/bin/h2load'].find((f) => existsSync(f));
-
 /** h2c load on the load CPU (autocannon speaks only HTTP/1.1): h2load, else bench/h2-load.ts as the suite runs it. */
 async function h2Load(s: Side, seconds: number): Promise<LoadResult> {
-  if (H2LOAD) return h2loadRun(H2LOAD, s, seconds);
+  if (H2LOAD) return h2loadRun(`http://127.0.0.1:${s.port}${values.path}`, connections, H2_STREAMS, seconds, LOAD_CPU);
   const script = fileURLToPath(new URL('./h2-load.ts', import.meta.url));
   const child = spawnPinned(LOAD_CPU, process.execPath, [script, `http://127.0.0.1:${s.port}`, values.path, String(connections), String(H2_STREAMS), String(seconds)]);
   const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
   const line = child.output().trim().split('\n').find((l) => l.startsWith('{'));
   if (code !== 0 || !line) throw new Error(`h2 load generator failed (${code}): ${child.output().slice(-300)}`);
   return JSON.parse(line) as LoadResult;
-}
-
-async function h2loadRun(bin: string, s: Side, seconds: number): Promise<LoadResult> {
-  const child = spawnPinned(LOAD_CPU, bin, ['-c', String(connections), '-m', String(H2_STREAMS), '-D', String(seconds), `http://127.0.0.1:${s.port}${values.path}`]);
-  const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
-  // "requests: 1000 total, 1000 started, 1000 done, 998 succeeded, 2 failed, 0 errored, 0 timeout"
-  const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(child.output());
-  // h2load may exit non-zero when streams were still open at the end of its run: its summary counts.
-  if (!m || Number(m[1]) === 0) throw new Error(`h2load failed (${code}): ${child.output().slice(-300)}`);
-  // Streams still open when the run's time is up are counted as failed: not an error of the proxy.
-  return { requests: Number(m[1]), errors: Number(m[3]) };
 }
 
 interface Rep {

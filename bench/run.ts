@@ -6,7 +6,8 @@
 // ratios; JSON and a Markdown summary go to bench/results/<timestamp>.{json,md}.
 // Flags: --quick (1 rep, 2 s runs, quick scenarios), --only a,b (contestants), --scenarios x,y,
 // --duration S, --reps N, --warmup S, --prime S (JIT warm-up per contestant), --out-dir DIR,
-// --no-install (never apt-get install).
+// --no-install (never apt-get install), --no-pairs (skip the paired runs that judge the ratio
+// targets, bench/targets.ts).
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,8 @@ import { hasTaskset, pinning, spawnPinned, stopChild, type Spawned } from './lib
 import { mintPki } from './lib/pki.ts';
 import { summarise, tables, type RunRecord } from './report.ts';
 import { measure, SCENARIOS } from './scenarios.ts';
+import { runPairs, targetRows, targetTable, type PairResult } from './targets.ts';
+import { H2LOAD } from './lib/h2load.ts';
 
 const PROXY_CPU = 1;
 const LOAD_CPU = 0;
@@ -69,6 +72,8 @@ const onPath = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cm
 const wantedPkgs = [
   ...(contestants.some((c) => c.name === 'nginx') && (!onPath('nginx') || !existsSync('/usr/lib/nginx/modules/ngx_stream_module.so')) ? ['nginx', 'libnginx-mod-stream'] : []),
   ...(contestants.some((c) => c.name === 'haproxy') && !onPath('haproxy') ? ['haproxy'] : []),
+  // The paired h2c run loads two proxies at once: h2load can, two bench/h2-load.ts cannot.
+  ...(!has('--no-pairs') && scenarios.some((s) => s.h2Streams !== undefined) && !H2LOAD ? ['nghttp2-client'] : []),
 ];
 if (wantedPkgs.length && !has('--no-install')) {
   if (process.getuid?.() !== 0 || !onPath('apt-get')) say(`not installing ${wantedPkgs.join(' ')}: needs root and apt-get`);
@@ -82,6 +87,7 @@ const dir = mkdtempSync(join(os.tmpdir(), 'legate-bench-'));
 const started = new Map<string, Running>();
 let upstreamChild: Spawned | undefined;
 const runs: RunRecord[] = [];
+let pairs: PairResult[] = [];
 const startedAt = new Date();
 
 try {
@@ -142,6 +148,10 @@ try {
       }
     }
   }
+  if (!has('--no-pairs')) {
+    say('paired runs (each pair loaded at once, both on the proxy CPU): the ratio targets');
+    pairs = await runPairs({ started, scenarios, reps, durationS, warmupS: quick ? 1 : 2, loadCpu: LOAD_CPU, clientCert, say: note, skip });
+  }
 } finally {
   for (const [name, r] of started) await r.stop().catch((e: Error) => note(`stopping ${name}: ${e.message}`));
   if (upstreamChild) await stopChild(upstreamChild);
@@ -150,7 +160,7 @@ try {
 
 const summaries = summarise(runs, Object.fromEntries(scenarios.flatMap((s) => (s.baseline ? [[s.id, s.baseline.row]] : []))));
 const order = contestants.map((c) => c.name);
-const table = tables(summaries, scenarios, order);
+const table = `${tables(summaries, scenarios, order)}\n${targetTable(targetRows(summaries, pairs))}`;
 const meta = {
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
@@ -169,7 +179,7 @@ mkdirSync(outDir, { recursive: true });
 const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
 const jsonFile = join(outDir, `${stamp}.json`);
 const mdFile = join(outDir, `${stamp}.md`);
-writeFileSync(jsonFile, JSON.stringify({ meta, skipped, runs, medians: summaries }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
+writeFileSync(jsonFile, JSON.stringify({ meta, skipped, runs, medians: summaries, pairs, targets: targetRows(summaries, pairs) }, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
 const md = [
   `# legate side-by-side benchmark, ${meta.startedAt}`,
   '',

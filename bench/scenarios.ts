@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { rssSampler, spawnPinned, treeCpuSeconds } from './lib/procs.ts';
 import type { Listener } from './contestants/types.ts';
 import { SERVER_NAME } from './lib/pki.ts';
+import { H2LOAD, h2loadRun } from './lib/h2load.ts';
 
 export interface Scenario {
   readonly id: string;
@@ -68,7 +69,8 @@ export interface Figures {
 
 const H2_LOAD = fileURLToPath(new URL('./h2-load.ts', import.meta.url));
 
-interface Load { requests: number; seconds: number; p50Ms: number; p90Ms: number; p99Ms: number; errors: number }
+/** What one load run reports (latencies NaN where the generator gives none). */
+export interface Load { requests: number; seconds: number; p50Ms: number; p90Ms: number; p99Ms: number; errors: number }
 
 /** Latency percentile of sorted samples (ms). */
 export function percentile(sorted: readonly number[], q: number): number {
@@ -109,6 +111,18 @@ async function h2Load(s: Scenario, port: number, durationS: number, loadCpu: num
   return JSON.parse(line) as Load;
 }
 
+/**
+ * One load run of `s` against `port`. h2c load comes from bench/h2-load.ts, or from h2load when
+ * `useH2load` (and it is installed): the paired runs load two proxies at once, which two
+ * h2-load.ts children cannot do from one CPU.
+ */
+export async function runLoad(s: Scenario, port: number, durationS: number, loadCpu: number, clientCert?: ClientCert, useH2load = false): Promise<Load> {
+  if (s.h2Streams === undefined) return autocannonLoad(s, port, durationS, clientCert);
+  if (!useH2load || !H2LOAD) return h2Load(s, port, durationS, loadCpu);
+  const r = await h2loadRun(`http://127.0.0.1:${port}${s.path}`, s.connections, s.h2Streams, durationS, loadCpu);
+  return { ...r, p50Ms: Number.NaN, p90Ms: Number.NaN, p99Ms: Number.NaN };
+}
+
 /** One measured run of `s` against `port`, charging CPU and RSS to `pids`. */
 export async function measure(s: Scenario, port: number, pids: readonly number[], durationS: number, loadCpu: number, clientCert?: ClientCert): Promise<Figures> {
   const cpu0 = treeCpuSeconds(pids);
@@ -116,7 +130,7 @@ export async function measure(s: Scenario, port: number, pids: readonly number[]
   let load: Load;
   let peakRss = 0;
   try {
-    load = s.h2Streams !== undefined ? await h2Load(s, port, durationS, loadCpu) : await autocannonLoad(s, port, durationS, clientCert);
+    load = await runLoad(s, port, durationS, loadCpu, clientCert);
   } finally {
     peakRss = peak();
   }
