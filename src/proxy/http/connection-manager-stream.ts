@@ -16,6 +16,7 @@ import type { RouteEntry } from './route-types.ts';
 import { newStreamInfo, type StreamInfo } from './stream-info.ts';
 import { createFilters } from './filter-manager-callbacks.ts';
 import { openTunnel, upgradeFilterChain } from './connection-manager-tunnel.ts';
+import { startTimeout, type Timeout } from '../timeouts.ts';
 
 const log = logger('http');
 
@@ -37,9 +38,9 @@ export class ActiveStream {
   #requestComplete = false;
   #done = false;
   #decodeAborted = false;
-  #idleTimer: NodeJS.Timeout | undefined;
+  #idleTimer: Timeout | undefined;
   #idleMs: number;
-  #requestTimer: NodeJS.Timeout | undefined;
+  #requestTimer: Timeout | undefined;
   #writableHandlers: ((writable: boolean) => void)[] | undefined;
   #aboveWatermark = false;
   #readDisables = 0;
@@ -59,9 +60,9 @@ export class ActiveStream {
     else s.rqHttp1Total.inc();
     encoder.onWritable = (w) => this.#onCodecWritable(w);
     this.#idleMs = owner.cfg.streamIdleTimeoutMs;
-    if (this.#idleMs > 0) this.#idleTimer = setTimeout(() => this.#onIdleTimeout(), this.#idleMs);
+    if (this.#idleMs > 0) this.#idleTimer = startTimeout(this.#idleMs, () => this.#onIdleTimeout());
     const rt = owner.cfg.requestTimeoutMs;
-    if (rt > 0) this.#requestTimer = setTimeout(() => this.#onRequestTimeout(), rt);
+    if (rt > 0) this.#requestTimer = startTimeout(rt, () => this.#onRequestTimeout());
   }
 
   get statPrefix(): string {
@@ -336,8 +337,8 @@ export class ActiveStream {
 
   #setIdleTimeout(ms: number): void {
     this.#idleMs = ms;
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
-    this.#idleTimer = ms > 0 && !this.#done ? setTimeout(() => this.#onIdleTimeout(), ms) : undefined;
+    this.#idleTimer?.stop();
+    this.#idleTimer = ms > 0 && !this.#done ? startTimeout(ms, () => this.#onIdleTimeout()) : undefined;
   }
 
   #onIdleTimeout(): void {
@@ -359,14 +360,14 @@ export class ActiveStream {
   #onRequestComplete(): void {
     this.#requestComplete = true;
     if (this.#requestTimer) {
-      clearTimeout(this.#requestTimer);
+      this.#requestTimer.stop();
       this.#requestTimer = undefined;
     }
   }
 
   #clearTimers(): void {
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
-    if (this.#requestTimer) clearTimeout(this.#requestTimer);
+    this.#idleTimer?.stop();
+    this.#requestTimer?.stop();
     this.#idleTimer = this.#requestTimer = undefined;
   }
 

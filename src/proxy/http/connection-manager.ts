@@ -21,6 +21,7 @@ import type { ConnectionInfo, ConnectionManager, ConnectionOptions, RuntimeFilte
 import type { HcmConfig, HttpFilterEntry } from './hcm-config.ts';
 import { HcmStats } from './hcm-stats.ts';
 import { checkUnderscores } from './request-headers.ts';
+import { startTimeout, type Timeout } from '../timeouts.ts';
 
 const log = logger('http');
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -41,7 +42,7 @@ class Connection implements StreamOwner {
   session: Http2Session | undefined;
   active = 0;
   requests = 0;
-  #idle: NodeJS.Timeout | undefined;
+  #idle: Timeout | undefined;
   #closedLocally = false;
   readonly #start = performance.now();
 
@@ -58,7 +59,7 @@ class Connection implements StreamOwner {
       s.cxHttp1Total.inc();
       s.cxHttp1Active.inc();
     }
-    if (mgr.cfg.idleTimeoutMs > 0) this.#idle = setTimeout(() => this.#onIdle(), mgr.cfg.idleTimeoutMs);
+    if (mgr.cfg.idleTimeoutMs > 0) this.#idle = startTimeout(mgr.cfg.idleTimeoutMs, () => this.#onIdle());
     socket.once('close', () => this.#onClose());
   }
 
@@ -132,7 +133,7 @@ class Connection implements StreamOwner {
   }
 
   #onClose(): void {
-    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle?.stop();
     const s = this.mgr.stats;
     s.cxActive.dec();
     if (this.h2) s.cxHttp2Active.dec();

@@ -14,6 +14,7 @@ import { directWriter, type DirectWriter } from '../tcp/direct-write.ts';
 import { lend, settle } from '../http/body-lease.ts';
 import { fastResponseHead } from '../http/fast-head.ts';
 import { contentLengthBody, keepAliveHintMs } from './http1-response-headers.ts';
+import { startTimeout, type Timeout } from '../timeouts.ts';
 
 /** A request as the connection writes it. */
 export interface Http1RequestHead {
@@ -105,6 +106,8 @@ export class Http1Connection {
   #detached = false;
   /** The owner was told the connection is gone. */
   #left = false;
+  /** The pool's idle_timeout: runs while the connection carries no request. */
+  #idle: Timeout | undefined;
 
   constructor(socket: Socket, owner: Http1ConnectionOwner, maxHeaderSize: number, maxRequests: number) {
     this.#socket = socket;
@@ -149,6 +152,7 @@ export class Http1Connection {
   start(req: Http1RequestHead, ex: Http1Exchange): void {
     this.#ex = ex;
     this.#req = req;
+    this.#idle?.stop();
     this.#requestEnded = req.endsWithHead;
     this.#keepAlive = true;
     this.#served++;
@@ -194,11 +198,15 @@ export class Http1Connection {
     this.#socket.destroy();
   }
 
-  /** socket.setTimeout's idle timer: closes the connection only while it carries no request. */
+  /**
+   * Closes the connection once it has carried no request for `ms` (Envoy's idle_timeout: no
+   * active requests). Not socket.setTimeout: that re-arms a node:timers timer on every read.
+   */
   setIdleTimeout(ms: number): void {
-    this.#socket.setTimeout(ms, () => {
+    this.#idle = startTimeout(ms, () => {
       if (!this.#ex) this.#socket.destroy();
     });
+    if (this.#ex) this.#idle.stop();
   }
 
   #onUserRead = (nread: number, buffer: Buffer): boolean => {
@@ -358,6 +366,7 @@ export class Http1Connection {
     // Free before the end is delivered: a request started by that end can take this connection.
     if (reusable) {
       this.#socket.resume();
+      this.#idle?.refresh();
       this.#owner.free(this);
     } else this.#leave();
     ex.onResponseEnd(trailers);
@@ -391,6 +400,7 @@ export class Http1Connection {
   }
 
   #onClose = (): void => {
+    this.#idle?.stop();
     const ex = this.#ex;
     this.#ex = undefined;
     if (!this.#detached) this.#detach();

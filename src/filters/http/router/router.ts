@@ -19,6 +19,7 @@ import type { ResetKind } from './retry-state.ts';
 import { AttemptSet } from './router-attempts.ts';
 import { planForward, type ForwardPlan } from './forward-plan.ts';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.ts';
+import { startTimeout, type Timeout } from '../../../proxy/timeouts.ts';
 
 /** What every router on a worker shares. */
 export interface RouterRuntime {
@@ -43,7 +44,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   #downstreamEnded = false;
   #responseStarted = false;
   #responseComplete = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timeout | undefined;
   #finished = false;
 
   constructor(rt: RouterRuntime, callbacks: HttpFilterCallbacks) {
@@ -181,7 +182,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const plan = this.#plan;
     if (this.#finished || plan === undefined) return;
     if (plan.timeoutMs > 0 && !this.#responseComplete && this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.#onTimeout(), plan.timeoutMs);
+      this.#timer = startTimeout(plan.timeoutMs, () => this.#onTimeout());
     }
     const list = this.#att.list;
     for (let i = 0; i < list.length; i++) list[i]!.armPerTry(plan.perTryTimeoutMs);
@@ -357,13 +358,13 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
 
   #onUpstreamComplete(a: UpstreamAttempt): void {
     this.#responseComplete = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.stop();
     this.#timer = undefined;
     a.release(true, this.#rt.config.dynamicStats);
   }
 
   #clearTimers(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.stop();
     this.#timer = undefined;
     this.#att.clearRetries();
   }

@@ -10,6 +10,7 @@ import type { Cluster, Host, ResourceLimit, UpstreamResult } from '../../../prox
 import type { TlsConnectionInfo } from '../../../proxy/tls/types.ts';
 import type { ClusterRouterStats } from './stats.ts';
 import type { UpstreamRequest, UpstreamSink } from './upstream-request.ts';
+import { startTimeout, type Timeout } from '../../../proxy/timeouts.ts';
 
 /** What an attempt tells the router (UpstreamSink, with the attempt that saw it). */
 export interface AttemptOwner {
@@ -42,8 +43,8 @@ export class UpstreamAttempt implements UpstreamSink {
   readonly #stats: ClusterRouterStats;
   #active = true;
   #reported = false;
-  #perTryTimer: NodeJS.Timeout | undefined;
-  #idleTimer: NodeJS.Timeout | undefined;
+  #perTryTimer: Timeout | undefined;
+  #idleTimer: Timeout | undefined;
   #idleMs = 0;
   /** The circuit breaker slot (max_requests) this attempt holds until release(). */
   #requestSlot: ResourceLimit | undefined;
@@ -71,10 +72,10 @@ export class UpstreamAttempt implements UpstreamSink {
   /** Starts per_try_timeout (once the whole request was sent upstream). */
   armPerTry(ms: number): void {
     if (ms <= 0 || !this.#active || this.#perTryTimer !== undefined || this.headersReceived) return;
-    this.#perTryTimer = setTimeout(() => {
+    this.#perTryTimer = startTimeout(ms, () => {
       this.#perTryTimer = undefined;
       if (this.#active) this.#owner.onAttemptTimeout(this, false);
-    }, ms);
+    });
   }
 
   /** Starts per_try_idle_timeout, reset by every response event. */
@@ -86,7 +87,7 @@ export class UpstreamAttempt implements UpstreamSink {
 
   clearPerTry(): void {
     if (this.#perTryTimer !== undefined) {
-      clearTimeout(this.#perTryTimer);
+      this.#perTryTimer.stop();
       this.#perTryTimer = undefined;
     }
   }
@@ -95,10 +96,10 @@ export class UpstreamAttempt implements UpstreamSink {
     if (this.#idleMs <= 0 || !this.#active) return;
     if (this.#idleTimer !== undefined) this.#idleTimer.refresh();
     else
-      this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = startTimeout(this.#idleMs, () => {
         this.#idleTimer = undefined;
         if (this.#active) this.#owner.onAttemptTimeout(this, true);
-      }, this.#idleMs);
+      });
   }
 
   /** The outcome for outlier detection, once per attempt. */
@@ -123,7 +124,7 @@ export class UpstreamAttempt implements UpstreamSink {
     this.#requestSlot?.release();
     this.#requestSlot = undefined;
     this.clearPerTry();
-    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    this.#idleTimer?.stop();
     this.#idleTimer = undefined;
     this.#stats.rqActive.dec();
     this.host.activeRequests--;
