@@ -43,6 +43,24 @@ for (const proto of ['http1', 'http2'] as const) {
     }
   });
 
+  test(`${proto} upstream: a route timeout past node:timers' longest delay (30 days) does not fire early`, TIMEOUT, async () => {
+    // setTimeout cuts a delay above 2^31-1 ms to 1 ms: the request would be a 504 at once.
+    const up = await startUpstream(proto, (_req, res) => void setTimeout(() => res.end('late'), 100));
+    const h = await routerHarness([clusterYaml('backend', up.port, h2)]);
+    try {
+      const s = h.stream(clusterRoute({ cluster: 'backend', timeoutMs: 30 * 24 * 3600 * 1000 }));
+      s.filter.onRequestHeaders!(requestHeaders('GET', '/slow'), true);
+      await s.ended;
+      assert.equal(s.rec.local, undefined);
+      assert.equal(s.rec.status, 200);
+      assert.equal(s.bodyText, 'late');
+      assert.equal(h.counter('cluster.backend.upstream_rq_timeout'), 0);
+    } finally {
+      await h.close();
+      await up.close();
+    }
+  });
+
   test(`${proto} upstream: reset mid-body resets the downstream stream`, TIMEOUT, async () => {
     const up = await startUpstream(proto, (req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
