@@ -25,6 +25,8 @@ import { H2LOAD } from './lib/h2load.ts';
 
 const PROXY_CPU = 1;
 const LOAD_CPU = 0;
+/** Paired runs per ratio target (at least): a pair's ratio still moved ±15% between pairs on this host. */
+const PAIR_REPS = 5;
 
 const args = process.argv.slice(2);
 const has = (f: string): boolean => args.includes(f);
@@ -150,7 +152,7 @@ try {
   }
   if (!has('--no-pairs')) {
     say('paired runs (each pair loaded at once, both on the proxy CPU): the ratio targets');
-    pairs = await runPairs({ started, scenarios, reps, durationS, warmupS: quick ? 1 : 2, loadCpu: LOAD_CPU, clientCert, say: note, skip });
+    pairs = await runPairs({ started, scenarios, reps: quick ? reps : Math.max(reps, PAIR_REPS), durationS, warmupS: quick ? 1 : 2, loadCpu: LOAD_CPU, clientCert, say: note, skip });
   }
 } finally {
   for (const [name, r] of started) await r.stop().catch((e: Error) => note(`stopping ${name}: ${e.message}`));
