@@ -4,7 +4,7 @@
 // run-to-run swings when the two are timed one after the other; run side by side, the ratio of the
 // two figures holds still (an A/A run gives 0.98-1.02).
 //
-// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps 6] [--duration 5] [--path /12] [--connections 25]
+// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps 6] [--duration 5] [--path /12] [--connections 25] [--close]
 // A checkout is a directory with bin/legate.js (e.g. `git worktree add /tmp/base HEAD~1`, plus
 // `npm run prepare` there, or src/generated copied in). `nginx` as B runs nginx as the suite does
 // (1 worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal
@@ -16,7 +16,8 @@
 // saturate the load CPU, so each proxy idles half the time and pays more per request than under the
 // suite's load); `--mode wasm`: the HCM listener with the wasm-examples/header-filter Proxy-Wasm
 // plugin before the router (legate checkouts only). Prints one line per repetition and the median
-// ratio; writes bench/results/ab-<timestamp>.json.
+// ratio; writes bench/results/ab-<timestamp>.json. `--close`: HTTP/1.1 load sends `connection: close`
+// (a new connection per request: the per-connection cost).
 
 import autocannon from 'autocannon';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -40,6 +41,7 @@ const { values, positionals } = parseArgs({
     path: { type: 'string', default: '/12' },
     connections: { type: 'string' },
     mode: { type: 'string', default: 'http' },
+    close: { type: 'boolean', default: false },
   },
 });
 const NAMED = new Set(['nginx', 'minimal']);
@@ -176,7 +178,7 @@ interface LoadResult {
 }
 
 async function h1Load(s: Side, seconds: number): Promise<LoadResult> {
-  const r = await autocannon({ url: `http://127.0.0.1:${s.port}${values.path}`, connections, duration: seconds });
+  const r = await autocannon({ url: `http://127.0.0.1:${s.port}${values.path}`, connections, duration: seconds, ...(values.close ? { headers: { connection: 'close' } } : {}) });
   return { requests: r.requests.total, errors: r.errors + r.non2xx };
 }
 

@@ -24,6 +24,8 @@ export interface Scenario {
   readonly quick: boolean;
   /** Contestants this scenario is limited to (default: all but those that run only where listed). */
   readonly contestants?: readonly string[];
+  /** Request headers the load generator sends (`connection: close`: a new connection per request). */
+  readonly headers?: Readonly<Record<string, string>>;
   /** The load generator speaks HTTPS (`tls`) or HTTPS with the suite's client certificate (`mtls`). */
   readonly client?: 'tls' | 'mtls';
   /**
@@ -41,6 +43,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'h1-12b', describe: 'HTTP/1.1 keep-alive, 12 B body, 50 connections', listener: 'h1', path: '/12', connections: 50, quick: true },
   { id: 'h1-1k', describe: 'HTTP/1.1 keep-alive, 1 KiB body, 50 connections', listener: 'h1', path: '/1024', connections: 50, quick: false },
   { id: 'h1-64k', describe: 'HTTP/1.1 keep-alive, 64 KiB body, 50 connections', listener: 'h1', path: '/65536', connections: 50, quick: false },
+  { id: 'h1-close', describe: 'HTTP/1.1, 12 B, `connection: close` on every request (a new downstream connection each; the upstream side keeps alive), 20 connections', listener: 'h1', path: '/12', connections: 20, headers: { connection: 'close' }, quick: false, contestants: ['direct', 'legate', 'nginx', 'haproxy', 'http-proxy', 'minimal'] },
   { id: 'h2-12b', describe: 'h2c downstream (5 connections × 10 streams) → HTTP/1.1 upstream, 12 B (direct: h2c upstream)', listener: 'h2', path: '/12', connections: 5, h2Streams: 10, quick: true, contestants: ['direct', 'legate', 'nginx', 'haproxy', 'minimal'] },
   { id: 'rate-1k', describe: 'fixed 1,000 req/s, 1 KiB, 4 connections (Istio method: latency added over direct, vCPU)', listener: 'h1', path: '/1024', connections: 4, rate: 1000, quick: true, contestants: ['direct', 'legate', 'nginx', 'haproxy', 'http-proxy', 'minimal'] },
   { id: 'tls-12b', describe: 'TLS termination: HTTPS (keep-alive) in → plain HTTP/1.1 upstream, 12 B, 50 connections (direct: HTTPS to the upstream)', listener: 'tls', client: 'tls', path: '/12', connections: 50, quick: false, contestants: TLS_SET },
@@ -90,7 +93,7 @@ function autocannonLoad(s: Scenario, port: number, durationS: number, clientCert
   const tls = s.client ? { servername: SERVER_NAME, ...(s.client === 'mtls' ? { tlsOptions: { ...clientCert } } : {}) } : {};
   return new Promise((resolve, reject) => {
     const instance = autocannon(
-      { url: `${s.client ? 'https' : 'http'}://127.0.0.1:${port}${s.path}`, connections: s.connections, duration: durationS, ...(s.rate ? { overallRate: s.rate } : {}), ...tls },
+      { url: `${s.client ? 'https' : 'http'}://127.0.0.1:${port}${s.path}`, connections: s.connections, duration: durationS, ...(s.rate ? { overallRate: s.rate } : {}), ...(s.headers ? { headers: { ...s.headers } } : {}), ...tls },
       (err, r) => {
         if (err) return reject(err);
         latencies.sort((a, b) => a - b);

@@ -62,7 +62,10 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   readonly #socket: Socket;
   readonly #cb: Http1CodecCallbacks;
   readonly #opts: Http1CodecOptions;
-  readonly #parser: HttpParser;
+  /** llhttp, made when a read first needs it: heads the fast path reads never do (no parser per connection). */
+  #parser: HttpParser | undefined;
+  /** The client's last request was read (it did not keep the connection alive): later bytes are ignored, as llhttp ignores them. */
+  #lastRequestRead = false;
   /** Header fields and URL delivered in pieces (kOnHeaders) before kOnHeadersComplete, or trailers. */
   #pendingHeaders: string[] = [];
   #pendingUrl = '';
@@ -96,8 +99,21 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     this.#writer = directWriter(socket);
     this.#cb = cb;
     this.#opts = opts;
+    socket.on('end', () => this.#finishParsing());
+    socket.once('close', () => this.#onClose());
+    this.#reader = readIntoUserBuffer(socket, this.#onUserRead);
+    if (this.#reader) {
+      // Bytes read before (AUTO's sniffing unshifts what it read): parsed first, as 'data' would have.
+      for (let chunk = socket.read() as Buffer | null; chunk !== null && !this.#detached; chunk = socket.read() as Buffer | null) this.#onData(chunk);
+    } else socket.on('data', this.#onData);
+    this.#updateReading();
+  }
+
+  /** llhttp for this connection, made on first use. */
+  #llhttp(): HttpParser {
+    if (this.#parser) return this.#parser;
     const p = (this.#parser = new HTTPParser());
-    p.initialize(HTTPParser.REQUEST, {}, opts.maxHeaderSize, HTTPParser.kLenientNone);
+    p.initialize(HTTPParser.REQUEST, {}, this.#opts.maxHeaderSize, HTTPParser.kLenientNone);
     p[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
       for (let i = 0; i < headers.length; i++) this.#pendingHeaders.push(headers[i]!);
       this.#pendingUrl += url;
@@ -112,14 +128,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
       this.#parserBusy = false;
       this.#onMessageComplete();
     };
-    socket.on('end', () => this.#finishParsing());
-    socket.once('close', () => this.#onClose());
-    this.#reader = readIntoUserBuffer(socket, this.#onUserRead);
-    if (this.#reader) {
-      // Bytes read before (AUTO's sniffing unshifts what it read): parsed first, as 'data' would have.
-      for (let chunk = socket.read() as Buffer | null; chunk !== null && !this.#detached; chunk = socket.read() as Buffer | null) this.#onData(chunk);
-    } else socket.on('data', this.#onData);
-    this.#updateReading();
+    return p;
   }
 
   #onUserRead = (nread: number, buffer: Buffer): boolean => {
@@ -135,14 +144,14 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   #onData = (data: Buffer): void => {
     // Closing (the response said `connection: close`): what the client sends now is dropped, as
     // Envoy stops reading; llhttp would call it an error (HPE_CLOSED_CONNECTION) per connection.
-    if (this.#closed) return;
+    if (this.#closed || this.#lastRequestRead) return;
     if (!this.#inHeaders && !this.#requestOpen && this.#opts.headersTimeoutMs > 0) {
       this.#inHeaders = true;
       this.#headersTimer = setTimeout(() => this.#onHeadersTimeout(), this.#opts.headersTimeoutMs);
     }
     const from = this.#parserBusy ? 0 : this.#fastHeads(data);
-    if (from === data.length) return;
-    const r = this.#parser.execute(from === 0 ? data : data.subarray(from));
+    if (from === data.length || this.#lastRequestRead) return;
+    const r = this.#llhttp().execute(from === 0 ? data : data.subarray(from));
     if (isParseError(r)) return this.#onParseError(r);
     this.#flushHeld(false);
     const up = this.#upgrade;
@@ -161,17 +170,23 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   };
 
   /**
-   * Plain bodyless keep-alive requests at the start of `data`, read without llhttp (fast-head.ts)
-   * and delivered as llhttp's callbacks would deliver them: the offset where llhttp takes over.
+   * Plain bodyless requests at the start of `data`, read without llhttp (fast-head.ts) and delivered
+   * as llhttp's callbacks would deliver them: the offset where llhttp takes over. After a request
+   * that does not keep the connection alive (`connection: close`, HTTP/1.0 without keep-alive),
+   * llhttp reads nothing more (HPE_CLOSED_CONNECTION, which #onParseError drops): nor does this.
    */
   #fastHeads(data: Buffer): number {
     let from = 0;
     while (from < data.length && !this.#closed) {
       const h = fastRequestHead(data, from, this.#opts.maxHeaderSize);
-      if (!h || !h.keepAlive) break;
-      this.#onHeadersComplete(1, h.versionMinor, h.rawHeaders, h.method, h.url, false, true);
+      if (!h) break;
+      this.#onHeadersComplete(1, h.versionMinor, h.rawHeaders, h.method, h.url, false, h.keepAlive);
       this.#onMessageComplete();
       from = h.end;
+      if (!h.keepAlive) {
+        this.#lastRequestRead = true;
+        break;
+      }
     }
     return from;
   }
@@ -337,7 +352,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   }
 
   #finishParsing(): void {
-    if (this.#closed) return;
+    if (this.#closed || !this.#parser) return;
     const r = this.#parser.finish();
     if (isParseError(r)) this.#onParseError(r);
   }
@@ -357,7 +372,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     const req = this.#stream;
     this.#stream = undefined;
     if (req && !req.done) req.onDownstreamReset(this.#responding ? 'downstream connection closed' : 'connection closed');
-    releaseParser(this.#parser);
+    if (this.#parser) releaseParser(this.#parser);
   }
 }
 
