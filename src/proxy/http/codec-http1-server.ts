@@ -99,7 +99,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     this.#writer = directWriter(socket);
     this.#cb = cb;
     this.#opts = opts;
-    socket.on('end', () => this.#finishParsing());
+    socket.on('end', this.#onEnd);
     socket.once('close', () => this.#onClose());
     this.#reader = readIntoUserBuffer(socket, this.#onUserRead);
     if (this.#reader) {
@@ -365,7 +365,13 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     this.#inHeaders = false;
   }
 
+  #onEnd = (): void => this.#finishParsing();
+
   #onClose(): void {
+    // A closed net.Socket can outlive a few scavenges (its handle's wrapper holds it): what its
+    // listeners and read callback reach would be promoted with it, so they let go of this codec.
+    this.#socket.off('end', this.#onEnd);
+    this.#reader?.release();
     this.#detach();
     this.#closed = true;
     this.#deferred = undefined;

@@ -18,6 +18,8 @@ export interface UserBufferReader {
    * chunk kept): the next read goes into a fresh buffer. Call from inside the callback.
    */
   renew(): void;
+  /** The socket is closed: it lets go of the buffer and the callback (and what the callback holds). */
+  release(): void;
 }
 
 interface ReadSymbols {
@@ -104,6 +106,9 @@ export function readIntoUserBuffer(socket: Socket, callback: UserBufferCallback,
   return {
     renew: () => {
       fields[k.generator] = next;
+    },
+    release: () => {
+      fields[k.buffer] = fields[k.callback] = fields[k.generator] = null;
     },
   };
 }
