@@ -25,6 +25,6 @@ export async function h2loadRun(url: string, connections: number, streams: numbe
   // "requests: 1000 total, 1000 started, 1000 done, 998 succeeded, 2 failed, 0 errored, 0 timeout"
   const m = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(child.output());
   // h2load may exit non-zero when streams were still open at the end of its run: its summary counts.
-  if (!m || Number(m[1]) === 0) throw new Error(`h2load failed (exit ${code}): ${child.output().trim().split('\n').slice(-4).join(' | ')}`);
+  if (!m || Number(m[1]) === 0) throw new Error(`h2load on ${url} failed (exit ${code}): ${child.output().trim().split('\n').slice(-4).join(' | ')}`);
   return { requests: Number(m[1]), errors: Number(m[3]), seconds: (performance.now() - t0) / 1000 };
 }
