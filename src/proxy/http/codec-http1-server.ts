@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { lowerName, type HeaderMap } from './headers.ts';
 import { Http1ResponseEncoder, httpDate, type Http1ResponseOwner } from './codec-http1-encoder.ts';
+import { startTimeout, type Timeout } from '../timeouts.ts';
 import { HTTPParser, METHODS, isParseError, releaseParser, type HttpParser, type ParseError } from './http-parser.ts';
 import { fastRequestHead } from './fast-head.ts';
 import type { ResponseEncoder } from './codec.ts';
@@ -78,7 +79,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   #responding = false;
   #deferred: Array<{ start: boolean; run: () => void }> | undefined;
   #upgrade: Http1RequestHead | undefined;
-  #headersTimer: NodeJS.Timeout | undefined;
+  #headersTimer: Timeout | undefined;
   #inHeaders = false;
   #readDisabled = false;
   #closed = false;
@@ -147,7 +148,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     if (this.#closed || this.#lastRequestRead) return;
     if (!this.#inHeaders && !this.#requestOpen && this.#opts.headersTimeoutMs > 0) {
       this.#inHeaders = true;
-      this.#headersTimer = setTimeout(() => this.#onHeadersTimeout(), this.#opts.headersTimeoutMs);
+      this.#headersTimer = startTimeout(this.#opts.headersTimeoutMs, () => this.#onHeadersTimeout());
     }
     const from = this.#parserBusy ? 0 : this.#fastHeads(data);
     if (from === data.length || this.#lastRequestRead) return;
@@ -193,7 +194,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
 
   #onHeadersComplete(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
     this.#inHeaders = false;
-    if (this.#headersTimer) clearTimeout(this.#headersTimer);
+    this.#headersTimer?.stop();
     let raw = headers ?? [];
     if (this.#pendingHeaders.length > 0) {
       raw = this.#pendingHeaders.concat(raw);
@@ -361,7 +362,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
   #detach(): void {
     this.#detached = true;
     this.#socket.off('data', this.#onData);
-    if (this.#headersTimer) clearTimeout(this.#headersTimer);
+    this.#headersTimer?.stop();
     this.#inHeaders = false;
   }
 
