@@ -27,7 +27,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median } from './lib/measure.ts';
-import { H2LOAD, h2loadRun } from './lib/h2load.ts';
+import { H2LOAD, h2loadRun, h2ScriptRun } from './lib/h2load.ts';
 import { freePorts, hasTaskset, killAllSync, pinning, processTree, rssSampler, spawnPinned, stopChild, treeCpuSeconds, waitForPort, type Spawned } from './lib/procs.ts';
 
 const PROXY_CPU = 1;
@@ -185,12 +185,7 @@ async function h1Load(s: Side, seconds: number): Promise<LoadResult> {
 /** h2c load on the load CPU (autocannon speaks only HTTP/1.1): h2load, else bench/h2-load.ts as the suite runs it. */
 async function h2Load(s: Side, seconds: number): Promise<LoadResult> {
   if (H2LOAD) return h2loadRun(`http://127.0.0.1:${s.port}${values.path}`, connections, H2_STREAMS, seconds, LOAD_CPU);
-  const script = fileURLToPath(new URL('./h2-load.ts', import.meta.url));
-  const child = spawnPinned(LOAD_CPU, process.execPath, [script, `http://127.0.0.1:${s.port}`, values.path, String(connections), String(H2_STREAMS), String(seconds)]);
-  const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
-  const line = child.output().trim().split('\n').find((l) => l.startsWith('{'));
-  if (code !== 0 || !line) throw new Error(`h2 load generator failed (${code}): ${child.output().slice(-300)}`);
-  return JSON.parse(line) as LoadResult;
+  return h2ScriptRun(`http://127.0.0.1:${s.port}`, values.path, connections, H2_STREAMS, seconds, LOAD_CPU);
 }
 
 interface Rep {

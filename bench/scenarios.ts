@@ -4,11 +4,10 @@
 // whole tree) and peak RSS (VmRSS every 100 ms).
 
 import autocannon from 'autocannon';
-import { fileURLToPath } from 'node:url';
-import { rssSampler, spawnPinned, treeCpuSeconds } from './lib/procs.ts';
+import { rssSampler, treeCpuSeconds } from './lib/procs.ts';
 import type { Listener } from './contestants/types.ts';
 import { SERVER_NAME } from './lib/pki.ts';
-import { H2LOAD, h2loadRun } from './lib/h2load.ts';
+import { H2LOAD, h2loadRun, h2ScriptRun, type H2ScriptResult } from './lib/h2load.ts';
 
 export interface Scenario {
   readonly id: string;
@@ -70,10 +69,8 @@ export interface Figures {
   readonly errors: number;
 }
 
-const H2_LOAD = fileURLToPath(new URL('./h2-load.ts', import.meta.url));
-
 /** What one load run reports (latencies NaN where the generator gives none). */
-export interface Load { requests: number; seconds: number; p50Ms: number; p90Ms: number; p99Ms: number; errors: number }
+export type Load = H2ScriptResult;
 
 /** Latency percentile of sorted samples (ms). */
 export function percentile(sorted: readonly number[], q: number): number {
@@ -106,12 +103,8 @@ function autocannonLoad(s: Scenario, port: number, durationS: number, clientCert
   });
 }
 
-async function h2Load(s: Scenario, port: number, durationS: number, loadCpu: number): Promise<Load> {
-  const child = spawnPinned(loadCpu, process.execPath, [H2_LOAD, `http://127.0.0.1:${port}`, s.path, String(s.connections), String(s.h2Streams ?? 10), String(durationS)]);
-  const code = await new Promise<number | null>((r) => child.proc.once('exit', (c) => r(c)));
-  const line = child.output().trim().split('\n').find((l) => l.startsWith('{'));
-  if (code !== 0 || !line) throw new Error(`h2 load generator failed (${code}): ${child.output().slice(-300)}`);
-  return JSON.parse(line) as Load;
+function h2Load(s: Scenario, port: number, durationS: number, loadCpu: number): Promise<Load> {
+  return h2ScriptRun(`http://127.0.0.1:${port}`, s.path, s.connections, s.h2Streams ?? 10, durationS, loadCpu);
 }
 
 /**

@@ -6,6 +6,7 @@
 // the same comparison paired held within a few percent (bench/ab.ts, which pairs two checkouts
 // the same way). Absolute targets (vCPU at 1,000 req/s, 64 KiB, RSS) come from the scenario medians.
 
+import http2 from 'node:http2';
 import type { Running } from './contestants/types.ts';
 import { median } from './lib/measure.ts';
 import { H2LOAD } from './lib/h2load.ts';
@@ -51,6 +52,36 @@ export interface PairResult extends PairTarget {
 interface Side {
   readonly port: number;
   readonly running: Running;
+}
+
+/**
+ * After a failed pair: does each side answer one request now (h2c for an h2 scenario, else
+ * HTTP/1.1), within 2 s? Names the proxy that stopped answering, when one did.
+ */
+async function probe(s: Scenario, name: string, port: number): Promise<string> {
+  const t0 = performance.now();
+  const took = (): string => `${(performance.now() - t0).toFixed(0)} ms`;
+  const timeout = AbortSignal.timeout(2000);
+  try {
+    if (s.h2Streams === undefined) {
+      if (s.client) return `${name}: not probed (TLS listener)`;
+      const r = await fetch(`http://127.0.0.1:${port}${s.path}`, { signal: timeout });
+      await r.arrayBuffer();
+      return `${name}: ${r.status} in ${took()}`;
+    }
+    const status = await new Promise<string>((resolve, reject) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      const done = (v: string | Error): void => (session.destroy(), typeof v === 'string' ? resolve(v) : reject(v));
+      timeout.addEventListener('abort', () => done(new Error('no answer in 2 s')));
+      session.once('error', done);
+      const req = session.request({ ':path': s.path });
+      req.once('response', (h) => req.resume().once('end', () => done(String(h[':status']))));
+      req.once('error', done);
+    });
+    return `${name}: ${status} in ${took()}`;
+  } catch (e) {
+    return `${name}: ${(e as Error).message} (${took()})`;
+  }
 }
 
 /** One paired run: both loads at once, CPU of each process tree over the same window. */
@@ -103,7 +134,9 @@ export async function runPairs(ctx: PairContext): Promise<PairResult[]> {
         try {
           rep = await pairOnce(s, a, b, ctx.durationS, ctx.loadCpu, ctx.clientCert);
         } catch (e) {
-          if (attempt === 1) failure = (e as Error).message;
+          const probes = await Promise.all([probe(s, t.a, a.port), probe(s, t.b, b.port)]);
+          ctx.say(`pair ${r + 1}/${ctx.reps} ${s.id} failed (attempt ${attempt + 1}): ${(e as Error).message}; one request each now: ${probes.join('; ')}`);
+          if (attempt === 1) failure = `${(e as Error).message}; one request each after it: ${probes.join('; ')}`;
         }
       }
       if (rep === undefined) break;
