@@ -8,6 +8,8 @@
 // unref'd node:timers timer armed for the deadline at its head; it fires at most about once per
 // duration and re-arms for what is then at the head. Timeouts fire in deadline order, never early.
 
+import { TIMEOUT_MAX_MS } from './long-timers.ts';
+
 /** A queue of timeouts of one duration (see startTimeout). */
 class TimeoutQueue {
   readonly ms: number;
@@ -70,9 +72,6 @@ class TimeoutQueue {
     if (failure) throw failure.error;
   };
 }
-
-/** node:timers' longest delay (TIMEOUT_MAX), ms. */
-const TIMEOUT_MAX_MS = 2 ** 31 - 1;
 
 /** Per thread (module state is per isolate): one queue per duration in use. */
 const queues = new Map<number, TimeoutQueue>();

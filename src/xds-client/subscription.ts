@@ -8,6 +8,7 @@ import { decodeBinary, validateDecoded } from '../config/decode.ts';
 import { OBJECT_OPTIONS } from '../config/wkt.ts';
 import { lookupMessageType, typeNameOf } from '../config/protos.ts';
 import { fail, joinPath, ok, type ConfigError, type Result } from '../config/result.ts';
+import { type LongTimer, setLongTimeout } from '../proxy/long-timers.ts';
 
 /** One resource out of a response, decoded and PGV-validated. */
 export interface DecodedResource<T> {
@@ -111,12 +112,12 @@ export class InitialFetch {
   readonly promise: Promise<InitOutcome>;
   #resolve!: (o: InitOutcome) => void;
   #done = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimer | undefined;
 
   constructor(timeoutMs: number, onTimeout: () => void) {
     this.promise = new Promise((r) => (this.#resolve = r));
     if (timeoutMs > 0) {
-      this.#timer = setTimeout(() => {
+      this.#timer = setLongTimeout(() => {
         onTimeout();
         this.done('init_fetch_timeout');
       }, timeoutMs);
@@ -133,7 +134,7 @@ export class InitialFetch {
 
   /** Stops the timer (closing the subscription); the promise stays pending if not done. */
   cancel(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.clear();
   }
 }
 

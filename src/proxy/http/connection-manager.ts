@@ -22,6 +22,7 @@ import type { HcmConfig, HttpFilterEntry } from './hcm-config.ts';
 import { HcmStats } from './hcm-stats.ts';
 import { checkUnderscores } from './request-headers.ts';
 import { startTimeout, type Timeout } from '../timeouts.ts';
+import { type LongTimer, setLongTimeout } from '../long-timers.ts';
 
 const log = logger('http');
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -160,7 +161,7 @@ class Manager implements ConnectionManager {
   readonly #bySocket = new WeakMap<object, Connection>();
   /** AUTO connections still waiting for their first bytes. */
   readonly #sniffing = new Set<Socket>();
-  #drainTimer: NodeJS.Timeout | undefined;
+  #drainTimer: LongTimer | undefined;
   #pendingH2: Connection | undefined;
 
   constructor(cfg: HcmConfig, ctx: RuntimeContext) {
@@ -363,7 +364,7 @@ class Manager implements ConnectionManager {
     this.draining = true;
     for (const c of this.connections) c.drain();
     if (this.#drainTimer) return;
-    this.#drainTimer = setTimeout(() => {
+    this.#drainTimer = setLongTimeout(() => {
       for (const c of this.connections) c.closeIdle();
       for (const s of this.#sniffing) {
         this.stats.cxDrainClose.inc();
@@ -374,7 +375,7 @@ class Manager implements ConnectionManager {
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.#drainTimer);
+    this.#drainTimer?.clear();
     for (const c of this.connections) c.closeNow(true);
     for (const s of this.#sniffing) s.destroy();
     this.connections.clear();

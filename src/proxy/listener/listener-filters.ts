@@ -8,6 +8,7 @@ import type { ConnectionMatchInput } from './filter-chain-match.ts';
 import type { StatsStore } from '../stats.ts';
 import type { ListenerFilterChainMatchPredicate__Output } from '../../generated/envoy/config/listener/v3/ListenerFilterChainMatchPredicate.ts';
 import { type Result, fail, joinPath, ok } from '../../config/result.ts';
+import { setLongTimeout } from '../long-timers.ts';
 
 /** ConnectionMatchInput while listener filters are still writing to it. */
 export interface MutableMatchInput {
@@ -121,7 +122,7 @@ async function run(
   let timedOut = false;
   const timer =
     timeoutMs > 0
-      ? setTimeout(() => {
+      ? setLongTimeout(() => {
           timedOut = true;
           controller.abort();
         }, timeoutMs)
@@ -139,7 +140,7 @@ async function run(
     socket.destroy();
     return undefined;
   } finally {
-    if (timer) clearTimeout(timer);
+    timer?.clear();
   }
   if (timedOut) {
     if (stats) stats.store.counter(`${stats.prefix}downstream_pre_cx_timeout`).inc();

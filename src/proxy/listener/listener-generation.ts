@@ -13,6 +13,7 @@ import type { NetworkFilterFactory } from '../../filters/network/filter.ts';
 import { withFilterDisabled, type ListenerFilter } from './listener-filters.ts';
 import type { Counter } from '../stats.ts';
 import { ChainTls, hasTls } from './listener-tls.ts';
+import { type LongTimer, setLongTimeout } from '../long-timers.ts';
 
 export interface ChainRuntime {
   readonly config: ChainConfig;
@@ -43,7 +44,7 @@ export class ListenerGeneration {
   /** Accepted (raw) sockets; destroying one also ends the TLSSocket wrapping it. */
   readonly sockets = new Set<Socket>();
   /** Draining: closes what is left when the drain time is up (or as soon as no connection is left). */
-  #drainTimer: NodeJS.Timeout | undefined;
+  #drainTimer: LongTimer | undefined;
   #retiring = false;
   #closed = false;
   readonly #onClosed: Array<() => void> = [];
@@ -124,7 +125,7 @@ export class ListenerGeneration {
     this.#retiring = true;
     this.drain();
     if (this.sockets.size === 0) return void this.close();
-    this.#drainTimer = setTimeout(() => void this.close(), drainTimeMs);
+    this.#drainTimer = setLongTimeout(() => void this.close(), drainTimeMs);
     this.#drainTimer.unref();
     const check = (): void => {
       if (this.sockets.size === 0) void this.close();
@@ -135,7 +136,7 @@ export class ListenerGeneration {
   async close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      clearTimeout(this.#drainTimer);
+      this.#drainTimer?.clear();
       for (const s of this.sockets) s.destroy();
       const own = this.#own();
       for (const c of own) c.tls?.close();

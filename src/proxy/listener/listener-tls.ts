@@ -13,6 +13,7 @@ import { dynamicSecretNames } from '../tls/context-config.ts';
 import { declareSslStats } from '../tls/tls-stats.ts';
 import type { ServerTransportSocket, TlsConnectionInfo, TransportSocketContext } from '../tls/types.ts';
 import type { ChainConfig } from './listener-config.ts';
+import { setLongTimeout } from '../long-timers.ts';
 
 const log = logger('conn_handler');
 
@@ -73,7 +74,7 @@ export class ChainTls {
     // transport socket's timeout is the backstop when none is configured.
     const timer =
       limit > 0
-        ? setTimeout(() => {
+        ? setLongTimeout(() => {
             this.#connectTimeouts?.inc();
             log.debug(`closing connection from ${socket.remoteAddress}: transport socket connect timeout (${limit} ms)`);
             socket.destroy();
@@ -91,7 +92,7 @@ export class ChainTls {
       if (!socket.destroyed) socket.destroy();
       return undefined;
     } finally {
-      if (timer) clearTimeout(timer);
+      timer?.clear();
     }
   }
 

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { StreamInfo } from '../http/stream-info.ts';
 import type { TcpProxyStats } from './tcp-proxy-stats.ts';
 import { type ChunkFilter, Pump } from './pump.ts';
+import { type LongTimer, setLongTimeout, setLongInterval } from '../long-timers.ts';
 
 /** The idle timer looks this many times per idle_timeout: a connection closes 1–1.25× idle_timeout after its last byte. */
 const IDLE_CHECKS = 4;
@@ -46,10 +47,10 @@ export class TcpProxySession {
   readonly #rx: Pump;
   /** upstream → downstream */
   readonly #tx: Pump;
-  #idleTimer: NodeJS.Timeout | undefined;
+  #idleTimer: LongTimer | undefined;
   #idleSeen = 0;
   #idleQuietChecks = 0;
-  #durationTimer: NodeJS.Timeout | undefined;
+  #durationTimer: LongTimer | undefined;
   #downClosed = false;
   #upClosed = false;
   #flushing = false;
@@ -79,10 +80,10 @@ export class TcpProxySession {
     if (upEnded && !down.destroyed) down.end();
     if (opts.idleTimeoutMs > 0) {
       const every = Math.max(1, Math.ceil(opts.idleTimeoutMs / IDLE_CHECKS));
-      this.#idleTimer = setInterval(() => this.#checkIdle(), every);
+      this.#idleTimer = setLongInterval(() => this.#checkIdle(), every);
     }
     if (opts.maxDurationMs > 0) {
-      this.#durationTimer = setTimeout(() => {
+      this.#durationTimer = setLongTimeout(() => {
         opts.stats.maxDownstreamConnectionDuration.inc();
         opts.streamInfo.terminationDetails = 'max_downstream_connection_duration_reached';
         this.close();
@@ -159,8 +160,8 @@ export class TcpProxySession {
   #maybeFinish(): void {
     if (this.#finished || !this.#downClosed || !this.#upClosed) return;
     this.#finished = true;
-    if (this.#idleTimer) clearInterval(this.#idleTimer);
-    if (this.#durationTimer) clearTimeout(this.#durationTimer);
+    this.#idleTimer?.clear();
+    this.#durationTimer?.clear();
     this.#opts.onClose();
   }
 }

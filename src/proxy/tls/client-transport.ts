@@ -14,6 +14,7 @@ import { connectionInfo, parseSubjectAltNames, peerChain } from './connection-in
 import { TlsContextProvider } from './secure-context.ts';
 import { countFailure, countHandshake, declareSslStats } from './tls-stats.ts';
 import { TlsHandshakeError, type ClientConnectTarget, type ClientTransportSocket, type TlsConnectionInfo, type TlsFailureStat, type TransportSocketContext } from './types.ts';
+import { setLongTimeout } from '../long-timers.ts';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5 * 1000; // 5 s, Envoy's cluster connect_timeout default
 
@@ -109,12 +110,12 @@ export class TlsClientTransportSocket implements ClientTransportSocket {
       const fail = (stat: TlsFailureStat | undefined, err: Error): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer.clear();
         socket.destroy();
         if (stat) countFailure(stats, statPrefix, stat);
         reject(stat ? new TlsHandshakeError(stat, err.message) : err);
       };
-      const timer = setTimeout(() => {
+      const timer = setLongTimeout(() => {
         const e = Object.assign(new Error(connected ? 'TLS handshake timeout' : 'connect timeout'), { code: 'ETIMEDOUT' });
         fail(connected ? 'connection_error' : undefined, e);
       }, target.timeoutMs > 0 ? target.timeoutMs : DEFAULT_CONNECT_TIMEOUT_MS);
@@ -161,7 +162,7 @@ export class TlsClientTransportSocket implements ClientTransportSocket {
         }
         verified = { chain, validated };
         settled = true;
-        clearTimeout(timer);
+        timer.clear();
         socket.off('error', onError);
         countHandshake(stats, statPrefix, socket, chain.length > 0);
         resolve({ socket, info: connectionInfo(socket, { peerCertificatePresented: chain.length > 0, peerCertificateValidated: validated, chain }) });

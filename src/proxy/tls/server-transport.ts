@@ -16,6 +16,7 @@ import { certificatesOf } from './pem.ts';
 import { TlsContextProvider, type BuiltContext } from './secure-context.ts';
 import { countFailure, countHandshake, declareSslStats } from './tls-stats.ts';
 import { TlsHandshakeError, type ServerTransportSocket, type TlsConnectionInfo, type TlsFailureStat, type TransportSocketContext } from './types.ts';
+import { setLongTimeout } from '../long-timers.ts';
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10 * 1000; // 10 s, when the listener sets none
 
@@ -77,14 +78,14 @@ export class TlsServerTransportSocket implements ServerTransportSocket {
       const fail = (stat: TlsFailureStat, reason: string): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer.clear();
         abort.abort();
         countFailure(stats, statPrefix, stat);
         if (tlsSocket) tlsSocket.destroy();
         socket.destroy();
         reject(new TlsHandshakeError(stat, reason));
       };
-      const timer = setTimeout(() => fail('connection_error', 'TLS handshake timeout'), timeoutMs > 0 ? timeoutMs : DEFAULT_HANDSHAKE_TIMEOUT_MS);
+      const timer = setLongTimeout(() => fail('connection_error', 'TLS handshake timeout'), timeoutMs > 0 ? timeoutMs : DEFAULT_HANDSHAKE_TIMEOUT_MS);
       const start = (alpnOffer: readonly string[] | undefined): void => {
         if (settled) return;
         if (socket.destroyed) return fail('connection_error', 'connection closed before the TLS handshake');
@@ -99,7 +100,7 @@ export class TlsServerTransportSocket implements ServerTransportSocket {
           const r = this.#check(t, built);
           if (!r.ok) return fail(r.stat, r.reason);
           settled = true;
-          clearTimeout(timer);
+          timer.clear();
           t.off('error', onError);
           t.off('close', onClose);
           releaseControl(t);

@@ -23,6 +23,7 @@ import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config
 import { ok, type Result } from '../../config/result.ts';
 import { parseClusterLoadAssignment } from './config.ts';
 import type { Cluster, ClusterConfig, ClusterInfo, EndpointConfig, LbConfig, EndpointMetadata, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, RoutingPriority, UpstreamResult, UpstreamTransportOptions } from './types.ts';
+import { type LongTimer, setLongTimeout } from '../long-timers.ts';
 
 const log = logger('upstream');
 
@@ -98,7 +99,7 @@ export class ClusterImpl implements Cluster {
   readonly #workerId: number;
   /** DNS clusters: the last good hosts per endpoint, `locality index/endpoint index`. */
   readonly #resolved = new Map<string, HostImpl[]>();
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimer | undefined;
   #closed = false;
   /** Active health checking and outlier detection (health-check/cluster-health.ts). */
   readonly #health: ClusterHealth;
@@ -196,7 +197,7 @@ export class ClusterImpl implements Cluster {
     if (results.every((r) => r)) this.#stats.updateSuccess.inc();
     else this.#stats.updateFailure.inc();
     this.#setHosts([...this.#resolved.values()].flat());
-    this.#timer = setTimeout(() => void this.#resolve(), c.dnsRefreshRateMs);
+    this.#timer = setLongTimeout(() => void this.#resolve(), c.dnsRefreshRateMs);
     this.#timer.unref();
   }
 
@@ -289,7 +290,7 @@ export class ClusterImpl implements Cluster {
    */
   async retire(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#health.close();
     await this.#pools.drain();
     this.#sockets.close();
@@ -297,7 +298,7 @@ export class ClusterImpl implements Cluster {
 
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#health.close();
     this.#sockets.close();
     await this.#pools.close();

@@ -19,6 +19,7 @@ import type { ClientTransportSocket } from '../tls/types.ts';
 import { recordUpstreamTls, transportKey, upstreamTlsInfo } from './upstream-tls.ts';
 import { overflowError, type PriorityBreakers } from './circuit-breakers.ts';
 import { Http1Pool } from './http1-pool.ts';
+import { setLongTimeout, TIMEOUT_MAX_MS } from '../long-timers.ts';
 
 const log = logger('upstream');
 const CLOSE_GRACE_MS = 5 * 1000; // 5 s for in-flight requests at close(), then destroyed
@@ -192,7 +193,7 @@ export class ClusterPools {
       if (tlsInfo) recordUpstreamTls(session, tlsInfo);
       let connected = false;
       let failed = false;
-      const timer = setTimeout(() => {
+      const timer = setLongTimeout(() => {
         failed = true;
         t.failed(true);
         releaseCx();
@@ -204,7 +205,7 @@ export class ClusterPools {
         if (!connected) {
           if (failed) return;
           failed = true;
-          clearTimeout(timer);
+          timer.clear();
           t.failed(false);
           releaseCx();
           reject(connectError(host, c.name, false, err));
@@ -212,7 +213,7 @@ export class ClusterPools {
       });
       session.once('connect', () => {
         connected = true;
-        clearTimeout(timer);
+        timer.clear();
         session.setLocalWindowSize(Limits.http2InitialConnectionWindowSize);
         // Count streams: the pool reuses a session only below the peer's max concurrent streams.
         const request = session.request.bind(session);
@@ -225,12 +226,13 @@ export class ClusterPools {
         const list = this.#http2.get(host.key, tkey) ?? [];
         list.push(entry);
         this.#http2.set(host.key, tkey, list);
-        if (c.idleTimeoutMs > 0) session.setTimeout(c.idleTimeoutMs, () => entry.active === 0 && session.close());
+        // A session's timeout cannot exceed node:timers' 24.8 days: a longer idle_timeout is cut to that.
+        if (c.idleTimeoutMs > 0) session.setTimeout(Math.min(c.idleTimeoutMs, TIMEOUT_MAX_MS), () => entry.active === 0 && session.close());
         resolve(session);
       });
       session.once('goaway', () => (entry.draining = true));
       session.once('close', () => {
-        clearTimeout(timer);
+        timer.clear();
         releaseCx();
         if (connected) t.closed();
         const list = this.#http2.get(host.key, tkey);
@@ -293,10 +295,10 @@ export class ClusterPools {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const timer = setTimeout(() => this.#forced.resolve(), CLOSE_GRACE_MS);
+    const timer = setLongTimeout(() => this.#forced.resolve(), CLOSE_GRACE_MS);
     const keys = new Set([...this.#http1.hosts(), ...this.#http2.hosts()]);
     await Promise.all([...[...keys].map((k) => this.removeHost(k, this.#forced.promise)), this.#draining]);
-    clearTimeout(timer);
+    timer.clear();
     this.#forced.resolve();
   }
 }
@@ -317,17 +319,17 @@ function graceDeadline(): Promise<void> {
 function tcpConnect(host: Host, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = isPipe(host) ? net.connect({ path: host.address }) : net.connect({ host: host.address, port: host.port, noDelay: true });
-    const timer = setTimeout(() => {
+    const timer = setLongTimeout(() => {
       socket.destroy();
       reject(new ConnectTimeout(undefined));
     }, timeoutMs);
     const onError = (err: Error): void => {
-      clearTimeout(timer);
+      timer.clear();
       reject(err);
     };
     socket.once('error', onError);
     socket.once('connect', () => {
-      clearTimeout(timer);
+      timer.clear();
       socket.off('error', onError);
       resolve(socket);
     });

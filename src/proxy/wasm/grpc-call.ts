@@ -9,6 +9,7 @@ import type { ClientHttp2Stream } from 'node:http2';
 import { Status } from './abi.ts';
 import type { Pairs } from './pairs.ts';
 import type { ClusterManager } from '../upstream/types.ts';
+import { type LongTimer, setLongTimeout } from '../long-timers.ts';
 
 export interface GrpcCallRequest {
   readonly cluster: string;
@@ -64,15 +65,15 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
   let done = false;
   let cancelled = false;
   let pending: Array<{ m: Buffer | undefined; end: boolean }> = [];
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimer | undefined;
   const finish = (status: number, message: string): void => {
     if (done) return;
     done = true;
-    clearTimeout(timer);
+    timer?.clear();
     if (!cancelled) ev.onClose(status, message);
   };
   if (req.timeoutMs > 0) {
-    timer = setTimeout(() => {
+    timer = setLongTimeout(() => {
       stream?.close();
       finish(DEADLINE_EXCEEDED, 'timeout');
     }, req.timeoutMs);

@@ -13,6 +13,7 @@ import type { ProxyError } from '../errors.ts';
 import { startHttp1Request } from '../../filters/http/router/upstream-request-http1.ts';
 import { startHttp2Request } from '../../filters/http/router/upstream-request-http2.ts';
 import type { UpstreamRequest, UpstreamSink } from '../../filters/http/router/upstream-request.ts';
+import { setLongTimeout } from '../long-timers.ts';
 
 const failed = (message: string): HttpCallResponse => ({ headers: [], body: Buffer.alloc(0), trailers: [], status: 0, message });
 
@@ -40,7 +41,7 @@ export function startHttpCall(cm: ClusterManager, req: HttpCallRequest): { statu
     const finish = (r: HttpCallResponse): void => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      timer?.clear();
       host.activeRequests--;
       resolve(r);
     };
@@ -62,7 +63,7 @@ export function startHttpCall(cm: ClusterManager, req: HttpCallRequest): { statu
       onUpstreamWritable: () => undefined,
       onUpstreamUpgrade: () => finish(failed('unexpected upgrade')),
     };
-    const timer = req.timeoutMs > 0 ? setTimeout(() => {
+    const timer = req.timeoutMs > 0 ? setLongTimeout(() => {
       upstream?.abort();
       finish(failed('timeout'));
     }, req.timeoutMs) : undefined;

@@ -14,6 +14,7 @@ import { overlayContext, readOnly, type GrpcEventOverlay } from './call-overlay.
 import { checkModule, WasmLoadError, WasmTrap, type HttpCallResponse, type VmOptions, type VmServices } from './vm-api.ts';
 import { ProcExit, WASI_MODULES, wasiImports } from './wasi.ts';
 import { IdTable } from '../id-table.ts';
+import { type LongTimer, setLongInterval } from '../long-timers.ts';
 
 /** Told when a thread enters and leaves plugin code (the worker watchdog's marks). */
 export interface WasmCallHook {
@@ -40,7 +41,7 @@ interface ContextRecord {
   /** 0 for a root context. */
   readonly parent: number;
   readonly api: ContextApi;
-  tickTimer?: NodeJS.Timeout;
+  tickTimer?: LongTimer;
   /** proxy_on_done returned false: waiting for proxy_done. */
   pendingDone?: boolean;
 }
@@ -190,7 +191,7 @@ export class WasmVm {
   }
 
   #finalize(c: ContextRecord): void {
-    clearInterval(c.tickTimer);
+    c.tickTimer?.clear();
     try {
       this.call(c.id, 'proxy_on_log', c.id);
       this.call(c.id, 'proxy_on_delete', c.id);
@@ -201,14 +202,14 @@ export class WasmVm {
 
   /** Stops timers; the VM is unusable afterwards. */
   close(): void {
-    for (const c of this.#contexts.values()) clearInterval(c.tickTimer);
+    for (const c of this.#contexts.values()) c.tickTimer?.clear();
     this.#contexts.clear();
     this.#failed ??= 'closed';
   }
 
   #fail(reason: string): WasmTrap {
     this.#failed ??= reason;
-    for (const c of this.#contexts.values()) clearInterval(c.tickTimer);
+    for (const c of this.#contexts.values()) c.tickTimer?.clear();
     return new WasmTrap(reason);
   }
 
@@ -257,11 +258,11 @@ export class WasmVm {
       setTickPeriod: (ms) => {
         const root = this.#rootOf(this.#effective);
         if (!root) return;
-        clearInterval(root.tickTimer);
+        root.tickTimer?.clear();
         root.tickTimer = undefined;
         if (ms === 0) return;
-        root.tickTimer = setInterval(() => {
-          if (this.#failed) return clearInterval(root.tickTimer);
+        root.tickTimer = setLongInterval(() => {
+          if (this.#failed) return root.tickTimer?.clear();
           try {
             this.#invoke(root.id, 'proxy_on_tick', root.id);
           } catch (e) {

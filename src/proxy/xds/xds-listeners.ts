@@ -17,6 +17,7 @@ import { SubscriptionStats } from '../../xds-client/subscription-stats.ts';
 import { parseConfigSource, type SourceSpec } from './sources.ts';
 import { listenerRefs, routeClusters, type ListenerRefs } from './references.ts';
 import { hashOf, newUpdate, syncNamed, WarmingTimers, type ListenerEntry, type ListenerErrorState, type MutableUpdate, type NamedSubscriptions, type ResourceEntry, type Update, type XdsContext } from './xds-state.ts';
+import { setLongTimeout } from '../long-timers.ts';
 
 const llog = logger('config');
 
@@ -178,7 +179,7 @@ export class XdsListeners {
   #drain(l: ListenerEntry): void {
     this.draining.set(l.name, l);
     this.#x.gauges();
-    const t = setTimeout(() => {
+    const t = setLongTimeout(() => {
       if (this.draining.get(l.name) === l) this.draining.delete(l.name);
       this.#x.gauges();
     }, this.#x.o.drainTimeMs);

@@ -23,6 +23,7 @@ import { AdsSecrets } from './ads-secrets.ts';
 import { newUpdate, type MutableUpdate, type SdsCollector, type XdsContext, type XdsDumpState, type XdsManagerOptions } from './xds-state.ts';
 import { CLUSTER_DECODER, XdsClusters } from './xds-clusters.ts';
 import { LISTENER_DECODER, XdsListeners } from './xds-listeners.ts';
+import { type LongTimer, setLongTimeout } from '../long-timers.ts';
 
 const llog = logger('config');
 
@@ -108,9 +109,9 @@ export class XdsManager {
       this.#enqueue(update);
       const specs = listeners.staticRds.map((r) => r.spec);
       const ms = specs.some((x) => x.initialFetchTimeoutMs === 0) ? 0 : Math.max(...specs.map((x) => x.initialFetchTimeoutMs));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.#until(() => listeners.staticRoutesReady()), ...(ms > 0 ? [new Promise<void>((r) => (timer = setTimeout(r, ms)))] : [])]);
-      clearTimeout(timer);
+      let timer: LongTimer | undefined;
+      await Promise.race([this.#until(() => listeners.staticRoutesReady()), ...(ms > 0 ? [new Promise<void>((r) => (timer = setLongTimeout(r, ms)))] : [])]);
+      timer?.clear();
     }
     await this.#queue;
   }

@@ -19,6 +19,7 @@ import type { DecodedResource } from '../../xds-client/subscription.ts';
 import type { DynamicResourcesPlan, SourceSpec } from './sources.ts';
 import type { ListenerRefs } from './references.ts';
 import type { XdsStreams, XdsSubscription } from './xds-streams.ts';
+import { type LongTimer, setLongTimeout } from '../long-timers.ts';
 
 export type Update<T> = { readonly resources: readonly DecodedResource<T>[]; readonly removed: readonly string[]; readonly version: string };
 
@@ -162,12 +163,12 @@ export function syncNamed(subs: NamedSubscriptions, want: Map<string, { spec: So
 
 /** One initial_fetch_timeout timer per warming resource, by name (unref'd: they never keep the process up). */
 export class WarmingTimers {
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers = new Map<string, LongTimer>();
 
   /** Runs `fire` after `ms` unless cancelled first; replaces the name's earlier timer. */
   start(name: string, ms: number, fire: () => void): void {
     this.cancel(name);
-    const t = setTimeout(() => {
+    const t = setLongTimeout(() => {
       this.#timers.delete(name);
       fire();
     }, ms);
@@ -176,12 +177,12 @@ export class WarmingTimers {
   }
 
   cancel(name: string): void {
-    clearTimeout(this.#timers.get(name));
+    this.#timers.get(name)?.clear();
     this.#timers.delete(name);
   }
 
   close(): void {
-    for (const t of this.#timers.values()) clearTimeout(t);
+    for (const t of this.#timers.values()) t?.clear();
     this.#timers.clear();
   }
 }

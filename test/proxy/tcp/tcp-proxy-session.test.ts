@@ -32,7 +32,7 @@ interface Proxy {
 }
 
 /** A proxy in front of `upstream` made of TcpProxySession alone (no listener, no cluster manager). */
-async function sessionProxy(upstream: net.Server, o: { idleTimeoutMs?: number; filters?: () => NetworkFilter[] } = {}): Promise<Proxy> {
+async function sessionProxy(upstream: net.Server, o: { idleTimeoutMs?: number; maxDurationMs?: number; filters?: () => NetworkFilter[] } = {}): Promise<Proxy> {
   const upPort = await listen(upstream);
   const stats = new StatsStore();
   const tcpStats = tcpProxyStats(stats, 's');
@@ -57,7 +57,7 @@ async function sessionProxy(upstream: net.Server, o: { idleTimeoutMs?: number; f
         downstream: down,
         upstream: up,
         idleTimeoutMs: o.idleTimeoutMs ?? 0,
-        maxDurationMs: 0,
+        maxDurationMs: o.maxDurationMs ?? 0,
         stats: tcpStats,
         streamInfo: newStreamInfo({ downstreamRemote: { address: '127.0.0.1', port: 0 }, downstreamLocal: { address: '127.0.0.1', port: 0 }, connectionId: n }),
         onClose: () => slot(n).resolve(),
@@ -235,4 +235,24 @@ test('tcp session: traffic keeps an idle_timeout connection open; silence closes
   await once(c, 'close');
   await p.closed(0);
   assert.equal(p.counter('idle_timeout'), 1);
+});
+
+test('tcp session: a max_downstream_connection_duration and idle_timeout of 30 days do not fire early (node:timers cuts delays over 24.8 days to 1 ms)', async (t) => {
+  const upstream = net.createServer((s) => s.pipe(s));
+  const thirtyDays = 30 * 86_400_000;
+  const p = await sessionProxy(upstream, { idleTimeoutMs: thirtyDays * 8, maxDurationMs: thirtyDays });
+  t.after(() => p.close());
+  const c = net.connect({ port: p.port, host: '127.0.0.1' });
+  c.on('error', () => {});
+  await once(c, 'connect');
+  // With node:timers' cut the session closed after 1 ms: the client sees a close, not the echo.
+  const closed = once(c, 'close').then(() => 'closed');
+  await tick(100);
+  c.write('still-here');
+  const echo = await Promise.race([once(c, 'data').then(([d]) => String(d)), closed]);
+  assert.equal(echo, 'still-here');
+  assert.equal(p.counter('max_downstream_connection_duration'), 0);
+  assert.equal(p.counter('idle_timeout'), 0);
+  c.end();
+  await p.closed(0);
 });

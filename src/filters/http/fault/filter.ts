@@ -10,6 +10,7 @@ import type { Runtime, FractionalPercentValue } from '../../../proxy/runtime.ts'
 import type { SharedCounters } from '../../../proxy/shared-counters.ts';
 import type { Counter, Gauge, StatsStore } from '../../../proxy/stats.ts';
 import { FaultHeaders, type FaultConfig } from './config.ts';
+import { type LongTimer, setLongTimeout } from '../../../proxy/long-timers.ts';
 
 /** Envoy's RcDetails::FaultAbort and the abort body. */
 export const FAULT_ABORT_DETAILS = 'fault_filter_abort';
@@ -94,7 +95,7 @@ export class FaultFilter implements HttpFilter {
   #settings: FaultConfig;
   #stats: FaultStats | undefined;
   #downstream: DownstreamKeys | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimer | undefined;
   #faultActive = false;
   #activeKey = '';
 
@@ -132,7 +133,7 @@ export class FaultFilter implements HttpFilter {
 
     const delay = this.#delayDuration(headers);
     if (delay !== undefined && this.#tryIncActiveFaults()) {
-      this.#timer = setTimeout(() => this.#afterDelay(headers), delay);
+      this.#timer = setLongTimeout(() => this.#afterDelay(headers), delay);
       this.#recordInjected('delays_injected');
       this.#cb.streamInfo.responseFlags.add(ResponseFlag.DelayInjected);
       return FilterHeadersStatus.StopIteration;
@@ -142,7 +143,7 @@ export class FaultFilter implements HttpFilter {
   }
 
   onDestroy(): void {
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#timer = undefined;
     if (this.#faultActive) {
       this.#faultActive = false;

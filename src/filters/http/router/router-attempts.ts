@@ -10,6 +10,7 @@ import type { RetryState, ResetKind, RetryStatus } from './retry-state.ts';
 import type { UpstreamAttempt } from './upstream-attempt.ts';
 import { startHttp1Request } from './upstream-request-http1.ts';
 import { startHttp2Request } from './upstream-request-http2.ts';
+import { type LongTimer, setLongTimeout } from '../../../proxy/long-timers.ts';
 
 /** What the downstream has sent so far, for starting (or replaying into) an attempt. */
 export interface DownstreamRequestState {
@@ -35,7 +36,7 @@ export class AttemptSet {
   body: Buffer[] | undefined;
   bodyBytes = 0;
   /** Retry back-off timers pending; made at the first retry. */
-  #timers: Set<NodeJS.Timeout> | undefined;
+  #timers: Set<LongTimer> | undefined;
   readonly #cb: HttpFilterCallbacks;
   readonly #finished: () => boolean;
   readonly #startAttempt: () => void;
@@ -147,7 +148,7 @@ export class AttemptSet {
   }
 
   scheduleRetry(delayMs: number): void {
-    const t = setTimeout(() => {
+    const t = setLongTimeout(() => {
       this.#timers?.delete(t);
       if (!this.#finished() && this.winner === undefined) this.#startAttempt();
     }, delayMs);
@@ -202,7 +203,7 @@ export class AttemptSet {
   #clearRetryTimers(): void {
     const timers = this.#timers;
     if (timers === undefined || timers.size === 0) return;
-    for (const t of timers) clearTimeout(t);
+    for (const t of timers) t.clear();
     timers.clear();
   }
 }

@@ -10,6 +10,7 @@ import type { ClusterRouterStats } from './stats.ts';
 import { startHttp1Request } from './upstream-request-http1.ts';
 import { startHttp2Request } from './upstream-request-http2.ts';
 import type { UpstreamRequest, UpstreamSink } from './upstream-request.ts';
+import { type LongTimer, setLongTimeout } from '../../../proxy/long-timers.ts';
 
 export interface ShadowStreamOptions {
   readonly cluster: Cluster;
@@ -36,7 +37,7 @@ export class ShadowStream implements UpstreamSink {
   #done = false;
   #blocked = false;
   #blockedBytes = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimer | undefined;
 
   constructor(headers: HeaderMap, endStream: boolean, o: ShadowStreamOptions) {
     this.#o = o;
@@ -126,7 +127,7 @@ export class ShadowStream implements UpstreamSink {
   #onRequestComplete(): void {
     this.#requestComplete = true;
     if (this.#o.timeoutMs > 0 && !this.#done) {
-      this.#timer = setTimeout(() => this.#onTimeout(), this.#o.timeoutMs);
+      this.#timer = setLongTimeout(() => this.#onTimeout(), this.#o.timeoutMs);
       // A shadow never keeps the process alive on its own.
       this.#timer.unref();
     }
@@ -157,7 +158,7 @@ export class ShadowStream implements UpstreamSink {
     if (this.#done) return;
     this.#done = true;
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      this.#timer?.clear();
       this.#timer = undefined;
     }
     const o = this.#o;

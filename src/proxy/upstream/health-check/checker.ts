@@ -8,6 +8,7 @@ import type { Host } from '../types.ts';
 import type { HealthCheckConfig } from './config.ts';
 import { ACTIVE_HC_TIMEOUT, FAILED_ACTIVE_HC, PENDING_ACTIVE_HC, hasHostFlag, setHostFlags } from './flags.ts';
 import { createProbe, type Probe, type ProbeResult } from './probes.ts';
+import { type LongTimer, setLongTimeout } from '../../long-timers.ts';
 
 export interface CheckerHooks {
   /** A host's active-HC flags changed; `healthChanged` when Host.health did too. */
@@ -39,8 +40,8 @@ class Session {
   #numUnhealthy = 0;
   #first = true;
   #seq = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #timeout: NodeJS.Timeout | undefined;
+  #timer: LongTimer | undefined;
+  #timeout: LongTimer | undefined;
   #closed = false;
   /** Resolved after the first check's result. */
   readonly firstResult: Promise<void>;
@@ -59,7 +60,7 @@ class Session {
 
   #schedule(ms: number): void {
     if (this.#closed) return;
-    this.#timer = setTimeout(() => this.#run(), ms);
+    this.#timer = setLongTimeout(() => this.#run(), ms);
     this.#timer.unref();
   }
 
@@ -67,7 +68,7 @@ class Session {
     if (this.#closed) return;
     const seq = ++this.#seq;
     this.#parent.stats.attempt.inc();
-    this.#timeout = setTimeout(() => {
+    this.#timeout = setLongTimeout(() => {
       if (seq !== this.#seq) return;
       this.#probe.close(); // a fresh connection next time
       this.#done(seq, undefined);
@@ -80,7 +81,7 @@ class Session {
   #done(seq: number, r: ProbeResult | undefined): void {
     if (seq !== this.#seq || this.#closed) return;
     this.#seq++; // later answers to this attempt are ignored
-    clearTimeout(this.#timeout);
+    this.#timeout?.clear();
     let healthy: boolean;
     let t: Transition;
     if (r?.ok) {
@@ -153,8 +154,8 @@ class Session {
 
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
-    clearTimeout(this.#timeout);
+    this.#timer?.clear();
+    this.#timeout?.clear();
     this.#probe.close();
     this.#resolveFirst();
   }

@@ -9,6 +9,7 @@ import type { Counter, Gauge, StatsStore } from '../../stats.ts';
 import type { Host, UpstreamResult } from '../types.ts';
 import { FAILED_OUTLIER_CHECK, hasHostFlag, setHostFlags } from '../health-check/flags.ts';
 import type { OutlierDetectionConfig } from './config.ts';
+import { type LongTimer, setLongInterval } from '../../long-timers.ts';
 
 export type EjectionType =
   | 'consecutive_5xx'
@@ -84,7 +85,7 @@ export class OutlierDetector {
   readonly #overflow: Counter;
   readonly #detected = new Map<EjectionType, Counter>();
   readonly #enforced = new Map<EjectionType, Counter>();
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimer | undefined;
   #ejected = 0;
 
   constructor(config: OutlierDetectionConfig, stats: StatsStore, statPrefix: string, onChange: () => void, opts: DetectorOptions = {}) {
@@ -101,7 +102,7 @@ export class OutlierDetector {
       this.#enforced.set(t, stats.counter(`${p}ejections_enforced_${t}`));
     }
     if (opts.timer !== false) {
-      this.#timer = setInterval(() => this.sweep(), config.intervalMs);
+      this.#timer = setLongInterval(() => this.sweep(), config.intervalMs);
       this.#timer.unref();
     }
   }
@@ -292,6 +293,6 @@ export class OutlierDetector {
   }
 
   close(): void {
-    clearInterval(this.#timer);
+    this.#timer?.clear();
   }
 }
