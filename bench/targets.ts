@@ -58,7 +58,7 @@ interface Side {
  * After a failed pair: does each side answer one request now (h2c for an h2 scenario, else
  * HTTP/1.1), within 2 s? Names the proxy that stopped answering, when one did.
  */
-async function probe(s: Scenario, name: string, port: number): Promise<string> {
+export async function probe(s: Pick<Scenario, 'h2Streams' | 'client' | 'path'>, name: string, port: number): Promise<string> {
   const t0 = performance.now();
   const took = (): string => `${(performance.now() - t0).toFixed(0)} ms`;
   const timeout = AbortSignal.timeout(2000);

@@ -31,7 +31,8 @@ test('bench suite --quick runs direct, minimal and legate (plain and mTLS), pair
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    // 'close': all of its output read ('exit' can come before the last of it).
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     assert.equal(code, 0, `suite failed:\n${stdout}\n${stderr}`);
 
     const jsonFile = /^wrote (.+\.json)$/m.exec(stdout)?.[1];
