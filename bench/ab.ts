@@ -8,7 +8,7 @@
 // A checkout is a directory with bin/legate.js (e.g. `git worktree add /tmp/base HEAD~1`, plus
 // `npm run prepare` there, or src/generated copied in). `nginx` as B runs nginx as the suite does
 // (1 worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal
-// Node proxy (contestants/minimal-proxy.ts; http and h2c). `--mode http`: an HCM listener (route
+// Node proxy (contestants/minimal-proxy.ts; http, h2c, and tcp: its raw net pipe). `--mode http`: an HCM listener (route
 // table, router), autocannon through it; `--mode tcp`: a tcp_proxy listener, HTTP/1.1 load through
 // it; `--mode h2c`: the HCM listener under h2c load (`--connections` connections × 10 streams;
 // default 5 connections, as the suite's h2-12b) to the HTTP/1.1 upstream, the load from nghttp2's
@@ -48,7 +48,7 @@ const NAMED = new Set(['nginx', 'minimal']);
 const [specA, specB] = positionals.map((p) => (NAMED.has(p) ? p : path.resolve(p)));
 const mode = values.mode;
 const usable = mode === 'http' || mode === 'tcp' || ((mode === 'h2c' || mode === 'wasm') && specB !== 'nginx');
-if (!specA || !specB || NAMED.has(specA) || !usable || (specB === 'minimal' && (mode === 'tcp' || mode === 'wasm'))) {
+if (!specA || !specB || NAMED.has(specA) || !usable || (specB === 'minimal' && mode === 'wasm')) {
   process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps N] [--duration S] [--path /12] [--connections N]\n');
   process.exit(2);
 }
@@ -132,12 +132,13 @@ async function startNginx(cfgDir: string, name: string, upstreamPort: number): P
   return { child, port };
 }
 
-/** The suite's minimal Node proxy; in h2c mode its node:http2 listener is the one loaded. */
+/** The suite's minimal Node proxy; in h2c mode its node:http2 listener is the one loaded, in tcp mode its raw pipe. */
 async function startMinimal(upstreamPort: number): Promise<Side> {
-  const [h1, h2] = (await freePorts(2)) as [number, number];
+  const [h1, other] = (await freePorts(2)) as [number, number];
   const script = fileURLToPath(new URL('./contestants/minimal-proxy.ts', import.meta.url));
-  const child = spawnPinned(PROXY_CPU, process.execPath, [script, String(h1), String(upstreamPort), ...(mode === 'h2c' ? [JSON.stringify({ h2 })] : [])]);
-  const port = mode === 'h2c' ? h2 : h1;
+  const extra = mode === 'h2c' ? { h2: other } : mode === 'tcp' ? { tcp: other } : undefined;
+  const child = spawnPinned(PROXY_CPU, process.execPath, [script, String(h1), String(upstreamPort), ...(extra ? [JSON.stringify(extra)] : [])]);
+  const port = extra ? other : h1;
   await waitForPort(port, child);
   return { child, port };
 }

@@ -33,14 +33,14 @@ const httpProxy: Contestant = {
 
 const minimal: Contestant = {
   name: 'minimal',
-  describe: 'node:http server + undici Pool.stream (bench/contestants/minimal-proxy.ts); h2c with node:http2\'s core \'stream\' API + the same Pool; node:https servers and an undici Pool over TLS for the TLS scenarios',
+  describe: 'node:http server + undici Pool.stream (bench/contestants/minimal-proxy.ts); h2c with node:http2\'s core \'stream\' API + the same Pool; node:https servers and an undici Pool over TLS for the TLS scenarios; TCP: net sockets piped both ways (stream.pipe)',
   async start(ctx) {
-    const [h1, h2, tls, mtlsUp, mtls] = await freePorts(5) as [number, number, number, number, number];
+    const [h1, h2, tls, mtlsUp, mtls, tcp] = await freePorts(6) as [number, number, number, number, number, number];
     const { pki } = ctx;
-    const extraArgs = { h2, tls, mtlsUp, mtls, upstreamMtls: ctx.upstream.mtls, ca: pki.caFile, serverCert: pki.server.cert, serverKey: pki.server.key, clientCert: pki.client.cert, clientKey: pki.client.key, servername: SERVER_NAME };
+    const extraArgs = { h2, tcp, tls, mtlsUp, mtls, upstreamMtls: ctx.upstream.mtls, ca: pki.caFile, serverCert: pki.server.cert, serverKey: pki.server.key, clientCert: pki.client.cert, clientKey: pki.client.key, servername: SERVER_NAME };
     const child = spawnPinned(ctx.cpu, process.execPath, [here('./minimal-proxy.ts'), String(h1), String(ctx.upstream.h1), JSON.stringify(extraArgs)]);
-    await ready(child, [h1, h2, tls, mtlsUp, mtls]);
-    return running(child, { h1, h2, tls, mtlsUp, mtls }, { tcp: 'not a TCP proxy' }, 'undici');
+    await ready(child, [h1, h2, tls, mtlsUp, mtls, tcp]);
+    return running(child, { h1, h2, tls, mtlsUp, mtls, tcp }, {}, 'undici');
   },
 };
 

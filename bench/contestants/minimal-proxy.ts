@@ -4,14 +4,17 @@
 // servername}: ports and PEM file paths) it also serves h2c → plain upstream (`h2`, node:http2's core
 // 'stream' API, not the compatibility layer), HTTPS → plain upstream (`tls`), plain → mTLS
 // upstream (`mtlsUp`) and mTLS → mTLS upstream (`mtls`) with node:https and an undici Pool over TLS.
+// `tcp`: a raw TCP proxy, each accepted socket piped to a new upstream connection and back
+// (net + stream.pipe, what a Node TCP proxy is at its simplest): the floor for tcp_proxy.
 
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { Pool } from 'undici';
 
-interface ExtraArgs { h2: number; tls: number; mtlsUp: number; mtls: number; upstreamMtls: number; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; servername: string }
+interface ExtraArgs { h2: number; tcp: number; tls: number; mtlsUp: number; mtls: number; upstreamMtls: number; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; servername: string }
 
 const [listenPort = '0', upstreamPort = '0', extraJson] = process.argv.slice(2);
 const POOL = { connections: 128, keepAliveTimeout: 60_000 };
@@ -66,6 +69,18 @@ function proxyH2(pool: Pool): (stream: http2.ServerHttp2Stream, headers: http2.I
   };
 }
 
+/** The raw pipe: bytes both ways until either side ends or fails, then both are closed. */
+function pipeTo(upstreamPort: number): (client: net.Socket) => void {
+  return (client) => {
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    const close = (): void => void (client.destroy(), upstream.destroy());
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  };
+}
+
 function serve(server: http.Server, port: number): Promise<void> {
   server.keepAliveTimeout = 120_000;
   server.headersTimeout = 0;
@@ -76,12 +91,16 @@ function serve(server: http.Server, port: number): Promise<void> {
 const plainPool = new Pool(`http://127.0.0.1:${upstreamPort}`, POOL);
 const plain = proxyTo(plainPool);
 await serve(http.createServer(plain), Number(listenPort));
-// Only `h2` given (bench/ab.ts --mode h2c): the h2c listener alone.
+// Only `h2` or `tcp` given (bench/ab.ts --mode h2c / tcp): that listener alone besides the HTTP/1.1 one.
 const extra = extraJson ? (JSON.parse(extraJson) as Partial<ExtraArgs>) : {};
 if (extra.h2 !== undefined) {
   const h2 = http2.createServer();
   h2.on('stream', proxyH2(plainPool));
   await new Promise<void>((r) => h2.listen(extra.h2, '127.0.0.1', r));
+}
+if (extra.tcp !== undefined) {
+  const tcp = net.createServer(pipeTo(Number(upstreamPort)));
+  await new Promise<void>((r) => tcp.listen(extra.tcp, '127.0.0.1', r));
 }
 if (extra.tls !== undefined) {
   const t = extra as ExtraArgs;
