@@ -6,18 +6,19 @@
 //
 // npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps 6] [--duration 5] [--path /12] [--connections 25] [--close]
 // A checkout is a directory with bin/legate.js (e.g. `git worktree add /tmp/base HEAD~1`, plus
-// `npm run prepare` there, or src/generated copied in). `nginx` as B runs nginx as the suite does
-// (1 worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal
-// Node proxy (contestants/minimal-proxy.ts; http, h2c, and tcp: its raw net pipe). `--mode http`: an HCM listener (route
-// table, router), autocannon through it; `--mode tcp`: a tcp_proxy listener, HTTP/1.1 load through
-// it; `--mode h2c`: the HCM listener under h2c load (`--connections` connections × 10 streams;
-// default 5 connections, as the suite's h2-12b) to the HTTP/1.1 upstream, the load from nghttp2's
-// h2load when installed (apt-get install nghttp2-client), else from bench/h2-load.ts (two of those
-// saturate the load CPU, so each proxy idles half the time and pays more per request than under the
-// suite's load); `--mode wasm`: the HCM listener with the wasm-examples/header-filter Proxy-Wasm
-// plugin before the router (legate checkouts only). Prints one line per repetition and the median
-// ratio; writes bench/results/ab-<timestamp>.json. `--close`: HTTP/1.1 load sends `connection: close`
-// (a new connection per request: the per-connection cost).
+// `npm run prepare` there, or src/generated copied in). `nginx` as B runs nginx as the suite does (1
+// worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal Node
+// proxy (contestants/minimal-proxy.ts; http, h2c, and tcp: its raw net pipe). `--mode http`: an HCM
+// listener (route table, router), autocannon through it; `--mode tcp`: a tcp_proxy listener,
+// HTTP/1.1 load through it; `--mode h2c`: the HCM listener under h2c load (`--connections`
+// connections × 10 streams; default 5 connections, as the suite's h2-12b) to the HTTP/1.1 upstream,
+// the load from nghttp2's h2load when installed (apt-get install nghttp2-client), else from
+// bench/h2-load.ts (two of those saturate the load CPU, so each proxy idles half the time and pays
+// more per request than under the suite's load); `--mode wasm`: the HCM listener with the
+// wasm-examples/header-filter Proxy-Wasm plugin before the router (legate checkouts only). Prints
+// one line per repetition and the median ratio; writes bench/results/ab-<timestamp>.json.
+// `--close`: HTTP/1.1 load sends `connection: close` (a new connection per request: the
+// per-connection cost).
 
 import autocannon from 'autocannon';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
