@@ -295,10 +295,10 @@ export class ClusterPools {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const timer = setLongTimeout(() => this.#forced.resolve(), CLOSE_GRACE_MS);
+    const timer = setTimeout(() => this.#forced.resolve(), CLOSE_GRACE_MS); // a constant: no long timer needed
     const keys = new Set([...this.#http1.hosts(), ...this.#http2.hosts()]);
     await Promise.all([...[...keys].map((k) => this.removeHost(k, this.#forced.promise)), this.#draining]);
-    timer.clear();
+    clearTimeout(timer);
     this.#forced.resolve();
   }
 }
