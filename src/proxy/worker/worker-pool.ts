@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './messages.ts';
 import { logger } from '../log.ts';
 import { releaseMemory, releaseMemoryAfterConfigUpdate } from './release-memory.ts';
+import { applyV8Defaults } from './v8-flags.ts';
 import { collectUnpacked } from '../../config/decode.ts';
 import type { UnpackedConfig } from '../../config/unpacked-anys.ts';
 
@@ -31,19 +32,10 @@ const WORKER_BOOT = [
  * Left alone, V8 sizes it from the machine's memory: on a 24 GB box each worker's new space reached
  * 104 MB under a 12 B keep-alive load. 16 MB (new space ~14 MB committed under load, was ~27 MB at
  * 48) doubles the scavenges (1 → 2 per 1,000 requests, each cheap: a proxy's garbage dies young);
- * with WORKER_HEAP_GROWING_PERCENT, peak RSS with one worker under autocannon -c 50 (12 B) went
+ * with the old generation's growing percent (v8-flags.ts), peak RSS with one worker under autocannon -c 50 (12 B) went
  * 177-198 → 148-150 MB, CPU per request within the noise (7 alternating pairs, median ratio 1.005).
  */
 const WORKER_YOUNG_GENERATION_MB = 16;
-
-/**
- * How much V8 lets the old generation grow past what survived the last full GC, %: V8's default
- * factor (up to 4x when it thinks memory is plentiful) left a worker's old space up to 2x its live
- * size under load; 20% costs a few more full GCs (3-4 vs 1 in a 10 s load), not measurable per
- * request. A process-wide V8 flag (the main thread gets it too), set before the workers' isolates
- * exist unless given on the command line or in NODE_OPTIONS.
- */
-const WORKER_HEAP_GROWING_PERCENT = 20;
 
 type Reply = Extract<WorkerToMain, { type: 'reply' }>;
 type Ask = MainToWorker extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
@@ -64,8 +56,7 @@ export class WorkerPool {
     this.#onExit = onExit;
     const ready: Array<Promise<Record<string, number>>> = [];
     v8.setFlagsFromString('--expose-gc'); // before the workers' isolates exist: see releaseMemory()
-    const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--heap[-_]growing[-_]percent/.test(a));
-    if (!given) v8.setFlagsFromString(`--heap-growing-percent=${WORKER_HEAP_GROWING_PERCENT}`);
+    applyV8Defaults(); // process-wide: before the workers' isolates exist
     const unpacked = collectUnpacked(init.bootstrap);
     for (let i = 0; i < n; i++) ready.push(this.#spawn(i, unpacked));
     const results = await Promise.all(ready);
