@@ -26,5 +26,5 @@ test('a flag the user gave, in any spelling or polarity, is left alone', () => {
 test('a flag whose own name starts with "no" still matches itself', () => {
   const defaults = [{ name: 'node-thing', arg: '--node-thing=1' }, { name: 'other', arg: '--other' }];
   assert.deepEqual(v8DefaultsToSet(['--node-thing=2'], defaults), ['--other']);
-  assert.deepEqual(v8DefaultsToSet(['--de-thing'], defaults), ['--node-thing=1', '--other']);
+  assert.deepEqual(v8DefaultsToSet(['--de-thing'], defaults), ['--node-thing=1', '--other'], 'another flag is not it');
 });
