@@ -35,7 +35,7 @@ const WORKER_BOOT = [
  * with the old generation's growing percent (v8-flags.ts), peak RSS with one worker under
  * autocannon -c 50 (12 B) went 177-198 → 148-150 MB, CPU per request within the noise (7
  * alternating pairs, median ratio 1.005). 12 MB saved 7 MB more but cost 1.17x (paired, 6 pairs):
- * in-flight requests no longer fit, so scavenges copied more (0.4 → 3-4 ms each) and promoted it,
+ * in-flight requests no longer fit, so each scavenge copied and promoted more (0.4 → 3-4 ms each),
  * and full GCs went 6 → 61 in 16 s under load (--trace-gc).
  */
 const WORKER_YOUNG_GENERATION_MB = 16;
