@@ -23,6 +23,8 @@ export interface CliOptions {
   drainStrategy: 'gradual' | 'immediate';
   fileFlushIntervalMsec: number;
   baseId: number;
+  /** --dedicated-main-thread: the worker runs on a thread of its own even where it could share the main thread's. */
+  dedicatedMainThread: boolean;
   /** --admin-address-path: file to write the admin's bound `address:port` to. */
   adminAddressPath: string | undefined;
   help: boolean;
@@ -111,6 +113,7 @@ const flags: Record<string, (o: CliOptions) => void> = {
   '--enable-fine-grain-logging': () => {},
   '--enable-core-dump': () => {},
   '--cpuset-threads': () => {},
+  '--dedicated-main-thread': (o) => (o.dedicatedMainThread = true),
   '--help': (o) => (o.help = true),
   '--version': (o) => (o.version = true),
 };
@@ -137,6 +140,7 @@ export function defaultOptions(): CliOptions {
     fileFlushIntervalMsec: 10000,
     baseId: 0,
     adminAddressPath: undefined,
+    dedicatedMainThread: false,
     help: false,
     version: false,
     argv: [],
@@ -204,4 +208,9 @@ Options (Envoy's):
       --admin-address-path FILE      write the admin's bound address:port to FILE
   accepted and harmless: --disable-hot-restart, --base-id N, --file-flush-interval-msec N, --restart-epoch N
       --version, -h/--help
+
+Options (legate's):
+      --dedicated-main-thread        keep the worker off the main thread; by default, at
+                                     --concurrency 1 a config without xDS, SDS or Proxy-Wasm
+                                     is served by the main thread itself (one V8 heap, not two)
 `;

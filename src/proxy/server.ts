@@ -27,6 +27,7 @@ import { XdsManager } from './xds/xds-manager.ts';
 import { SharedWasmStore } from './wasm/shared-store.ts';
 import { Watchdog, WatchdogBuffer, workerKillTimeoutMs } from './worker/watchdog.ts';
 import type { XdsWorkerUpdate } from './worker/messages.ts';
+import { mayServeOnMainThread } from './worker/main-thread-worker.ts';
 
 const log = logger('main');
 export { VERSION } from './version.ts';
@@ -142,12 +143,14 @@ export class Server {
           watchdog: this.#watchdogBuffer.buffer,
         },
         (code) => void this.#exit(code),
+        mayServeOnMainThread({ ...this.options, dynamic: this.config.dynamic, sdsRefs: this.config.sdsRefs }),
       );
     } finally {
       for (const s of reserved) s.close();
     }
     this.stats.counter('listener_manager.workers_started').inc(this.options.concurrency);
-    this.#watchdog = new Watchdog(this.#watchdogBuffer, this.options.concurrency, { killAfterMs: workerKillTimeoutMs(this.config.bootstrap) }, (i, ms, plugin) => void this.#recoverWorker(i, ms, plugin));
+    // The main thread's own worker has no watchdog: it could not run while that worker is stuck.
+    this.#watchdog = new Watchdog(this.#watchdogBuffer, this.workers.onMainThread ? 0 : this.options.concurrency, { killAfterMs: workerKillTimeoutMs(this.config.bootstrap) }, (i, ms, plugin) => void this.#recoverWorker(i, ms, plugin));
     this.#watchdog.start();
     this.stats.gauge('listener_manager.total_listeners_active', 'max').set(this.config.listeners.length);
     this.stats.counter('listener_manager.listener_added').inc(this.config.listeners.length);
@@ -186,7 +189,7 @@ export class Server {
     this.#setState('LIVE');
     this.stats.gauge('server.live', 'max').set(1);
     const listeners = this.config.listeners.length + (this.xds?.activeListenerConfigs().length ?? 0);
-    log.info(`legate ${VERSION} serving ${listeners} listener(s) on ${this.options.concurrency} worker(s)` + (this.#admin ? `, admin on port ${this.#admin.port}` : ''));
+    log.info(`legate ${VERSION} serving ${listeners} listener(s) on ${this.options.concurrency} worker(s)` + (this.workers.onMainThread ? ' (on the main thread)' : '') + (this.#admin ? `, admin on port ${this.#admin.port}` : ''));
   }
 
   /** Sends a validated xDS update to every worker; keeps listenerPorts current from their replies. */

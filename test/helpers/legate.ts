@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+/** The launcher users run (`npm start`, the `legate` bin). */
+export const LAUNCHER = fileURLToPath(new URL('../../bin/legate.js', import.meta.url));
 
 export interface Legate {
   readonly proc: ChildProcess;
@@ -56,11 +58,12 @@ export function writeConfig(config: unknown, ext: 'yaml' | 'json' = 'yaml'): str
   return file;
 }
 
-export async function startLegate(config: unknown, opts: { concurrency?: number; args?: readonly string[]; timeoutMs?: number } = {}): Promise<Legate> {
+/** `entry`: the script node runs (default CLI, src/cli.ts); `env`: the process's environment (default this one's). */
+export async function startLegate(config: unknown, opts: { concurrency?: number; args?: readonly string[]; timeoutMs?: number; entry?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Legate> {
   const file = writeConfig(config);
   const addrFile = join(file, '..', 'admin-address');
-  const args = [CLI, '-c', file, '--admin-address-path', addrFile, '--concurrency', String(opts.concurrency ?? 1), '--drain-time-s', '2', ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [opts.entry ?? CLI, '-c', file, '--admin-address-path', addrFile, '--concurrency', String(opts.concurrency ?? 1), '--drain-time-s', '2', ...(opts.args ?? [])];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let stdout = '';
   let stderr = '';
   proc.stdout!.on('data', (d: Buffer) => (stdout += d));

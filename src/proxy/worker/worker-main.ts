@@ -1,11 +1,11 @@
-// Worker thread entry: builds clusters and listeners from the bootstrap it was given, serves
+// A worker's data plane: builds clusters and listeners from the bootstrap it was given, serves
 // traffic, applies the main thread's xDS updates (dynamic-config.ts), and answers its questions
-// (stats, clusters, drain, shutdown). A failure to build is reported back as init_failed; the main
-// thread then exits non-zero.
-
+// (stats, clusters, drain, shutdown) on a message port. A failure to build is reported back as
+// init_failed; the main thread then exits non-zero. It runs on a worker thread (worker-thread.ts)
+// or, for the one worker of a static config, on the main thread (in-process-worker.ts).
 import { MemorySecretStore } from '../tls/secret-store.ts';
 import { flushCompileCache } from 'node:module';
-import { parentPort, workerData } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit, WorkerToMain, ClusterStatus } from './messages.ts';
 import { setLogLevel, setThreadName, logger } from '../log.ts';
 import { registerBuiltins } from '../../filters/index.ts';
@@ -33,52 +33,10 @@ import type { Runtime } from '../runtime.ts';
 import { buildRuntime } from '../../config/runtime-layers.ts';
 import { adoptUnpacked } from '../../config/unpacked-anys.ts';
 
-const init = workerData as WorkerInit;
-const port = parentPort!;
 const log = logger('main');
 
 /** This worker's Proxy-Wasm services (envoy.bootstrap.wasm), kept referenced for the worker's life. */
 const wasmServices: WasmPluginRuntime[] = [];
-
-function send(m: WorkerToMain): void {
-  port.postMessage(m);
-}
-
-async function start(): Promise<{ dyn: DynamicConfig; cm: ClusterManager; stats: StatsStore; runtime: Runtime; secrets: MemorySecretStore }> {
-  setThreadName(String(init.workerId + 1));
-  setLogLevel(init.logLevel);
-  for (const [c, l] of init.componentLogLevels) setLogLevel(l, c);
-  registerBuiltins(registry);
-  adoptUnpacked(init.unpacked);
-  if (init.wasmShared) attachProcessWasmStore(init.wasmShared, init.workerId);
-  const n = init.bootstrap.node;
-  setNodeProperties(n ? { id: n.id, cluster: n.cluster, metadata: n.metadata ? structToJson(n.metadata) : {} } : undefined);
-  if (init.watchdog) startBeating(new WatchdogBuffer(init.watchdog), init.workerId);
-  if (init.wasmTrace || process.env.LEGATE_WASM_TRACE === '1') {
-    const trace = logger('wasm');
-    setWasmTrace((label) => (name, args, status) => trace.info(`wasm trace ${label}: ${name}(${args.join(', ')}) → ${statusName(status)}`));
-  }
-  const routes = new RouteRegistry();
-  // Static listeners' HCMs with `rds` get this worker's live route sources (filled by xds updates).
-  const built = buildStaticConfig(init.bootstrap, { rds: routes.rdsHook });
-  if (!built.ok) throw new Error(formatErrors(built.errors));
-  const stats = new StatsStore();
-  // Static secrets from this worker's own parse, then the SDS secrets the main thread already holds.
-  const secrets = new MemorySecretStore([...built.value.secrets, ...Object.entries(init.secrets)]);
-  const shared = new SharedCounters(init.shared);
-  const cm = createClusterManager(built.value.clusters, { stats, workerId: init.workerId, shared, secrets });
-  await cm.ready();
-  const runtime = buildRuntime(init.bootstrap, init.runtimeAdmin);
-  const rt = { stats, clusterManager: cm, workerId: init.workerId, shared, runtime, secrets };
-  const drainTimeMs = (init.drainTimeS ?? Limits.drainTimeS) * 1000;
-  const dyn = new DynamicConfig({ rt, clusterManager: cm, staticSecrets: built.value.secrets, drainTimeMs, routes });
-  for (const l of built.value.listeners) await dyn.addListener(l, init.ports[l.name] ?? l.address.port);
-  wasmServices.push(...startWasmServices(built.value.wasmServices, init.workerId, { stats, clusterManager: cm, maxMemoryBytes: maxMemoryFrom(runtime) }));
-  flushCompileCache(); // for the next worker, or the next legate
-  releaseMemory();
-  send({ type: 'ready', listeners: dyn.ports() });
-  return { dyn, cm, stats, runtime, secrets };
-}
 
 /** Beats from the event loop (a stuck loop stops them) and marks time spent in plugin code. */
 function startBeating(buf: WatchdogBuffer, id: number): void {
@@ -113,61 +71,104 @@ function clusterStatus(cm: ClusterManager): ClusterStatus[] {
   });
 }
 
-// Listen from the first moment: a ref'd message port keeps this thread alive while start() awaits
-// (health checks and DNS use unref'd timers), and messages that arrive early wait for start().
-const started = start();
-const early: MainToWorker[] = [];
-let handle: ((m: MainToWorker) => void) | undefined;
-port.on('message', (m: MainToWorker) => (handle ? handle(m) : early.push(m)));
+/** Runs a worker's data plane on `port` (the thread's parentPort, or one end of a MessageChannel in the main thread). */
+export function runWorker(init: WorkerInit, port: MessagePort, o: { readonly onMainThread?: boolean } = {}): void {
+  function send(m: WorkerToMain): void {
+    port.postMessage(m);
+  }
 
-started.then(
-  ({ dyn, cm, stats, runtime, secrets }) => {
-    handle = (m: MainToWorker): void => {
-      const listeners = dyn.all();
-      const connections = (): number => dyn.all().reduce((n, l) => n + l.activeConnections, 0);
-      switch (m.type) {
-        case 'stats':
-          cm.refreshStats();
-          return send({ type: 'reply', id: m.id, stats: stats.snapshot() });
-        case 'clusters':
-          return send({ type: 'reply', id: m.id, clusters: clusterStatus(cm) });
-        case 'runtime':
-          runtime.setAdmin(m.values);
-          return send({ type: 'reply', id: m.id });
-        case 'secret':
-          secrets.set(m.name, m.secret);
-          return send({ type: 'reply', id: m.id });
-        case 'log_level':
-          setLogLevel(m.level, m.component);
-          return send({ type: 'reply', id: m.id });
-        case 'stop_accepting':
-          void Promise.all(listeners.map((l) => l.stopAccepting())).then(() => send({ type: 'reply', id: m.id, connections: connections() }));
-          return;
-        case 'drain':
-          for (const l of listeners) l.drain();
-          return send({ type: 'reply', id: m.id, connections: connections() });
-        case 'xds':
-          adoptUnpacked(m.unpacked);
-          void dyn.apply(m.update).then((r) => {
-            send({ type: 'reply', id: m.id, listeners: r.listeners, ...(r.errors.length > 0 ? { errors: r.errors } : {}) });
-            releaseMemoryAfterConfigUpdate();
-          });
-          return;
-        case 'shutdown':
-          void dyn
-            .closeAll()
-            .then(() => cm.close())
-            .finally(() => {
-              send({ type: 'reply', id: m.id });
-              port.close();
+  async function start(): Promise<{ dyn: DynamicConfig; cm: ClusterManager; stats: StatsStore; runtime: Runtime; secrets: MemorySecretStore }> {
+    if (!o.onMainThread) setThreadName(String(init.workerId + 1));
+    setLogLevel(init.logLevel);
+    for (const [c, l] of init.componentLogLevels) setLogLevel(l, c);
+    registerBuiltins(registry);
+    adoptUnpacked(init.unpacked);
+    if (init.wasmShared) attachProcessWasmStore(init.wasmShared, init.workerId);
+    const n = init.bootstrap.node;
+    setNodeProperties(n ? { id: n.id, cluster: n.cluster, metadata: n.metadata ? structToJson(n.metadata) : {} } : undefined);
+    if (init.watchdog) startBeating(new WatchdogBuffer(init.watchdog), init.workerId);
+    if (init.wasmTrace || process.env.LEGATE_WASM_TRACE === '1') {
+      const trace = logger('wasm');
+      setWasmTrace((label) => (name, args, status) => trace.info(`wasm trace ${label}: ${name}(${args.join(', ')}) → ${statusName(status)}`));
+    }
+    const routes = new RouteRegistry();
+    // Static listeners' HCMs with `rds` get this worker's live route sources (filled by xds updates).
+    const built = buildStaticConfig(init.bootstrap, { rds: routes.rdsHook });
+    if (!built.ok) throw new Error(formatErrors(built.errors));
+    const stats = new StatsStore();
+    // Static secrets from this worker's own parse, then the SDS secrets the main thread already holds.
+    const secrets = new MemorySecretStore([...built.value.secrets, ...Object.entries(init.secrets)]);
+    const shared = new SharedCounters(init.shared);
+    const cm = createClusterManager(built.value.clusters, { stats, workerId: init.workerId, shared, secrets });
+    await cm.ready();
+    const runtime = buildRuntime(init.bootstrap, init.runtimeAdmin);
+    const rt = { stats, clusterManager: cm, workerId: init.workerId, shared, runtime, secrets };
+    const drainTimeMs = (init.drainTimeS ?? Limits.drainTimeS) * 1000;
+    const dyn = new DynamicConfig({ rt, clusterManager: cm, staticSecrets: built.value.secrets, drainTimeMs, routes });
+    for (const l of built.value.listeners) await dyn.addListener(l, init.ports[l.name] ?? l.address.port);
+    wasmServices.push(...startWasmServices(built.value.wasmServices, init.workerId, { stats, clusterManager: cm, maxMemoryBytes: maxMemoryFrom(runtime) }));
+    flushCompileCache(); // for the next worker, or the next legate
+    releaseMemory();
+    send({ type: 'ready', listeners: dyn.ports() });
+    return { dyn, cm, stats, runtime, secrets };
+  }
+
+  // Listen from the first moment: a ref'd message port keeps this thread alive while start() awaits
+  // (health checks and DNS use unref'd timers), and messages that arrive early wait for start().
+  const started = start();
+  const early: MainToWorker[] = [];
+  let handle: ((m: MainToWorker) => void) | undefined;
+  port.on('message', (m: MainToWorker) => (handle ? handle(m) : early.push(m)));
+
+  started.then(
+    ({ dyn, cm, stats, runtime, secrets }) => {
+      handle = (m: MainToWorker): void => {
+        const listeners = dyn.all();
+        const connections = (): number => dyn.all().reduce((n, l) => n + l.activeConnections, 0);
+        switch (m.type) {
+          case 'stats':
+            cm.refreshStats();
+            return send({ type: 'reply', id: m.id, stats: stats.snapshot() });
+          case 'clusters':
+            return send({ type: 'reply', id: m.id, clusters: clusterStatus(cm) });
+          case 'runtime':
+            runtime.setAdmin(m.values);
+            return send({ type: 'reply', id: m.id });
+          case 'secret':
+            secrets.set(m.name, m.secret);
+            return send({ type: 'reply', id: m.id });
+          case 'log_level':
+            setLogLevel(m.level, m.component);
+            return send({ type: 'reply', id: m.id });
+          case 'stop_accepting':
+            void Promise.all(listeners.map((l) => l.stopAccepting())).then(() => send({ type: 'reply', id: m.id, connections: connections() }));
+            return;
+          case 'drain':
+            for (const l of listeners) l.drain();
+            return send({ type: 'reply', id: m.id, connections: connections() });
+          case 'xds':
+            adoptUnpacked(m.unpacked);
+            void dyn.apply(m.update).then((r) => {
+              send({ type: 'reply', id: m.id, listeners: r.listeners, ...(r.errors.length > 0 ? { errors: r.errors } : {}) });
+              releaseMemoryAfterConfigUpdate();
             });
-          return;
-      }
-    };
-    for (const m of early.splice(0)) handle(m);
-  },
-  (e: unknown) => {
-    log.error(`worker ${init.workerId} failed to start: ${e instanceof Error ? e.message : String(e)}`);
-    send({ type: 'init_failed', error: e instanceof Error ? e.message : String(e) });
-  },
-);
+            return;
+          case 'shutdown':
+            void dyn
+              .closeAll()
+              .then(() => cm.close())
+              .finally(() => {
+                send({ type: 'reply', id: m.id });
+                port.close();
+              });
+            return;
+        }
+      };
+      for (const m of early.splice(0)) handle(m);
+    },
+    (e: unknown) => {
+      log.error(`worker ${init.workerId} failed to start: ${e instanceof Error ? e.message : String(e)}`);
+      send({ type: 'init_failed', error: e instanceof Error ? e.message : String(e) });
+    },
+  );
+}

@@ -1,5 +1,6 @@
 // The main thread's handle on its workers: starts them, asks every worker a question and
-// gathers the answers. A worker that dies is logged and the process exits (Envoy aborts too),
+// gathers the answers. One worker of a config with no control plane runs on the main thread
+// itself (main-thread-worker.ts). A worker that dies is logged and the process exits (Envoy aborts too),
 // except one the watchdog found stuck: that one is terminated and started again in its place.
 
 import v8 from 'node:v8';
@@ -8,6 +9,7 @@ import type { MainToWorker, WorkerInit, WorkerToMain } from './messages.ts';
 import { logger } from '../log.ts';
 import { releaseMemory, releaseMemoryAfterConfigUpdate } from './release-memory.ts';
 import { applyV8Defaults } from './v8-flags.ts';
+import { MainThreadWorker, holdsWasm } from './main-thread-worker.ts';
 import { collectUnpacked } from '../../config/decode.ts';
 import type { UnpackedConfig } from '../../config/unpacked-anys.ts';
 
@@ -24,7 +26,7 @@ const WORKER_BOOT = [
   `require('node:module').enableCompileCache();`,
   `import(${JSON.stringify(new URL('./lazy-http-exports.ts', import.meta.url).href)})`,
   `.then((m) => m.importHttpWithoutUndici())`,
-  `.then(() => import(${JSON.stringify(new URL('./worker-main.ts', import.meta.url).href)}));`,
+  `.then(() => import(${JSON.stringify(new URL('./worker-thread.ts', import.meta.url).href)}));`,
 ].join('');
 
 /**
@@ -44,23 +46,30 @@ type Reply = Extract<WorkerToMain, { type: 'reply' }>;
 type Ask = MainToWorker extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
 
 export class WorkerPool {
-  readonly #workers: Worker[] = [];
+  readonly #workers: Array<Worker | MainThreadWorker> = [];
   readonly #pending = new Map<number, (r: Reply) => void>();
   #nextId = 1;
   #stopping = false;
 
   #init: Omit<WorkerInit, 'workerId'> | undefined;
+  #onMainThread = false;
   #onExit: (code: number) => void = () => undefined;
   readonly #restarting = new Set<number>();
 
-  /** Starts `n` workers; resolves with each listener's bound port once all are serving. */
-  async start(n: number, init: Omit<WorkerInit, 'workerId'>, onExit: (code: number) => void): Promise<Record<string, number>> {
+  /**
+   * Starts `n` workers; resolves with each listener's bound port once all are serving.
+   * `mainThread`: the one worker may run on the main thread (main-thread-worker.ts says when); it
+   * does unless the config holds a Proxy-Wasm plugin.
+   */
+  async start(n: number, init: Omit<WorkerInit, 'workerId'>, onExit: (code: number) => void, mainThread = false): Promise<Record<string, number>> {
     this.#init = init;
     this.#onExit = onExit;
     const ready: Array<Promise<Record<string, number>>> = [];
     v8.setFlagsFromString('--expose-gc'); // before the workers' isolates exist: see releaseMemory()
     applyV8Defaults(); // process-wide: before the workers' isolates exist
     const unpacked = collectUnpacked(init.bootstrap);
+    this.#onMainThread = mainThread && n === 1 && !holdsWasm(unpacked);
+    if (this.#onMainThread) this.#init = { ...init, watchdog: undefined }; // nothing could watch it: see main-thread-worker.ts
     for (let i = 0; i < n; i++) ready.push(this.#spawn(i, unpacked));
     const results = await Promise.all(ready);
     releaseMemory(); // the main thread's own start-up (bootstrap decode) is done by now
@@ -71,7 +80,7 @@ export class WorkerPool {
   #spawn(i: number, unpacked: UnpackedConfig = collectUnpacked(this.#init!.bootstrap)): Promise<Record<string, number>> {
     const init = this.#init!;
     const workerData: WorkerInit = { ...init, workerId: i, unpacked };
-    const w = new Worker(WORKER_BOOT, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB }, workerData, name: `worker_${i}` });
+    const w = this.#onMainThread ? new MainThreadWorker(workerData) : new Worker(WORKER_BOOT, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB }, workerData, name: `worker_${i}` });
     this.#workers[i] = w;
     return new Promise((resolve, reject) => {
       w.on('message', (m: WorkerToMain) => {
@@ -102,7 +111,7 @@ export class WorkerPool {
    */
   async restart(i: number, init: Partial<Omit<WorkerInit, 'workerId'>> = {}): Promise<void> {
     const old = this.#workers[i];
-    if (!old || this.#stopping) return;
+    if (!old || this.#stopping || this.#onMainThread) return; // the main thread's worker is not watched
     this.#restarting.add(i);
     try {
       await old.terminate();
@@ -111,6 +120,11 @@ export class WorkerPool {
     } finally {
       this.#restarting.delete(i);
     }
+  }
+
+  /** Whether the one worker runs on the main thread (start()'s `mainThread`). */
+  get onMainThread(): boolean {
+    return this.#onMainThread;
   }
 
   get size(): number {
