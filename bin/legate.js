@@ -28,6 +28,10 @@ if (major >= 24) {
   // Caches compiled (and type-stripped) modules: faster start, and no TypeScript stripper in memory
   // once warm. NODE_COMPILE_CACHE picks the directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
   module.enableCompileCache();
+  // Start-up without Maglev and TurboFan (src/proxy/worker/v8-flags.ts: ~11 MB less idle RSS); the
+  // server turns them back on before it serves. Before any other module compiles.
+  const { holdOptimizingCompilers } = await import('../src/proxy/worker/v8-flags.ts');
+  holdOptimizingCompilers();
   // Before any module imports node:http: keeps Node's bundled undici out of this thread (~1.5 MB of heap).
   const { importHttpWithoutUndici } = await import('../src/proxy/worker/lazy-http-exports.ts');
   await importHttpWithoutUndici();

@@ -8,6 +8,7 @@ import { prefetchRemoteCode, setRemoteCodeValidateOnly } from './proxy/wasm/remo
 import { loadConfig, Server, VERSION } from './proxy/server.ts';
 import { formatErrors } from './config/result.ts';
 import { logger, setLogLevel } from './proxy/log.ts';
+import { resumeOptimizingCompilers } from './proxy/worker/v8-flags.ts';
 
 const log = logger('main');
 
@@ -18,6 +19,8 @@ async function prefetchWasm(o: CliOptions): Promise<void> {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  // The launcher's start-up hold on the optimizing compilers is for serving: the tools get them now.
+  if (argv[0] === 'certs' || argv[0] === 'wasm') resumeOptimizingCompilers();
   if (argv[0] === 'certs') return (await import('./cli-certs.ts')).runCerts(argv.slice(1));
   if (argv[0] === 'wasm') return (await import('./cli-wasm.ts')).runWasm(argv.slice(1));
   const parsed = parseArgs(argv);

@@ -28,6 +28,7 @@ import { SharedWasmStore } from './wasm/shared-store.ts';
 import { Watchdog, WatchdogBuffer, workerKillTimeoutMs } from './worker/watchdog.ts';
 import type { XdsWorkerUpdate } from './worker/messages.ts';
 import { mayServeOnMainThread } from './worker/main-thread-worker.ts';
+import { resumeOptimizingCompilers } from './worker/v8-flags.ts';
 
 const log = logger('main');
 export { VERSION } from './version.ts';
@@ -172,6 +173,9 @@ export class Server {
       releaseProtos();
       releaseMemory();
     }
+    // The launcher held Maglev and TurboFan back for the start-up (v8-flags.ts): traffic gets them,
+    // and so does the xDS initial fetch, which can be large.
+    resumeOptimizingCompilers();
     // Envoy's init manager: not LIVE (/ready 503) until every SDS secret's first fetch has ended
     // (accepted, rejected, or initial_fetch_timeout; `0s` waits for ever), and the xDS initial
     // fetch (CDS and its EDS, then LDS and its RDS) has ended.

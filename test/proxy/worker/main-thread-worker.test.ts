@@ -88,15 +88,17 @@ test('a config with a Proxy-Wasm plugin keeps its worker on a thread the watchdo
   }
 });
 
-test('the launcher runs the main thread with a ~15 MB young generation unless the user set one', async () => {
+test('the launcher runs the main thread with a ~15 MB young generation unless the user set one, and resumes the optimizing compilers', async () => {
   const cmdline = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  const l = await startLegate(staticConfig(), { entry: LAUNCHER });
+  const l = await startLegate(staticConfig(), { entry: LAUNCHER, args: ['-l', 'debug'] });
   try {
     // The same pid serves (execve): what signals and pilot-agent see is the proxy itself.
     const argv = cmdline(l.proc.pid!);
     assert.equal(argv[1], '--max-semi-space-size=5');
     assert.ok(argv.includes(LAUNCHER));
     assert.match(await servingLine(l), ON_MAIN);
+    // The launcher held Maglev and TurboFan back for the start-up (v8-flags.ts); serving gets them back.
+    assert.match(l.stderr(), /start-up done: Maglev and TurboFan are on again/);
   } finally {
     assert.equal(await l.stop('SIGTERM'), 0);
   }
