@@ -8,8 +8,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The main thread's young generation, as a semi-space size in MB (V8's young generation is three
- * of them: ~15 MB, as a worker thread's 16 MB in src/proxy/worker/worker-pool.ts). Left to V8, a
+ * The main thread's young generation, as a semi-space size in MB: a worker thread's 16 MB young
+ * generation (src/proxy/worker/worker-pool.ts) is three semi-spaces' worth, 5.3 MB, and V8 rounds
+ * both up to a power of two, so the main thread gets the same 8 MB semi-spaces. Left to V8, a
  * 24 GB machine gives the main thread's young generation ~130 MB, which a main thread that serves
  * traffic itself (src/proxy/worker/main-thread-worker.ts) filled under load: peak RSS 214 MB
  * instead of 117. V8 reads it only when the isolate is created, so the launcher replaces itself
