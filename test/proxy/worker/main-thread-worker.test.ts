@@ -88,7 +88,7 @@ test('a config with a Proxy-Wasm plugin keeps its worker on a thread the watchdo
   }
 });
 
-test('the launcher runs the main thread with a worker's young generation unless the user set one, and resumes the optimizing compilers', async () => {
+test('the launcher gives the main thread the young generation of a worker unless the user set one, and resumes the optimizing compilers', async () => {
   const cmdline = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   const l = await startLegate(staticConfig(), { entry: LAUNCHER, args: ['-l', 'debug'] });
   try {
