@@ -23,7 +23,7 @@ export interface CliOptions {
   drainStrategy: 'gradual' | 'immediate';
   fileFlushIntervalMsec: number;
   baseId: number;
-  /** --dedicated-main-thread: the worker runs on a thread of its own even where it could share the main thread's. */
+  /** --dedicated-main-thread: worker 0 runs on a thread of its own even where it could be the main thread. */
   dedicatedMainThread: boolean;
   /** --admin-address-path: file to write the admin's bound `address:port` to. */
   adminAddressPath: string | undefined;
@@ -210,7 +210,7 @@ Options (Envoy's):
       --version, -h/--help
 
 Options (legate's):
-      --dedicated-main-thread        keep the worker off the main thread; by default, at
-                                     --concurrency 1 a config without xDS, SDS or Proxy-Wasm
-                                     is served by the main thread itself (one V8 heap, not two)
+      --dedicated-main-thread        every worker on a thread of its own; by default, worker 0
+                                     of a config without xDS, SDS or Proxy-Wasm is the main
+                                     thread itself (one V8 heap fewer)
 `;

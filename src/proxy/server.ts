@@ -150,8 +150,9 @@ export class Server {
       for (const s of reserved) s.close();
     }
     this.stats.counter('listener_manager.workers_started').inc(this.options.concurrency);
-    // The main thread's own worker has no watchdog: it could not run while that worker is stuck.
-    this.#watchdog = new Watchdog(this.#watchdogBuffer, this.workers.onMainThread ? 0 : this.options.concurrency, { killAfterMs: workerKillTimeoutMs(this.config.bootstrap) }, (i, ms, plugin) => void this.#recoverWorker(i, ms, plugin));
+    this.#watchdog = new Watchdog(this.#watchdogBuffer, this.options.concurrency, { killAfterMs: workerKillTimeoutMs(this.config.bootstrap) }, (i, ms, plugin) => void this.#recoverWorker(i, ms, plugin));
+    // Worker 0 on the main thread is not watched: the watchdog could not run while it is stuck.
+    if (this.workers.onMainThread) this.#watchdog.pause(0);
     this.#watchdog.start();
     this.stats.gauge('listener_manager.total_listeners_active', 'max').set(this.config.listeners.length);
     this.stats.counter('listener_manager.listener_added').inc(this.config.listeners.length);
@@ -193,7 +194,7 @@ export class Server {
     this.#setState('LIVE');
     this.stats.gauge('server.live', 'max').set(1);
     const listeners = this.config.listeners.length + (this.xds?.activeListenerConfigs().length ?? 0);
-    log.info(`legate ${VERSION} serving ${listeners} listener(s) on ${this.options.concurrency} worker(s)` + (this.workers.onMainThread ? ' (on the main thread)' : '') + (this.#admin ? `, admin on port ${this.#admin.port}` : ''));
+    log.info(`legate ${VERSION} serving ${listeners} listener(s) on ${this.options.concurrency} worker(s)` + (this.workers.onMainThread ? ' (worker 0 on the main thread)' : '') + (this.#admin ? `, admin on port ${this.#admin.port}` : ''));
   }
 
   /** Sends a validated xDS update to every worker; keeps listenerPorts current from their replies. */

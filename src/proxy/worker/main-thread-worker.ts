@@ -1,22 +1,21 @@
-// The main thread as the one worker. A config with no control plane (no xDS, no SDS) leaves the
-// main thread idle once it has started: it only answers the admin API. A worker thread beside it
+// The main thread as worker 0. A config with no control plane (no xDS, no SDS) leaves the main
+// thread idle once it has started: it only answers the admin API. A worker thread in its place
 // costs a second V8 isolate, heap and malloc arena (~21 MB idle, ~21 MB under load; figures in the
-// README), and on one core buys nothing, so at --concurrency 1 such a config's worker runs on the
-// main thread's event loop, behind the same messages (messages.ts) as a worker thread.
+// README) and buys nothing, so such a config's worker 0 runs on the main thread's event loop,
+// behind the same messages (messages.ts) as a worker thread; workers 1… are threads as before.
 //
 // Not when the config holds a Proxy-Wasm plugin: a plugin stuck in a loop would stop the main
 // thread too, where no watchdog could see it or end it. On a worker thread the watchdog (watchdog.ts)
 // terminates and restarts that worker. Not with xDS or SDS either: a large update decoded on the main
-// thread would stall traffic for as long. `--dedicated-main-thread` keeps a worker thread always.
-
+// thread would stall that worker's traffic for as long. `--dedicated-main-thread` keeps every worker
+// on a thread of its own.
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit } from './messages.ts';
 import type { UnpackedConfig } from '../../config/unpacked-anys.ts';
 
-/** What decides whether the one worker may run on the main thread (CliOptions, StaticConfig). */
+/** What decides whether worker 0 may run on the main thread (CliOptions, StaticConfig). */
 export interface MainThreadWorkerInputs {
-  readonly concurrency: number;
   readonly dedicatedMainThread: boolean;
   /** The bootstrap's dynamic_resources (xDS), if any. */
   readonly dynamic: unknown;
@@ -24,9 +23,9 @@ export interface MainThreadWorkerInputs {
   readonly sdsRefs: readonly unknown[];
 }
 
-/** The command line and the config allow the worker on the main thread; WorkerPool also checks for Proxy-Wasm (holdsWasm). */
+/** The command line and the config allow worker 0 on the main thread; WorkerPool also checks for Proxy-Wasm (holdsWasm). */
 export function mayServeOnMainThread(i: MainThreadWorkerInputs): boolean {
-  return i.concurrency === 1 && !i.dedicatedMainThread && !i.dynamic && i.sdsRefs.length === 0;
+  return !i.dedicatedMainThread && !i.dynamic && i.sdsRefs.length === 0;
 }
 
 /** Whether a config's Anys (collectUnpacked) include a Proxy-Wasm filter or service (`envoy.extensions.*.wasm.v3.*`). */

@@ -1,5 +1,5 @@
 // The main thread's handle on its workers: starts them, asks every worker a question and
-// gathers the answers. One worker of a config with no control plane runs on the main thread
+// gathers the answers. Worker 0 of a config with no control plane runs on the main thread
 // itself (main-thread-worker.ts). A worker that dies is logged and the process exits (Envoy aborts too),
 // except one the watchdog found stuck: that one is terminated and started again in its place.
 
@@ -58,8 +58,8 @@ export class WorkerPool {
 
   /**
    * Starts `n` workers; resolves with each listener's bound port once all are serving.
-   * `mainThread`: the one worker may run on the main thread (main-thread-worker.ts says when); it
-   * does unless the config holds a Proxy-Wasm plugin.
+   * `mainThread`: worker 0 may run on the main thread (main-thread-worker.ts says when); it does
+   * unless the config holds a Proxy-Wasm plugin.
    */
   async start(n: number, init: Omit<WorkerInit, 'workerId'>, onExit: (code: number) => void, mainThread = false): Promise<Record<string, number>> {
     this.#init = init;
@@ -68,8 +68,7 @@ export class WorkerPool {
     v8.setFlagsFromString('--expose-gc'); // before the workers' isolates exist: see releaseMemory()
     applyV8Defaults(); // process-wide: before the workers' isolates exist
     const unpacked = collectUnpacked(init.bootstrap);
-    this.#onMainThread = mainThread && n === 1 && !holdsWasm(unpacked);
-    if (this.#onMainThread) this.#init = { ...init, watchdog: undefined }; // nothing could watch it: see main-thread-worker.ts
+    this.#onMainThread = mainThread && !holdsWasm(unpacked);
     for (let i = 0; i < n; i++) ready.push(this.#spawn(i, unpacked));
     const results = await Promise.all(ready);
     releaseMemory(); // the main thread's own start-up (bootstrap decode) is done by now
@@ -79,8 +78,10 @@ export class WorkerPool {
   /** Starts worker `i`; `unpacked`: the bootstrap's decoded Anys (collectUnpacked), shared by the workers started together. */
   #spawn(i: number, unpacked: UnpackedConfig = collectUnpacked(this.#init!.bootstrap)): Promise<Record<string, number>> {
     const init = this.#init!;
-    const workerData: WorkerInit = { ...init, workerId: i, unpacked };
-    const w = this.#onMainThread ? new MainThreadWorker(workerData) : new Worker(WORKER_BOOT, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB }, workerData, name: `worker_${i}` });
+    const onMain = i === 0 && this.#onMainThread;
+    // The main thread's worker does not beat: nothing could watch it (main-thread-worker.ts).
+    const workerData: WorkerInit = { ...init, workerId: i, unpacked, ...(onMain ? { watchdog: undefined } : {}) };
+    const w = onMain ? new MainThreadWorker(workerData) : new Worker(WORKER_BOOT, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB }, workerData, name: `worker_${i}` });
     this.#workers[i] = w;
     return new Promise((resolve, reject) => {
       w.on('message', (m: WorkerToMain) => {
@@ -111,7 +112,7 @@ export class WorkerPool {
    */
   async restart(i: number, init: Partial<Omit<WorkerInit, 'workerId'>> = {}): Promise<void> {
     const old = this.#workers[i];
-    if (!old || this.#stopping || this.#onMainThread) return; // the main thread's worker is not watched
+    if (!old || this.#stopping || (i === 0 && this.#onMainThread)) return; // the main thread's worker is not watched
     this.#restarting.add(i);
     try {
       await old.terminate();
@@ -122,7 +123,7 @@ export class WorkerPool {
     }
   }
 
-  /** Whether the one worker runs on the main thread (start()'s `mainThread`). */
+  /** Whether worker 0 runs on the main thread (start()'s `mainThread`). */
   get onMainThread(): boolean {
     return this.#onMainThread;
   }

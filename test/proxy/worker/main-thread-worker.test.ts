@@ -1,6 +1,6 @@
-// The one worker of a config with no control plane runs on the main thread (main-thread-worker.ts):
-// when it does and when it does not, that it serves and reports as a worker thread does, and that
-// the launcher gives the main thread a worker's young generation.
+// Worker 0 of a config with no control plane runs on the main thread (main-thread-worker.ts): when
+// it does and when it does not, that it serves and reports as a worker thread does, beside worker
+// threads too, and that the launcher gives the main thread a worker's young generation.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import { examplePlugin, wasmBootstrap } from '../../helpers/wasm.ts';
 const upstream = await startHttp1Upstream();
 after(() => upstream.close());
 
-const ON_MAIN = /serving 1 listener\(s\) on 1 worker\(s\) \(on the main thread\)/;
+const ON_MAIN = /serving 1 listener\(s\) on 1 worker\(s\) \(worker 0 on the main thread\)/;
 const ON_THREAD = /serving 1 listener\(s\) on 1 worker\(s\), admin/;
 
 /** The start-up line ("serving …") comes after the admin address is written: waits for it (up to 5 s). */
@@ -33,10 +33,9 @@ function staticConfig(): object {
   return httpBootstrap({ routes: [{ match: { prefix: '/' }, route: { cluster: 'app' } }], clusters: { app: { ports: [upstream.port] } } });
 }
 
-test('only --concurrency 1 with no xDS, no SDS and no --dedicated-main-thread may use the main thread', () => {
-  const base = { concurrency: 1, dedicatedMainThread: false, dynamic: undefined, sdsRefs: [] };
+test('only a config with no xDS and no SDS, without --dedicated-main-thread, may use the main thread', () => {
+  const base = { dedicatedMainThread: false, dynamic: undefined, sdsRefs: [] };
   assert.equal(mayServeOnMainThread(base), true);
-  assert.equal(mayServeOnMainThread({ ...base, concurrency: 2 }), false);
   assert.equal(mayServeOnMainThread({ ...base, dedicatedMainThread: true }), false);
   assert.equal(mayServeOnMainThread({ ...base, dynamic: { ads: true } }), false);
   assert.equal(mayServeOnMainThread({ ...base, sdsRefs: [{ name: 'default' }] }), false);
@@ -75,6 +74,28 @@ for (const dedicated of [false, true]) {
     }
   });
 }
+
+test('--concurrency 2: worker 0 on the main thread and worker 1 on its own thread both take connections', async () => {
+  const l = await startLegate(staticConfig(), { concurrency: 2 });
+  try {
+    assert.match(await servingLine(l), /serving 1 listener\(s\) on 2 worker\(s\) \(worker 0 on the main thread\)/);
+    const port = await l.listenerPort('http');
+    // A new connection per request: the kernel spreads them over both listening sockets (reusePort).
+    const n = 40;
+    for (let i = 0; i < n; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/c${i}`, { headers: { connection: 'close' } });
+      assert.equal(r.status, 200);
+      await r.arrayBuffer();
+    }
+    const s = await l.stats();
+    const perWorker = [0, 1].map((w) => s[`listener.127.0.0.1_${port}.worker_${w}.downstream_cx_total`] ?? 0);
+    assert.equal(perWorker[0]! + perWorker[1]!, n, JSON.stringify(perWorker));
+    assert.ok(perWorker[0]! > 0 && perWorker[1]! > 0, `both workers served: ${JSON.stringify(perWorker)}`);
+    assert.equal(s['cluster.app.upstream_rq_total'], n);
+  } finally {
+    assert.equal(await l.stop('SIGTERM'), 0);
+  }
+});
 
 test('a config with a Proxy-Wasm plugin keeps its worker on a thread the watchdog can restart', async () => {
   const l = await startLegate(wasmBootstrap([{ name: 'header-filter', rootId: 'header_filter', file: examplePlugin('header-filter'), configuration: 'on-a-thread', vmId: 'vm-1' }], { app: upstream.port }));
