@@ -9,6 +9,7 @@
 // terminates and restarts that worker. Not with xDS or SDS either: a large update decoded on the main
 // thread would stall that worker's traffic for as long. `--dedicated-main-thread` keeps every worker
 // on a thread of its own.
+
 import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit } from './messages.ts';
