@@ -2,7 +2,8 @@
 // traffic, applies the main thread's xDS updates (dynamic-config.ts), and answers its questions
 // (stats, clusters, drain, shutdown) on a message port. A failure to build is reported back as
 // init_failed; the main thread then exits non-zero. It runs on a worker thread (worker-thread.ts)
-// or, for the one worker of a static config, on the main thread (in-process-worker.ts).
+// or, as worker 0 of a config with no control plane, on the main thread (main-thread-worker.ts).
+
 import { MemorySecretStore } from '../tls/secret-store.ts';
 import { flushCompileCache } from 'node:module';
 import type { MessagePort } from 'node:worker_threads';
