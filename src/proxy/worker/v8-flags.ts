@@ -43,9 +43,14 @@ function namesIn(arg: string): string[] {
   return name.startsWith('no') ? [name, name.slice(2)] : [name];
 }
 
+/** Every flag name the words of `given` (command-line and NODE_OPTIONS words) set, in either polarity. */
+function namedFlags(given: readonly string[]): Set<string> {
+  return new Set(given.filter((a) => a.startsWith('-')).flatMap(namesIn));
+}
+
 /** The defaults' args that `given` (command-line and NODE_OPTIONS words) leaves to legate. */
 export function v8DefaultsToSet(given: readonly string[], defaults: readonly V8Default[] = V8_DEFAULTS): string[] {
-  const named = new Set(given.filter((a) => a.startsWith('-')).flatMap(namesIn));
+  const named = namedFlags(given);
   return defaults.filter((d) => !named.has(d.name)).map((d) => d.arg);
 }
 
@@ -80,7 +85,7 @@ let held = false;
  * modules with the same ones.
  */
 export function holdOptimizingCompilers(given: readonly string[] = givenFlags()): boolean {
-  const named = new Set(given.filter((a) => a.startsWith('-')).flatMap(namesIn));
+  const named = namedFlags(given);
   if (held || STARTUP_HELD.some((n) => named.has(n))) return false;
   for (const n of STARTUP_HELD) v8.setFlagsFromString(`--no-${n}`);
   held = true;
