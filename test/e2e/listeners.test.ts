@@ -15,6 +15,34 @@ import { hcm, socketAddress } from '../helpers/config.ts';
 
 const direct = (body: string): object => ({ name: 'r', virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: body } } }] }] });
 
+/** A direct_response route whose response names both ends of the connection, as Envoy's formatter prints them. */
+const addresses = {
+  name: 'r',
+  virtual_hosts: [{
+    name: 'v',
+    domains: ['*'],
+    routes: [{
+      match: { prefix: '/' },
+      direct_response: { status: 200, body: { inline_string: 'ok' } },
+      response_headers_to_add: [{ header: { key: 'x-addresses', value: '%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS%' } }],
+    }],
+  }],
+};
+
+/** One HTTP/1.1 request on a raw socket: the response's x-addresses, and the socket's own two ends. */
+async function addressesSeen(host: string, port: number): Promise<{ header: string; local: string; remote: string }> {
+  const s = net.connect(port, host);
+  await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+  const local = s.address() as net.AddressInfo;
+  const remote = { address: s.remoteAddress!, port: s.remotePort! };
+  const bracket = (a: string): string => (a.includes(':') ? `[${a}]` : a);
+  s.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+  let text = '';
+  for await (const c of s) text += String(c);
+  const header = /^x-addresses: (.*)$/im.exec(text)?.[1]?.trim() ?? '';
+  return { header, local: `${bracket(local.address)}:${local.port}`, remote: `${bracket(remote.address)}:${remote.port}` };
+}
+
 async function ipv6Available(): Promise<boolean> {
   const s = net.createServer();
   return new Promise((r) => {
@@ -35,6 +63,32 @@ test('an IPv6 listener on [::1] serves, named after its bound address', async (t
     assert.equal(await r.body.text(), 'six');
     const s = await l.stats();
     assert.equal(s[`listener.::1_${port}.downstream_cx_total`], 1);
+  } finally {
+    await l.stop();
+  }
+});
+
+test('the connection\'s addresses: a listener on one IPv4 address (local address known without asking the socket) and on [::1]', async (t) => {
+  const v6 = await ipv6Available();
+  const l = await startLegate({
+    static_resources: {
+      listeners: [
+        { name: 'v4', address: socketAddress(0, '127.0.0.1'), filter_chains: [{ filters: [hcm(addresses)] }] },
+        ...(v6 ? [{ name: 'v6', address: socketAddress(0, '::1'), filter_chains: [{ filters: [hcm(addresses)] }] }] : []),
+      ],
+    },
+    admin: { address: socketAddress(0) },
+  });
+  try {
+    const port = await l.listenerPort('v4');
+    const seen = await addressesSeen('127.0.0.1', port);
+    // Our socket's remote end is the listener's local one, and the other way round.
+    assert.equal(seen.header, `127.0.0.1:${port} ${seen.local}`);
+    assert.equal(seen.remote, `127.0.0.1:${port}`);
+    if (!v6) return t.diagnostic('no IPv6 loopback: the [::1] half is skipped');
+    const port6 = await l.listenerPort('v6');
+    const seen6 = await addressesSeen('::1', port6);
+    assert.equal(seen6.header, `[::1]:${port6} ${seen6.local}`);
   } finally {
     await l.stop();
   }

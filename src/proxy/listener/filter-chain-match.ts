@@ -102,25 +102,44 @@ function alpnScore(chainProtocols: readonly string[], offered: readonly string[]
   return undefined;
 }
 
+/** A chain with an empty filter_chain_match: every criterion leaves it in. */
+function matchesAll(ch: CompiledChain): boolean {
+  return ch.destinationPort === 0 && !usesAddresses(ch) && ch.exactNames.size === 0 && ch.wildcardNames.length === 0 &&
+    ch.transportProtocol === '' && ch.applicationProtocols.length === 0 && ch.sourcePorts.length === 0;
+}
+
+/** Whether a chain's criteria read the connection's IP addresses. */
+function usesAddresses(ch: CompiledChain): boolean {
+  return ch.prefixRanges.length > 0 || ch.directSourceRanges.length > 0 || ch.sourceType !== 'ANY' || ch.sourceRanges.length > 0;
+}
+
 class CompiledMatcher implements FilterChainMatcher {
   readonly #chains: readonly CompiledChain[];
   readonly #default: FilterChain__Output | undefined;
+  /** The one chain, when it matches every connection (the common listener): no per-connection work. */
+  readonly #only: FilterChain__Output | undefined;
+  /** Whether any chain matches on addresses: if not, they are not parsed per connection. */
+  readonly #usesAddresses: boolean;
 
   constructor(chains: readonly CompiledChain[], defaultChain: FilterChain__Output | undefined) {
     this.#chains = chains;
     this.#default = defaultChain;
+    this.#only = chains.length === 1 && matchesAll(chains[0]!) ? chains[0]!.chain : undefined;
+    this.#usesAddresses = chains.some(usesAddresses);
   }
 
   match(c: ConnectionMatchInput): FilterChain__Output | undefined {
-    const source = parseIp(c.sourceIp);
-    const dest = parseIp(c.destinationIp);
+    if (this.#only) return this.#only;
+    const addresses = this.#usesAddresses;
+    const source = addresses ? parseIp(c.sourceIp) : undefined;
+    const dest = addresses ? parseIp(c.destinationIp) : undefined;
     const conn: Connection = {
       port: c.destinationPort,
       dest,
       sni: (c.serverName ?? '').toLowerCase(),
       transport: c.transportProtocol,
       alpn: c.applicationProtocols,
-      directSource: c.directSourceIp === undefined ? source : parseIp(c.directSourceIp),
+      directSource: c.directSourceIp === undefined || !addresses ? source : parseIp(c.directSourceIp),
       local: source !== undefined && (isLoopback(source) || (dest !== undefined && source.family === dest.family && source.value === dest.value)),
       source,
       sourcePort: c.sourcePort,

@@ -12,6 +12,7 @@ import type { ListenerConfig } from './listener-config.ts';
 import type { RuntimeContext } from '../../filters/registry.ts';
 import { NetworkFilterStatus, type NetworkFilterCallbacks } from '../../filters/network/filter.ts';
 import { runListenerFilters } from './listener-filters.ts';
+import type { ConnectionMatchInput } from './filter-chain-match.ts';
 import { ListenerGeneration, type ChainRuntime } from './listener-generation.ts';
 import { newStreamInfo } from '../http/stream-info.ts';
 import type { Counter, Gauge } from '../stats.ts';
@@ -37,13 +38,18 @@ export class ActiveListener {
   #stats: ListenerStats | undefined;
   #port = 0;
   #bound = false;
+  /**
+   * The address every connection accepted here has as its local one, when the listener is bound to
+   * one IPv4 address: read from the socket it costs a getsockname() per connection.
+   */
+  #localAddress: { readonly address: string; readonly port: number } | undefined;
 
   constructor(config: ListenerConfig, rt: RuntimeContext, opts: ActiveListenerOptions = {}) {
     this.#rt = rt;
     this.#drainTimeMs = opts.drainTimeMs ?? Limits.drainTimeS * 1000;
     this.#current = new ListenerGeneration(config, rt);
     const limit = config.perConnectionBufferLimitBytes;
-    this.#server = net.createServer({ highWaterMark: limit, noDelay: true }, (s) => this.#onConnection(s));
+    this.#server = net.createServer({ highWaterMark: limit, noDelay: true }, (s) => this.#onConnection(s, this.#localAddress));
     this.#server.on('error', (e) => log.error(`listener ${this.config.name}: ${e.message}`));
   }
 
@@ -101,6 +107,7 @@ export class ActiveListener {
         this.#server.off('error', reject);
         const a = this.#server.address();
         this.#port = typeof a === 'object' && a ? a.port : port;
+        this.#localAddress = net.isIPv4(host) && host !== '0.0.0.0' ? { address: host, port: this.#port } : undefined;
         this.#bound = true;
         this.#setUp();
         resolve(this.#port);
@@ -155,10 +162,11 @@ export class ActiveListener {
 
   /** Takes a connection accepted elsewhere (an original_dst listener handing it over). */
   accept(socket: Socket): void {
-    this.#onConnection(socket);
+    this.#onConnection(socket, undefined);
   }
 
-  #onConnection(socket: Socket): void {
+  /** `localAddress`: the connection's local address when the listener knows it (see #localAddress). */
+  #onConnection(socket: Socket, localAddress: Address | undefined): void {
     const st = this.#stats!;
     const gen = this.#current;
     gen.sockets.add(socket);
@@ -167,7 +175,8 @@ export class ActiveListener {
     st.workerCxTotal.inc();
     st.workerCxActive.inc();
     st.serverCx.inc();
-    socket.once('close', () => {
+    // 'close' comes once: `on` spares once()'s wrapper, per connection.
+    socket.on('close', () => {
       // A filter-chain-only update may have moved it to a newer config.
       this.#current.sockets.delete(socket);
       for (const g of this.#draining) g.sockets.delete(socket);
@@ -177,36 +186,41 @@ export class ActiveListener {
       st.cxDestroy.inc();
     });
     socket.on('error', (e) => log.debug(`downstream ${socket.remoteAddress}: ${e.message}`));
-    void this.#dispatch(socket, gen);
-  }
-
-  async #dispatch(socket: Socket, gen: ListenerGeneration): Promise<void> {
-    const local = { address: stripV4Mapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+    const local = localAddress ?? { address: stripV4Mapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
     const remote = { address: stripV4Mapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
-    const input = await runListenerFilters(
+    const initial: ConnectionMatchInput = {
+      destinationPort: local.port,
+      destinationIp: local.address,
+      serverName: undefined,
+      transportProtocol: 'raw_buffer',
+      applicationProtocols: [],
+      sourceIp: remote.address,
+      sourcePort: remote.port,
+    };
+    // Without listener filters the chain is chosen now, in this tick (no promise per connection).
+    if (gen.listenerFilters.length === 0) return this.#dispatch(socket, gen, initial, local, remote);
+    void runListenerFilters(
       socket,
       gen.listenerFilters,
-      {
-        destinationPort: local.port,
-        destinationIp: local.address,
-        serverName: undefined,
-        transportProtocol: 'raw_buffer',
-        applicationProtocols: [],
-        sourceIp: remote.address,
-        sourcePort: remote.port,
-      },
+      initial,
       gen.config.listenerFiltersTimeoutMs,
       gen.config.continueOnListenerFiltersTimeout,
       { store: this.#rt.stats, prefix: this.#stats!.prefix },
-    ).catch((e: unknown) => {
-      log.debug(`listener filters failed: ${String(e)}`);
-      return undefined;
-    });
-    if (!input) {
-      // Counted by runListenerFilters (timeout, error or remote close).
-      socket.destroy();
-      return;
-    }
+    ).then(
+      (input) => {
+        // Undefined: counted by runListenerFilters (timeout, error or remote close).
+        if (input) this.#dispatch(socket, gen, input, local, remote);
+        else socket.destroy();
+      },
+      (e: unknown) => {
+        log.debug(`listener filters failed: ${String(e)}`);
+        socket.destroy();
+      },
+    );
+  }
+
+  /** Chooses the connection's filter chain, then its TLS handshake (if any) and its network filters. */
+  #dispatch(socket: Socket, gen: ListenerGeneration, input: ConnectionMatchInput, local: Address, remote: Address): void {
     if (socket.destroyed) return;
     const chainRaw = gen.config.matcher.match(input);
     const chain = chainRaw ? gen.chains.get(chainRaw) : undefined;
@@ -217,22 +231,29 @@ export class ActiveListener {
       return;
     }
     chain.sockets.add(socket);
-    socket.once('close', () => chain.sockets.delete(socket));
+    socket.on('close', () => chain.sockets.delete(socket));
     // Matched on a config replaced meanwhile by a filter-chain-only update that kept this chain: it belongs to the new one.
     if (gen !== this.#current && gen.sockets.has(socket) && this.#current.serves(chain)) {
       gen.sockets.delete(socket);
       this.#current.sockets.add(socket);
     }
-    let conn: Socket = socket;
-    let downstreamTls: TlsConnectionInfo | undefined;
-    if (chain.tls) {
-      const secured = await chain.tls.secure(socket);
-      if (!secured || socket.destroyed) return; // counted under ssl.* / server_ssl_socket_factory.*
-      conn = secured.socket;
-      downstreamTls = secured.info;
-    }
+    if (!chain.tls) return this.#serve(gen, chain, socket, undefined, input.serverName, local, remote);
+    chain.tls.secure(socket).then(
+      (secured) => {
+        if (!secured || socket.destroyed) return; // counted under ssl.* / server_ssl_socket_factory.*
+        this.#serve(gen, chain, secured.socket, secured.info, input.serverName, local, remote);
+      },
+      (e: unknown) => {
+        log.debug(`TLS set-up for ${remote.address}:${remote.port} failed: ${String(e)}`);
+        socket.destroy();
+      },
+    );
+  }
+
+  /** Runs the chain's network filters on `conn` (the TLS socket, after a handshake). */
+  #serve(gen: ListenerGeneration, chain: ChainRuntime, conn: Socket, downstreamTls: TlsConnectionInfo | undefined, sniffedName: string | undefined, local: Address, remote: Address): void {
     // With TLS, SNI comes from the handshake (the same name tls_inspector saw, when it ran).
-    const serverName = downstreamTls?.sni ?? input.serverName;
+    const serverName = downstreamTls?.sni ?? sniffedName;
     const streamInfo = newStreamInfo({
       downstreamRemote: remote,
       downstreamLocal: local,
@@ -333,6 +354,11 @@ function listenerStats(rt: RuntimeContext, prefix: string): ListenerStats {
     noChain: rt.stats.counter(`${p}no_filter_chain_match`),
     transportSocketConnectTimeout: rt.stats.counter(`${p}downstream_cx_transport_socket_connect_timeout`),
   };
+}
+
+interface Address {
+  readonly address: string;
+  readonly port: number;
 }
 
 function stripV4Mapped(a: string): string {

@@ -222,3 +222,34 @@ filter_chains:
     /same matching rules/,
   );
 });
+
+test('one chain without filter_chain_match takes every connection; chains that match on no address never parse one', () => {
+  const only = matcherOf(`
+filter_chains:
+- name: only
+`);
+  for (const over of [{}, { sourceIp: '', destinationIp: '' }, { destinationPort: 1, transportProtocol: 'tls', serverName: 'x.example' }]) {
+    assert.equal(chainName(only, over), 'only');
+  }
+  // SNI and port criteria only: unparsable addresses change nothing.
+  const named = matcherOf(`
+filter_chains:
+- name: sni
+  filter_chain_match: { server_names: [a.example] }
+- name: port
+  filter_chain_match: { destination_port: 9000 }
+default_filter_chain: { name: default }
+`);
+  assert.equal(chainName(named, { serverName: 'a.example', sourceIp: 'not-an-ip', destinationIp: '' }), 'sni');
+  assert.equal(chainName(named, { destinationPort: 9000, sourceIp: 'not-an-ip' }), 'port');
+  assert.equal(chainName(named, { serverName: 'b.example', sourceIp: 'not-an-ip' }), 'default');
+  // One chain with an address criterion: the addresses are read again.
+  const local = matcherOf(`
+filter_chains:
+- name: local
+  filter_chain_match: { source_type: SAME_IP_OR_LOOPBACK }
+default_filter_chain: { name: default }
+`);
+  assert.equal(chainName(local, { sourceIp: '127.0.0.1' }), 'local');
+  assert.equal(chainName(local, { sourceIp: '192.168.1.10' }), 'default');
+});
