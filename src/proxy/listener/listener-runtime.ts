@@ -14,7 +14,7 @@ import { NetworkFilterStatus, type NetworkFilterCallbacks } from '../../filters/
 import { runListenerFilters } from './listener-filters.ts';
 import type { ConnectionMatchInput } from './filter-chain-match.ts';
 import { ListenerGeneration, type ChainRuntime } from './listener-generation.ts';
-import { newStreamInfo } from '../http/stream-info.ts';
+import { newStreamInfo, type AddressInfo } from '../http/stream-info.ts';
 import type { Counter, Gauge } from '../stats.ts';
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import { logger } from '../log.ts';
@@ -42,7 +42,7 @@ export class ActiveListener {
    * The address every connection accepted here has as its local one, when the listener is bound to
    * one IPv4 address: read from the socket it costs a getsockname() per connection.
    */
-  #localAddress: { readonly address: string; readonly port: number } | undefined;
+  #localAddress: AddressInfo | undefined;
 
   constructor(config: ListenerConfig, rt: RuntimeContext, opts: ActiveListenerOptions = {}) {
     this.#rt = rt;
@@ -166,7 +166,7 @@ export class ActiveListener {
   }
 
   /** `localAddress`: the connection's local address when the listener knows it (see #localAddress). */
-  #onConnection(socket: Socket, localAddress: Address | undefined): void {
+  #onConnection(socket: Socket, localAddress: AddressInfo | undefined): void {
     const st = this.#stats!;
     const gen = this.#current;
     gen.sockets.add(socket);
@@ -220,7 +220,7 @@ export class ActiveListener {
   }
 
   /** Chooses the connection's filter chain, then its TLS handshake (if any) and its network filters. */
-  #dispatch(socket: Socket, gen: ListenerGeneration, input: ConnectionMatchInput, local: Address, remote: Address): void {
+  #dispatch(socket: Socket, gen: ListenerGeneration, input: ConnectionMatchInput, local: AddressInfo, remote: AddressInfo): void {
     if (socket.destroyed) return;
     const chainRaw = gen.config.matcher.match(input);
     const chain = chainRaw ? gen.chains.get(chainRaw) : undefined;
@@ -251,7 +251,7 @@ export class ActiveListener {
   }
 
   /** Runs the chain's network filters on `conn` (the TLS socket, after a handshake). */
-  #serve(gen: ListenerGeneration, chain: ChainRuntime, conn: Socket, downstreamTls: TlsConnectionInfo | undefined, sniffedName: string | undefined, local: Address, remote: Address): void {
+  #serve(gen: ListenerGeneration, chain: ChainRuntime, conn: Socket, downstreamTls: TlsConnectionInfo | undefined, sniffedName: string | undefined, local: AddressInfo, remote: AddressInfo): void {
     // With TLS, SNI comes from the handshake (the same name tls_inspector saw, when it ran).
     const serverName = downstreamTls?.sni ?? sniffedName;
     const streamInfo = newStreamInfo({
@@ -354,11 +354,6 @@ function listenerStats(rt: RuntimeContext, prefix: string): ListenerStats {
     noChain: rt.stats.counter(`${p}no_filter_chain_match`),
     transportSocketConnectTimeout: rt.stats.counter(`${p}downstream_cx_transport_socket_connect_timeout`),
   };
-}
-
-interface Address {
-  readonly address: string;
-  readonly port: number;
 }
 
 function stripV4Mapped(a: string): string {
