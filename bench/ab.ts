@@ -4,7 +4,7 @@
 // run-to-run swings when the two are timed one after the other; run side by side, the ratio of the
 // two figures holds still (an A/A run gives 0.98-1.02).
 //
-// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps 6] [--duration 5] [--path /12] [--connections 25] [--close]
+// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps 6] [--duration 5] [--warmup S] [--path /12] [--connections 25] [--close]
 // A checkout is a directory with bin/legate.js (e.g. `git worktree add /tmp/base HEAD~1`, plus
 // `npm run prepare` there, or src/generated copied in). `nginx` as B runs nginx as the suite does (1
 // worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal Node
@@ -18,7 +18,8 @@
 // wasm-examples/header-filter Proxy-Wasm plugin before the router (legate checkouts only). Prints
 // one line per repetition and the median ratio; writes bench/results/ab-<timestamp>.json.
 // `--close`: HTTP/1.1 load sends `connection: close` (a new connection per request: the
-// per-connection cost).
+// per-connection cost). `--warmup S`: load before each measured repetition (default 3 s; 20 s
+// against `minimal`, see warmupS).
 
 import autocannon from 'autocannon';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,7 @@ const { values, positionals } = parseArgs({
   options: {
     reps: { type: 'string', default: '6' },
     duration: { type: 'string', default: '5' },
+    warmup: { type: 'string' },
     path: { type: 'string', default: '/12' },
     connections: { type: 'string' },
     mode: { type: 'string', default: 'http' },
@@ -50,7 +52,7 @@ const [specA, specB] = positionals.map((p) => (NAMED.has(p) ? p : path.resolve(p
 const mode = values.mode;
 const usable = mode === 'http' || mode === 'tcp' || ((mode === 'h2c' || mode === 'wasm') && specB !== 'nginx');
 if (!specA || !specB || NAMED.has(specA) || !usable || (specB === 'minimal' && mode === 'wasm')) {
-  process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps N] [--duration S] [--path /12] [--connections N]\n');
+  process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps N] [--duration S] [--warmup S] [--path /12] [--connections N]\n');
   process.exit(2);
 }
 const dirA: string = specA;
@@ -63,6 +65,18 @@ for (const d of [dirA, dirB]) {
 }
 const reps = Number(values.reps);
 const durationS = Number(values.duration);
+/**
+ * Seconds of load before each measured repetition (both sides restart every repetition). Two legate
+ * checkouts share one heap configuration and settle in 3 s. The minimal proxy's young generation
+ * starts small and V8 grows it under load, so for its first seconds it pays more per request than it
+ * will: after a 3 s warm-up legate ÷ minimal at h2c measured 0.84–0.96, after 20 s 1.00, as in the
+ * suite's pairs between long-running processes. Hence 20 s when B is `minimal`.
+ */
+const warmupS = Number(values.warmup ?? (dirB === 'minimal' ? 20 : 3));
+if (!(warmupS >= 0)) {
+  process.stderr.write(`--warmup ${values.warmup}: not a number of seconds\n`);
+  process.exit(2);
+}
 const connections = Number(values.connections ?? (mode === 'h2c' ? 5 : 25));
 const H2_STREAMS = 10;
 
@@ -222,7 +236,7 @@ async function main(): Promise<void> {
       const s2 = await startSide(second, cfgDir, `r${r}-2`, upstreamPort);
       const [a, b] = r % 2 === 0 ? [s1, s2] : [s2, s1];
       try {
-        await loadBoth(a, b, 3); // JIT warm-up, pools filled
+        await loadBoth(a, b, warmupS); // JIT warm-up, pools filled
         const m = await loadBoth(a, b, durationS);
         if (m.errors > 0) process.stdout.write(`rep ${r + 1}: ${m.errors} errors\n`);
         const us = m.cpu.map((c, i) => (c / m.requests[i]!) * 1e6) as [number, number];
