@@ -60,10 +60,11 @@ export type H2RequestSink = Http1RequestSink;
  *
  * A ServerHttp2Stream survives young-generation GCs well after it ends, until the next full GC
  * (a server that answers 3,000 streams has 1.5 KB per stream promoted by the next two scavenges,
- * 7 B left after a full GC). Its native handle points back at it, and scavenges treat the handle's
- * weak reference as strong: clearing that back-pointer on 'close' cut the 1.5 KB to 0.3 KB there,
- * but doing so from legate measured slower under load, so it is left alone. Whatever the stream's
- * listeners reference is promoted with it: that was every stream's filters, headers and stream
+ * 7 B left after a full GC). Its native handle points back at it twice (`handle[owner_symbol]` and
+ * `handle.owner`), and scavenges treat the handle's weak reference as strong: clearing the first on
+ * 'close' cut the 1.5 KB to 0.3 KB there, but under h2c load through legate clearing both changed
+ * nothing (old space grew by about 2 KB per request either way, 2026-12-02), so they are left
+ * alone. Whatever the stream's listeners reference is promoted with it: that was every stream's filters, headers and stream
  * info (promoted bytes per request under h2c load, --trace-gc-nvp: 3.5 KB before, 0.95 KB after).
  * So the listeners reach the ActiveStream only through `#sink`, which release() clears when the
  * stream is over.
