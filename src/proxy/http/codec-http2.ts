@@ -64,10 +64,10 @@ export type H2RequestSink = Http1RequestSink;
  * `handle.owner`), and scavenges treat the handle's weak reference as strong: clearing the first on
  * 'close' cut the 1.5 KB to 0.3 KB there, but under h2c load through legate clearing both changed
  * nothing (old space grew by about 2 KB per request either way, 2026-12-02), so they are left
- * alone. Whatever the stream's listeners reference is promoted with it: that was every stream's filters, headers and stream
- * info (promoted bytes per request under h2c load, --trace-gc-nvp: 3.5 KB before, 0.95 KB after).
- * So the listeners reach the ActiveStream only through `#sink`, which release() clears when the
- * stream is over.
+ * alone. Whatever the stream's listeners reference is promoted with it: that was every stream's
+ * filters, headers and stream info (promoted bytes per request under h2c load, --trace-gc-nvp:
+ * 3.5 KB before, 0.95 KB after). So the listeners reach the ActiveStream only through `#sink`,
+ * which release() clears when the stream is over.
  */
 export class H2ResponseEncoder implements ResponseEncoder {
   readonly protocol = 'HTTP/2' as const;
