@@ -41,7 +41,10 @@ for (const [mode, transport] of [['sotw', 'tcp'], ['delta', 'uds']] as Array<[Mo
       admin: { address: socketAddress(0) },
     });
     t.after(() => legate.stop());
-    await eventually(async () => (await bodyOr(port)) === 'a', `traffic through the listener\n${legate.stderr()}`);
+    // It timed out once in a full npm test (legate's log then was taken before the wait): what
+    // the control plane received goes in the message too.
+    const received = (): string => [LISTENER_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE].map((ty) => `${ty}: ${cp.requestsFor(asTypeUrl(ty)).length}`).join(', ');
+    await eventually(async () => (await bodyOr(port)) === 'a', () => `traffic through the listener (requests received: ${received()})\n${legate.stderr()}`);
     const prefix = mode === 'sotw' ? 'Stream' : 'Delta';
     const methods: Record<string, string> = { [asTypeUrl(LISTENER_TYPE)]: `${prefix}Listeners`, [asTypeUrl(CLUSTER_TYPE)]: `${prefix}Clusters`, [asTypeUrl(ENDPOINT_TYPE)]: `${prefix}Endpoints`, [asTypeUrl(ROUTE_TYPE)]: `${prefix}Routes` };
     for (const [typeUrl, method] of Object.entries(methods)) {
@@ -88,7 +91,7 @@ test('ADS over google_grpc (target_uri, no bootstrap cluster): node on every req
     admin: { address: socketAddress(0) },
   });
   t.after(() => legate.stop());
-  await eventually(async () => (await bodyOr(port)) === 'a', `traffic through the listener\n${legate.stderr()}`);
+  await eventually(async () => (await bodyOr(port)) === 'a', () => `traffic through the listener\n${legate.stderr()}`);
   assert.ok(cp.requests.every((r) => r.method === 'StreamAggregatedResources'));
   // set_node_on_first_message_only defaults to false: every request carries the node.
   for (const r of cp.requests) assert.equal(r.request.node?.id, NODE.id);
@@ -131,7 +134,7 @@ test('initial_fetch_timeout: RDS and EDS that never arrive stop blocking warming
     } catch {
       return false;
     }
-  }, `the listener to serve after its RDS initial fetch timed out\n${legate.stderr()}`);
+  }, () => `the listener to serve after its RDS initial fetch timed out\n${legate.stderr()}`);
   await eventually(async () => {
     const s = await legate.stats();
     return s['http.ingress_http.rds.missing.init_fetch_timeout'] === 1 && s['cluster.late.init_fetch_timeout'] === 1 && s['cluster_manager.warming_clusters'] === 0;
@@ -168,7 +171,7 @@ test('filesystem xDS (path_config_source with watched_directory): LDS, CDS, EDS,
   writeResponse(file('rds.yaml'), '1', ROUTE_TYPE, [routeConfig('routes', 'backend')]);
   const legate = await startLegate({ node: NODE, dynamic_resources: { lds_config: src('lds.yaml'), cds_config: src('cds.yaml') }, admin: { address: socketAddress(0) } });
   t.after(() => legate.stop());
-  await eventually(async () => (await bodyOr(port)) === 'a', `traffic from file config\n${legate.stderr()}`);
+  await eventually(async () => (await bodyOr(port)) === 'a', () => `traffic from file config\n${legate.stderr()}`);
   writeResponse(file('eds.yaml'), '2', ENDPOINT_TYPE, [cla('backend', [b.port]), cla('other', [c.port])]);
   await eventually(async () => (await bodyOr(port)) === 'b', 'the EDS file change');
   writeResponse(file('rds.yaml'), '2', ROUTE_TYPE, [routeConfig('routes', 'other')]);

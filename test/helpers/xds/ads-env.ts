@@ -81,7 +81,7 @@ export async function setup(t: TestContext, mode: Mode, transport: Transport, op
   }, 'v1');
   const legate = await startLegate(adsBootstrap(cp, mode, socketPath), { args: opts.args });
   t.after(() => legate.stop());
-  await eventually(async () => (await bodyOr(httpPort)) === 'a', `traffic through the xDS listener\n${legate.stderr()}`);
+  await eventually(async () => (await bodyOr(httpPort)) === 'a', () => `traffic through the xDS listener\n${legate.stderr()}`);
   return { mode, cp, legate, up, httpPort, tcpPort, stats: () => legate.stats() };
 }
 
