@@ -43,7 +43,7 @@ for (const [mode, transport] of [['sotw', 'tcp'], ['delta', 'uds']] as Array<[Mo
     t.after(() => legate.stop());
     // It timed out once in a full npm test (legate's log then was taken before the wait): what
     // the control plane received goes in the message too.
-    const received = (): string => [LISTENER_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE].map((ty) => `${ty}: ${cp.requestsFor(asTypeUrl(ty)).length}`).join(', ');
+    const received = (): string => [LISTENER_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE].map((ty) => `${ty}: ${cp.requestsFor(ty).length}`).join(', ');
     await eventually(async () => (await bodyOr(port)) === 'a', () => `traffic through the listener (requests received: ${received()})\n${legate.stderr()}`);
     const prefix = mode === 'sotw' ? 'Stream' : 'Delta';
     const methods: Record<string, string> = { [asTypeUrl(LISTENER_TYPE)]: `${prefix}Listeners`, [asTypeUrl(CLUSTER_TYPE)]: `${prefix}Clusters`, [asTypeUrl(ENDPOINT_TYPE)]: `${prefix}Endpoints`, [asTypeUrl(ROUTE_TYPE)]: `${prefix}Routes` };

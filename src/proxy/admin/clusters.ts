@@ -2,16 +2,13 @@
 // (envoy.admin.v3.Clusters / Listeners, proto3 JSON: defaults omitted, uint64 as strings). Pure functions.
 
 import type { CircuitBreakerThresholds, ClusterStatus, HealthFlag, HostStatus, ListenerStatus } from './source.ts';
+import { hostKey } from '../upstream/dns.ts';
 
 const DEFAULT_THRESHOLDS: CircuitBreakerThresholds = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
 
 // Envoy's host stats: counters then gauges, in the order Envoy's Host lists them.
 const HOST_COUNTERS = ['cx_connect_fail', 'cx_total', 'rq_error', 'rq_success', 'rq_timeout', 'rq_total'] as const;
 const HOST_GAUGES = ['cx_active', 'rq_active'] as const;
-
-function hostKey(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 function flagsOf(h: HostStatus): readonly HealthFlag[] {
   if (h.healthFlags) return h.healthFlags;
