@@ -29,6 +29,7 @@ import { Watchdog, WatchdogBuffer, workerKillTimeoutMs } from './worker/watchdog
 import type { XdsWorkerUpdate } from './worker/messages.ts';
 import { mayServeOnMainThread } from './worker/main-thread-worker.ts';
 import { resumeOptimizingCompilers } from './worker/v8-flags.ts';
+import { hostKey } from './host-port.ts';
 
 const log = logger('main');
 export { VERSION } from './version.ts';
@@ -161,8 +162,7 @@ export class Server {
     if (this.config.admin) {
       this.#admin = await startAdminFor(this, this.config.admin.address);
       if (this.options.adminAddressPath) {
-        const host = this.config.admin.address.host.includes(':') ? `[${this.config.admin.address.host}]` : this.config.admin.address.host;
-        writeFileSync(this.options.adminAddressPath, `${host}:${this.#admin.port}`);
+        writeFileSync(this.options.adminAddressPath, hostKey(this.config.admin.address.host, this.#admin.port));
       }
     }
     // Every module start-up needs is loaded: writing the compile cache out now also frees this

@@ -2,7 +2,7 @@
 // (envoy.admin.v3.Clusters / Listeners, proto3 JSON: defaults omitted, uint64 as strings). Pure functions.
 
 import type { CircuitBreakerThresholds, ClusterStatus, HealthFlag, HostStatus, ListenerStatus } from './source.ts';
-import { hostKey } from '../upstream/dns.ts';
+import { hostKey } from '../host-port.ts';
 
 const DEFAULT_THRESHOLDS: CircuitBreakerThresholds = { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 };
 

@@ -7,6 +7,7 @@ import type { AddressInfo, StreamInfo } from './stream-info.ts';
 import type { HeaderMap } from './headers.ts';
 import { compileTimeFormat } from './formatter-time.ts';
 import { compileTlsOperator, isTlsOperator } from './formatter-tls.ts';
+import { hostKey } from '../host-port.ts';
 
 /** A formatted value: strings and numbers are typed (JSON keeps numbers); undefined = not set. */
 export type FormatValue = string | number | undefined;
@@ -61,7 +62,7 @@ export function responseFlagsString(info: StreamInfo, long = false): string | un
 /** `1.2.3.4:80`, `[::1]:80`. */
 export function addressWithPort(a: AddressInfo | undefined): string | undefined {
   if (!a || !a.address) return undefined;
-  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  return hostKey(a.address, a.port);
 }
 
 function nonEmpty(s: string | undefined): string | undefined {

@@ -31,8 +31,3 @@ export async function resolveAll(name: string, family: DnsLookupFamily): Promise
   if (out.length === 0) throw new Error(`${name}: no ${family} address`);
   return [...new Set(out)];
 }
-
-/** `address:port`, IPv6 in brackets, as Envoy prints hosts. */
-export function hostKey(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}

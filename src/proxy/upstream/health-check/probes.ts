@@ -6,6 +6,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { CheckerConfig, GrpcCheckConfig, HttpCheckConfig, TcpCheckConfig } from './config.ts';
+import { hostKey } from '../../host-port.ts';
 
 /** `active`: the host answered wrongly; `network`: connect/reset. Timeouts are the session's. */
 export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly type: 'active' | 'network'; readonly retriable: boolean; readonly detail: string };
@@ -58,7 +59,7 @@ class H2Sessions {
     const s = this.#session;
     if (s && !s.closed && !s.destroyed) return s;
     const t = this.#target;
-    const session = http2.connect(`http://${t.address.includes(':') ? `[${t.address}]` : t.address}:${t.port}`, t.socketPath ? { createConnection: () => net.connect(t.socketPath!) } : {});
+    const session = http2.connect(`http://${hostKey(t.address, t.port)}`, t.socketPath ? { createConnection: () => net.connect(t.socketPath!) } : {});
     session.on('error', () => {});
     session.unref();
     this.#session = session;
