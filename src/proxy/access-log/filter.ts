@@ -6,7 +6,8 @@ import type { AccessLogFilter__Output } from '../../generated/envoy/config/acces
 import type { ComparisonFilter__Output } from '../../generated/envoy/config/accesslog/v3/ComparisonFilter.ts';
 import type { StreamInfo } from '../http/stream-info.ts';
 import { KNOWN_RESPONSE_FLAGS } from '../http/formatter.ts';
-import { compileHeaderMatcher } from './header-matcher.ts';
+import { compileHeaderMatcher } from '../http/matchers.ts';
+import { HeaderMap } from '../http/headers.ts';
 
 export interface AccessLogFilter {
   /** True when the stream should be logged. */
@@ -14,6 +15,9 @@ export interface AccessLogFilter {
 }
 
 type Predicate = (info: StreamInfo) => boolean;
+
+/** What header_filter sees on a stream without request headers (tcp_proxy), as Envoy's empty map. */
+const NO_HEADERS = new HeaderMap();
 
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
 
@@ -122,7 +126,7 @@ function compile(f: AccessLogFilter__Output, path: string): Result<Predicate> {
       const r = compileHeaderMatcher(h, joinPath(p, 'header'));
       if (!r.ok) return r;
       const m = r.value;
-      return ok((i) => m(i.requestHeaders));
+      return ok((i) => m(i.requestHeaders ?? NO_HEADERS));
     }
     case 'response_flag_filter': {
       const flags = f.response_flag_filter?.flags ?? [];

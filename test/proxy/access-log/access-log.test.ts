@@ -218,6 +218,36 @@ test('filters: and / or / header_filter', () => {
   assert.equal(ev([['x-env', 'staging']]), true);
 });
 
+test('filters: header_filter matches as routes do (RE2 regex, int64 ranges, empty exact_match); a stream without request headers is an empty map', () => {
+  const one = (header: string): AccessLogConfig => parsed(fileLog(path.join(tmp, 'f.log'), '', `filter: {header_filter: {header: ${header}}}`));
+  const ev = (f: AccessLogConfig, h: [string, string][] | undefined): boolean =>
+    f.filter!.evaluate(h === undefined ? { ...info(), requestHeaders: undefined } : info({}, h));
+  // RE2's leading (?i), which a JavaScript RegExp does not take.
+  const re = one('{name: x-env, safe_regex_match: {regex: "(?i)prod-[0-9]+"}}');
+  assert.equal(ev(re, [['x-env', 'PROD-12']]), true);
+  assert.equal(ev(re, [['x-env', 'prod-12x']]), false);
+  // int64 bounds past 2^53, and Envoy's half-open [start, end).
+  const range = one('{name: x-n, range_match: {start: "9007199254740993", end: "9007199254740995"}}');
+  assert.equal(ev(range, [['x-n', '9007199254740993']]), true);
+  assert.equal(ev(range, [['x-n', '9007199254740992']]), false);
+  assert.equal(ev(range, [['x-n', '9007199254740995']]), false);
+  assert.equal(ev(range, [['x-n', '12abc']]), false);
+  // exact_match "" matches any value of a present header.
+  const anyValue = one('{name: x-a, exact_match: ""}');
+  assert.equal(ev(anyValue, [['x-a', 'whatever']]), true);
+  assert.equal(ev(anyValue, []), false);
+  // Repeated headers are one comma-joined value.
+  assert.equal(ev(one('{name: x-r, exact_match: "a,b"}'), [['x-r', 'a'], ['x-r', 'b']]), true);
+  // tcp_proxy's streams have no request headers: absence checks pass, value matchers fail, inverted or not.
+  assert.equal(ev(one('{name: x-a, present_match: false}'), undefined), true);
+  assert.equal(ev(one('{name: x-a, present_match: true}'), undefined), false);
+  assert.equal(ev(one('{name: x-a, exact_match: v, invert_match: true}'), undefined), false);
+  assert.equal(ev(one('{name: x-a, exact_match: v, invert_match: true, treat_missing_header_as_empty: true}'), undefined), true);
+  // A bad regex is named with its path.
+  const bad = parseAccessLog(accessLog(fileLog(path.join(tmp, 'f.log'), '', 'filter: {header_filter: {header: {name: x-a, safe_regex_match: {regex: "a(b"}}}}')), 'access_log[0]');
+  assert.match(errorsOf(bad), /^access_log\[0\]\.filter\.header_filter\.header\.safe_regex_match\.regex: invalid regex "a\(b"/);
+});
+
 test('filters: grpc_status_filter reads grpc-status, else maps the HTTP status', () => {
   const f = parsed(fileLog(path.join(tmp, 'f.log'), '', 'filter: {grpc_status_filter: {statuses: [UNAVAILABLE, INTERNAL]}}'));
   assert.equal(f.filter!.evaluate(info({ responseTrailers: HeaderMap.fromPairs([['grpc-status', '14']]) })), true);
