@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { logger } from '../log.ts';
+import { compileRe2 } from '../http/matchers.ts';
 import type { StatsStore } from '../stats.ts';
 import type { AdminSource, ServerInfo, ServerState } from './source.ts';
 import { runtimeJson, runtimeModify } from './runtime.ts';
@@ -73,11 +74,8 @@ function json(value: unknown, status = 200, pretty = true): Reply {
 function filterParam(q: URLSearchParams): { ok: true; re: RegExp | undefined } | { ok: false } {
   const f = q.get('filter');
   if (f === null || f === '') return { ok: true, re: undefined };
-  try {
-    return { ok: true, re: new RegExp(f) };
-  } catch {
-    return { ok: false };
-  }
+  const re = compileRe2(f, 'search');
+  return re instanceof RegExp ? { ok: true, re } : { ok: false };
 }
 
 function effectiveState(source: AdminSource, info: ServerInfo): ServerState {
@@ -167,11 +165,10 @@ function handlers(source: AdminSource): Handler[] {
         let nameRegex: RegExp | undefined;
         const nr = q.get('name_regex');
         if (nr) {
-          try {
-            nameRegex = new RegExp(nr);
-          } catch {
-            return text('Error while parsing name_regex\n', 400);
-          }
+          // RE2, matching whole names (Envoy compiles it as a RegexMatcher).
+          const re = compileRe2(nr, 'full');
+          if (!(re instanceof RegExp)) return text(`INVALID_ARGUMENT: Error while parsing name_regex from ${nr}: ${re.error}`, 400);
+          nameRegex = re;
         }
         const resource = q.get('resource') || undefined;
         const mask = q.get('mask') || undefined;

@@ -163,12 +163,19 @@ test('/config_dump passes resource, include_eds and name_regex; unknown resource
   assert.equal(res.status, 200);
   const last = src.dumpCalls.at(-1)!;
   assert.equal(last.resource, 'dynamic_active_clusters');
-  assert.equal(last.nameRegex?.source, '^a$');
+  // RE2 matching whole names, as Envoy's RegexMatcher.
+  assert.equal(last.nameRegex?.test('a'), true);
+  assert.equal(last.nameRegex?.test('ab'), false);
+  res = await req('/config_dump?name_regex=(?i)b.*');
+  assert.equal(res.status, 200);
+  assert.equal(src.dumpCalls.at(-1)!.nameRegex?.test('Backend'), true);
+  assert.equal(src.dumpCalls.at(-1)!.nameRegex?.test('a-backend'), false);
   assert.equal(last.includeEds, false);
   res = await req('/config_dump?resource=nope');
   assert.equal(res.status, 404);
   res = await req('/config_dump?name_regex=(');
   assert.equal(res.status, 400);
+  assert.match(await res.text(), /^INVALID_ARGUMENT: Error while parsing name_regex from \(: /);
 });
 
 test('/runtime lists layers and entries', async () => {

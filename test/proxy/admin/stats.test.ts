@@ -64,6 +64,9 @@ test('/stats?filter and ?usedonly', async () => {
   const bad = await get('/stats?filter=(');
   assert.equal(bad.status, 400);
   assert.equal(await bad.text(), 'Invalid re2 regex');
+  // RE2 syntax JavaScript lacks: a leading (?i).
+  const folded = await (await get('/stats?filter=(?i)^CLUSTER\\.backend\\.upstream_rq_2')).text();
+  assert.deepEqual(folded.trimEnd().split('\n').map((l) => l.split(':')[0]), ['cluster.backend.upstream_rq_200']);
   const counters = await (await get('/stats?type=Counters&filter=upstream_cx_active|server.live|rq_time')).text();
   assert.equal(counters, '');
 });
