@@ -164,6 +164,38 @@ test('client certificate failures close the connection and bump the stat Envoy b
   }
 });
 
+test('SAN matchers other than exact: prefix, suffix, contains, RE2 regex and ignore_case, over real handshakes; any matcher passing lets the client in', async () => {
+  // The client's URI SAN is spiffe://cluster.local/ns/default/sa/client, the intruder's …/sa/intruder.
+  const uri = (matcher: Record<string, unknown>) => ({ san_type: 'URI', matcher });
+  const cases: { name: string; sans: Record<string, unknown>[]; client: boolean; intruder: boolean }[] = [
+    { name: 'trust-domain prefix', sans: [uri({ prefix: 'spiffe://cluster.local/ns/default/' })], client: true, intruder: true },
+    { name: 'suffix', sans: [uri({ suffix: '/sa/client' })], client: true, intruder: false },
+    { name: 'contains', sans: [uri({ contains: '/sa/cli' })], client: true, intruder: false },
+    { name: 'RE2 regex, whole value', sans: [uri({ safe_regex: { regex: String.raw`spiffe://cluster\.local/ns/[^/]+/sa/client` } })], client: true, intruder: false },
+    { name: 'RE2 regex that only matches part of the value', sans: [uri({ safe_regex: { regex: 'sa/client' } })], client: false, intruder: false },
+    { name: 'exact, ignore_case', sans: [uri({ exact: 'SPIFFE://CLUSTER.LOCAL/ns/default/sa/CLIENT', ignore_case: true })], client: true, intruder: false },
+    { name: 'exact without ignore_case', sans: [uri({ exact: 'SPIFFE://CLUSTER.LOCAL/ns/default/sa/CLIENT' })], client: false, intruder: false },
+    { name: 'a DNS matcher for a URI-only identity', sans: [{ san_type: 'DNS', matcher: { prefix: 'spiffe' } }], client: false, intruder: false },
+    { name: 'either of two', sans: [uri({ suffix: '/sa/nobody' }), uri({ suffix: '/sa/intruder' })], client: false, intruder: true },
+  ];
+  for (const k of cases) {
+    const { w, srv } = await server(mtls({ match_typed_subject_alt_names: k.sans }));
+    try {
+      for (const [i, [who, issued, want]] of ([['client', pki.client, k.client], ['intruder', pki.wrongIdClient, k.intruder]] as const).entries()) {
+        const c = await tlsClient(srv.port, clientOpts(issued));
+        const o = await outcome(srv, i);
+        assert.equal(o.ok, want, `${k.name}: ${who} ${want ? 'accepted' : 'rejected'}`);
+        c.socket.destroy();
+      }
+      const accepted = Number(k.client) + Number(k.intruder);
+      assert.equal(counter(w.stats, `${SSL}handshake`), accepted, `${k.name}: ssl.handshake`);
+      assert.equal(counter(w.stats, `${SSL}fail_verify_san`), 2 - accepted, `${k.name}: ssl.fail_verify_san`);
+    } finally {
+      await srv.close();
+    }
+  }
+});
+
 test('allow_expired_certificate and an SPKI pin that matches let the client in', async () => {
   const spki = (await import('node:crypto')).createHash('sha256').update(new X509Certificate(pki.client.certPem).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
   for (const [extra, client] of [
