@@ -6,6 +6,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { logger } from '../log.ts';
 import { compileRe2 } from '../http/matchers.ts';
+import { hostKey } from '../host-port.ts';
 import type { StatsStore } from '../stats.ts';
 import type { AdminSource, ServerInfo, ServerState } from './source.ts';
 import { runtimeJson, runtimeModify } from './runtime.ts';
@@ -362,7 +363,7 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminServer> {
     });
   });
   const addr = server.address() as AddressInfo;
-  log.info(`admin address: ${addr.address}:${addr.port}`);
+  log.info(`admin address: ${hostKey(addr.address, addr.port)}`);
 
   return {
     address: addr.address,

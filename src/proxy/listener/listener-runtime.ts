@@ -19,6 +19,7 @@ import type { Counter, Gauge } from '../stats.ts';
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import { logger } from '../log.ts';
 import { Limits } from '../limits.ts';
+import { hostKey } from '../host-port.ts';
 
 const log = logger('conn_handler');
 let nextConnectionId = 1;
@@ -226,7 +227,7 @@ export class ActiveListener {
     const chain = chainRaw ? gen.chains.get(chainRaw) : undefined;
     if (!chain || !chain.terminal.factory.takeOver) {
       this.#stats!.noChain.inc();
-      log.debug(`closing connection from ${remote.address}:${remote.port}: no matching filter chain found`);
+      log.debug(`closing connection from ${hostKey(remote.address, remote.port)}: no matching filter chain found`);
       socket.destroy();
       return;
     }
@@ -244,7 +245,7 @@ export class ActiveListener {
         this.#serve(gen, chain, secured.socket, secured.info, input.serverName, local, remote);
       },
       (e: unknown) => {
-        log.debug(`TLS set-up for ${remote.address}:${remote.port} failed: ${String(e)}`);
+        log.debug(`TLS set-up for ${hostKey(remote.address, remote.port)} failed: ${String(e)}`);
         socket.destroy();
       },
     );

@@ -6,6 +6,7 @@ import { Status } from './abi.ts';
 import type { ContextApi } from './host-api.ts';
 import type { WasmPluginConfig } from './plugin-config.ts';
 import type { StreamInfo } from '../http/stream-info.ts';
+import { hostKey } from '../host-port.ts';
 
 export const u64 = (n: number): Buffer => {
   const b = Buffer.alloc(8);
@@ -68,11 +69,11 @@ export function rootContextApi(c: PluginIdentity): ContextApi {
 export function streamInfoProperty(info: StreamInfo, p: string): Buffer | undefined {
   switch (p) {
     case 'source.address':
-      return str(`${info.downstreamRemote.address}:${info.downstreamRemote.port}`);
+      return str(hostKey(info.downstreamRemote.address, info.downstreamRemote.port));
     case 'source.port':
       return u64(info.downstreamRemote.port);
     case 'destination.address':
-      return str(`${info.downstreamLocal.address}:${info.downstreamLocal.port}`);
+      return str(hostKey(info.downstreamLocal.address, info.downstreamLocal.port));
     case 'destination.port':
       return u64(info.downstreamLocal.port);
     case 'connection.id':
@@ -92,7 +93,7 @@ export function streamInfoProperty(info: StreamInfo, p: string): Buffer | undefi
     case 'xds.route_name':
       return str(info.routeName);
     case 'upstream.address':
-      return info.upstreamHost ? str(`${info.upstreamHost.address}:${info.upstreamHost.port}`) : undefined;
+      return info.upstreamHost ? str(hostKey(info.upstreamHost.address, info.upstreamHost.port)) : undefined;
     case 'upstream.port':
       return info.upstreamHost ? u64(info.upstreamHost.port) : undefined;
     default:

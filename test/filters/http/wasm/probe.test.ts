@@ -2,17 +2,20 @@
 // (test/fixtures/wasm/probe) observed reported back in response headers: header maps (replace,
 // remove, pairs), clock, log level, properties read and written, metrics (counter, gauge,
 // histogram, get) — also in /stats —, foreign functions (NOT_FOUND), timers, shared queues, and a
-// gRPC call to a real @grpc/grpc-js server that holds the request until proxy_on_grpc_close.
+// gRPC call to a real @grpc/grpc-js server that holds the request until proxy_on_grpc_close;
+// connection and upstream properties over plaintext and mTLS.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { startLegate, type Legate } from '../../../helpers/legate.ts';
 import { examplePlugin, wasmBootstrap } from '../../../helpers/wasm.ts';
+import { CLIENT_ID, testPki } from '../../../helpers/certs.ts';
 
 const seen: http.IncomingHttpHeaders[] = [];
 const app = http.createServer((req, res) => {
@@ -82,4 +85,83 @@ test('a gRPC call from the plugin reaches a real gRPC server with its metadata; 
   // status OK (0), the server's initial metadata seen (count), the decoded HelloReply.
   assert.match(r.headers.get('x-probe-grpc') ?? '', /^0:\d+:hi probe$/);
   assert.equal(grpcMetadata.at(-1), '1');
+});
+
+const PROPS = [
+  'source.address', 'source.port', 'destination.address', 'destination.port', 'connection.id', 'connection.mtls', 'connection.tls_version',
+  'connection.requested_server_name', 'connection.uri_san_peer_certificate', 'cluster_name', 'route_name', 'upstream.address', 'upstream.port',
+  'plugin_root_id', 'node.id', 'no.such',
+];
+
+/** What the probe read for each of PROPS ("!1" is NOT_FOUND). */
+function propsOf(header: string | string[] | undefined | null): Record<string, string> {
+  return Object.fromEntries(String(header ?? '').split(';').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+}
+
+test('connection and upstream properties (path segments NUL-separated, as SDKs send them): addresses, ports as 8-byte integers, names; over plaintext and over mTLS with SNI', { timeout: 60_000 }, async (t) => {
+  // Plaintext, on the listener the tests above started.
+  const port = await legate!.listenerPort('ingress');
+  const plain = await new Promise<{ headers: http.IncomingHttpHeaders; local: number }>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/props', headers: { 'x-probe-props': PROPS.join(',') }, agent: false }, (res) => {
+      res.resume();
+      resolve({ headers: res.headers, local: res.socket.localPort! });
+    });
+    req.on('error', reject);
+  });
+  const p = propsOf(plain.headers['x-probe-props']);
+  assert.equal(p['source.address'], `127.0.0.1:${plain.local}`);
+  assert.equal(p['source.port'], String(plain.local));
+  assert.equal(p['destination.address'], `127.0.0.1:${port}`);
+  assert.equal(p['destination.port'], String(port));
+  assert.match(p['connection.id']!, /^\d+$/);
+  assert.equal(p['connection.mtls'], 'false');
+  assert.equal(p['connection.tls_version'], '!1', 'no TLS: NOT_FOUND');
+  assert.equal(p['connection.uri_san_peer_certificate'], '!1');
+  assert.equal(p['connection.requested_server_name'], '');
+  assert.equal(p['cluster_name'], 'app');
+  assert.equal(p['route_name'], '', 'an unnamed route');
+  assert.equal(p['upstream.address'], `127.0.0.1:${appPort}`);
+  assert.equal(p['upstream.port'], String(appPort));
+  assert.equal(p['plugin_root_id'], 'probe');
+  assert.equal(p['node.id'], 'probe-node');
+  assert.equal(p['no.such'], '!1');
+
+  // A second legate whose listener requires a client certificate; a named route.
+  const pki = testPki();
+  const b = wasmBootstrap([{ name: 'probe', rootId: 'probe', file: examplePlugin('probe'), configuration: 'probe' }], { app: appPort, grpc: grpcPort });
+  const listener = (b.static_resources as { listeners: Array<{ filter_chains: Array<Record<string, unknown>> }> }).listeners[0]!;
+  const chain = listener.filter_chains[0]!;
+  chain.transport_socket = {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+      require_client_certificate: true,
+      common_tls_context: {
+        tls_certificates: [{ certificate_chain: { inline_string: pki.server.certPem }, private_key: { inline_string: pki.server.keyPem } }],
+        validation_context: { trusted_ca: { inline_string: pki.ca.certPem } },
+      },
+    },
+  };
+  const hcm = (chain.filters as Array<{ typed_config: { route_config: { virtual_hosts: Array<{ routes: Array<Record<string, unknown>> }> } } }>)[0]!.typed_config;
+  hcm.route_config.virtual_hosts[0]!.routes[0]!.name = 'to-app';
+  b.node = { id: 'probe-node', cluster: 'probe-cluster' }; // the probe reads node.id on every request
+  const tlsLegate = await startLegate(b);
+  t.after(() => tlsLegate.stop());
+  const tlsPort = await tlsLegate.listenerPort('ingress');
+  const mtls = await new Promise<{ headers: http.IncomingHttpHeaders; local: number }>((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port: tlsPort, servername: 'localhost', ca: pki.ca.certPem, cert: pki.client.certPem, key: pki.client.keyPem, path: '/props', headers: { 'x-probe-props': PROPS.join(',') }, agent: false }, (res) => {
+      res.resume();
+      resolve({ headers: res.headers, local: res.socket.localPort! });
+    });
+    req.on('error', reject);
+  });
+  const q = propsOf(mtls.headers['x-probe-props']);
+  assert.equal(q['source.address'], `127.0.0.1:${mtls.local}`);
+  assert.equal(q['destination.port'], String(tlsPort));
+  assert.equal(q['connection.mtls'], 'true');
+  assert.match(q['connection.tls_version']!, /^TLSv1\.[23]$/);
+  assert.equal(q['connection.requested_server_name'], 'localhost');
+  assert.equal(q['connection.uri_san_peer_certificate'], CLIENT_ID);
+  assert.equal(q['route_name'], 'to-app');
+  assert.equal(q['upstream.port'], String(appPort));
 });
