@@ -259,3 +259,52 @@ descriptors:
     }
   });
 }
+
+test('descriptors from the other route actions: destination_cluster, query_parameter_value_match, header_value_match with expect_match false, skip_if_absent; an unsupported action (metadata) drops only its own descriptor', TIMEOUT, async () => {
+  const routes = `
+- match: { prefix: / }
+  route:
+    cluster: up
+    rate_limits:
+    - actions: [{ destination_cluster: {} }, { query_parameter_value_match: { descriptor_value: debug, query_parameters: [{ name: debug, string_match: { exact: "1" } }] } }]
+    - actions: [{ header_value_match: { descriptor_value: not-internal, expect_match: false, headers: [{ name: x-internal, present_match: true }] } }]
+    - actions: [{ request_headers: { header_name: x-tenant, descriptor_key: tenant, skip_if_absent: true } }, { generic_key: { descriptor_value: tenanted } }]
+    - actions: [{ metadata: { descriptor_key: m, metadata_key: { key: k, path: [{ key: p }] } } }]`;
+  const e = await setup(
+    hcmYaml(
+      `
+stat_prefix: more
+token_bucket: { max_tokens: 100, tokens_per_fill: 100, fill_interval: 60s }
+${ENABLED}
+always_consume_default_token_bucket: false
+descriptors:
+- entries: [{ key: destination_cluster, value: up }, { key: query_match, value: debug }]
+  token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: 60s }
+- entries: [{ key: header_match, value: not-internal }]
+  token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: 60s }
+- entries: [{ key: generic_key, value: tenanted }]
+  token_bucket: { max_tokens: 3, tokens_per_fill: 3, fill_interval: 60s }
+- entries: [{ key: m, value: anything }]
+  token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: 60s }`,
+      routes,
+    ),
+  );
+  const c = new Client('h1', e.proxy.port);
+  // x-internal turns the expect_match false descriptor off; x-tenant makes the third descriptor
+  // {tenant, generic_key}, which no configured one equals. So each step below reaches one bucket.
+  const quiet = { 'x-internal': '1', 'x-tenant': 't1' };
+  try {
+    // ?debug=1: the {destination_cluster: up, query_match: debug} bucket (1 token).
+    assert.deepEqual(await statuses(c, 2, '/?debug=1', quiet), [200, 429]);
+    // ?debug=2 fails the query matcher, which drops that descriptor: nothing limits.
+    assert.deepEqual(await statuses(c, 3, '/?debug=2', quiet), [200, 200, 200]);
+    // Without x-internal: {header_match: not-internal} (2 tokens).
+    assert.deepEqual(await statuses(c, 3, '/', { 'x-tenant': 't1' }), [200, 200, 429]);
+    // Without x-tenant the request_headers action is skipped, not fatal: {generic_key: tenanted} (3 tokens).
+    assert.deepEqual(await statuses(c, 4, '/', { 'x-internal': '1' }), [200, 200, 200, 429]);
+    assert.equal(e.proxy.counter('more.http_local_rate_limit.rate_limited'), 3);
+  } finally {
+    c.close();
+    await e.close();
+  }
+});
