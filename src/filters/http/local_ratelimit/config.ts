@@ -50,8 +50,12 @@ export interface LocalRateLimitConfig {
   readonly alwaysConsumeDefaultBucket: boolean;
   /** gRPC requests get RESOURCE_EXHAUSTED instead of UNAVAILABLE. */
   readonly grpcResourceExhausted: boolean;
-  readonly vhRateLimits: 'OVERRIDE' | 'INCLUDE' | 'IGNORE';
+  /** Whether the virtual host's rate_limits produce descriptors too (descriptors.ts). */
+  readonly vhRateLimits: VhRateLimits;
 }
+
+/** Envoy's VhRateLimitsOptions. */
+export type VhRateLimits = 'OVERRIDE' | 'INCLUDE' | 'IGNORE';
 
 export function descriptorId(entries: readonly (readonly [string, string])[]): string {
   return entries.map(([k, v]) => `${k}=${v}`).join('\u0000');

@@ -1,7 +1,8 @@
-// Route `rate_limits` → the request's rate limit descriptors (Envoy's RateLimitPolicy actions), for
-// the local rate limit filter to match against its configured descriptors. Compiled once per
-// RateLimit list and cached by object; an action that cannot produce its entry drops the whole
-// descriptor, as in Envoy. Unsupported actions (metadata, extension…) never match, logged once.
+// Route and virtual host `rate_limits` → the request's rate limit descriptors (Envoy's
+// RateLimitPolicy actions), for the local rate limit filter to match against its configured
+// descriptors. Compiled once per RateLimit list and cached by object; an action that cannot
+// produce its entry drops the whole descriptor, as in Envoy. Unsupported actions (metadata,
+// extension…) never match, logged once.
 
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
@@ -11,6 +12,8 @@ import { wrapped } from '../../../config/values.ts';
 import { isIP } from 'node:net';
 import type { RateLimit__Output, _envoy_config_route_v3_RateLimit_Action__Output as Action } from '../../../generated/envoy/config/route/v3/RateLimit.ts';
 import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
+import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
+import type { VhRateLimits } from './config.ts';
 import { logger } from '../../../proxy/log.ts';
 
 const log = logger('filter');
@@ -97,22 +100,18 @@ function compileAction(a: Action, path: string): ActionFn {
 
 const compiled = new WeakMap<readonly RateLimit__Output[], readonly CompiledRateLimit[]>();
 
-function compileRateLimits(list: readonly RateLimit__Output[]): readonly CompiledRateLimit[] {
+function compileRateLimits(list: readonly RateLimit__Output[], path: string): readonly CompiledRateLimit[] {
   let c = compiled.get(list);
   if (!c) {
-    c = list.map((rl, i) => ({ stage: wrapped(rl.stage, 0), actions: rl.actions.map((a, j) => compileAction(a, `rate_limits[${i}].actions[${j}]`)) }));
+    c = list.map((rl, i) => ({ stage: wrapped(rl.stage, 0), actions: rl.actions.map((a, j) => compileAction(a, `${path}[${i}].actions[${j}]`)) }));
     compiled.set(list, c);
   }
   return c;
 }
 
-/** The request's descriptors from the route's `rate_limits` at `stage` (each a list of entries). */
-export function requestDescriptors(route: RouteEntry | undefined, stage: number, headers: HeaderMap, info: StreamInfo): Entry[][] {
-  if (!route || route.action.kind !== 'route') return [];
-  const raw = route.action.raw as RouteAction__Output | undefined;
-  if (!raw || !raw.rate_limits || raw.rate_limits.length === 0) return [];
-  const out: Entry[][] = [];
-  for (const rl of compileRateLimits(raw.rate_limits)) {
+/** Appends the descriptors `list` produces at `stage`. */
+function collect(list: readonly RateLimit__Output[], path: string, stage: number, headers: HeaderMap, info: StreamInfo, route: RouteEntry, out: Entry[][]): void {
+  for (const rl of compileRateLimits(list, path)) {
     if (rl.stage !== stage) continue;
     const entries: Entry[] = [];
     let dropped = false;
@@ -126,5 +125,22 @@ export function requestDescriptors(route: RouteEntry | undefined, stage: number,
     }
     if (!dropped && entries.length > 0) out.push(entries);
   }
+}
+
+/**
+ * The request's descriptors at `stage`: from the route's `rate_limits`, then from its virtual
+ * host's as `vhRateLimits` says (Envoy's VhRateLimitsOptions: OVERRIDE uses them only when the
+ * route has no rate_limits, INCLUDE always, IGNORE never; the route's deprecated
+ * include_vh_rate_limits: true means INCLUDE).
+ */
+export function requestDescriptors(route: RouteEntry | undefined, stage: number, vhRateLimits: VhRateLimits, headers: HeaderMap, info: StreamInfo): Entry[][] {
+  if (!route || route.action.kind !== 'route') return [];
+  const raw = route.action.raw as RouteAction__Output | undefined;
+  const own = raw?.rate_limits ?? [];
+  const vh = (route.virtualHost.raw as VirtualHost__Output | undefined)?.rate_limits ?? [];
+  const out: Entry[][] = [];
+  if (own.length > 0) collect(own, 'route.rate_limits', stage, headers, info, route, out);
+  const mode = raw?.include_vh_rate_limits?.value === true ? 'INCLUDE' : vhRateLimits;
+  if (vh.length > 0 && (mode === 'INCLUDE' || (mode === 'OVERRIDE' && own.length === 0))) collect(vh, 'virtual_host.rate_limits', stage, headers, info, route, out);
   return out;
 }

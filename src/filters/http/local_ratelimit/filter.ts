@@ -170,7 +170,7 @@ export class LocalRateLimitFilter implements HttpFilter {
     const stats = this.#f.stats(config.statPrefix);
     stats.enabled.inc();
     const info = this.#cb.streamInfo;
-    const descriptors = config.descriptors.length > 0 ? requestDescriptors(route, config.stage, headers, info) : [];
+    const descriptors = config.descriptors.length > 0 ? requestDescriptors(route, config.stage, config.vhRateLimits, headers, info) : [];
     const limiter = config.perConnection ? this.#f.connectionLimiter(active, info.connectionId) : active.limiter;
     const r = limiter.check(descriptors);
     this.#config = config;

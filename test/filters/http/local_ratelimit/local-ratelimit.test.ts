@@ -308,3 +308,59 @@ descriptors:
     await e.close();
   }
 });
+
+test('virtual host rate_limits: used by routes without their own (OVERRIDE), with them under include_vh_rate_limits, never under vh_rate_limits: IGNORE', TIMEOUT, async () => {
+  const descriptors = `
+descriptors:
+- entries: [{ key: generic_key, value: vh }]
+  token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: 60s }`;
+  const routes = `
+- match: { prefix: /own }
+  route: { cluster: up, rate_limits: [{ actions: [{ generic_key: { descriptor_value: route } }] }] }
+- match: { prefix: /include }
+  route: { cluster: up, include_vh_rate_limits: true, rate_limits: [{ actions: [{ generic_key: { descriptor_value: route } }] }] }
+- match: { prefix: /ignore }
+  route: { cluster: up }
+  typed_per_filter_config:
+    envoy.filters.http.local_ratelimit:
+      "@type": ${LRL}
+      stat_prefix: ignore
+      token_bucket: { max_tokens: 100, tokens_per_fill: 100, fill_interval: 60s }
+      filter_enabled: { default_value: { numerator: 100, denominator: HUNDRED } }
+      filter_enforced: { default_value: { numerator: 100, denominator: HUNDRED } }
+      always_consume_default_token_bucket: false
+      vh_rate_limits: IGNORE
+      descriptors:
+      - entries: [{ key: generic_key, value: vh }]
+        token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: 60s }
+- match: { prefix: / }
+  route: { cluster: up }`;
+  const e = await setup(
+    filterHcmYaml({
+      name: 'envoy.filters.http.local_ratelimit',
+      typeUrl: LRL,
+      filter: `
+stat_prefix: vh
+token_bucket: { max_tokens: 100, tokens_per_fill: 100, fill_interval: 60s }
+${ENABLED}
+always_consume_default_token_bucket: false
+${descriptors}`,
+      routes,
+      vhostExtra: 'rate_limits: [{ actions: [{ generic_key: { descriptor_value: vh } }] }]',
+    }),
+  );
+  const c = new Client('h1', e.proxy.port);
+  try {
+    // The route's own rate_limits override the virtual host's: its {generic_key: route} matches no bucket.
+    assert.deepEqual(await statuses(c, 3, '/own'), [200, 200, 200]);
+    // A route without rate_limits and one that includes the virtual host's share the {generic_key: vh} bucket (2 tokens).
+    assert.deepEqual([...(await statuses(c, 1, '/none')), ...(await statuses(c, 1, '/include')), ...(await statuses(c, 1, '/none')), ...(await statuses(c, 1, '/include'))], [200, 200, 429, 429]);
+    // IGNORE: its own 1-token {generic_key: vh} bucket is never reached.
+    assert.deepEqual(await statuses(c, 3, '/ignore'), [200, 200, 200]);
+    assert.equal(e.proxy.counter('vh.http_local_rate_limit.rate_limited'), 2);
+    assert.equal(e.proxy.counter('ignore.http_local_rate_limit.rate_limited'), 0);
+  } finally {
+    c.close();
+    await e.close();
+  }
+});
