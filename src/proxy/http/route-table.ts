@@ -16,6 +16,7 @@ import type { VirtualHost__Output } from '../../generated/envoy/config/route/v3/
 import type { Route__Output } from '../../generated/envoy/config/route/v3/Route.ts';
 import type { FilterConfig__Output } from '../../generated/envoy/config/route/v3/FilterConfig.ts';
 import type { Any__Output } from '../../generated/google/protobuf/Any.ts';
+import { rateLimitErrors } from './route-rate-limits.ts';
 
 export interface RouteTableContext {
   /** Field path of the RouteConfiguration, e.g. `static_resources.listeners[0]…typed_config.route_config`. */
@@ -140,8 +141,9 @@ function compileRoute(route: Route__Output, path: string, vh: VirtualHostEntry, 
   switch (route.action) {
     case 'route': {
       const r = route.route ? compileClusterAction(route.route, m.value, joinPath(path, 'route'), table.actions) : fail<never>(joinPath(path, 'route'), 'value is required');
-      if (r.ok) action = r.value;
-      else errors.push(...r.errors);
+      const limits = rateLimitErrors(route.route?.rate_limits, joinPath(path, 'route.rate_limits'));
+      if (r.ok && limits.length === 0) action = r.value;
+      else errors.push(...(r.ok ? [] : r.errors), ...limits);
       break;
     }
     case 'redirect': {
@@ -189,6 +191,7 @@ function compileVirtualHost(v: VirtualHost__Output, path: string, table: TableLe
   const mirrors = compileMirrorPolicies(v.request_mirror_policies, path, table.actions.validateAgainst);
   if (!mirrors.ok) errors.push(...mirrors.errors);
   errors.push(...retryHedgeErrors(v.retry_policy, v.hedge_policy, path));
+  errors.push(...rateLimitErrors(v.rate_limits, joinPath(path, 'rate_limits')));
   const entry: VirtualHostEntry = Object.freeze({
     name: v.name,
     perFilterConfig: mergeMaps(table.perFilter, perFilter),

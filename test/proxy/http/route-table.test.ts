@@ -258,3 +258,17 @@ test('bad retry_policy / hedge_policy is a config error at load, with its field 
   // Valid policies compile.
   table(route(', retry_policy: {retry_on: "5xx,reset", num_retries: 2, retry_host_predicate: [{name: envoy.retry_host_predicates.previous_hosts}]}, hedge_policy: {hedge_on_per_try_timeout: true}', ', retry_policy: {retry_on: 5xx}'));
 });
+
+test('rate_limits: a header or query parameter matcher that cannot compile rejects the route configuration (route and virtual host), with its path', () => {
+  const badHeader = `{virtual_hosts: [{name: a, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: up, rate_limits: [
+    {actions: [{generic_key: {descriptor_value: g}}]},
+    {actions: [{generic_key: {descriptor_value: g}}, {header_value_match: {descriptor_value: v, headers: [{name: x-a, safe_regex_match: {regex: "a(b"}}]}}]}]}}]}]}`;
+  assert.match(errorsOf(badHeader), /^route_config\.virtual_hosts\[0\]\.routes\[0\]\.route\.rate_limits\[1\]\.actions\[1\]\.header_value_match\.headers\[0\]\.safe_regex_match\.regex: invalid regex "a\(b"/);
+  const badQuery = `{virtual_hosts: [{name: a, domains: ["*"], rate_limits: [
+    {actions: [{query_parameter_value_match: {descriptor_value: v, query_parameters: [{name: q, string_match: {safe_regex: {regex: "[z-a]"}}}]}}]}],
+    routes: [{match: {prefix: /}, route: {cluster: up}}]}]}`;
+  assert.match(errorsOf(badQuery), /^route_config\.virtual_hosts\[0\]\.rate_limits\[0\]\.actions\[0\]\.query_parameter_value_match\.query_parameters\[0\]\.string_match\.safe_regex\.regex: invalid regex/);
+  const good = `{virtual_hosts: [{name: a, domains: ["*"], rate_limits: [{actions: [{header_value_match: {descriptor_value: v, headers: [{name: x-a, safe_regex_match: {regex: "(?i)a+"}}]}}]}],
+    routes: [{match: {prefix: /}, route: {cluster: up, rate_limits: [{actions: [{remote_address: {}}]}]}}]}]}`;
+  assert.equal(compile(good).ok, true);
+});
