@@ -334,3 +334,55 @@ test('h1 → http1: WebSocket upgrade, echo through the tunnel', TIMEOUT, async 
     await new Promise<void>((r) => server.close(() => r()));
   }
 });
+
+test('h1 → http1: an upgrade the upstream refuses comes back as an ordinary response and the connection closes (sized body, streamed body, local reply)', TIMEOUT, async () => {
+  const http = await import('node:http');
+  const net = await import('node:net');
+  // Node's server answers an upgrade request it has no 'upgrade' listener for through the ordinary handler.
+  const server = http.createServer((req, res) => {
+    if (req.url === '/p/sized') {
+      res.writeHead(426, { 'content-type': 'text/plain', 'content-length': '14' });
+      res.end('use websocket2');
+    } else {
+      res.writeHead(403, { 'content-type': 'text/plain' }); // no length: the upstream streams it
+      res.write('not ');
+      setTimeout(() => res.end('here'), 20);
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const upPort = (server.address() as import('node:net').AddressInfo).port;
+  const proxy = await startProxy(hcm(), [clusterYaml('up', upPort), EMPTY_CLUSTER, clusterYaml('closed', await closedPort())]);
+  /** Sends an upgrade request on a new connection; everything until the proxy closes it. */
+  const refused = async (path: string): Promise<string> => {
+    const sock = net.connect(proxy.port, '127.0.0.1');
+    let buf = '';
+    sock.on('data', (d: Buffer) => (buf += d.toString()));
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.write(`GET ${path} HTTP/1.1\r\nhost: example.com\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n`);
+    await closed;
+    return buf;
+  };
+  try {
+    const sized = await refused('/p/sized');
+    assert.match(sized, /^HTTP\/1\.1 426 Upgrade Required\r\n/);
+    assert.match(sized.toLowerCase(), /\r\nconnection: close\r\n/);
+    assert.match(sized.toLowerCase(), /\r\ncontent-length: 14\r\n/);
+    assert.ok(sized.endsWith('\r\n\r\nuse websocket2'), JSON.stringify(sized));
+    const streamed = await refused('/p/streamed');
+    assert.match(streamed, /^HTTP\/1\.1 403 Forbidden\r\n/);
+    assert.match(streamed.toLowerCase(), /\r\ntransfer-encoding: chunked\r\n/);
+    const body = streamed.slice(streamed.indexOf('\r\n\r\n') + 4);
+    assert.equal(body.replace(/\r\n/g, '|'), '4|not |4|here|0||', 'chunked, ended with the last chunk');
+    // No route's cluster: the proxy's own 503, sized, then close.
+    const local = await refused('/p/uh');
+    assert.match(local, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+    assert.match(local.toLowerCase(), /\r\nconnection: close\r\n/);
+    assert.match(local.toLowerCase(), /\r\ncontent-length: \d+\r\n/);
+    assert.equal(proxy.counter('cluster.up.upstream_rq_426'), 1);
+    assert.equal(proxy.counter('cluster.up.upstream_rq_403'), 1);
+  } finally {
+    await proxy.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
