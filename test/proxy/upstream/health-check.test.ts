@@ -121,6 +121,54 @@ test('HTTP: a host failing /healthz is skipped, and restored after healthy_thres
   }
 });
 
+test('HTTP over HTTP/2 (codec_client_type: HTTP2): h2c checks on one reused session per host; expected_statuses ranges', TIMEOUT, async () => {
+  const http2 = await import('node:http2');
+  interface H2Up { port: number; status: number; checks: number; sessions: number; authority?: string; version?: string; server: import('node:http2').Http2Server }
+  const h2up = async (status: number): Promise<H2Up> => {
+    const server = http2.createServer();
+    const up: H2Up = { port: 0, status, checks: 0, sessions: 0, server };
+    server.on('session', () => up.sessions++);
+    server.on('request', (req, res) => {
+      if (req.url === '/healthz') {
+        up.checks++;
+        up.authority = req.headers[':authority'];
+        up.version = req.httpVersion;
+        res.statusCode = up.status;
+        return res.end();
+      }
+      res.end(String(up.port));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    up.port = (server.address() as AddressInfo).port;
+    return up;
+  };
+  const a = await h2up(204);
+  const b = await h2up(302);
+  // 200-299 and 204 as [start, end): a (204) passes, b (302) fails.
+  const proxy = await startProxy(hcm(), [
+    cluster([a.port, b.port], 'http_health_check: { path: /healthz, host: hc.example, codec_client_type: HTTP2, expected_statuses: [{ start: 200, end: 300 }] }', 'http2_protocol_options: {}'),
+  ]);
+  const c = new Client('h1', proxy.port);
+  try {
+    assert.deepEqual(flags(proxy), ['healthy', 'failed_active_hc']);
+    assert.equal(a.version, '2.0');
+    assert.equal(a.authority, 'hc.example');
+    for (let i = 0; i < 10; i++) assert.equal((await c.request({ path: '/' })).body.toString(), String(a.port));
+    b.status = 200;
+    await until(() => proxy.gauge('cluster.up.health_check.healthy') === 2);
+    assert.ok(a.checks >= 3 && b.checks >= 3, `checks a ${a.checks}, b ${b.checks}`);
+    // reuse_connection (default true): the checks ran as streams on one session per host (b took
+    // no traffic; a also has the router's session).
+    assert.equal(b.sessions, 1, `b: ${b.sessions} sessions for ${b.checks} checks`);
+    assert.ok(a.sessions <= 2, `a: ${a.sessions} sessions`);
+    assert.equal(proxy.counter('cluster.up.health_check.network_failure'), 0);
+  } finally {
+    c.close();
+    await proxy.close();
+    for (const u of [a, b]) await new Promise<void>((r) => u.server.close(() => r()));
+  }
+});
+
 test('HTTP: a check that times out sets failed_active_hc and active_hc_timeout, counted as a network failure', TIMEOUT, async () => {
   const a = await upstream(200);
   // Accepts and never answers: every check times out.
