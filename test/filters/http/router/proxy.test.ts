@@ -35,6 +35,7 @@ route_config:
     response_headers_to_add: [{ header: { key: x-vh, value: added } }]
     routes:
     - { match: { prefix: /p/timeout }, route: { cluster: up, timeout: 0.2s } }
+    - { match: { prefix: /p/idle }, route: { cluster: up, timeout: 0s, retry_policy: { per_try_idle_timeout: 0.2s } } }
     - { match: { prefix: /p/rewrite/ }, route: { cluster: up, prefix_rewrite: /rewritten/ }, request_headers_to_add: [{ header: { key: x-route-added, value: yes } }] }
     - { match: { prefix: /p/uh }, route: { cluster: empty } }
     - { match: { prefix: /p/uf }, route: { cluster: closed } }
@@ -185,6 +186,34 @@ for (const down of ['h1', 'h2'] as Downstream[]) {
         const headers = (JSON.parse(ok.body.toString()) as { headers: Record<string, string> }).headers;
         assert.equal(headers['x-envoy-upstream-rq-timeout-ms'], undefined);
         assert.equal(headers['x-envoy-expected-rq-timeout-ms'], '5000');
+      } finally {
+        c.close();
+        await e.close();
+      }
+    });
+
+    test(`${name}: a response that stalls after its headers is reset at the route timeout and at per_try_idle_timeout (UT; no 504 once the response started)`, TIMEOUT, async () => {
+      const e = await setup(up, (req, res) => {
+        if (!req.url?.includes('stall')) return echo(req, res);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('partial'); // and never ends
+      });
+      const c = new Client(down, e.proxy.port);
+      try {
+        const t = await c.request({ path: '/p/timeout/stall' });
+        assert.equal(t.status, 200);
+        assert.equal(t.body.toString(), 'partial');
+        assert.ok(t.error, 'the downstream response was reset, not ended');
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_timeout'), 1);
+        assert.equal(e.proxy.counter('http.ingress_http.rq_reset_after_downstream_response_started'), 1);
+        const i = await c.request({ path: '/p/idle/stall' });
+        assert.equal(i.status, 200);
+        assert.equal(i.body.toString(), 'partial');
+        assert.ok(i.error, 'reset at the per-try idle timeout');
+        assert.equal(e.proxy.counter('cluster.up.upstream_rq_per_try_idle_timeout'), 1);
+        assert.equal(e.proxy.counter('http.ingress_http.rq_reset_after_downstream_response_started'), 2);
+        // A response that keeps sending is not idle: it completes.
+        assert.equal((await c.request({ path: '/p/idle/echo' })).status, 200);
       } finally {
         c.close();
         await e.close();
