@@ -78,6 +78,35 @@ test('RSA and ECDSA certificates in one context: picked by what the client can v
   }
 });
 
+test('several certificates of one key type: picked by SNI against their DNS names (exact before wildcard, any case); no match or no SNI gets the first', async () => {
+  const a = issueCertificate(pki.ca, { commonName: 'a', dnsNames: ['a.example'] });
+  const b = issueCertificate(pki.ca, { commonName: 'b', dnsNames: ['b.example', '*.wild.example'] });
+  const c = issueCertificate(pki.ca, { commonName: 'c', dnsNames: ['exact.wild.example'] });
+  const { w, srv } = await server({ common_tls_context: { tls_certificates: [cert(a), cert(b), cert(c)] } });
+  const fingerprint = (i: Issued): string => new X509Certificate(i.certPem).fingerprint256;
+  try {
+    const cases: [string | undefined, Issued][] = [
+      ['a.example', a],
+      ['b.example', b],
+      ['B.Example', b],
+      ['x.wild.example', b],
+      ['exact.wild.example', c],
+      ['unknown.example', a],
+      [undefined, a],
+    ];
+    for (const [i, [sni, want]] of cases.entries()) {
+      const client = await tlsClient(srv.port, sni === undefined ? {} : { servername: sni });
+      assert.equal(peerLeaf(client).fingerprint256, fingerprint(want), `SNI ${sni ?? '(none)'}`);
+      const o = await outcome(srv, i);
+      assert.ok(o.ok, `SNI ${sni ?? '(none)'}: handshake`);
+      client.socket.destroy();
+    }
+    assert.equal(counter(w.stats, `${SSL}handshake`), cases.length);
+  } finally {
+    await srv.close();
+  }
+});
+
 test('bytes a listener filter read and unshifted are seen by the handshake', async () => {
   let peeked = 0;
   const beforeSecure = (raw: net.Socket): Promise<void> =>
