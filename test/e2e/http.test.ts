@@ -165,9 +165,9 @@ test('round robin spreads over endpoints; ring hash keeps a header on one endpoi
   }
 });
 
-test('admin: /listeners shows the bound port, /clusters the hosts, /server_info and /config_dump', async () => {
+test('admin: /listeners shows the bound port, /clusters the hosts, /server_info and /config_dump (with name_regex)', async () => {
   const up = await startHttp1Upstream();
-  const l = await startLegate(httpBootstrap({ routes: [{ match: { prefix: '/' }, route: { cluster: 'b' } }], clusters: { b: { ports: [up.port] } } }));
+  const l = await startLegate(httpBootstrap({ routes: [{ match: { prefix: '/' }, route: { cluster: 'b' } }], clusters: { b: { ports: [up.port] }, other: { ports: [up.port] } } }));
   try {
     const port = await l.listenerPort('http');
     assert.ok(port > 0);
@@ -181,6 +181,17 @@ test('admin: /listeners shows the bound port, /clusters the hosts, /server_info 
     assert.equal(info.state, 'LIVE');
     const dump = (await (await fetch(`${l.admin}/config_dump`)).json()) as { configs: Array<Record<string, unknown>> };
     assert.ok(dump.configs.some((c) => String(c['@type']).endsWith('BootstrapConfigDump')));
+    // ?name_regex= is RE2 matching whole names, with ?resource= or across the whole dump.
+    type Items = { configs: Array<{ cluster?: { name: string } }> };
+    const names = async (q: string): Promise<string[]> => ((await (await fetch(`${l.admin}/config_dump?${q}`)).json()) as Items).configs.map((c) => c.cluster?.name ?? '?');
+    assert.deepEqual((await names('resource=static_clusters')).sort(), ['b', 'other']);
+    assert.deepEqual(await names('resource=static_clusters&name_regex=ot.*'), ['other']);
+    assert.deepEqual(await names('resource=static_clusters&name_regex=o'), [], 'a whole-name match');
+    const all = (await (await fetch(`${l.admin}/config_dump?name_regex=b`)).json()) as { configs: Array<Record<string, unknown>> };
+    const clustersDump = all.configs.find((c) => String(c['@type']).endsWith('ClustersConfigDump')) as { static_clusters: Array<{ cluster: { name: string } }> };
+    assert.deepEqual(clustersDump.static_clusters.map((c) => c.cluster.name), ['b']);
+    const listenersDump = all.configs.find((c) => String(c['@type']).endsWith('ListenersConfigDump')) as { static_listeners?: unknown[] };
+    assert.equal(listenersDump.static_listeners?.length ?? 0, 0, 'listener "http" does not match');
     const fail = await fetch(`${l.admin}/healthcheck/fail`, { method: 'POST' });
     assert.equal(fail.status, 200);
   } finally {
