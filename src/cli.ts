@@ -70,7 +70,8 @@ async function main(argv: readonly string[]): Promise<number> {
   return -1; // keep serving
 }
 
-main(process.argv.slice(2)).then(
+// Loaded to fill the compile cache (src/compile-cache-prime.ts): nothing runs.
+if (!process.env.LEGATE_PRIME_COMPILE_CACHE) void main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exit(code);
   },

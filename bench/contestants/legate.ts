@@ -12,8 +12,8 @@ import { here, ready, running } from './common.ts';
 import { coreBootstrap, extBootstrap, FILTERS_RESPONSE_HEADER } from './legate-config.ts';
 import type { Contestant, Listener, Running, StartContext } from './types.ts';
 
-// The launcher users run (npm start, the `legate` bin): with the compile cache, the main thread does not
-// load Node's TypeScript stripper (22 MB of RSS at idle when started as `node src/cli.ts`).
+// The launcher users run (npm start, the `legate` bin): with the compile cache `npm install` primed,
+// no thread loads Node's TypeScript stripper (27-30 MB of RSS each when started as `node src/cli.ts`).
 const LEGATE_CLI = here('../../bin/legate.js');
 const version = (): string => `legate ${(JSON.parse(readFileSync(here('../../package.json'), 'utf8')) as { version: string }).version}`;
 

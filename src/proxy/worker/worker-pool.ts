@@ -4,7 +4,7 @@
 // except one the watchdog found stuck: that one is terminated and started again in its place.
 
 import v8 from 'node:v8';
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './messages.ts';
 import { logger } from '../log.ts';
 import { releaseMemory, releaseMemoryAfterConfigUpdate } from './release-memory.ts';
@@ -12,14 +12,16 @@ import { applyV8Defaults } from './v8-flags.ts';
 import { MainThreadWorker, holdsWasm } from './main-thread-worker.ts';
 import { collectUnpacked } from '../../config/decode.ts';
 import type { UnpackedConfig } from '../../config/unpacked-anys.ts';
+import type { PrimePass } from '../../compile-cache-prime.ts';
 
 const log = logger('main');
 
 /**
  * Worker entry: turns on Node's compile cache before importing worker-main.ts. It also caches the
  * TypeScript-stripped sources, so a worker skips loading and running the stripper (a wasm module):
- * faster start and a few MB less per worker once the cache is warm.
- * NODE_COMPILE_CACHE picks the directory (default: <tmpdir>/node-compile-cache); NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ * faster start and ~30 MB less per worker once the cache is warm (bin/legate.js fills it at install).
+ * NODE_COMPILE_CACHE picks the directory (the launcher sets it; default: <tmpdir>/node-compile-cache);
+ * NODE_DISABLE_COMPILE_CACHE=1 turns it off.
  * Then node:http's ESM facade is built without Node's bundled undici (lazy-http-exports.ts).
  */
 const WORKER_BOOT = [
@@ -43,6 +45,30 @@ const WORKER_BOOT = [
 const WORKER_YOUNG_GENERATION_MB = 16;
 
 type Reply = Extract<WorkerToMain, { type: 'reply' }>;
+
+/** The options every worker thread is started with. */
+const workerOptions = (o: WorkerOptions): WorkerOptions => ({ eval: true, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB }, ...o });
+
+/** The process-wide V8 flags set before the first worker's isolate exists (they are part of its compile cache's key). */
+function setWorkerFlags(): void {
+  v8.setFlagsFromString('--expose-gc'); // see releaseMemory()
+  applyV8Defaults();
+}
+
+/**
+ * Fills the worker threads' compile cache (bin/legate.js, at install): a worker started as the
+ * pool starts them loads every module by `pass` (src/compile-cache-prime.ts) and exits.
+ */
+export function primeWorkerCompileCache(pass: PrimePass): Promise<void> {
+  setWorkerFlags();
+  const prime = new URL('../../compile-cache-prime.ts', import.meta.url).href;
+  const boot = `require('node:module').enableCompileCache();import(${JSON.stringify(prime)}).then((m) => m.loadAllModules(${JSON.stringify(pass)}));`;
+  const w = new Worker(boot, workerOptions({ name: `prime_${pass}` }));
+  return new Promise((resolve, reject) => {
+    w.on('error', reject);
+    w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
+  });
+}
 type Ask = MainToWorker extends infer M ? (M extends { id: number } ? Omit<M, 'id'> : never) : never;
 
 export class WorkerPool {
@@ -65,8 +91,7 @@ export class WorkerPool {
     this.#init = init;
     this.#onExit = onExit;
     const ready: Array<Promise<Record<string, number>>> = [];
-    v8.setFlagsFromString('--expose-gc'); // before the workers' isolates exist: see releaseMemory()
-    applyV8Defaults(); // process-wide: before the workers' isolates exist
+    setWorkerFlags(); // process-wide: before the workers' isolates exist
     const unpacked = collectUnpacked(init.bootstrap);
     this.#onMainThread = mainThread && !holdsWasm(unpacked);
     for (let i = 0; i < n; i++) ready.push(this.#spawn(i, unpacked));
@@ -81,7 +106,7 @@ export class WorkerPool {
     const onMain = i === 0 && this.#onMainThread;
     // The main thread's worker does not beat: nothing could watch it (main-thread-worker.ts).
     const workerData: WorkerInit = { ...init, workerId: i, unpacked, ...(onMain ? { watchdog: undefined } : {}) };
-    const w = onMain ? new MainThreadWorker(workerData) : new Worker(WORKER_BOOT, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB }, workerData, name: `worker_${i}` });
+    const w = onMain ? new MainThreadWorker(workerData) : new Worker(WORKER_BOOT, workerOptions({ workerData, name: `worker_${i}` }));
     this.#workers[i] = w;
     return new Promise((resolve, reject) => {
       w.on('message', (m: WorkerToMain) => {
