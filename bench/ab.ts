@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { median } from './lib/measure.ts';
 import { H2LOAD, h2loadRun, h2ScriptRun } from './lib/h2load.ts';
+import { primeCompileCache } from './lib/compile-cache.ts';
 import { freePorts, hasTaskset, killAllSync, pinning, processTree, rssSampler, spawnPinned, stopChild, treeCpuSeconds, waitForPort, type Spawned } from './lib/procs.ts';
 
 const PROXY_CPU = 1;
@@ -227,6 +228,10 @@ async function main(): Promise<void> {
     });
     upstream.proc.once('exit', (code) => reject(new Error(`upstream exited (${code})`)));
   });
+  for (const d of [dirA, dirB]) {
+    const err = NAMED.has(d) ? undefined : primeCompileCache(d);
+    if (err) process.stdout.write(`note: ${d}: compile cache not primed (${err})\n`);
+  }
   const results: Rep[] = [];
   try {
     for (let r = 0; r < reps; r++) {

@@ -22,6 +22,7 @@ import { summarise, tables, type RunRecord } from './report.ts';
 import { measure, SCENARIOS } from './scenarios.ts';
 import { runPairs, targetRows, targetTable, type PairResult } from './targets.ts';
 import { H2LOAD } from './lib/h2load.ts';
+import { primeCompileCache } from './lib/compile-cache.ts';
 
 const PROXY_CPU = 1;
 const LOAD_CPU = 0;
@@ -103,6 +104,8 @@ try {
   }
   const upstream = JSON.parse(upstreamChild.output().slice(0, upstreamChild.output().indexOf('}') + 1)) as Upstream;
 
+  const primeError = primeCompileCache(fileURLToPath(new URL('..', import.meta.url)));
+  if (primeError) say(`note: legate's compile cache could not be primed (${primeError}); legate may carry Node's TypeScript stripper`);
   for (const c of contestants) {
     try {
       const r = await c.start({ upstream, dir, cpu: PROXY_CPU, pki });
