@@ -99,8 +99,8 @@ function propsOf(header: string | string[] | undefined | null): Record<string, s
 }
 
 test('connection and upstream properties (path segments NUL-separated, as SDKs send them): addresses, ports as 8-byte integers, names; over plaintext and over mTLS with SNI', { timeout: 60_000 }, async (t) => {
-  // Plaintext, on the listener the tests above started.
-  const port = await legate!.listenerPort('ingress');
+  // Plaintext, on the listener the tests above started (or a new one when run alone).
+  const port = legate ? await legate.listenerPort('ingress') : await start();
   const plain = await new Promise<{ headers: http.IncomingHttpHeaders; local: number }>((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/props', headers: { 'x-probe-props': PROPS.join(',') }, agent: false }, (res) => {
       res.resume();
