@@ -1,6 +1,6 @@
 // vm_config.environment_variables: a plugin reading its environment through WASI (environ_get)
 // sees the configured key_values and the host variables named in host_env_keys — and nothing
-// else of the proxy's own environment.
+// else of the proxy's own environment; and the rest of WASI that SDKs built on wasi-libc call.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,4 +26,22 @@ test('the plugin sees host_env_keys and key_values through WASI, not the rest of
   legate = await startLegate(b);
   const r = await fetch(`http://127.0.0.1:${await legate.listenerPort('ingress')}/`);
   assert.equal(r.headers.get('x-env'), 'LEGATE_TEST_SHARED=from-host;MODE=test');
+});
+
+test('the rest of WASI as wasi-libc uses it: stdout lines at info and stderr at error in the log, fd 3 is EBADF, random_get fills, clock_time_get is the wall clock', { timeout: 60_000 }, async () => {
+  assert.ok(legate, 'started by the test above');
+  const r = await fetch(`http://127.0.0.1:${await legate.listenerPort('ingress')}/wasi`);
+  // errno/bytes written per fd_write (BADF is 8), then what random_get and clock_time_get gave.
+  assert.equal(r.headers.get('x-wasi'), 'out=0/10+0/8;err=0/16;badfd=8/0;random=0/filled;clock=0/now');
+  const deadline = Date.now() + 5000;
+  const lines = (): string[] => legate!.stderr().split('\n').filter((l) => l.includes('wasm log env'));
+  while (lines().length < 4 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  // A line written in two pieces is logged once, whole; each request logs its own pair.
+  const out = lines().filter((l) => l.endsWith(': hello from stdout'));
+  const err = lines().filter((l) => l.endsWith(': and from stderr'));
+  assert.equal(out.length, 2, lines().join('\n'));
+  assert.equal(err.length, 2, lines().join('\n'));
+  assert.ok(out.every((l) => l.includes('[info][wasm]')), out.join('\n'));
+  assert.ok(err.every((l) => l.includes('[error][wasm]')), err.join('\n'));
+  assert.ok(!lines().some((l) => l.includes('nowhere')));
 });
