@@ -13,6 +13,7 @@ import { HeaderMap } from './headers.ts';
 import type { HeaderMutator } from './route-types.ts';
 import type { StreamInfo } from './stream-info.ts';
 import { readDataSource } from '../../config/data-source.ts';
+import { grpcPercentEncode } from '../grpc-message.ts';
 
 /** A body format: the formatted body (with %LOCAL_REPLY_BODY%) and its content type. */
 export interface LocalReplyBodyFormat {
@@ -136,15 +137,6 @@ export function httpToGrpcStatus(status: number): number {
     default:
       return 2; // UNKNOWN
   }
-}
-
-/** gRPC-message percent-encoding (grpc's rules: printable ASCII except '%' is kept). */
-function grpcPercentEncode(s: string): string {
-  let out = '';
-  for (const b of Buffer.from(s, 'utf8')) {
-    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : '%' + b.toString(16).toUpperCase().padStart(2, '0');
-  }
-  return out;
 }
 
 export interface LocalReplyResponse {

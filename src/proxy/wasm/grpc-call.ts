@@ -10,6 +10,7 @@ import { Status } from './abi.ts';
 import type { Pairs } from './pairs.ts';
 import type { ClusterManager } from '../upstream/types.ts';
 import { type LongTimer, setLongTimeout } from '../long-timers.ts';
+import { grpcPercentDecode } from '../grpc-message.ts';
 
 export interface GrpcCallRequest {
   readonly cluster: string;
@@ -97,7 +98,7 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
             trailersOnly = true;
             ev.onInitialMetadata([]);
             ev.onTrailingMetadata(metadataOf(h, RESPONSE_SKIP));
-            finish(Number(h['grpc-status']), String(h['grpc-message'] ?? ''));
+            finish(Number(h['grpc-status']), grpcPercentDecode(String(h['grpc-message'] ?? '')));
             return;
           }
           if (!done && !cancelled) ev.onInitialMetadata(metadataOf(h, RESPONSE_SKIP));
@@ -115,7 +116,7 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
         s.on('trailers', (t) => {
           if (trailersOnly || done) return;
           ev.onTrailingMetadata(metadataOf(t, RESPONSE_SKIP));
-          finish(Number(t['grpc-status'] ?? 2), decodeURIComponent(String(t['grpc-message'] ?? '')));
+          finish(Number(t['grpc-status'] ?? 2), grpcPercentDecode(String(t['grpc-message'] ?? '')));
         });
         s.on('close', () => finish(UNAVAILABLE, `stream closed (${s.rstCode})`));
         s.on('error', (e) => finish(UNAVAILABLE, e.message));

@@ -32,6 +32,8 @@ const server = new grpc.Server();
 server.addService(pkg.legate.test.Greeter.service, {
   SayHello: (call: grpc.ServerUnaryCall<{ name: string }, unknown>, cb: grpc.sendUnaryData<{ message: string }>) => {
     grpcMetadata.push(String(call.metadata.get('x-probe')[0] ?? ''));
+    // An error before any response metadata: grpc-js answers trailers-only, grpc-message percent-encoded.
+    if (call.request.name === 'fail!') return cb({ code: grpc.status.NOT_FOUND, details: 'no such name: 100% sure' });
     cb(null, { message: `hi ${call.request.name}` });
   },
 });
@@ -84,7 +86,13 @@ test('a gRPC call from the plugin reaches a real gRPC server with its metadata; 
   assert.equal(r.status, 200);
   // status OK (0), the server's initial metadata seen (count), the decoded HelloReply.
   assert.match(r.headers.get('x-probe-grpc') ?? '', /^0:\d+:hi probe$/);
+  assert.equal(r.headers.get('x-probe-grpc-message'), 'OK', 'grpc-js sends grpc-message: OK');
   assert.equal(grpcMetadata.at(-1), '1');
+  // A trailers-only error: NOT_FOUND (5), no message, and grpc-message decoded ('%' came as %25).
+  const f = await fetch(`http://127.0.0.1:${port}/grpc-fail`);
+  assert.equal(f.status, 200);
+  assert.equal(f.headers.get('x-probe-grpc'), '5:0:');
+  assert.equal(f.headers.get('x-probe-grpc-message'), 'no such name: 100% sure');
 });
 
 const PROPS = [
