@@ -3,12 +3,13 @@
 // remove, pairs), clock, log level, properties read and written, metrics (counter, gauge,
 // histogram, get) — also in /stats —, foreign functions (NOT_FOUND), timers, shared queues, and a
 // gRPC call to a real @grpc/grpc-js server that holds the request until proxy_on_grpc_close;
-// connection and upstream properties over plaintext and mTLS.
+// connection and upstream properties over plaintext and mTLS; a local reply from the response path.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -93,6 +94,38 @@ test('a gRPC call from the plugin reaches a real gRPC server with its metadata; 
   assert.equal(f.status, 200);
   assert.equal(f.headers.get('x-probe-grpc'), '5:0:');
   assert.equal(f.headers.get('x-probe-grpc-message'), 'no such name: 100% sure');
+});
+
+test('a local reply sent from onResponseHeaders replaces the upstream response (status, body, headers), over HTTP/1.1 and h2c', { timeout: 60_000 }, async () => {
+  const port = legate ? await legate.listenerPort('ingress') : await start();
+  const before = seen.length;
+  const r = await fetch(`http://127.0.0.1:${port}/deny-late`);
+  assert.equal(r.status, 403);
+  assert.equal(await r.text(), 'denied after the upstream answered');
+  assert.equal(r.headers.get('x-late'), 'yes');
+  assert.equal(seen.length, before + 1, 'the upstream had answered');
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    const h2 = await new Promise<{ status: number; late: unknown; body: string }>((resolve, reject) => {
+      const s = session.request({ ':path': '/deny-late' });
+      let status = 0;
+      let late: unknown;
+      let body = '';
+      s.on('response', (h) => {
+        status = Number(h[':status']);
+        late = h['x-late'];
+      });
+      s.on('data', (d: Buffer) => (body += d.toString()));
+      s.on('end', () => resolve({ status, late, body }));
+      s.on('error', reject);
+      s.end();
+    });
+    assert.deepEqual(h2, { status: 403, late: 'yes', body: 'denied after the upstream answered' });
+  } finally {
+    session.close();
+  }
+  // The connection and the VM go on serving.
+  assert.equal((await fetch(`http://127.0.0.1:${port}/after`)).status, 200);
 });
 
 const PROPS = [
