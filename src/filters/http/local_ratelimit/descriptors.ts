@@ -55,10 +55,8 @@ function compileAction(a: Action, path: string): ActionFn {
     case 'header_value_match': {
       const m = a.header_value_match!;
       const preds = compileHeaderMatchers(m.headers, `${path}.header_value_match.headers`);
-      if (!preds.ok) {
-        warnOnce(`header_value_match at ${path} (${preds.errors[0]?.reason ?? 'invalid'})`);
-        return () => undefined;
-      }
+      // A matcher that cannot compile rejected the route table already (route-rate-limits.ts).
+      if (!preds.ok) return () => undefined;
       const pred: HeaderPredicate | undefined = preds.value;
       const entry: Entry = [m.descriptor_key || 'header_match', m.descriptor_value];
       const expect = wrapped(m.expect_match, true);
@@ -69,10 +67,7 @@ function compileAction(a: Action, path: string): ActionFn {
       const preds: QueryPredicate[] = [];
       for (const [i, q] of m.query_parameters.entries()) {
         const r = compileQueryParameterMatcher(q, `${path}.query_parameter_value_match.query_parameters[${i}]`);
-        if (!r.ok) {
-          warnOnce(`query_parameter_value_match at ${path}`);
-          return () => undefined;
-        }
+        if (!r.ok) return () => undefined; // as above: the route table rejected it
         preds.push(r.value);
       }
       const entry: Entry = [m.descriptor_key || 'query_match', m.descriptor_value];
