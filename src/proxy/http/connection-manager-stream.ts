@@ -12,7 +12,8 @@ import { StreamSink, type ConnectionInfo, type StreamOwner } from './connection-
 import type { HeaderMap } from './headers.ts';
 import { buildLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders, mutateResponseHeaders, removeHopByHop } from './request-headers.ts';
-import type { RouteEntry } from './route-types.ts';
+import type { RouteEntry, RouteStreamDuration } from './route-types.ts';
+import { formatGrpcTimeout, parseGrpcTimeout } from './grpc-timeout.ts';
 import { newStreamInfo, type StreamInfo } from './stream-info.ts';
 import { createFilters } from './filter-manager-callbacks.ts';
 import { openTunnel, upgradeFilterChain } from './connection-manager-tunnel.ts';
@@ -41,6 +42,8 @@ export class ActiveStream {
   #idleTimer: Timeout | undefined;
   #idleMs: number;
   #requestTimer: Timeout | undefined;
+  /** The stream's max duration (HCM max_stream_duration, or the route's max_stream_duration / grpc-timeout). */
+  #durationTimer: Timeout | undefined;
   #writableHandlers: ((writable: boolean) => void)[] | undefined;
   #aboveWatermark = false;
   #readDisables = 0;
@@ -63,6 +66,8 @@ export class ActiveStream {
     if (this.#idleMs > 0) this.#idleTimer = startTimeout(this.#idleMs, () => this.#onIdleTimeout());
     const rt = owner.cfg.requestTimeoutMs;
     if (rt > 0) this.#requestTimer = startTimeout(rt, () => this.#onRequestTimeout());
+    const msd = owner.cfg.maxStreamDurationMs;
+    if (msd > 0) this.#durationTimer = startTimeout(msd, () => this.#onMaxDuration());
   }
 
   get statPrefix(): string {
@@ -158,7 +163,10 @@ export class ActiveStream {
     this.#route = r;
     this.info.routeName = r?.name;
     this.info.virtualHostName = r?.virtualHost.name;
-    if (r?.action.kind === 'route' && r.action.idleTimeoutMs !== undefined) this.#setIdleTimeout(r.action.idleTimeoutMs);
+    if (r?.action.kind === 'route') {
+      if (r.action.idleTimeoutMs !== undefined) this.#setIdleTimeout(r.action.idleTimeoutMs);
+      if (r.action.streamDuration !== undefined || this.#durationTimer !== undefined) this.#refreshDuration(r.action.streamDuration, h!);
+    }
     return r;
   }
 
@@ -357,6 +365,42 @@ export class ActiveStream {
     else this.sendLocalReply(408, 'request timeout', { details: 'request_overall_timeout' });
   }
 
+  /**
+   * Envoy's refreshDurationTimeout, once the route is known: a grpc-timeout header (capped by
+   * grpc_timeout_header_max, less grpc_timeout_header_offset) when the route honours it, else the
+   * route's max_stream_duration, else the HCM's; 0 disables. A gRPC request on such a route is told
+   * its duration in grpc-timeout. The time the stream has already lived counts.
+   */
+  #refreshDuration(sd: RouteStreamDuration | undefined, headers: HeaderMap): void {
+    const grpcMs = sd?.grpcHeaderMaxMs !== undefined ? parseGrpcTimeout(headers.get('grpc-timeout')) : undefined;
+    let ms: number;
+    if (grpcMs === undefined || sd?.grpcHeaderMaxMs === undefined) {
+      ms = sd?.maxMs ?? this.#owner.cfg.maxStreamDurationMs;
+      if (ms === 0) {
+        if (this.#durationTimer !== undefined) {
+          this.#durationTimer.stop();
+          this.#durationTimer = undefined;
+          if (sd !== undefined && this.#isGrpc) headers.remove('grpc-timeout');
+        }
+        return;
+      }
+    } else {
+      ms = sd.grpcHeaderMaxMs > 0 && grpcMs > sd.grpcHeaderMaxMs ? sd.grpcHeaderMaxMs : grpcMs;
+      if (ms !== 0 && sd.grpcHeaderOffsetMs > 0) ms = sd.grpcHeaderOffsetMs < ms ? ms - sd.grpcHeaderOffsetMs : 0;
+    }
+    if (sd !== undefined && this.#isGrpc) headers.set('grpc-timeout', formatGrpcTimeout(ms));
+    const left = Math.max(0, Math.ceil(ms - (performance.now() - this.info.startMono)));
+    this.#durationTimer?.stop();
+    this.#durationTimer = startTimeout(left, () => this.#onMaxDuration());
+  }
+
+  /** 408 while the request is still arriving, 504 after (Envoy's maybeRequestTimeoutCode); gRPC: DEADLINE_EXCEEDED. */
+  #onMaxDuration(): void {
+    if (this.#done) return;
+    this.#owner.stats.rqMaxDurationReached.inc();
+    this.sendLocalReply(this.#requestComplete ? 504 : 408, 'downstream duration timeout', { details: 'max_duration_timeout', grpcStatus: 4 });
+  }
+
   #onRequestComplete(): void {
     this.#requestComplete = true;
     if (this.#requestTimer) {
@@ -368,7 +412,8 @@ export class ActiveStream {
   #clearTimers(): void {
     this.#idleTimer?.stop();
     this.#requestTimer?.stop();
-    this.#idleTimer = this.#requestTimer = undefined;
+    this.#durationTimer?.stop();
+    this.#idleTimer = this.#requestTimer = this.#durationTimer = undefined;
   }
 
   #finish(): void {

@@ -66,6 +66,8 @@ export interface HcmConfig {
   readonly requestHeadersTimeoutMs: number;
   /** ms; default 5 s. */
   readonly drainTimeoutMs: number;
+  /** common_http_protocol_options.max_stream_duration: max lifetime of a request/response stream, ms; 0 disables (default). */
+  readonly maxStreamDurationMs: number;
   /** Max lifetime of a downstream connection, ms; 0 disables. */
   readonly maxConnectionDurationMs: number;
   /** Max requests per connection; 0 = unlimited. */

@@ -31,6 +31,7 @@ export class HcmStats {
   readonly rqTimeout: Counter;
   readonly rqIdleTimeout: Counter;
   readonly rqHeaderTimeout: Counter;
+  readonly rqMaxDurationReached: Counter;
   readonly rqTooLarge: Counter;
   readonly rsTooLarge: Counter;
   readonly rqRxReset: Counter;
@@ -74,6 +75,7 @@ export class HcmStats {
     this.rqTimeout = c('downstream_rq_timeout');
     this.rqIdleTimeout = c('downstream_rq_idle_timeout');
     this.rqHeaderTimeout = c('downstream_rq_header_timeout');
+    this.rqMaxDurationReached = c('downstream_rq_max_duration_reached');
     this.rqTooLarge = c('downstream_rq_too_large');
     this.rsTooLarge = c('rs_too_large');
     this.rqRxReset = c('downstream_rq_rx_reset');

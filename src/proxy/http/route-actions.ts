@@ -236,6 +236,13 @@ export function compileClusterAction(
     appendXForwardedHost: xfh,
     timeoutMs: durationMs(ra.timeout, Limits.routeTimeoutMs),
     idleTimeoutMs: durationMs(ra.idle_timeout),
+    streamDuration: ra.max_stream_duration
+      ? {
+          maxMs: durationMs(ra.max_stream_duration.max_stream_duration),
+          grpcHeaderMaxMs: durationMs(ra.max_stream_duration.grpc_timeout_header_max),
+          grpcHeaderOffsetMs: durationMs(ra.max_stream_duration.grpc_timeout_header_offset, 0),
+        }
+      : undefined,
     hash: hash ?? (() => undefined),
     retryPolicy: ra.retry_policy ?? undefined,
     raw: ra,

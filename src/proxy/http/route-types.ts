@@ -36,6 +36,16 @@ export interface MirrorPolicy {
   readonly disableShadowHostSuffixAppend: boolean;
 }
 
+/** RouteAction.MaxStreamDuration, in ms. */
+export interface RouteStreamDuration {
+  /** max_stream_duration; undefined = unset (the HCM's common_http_protocol_options one applies); 0 = none. */
+  readonly maxMs: number | undefined;
+  /** grpc_timeout_header_max; undefined = grpc-timeout is not honoured; 0 = honoured without a cap. */
+  readonly grpcHeaderMaxMs: number | undefined;
+  /** grpc_timeout_header_offset; 0 = none. */
+  readonly grpcHeaderOffsetMs: number;
+}
+
 export interface ClusterRouteAction {
   readonly kind: 'route';
   /**
@@ -65,6 +75,11 @@ export interface ClusterRouteAction {
   readonly timeoutMs: number;
   /** Per-route stream idle timeout override, ms; undefined = HCM's stream_idle_timeout. */
   readonly idleTimeoutMs: number | undefined;
+  /**
+   * RouteAction.max_stream_duration (Envoy's "new timeouts"): when present the router ignores
+   * `timeoutMs` and max_grpc_timeout, and the connection manager bounds the whole stream instead.
+   */
+  readonly streamDuration?: RouteStreamDuration | undefined;
   /** Hash from hash_policy for RING_HASH/MAGLEV; undefined when no policy matched. */
   hash(headers: HeaderMap, info: StreamInfo): bigint | undefined;
   /** Raw retry_policy (proto-loader form) for the resilience work; undefined when none. */

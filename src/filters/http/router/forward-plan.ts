@@ -13,7 +13,7 @@ import type { RouteAction__Output } from '../../../generated/envoy/config/route/
 import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
 import type { RouterConfig } from './config.ts';
 import type { ClusterRouterStats } from './stats.ts';
-import { computeTimeout } from './timeout.ts';
+import { computeTimeout, type RequestTimeout } from './timeout.ts';
 import { EMPTY_RETRY_POLICY, hedgePolicyFor, retryPolicyFor, type RetryPolicy } from './retry-policy.ts';
 import { RetryState } from './retry-state.ts';
 import type { AttemptSet } from './router-attempts.ts';
@@ -27,12 +27,16 @@ export interface ForwardPlan {
   readonly headers: HeaderMap;
   /** auto_sni / auto_san_validation from the (rewritten) Host, for every attempt. */
   readonly transport: UpstreamTransportOptions | undefined;
+  /** The timeouts as computed (for setTimeoutHeaders on a retry). */
+  readonly timeout: RequestTimeout;
   /** The route timeout, ms (0: none); it starts once the downstream request is complete. */
   readonly timeoutMs: number;
   /** x-envoy-upstream-rq-timeout-alt-response: 204 instead of 504 when the route timeout fires. */
   readonly altTimeoutResponse: boolean;
   readonly perTryTimeoutMs: number;
   readonly perTryIdleTimeoutMs: number;
+  /** hedge_on_per_try_timeout (route or virtual host hedge_policy, x-envoy-hedge-on-per-try-timeout). */
+  readonly hedgeOnPerTryTimeout: boolean;
   /** include_request_attempt_count: x-envoy-attempt-count on each upstream request. */
   readonly includeAttemptCount: boolean;
   /** include_attempt_count_in_response: x-envoy-attempt-count on the response. */
@@ -44,7 +48,8 @@ export interface ForwardPlan {
 /**
  * Plans forwarding `headers` on `route` to `cluster`: sets up `att` (retry state, hedging, hosts
  * tried, the replay buffer) and applies the route's request header mutations and rewrites. The
- * headers that configure retries and timeouts are read before those mutations, as Envoy does.
+ * headers that configure hedging and timeouts are read before those mutations, the retry headers
+ * after them, as Envoy does; all of them are consumed (never sent upstream).
  */
 export function planForward(
   config: RouterConfig,
@@ -60,19 +65,22 @@ export function planForward(
   // Route-level retry_policy replaces the virtual host's (Envoy does not merge them).
   const policy: RetryPolicy = retryPolicyFor(action.retryPolicy ?? route.virtualHost.retryPolicy) ?? EMPTY_RETRY_POLICY;
   const grpc = headers.get('content-type')?.startsWith('application/grpc') === true;
-  const timeout = computeTimeout(headers, action, config, grpc, policy.perTryTimeoutMs);
   const upgrade = cb.upgrade !== undefined && headers.has('upgrade') ? cb.upgrade : undefined;
+  // Envoy's order: hedging parameters, timeouts, the route's header mutations and rewrites, and
+  // then the retry state, so a retry header added by the route counts.
+  const hedgeOnPerTryTimeout = hedgeOnPerTryTimeoutFor(raw, vhRaw, headers) && upgrade === undefined;
+  const timeout = computeTimeout(headers, action, config, grpc, policy.perTryTimeoutMs, hedgeOnPerTryTimeout);
+  route.requestHeaders.apply(headers, cb.streamInfo);
+  action.rewrite(headers);
   if (upgrade === undefined) {
     att.retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(routePriority(raw)).retries });
-    const hedge = hedgePolicyFor(raw?.hedge_policy ?? vhRaw?.hedge_policy);
-    att.hedgeOnPerTryTimeout = (hedge?.hedgeOnPerTryTimeout ?? false) || headers.get('x-envoy-hedge-on-per-try-timeout') === 'true';
+    att.hedgeOnPerTryTimeout = hedgeOnPerTryTimeout;
   }
+  consumeRetryHeaders(headers);
   if (att.retry && policy.previousHosts) att.triedHosts = new Set();
   att.hostSelectionAttempts = policy.hostSelectionMaxAttempts;
   if (att.retry && !endStream) att.body = [];
 
-  route.requestHeaders.apply(headers, cb.streamInfo);
-  action.rewrite(headers);
   return {
     route,
     action,
@@ -80,12 +88,41 @@ export function planForward(
     cstats,
     headers,
     transport: autoTransportOptions(cluster.info.upstreamHttpProtocolOptions, (n) => headers.get(n)),
+    timeout,
     timeoutMs: timeout.timeoutMs,
     altTimeoutResponse: timeout.altResponse,
     perTryTimeoutMs: timeout.perTryTimeoutMs,
+    hedgeOnPerTryTimeout,
     perTryIdleTimeoutMs: policy.perTryIdleTimeoutMs,
     includeAttemptCount: vhRaw?.include_request_attempt_count === true,
     includeAttemptCountInResponse: vhRaw?.include_attempt_count_in_response === true,
     upgrade,
   };
+}
+
+/** Envoy's finalHedgingParams: the hedge policy's hedge_on_per_try_timeout, overridden by x-envoy-hedge-on-per-try-timeout (consumed). */
+function hedgeOnPerTryTimeoutFor(raw: Partial<RouteAction__Output> | undefined, vhRaw: Partial<VirtualHost__Output> | undefined, headers: HeaderMap): boolean {
+  let on = hedgePolicyFor(raw?.hedge_policy ?? vhRaw?.hedge_policy)?.hedgeOnPerTryTimeout ?? false;
+  const h = headers.get('x-envoy-hedge-on-per-try-timeout');
+  if (h !== undefined) {
+    if (h === 'true') on = true;
+    else if (h === 'false') on = false;
+    headers.remove('x-envoy-hedge-on-per-try-timeout');
+  }
+  return on;
+}
+
+/** The retry headers Envoy's RetryStateImpl::create consumes, whether or not the request may be retried. */
+const RETRY_HEADERS = [
+  'x-envoy-retry-on',
+  'x-envoy-retry-grpc-on',
+  'x-envoy-max-retries',
+  'x-envoy-retriable-header-names',
+  'x-envoy-retriable-status-codes',
+  'x-envoy-upstream-rq-per-try-timeout-ms',
+] as const;
+
+function consumeRetryHeaders(headers: HeaderMap): void {
+  if (!headers.hasPrefix('x-envoy-')) return;
+  for (const n of RETRY_HEADERS) headers.remove(n);
 }

@@ -20,6 +20,7 @@ import { AttemptSet } from './router-attempts.ts';
 import { planForward, type ForwardPlan } from './forward-plan.ts';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.ts';
 import { startTimeout, type Timeout } from '../../../proxy/timeouts.ts';
+import { setTimeoutHeaders } from './timeout.ts';
 
 /** What every router on a worker shares. */
 export interface RouterRuntime {
@@ -45,6 +46,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   #responseStarted = false;
   #responseComplete = false;
   #timer: Timeout | undefined;
+  /** When the downstream request was complete (performance.now()); undefined before. */
+  #completeMono: number | undefined;
   #finished = false;
 
   constructor(rt: RouterRuntime, callbacks: HttpFilterCallbacks) {
@@ -125,6 +128,11 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       this.#shadows = this.#rt.shadow?.start(plan.route, headers, { endStream: this.#downstreamEnded, timeoutMs: plan.timeoutMs, downstreamProtocol: info.protocol, mainStatPrefix: cluster.info.statPrefix, bufferLimitBytes: this.#cb.bufferLimitBytes });
     }
     info.attemptCount = n - 1;
+    if (n > 1) {
+      // Envoy's doRetry: the retry is told the time left.
+      const elapsed = this.#completeMono === undefined ? 0 : Math.round(performance.now() - this.#completeMono);
+      setTimeoutHeaders(headers, plan.timeout, elapsed, !this.#rt.config.suppressEnvoyHeaders, plan.hedgeOnPerTryTimeout);
+    }
     if (plan.includeAttemptCount) headers.set('x-envoy-attempt-count', String(n));
     if (action.autoHostRewrite && host.hostname) headers.set(':authority', host.hostname);
 
@@ -181,6 +189,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   #onRequestComplete(): void {
     const plan = this.#plan;
     if (this.#finished || plan === undefined) return;
+    this.#completeMono ??= performance.now();
     if (plan.timeoutMs > 0 && !this.#responseComplete && this.#timer === undefined) {
       this.#timer = startTimeout(plan.timeoutMs, () => this.#onTimeout());
     }

@@ -196,6 +196,7 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
     requestHeadersTimeoutMs: durationMs(msg.request_headers_timeout, Limits.requestHeadersTimeoutMs),
     drainTimeoutMs: durationMs(msg.drain_timeout, 5000),
     maxConnectionDurationMs: durationMs(cpo?.max_connection_duration, 0),
+    maxStreamDurationMs: durationMs(cpo?.max_stream_duration, 0),
     maxRequestsPerConnection: wrapped(cpo?.max_requests_per_connection, 0),
     normalizePath: wrapped(msg.normalize_path, false),
     mergeSlashes: msg.merge_slashes,

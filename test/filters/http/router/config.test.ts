@@ -7,7 +7,7 @@ import { decodeJson } from '../../../../src/config/decode.ts';
 import { ExtensionRegistry } from '../../../../src/filters/registry.ts';
 import { register } from '../../../../src/filters/http/router/index.ts';
 import { parseRouter } from '../../../../src/filters/http/router/config.ts';
-import { computeTimeout, formatGrpcTimeout, parseGrpcTimeout } from '../../../../src/filters/http/router/timeout.ts';
+import { computeTimeout, formatGrpcTimeout, parseGrpcTimeout, setTimeoutHeaders } from '../../../../src/filters/http/router/timeout.ts';
 import type { Router__Output } from '../../../../src/generated/envoy/extensions/filters/http/router/v3/Router.ts';
 import { clusterRoute, requestHeaders } from './harness.ts';
 
@@ -67,7 +67,7 @@ const cfg = { suppressEnvoyHeaders: false, dynamicStats: true, respectExpectedRq
 test('timeout: route default, x-envoy-upstream-rq-timeout-ms override (consumed), expected header set', () => {
   const h = requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': '250', 'x-envoy-upstream-rq-timeout-alt-response': '' });
   const t = computeTimeout(h, clusterRoute({ timeoutMs: 15_000 }).action as never, cfg, false);
-  assert.deepEqual(t, { timeoutMs: 250, altResponse: true, perTryTimeoutMs: 0 });
+  assert.deepEqual(t, { timeoutMs: 250, altResponse: true, perTryTimeoutMs: 0, rewriteGrpcTimeout: false });
   assert.equal(h.get('x-envoy-upstream-rq-timeout-ms'), undefined);
   assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), '250');
   const h2 = requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': 'bogus' });
@@ -96,7 +96,7 @@ test('timeout: a request without x-envoy-* headers (the one-pass path) gets what
     const b = computeTimeout(general, action, config, false, c.perTry);
     assert.deepEqual(a, b, JSON.stringify(c));
     assert.equal(plain.get('x-envoy-expected-rq-timeout-ms'), general.get('x-envoy-expected-rq-timeout-ms'), JSON.stringify(c));
-    assert.equal(plain.getAll('x-envoy-expected-rq-timeout-ms').length, c.timeoutMs > 0 && !c.suppress ? 1 : 0);
+    assert.equal(plain.getAll('x-envoy-expected-rq-timeout-ms').length, (c.timeoutMs > 0 || c.perTry > 0) && !c.suppress ? 1 : 0);
   }
 });
 
@@ -105,16 +105,59 @@ test('timeout: respect_expected_rq_timeout reads x-envoy-expected-rq-timeout-ms'
   assert.equal(computeTimeout(h, clusterRoute({}).action as never, { ...cfg, respectExpectedRqTimeout: true }, false).timeoutMs, 300);
 });
 
-test('timeout: grpc-timeout honoured only with max_stream_duration.grpc_timeout_header_max, capped by it', () => {
-  const raw = { max_stream_duration: { grpc_timeout_header_max: { seconds: '1', nanos: 0 }, grpc_timeout_header_offset: null, max_stream_duration: null } };
+test('timeout: max_grpc_timeout honours grpc-timeout less grpc_timeout_offset, then capped; no header → the cap', () => {
+  const raw = { max_grpc_timeout: { seconds: '1', nanos: 0 }, grpc_timeout_offset: { seconds: '0', nanos: 50_000_000 } };
   const action = clusterRoute({ timeoutMs: 15_000, raw }).action as never;
   const h = requestHeaders('POST', '/svc/M', { 'grpc-timeout': '300m', 'content-type': 'application/grpc' });
-  assert.equal(computeTimeout(h, action, cfg, true).timeoutMs, 300);
-  assert.equal(h.get('grpc-timeout'), '300m');
+  assert.equal(computeTimeout(h, action, cfg, true).timeoutMs, 250);
+  assert.equal(h.get('grpc-timeout'), '250m');
+  assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), '250');
+  // The offset comes off first (9950 ms), then the cap.
   const capped = requestHeaders('POST', '/svc/M', { 'grpc-timeout': '10S' });
   assert.equal(computeTimeout(capped, action, cfg, true).timeoutMs, 1000);
   assert.equal(capped.get('grpc-timeout'), '1000m');
-  // Without the setting, the route timeout stands.
+  // An offset not below the header's value is not applied.
+  assert.equal(computeTimeout(requestHeaders('POST', '/svc/M', { 'grpc-timeout': '30m' }), action, cfg, true).timeoutMs, 30);
+  assert.equal(computeTimeout(requestHeaders('POST', '/svc/M'), action, cfg, true).timeoutMs, 1000);
+  // Not gRPC, or no max_grpc_timeout: the route timeout stands and grpc-timeout is left alone.
   const plain = requestHeaders('POST', '/svc/M', { 'grpc-timeout': '300m' });
+  assert.equal(computeTimeout(plain, action, cfg, false).timeoutMs, 15_000);
   assert.equal(computeTimeout(plain, clusterRoute({ timeoutMs: 15_000 }).action as never, cfg, true).timeoutMs, 15_000);
+  assert.equal(plain.get('grpc-timeout'), '300m');
+});
+
+test('timeout: a route with max_stream_duration has no router timeout (the connection manager bounds the stream) but x-envoy-upstream-rq-timeout-ms still sets one', () => {
+  const action = clusterRoute({ timeoutMs: 15_000, raw: { max_grpc_timeout: { seconds: '1', nanos: 0 } } }).action;
+  const withDuration = { ...action, streamDuration: { maxMs: 0, grpcHeaderMaxMs: 0, grpcHeaderOffsetMs: 0 } } as never;
+  const h = requestHeaders('POST', '/svc/M', { 'grpc-timeout': '300m' });
+  assert.equal(computeTimeout(h, withDuration, cfg, true).timeoutMs, 0);
+  assert.equal(h.get('grpc-timeout'), '300m');
+  assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), undefined);
+  assert.equal(computeTimeout(requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': '700' }), withDuration, cfg, false).timeoutMs, 700);
+});
+
+test('timeout: respect_expected_rq_timeout falls back to x-envoy-upstream-rq-timeout-ms when the expected header is absent', () => {
+  const respect = { ...cfg, respectExpectedRqTimeout: true };
+  const h = requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': '900' });
+  assert.equal(computeTimeout(h, clusterRoute({}).action as never, respect, false).timeoutMs, 900);
+  assert.equal(h.get('x-envoy-upstream-rq-timeout-ms'), undefined);
+  assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), '900');
+});
+
+test('timeout: the expected-timeout header is the per-try timeout, the route timeout when hedging, less the time used on a retry', () => {
+  const action = clusterRoute({ timeoutMs: 1000 }).action as never;
+  const h = requestHeaders('GET', '/');
+  const t = computeTimeout(h, action, cfg, false, 300);
+  assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), '300');
+  setTimeoutHeaders(h, t, 800, true, false);
+  assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), '200');
+  setTimeoutHeaders(h, t, 1500, true, false);
+  assert.equal(h.get('x-envoy-expected-rq-timeout-ms'), '1', 'out of time: 1, the least that can be said');
+  const hedged = requestHeaders('GET', '/');
+  computeTimeout(hedged, action, cfg, false, 300, true);
+  assert.equal(hedged.get('x-envoy-expected-rq-timeout-ms'), '1000');
+  // No route timeout: the per-try timeout alone is still announced.
+  const noRoute = requestHeaders('GET', '/');
+  computeTimeout(noRoute, clusterRoute({ timeoutMs: 0 }).action as never, cfg, false, 500);
+  assert.equal(noRoute.get('x-envoy-expected-rq-timeout-ms'), '500');
 });

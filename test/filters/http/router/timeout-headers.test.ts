@@ -1,0 +1,205 @@
+// The headers that steer retries and timeouts, and the stream's max duration, behind the real
+// connection manager: the retry headers are consumed (never reach the upstream) and read after the
+// route's header mutations; x-envoy-expected-rq-timeout-ms tells each try the time it has; the
+// connection manager's max_stream_duration and the route's (Istio sets max_stream_duration and
+// grpc_timeout_header_max on every route) bound the whole stream.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { clusterYaml } from './harness.ts';
+import { startUpstream, type Req as UpReq } from './upstreams.ts';
+import { Client, ROUTER_FILTER, startProxy } from './proxy-harness.ts';
+import { attemptOf, startRetryProxy } from './retry-harness.ts';
+
+const TIMEOUT = { timeout: 20_000 };
+const C = 'cluster.up.';
+
+const RETRY_HEADERS = {
+  'x-envoy-retry-on': '5xx',
+  'x-envoy-retry-grpc-on': 'cancelled',
+  'x-envoy-max-retries': '2',
+  'x-envoy-retriable-status-codes': '418',
+  'x-envoy-retriable-header-names': 'x-again',
+  'x-envoy-hedge-on-per-try-timeout': 'false',
+  'x-envoy-upstream-rq-per-try-timeout-ms': '5000',
+};
+
+function envoyHeadersSeen(req: UpReq): string[] {
+  return Object.keys(req.headers).filter((k) => k.startsWith('x-envoy-') && !['x-envoy-attempt-count', 'x-envoy-expected-rq-timeout-ms', 'x-envoy-internal'].includes(k));
+}
+
+for (const [down, up] of [['h1', 'http1'], ['h2', 'http2']] as const) {
+  test(`retry headers are consumed, never sent upstream; a retry header the route adds is honoured (${down}→${up})`, TIMEOUT, async () => {
+    const seen: Array<{ path: string; attempt: number; envoy: string[] }> = [];
+    const upstream = await startUpstream(up, (req, res) => {
+      seen.push({ path: req.url ?? '', attempt: attemptOf(req), envoy: envoyHeadersSeen(req) });
+      res.statusCode = attemptOf(req) === 1 ? 503 : 200;
+      res.end();
+    });
+    const routes = `
+    - match: { prefix: /added }
+      request_headers_to_add: [{ header: { key: x-envoy-retry-on, value: 5xx }, append_action: OVERWRITE_IF_EXISTS_OR_ADD }]
+      route: { cluster: up }
+    - { match: { prefix: / }, route: { cluster: up } }`;
+    const p = await startRetryProxy(routes, [clusterYaml('up', upstream.port, up === 'http2')]);
+    const client = new Client(down, p.port);
+    try {
+      const r = await client.request({ path: '/headers', headers: RETRY_HEADERS });
+      assert.equal(r.status, 200);
+      const added = await client.request({ path: '/added' });
+      assert.equal(added.status, 200, 'the route-added x-envoy-retry-on made the 503 retriable');
+      assert.deepEqual(seen, [
+        { path: '/headers', attempt: 1, envoy: [] },
+        { path: '/headers', attempt: 2, envoy: [] },
+        { path: '/added', attempt: 1, envoy: [] },
+        { path: '/added', attempt: 2, envoy: [] },
+      ]);
+      assert.equal(p.counter(`${C}upstream_rq_retry`), 2);
+    } finally {
+      client.close();
+      await p.close();
+      await upstream.close();
+    }
+  });
+}
+
+test('x-envoy-expected-rq-timeout-ms: the per-try timeout, then the time left on a retry; the route timeout when hedging', TIMEOUT, async () => {
+  const expected: Array<{ path: string; attempt: number; ms: number }> = [];
+  const upstream = await startUpstream('http1', (req, res) => {
+    expected.push({ path: req.url ?? '', attempt: attemptOf(req), ms: Number(req.headers['x-envoy-expected-rq-timeout-ms']) });
+    if (attemptOf(req) > 1) return res.end('ok');
+    // The first try fails late, so the retry has less than a whole per-try timeout left.
+    setTimeout(() => {
+      res.statusCode = 503;
+      res.end();
+    }, 500);
+  });
+  const routes = `
+    - { match: { prefix: /hedge }, route: { cluster: up, timeout: 2s, retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 0.8s }, hedge_policy: { hedge_on_per_try_timeout: true } } }
+    - { match: { prefix: /retry }, route: { cluster: up, timeout: 1s, retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 0.8s, retry_back_off: { base_interval: 0.001s } } } }`;
+  const p = await startRetryProxy(routes, [clusterYaml('up', upstream.port)]);
+  const client = new Client('h1', p.port);
+  try {
+    assert.equal((await client.request({ path: '/retry' })).status, 200);
+    assert.equal((await client.request({ path: '/hedge' })).status, 200);
+    assert.equal(expected.length, 4);
+    assert.deepEqual(expected[0], { path: '/retry', attempt: 1, ms: 800 });
+    const left = expected[1]!;
+    assert.equal(left.attempt, 2);
+    // 1 s route timeout less the ~500 ms the first try took: less than the 800 ms per-try timeout.
+    assert.ok(left.ms > 0 && left.ms <= 500, `retry told ${left.ms} ms`);
+    assert.deepEqual(expected[2], { path: '/hedge', attempt: 1, ms: 2000 });
+    assert.equal(expected[3]!.attempt, 2);
+    assert.ok(expected[3]!.ms > 1000 && expected[3]!.ms <= 1500, `hedged retry told ${expected[3]!.ms} ms`);
+  } finally {
+    client.close();
+    await p.close();
+    await upstream.close();
+  }
+});
+
+function durationHcm(routes: string, hcmExtra: string): string {
+  return `
+stat_prefix: dur
+codec_type: AUTO
+${hcmExtra}
+route_config:
+  name: local
+  virtual_hosts:
+  - name: vh
+    domains: ["*"]
+    routes:
+${routes}
+${ROUTER_FILTER}`;
+}
+
+test('HCM max_stream_duration: 504 once the request is complete, 408 while it is still arriving; a route max_stream_duration replaces it and the route timeout', TIMEOUT, async () => {
+  const upstream = await startUpstream('http1', (req, res) => {
+    // Answers after 400 ms, or never for /hang; drains any body.
+    req.resume();
+    if (req.url === '/hang') return;
+    const t = setTimeout(() => res.end('late'), 400);
+    res.on('close', () => clearTimeout(t));
+  });
+  const routes = `
+    - { match: { prefix: /no-limit }, route: { cluster: up, timeout: 0.1s, max_stream_duration: { max_stream_duration: 0s } } }
+    - { match: { prefix: /short }, route: { cluster: up, max_stream_duration: { max_stream_duration: 0.1s } } }
+    - { match: { prefix: / }, route: { cluster: up } }`;
+  const p = await startProxy(durationHcm(routes, 'common_http_protocol_options: { max_stream_duration: 0.25s }'), [clusterYaml('up', upstream.port)]);
+  const client = new Client('h1', p.port);
+  try {
+    const t0 = performance.now();
+    const r = await client.request({ path: '/hang' });
+    assert.equal(r.status, 504);
+    assert.equal(r.body.toString(), 'downstream duration timeout');
+    assert.ok(performance.now() - t0 < 5000);
+    assert.equal(p.counter('http.dur.downstream_rq_max_duration_reached'), 1);
+    assert.equal(p.counter(`${C}upstream_rq_timeout`), 0, 'not the router timeout');
+
+    // 0s on the route: no limit at all, and the route's own timeout does not apply either.
+    const free = await client.request({ path: '/no-limit' });
+    assert.equal(free.status, 200);
+    assert.equal(free.body.toString(), 'late');
+
+    const short = await client.request({ path: '/short' });
+    assert.equal(short.status, 504);
+    assert.equal(p.counter('http.dur.downstream_rq_max_duration_reached'), 2);
+
+    // A body that never ends: the request is not complete, 408.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: p.port, method: 'POST', path: '/upload', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write('part of a body');
+    });
+    assert.equal(status, 408);
+    assert.equal(p.counter('http.dur.downstream_rq_max_duration_reached'), 3);
+  } finally {
+    client.close();
+    await p.close();
+    await upstream.close();
+  }
+});
+
+test('route max_stream_duration with grpc_timeout_header_max (as Istio writes it): the grpc-timeout bounds the stream, DEADLINE_EXCEEDED; grpc-timeout rewritten less the offset', TIMEOUT, async () => {
+  const grpcTimeouts: string[] = [];
+  const upstream = await startUpstream('http2', (req) => {
+    // A gRPC server that never answers (and ignores its deadline).
+    grpcTimeouts.push(String(req.headers['grpc-timeout']));
+    req.resume();
+  });
+  const routes = `
+    - { match: { prefix: /offset }, route: { cluster: up, timeout: 0s, max_stream_duration: { max_stream_duration: 0s, grpc_timeout_header_max: 0s, grpc_timeout_header_offset: 0.05s } } }
+    - { match: { prefix: / }, route: { cluster: up, timeout: 0s, max_stream_duration: { max_stream_duration: 0s, grpc_timeout_header_max: 0s } } }`;
+  const p = await startProxy(durationHcm(routes, ''), [clusterYaml('up', upstream.port, true)]);
+  const session = http2.connect(`http://127.0.0.1:${p.port}`);
+  const call = (path: string, timeout: string): Promise<{ status: number; grpcStatus: string | undefined; message: string | undefined }> =>
+    new Promise((resolve, reject) => {
+      const s = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': timeout });
+      s.end(Buffer.from([0, 0, 0, 0, 0]));
+      s.on('response', (h) => {
+        // A trailers-only answer: grpc-status is in the headers.
+        resolve({ status: Number(h[':status']), grpcStatus: h['grpc-status'] as string | undefined, message: h['grpc-message'] as string | undefined });
+        s.resume();
+      });
+      s.on('error', reject);
+    });
+  try {
+    const t0 = performance.now();
+    const r = await call('/pkg.Svc/Method', '200m');
+    assert.deepEqual(r, { status: 200, grpcStatus: '4', message: 'downstream duration timeout' });
+    assert.ok(performance.now() - t0 < 5000);
+    const o = await call('/offset/Method', '300m');
+    assert.equal(o.grpcStatus, '4');
+    assert.deepEqual(grpcTimeouts, ['200m', '250m']);
+    assert.equal(p.counter('http.dur.downstream_rq_max_duration_reached'), 2);
+  } finally {
+    session.close();
+    await p.close();
+    await upstream.close();
+  }
+});
