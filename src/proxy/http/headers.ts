@@ -72,6 +72,18 @@ export class HeaderMap {
     return out;
   }
 
+  /**
+   * Every value of a header as one, joined by `sep` (how Envoy's header map stores a repeated
+   * x-forwarded-for and its other inline headers); undefined when absent. A single value is returned as is.
+   */
+  getJoined(name: string, sep = ','): string | undefined {
+    const n = lowerName(name);
+    const e = this.#entries;
+    let out: string | undefined;
+    for (let i = 0; i < e.length; i += 2) if (e[i] === n) out = out === undefined ? e[i + 1] : `${out}${sep}${e[i + 1]}`;
+    return out;
+  }
+
   has(name: string): boolean {
     return this.get(name) !== undefined;
   }

@@ -220,24 +220,28 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
   const scheme = ctx.tls ? 'https' : 'http';
   let finalRemote: string | undefined;
   let single = true;
+  // Repeated x-forwarded-for lines count as one list (Envoy joins them): reading only the first
+  // would let a client hide addresses from xff_num_trusted_hops or from the internal check.
+  let xff = h.getJoined('x-forwarded-for');
+  if (xff !== undefined && xff !== h.get('x-forwarded-for')) h.set('x-forwarded-for', xff);
   if (cfg.useRemoteAddress) {
     // Internal-address checks are only trusted when nobody before us wrote XFF.
-    single = !h.has('x-forwarded-for');
+    single = xff === undefined;
     finalRemote = ctx.remote.address;
     if (cfg.xffNumTrustedHops > 0) {
-      const r = lastAddressFromXff(h.get('x-forwarded-for'), cfg.xffNumTrustedHops - 1);
+      const r = lastAddressFromXff(xff, cfg.xffNumTrustedHops - 1);
       if (r.address) finalRemote = r.address;
     }
     if (!cfg.skipXffAppend && ctx.remote.address) {
       // Envoy appends its own address for a loopback peer.
       const a = inCidrs(ctx.remote.address, LOOPBACK) ? ctx.localAddress || ctx.remote.address : ctx.remote.address;
-      const prev = h.get('x-forwarded-for');
-      h.set('x-forwarded-for', prev ? `${prev},${a}` : a);
+      xff = xff ? `${xff},${a}` : a;
+      h.set('x-forwarded-for', xff);
     }
     // The previous hop is not trusted to say which scheme the client used.
     if (cfg.xffNumTrustedHops === 0 || !h.has('x-forwarded-proto')) h.set('x-forwarded-proto', scheme);
   } else {
-    const r = lastAddressFromXff(h.get('x-forwarded-for'), cfg.xffNumTrustedHops);
+    const r = lastAddressFromXff(xff, cfg.xffNumTrustedHops);
     finalRemote = r.address;
     single = r.single;
   }

@@ -156,6 +156,28 @@ test('x-forwarded-for, x-envoy-* sanitising and x-request-id (use_remote_address
   }
 });
 
+test('repeated x-forwarded-for lines are one list (as Envoy joins them): the trusted address is the last of all, not of the first line', { timeout: 10_000 }, async () => {
+  const inner = await startProxy({});
+  const edge = await startProxy({ use_remote_address: true, xff_num_trusted_hops: 1 });
+  const twoLines = (port: number): Promise<string> =>
+    rawExchange(port, 'GET / HTTP/1.1\r\nhost: a\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-for: 203.0.113.5\r\nx-envoy-retry-on: 5xx\r\nconnection: close\r\n\r\n');
+  const echoed = (raw: string): { headers: [string, string][]; remote: string } => JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { headers: [string, string][]; remote: string };
+  try {
+    // Reading the first line alone would trust 10.0.0.1: an internal request keeping x-envoy-*.
+    let e = echoed(await twoLines(inner.port));
+    assert.equal(e.remote, '203.0.113.5');
+    assert.deepEqual(e.headers.filter(([n]) => n === 'x-forwarded-for'), [['x-forwarded-for', '10.0.0.1,203.0.113.5']]);
+    assert.equal(e.headers.find(([n]) => n === 'x-envoy-retry-on'), undefined, 'external: x-envoy-* removed');
+    // Edge, one trusted hop: the client is the last address the previous hop wrote; our own is appended.
+    e = echoed(await twoLines(edge.port));
+    assert.equal(e.remote, '203.0.113.5');
+    assert.deepEqual(e.headers.filter(([n]) => n === 'x-forwarded-for'), [['x-forwarded-for', '10.0.0.1,203.0.113.5,127.0.0.1']]);
+  } finally {
+    await inner.close();
+    await edge.close();
+  }
+});
+
 test('path normalisation, merge_slashes, host port stripping, server header transformation', { timeout: 10_000 }, async () => {
   const p = await startProxy({ normalize_path: true, merge_slashes: true, strip_any_host_port: true, server_name: 'legate-test', via: 'legate' });
   const pass = await startProxy({ server_header_transformation: 'PASS_THROUGH' });
