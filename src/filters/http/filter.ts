@@ -31,6 +31,8 @@ export interface LocalReplyOptions {
   readonly flag?: ResponseFlag;
   /** Extra response headers (e.g. `x-envoy-overloaded`). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** Envoy's modify_headers: edits the reply's headers after `headers` (repeated values kept), before local_reply_config's. */
+  readonly modifyHeaders?: (headers: HeaderMap) => void;
   /** gRPC status to use when the request is gRPC (Envoy maps HTTP status otherwise). */
   readonly grpcStatus?: number;
 }

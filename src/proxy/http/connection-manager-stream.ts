@@ -241,7 +241,7 @@ export class ActiveStream {
       { isGrpc: this.#isGrpc, isHead: this.#isHead },
       status,
       body,
-      { ...(opts?.headers ? { headers: opts.headers } : {}), ...(opts?.grpcStatus !== undefined ? { grpcStatus: opts.grpcStatus } : {}) },
+      opts ?? {},
     );
     const end = r.body === undefined;
     if (!this.#mgr().encodeStarted) {

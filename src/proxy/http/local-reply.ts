@@ -157,7 +157,7 @@ export function buildLocalReply(
   req: { readonly isGrpc: boolean; readonly isHead: boolean },
   status: number,
   bodyIn: string,
-  opts: { readonly headers?: Readonly<Record<string, string>>; readonly grpcStatus?: number },
+  opts: { readonly headers?: Readonly<Record<string, string>>; readonly modifyHeaders?: (headers: HeaderMap) => void; readonly grpcStatus?: number },
 ): LocalReplyResponse {
   info.responseCode = status;
   let body = bodyIn;
@@ -185,6 +185,7 @@ export function buildLocalReply(
     headers.add('grpc-status', String(opts.grpcStatus ?? httpToGrpcStatus(code)));
     if (body !== '' && !req.isHead) headers.add('grpc-message', grpcPercentEncode(body));
     if (opts.headers) for (const k in opts.headers) headers.set(k, opts.headers[k]!);
+    opts.modifyHeaders?.(headers);
     mapperHeaders?.apply(headers, info);
     return { headers, body: undefined };
   }
@@ -195,6 +196,7 @@ export function buildLocalReply(
     headers.add('content-type', contentType);
   }
   if (opts.headers) for (const k in opts.headers) headers.set(k, opts.headers[k]!);
+  opts.modifyHeaders?.(headers);
   mapperHeaders?.apply(headers, info);
   return { headers, body: req.isHead ? undefined : buf };
 }

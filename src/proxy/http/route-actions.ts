@@ -6,7 +6,8 @@ import { fail, ok, joinPath, type ConfigError, type Result } from '../../config/
 import { durationMs } from '../../config/values.ts';
 import { Limits } from '../limits.ts';
 import type { HeaderMap } from './headers.ts';
-import type { ClusterRouteAction, DirectResponseAction, HeaderMutator, RedirectAction } from './route-types.ts';
+import type { ClusterMutations, ClusterRouteAction, DirectResponseAction, RedirectAction } from './route-types.ts';
+import type { StreamInfo } from './stream-info.ts';
 import { compileRegexSubstitution, type RegexSubstitution } from './matchers.ts';
 import { compileHashPolicy } from './route-hash.ts';
 import { compileMirrorPolicies } from './route-mirror.ts';
@@ -78,11 +79,6 @@ interface WeightedEntry {
   readonly weight: number;
 }
 
-interface ClusterMutations {
-  readonly request: HeaderMutator;
-  readonly response: HeaderMutator;
-}
-
 export function compileClusterAction(
   ra: RouteAction__Output,
   match: CompiledRouteMatch,
@@ -91,7 +87,7 @@ export function compileClusterAction(
 ): Result<ClusterRouteAction> {
   const errors: ConfigError[] = [];
   const known = ctx.validateAgainst;
-  let pickCluster: (headers: HeaderMap) => string | undefined;
+  let pickCluster: (headers: HeaderMap, info?: StreamInfo) => string | undefined;
   const perCluster = new Map<string, ClusterMutations>();
 
   switch (ra.cluster_specifier) {
@@ -148,7 +144,11 @@ export function compileClusterAction(
       if (total > 0xffffffff) return fail(joinPath(wp, 'clusters'), 'The sum of weights of all weighted clusters of route exceeds 4294967295');
       const randomHeader = wc.random_value_specifier === 'header_name' ? (wc.header_name ?? '').toLowerCase() : '';
       const random = ctx.random;
-      pickCluster = (headers) => {
+      // Envoy picks a weighted cluster once per request (with the route): every filter that asks
+      // (the router, fault's upstream_cluster, rate limit's destination_cluster) gets that pick.
+      pickCluster = (headers, info) => {
+        const prev = info?.weightedPick;
+        if (prev !== undefined && prev.from === entries) return prev.cluster;
         let r: number | undefined;
         if (randomHeader) {
           const v = headers.get(randomHeader);
@@ -156,11 +156,16 @@ export function compileClusterAction(
         }
         r ??= Math.floor(random() * total);
         let sum = 0;
+        let cluster: string | undefined;
         for (const e of entries) {
           sum += e.weight;
-          if (r < sum) return e.header ? headers.get(e.header) || undefined : e.name;
+          if (r < sum) {
+            cluster = e.header ? headers.get(e.header) || undefined : e.name;
+            break;
+          }
         }
-        return undefined;
+        if (info) info.weightedPick = { from: entries, cluster };
+        return cluster;
       };
       break;
     }

@@ -36,6 +36,12 @@ export interface MirrorPolicy {
   readonly disableShadowHostSuffixAppend: boolean;
 }
 
+/** A weighted cluster entry's request (with host_rewrite_literal) and response header mutations. */
+export interface ClusterMutations {
+  readonly request: HeaderMutator;
+  readonly response: HeaderMutator;
+}
+
 /** RouteAction.MaxStreamDuration, in ms. */
 export interface RouteStreamDuration {
   /** max_stream_duration; undefined = unset (the HCM's common_http_protocol_options one applies); 0 = none. */
@@ -50,9 +56,10 @@ export interface ClusterRouteAction {
   readonly kind: 'route';
   /**
    * The upstream cluster for this request: the static cluster, a weighted pick, or the
-   * `cluster_header` value. Undefined when cluster_header is absent from the request.
+   * `cluster_header` value. Undefined when cluster_header is absent from the request. With `info`,
+   * a weighted pick is made once per request (kept in info.weightedPick) and repeated after.
    */
-  pickCluster(headers: HeaderMap): string | undefined;
+  pickCluster(headers: HeaderMap, info?: StreamInfo): string | undefined;
   /** HTTP status when the cluster does not exist (cluster_not_found_response_code; default 503). */
   readonly clusterNotFoundStatus: number;
   /**
@@ -70,7 +77,7 @@ export interface ClusterRouteAction {
    * Weighted-cluster-level header mutations for the picked cluster (applied before the route's),
    * or undefined when that cluster entry has none.
    */
-  readonly clusterHeaders?: ((cluster: string) => { readonly request: HeaderMutator; readonly response: HeaderMutator } | undefined) | undefined;
+  readonly clusterHeaders?: ((cluster: string) => ClusterMutations | undefined) | undefined;
   /** Route timeout, ms; 0 disables. Default 15 s. */
   readonly timeoutMs: number;
   /** Per-route stream idle timeout override, ms; undefined = HCM's stream_idle_timeout. */

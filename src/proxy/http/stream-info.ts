@@ -39,6 +39,8 @@ export interface StreamInfo {
   routeName: string | undefined;
   virtualHostName: string | undefined;
   clusterName: string | undefined;
+  /** The weighted cluster picked for this request (`from`: the route action's entries), once one is. */
+  weightedPick: { readonly from: object; readonly cluster: string | undefined } | undefined;
   upstreamHost: AddressInfo | undefined;
   upstreamLocal: AddressInfo | undefined;
   upstreamTransportFailureReason: string | undefined;
@@ -88,6 +90,7 @@ export function newStreamInfo(init: {
     routeName: undefined,
     virtualHostName: undefined,
     clusterName: undefined,
+    weightedPick: undefined,
     upstreamHost: undefined,
     upstreamLocal: undefined,
     upstreamTransportFailureReason: undefined,

@@ -161,7 +161,7 @@ export class FaultFilter implements HttpFilter {
   #matchesUpstreamCluster(s: FaultConfig, headers: HeaderMap): boolean {
     if (s.upstreamCluster === '') return true;
     const action = this.#cb.route()?.action;
-    return action?.kind === 'route' && action.pickCluster(headers) === s.upstreamCluster;
+    return action?.kind === 'route' && action.pickCluster(headers, this.#cb.streamInfo) === s.upstreamCluster;
   }
 
   #enabled(key: string, dc: string | undefined, pct: FractionalPercentValue): boolean {

@@ -83,8 +83,8 @@ function compileAction(a: Action, path: string): ActionFn {
         return isIP(addr) ? ['remote_address', addr] : undefined;
       };
     case 'destination_cluster':
-      return (h, _info, route) => {
-        const c = route.action.kind === 'route' ? route.action.pickCluster(h) : undefined;
+      return (h, info, route) => {
+        const c = route.action.kind === 'route' ? route.action.pickCluster(h, info) : undefined;
         return c === undefined ? undefined : ['destination_cluster', c];
       };
     default:

@@ -5,7 +5,7 @@
 
 import type { HttpFilterCallbacks } from '../filter.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
-import type { ClusterRouteAction, RouteEntry } from '../../../proxy/http/route-types.ts';
+import type { ClusterMutations, ClusterRouteAction, RouteEntry } from '../../../proxy/http/route-types.ts';
 import type { Cluster, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
 import { autoTransportOptions } from '../../../proxy/upstream/upstream-tls.ts';
 import { routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
@@ -25,6 +25,8 @@ export interface ForwardPlan {
   readonly cstats: ClusterRouterStats;
   /** The request headers as sent upstream (mutated per attempt: attempt count, auto host rewrite). */
   readonly headers: HeaderMap;
+  /** The picked weighted cluster's request/response header mutations, if it has any. */
+  readonly clusterMutations: ClusterMutations | undefined;
   /** auto_sni / auto_san_validation from the (rewritten) Host, for every attempt. */
   readonly transport: UpstreamTransportOptions | undefined;
   /** The timeouts as computed (for setTimeoutHeaders on a retry). */
@@ -70,6 +72,9 @@ export function planForward(
   // then the retry state, so a retry header added by the route counts.
   const hedgeOnPerTryTimeout = hedgeOnPerTryTimeoutFor(raw, vhRaw, headers) && upgrade === undefined;
   const timeout = computeTimeout(headers, action, config, grpc, policy.perTryTimeoutMs, hedgeOnPerTryTimeout);
+  // A weighted cluster's own mutations (and host_rewrite_literal) come before the route's.
+  const clusterMutations = action.clusterHeaders?.(cluster.info.name);
+  clusterMutations?.request.apply(headers, cb.streamInfo);
   route.requestHeaders.apply(headers, cb.streamInfo);
   action.rewrite(headers);
   if (upgrade === undefined) {
@@ -87,6 +92,7 @@ export function planForward(
     cluster,
     cstats,
     headers,
+    clusterMutations,
     transport: autoTransportOptions(cluster.info.upstreamHttpProtocolOptions, (n) => headers.get(n)),
     timeout,
     timeoutMs: timeout.timeoutMs,

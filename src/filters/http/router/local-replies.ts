@@ -1,23 +1,29 @@
-// Headers for the router's own answers (direct_response, redirect): the route's response header
-// mutations apply to them as they do in Envoy; and the 503/502 bodies for upstream failures. Off the hot path.
+// Headers for the router's own answers (direct_response, redirect): Location and the route's
+// response header mutations, as in Envoy; and the 503/502 bodies for upstream failures. Off the hot path.
 
-import { HeaderMap } from '../../../proxy/http/headers.ts';
+import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RouteEntry } from '../../../proxy/http/route-types.ts';
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
 import { LocalReplies, ResponseFlag, type ProxyError } from '../../../proxy/errors.ts';
 import { transportFailureReason } from '../../../proxy/upstream/upstream-tls.ts';
 
-export function directResponseHeaders(route: RouteEntry, info: StreamInfo, location?: string): Record<string, string> | undefined {
-  const h = new HeaderMap();
-  if (location !== undefined) h.set('location', location);
-  route.responseHeaders.apply(h, info);
-  if (h.size === 0) return undefined;
-  const out: Record<string, string> = {};
-  h.forEach((k, v) => {
-    const prev = out[k];
-    out[k] = prev === undefined ? v : `${prev},${v}`;
-  });
-  return out;
+/** modify_headers for a direct_response or redirect: Location (when there is one), then the route's response header mutations. */
+export function directResponseHeaders(route: RouteEntry, info: StreamInfo, location: string | undefined): (h: HeaderMap) => void {
+  return (h) => {
+    if (location !== undefined) h.set('location', location);
+    route.responseHeaders.apply(h, info);
+  };
+}
+
+/**
+ * Envoy's Location for a direct_response answering 201 or 3xx (RFC 7231 7.1.2): the request's own
+ * URI (x-forwarded-proto, :authority, :path), as its newUri gives for a route without a redirect.
+ */
+export function directResponseLocation(status: number, request: HeaderMap): string | undefined {
+  if (status !== 201 && (status < 300 || status > 399)) return undefined;
+  const path = request.get(':path');
+  if (path === undefined) return undefined;
+  return `${request.get('x-forwarded-proto') ?? request.get(':scheme') ?? 'http'}://${request.get(':authority') ?? ''}${path}`;
 }
 
 export interface FailureReply {

@@ -12,7 +12,7 @@ import { ErrorCode, LocalReplies, ResponseFlag, type ProxyError } from '../../..
 import type { ClusterManager } from '../../../proxy/upstream/types.ts';
 import type { RouterConfig } from './config.ts';
 import type { HttpRouterStats, RouterStatsCache } from './stats.ts';
-import { directResponseHeaders, upstreamFailureReply } from './local-replies.ts';
+import { directResponseHeaders, directResponseLocation, upstreamFailureReply } from './local-replies.ts';
 import { OVERLOADED_HEADERS, routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
 import type { ShadowSet, ShadowWriter } from './shadow.ts';
 import type { ResetKind } from './retry-state.ts';
@@ -35,6 +35,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
   readonly #rt: RouterRuntime;
   readonly #cb: HttpFilterCallbacks;
   readonly #http: HttpRouterStats;
+  /** The route once matched: its response header mutations apply to local replies too. */
+  #route: RouteEntry | undefined;
   /** Set once the request is being forwarded (forward-plan.ts). */
   #plan: ForwardPlan | undefined;
   /** Attempts in flight, retries and hedging (router-attempts.ts). */
@@ -70,17 +72,18 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       return FilterHeadersStatus.StopIteration;
     }
     info.routeName = route.name;
+    this.#route = route;
     const action = route.action;
     if (action.kind === 'direct_response') {
       this.#http.rqDirectResponse.inc();
       this.#finished = true;
-      cb.sendLocalReply(action.status, action.body ?? '', { details: 'direct_response', headers: directResponseHeaders(route, info) });
+      cb.sendLocalReply(action.status, action.body ?? '', { details: 'direct_response', modifyHeaders: directResponseHeaders(route, info, directResponseLocation(action.status, headers)) });
       return FilterHeadersStatus.StopIteration;
     }
     if (action.kind === 'redirect') {
       this.#http.rqRedirect.inc();
       this.#finished = true;
-      cb.sendLocalReply(action.status, '', { details: 'direct_response', headers: directResponseHeaders(route, info, action.location(headers)) });
+      cb.sendLocalReply(action.status, '', { details: 'direct_response', modifyHeaders: directResponseHeaders(route, info, action.location(headers)) });
       return FilterHeadersStatus.StopIteration;
     }
     this.#forward(route, action, headers, endStream);
@@ -89,7 +92,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
 
   #forward(route: RouteEntry, action: ClusterRouteAction, headers: HeaderMap, endStream: boolean): void {
     const cb = this.#cb;
-    const clusterName = action.pickCluster(headers);
+    const clusterName = action.pickCluster(headers, cb.streamInfo);
     const cluster = clusterName === undefined ? undefined : this.#rt.clusterManager.get(clusterName);
     if (!cluster) {
       this.#http.noCluster.inc();
@@ -234,6 +237,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     info.attemptCount = a.number - 1;
     if (!this.#rt.config.suppressEnvoyHeaders) headers.set('x-envoy-upstream-service-time', String(Math.round(now - a.startMono)));
     if (plan?.includeAttemptCountInResponse) headers.set('x-envoy-attempt-count', String(a.number));
+    plan?.clusterMutations?.response.apply(headers, info);
     plan?.route.responseHeaders.apply(headers, info);
     if (this.#rt.config.dynamicStats) plan?.cstats.chargeCode(status);
     this.#responseStarted = true;
@@ -268,6 +272,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const info = this.#cb.streamInfo;
     info.firstUpstreamRxMono = performance.now();
     info.upstreamTls = a.tls;
+    this.#plan?.clusterMutations?.response.apply(headers, info);
     this.#plan?.route.responseHeaders.apply(headers, info);
     if (this.#rt.config.dynamicStats) this.#plan?.cstats.chargeCode(Number(headers.get(':status')));
     this.#responseStarted = true;
@@ -383,7 +388,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#att.resetAttempts(undefined);
     this.#clearTimers();
     this.#finished = true;
-    this.#cb.sendLocalReply(status, body, flag === undefined ? { details } : { details, flag });
+    this.#cb.sendLocalReply(status, body, flag === undefined ? { details, modifyHeaders: this.#modifyReplyHeaders } : { details, flag, modifyHeaders: this.#modifyReplyHeaders });
   }
 
   /** Circuit breaker overflow: 503 UO, `x-envoy-overloaded: true` unless Envoy headers are suppressed. */
@@ -392,11 +397,26 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#att.resetAttempts(undefined);
     this.#clearTimers();
     this.#finished = true;
-    this.#cb.sendLocalReply(r.status, r.body, { details: r.details, flag: r.flag, ...(this.#rt.config.suppressEnvoyHeaders ? {} : { headers: OVERLOADED_HEADERS }) });
+    this.#cb.sendLocalReply(r.status, r.body, { details: r.details, flag: r.flag, modifyHeaders: this.#modifyReplyHeaders, ...(this.#rt.config.suppressEnvoyHeaders ? {} : { headers: OVERLOADED_HEADERS }) });
   }
 
   #localReply(status: number, body: string, details: string, flag: ResponseFlag): void {
     this.#finished = true;
-    this.#cb.sendLocalReply(status, body, { details, flag });
+    this.#cb.sendLocalReply(status, body, { details, flag, modifyHeaders: this.#modifyReplyHeaders });
   }
+
+  /**
+   * Envoy's modify_headers for the router's local replies (no cluster, no healthy host, overflow,
+   * timeouts, upstream failures): the weighted cluster's and the route's response header mutations,
+   * and x-envoy-attempt-count under include_attempt_count_in_response.
+   */
+  readonly #modifyReplyHeaders = (headers: HeaderMap): void => {
+    const route = this.#route;
+    if (route === undefined) return;
+    const info = this.#cb.streamInfo;
+    const plan = this.#plan;
+    plan?.clusterMutations?.response.apply(headers, info);
+    route.responseHeaders.apply(headers, info);
+    if (plan?.includeAttemptCountInResponse && this.#att.count > 0) headers.set('x-envoy-attempt-count', String(this.#att.count));
+  };
 }

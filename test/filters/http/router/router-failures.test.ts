@@ -5,6 +5,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clusterRoute, clusterYaml, requestHeaders, route, routerHarness } from './harness.ts';
 import { closedPort, startUpstream } from './upstreams.ts';
+import { HeaderMap } from '../../../../src/proxy/http/headers.ts';
+import type { LocalReplyOptions } from '../../../../src/filters/http/filter.ts';
+
+/** The headers a local reply gets from the router's options (headers, then modifyHeaders). */
+function replyHeaders(opts: LocalReplyOptions | undefined): HeaderMap {
+  const h = new HeaderMap();
+  for (const [k, v] of Object.entries(opts?.headers ?? {})) h.set(k, v);
+  opts?.modifyHeaders?.(h);
+  return h;
+}
 
 const TIMEOUT = { timeout: 20_000 };
 
@@ -170,13 +180,14 @@ load_assignment: { cluster_name: empty }`;
     dr.filter.onRequestHeaders!(requestHeaders('GET', '/'), true);
     assert.equal(dr.rec.local?.status, 418);
     assert.equal(dr.rec.local?.body, 'teapot');
-    assert.equal(dr.rec.local?.opts?.headers?.['x-dr'], '1');
+    assert.equal(replyHeaders(dr.rec.local?.opts).get('x-dr'), '1');
+    assert.equal(replyHeaders(dr.rec.local?.opts).get('location'), undefined, 'no Location on a 4xx direct response');
     assert.equal(h.counter('http.ingress_http.rq_direct_response'), 1);
 
     const rd = h.stream(route({ kind: 'redirect', status: 301, location: (hd) => `https://example.com${hd.get(':path')}` }));
     rd.filter.onRequestHeaders!(requestHeaders('GET', '/x'), true);
     assert.equal(rd.rec.local?.status, 301);
-    assert.equal(rd.rec.local?.opts?.headers?.['location'], 'https://example.com/x');
+    assert.equal(replyHeaders(rd.rec.local?.opts).get('location'), 'https://example.com/x');
     assert.equal(h.counter('http.ingress_http.rq_redirect'), 1);
 
     const nc = h.stream(clusterRoute({ cluster: 'nope' }));

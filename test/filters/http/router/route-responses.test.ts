@@ -1,0 +1,146 @@
+// What the route adds to requests and answers, behind the real connection manager: a weighted
+// cluster's own header mutations and host_rewrite_literal (before the route's), the route's response
+// headers on the router's local replies too, Location on a 3xx/201 direct_response, repeated
+// response header values kept apart, and one weighted pick per request shared by every filter.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { clusterYaml } from './harness.ts';
+import { closedPort, startUpstream } from './upstreams.ts';
+import { Client, ROUTER_FILTER, startProxy } from './proxy-harness.ts';
+
+const TIMEOUT = { timeout: 20_000 };
+
+function hcm(routes: string, filters = ROUTER_FILTER, vhExtra = ''): string {
+  return `
+stat_prefix: ingress_http
+codec_type: AUTO
+route_config:
+  name: local
+  virtual_hosts:
+  - name: vh
+    domains: ["*"]
+${vhExtra}
+    routes:
+${routes}
+${filters}`;
+}
+
+test('weighted cluster: its request/response header mutations and host_rewrite_literal apply, before the route\'s; the route\'s response headers reach local replies', TIMEOUT, async () => {
+  const seen: Array<Record<string, string | string[] | undefined>> = [];
+  const upstream = await startUpstream('http1', (req, res) => {
+    seen.push({ ...req.headers });
+    res.end('ok');
+  });
+  const down = await closedPort();
+  const routes = `
+    - match: { prefix: /down }
+      response_headers_to_add: [{ header: { key: x-route, value: down-route } }]
+      route:
+        weighted_clusters:
+          clusters:
+          - { name: dead, weight: 1, response_headers_to_add: [{ header: { key: x-picked, value: dead } }] }
+    - match: { prefix: / }
+      request_headers_to_add: [{ header: { key: x-order, value: route }, append_action: APPEND_IF_EXISTS_OR_ADD }]
+      response_headers_to_add: [{ header: { key: x-route, value: main } }]
+      route:
+        weighted_clusters:
+          clusters:
+          - name: a
+            weight: 1
+            host_rewrite_literal: a.example
+            request_headers_to_add: [{ header: { key: x-order, value: cluster }, append_action: APPEND_IF_EXISTS_OR_ADD }]
+            response_headers_to_add: [{ header: { key: x-picked, value: a } }]
+          - { name: b, weight: 0 }`;
+  const p = await startProxy(hcm(routes), [clusterYaml('a', upstream.port), clusterYaml('b', upstream.port), clusterYaml('dead', down)]);
+  const client = new Client('h1', p.port);
+  try {
+    const r = await client.request({ path: '/x' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-picked'], 'a');
+    assert.equal(r.headers['x-route'], 'main');
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!['host'], 'a.example');
+    assert.equal(seen[0]!['x-order'], 'cluster, route', 'the cluster entry\'s mutations come first');
+
+    // 503 UF: a local reply, still with the cluster's and the route's response headers.
+    const f = await client.request({ path: '/down' });
+    assert.equal(f.status, 503);
+    assert.equal(f.headers['x-picked'], 'dead');
+    assert.equal(f.headers['x-route'], 'down-route');
+  } finally {
+    client.close();
+    await p.close();
+    await upstream.close();
+  }
+});
+
+test('direct_response: Location (the request URI) on a 3xx or 201, none otherwise; repeated response header values stay separate lines', TIMEOUT, async () => {
+  const routes = `
+    - { match: { prefix: /moved }, direct_response: { status: 302 } }
+    - { match: { prefix: /created }, direct_response: { status: 201, body: { inline_string: made } } }
+    - match: { prefix: / }
+      direct_response: { status: 200, body: { inline_string: hi } }
+      response_headers_to_add:
+      - { header: { key: set-cookie, value: a=1 }, append_action: APPEND_IF_EXISTS_OR_ADD }
+      - { header: { key: set-cookie, value: b=2 }, append_action: APPEND_IF_EXISTS_OR_ADD }`;
+  const p = await startProxy(hcm(routes), []);
+  const client = new Client('h1', p.port);
+  try {
+    const moved = await client.request({ path: '/moved/here?q=1', headers: { host: 'svc.example' } });
+    assert.equal(moved.status, 302);
+    assert.equal(moved.headers['location'], 'http://svc.example/moved/here?q=1');
+    const created = await client.request({ path: '/created' });
+    assert.equal(created.status, 201);
+    assert.equal(created.headers['location'], `http://127.0.0.1:${p.port}/created`);
+    const ok = await client.request({ path: '/' });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers['location'], undefined);
+    assert.deepEqual(ok.headers['set-cookie'], ['a=1', 'b=2']);
+  } finally {
+    client.close();
+    await p.close();
+  }
+});
+
+test('one weighted pick per request: fault\'s upstream_cluster sees the cluster the router then uses', TIMEOUT, async () => {
+  const hits = { a: 0, b: 0 };
+  const upA = await startUpstream('http1', (_req, res) => {
+    hits.a++;
+    res.end('a');
+  });
+  const upB = await startUpstream('http1', (_req, res) => {
+    hits.b++;
+    res.end('b');
+  });
+  const filters = `
+http_filters:
+- name: envoy.filters.http.fault
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+    abort: { http_status: 418, percentage: { numerator: 100 } }
+    upstream_cluster: a
+- name: envoy.filters.http.router
+  typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`;
+  const routes = `
+    - { match: { prefix: / }, route: { weighted_clusters: { clusters: [{ name: a, weight: 50 }, { name: b, weight: 50 }] } } }`;
+  const p = await startProxy(hcm(routes, filters), [clusterYaml('a', upA.port), clusterYaml('b', upB.port)]);
+  const client = new Client('h1', p.port);
+  try {
+    let aborted = 0;
+    for (let i = 0; i < 60; i++) {
+      const r = await client.request({ path: `/${i}` });
+      if (r.status === 418) aborted++;
+      else assert.equal(r.body.toString(), 'b');
+    }
+    // Independent picks would let about a quarter of the requests through to a.
+    assert.equal(hits.a, 0, 'a request the fault filter let pass (picked b) never went to a');
+    assert.ok(aborted > 0 && hits.b > 0, `aborted ${aborted}, b ${hits.b}`);
+    assert.equal(aborted + hits.b, 60);
+  } finally {
+    client.close();
+    await p.close();
+    await upA.close();
+    await upB.close();
+  }
+});
