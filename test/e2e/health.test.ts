@@ -92,7 +92,7 @@ test('outlier ejection shows /failed_outlier_check in /clusters', TIMEOUT, async
     legate = await startLegate(
       httpBootstrap({
         routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }],
-        clusters: { up: { ports: [a.port, b.port], extra: { outlier_detection: { interval: '0.1s', base_ejection_time: '30s' } } } },
+        clusters: { up: { ports: [a.port, b.port], extra: { outlier_detection: { interval: '0.1s', base_ejection_time: '30s', max_ejection_percent: 50 } } } },
       }),
     );
     const port = await legate.listenerPort('http');

@@ -68,7 +68,7 @@ for (const down of ['h1', 'h2'] as Downstream[]) {
   test(`${down}: five 5xx eject a host, traffic avoids it, it returns after its ejection time`, TIMEOUT, async () => {
     const bad = await upstream(500);
     const good = await upstream(200);
-    const proxy = await startProxy(hcm(), [cluster([bad.port, good.port], '{ interval: 0.05s, base_ejection_time: 0.4s }')]);
+    const proxy = await startProxy(hcm(), [cluster([bad.port, good.port], '{ interval: 0.05s, base_ejection_time: 0.4s, max_ejection_percent: 50 }')]);
     const c = new Client(down, proxy.port);
     const od = (n: string): number => proxy.counter(`cluster.up.outlier_detection.${n}`);
     try {
@@ -103,7 +103,7 @@ test('connection failures count as local-origin failures (split) and eject', TIM
   const gone = await upstream(200);
   const gonePort = gone.port;
   await gone.close();
-  const proxy = await startProxy(hcm(), [cluster([gonePort, good.port], '{ interval: 1s, base_ejection_time: 10s, split_external_local_origin_errors: true, consecutive_local_origin_failure: 2 }')]);
+  const proxy = await startProxy(hcm(), [cluster([gonePort, good.port], '{ interval: 1s, base_ejection_time: 10s, split_external_local_origin_errors: true, consecutive_local_origin_failure: 2, always_eject_one_host: true }')]);
   const c = new Client('h1', proxy.port);
   try {
     for (let i = 0; i < 8 && proxy.counter('cluster.up.outlier_detection.ejections_enforced_total') === 0; i++) await c.request({ path: '/' });

@@ -36,7 +36,13 @@ function hosts(n: number): Host[] {
   }));
 }
 
-function setup(yaml: string, n: number, random = (): number => 0) {
+/**
+ * A detector over `n` hosts. With Envoy's default max_ejection_percent (10%) a cluster of fewer than
+ * ten hosts ejects none, so unless `yaml` sets it (or always_eject_one_host) the tests about what
+ * gets detected run with max_ejection_percent 100.
+ */
+function setup(yamlIn: string, n: number, random = (): number => 0) {
+  const yaml = /max_ejection_percent|always_eject_one_host/.test(yamlIn) ? yamlIn : yamlIn.replace(/^\s*\{/, '{ max_ejection_percent: 100, ');
   const stats = new StatsStore();
   let now = 0;
   let changes = 0;
@@ -198,20 +204,24 @@ test('failure-percentage ejection at failure_percentage_threshold when enforced'
   assert.equal(t.counter('ejections_enforced_failure_percentage'), 1);
 });
 
-test('max_ejection_percent: the first ejection always happens; later ones overflow', () => {
-  const t = setup('{}', 4); // default 10%
+test('max_ejection_percent: an ejection must keep the ejected share (this host included) within it; always_eject_one_host allows the first', () => {
+  const t = setup('{ max_ejection_percent: 10 }', 4); // Envoy's default: 25% > 10%
   t.report(t.hs[0]!, http(500), 5);
-  t.report(t.hs[1]!, http(500), 5);
-  assert.equal(t.hs[0]!.health, 'unhealthy');
-  assert.equal(t.hs[1]!.health, 'healthy');
+  assert.equal(t.hs[0]!.health, 'healthy');
   assert.equal(t.counter('ejections_overflow'), 1);
-  assert.equal(t.gauge('ejections_active'), 1);
+  assert.equal(t.counter('ejections_detected_consecutive_5xx'), 1, 'detected, not enforced');
+  assert.equal(t.gauge('ejections_active'), 0);
 
-  const wide = setup('{ max_ejection_percent: 30 }', 4);
-  for (const h of wide.hs) wide.report(h, http(500), 5);
-  // 0% and 25% are below 30%; at 50% the third is refused.
-  assert.deepEqual(wide.hs.map((h) => h.health), ['unhealthy', 'unhealthy', 'healthy', 'healthy']);
-  assert.equal(wide.counter('ejections_overflow'), 2);
+  const one = setup('{ max_ejection_percent: 10, always_eject_one_host: true }', 4);
+  for (const h of one.hs) one.report(h, http(500), 5);
+  assert.deepEqual(one.hs.map((h) => h.health), ['unhealthy', 'healthy', 'healthy', 'healthy']);
+  assert.equal(one.counter('ejections_overflow'), 3);
+
+  const half = setup('{ max_ejection_percent: 50 }', 4);
+  for (const h of half.hs) half.report(h, http(500), 5);
+  // 25% and 50% are within 50%; a third (75%) is refused.
+  assert.deepEqual(half.hs.map((h) => h.health), ['unhealthy', 'unhealthy', 'healthy', 'healthy']);
+  assert.equal(half.counter('ejections_overflow'), 2);
 });
 
 test('enforcing percentage is a chance: 0 never ejects but still counts detection', () => {

@@ -16,6 +16,8 @@ export interface OutlierDetectionConfig {
   readonly maxEjectionTimeMs: number;
   readonly maxEjectionTimeJitterMs: number;
   readonly maxEjectionPercent: number;
+  /** always_eject_one_host: the first ejection happens whatever max_ejection_percent says. */
+  readonly alwaysEjectOneHost: boolean;
   /** enforcing_* percentages: the chance a detected outlier is really ejected. */
   readonly enforcingConsecutive5xx: number;
   readonly enforcingConsecutiveGatewayFailure: number;
@@ -62,6 +64,7 @@ export function parseOutlierDetection(o: OutlierDetection__Output, path: string,
     maxEjectionTimeMs,
     maxEjectionTimeJitterMs: durationMs(o.max_ejection_time_jitter, 0),
     maxEjectionPercent: pct('max_ejection_percent', 10),
+    alwaysEjectOneHost: wrapped(o.always_eject_one_host, false),
     enforcingConsecutive5xx: pct('enforcing_consecutive_5xx', 100),
     enforcingConsecutiveGatewayFailure: pct('enforcing_consecutive_gateway_failure', 0),
     enforcingConsecutiveLocalOriginFailure: pct('enforcing_consecutive_local_origin_failure', 100),
