@@ -105,7 +105,7 @@ export class ActiveStream {
     const cfg = this.#owner.cfg;
     const upgradeType = opts?.upgrade?.toLowerCase();
     removeHopByHop(headers, upgradeType !== undefined);
-    const rej = mutateRequestHeaders(headers, { cfg, info: this.info, remote: this.#conn.remote, tls: this.#conn.tls, localPort: this.#conn.local.port, localAddress: this.#conn.local.address });
+    const rej = mutateRequestHeaders(headers, { cfg, info: this.info, remote: this.#conn.remote, tls: this.#conn.tls, localPort: this.#conn.local.port, localAddress: this.#conn.local.address, runtime: this.#owner.runtime });
     if (rej) {
       if (rej.details === 'absolute_path_rejected') this.#owner.stats.rqNonRelativePath.inc();
       this.#decodeAborted = true;

@@ -12,6 +12,7 @@ import type { HeaderMap } from './headers.ts';
 import type { AddressInfo } from './stream-info.ts';
 import type { TlsConnectionInfo } from '../tls/types.ts';
 import type { ActiveStream } from './connection-manager-stream.ts';
+import type { Runtime } from '../runtime.ts';
 
 export interface ConnectionOptions {
   readonly connectionId: number;
@@ -48,6 +49,8 @@ export interface StreamOwner {
   readonly filters: readonly RuntimeFilter[];
   readonly upgradeFilters: ReadonlyMap<string, readonly RuntimeFilter[]>;
   readonly accessLoggers: readonly AccessLogger[];
+  /** Runtime values (reloadable feature guards). */
+  readonly runtime: Runtime;
   /** Drain started, or the connection hit max_requests_per_connection: close after this response. */
   shouldCloseAfterResponse(): boolean;
   streamDone(stream: ActiveStream): void;

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HttpFilterFactory } from '../../filters/http/filter.ts';
 import type { RuntimeContext } from '../../filters/registry.ts';
+import type { Runtime } from '../runtime.ts';
 import { createAccessLogger, type AccessLogger } from '../access-log/index.ts';
 import { logger } from '../log.ts';
 import { h1RequestHeaders } from './codec-http1.ts';
@@ -69,6 +70,9 @@ class Connection implements StreamOwner {
   }
   get stats(): HcmStats {
     return this.mgr.stats;
+  }
+  get runtime(): Runtime {
+    return this.mgr.runtime;
   }
   get filters(): readonly RuntimeFilter[] {
     return this.mgr.filters;
@@ -154,6 +158,7 @@ class Manager implements ConnectionManager {
   readonly filters: readonly RuntimeFilter[];
   readonly upgradeFilters: ReadonlyMap<string, readonly RuntimeFilter[]>;
   readonly accessLoggers: readonly AccessLogger[];
+  readonly runtime: Runtime;
   readonly connections = new Set<Connection>();
   draining = false;
   readonly #h1Callbacks: (conn: Connection) => Http1CodecCallbacks;
@@ -167,6 +172,7 @@ class Manager implements ConnectionManager {
   constructor(cfg: HcmConfig, ctx: RuntimeContext) {
     this.cfg = cfg;
     this.stats = new HcmStats(ctx.stats, cfg.statPrefix);
+    this.runtime = ctx.runtime;
     this.filters = runtimeFilters(cfg.httpFilters, ctx);
     const up = new Map<string, readonly RuntimeFilter[]>();
     for (const u of cfg.upgradeConfigs) if (u.filters) up.set(u.upgradeType, runtimeFilters(u.filters, ctx));

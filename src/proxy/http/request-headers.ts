@@ -10,6 +10,7 @@ import type { AddressInfo, StreamInfo } from './stream-info.ts';
 import type { Cidr, HcmConfig } from './hcm-config.ts';
 import { mutateXfcc } from './xfcc.ts';
 import { uuid4 } from './request-id.ts';
+import type { Runtime } from '../runtime.ts';
 
 export interface HeaderRejection {
   readonly status: number;
@@ -209,6 +210,8 @@ export interface RequestContext {
   readonly tls: boolean;
   readonly localPort: number;
   readonly localAddress: string;
+  /** Runtime flags (the #fragment guards); absent → Envoy's defaults. */
+  readonly runtime?: Runtime;
 }
 
 /**
@@ -285,6 +288,13 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
       return { status: 404, details: 'absolute_path_rejected', body: '' };
     }
     let p = path;
+    // A #fragment is no part of a request target (RFC 3986 3.5, RFC 9112 3.2): Envoy rejects it,
+    // or with its runtime guards off strips it (Istio's setting) or, unsafely, keeps it.
+    const hash = p.indexOf('#');
+    if (hash >= 0) {
+      if (ctx.runtime?.getBoolean('envoy.reloadable_features.http_reject_path_with_fragment', true) ?? true) return { status: 400, details: 'path_normalization_failed', body: '' };
+      if (ctx.runtime?.getBoolean('envoy.reloadable_features.http_strip_fragment_from_path_unsafe_if_disabled', true) ?? true) p = p.slice(0, hash);
+    }
     if (cfg.pathWithEscapedSlashesAction !== 'KEEP_UNCHANGED') {
       const q = p.indexOf('?');
       const pathOnly = q < 0 ? p : p.slice(0, q);

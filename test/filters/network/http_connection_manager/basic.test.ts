@@ -178,6 +178,26 @@ test('repeated x-forwarded-for lines are one list (as Envoy joins them): the tru
   }
 });
 
+test('a #fragment in the path: 400 as Envoy; stripped with http_reject_path_with_fragment off (Istio), kept when its unsafe guard is off too', { timeout: 10_000 }, async () => {
+  const reject = await startProxy({});
+  const strip = await startProxy({}, { runtime: { 'envoy.reloadable_features.http_reject_path_with_fragment': 'false' } });
+  const keep = await startProxy({}, { runtime: { 'envoy.reloadable_features.http_reject_path_with_fragment': 'false', 'envoy.reloadable_features.http_strip_fragment_from_path_unsafe_if_disabled': 'false' } });
+  const get = (port: number): Promise<string> => rawExchange(port, 'GET /a/b?q=1#frag HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+  try {
+    assert.match(await get(reject.port), /^HTTP\/1.1 400 /);
+    const h2 = await h2request(reject.port, { ':path': '/x#y' });
+    assert.equal(h2.status, 400);
+    assert.match(await get(strip.port), /":path","\/a\/b\?q=1"/);
+    const h2s = await h2request(strip.port, { ':path': '/x#y' });
+    assert.equal(jsonHeaders(h2s.body)[':path'], '/x');
+    assert.match(await get(keep.port), /":path","\/a\/b\?q=1#frag"/);
+  } finally {
+    await reject.close();
+    await strip.close();
+    await keep.close();
+  }
+});
+
 test('path normalisation, merge_slashes, host port stripping, server header transformation', { timeout: 10_000 }, async () => {
   const p = await startProxy({ normalize_path: true, merge_slashes: true, strip_any_host_port: true, server_name: 'legate-test', via: 'legate' });
   const pass = await startProxy({ server_header_transformation: 'PASS_THROUGH' });

@@ -189,10 +189,11 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(extra: Record<string, unknown> = {}, conn: { bufferLimitBytes?: number } = {}): Promise<Proxy> {
+export async function startProxy(extra: Record<string, unknown> = {}, opts: { bufferLimitBytes?: number; runtime?: Record<string, string> } = {}): Promise<Proxy> {
+  const { runtime, ...conn } = opts;
   const cfg = parseHcm(extra);
   const stats = new StatsStore();
-  const manager = createConnectionManager(cfg, { stats, clusterManager: undefined as unknown as ClusterManager, workerId: 0, ...testRuntime() });
+  const manager = createConnectionManager(cfg, { stats, clusterManager: undefined as unknown as ClusterManager, workerId: 0, ...testRuntime(runtime) });
   let id = 0;
   const server = net.createServer({ noDelay: true }, (s) => manager.handleConnection(s, { connectionId: ++id, ...conn }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
