@@ -4,6 +4,7 @@
 import type { ExtensionSpec, RouteSource } from '../../filters/registry.ts';
 import type { AccessLogConfig } from '../access-log/index.ts';
 import type { LocalReplyConfig } from './local-reply.ts';
+import type { OriginalIpDetector } from './original-ip.ts';
 
 export type CodecType = 'AUTO' | 'HTTP1' | 'HTTP2';
 export type ServerHeaderTransformation = 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
@@ -48,6 +49,14 @@ export interface HcmConfig {
   readonly serverHeaderTransformation: ServerHeaderTransformation;
   readonly useRemoteAddress: boolean;
   readonly xffNumTrustedHops: number;
+  /** append_x_forwarded_port (with use_remote_address): x-forwarded-port is the listener's port. */
+  readonly appendXForwardedPort: boolean;
+  /** scheme_header_transformation.scheme_to_overwrite: :scheme is set to this; undefined = kept. */
+  readonly schemeToOverwrite: string | undefined;
+  /** scheme_header_transformation.match_upstream. */
+  readonly schemeMatchUpstream: boolean;
+  /** original_ip_detection_extensions (only without use_remote_address and xff_num_trusted_hops); undefined when none. */
+  readonly originalIpDetection: readonly OriginalIpDetector[] | undefined;
   readonly skipXffAppend: boolean;
   readonly via: string;
   readonly generateRequestId: boolean;

@@ -10,6 +10,7 @@ import type { AddressInfo, StreamInfo } from './stream-info.ts';
 import type { Cidr, HcmConfig } from './hcm-config.ts';
 import { mutateXfcc } from './xfcc.ts';
 import { uuid4 } from './request-id.ts';
+import { lastAddressFromXff } from './original-ip.ts';
 import type { Runtime } from '../runtime.ts';
 
 export interface HeaderRejection {
@@ -108,16 +109,6 @@ function matchCidrs(address: string, cidrs: readonly Cidr[]): boolean {
     if (ip.value >> shift === c.base >> shift) return true;
   }
   return false;
-}
-
-/** Envoy's getLastAddressFromXFF: the address `skip` entries from the right, and whether XFF held one address. */
-function lastAddressFromXff(xff: string | undefined, skip: number): { address: string | undefined; single: boolean } {
-  if (!xff) return { address: undefined, single: false };
-  const parts = xff.split(',');
-  const single = parts.length === 1;
-  if (skip >= parts.length) return { address: undefined, single };
-  const a = parts[parts.length - 1 - skip]!.trim();
-  return { address: net.isIP(a) ? a : undefined, single };
 }
 
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
@@ -221,6 +212,8 @@ export interface RequestContext {
 export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderRejection | undefined {
   const { cfg, info } = ctx;
   const scheme = ctx.tls ? 'https' : 'http';
+  if (cfg.schemeToOverwrite !== undefined) h.set(':scheme', cfg.schemeToOverwrite);
+  if (cfg.schemeMatchUpstream) info.schemeMatchUpstream = true;
   let finalRemote: string | undefined;
   let single = true;
   // Repeated x-forwarded-for lines count as one list (Envoy joins them): reading only the first
@@ -241,8 +234,21 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
       xff = xff ? `${xff},${a}` : a;
       h.set('x-forwarded-for', xff);
     }
-    // The previous hop is not trusted to say which scheme the client used.
+    // The previous hop is not trusted to say which scheme (or port) the client used.
     if (cfg.xffNumTrustedHops === 0 || !h.has('x-forwarded-proto')) h.set('x-forwarded-proto', scheme);
+    if (cfg.appendXForwardedPort && ctx.localPort > 0 && (cfg.xffNumTrustedHops === 0 || !h.has('x-forwarded-port'))) h.set('x-forwarded-port', String(ctx.localPort));
+  } else if (cfg.originalIpDetection) {
+    // original_ip_detection_extensions, in order: the first address found, or a rejection.
+    single = false;
+    for (const detect of cfg.originalIpDetection) {
+      const r = detect(h);
+      if (r.rejectStatus !== undefined) return { status: r.rejectStatus, details: 'rejecting_because_detection_failed', body: '' };
+      if (r.address !== undefined) {
+        finalRemote = r.address;
+        single = r.trusted;
+        break;
+      }
+    }
   } else {
     const r = lastAddressFromXff(xff, cfg.xffNumTrustedHops);
     finalRemote = r.address;

@@ -41,6 +41,8 @@ export interface StreamInfo {
   clusterName: string | undefined;
   /** The weighted cluster picked for this request (`from`: the route action's entries), once one is. */
   weightedPick: { readonly from: object; readonly cluster: string | undefined } | undefined;
+  /** scheme_header_transformation.match_upstream: the router sets :scheme from the upstream connection. */
+  schemeMatchUpstream: boolean;
   upstreamHost: AddressInfo | undefined;
   upstreamLocal: AddressInfo | undefined;
   upstreamTransportFailureReason: string | undefined;
@@ -91,6 +93,7 @@ export function newStreamInfo(init: {
     virtualHostName: undefined,
     clusterName: undefined,
     weightedPick: undefined,
+    schemeMatchUpstream: false,
     upstreamHost: undefined,
     upstreamLocal: undefined,
     upstreamTransportFailureReason: undefined,

@@ -22,11 +22,17 @@ function resetError(rstCode: number | undefined, sessionGone: boolean, cause?: u
   });
 }
 
+/** The request's :scheme when valid (Envoy forwards it), else http. */
+function requestScheme(headers: HeaderMap): string {
+  const s = headers.get(':scheme');
+  return s === 'https' || s === 'http' ? s : 'http';
+}
+
 function toH2Headers(headers: HeaderMap): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {
     ':method': headers.get(':method') ?? 'GET',
     ':path': headers.get(':path') ?? '/',
-    ':scheme': 'http',
+    ':scheme': requestScheme(headers),
     ':authority': headers.get(':authority') ?? headers.get('host') ?? '',
   };
   headers.forEach((k, v) => {
@@ -59,10 +65,14 @@ class Http2UpstreamRequest implements UpstreamRequest {
     this.#sink = sink;
   }
 
-  start(sessionPromise: Promise<ClientHttp2Session>, headers: OutgoingHttpHeaders, endStream: boolean): void {
+  start(sessionPromise: Promise<ClientHttp2Session>, headers: OutgoingHttpHeaders, endStream: boolean, schemeMatchUpstream: boolean): void {
     if (endStream) this.#requestEnded = true;
     sessionPromise.then(
-      (session) => this.#open(session, headers),
+      (session) => {
+        // scheme_header_transformation.match_upstream: https over TLS, http otherwise.
+        if (schemeMatchUpstream) headers[':scheme'] = session.encrypted === true ? 'https' : 'http';
+        this.#open(session, headers);
+      },
       (err: unknown) => {
         if (this.#done) return;
         this.#done = true;
@@ -203,8 +213,8 @@ class Http2UpstreamRequest implements UpstreamRequest {
 }
 
 /** Starts a request on an HTTP/2 session (resolved by the cluster's session pool). */
-export function startHttp2Request(session: Promise<ClientHttp2Session>, headers: HeaderMap, endStream: boolean, sink: UpstreamSink): UpstreamRequest {
+export function startHttp2Request(session: Promise<ClientHttp2Session>, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, schemeMatchUpstream = false): UpstreamRequest {
   const req = new Http2UpstreamRequest(sink);
-  req.start(session, toH2Headers(headers), endStream);
+  req.start(session, toH2Headers(headers), endStream, schemeMatchUpstream);
   return req;
 }

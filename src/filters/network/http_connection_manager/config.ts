@@ -12,6 +12,7 @@ import { FixedRouteSource } from '../../../proxy/http/route-source.ts';
 import { parseAccessLog, type AccessLogConfig } from '../../../proxy/access-log/index.ts';
 import { parseLocalReplyConfig } from '../../../proxy/http/local-reply.ts';
 import { parseCidr } from '../../../proxy/http/request-headers.ts';
+import { parseOriginalIpDetection, type OriginalIpDetector } from '../../../proxy/http/original-ip.ts';
 import { Limits } from '../../../proxy/limits.ts';
 import { logger } from '../../../proxy/log.ts';
 import type { Cidr, ClientCertDetail, EscapedSlashesAction, HcmConfig, HttpFilterEntry, UpgradeConfig } from '../../../proxy/http/hcm-config.ts';
@@ -151,6 +152,17 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
     });
   }
 
+  let originalIpDetection: OriginalIpDetector[] | undefined;
+  if (msg.original_ip_detection_extensions.length > 0) {
+    const oip = at('original_ip_detection_extensions');
+    // Envoy: "Original IP detection extensions and use_remote_address may not be mixed" (nor xff_num_trusted_hops).
+    if (wrapped(msg.use_remote_address, false)) errors.push({ path: oip, reason: 'original IP detection extensions and use_remote_address may not be mixed' });
+    if (msg.xff_num_trusted_hops > 0) errors.push({ path: oip, reason: 'original IP detection extensions and xff_num_trusted_hops may not be mixed' });
+    const d = parseOriginalIpDetection(msg.original_ip_detection_extensions, oip);
+    if (d.ok) originalIpDetection = d.value;
+    else errors.push(...d.errors);
+  }
+
   const cpo = msg.common_http_protocol_options;
   const h1o = msg.http_protocol_options;
   const h2o = msg.http2_protocol_options;
@@ -182,6 +194,10 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
     serverHeaderTransformation: msg.server_header_transformation,
     useRemoteAddress: wrapped(msg.use_remote_address, false),
     xffNumTrustedHops: msg.xff_num_trusted_hops,
+    appendXForwardedPort: msg.append_x_forwarded_port,
+    schemeToOverwrite: msg.scheme_header_transformation?.scheme_to_overwrite || undefined,
+    schemeMatchUpstream: msg.scheme_header_transformation?.match_upstream === true,
+    originalIpDetection,
     skipXffAppend: msg.skip_xff_append,
     via: msg.via,
     generateRequestId: wrapped(msg.generate_request_id, true),
@@ -235,5 +251,6 @@ function deepFreezeConfig(cfg: HcmConfig): HcmConfig {
   Object.freeze(cfg.httpFilters);
   Object.freeze(cfg.accessLogs);
   Object.freeze(cfg.setCurrentClientCertDetails);
+  if (cfg.originalIpDetection) Object.freeze(cfg.originalIpDetection);
   return Object.freeze(cfg);
 }

@@ -144,3 +144,28 @@ http_filters:
     await upB.close();
   }
 });
+
+test('HTTP/2 upstream :scheme: the request\'s (scheme_to_overwrite applied), or under match_upstream the upstream connection\'s (http for h2c)', TIMEOUT, async () => {
+  const schemes: string[] = [];
+  const upstream = await startUpstream('http2', (req, res) => {
+    schemes.push(String((req.headers as Record<string, unknown>)[':scheme']));
+    res.end('ok');
+  });
+  const routes = `
+    - { match: { prefix: / }, route: { cluster: up } }`;
+  const overwrite = await startProxy(`scheme_header_transformation: { scheme_to_overwrite: https }\n${hcm(routes)}`, [clusterYaml('up', upstream.port, true)]);
+  const match = await startProxy(`scheme_header_transformation: { scheme_to_overwrite: https, match_upstream: true }\n${hcm(routes)}`, [clusterYaml('up', upstream.port, true)]);
+  const c1 = new Client('h1', overwrite.port);
+  const c2 = new Client('h1', match.port);
+  try {
+    assert.equal((await c1.request({ path: '/' })).status, 200);
+    assert.equal((await c2.request({ path: '/' })).status, 200);
+    assert.deepEqual(schemes, ['https', 'http']);
+  } finally {
+    c1.close();
+    c2.close();
+    await overwrite.close();
+    await match.close();
+    await upstream.close();
+  }
+});

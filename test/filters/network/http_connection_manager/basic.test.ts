@@ -198,6 +198,52 @@ test('a #fragment in the path: 400 as Envoy; stripped with http_reject_path_with
   }
 });
 
+test('original_ip_detection_extensions: custom_header (trusted or not, rejecting when absent) and xff, in order', { timeout: 10_000 }, async () => {
+  const custom = (extra: Record<string, unknown>): Record<string, unknown> => ({
+    name: 'envoy.http.original_ip_detection.custom_header',
+    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.http.original_ip_detection.custom_header.v3.CustomHeaderConfig', header_name: 'x-real-ip', ...extra },
+  });
+  const xff = { name: 'envoy.http.original_ip_detection.xff', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.http.original_ip_detection.xff.v3.XffConfig', xff_num_trusted_hops: 1 } };
+  const trusted = await startProxy({ original_ip_detection_extensions: [custom({ allow_extension_to_set_address_as_trusted: true }), xff] });
+  const strict = await startProxy({ original_ip_detection_extensions: [custom({ reject_with_status: { code: 'Forbidden' } })] });
+  try {
+    // The header's address: the client, and internal (trusted) → x-envoy-* kept.
+    let r = await request(`http://127.0.0.1:${trusted.port}/`, { headers: { 'x-real-ip': '10.0.0.5', 'x-envoy-max-retries': '2' } });
+    let body = JSON.parse(await r.body.text()) as { headers: [string, string][]; remote: string };
+    assert.equal(body.remote, '10.0.0.5');
+    assert.equal(Object.fromEntries(body.headers)['x-envoy-max-retries'], '2');
+    // No header: the next extension, xff with one trusted hop: the address before the last.
+    r = await request(`http://127.0.0.1:${trusted.port}/`, { headers: { 'x-forwarded-for': '203.0.113.1,10.9.9.9', 'x-envoy-max-retries': '2' } });
+    body = JSON.parse(await r.body.text()) as { headers: [string, string][]; remote: string };
+    assert.equal(body.remote, '203.0.113.1');
+    assert.equal(Object.fromEntries(body.headers)['x-envoy-max-retries'], undefined, 'external: x-envoy-* removed');
+    // Untrusted custom header: the address is the client, but the request stays external.
+    r = await request(`http://127.0.0.1:${strict.port}/`, { headers: { 'x-real-ip': '10.0.0.5', 'x-envoy-max-retries': '2' } });
+    body = JSON.parse(await r.body.text()) as { headers: [string, string][]; remote: string };
+    assert.equal(body.remote, '10.0.0.5');
+    assert.equal(Object.fromEntries(body.headers)['x-envoy-max-retries'], undefined);
+    // reject_with_status when the header is missing or not an address.
+    assert.equal((await request(`http://127.0.0.1:${strict.port}/`)).statusCode, 403);
+    assert.equal((await request(`http://127.0.0.1:${strict.port}/`, { headers: { 'x-real-ip': 'nope' } })).statusCode, 403);
+  } finally {
+    await trusted.close();
+    await strict.close();
+  }
+});
+
+test('scheme_header_transformation (scheme_to_overwrite) and append_x_forwarded_port', { timeout: 10_000 }, async () => {
+  const p = await startProxy({ scheme_header_transformation: { scheme_to_overwrite: 'https' }, use_remote_address: true, append_x_forwarded_port: true });
+  try {
+    const r = await request(`http://127.0.0.1:${p.port}/`, { headers: { 'x-forwarded-port': '1' } });
+    const h = jsonHeaders(await r.body.text());
+    assert.equal(h[':scheme'], 'https');
+    assert.equal(h['x-forwarded-proto'], 'http', 'x-forwarded-proto still says how the client connected');
+    assert.equal(h['x-forwarded-port'], String(p.port), 'the client-supplied port is replaced (no trusted hops)');
+  } finally {
+    await p.close();
+  }
+});
+
 test('path normalisation, merge_slashes, host port stripping, server header transformation', { timeout: 10_000 }, async () => {
   const p = await startProxy({ normalize_path: true, merge_slashes: true, strip_any_host_port: true, server_name: 'legate-test', via: 'legate' });
   const pass = await startProxy({ server_header_transformation: 'PASS_THROUGH' });

@@ -56,6 +56,18 @@ test('config errors name their field', () => {
   assert.match(String(parse({ local_reply_config: { mappers: [{ filter: { status_code_filter: { comparison: { op: 'EQ', value: { default_value: 1, runtime_key: 'k' } } } }, status_code: 100 }] } })), /local_reply_config.mappers\[0\].status_code/);
 });
 
+test('original_ip_detection_extensions: unknown types and mixing with use_remote_address / xff_num_trusted_hops are errors', () => {
+  const xff = { name: 'envoy.http.original_ip_detection.xff', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.http.original_ip_detection.xff.v3.XffConfig', xff_num_trusted_hops: 1 } };
+  const ok = parse({ original_ip_detection_extensions: [xff] });
+  assert.equal(typeof ok === 'object' && ok.originalIpDetection?.length, 1);
+  assert.match(String(parse({ original_ip_detection_extensions: [xff], use_remote_address: true })), /hcm.original_ip_detection_extensions: original IP detection extensions and use_remote_address may not be mixed/);
+  assert.match(String(parse({ original_ip_detection_extensions: [xff], xff_num_trusted_hops: 1 })), /may not be mixed/);
+  assert.match(
+    String(parse({ original_ip_detection_extensions: [{ name: 'x', typed_config: { '@type': 'type.googleapis.com/google.protobuf.Duration', value: '1s' } }] })),
+    /hcm.original_ip_detection_extensions\[0\].typed_config: unknown original IP detection extension google.protobuf.Duration/,
+  );
+});
+
 test('registered network filter takes a connection over', { timeout: 10_000 }, async () => {
   registerTestFilters();
   const reg = new ExtensionRegistry();
