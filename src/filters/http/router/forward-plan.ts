@@ -81,7 +81,8 @@ export function planForward(
     att.retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(routePriority(raw)).retries });
     att.hedgeOnPerTryTimeout = hedgeOnPerTryTimeout;
   }
-  consumeRetryHeaders(headers);
+  // One pass (x-envoy-expected-rq-timeout-ms is nearly always there, so a prefix check would not skip it).
+  headers.removeAll(RETRY_HEADERS);
   if (att.retry && policy.previousHosts) att.triedHosts = new Set();
   att.hostSelectionAttempts = policy.hostSelectionMaxAttempts;
   if (att.retry && !endStream) att.body = [];
@@ -119,16 +120,11 @@ function hedgeOnPerTryTimeoutFor(raw: Partial<RouteAction__Output> | undefined, 
 }
 
 /** The retry headers Envoy's RetryStateImpl::create consumes, whether or not the request may be retried. */
-const RETRY_HEADERS = [
+const RETRY_HEADERS: ReadonlySet<string> = new Set([
   'x-envoy-retry-on',
   'x-envoy-retry-grpc-on',
   'x-envoy-max-retries',
   'x-envoy-retriable-header-names',
   'x-envoy-retriable-status-codes',
   'x-envoy-upstream-rq-per-try-timeout-ms',
-] as const;
-
-function consumeRetryHeaders(headers: HeaderMap): void {
-  if (!headers.hasPrefix('x-envoy-')) return;
-  for (const n of RETRY_HEADERS) headers.remove(n);
-}
+]);

@@ -388,7 +388,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#att.resetAttempts(undefined);
     this.#clearTimers();
     this.#finished = true;
-    this.#cb.sendLocalReply(status, body, flag === undefined ? { details, modifyHeaders: this.#modifyReplyHeaders } : { details, flag, modifyHeaders: this.#modifyReplyHeaders });
+    this.#cb.sendLocalReply(status, body, flag === undefined ? { details, modifyHeaders: this.#replyHeaders() } : { details, flag, modifyHeaders: this.#replyHeaders() });
   }
 
   /** Circuit breaker overflow: 503 UO, `x-envoy-overloaded: true` unless Envoy headers are suppressed. */
@@ -397,12 +397,12 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#att.resetAttempts(undefined);
     this.#clearTimers();
     this.#finished = true;
-    this.#cb.sendLocalReply(r.status, r.body, { details: r.details, flag: r.flag, modifyHeaders: this.#modifyReplyHeaders, ...(this.#rt.config.suppressEnvoyHeaders ? {} : { headers: OVERLOADED_HEADERS }) });
+    this.#cb.sendLocalReply(r.status, r.body, { details: r.details, flag: r.flag, modifyHeaders: this.#replyHeaders(), ...(this.#rt.config.suppressEnvoyHeaders ? {} : { headers: OVERLOADED_HEADERS }) });
   }
 
   #localReply(status: number, body: string, details: string, flag: ResponseFlag): void {
     this.#finished = true;
-    this.#cb.sendLocalReply(status, body, { details, flag, modifyHeaders: this.#modifyReplyHeaders });
+    this.#cb.sendLocalReply(status, body, { details, flag, modifyHeaders: this.#replyHeaders() });
   }
 
   /**
@@ -410,13 +410,15 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
    * timeouts, upstream failures): the weighted cluster's and the route's response header mutations,
    * and x-envoy-attempt-count under include_attempt_count_in_response.
    */
-  readonly #modifyReplyHeaders = (headers: HeaderMap): void => {
-    const route = this.#route;
-    if (route === undefined) return;
-    const info = this.#cb.streamInfo;
-    const plan = this.#plan;
-    plan?.clusterMutations?.response.apply(headers, info);
-    route.responseHeaders.apply(headers, info);
-    if (plan?.includeAttemptCountInResponse && this.#att.count > 0) headers.set('x-envoy-attempt-count', String(this.#att.count));
-  };
+  #replyHeaders(): (headers: HeaderMap) => void {
+    return (headers) => {
+      const route = this.#route;
+      if (route === undefined) return;
+      const info = this.#cb.streamInfo;
+      const plan = this.#plan;
+      plan?.clusterMutations?.response.apply(headers, info);
+      route.responseHeaders.apply(headers, info);
+      if (plan?.includeAttemptCountInResponse && this.#att.count > 0) headers.set('x-envoy-attempt-count', String(this.#att.count));
+    };
+  }
 }
