@@ -44,6 +44,7 @@ export const ResponseFlag = {
   DurationTimeout: 'DT',
   UpstreamMaxStreamDurationReached: 'UMSDR',
   OverloadManager: 'OM',
+  InvalidEnvoyRequestHeaders: 'IH',
 } as const;
 export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag];
 

@@ -63,6 +63,12 @@ export function parseRetryOn(value: string | undefined, kinds: 'http' | 'grpc' |
   return bits;
 }
 
+/** Whether every comma-separated token of a retry_on header value is one Envoy knows (strict_check_headers). */
+export function retryOnTokensValid(value: string, kind: 'http' | 'grpc'): boolean {
+  const tokens = kind === 'http' ? HTTP_TOKENS : GRPC_TOKENS;
+  return value.split(',').every((t) => Object.hasOwn(tokens, t.trim()));
+}
+
 export interface ResetHeader {
   readonly name: string;
   readonly format: 'SECONDS' | 'UNIX_TIMESTAMP';

@@ -43,6 +43,8 @@ export interface ForwardPlan {
   readonly includeAttemptCount: boolean;
   /** include_attempt_count_in_response: x-envoy-attempt-count on the response. */
   readonly includeAttemptCountInResponse: boolean;
+  /** include_is_timeout_retry_header: x-envoy-is-timeout-retry on each retry. */
+  readonly includeIsTimeoutRetry: boolean;
   /** The upgrade (WebSocket) being proxied, if any: never retried. */
   readonly upgrade: string | undefined;
 }
@@ -103,6 +105,7 @@ export function planForward(
     perTryIdleTimeoutMs: policy.perTryIdleTimeoutMs,
     includeAttemptCount: vhRaw?.include_request_attempt_count === true,
     includeAttemptCountInResponse: vhRaw?.include_attempt_count_in_response === true,
+    includeIsTimeoutRetry: vhRaw?.include_is_timeout_retry_header === true,
     upgrade,
   };
 }

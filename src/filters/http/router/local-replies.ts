@@ -34,15 +34,17 @@ export interface FailureReply {
 }
 
 /** Envoy's 503 bodies: `upstream connect error or disconnect/reset before headers. reset reason: …`. */
-export function upstreamFailureReply(err: ProxyError, flag: ResponseFlag): FailureReply {
-  const prefix = 'upstream connect error or disconnect/reset before headers. ';
+export function upstreamFailureReply(err: ProxyError, flag: ResponseFlag, retried = false): FailureReply {
+  const head = 'upstream connect error or disconnect/reset before headers. ';
+  // Envoy: after a retry the body says the reason is the latest attempt's.
+  const prefix = retried ? `${head}retried and the latest ` : head;
   if (flag === ResponseFlag.UpstreamConnectionFailure) {
     const cause = err.cause as { code?: string; message?: string } | undefined;
     // A failed TLS handshake reads as Envoy prints it (`TLS_error:…`); a failed TCP connect as its errno.
     const reason = transportFailureReason(err) ?? (cause ? `delayed connect error: ${cause.code ?? cause.message ?? 'unknown'}` : err.message);
     return {
       status: 503,
-      body: `${LocalReplies.connectFailure.body}, transport failure reason: ${reason}`,
+      body: `${prefix}reset reason: connection failure, transport failure reason: ${reason}`,
       details: LocalReplies.connectFailure.details,
       transportFailure: reason,
     };
@@ -53,5 +55,5 @@ export function upstreamFailureReply(err: ProxyError, flag: ResponseFlag): Failu
   if (flag === ResponseFlag.UpstreamProtocolError) {
     return { status: 502, body: `${prefix}reset reason: protocol error`, details: 'upstream_reset_before_response_started{protocol_error}', transportFailure: undefined };
   }
-  return { status: 503, body: LocalReplies.upstreamReset.body, details: LocalReplies.upstreamReset.details, transportFailure: undefined };
+  return { status: 503, body: `${prefix}reset reason: remote reset`, details: LocalReplies.upstreamReset.details, transportFailure: undefined };
 }

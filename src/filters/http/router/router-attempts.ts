@@ -39,10 +39,10 @@ export class AttemptSet {
   #timers: Set<LongTimer> | undefined;
   readonly #cb: HttpFilterCallbacks;
   readonly #finished: () => boolean;
-  readonly #startAttempt: () => void;
+  readonly #startAttempt: (timeoutRetry: boolean) => void;
 
   /** `startAttempt` runs when a retry timer fires, unless the stream finished or an attempt won. */
-  constructor(cb: HttpFilterCallbacks, finished: () => boolean, startAttempt: () => void) {
+  constructor(cb: HttpFilterCallbacks, finished: () => boolean, startAttempt: (timeoutRetry: boolean) => void) {
     this.#cb = cb;
     this.#finished = finished;
     this.#startAttempt = startAttempt;
@@ -118,7 +118,7 @@ export class AttemptSet {
     const s = retry.shouldHedgeRetryPerTryTimeout();
     if (s.kind === 'yes') {
       a.hedged = true;
-      this.scheduleRetry(s.delayMs);
+      this.scheduleRetry(s.delayMs, true);
     } else this.noteRetryStatus(s);
   }
 
@@ -128,7 +128,7 @@ export class AttemptSet {
     if (retry && !a.hedged) {
       const s = retry.shouldRetryReset(kind);
       if (s.kind === 'yes') {
-        this.scheduleRetry(s.delayMs);
+        this.scheduleRetry(s.delayMs, kind === 'timeout');
         return true;
       }
       this.noteRetryStatus(s);
@@ -147,10 +147,11 @@ export class AttemptSet {
     return (this.#timers !== undefined && this.#timers.size > 0) || this.list.some((o) => o !== a && !o.headersReceived);
   }
 
-  scheduleRetry(delayMs: number): void {
+  /** `timeoutRetry`: the retry follows a per-try timeout (x-envoy-is-timeout-retry). */
+  scheduleRetry(delayMs: number, timeoutRetry = false): void {
     const t = setLongTimeout(() => {
       this.#timers?.delete(t);
-      if (!this.#finished() && this.winner === undefined) this.#startAttempt();
+      if (!this.#finished() && this.winner === undefined) this.#startAttempt(timeoutRetry);
     }, delayMs);
     (this.#timers ??= new Set()).add(t);
   }

@@ -21,6 +21,7 @@ import { planForward, type ForwardPlan } from './forward-plan.ts';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.ts';
 import { startTimeout, type Timeout } from '../../../proxy/timeouts.ts';
 import { setTimeoutHeaders } from './timeout.ts';
+import { strictHeaderViolation } from './strict-headers.ts';
 
 /** What every router on a worker shares. */
 export interface RouterRuntime {
@@ -56,7 +57,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#rt = rt;
     this.#cb = callbacks;
     this.#http = rt.stats.http(callbacks.statPrefix);
-    this.#att = new AttemptSet(callbacks, () => this.#finished, () => this.#startAttempt());
+    this.#att = new AttemptSet(callbacks, () => this.#finished, (timeoutRetry) => this.#startAttempt(timeoutRetry));
   }
 
   // ---- decode path ----
@@ -100,6 +101,14 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       return;
     }
     cb.streamInfo.clusterName = cluster.info.name;
+    const strict = this.#rt.config.strictCheckHeaders;
+    if (strict.length > 0) {
+      const bad = strictHeaderViolation(headers, strict);
+      if (bad) {
+        this.#localReply(400, `invalid header '${bad.name}' with value '${bad.value}'`, `request_headers_failed_strict_check{${bad.name}}`, ResponseFlag.InvalidEnvoyRequestHeaders);
+        return;
+      }
+    }
     const cstats = this.#rt.stats.cluster(cluster.info.statPrefix);
     this.#plan = planForward(this.#rt.config, cb, this.#att, { route, action, cluster, cstats }, headers, endStream);
     this.#downstreamEnded = endStream;
@@ -112,8 +121,11 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (endStream) this.#onRequestComplete();
   }
 
-  /** Picks a host and starts one attempt, replaying what the downstream sent so far. False after a local reply. */
-  #startAttempt(): boolean {
+  /**
+   * Picks a host and starts one attempt, replaying what the downstream sent so far. False after a
+   * local reply. `timeoutRetry`: this retry follows a per-try timeout.
+   */
+  #startAttempt(timeoutRetry = false): boolean {
     const plan = this.#plan!;
     const { cluster, action, headers, cstats } = plan;
     const info = this.#cb.streamInfo;
@@ -135,6 +147,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       // Envoy's doRetry: the retry is told the time left.
       const elapsed = this.#completeMono === undefined ? 0 : Math.round(performance.now() - this.#completeMono);
       setTimeoutHeaders(headers, plan.timeout, elapsed, !this.#rt.config.suppressEnvoyHeaders, plan.hedgeOnPerTryTimeout);
+      if (plan.includeIsTimeoutRetry) headers.set('x-envoy-is-timeout-retry', timeoutRetry ? 'true' : 'false');
     }
     if (plan.includeAttemptCount) headers.set('x-envoy-attempt-count', String(n));
     if (action.autoHostRewrite && host.hostname) headers.set(':authority', host.hostname);
@@ -235,7 +248,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     info.upstreamHost = { address: a.host.address, port: a.host.port };
     info.upstreamTls = a.tls;
     info.attemptCount = a.number - 1;
-    if (!this.#rt.config.suppressEnvoyHeaders) headers.set('x-envoy-upstream-service-time', String(Math.round(now - a.startMono)));
+    // Envoy measures from the end of the downstream request, across retries.
+    if (!this.#rt.config.suppressEnvoyHeaders) headers.set('x-envoy-upstream-service-time', String(Math.round(now - (this.#completeMono ?? a.startMono))));
     if (plan?.includeAttemptCountInResponse) headers.set('x-envoy-attempt-count', String(a.number));
     plan?.clusterMutations?.response.apply(headers, info);
     plan?.route.responseHeaders.apply(headers, info);
@@ -310,7 +324,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const kind: ResetKind = connectFailure ? 'connect_failure' : flag === ResponseFlag.UpstreamRemoteReset && err.retryable ? 'refused_stream' : 'reset';
     if (this.#att.maybeRetryReset(a, kind)) return;
     this.#cb.streamInfo.responseFlags.add(flag);
-    const reply = upstreamFailureReply(err, flag);
+    const reply = upstreamFailureReply(err, flag, this.#att.count > 1);
     if (this.#rt.config.dynamicStats) cstats?.chargeCode(reply.status);
     this.#cb.streamInfo.upstreamTransportFailureReason = reply.transportFailure;
     this.#finishWithLocalReply(reply.status, reply.body, reply.details, flag);

@@ -22,14 +22,16 @@ function decode(json: unknown): Router__Output {
 test('defaults: dynamic_stats on, envoy headers on', () => {
   const r = parseRouter(decode({}), ctx);
   assert.ok(r.ok);
-  assert.deepEqual({ ...r.value }, { suppressEnvoyHeaders: false, dynamicStats: true, respectExpectedRqTimeout: false });
+  assert.deepEqual({ ...r.value }, { suppressEnvoyHeaders: false, dynamicStats: true, respectExpectedRqTimeout: false, strictCheckHeaders: [] });
   assert.ok(Object.isFrozen(r.value));
 });
 
 test('fields are read; start_child_span is accepted', () => {
-  const r = parseRouter(decode({ suppress_envoy_headers: true, dynamic_stats: false, respect_expected_rq_timeout: true, start_child_span: true }), ctx);
+  const r = parseRouter(decode({ suppress_envoy_headers: true, dynamic_stats: false, respect_expected_rq_timeout: true, start_child_span: true, strict_check_headers: ['x-envoy-max-retries'] }), ctx);
   assert.ok(r.ok);
-  assert.deepEqual({ ...r.value }, { suppressEnvoyHeaders: true, dynamicStats: false, respectExpectedRqTimeout: true });
+  assert.deepEqual({ ...r.value }, { suppressEnvoyHeaders: true, dynamicStats: false, respectExpectedRqTimeout: true, strictCheckHeaders: ['x-envoy-max-retries'] });
+  // A header outside Envoy's list fails the proto's own validation.
+  assert.throws(() => decode({ strict_check_headers: ['x-envoy-max-retries', 'x-custom'] }), /strict_check_headers\[1\].*value must be in list \[x-envoy-upstream-rq-timeout-ms/);
 });
 
 test('upstream_http_filters are refused with their path', () => {
@@ -62,7 +64,7 @@ test('grpc-timeout parsing', () => {
   assert.equal(formatGrpcTimeout(250), '250m');
 });
 
-const cfg = { suppressEnvoyHeaders: false, dynamicStats: true, respectExpectedRqTimeout: false };
+const cfg = { suppressEnvoyHeaders: false, dynamicStats: true, respectExpectedRqTimeout: false, strictCheckHeaders: [] };
 
 test('timeout: route default, x-envoy-upstream-rq-timeout-ms override (consumed), expected header set', () => {
   const h = requestHeaders('GET', '/', { 'x-envoy-upstream-rq-timeout-ms': '250', 'x-envoy-upstream-rq-timeout-alt-response': '' });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { clusterYaml } from './harness.ts';
-import { startUpstream, type Req as UpReq } from './upstreams.ts';
+import { closedPort, startUpstream, type Req as UpReq } from './upstreams.ts';
 import { Client, ROUTER_FILTER, startProxy } from './proxy-harness.ts';
 import { attemptOf, startRetryProxy } from './retry-harness.ts';
 
@@ -199,6 +199,94 @@ test('route max_stream_duration with grpc_timeout_header_max (as Istio writes it
     assert.equal(p.counter('http.dur.downstream_rq_max_duration_reached'), 2);
   } finally {
     session.close();
+    await p.close();
+    await upstream.close();
+  }
+});
+
+function routerHcm(routes: string, router: string, vhExtra = ''): string {
+  return `
+stat_prefix: strict
+codec_type: AUTO
+use_remote_address: true
+route_config:
+  name: local
+  virtual_hosts:
+  - name: vh
+    domains: ["*"]
+${vhExtra}
+    routes:
+${routes}
+http_filters:
+- name: envoy.filters.http.router
+  typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router${router} }`;
+}
+
+test('strict_check_headers: an invalid value of a checked header is 400 IH; valid or unchecked ones pass', TIMEOUT, async () => {
+  let served = 0;
+  const upstream = await startUpstream('http1', (_req, res) => {
+    served++;
+    res.end('ok');
+  });
+  const p = await startProxy(routerHcm(`    - { match: { prefix: / }, route: { cluster: up } }`, ', strict_check_headers: [x-envoy-max-retries, x-envoy-retry-on, x-envoy-upstream-rq-timeout-ms]'), [clusterYaml('up', upstream.port)]);
+  const client = new Client('h1', p.port);
+  try {
+    let r = await client.request({ path: '/', headers: { 'x-envoy-max-retries': 'three' } });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.toString(), "invalid header 'x-envoy-max-retries' with value 'three'");
+    r = await client.request({ path: '/', headers: { 'x-envoy-retry-on': '5xx,sometimes' } });
+    assert.equal(r.status, 400);
+    r = await client.request({ path: '/', headers: { 'x-envoy-upstream-rq-timeout-ms': '-1' } });
+    assert.equal(r.status, 400);
+    assert.equal(served, 0);
+    r = await client.request({ path: '/', headers: { 'x-envoy-retry-on': '5xx, connect-failure', 'x-envoy-max-retries': '2', 'x-envoy-retry-grpc-on': 'not-checked' } });
+    assert.equal(r.status, 200);
+    assert.equal(served, 1);
+  } finally {
+    client.close();
+    await p.close();
+    await upstream.close();
+  }
+});
+
+test('retries: x-envoy-is-timeout-retry says whether a retry followed a per-try timeout; x-envoy-upstream-service-time spans the retries; an exhausted connect retry says so in the 503 body', TIMEOUT, async () => {
+  const seen: Array<{ attempt: number; timeoutRetry: string | undefined }> = [];
+  const upstream = await startUpstream('http1', (req, res) => {
+    seen.push({ attempt: attemptOf(req), timeoutRetry: req.headers['x-envoy-is-timeout-retry'] as string | undefined });
+    if (req.url === '/slow' && attemptOf(req) === 1) return; // per-try timeout
+    if (req.url === '/fail' && attemptOf(req) === 1) {
+      setTimeout(() => {
+        res.statusCode = 503;
+        res.end();
+      }, 300);
+      return;
+    }
+    res.end('ok');
+  });
+  const closed = await closedPort();
+  const routes = `
+    - { match: { prefix: /slow }, route: { cluster: up, retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 0.1s } } }
+    - { match: { prefix: /fail }, route: { cluster: up, retry_policy: { retry_on: 5xx, num_retries: 1, retry_back_off: { base_interval: 0.001s } } } }
+    - { match: { prefix: /gone }, route: { cluster: gone, retry_policy: { retry_on: connect-failure, num_retries: 1, retry_back_off: { base_interval: 0.001s } } } }`;
+  const vh = '    include_request_attempt_count: true\n    include_is_timeout_retry_header: true';
+  const p = await startProxy(routerHcm(routes, '', vh), [clusterYaml('up', upstream.port), clusterYaml('gone', closed)]);
+  const client = new Client('h1', p.port);
+  try {
+    assert.equal((await client.request({ path: '/slow' })).status, 200);
+    const f = await client.request({ path: '/fail' });
+    assert.equal(f.status, 200);
+    assert.ok(Number(f.headers['x-envoy-upstream-service-time']) >= 300, `service time ${f.headers['x-envoy-upstream-service-time']} ms covers the failed try`);
+    assert.deepEqual(seen, [
+      { attempt: 1, timeoutRetry: undefined },
+      { attempt: 2, timeoutRetry: 'true' },
+      { attempt: 1, timeoutRetry: undefined },
+      { attempt: 2, timeoutRetry: 'false' },
+    ]);
+    const g = await client.request({ path: '/gone' });
+    assert.equal(g.status, 503);
+    assert.match(g.body.toString(), /^upstream connect error or disconnect\/reset before headers\. retried and the latest reset reason: connection failure, transport failure reason: /);
+  } finally {
+    client.close();
     await p.close();
     await upstream.close();
   }
