@@ -46,6 +46,10 @@ export class UpstreamAttempt implements UpstreamSink {
   #perTryTimer: Timeout | undefined;
   #idleTimer: Timeout | undefined;
   #idleMs = 0;
+  /** The request has its connection: the per-try timeouts run from here (Envoy's onPoolReady). */
+  #ready = false;
+  /** per_try_timeout asked for before the connection was ready, ms. */
+  #perTryMs = 0;
   /** The circuit breaker slot (max_requests) this attempt holds until release(). */
   #requestSlot: ResourceLimit | undefined;
 
@@ -69,20 +73,27 @@ export class UpstreamAttempt implements UpstreamSink {
     this.#requestSlot = slot;
   }
 
-  /** Starts per_try_timeout (once the whole request was sent upstream). */
+  /**
+   * Starts per_try_timeout once the whole downstream request is in (the router calls this then) and
+   * the request has its connection, as Envoy does: connecting is bounded by connect_timeout instead.
+   */
   armPerTry(ms: number): void {
     if (ms <= 0 || !this.#active || this.#perTryTimer !== undefined || this.headersReceived) return;
+    if (!this.#ready) {
+      this.#perTryMs = ms;
+      return;
+    }
     this.#perTryTimer = startTimeout(ms, () => {
       this.#perTryTimer = undefined;
       if (this.#active) this.#owner.onAttemptTimeout(this, false);
     });
   }
 
-  /** Starts per_try_idle_timeout, reset by every response event. */
+  /** Starts per_try_idle_timeout (once the request has its connection), reset by every response event. */
   armIdle(ms: number): void {
     if (ms <= 0) return;
     this.#idleMs = ms;
-    this.#touch();
+    if (this.#ready) this.#touch();
   }
 
   clearPerTry(): void {
@@ -93,7 +104,7 @@ export class UpstreamAttempt implements UpstreamSink {
   }
 
   #touch(): void {
-    if (this.#idleMs <= 0 || !this.#active) return;
+    if (this.#idleMs <= 0 || !this.#active || !this.#ready) return;
     if (this.#idleTimer !== undefined) this.#idleTimer.refresh();
     else
       this.#idleTimer = startTimeout(this.#idleMs, () => {
@@ -162,6 +173,12 @@ export class UpstreamAttempt implements UpstreamSink {
 
   onUpstreamTls(info: TlsConnectionInfo): void {
     this.tls = info;
+  }
+
+  onUpstreamReady(): void {
+    this.#ready = true;
+    if (this.#perTryMs > 0) this.armPerTry(this.#perTryMs);
+    this.#touch();
   }
 
   onUpstreamUpgrade(headers: HeaderMap, socket: Duplex, head: Buffer): void {

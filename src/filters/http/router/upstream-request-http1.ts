@@ -48,6 +48,8 @@ class Http1UpstreamRequest implements UpstreamRequest, Http1Exchange, Http1PoolR
   onConnection(conn: Http1Connection): void {
     this.#conn = conn;
     if (conn.tls) this.#sink.onUpstreamTls?.(conn.tls);
+    this.#sink.onUpstreamReady?.();
+    if (this.#done) return;
     conn.start(this.#head, this);
     if (this.#pauseWanted) conn.pause();
     const held = this.#held;

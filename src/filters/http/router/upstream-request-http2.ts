@@ -89,6 +89,8 @@ class Http2UpstreamRequest implements UpstreamRequest {
     if (this.#done) return;
     const tls = upstreamTlsInfo(session);
     if (tls) this.#sink.onUpstreamTls?.(tls);
+    this.#sink.onUpstreamReady?.();
+    if (this.#done) return;
     const pending = this.#pending ?? [];
     this.#pending = undefined;
     const endNow = this.#requestEnded && pending.length === 0 && this.#trailers === undefined;

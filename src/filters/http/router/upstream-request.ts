@@ -22,6 +22,8 @@ export interface UpstreamSink {
   onUpstreamUpgrade(headers: HeaderMap, socket: Duplex, head: Buffer): void;
   /** The request got a TLS connection (before its headers are sent): what that connection negotiated. */
   onUpstreamTls?(info: TlsConnectionInfo): void;
+  /** The request has its connection and its headers go out now (Envoy's onPoolReady). */
+  onUpstreamReady?(): void;
 }
 
 export interface UpstreamRequest {
