@@ -35,6 +35,12 @@ export interface Http1Exchange {
   onResponseHead(status: number, rawHeaders: string[]): void;
   onResponseData(chunk: Buffer): void;
   onResponseEnd(rawTrailers: string[]): void;
+  /**
+   * The response is complete and the connection is about to take another request (or close):
+   * called before onResponseEnd, so what the exchange holds per stream (a max_requests slot) is
+   * given back before a waiting request is handed this connection.
+   */
+  onStreamDone?(): void;
   /** 101 to an upgrade request: the socket is the caller's now; `rest` was read past the head. */
   onUpgrade(status: number, rawHeaders: string[], socket: Socket, rest: Buffer): void;
   /** `protocol`: the response was malformed; `reset`: the connection failed or closed before the response completed. */
@@ -363,6 +369,7 @@ export class Http1Connection {
     this.#ex = undefined;
     this.#req = undefined;
     const reusable = this.#keepAlive && this.#requestEnded && !this.#detached && (this.#maxRequests === 0 || this.#served < this.#maxRequests);
+    ex.onStreamDone?.();
     // Free before the end is delivered: a request started by that end can take this connection.
     if (reusable) {
       this.#socket.resume();

@@ -148,6 +148,42 @@ test('max_pending_requests 1 with max_connections 1: one waits for the connectio
   }
 });
 
+test('max_requests counts requests on connections, as Envoy\'s pools do: one waiting for the only connection is served after it; one given a new connection over the limit is 503 UO and the connection stays unused', TIMEOUT, async () => {
+  const queued = await setup('http1', '  - { max_connections: 1, max_requests: 1 }');
+  try {
+    const run = parallel('h1', queued.proxy.port, 2);
+    await until(() => queued.upstream.held() === 1 && queued.proxy.gauge('cluster.up.circuit_breakers.default.rq_pending_open') === 0, 5000, 'one held, one pending');
+    assert.equal(run.replies.length, 0, 'the second request waits for the connection, it is not refused');
+    assert.equal(queued.proxy.counter('cluster.up.upstream_rq_total'), 1, 'a waiting request is not counted yet');
+    queued.upstream.release();
+    assert.equal(countStatus(await run.done, 200), 2);
+    assert.equal(queued.proxy.counter('cluster.up.upstream_rq_total'), 2);
+    assert.equal(queued.proxy.counter('cluster.up.upstream_rq_pending_overflow'), 0);
+  } finally {
+    await queued.close();
+  }
+  const over = await setup('http1', '  - { max_connections: 2, max_requests: 1 }');
+  try {
+    const first = parallel('h1', over.proxy.port, 1);
+    await until(() => over.upstream.held() === 1, 5000, 'first request held');
+    const second = parallel('h1', over.proxy.port, 1);
+    const [r] = await second.done;
+    assertOverflow(r!);
+    assert.equal(over.proxy.counter('cluster.up.upstream_rq_pending_overflow'), 1);
+    assert.equal(over.proxy.counter('cluster.up.upstream_rq_total'), 1);
+    assert.equal(over.upstream.seen(), 1, 'the overflowed request never reached the upstream');
+    over.upstream.release();
+    assert.equal(countStatus(await first.done, 200), 1);
+    // The connection opened for it went back to the pool: the next request reuses one.
+    const third = parallel('h1', over.proxy.port, 1);
+    over.upstream.release();
+    assert.equal(countStatus(await third.done, 200), 1);
+    assert.equal(over.proxy.counter('cluster.up.upstream_cx_total'), 2);
+  } finally {
+    await over.close();
+  }
+});
+
 test('route priority HIGH uses the HIGH thresholds (and its own gauges)', TIMEOUT, async () => {
   const s = await setup('http2', '  - { max_requests: 5 }\n  - { priority: HIGH, max_requests: 1 }');
   try {

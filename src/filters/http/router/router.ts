@@ -152,14 +152,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (plan.includeAttemptCount) headers.set('x-envoy-attempt-count', String(n));
     if (action.autoHostRewrite && host.hostname) headers.set(':authority', host.hostname);
 
-    // Circuit breaker (max_requests, process-wide): over it Envoy answers 503 UO without an upstream request.
-    const requests = cluster.circuitBreakers(routePriority(action.raw)).requests;
-    if (!requests.tryAcquire()) {
-      this.#overflowReply();
-      return false;
-    }
-    const a = new UpstreamAttempt(this, cluster, host, n, cstats);
-    a.holdRequestSlot(requests);
+    // max_requests (process-wide) is taken when the attempt gets its connection (UpstreamAttempt).
+    const a = new UpstreamAttempt(this, cluster, host, n, cstats, cluster.circuitBreakers(routePriority(action.raw)).requests);
     att.launch(a, cluster, headers, { ended: this.#downstreamEnded, trailers: this.#requestTrailers, upgrade: plan.upgrade }, plan.transport);
     a.armIdle(plan.perTryIdleTimeoutMs);
     if (this.#downstreamEnded) a.armPerTry(plan.perTryTimeoutMs);

@@ -1,11 +1,15 @@
 // One try of a request against one host (Envoy's UpstreamRequest as the router holds it): the
-// UpstreamRequest, its accounting (upstream_rq_total/active, host active requests), its per-try and
-// per-try idle timers, and the single outlier-detection result it reports. Events go to the router
-// tagged with the attempt, so retries and hedged attempts never mix. Never throws.
+// UpstreamRequest, its accounting, its per-try and per-try idle timers, and the single
+// outlier-detection result it reports. As in Envoy's connection pools, the accounting starts when
+// the request gets its connection (onPoolReady): the max_requests breaker is taken then (a request
+// waiting for a connection counts against max_pending_requests only), and upstream_rq_total/active
+// and the host's active requests count from there. Events go to the router tagged with the
+// attempt, so retries and hedged attempts never mix. Never throws.
 
 import type { Duplex } from 'node:stream';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ProxyError } from '../../../proxy/errors.ts';
+import { overflowError } from '../../../proxy/upstream/circuit-breakers.ts';
 import type { Cluster, Host, ResourceLimit, UpstreamResult } from '../../../proxy/upstream/types.ts';
 import type { TlsConnectionInfo } from '../../../proxy/tls/types.ts';
 import type { ClusterRouterStats } from './stats.ts';
@@ -50,27 +54,24 @@ export class UpstreamAttempt implements UpstreamSink {
   #ready = false;
   /** per_try_timeout asked for before the connection was ready, ms. */
   #perTryMs = 0;
-  /** The circuit breaker slot (max_requests) this attempt holds until release(). */
-  #requestSlot: ResourceLimit | undefined;
+  /** The max_requests breaker, taken when the request gets its connection. */
+  readonly #requests: ResourceLimit;
+  /** Holding a max_requests slot and counted as an active request (from onUpstreamReady to release()). */
+  #attached = false;
+  /** The max_requests slot was given back when the stream ended (before release()). */
+  #slotReleased = false;
 
-  constructor(owner: AttemptOwner, cluster: Cluster, host: Host, number: number, stats: ClusterRouterStats) {
+  constructor(owner: AttemptOwner, cluster: Cluster, host: Host, number: number, stats: ClusterRouterStats, requests: ResourceLimit) {
     this.#owner = owner;
     this.#cluster = cluster;
     this.host = host;
     this.number = number;
     this.#stats = stats;
-    host.activeRequests++;
-    stats.rqTotal.inc();
-    stats.rqActive.inc();
+    this.#requests = requests;
   }
 
   get active(): boolean {
     return this.#active;
-  }
-
-  /** Hands this attempt the circuit-breaker slot it was admitted with; release() gives it back. */
-  holdRequestSlot(slot: ResourceLimit): void {
-    this.#requestSlot = slot;
   }
 
   /**
@@ -132,11 +133,12 @@ export class UpstreamAttempt implements UpstreamSink {
   release(completed: boolean, dynamicStats = true): void {
     if (!this.#active) return;
     this.#active = false;
-    this.#requestSlot?.release();
-    this.#requestSlot = undefined;
     this.clearPerTry();
     this.#idleTimer?.stop();
     this.#idleTimer = undefined;
+    if (!this.#attached) return;
+    this.#attached = false;
+    if (!this.#slotReleased) this.#requests.release();
     this.#stats.rqActive.dec();
     this.host.activeRequests--;
     if (completed && dynamicStats) this.#stats.rqTime.record(performance.now() - this.startMono);
@@ -175,10 +177,34 @@ export class UpstreamAttempt implements UpstreamSink {
     this.tls = info;
   }
 
-  onUpstreamReady(): void {
+  /** The stream ended (HTTP/1.1 response complete): the max_requests slot goes back before the connection takes the next request, as in Envoy's pools. */
+  onUpstreamStreamDone(): void {
+    if (!this.#attached || this.#slotReleased) return;
+    this.#slotReleased = true;
+    this.#requests.release();
+  }
+
+  /**
+   * The request has its connection: false when max_requests is full, and the request must give the
+   * connection back unused; the router then answers 503 UO (Envoy's overflow at attach, not retried).
+   */
+  onUpstreamReady(): boolean {
+    if (!this.#active) return false;
+    if (!this.#requests.tryAcquire()) {
+      const err = overflowError(this.#cluster.info.name, 'max requests');
+      queueMicrotask(() => {
+        if (this.#active) this.#owner.onAttemptError(this, err);
+      });
+      return false;
+    }
+    this.#attached = true;
+    this.#stats.rqTotal.inc();
+    this.#stats.rqActive.inc();
+    this.host.activeRequests++;
     this.#ready = true;
     if (this.#perTryMs > 0) this.armPerTry(this.#perTryMs);
     this.#touch();
+    return true;
   }
 
   onUpstreamUpgrade(headers: HeaderMap, socket: Duplex, head: Buffer): void {

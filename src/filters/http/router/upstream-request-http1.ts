@@ -46,10 +46,14 @@ class Http1UpstreamRequest implements UpstreamRequest, Http1Exchange, Http1PoolR
   // ---- pool → request ----
 
   onConnection(conn: Http1Connection): void {
+    if (this.#done || this.#sink.onUpstreamReady?.() === false) {
+      // Not sent after all: the connection goes back to the pool untouched.
+      this.#done = true;
+      this.#pool.free(conn);
+      return;
+    }
     this.#conn = conn;
     if (conn.tls) this.#sink.onUpstreamTls?.(conn.tls);
-    this.#sink.onUpstreamReady?.();
-    if (this.#done) return;
     conn.start(this.#head, this);
     if (this.#pauseWanted) conn.pause();
     const held = this.#held;
@@ -113,6 +117,10 @@ class Http1UpstreamRequest implements UpstreamRequest, Http1Exchange, Http1PoolR
     if (!this.#blocked) return;
     this.#blocked = false;
     if (!this.#done) this.#sink.onUpstreamWritable(true);
+  }
+
+  onStreamDone(): void {
+    this.#sink.onUpstreamStreamDone?.();
   }
 
   onResponseHead(status: number, rawHeaders: string[]): void {

@@ -87,10 +87,12 @@ class Http2UpstreamRequest implements UpstreamRequest {
 
   #open(session: ClientHttp2Session, headers: OutgoingHttpHeaders): void {
     if (this.#done) return;
+    if (this.#sink.onUpstreamReady?.() === false) {
+      this.#done = true;
+      return;
+    }
     const tls = upstreamTlsInfo(session);
     if (tls) this.#sink.onUpstreamTls?.(tls);
-    this.#sink.onUpstreamReady?.();
-    if (this.#done) return;
     const pending = this.#pending ?? [];
     this.#pending = undefined;
     const endNow = this.#requestEnded && pending.length === 0 && this.#trailers === undefined;

@@ -22,8 +22,13 @@ export interface UpstreamSink {
   onUpstreamUpgrade(headers: HeaderMap, socket: Duplex, head: Buffer): void;
   /** The request got a TLS connection (before its headers are sent): what that connection negotiated. */
   onUpstreamTls?(info: TlsConnectionInfo): void;
-  /** The request has its connection and its headers go out now (Envoy's onPoolReady). */
-  onUpstreamReady?(): void;
+  /** The upstream stream is over (the response complete), just before its connection is reused. */
+  onUpstreamStreamDone?(): void;
+  /**
+   * The request has its connection and its headers go out now (Envoy's onPoolReady); false: the
+   * request must not be sent (max_requests overflow) and the connection goes back unused.
+   */
+  onUpstreamReady?(): boolean;
 }
 
 export interface UpstreamRequest {
