@@ -62,10 +62,11 @@ function compileRegexRewrite(m: RouteAction__Output['regex_rewrite'], path: stri
 }
 
 /** Sets `:authority`, keeping the old one in x-forwarded-host when asked (Http::Utility::updateAuthority). */
-function setAuthority(headers: HeaderMap, host: string, appendXfh: boolean): void {
+/** Envoy's updateAuthority: `:authority` := host, the old one appended to x-forwarded-host when asked and changed. */
+export function setAuthority(headers: HeaderMap, host: string, appendXfh: boolean): void {
   if (appendXfh) {
     const old = headers.get(':authority');
-    if (old) {
+    if (old && old !== host) {
       const xfh = headers.get('x-forwarded-host');
       headers.set('x-forwarded-host', xfh ? `${xfh},${old}` : old);
     }

@@ -84,6 +84,7 @@ interface ClusterStats {
   updateAttempt: Counter;
   updateSuccess: Counter;
   updateFailure: Counter;
+  lbHealthyPanic: Counter;
 }
 
 export class ClusterImpl implements Cluster {
@@ -125,6 +126,7 @@ export class ClusterImpl implements Cluster {
       updateAttempt: stats.counter(`${p}update_attempt`),
       updateSuccess: stats.counter(`${p}update_success`),
       updateFailure: stats.counter(`${p}update_failure`),
+      lbHealthyPanic: stats.counter(`${p}lb_healthy_panic`),
     };
     this.#lbConfig = config.lb;
     this.#workerId = healthCtx.workerId;
@@ -231,7 +233,7 @@ export class ClusterImpl implements Cluster {
   }
 
   healthChanged(): void {
-    this.#lb = new LoadBalancer(this.#lbConfig, this.#hosts);
+    this.#lb = new LoadBalancer(this.#lbConfig, this.#hosts, this.#stats.lbHealthyPanic);
     this.#stats.total.set(this.#hosts.length);
     this.#stats.healthy.set(this.#hosts.filter((h) => h.health === 'healthy').length);
     this.#stats.degraded.set(this.#hosts.filter((h) => h.health === 'degraded').length);

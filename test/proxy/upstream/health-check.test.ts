@@ -197,6 +197,7 @@ test('panic threshold: with every host failing its checks, traffic still reaches
     assert.equal(proxy.gauge('cluster.up.membership_healthy'), 0);
     for (let i = 0; i < 30; i++) assert.equal((await c.request({ path: '/' })).status, 200);
     assert.ok(a.hits > 0 && b.hits > 0, `panic spreads over all hosts (${a.hits}/${b.hits})`);
+    assert.equal(proxy.counter('cluster.up.lb_healthy_panic'), 30, 'each pick in panic is counted');
   } finally {
     c.close();
     await proxy.close();

@@ -22,6 +22,7 @@ import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.ts';
 import { startTimeout, type Timeout } from '../../../proxy/timeouts.ts';
 import { setTimeoutHeaders } from './timeout.ts';
 import { strictHeaderViolation } from './strict-headers.ts';
+import { setAuthority } from '../../../proxy/http/route-actions.ts';
 
 /** What every router on a worker shares. */
 export interface RouterRuntime {
@@ -150,7 +151,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       if (plan.includeIsTimeoutRetry) headers.set('x-envoy-is-timeout-retry', timeoutRetry ? 'true' : 'false');
     }
     if (plan.includeAttemptCount) headers.set('x-envoy-attempt-count', String(n));
-    if (action.autoHostRewrite && host.hostname) headers.set(':authority', host.hostname);
+    if (action.autoHostRewrite && host.hostname) setAuthority(headers, host.hostname, action.appendXForwardedHost === true);
 
     // max_requests (process-wide) is taken when the attempt gets its connection (UpstreamAttempt).
     const a = new UpstreamAttempt(this, cluster, host, n, cstats, cluster.circuitBreakers(routePriority(action.raw)).requests);

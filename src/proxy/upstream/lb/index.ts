@@ -9,6 +9,7 @@ import { RingHash } from './ring-hash.ts';
 import { roundRobin } from './round-robin.ts';
 import type { HostSelector } from './selector.ts';
 import { EdfScheduler } from './edf.ts';
+import type { Counter } from '../../stats.ts';
 
 export type { HostSelector } from './selector.ts';
 
@@ -60,9 +61,12 @@ export class LoadBalancer {
   readonly #lb: LbConfig;
   readonly #levels: Level[] = [];
   readonly #consistent: boolean;
+  /** lb_healthy_panic: picks made while the chosen priority level is in panic. */
+  readonly #panicPicks: Counter | undefined;
 
-  constructor(lb: LbConfig, hosts: readonly Host[]) {
+  constructor(lb: LbConfig, hosts: readonly Host[], panicPicks?: Counter) {
     this.#lb = lb;
+    this.#panicPicks = panicPicks;
     this.#consistent = lb.policy === 'RING_HASH' || lb.policy === 'MAGLEV';
     const maxPriority = hosts.reduce((m, h) => Math.max(m, h.priority), -1);
     for (let p = 0; p <= maxPriority; p++) {
@@ -144,6 +148,7 @@ export class LoadBalancer {
       }
     }
     if (!pick) return undefined;
+    if (pick.level.panic) this.#panicPicks?.inc();
     let sel = pick.level.selectors.get(pick.source);
     if (!sel) {
       const list = pick.source === 'all' ? pick.level.all : pick.source === 'healthy' ? pick.level.healthy : pick.level.degraded;

@@ -169,3 +169,39 @@ test('HTTP/2 upstream :scheme: the request\'s (scheme_to_overwrite applied), or 
     await upstream.close();
   }
 });
+
+test('auto_host_rewrite takes the endpoint\'s hostname, and with append_x_forwarded_host the client\'s host goes to x-forwarded-host', TIMEOUT, async () => {
+  const seen: Array<Record<string, string | string[] | undefined>> = [];
+  const upstream = await startUpstream('http1', (req, res) => {
+    seen.push({ ...req.headers });
+    res.end('ok');
+  });
+  const cluster = `
+name: named
+connect_timeout: 1s
+load_assignment:
+  cluster_name: named
+  endpoints:
+  - lb_endpoints:
+    - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${upstream.port} } }, hostname: api.internal }`;
+  const routes = `
+    - { match: { prefix: /xfh }, route: { cluster: named, auto_host_rewrite: true, append_x_forwarded_host: true } }
+    - { match: { prefix: / }, route: { cluster: named, auto_host_rewrite: true } }`;
+  const p = await startProxy(hcm(routes), [cluster]);
+  const client = new Client('h1', p.port);
+  try {
+    assert.equal((await client.request({ path: '/xfh', headers: { host: 'shop.example' } })).status, 200);
+    assert.equal((await client.request({ path: '/plain', headers: { host: 'shop.example' } })).status, 200);
+    assert.deepEqual(
+      seen.map((h) => [h['host'], h['x-forwarded-host']]),
+      [
+        ['api.internal', 'shop.example'],
+        ['api.internal', undefined],
+      ],
+    );
+  } finally {
+    client.close();
+    await p.close();
+    await upstream.close();
+  }
+});
