@@ -283,6 +283,9 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
     const prev = h.get('via');
     h.set('via', prev ? `${prev}, ${cfg.via}` : cfg.via);
   }
+  // Envoy drops a Referer that repeats or is no valid URL (absolute or relative, no fragment or userinfo).
+  const referer = h.get('referer');
+  if (referer !== undefined && (h.getAll('referer').length > 1 || !validReferer(referer))) h.remove('referer');
   if (!cfg.proxy100Continue && h.get('expect')?.toLowerCase() === '100-continue') h.remove('expect');
   mutateXfcc(h, cfg.forwardClientCertDetails, cfg.setCurrentClientCertDetails, info.downstreamTls);
 
@@ -320,6 +323,18 @@ export function mutateRequestHeaders(h: HeaderMap, ctx: RequestContext): HeaderR
   }
   if (cfg.stripAnyHostPort || cfg.stripMatchingHostPort || cfg.stripTrailingHostDot) stripPort(h, cfg, ctx.localPort);
   return undefined;
+}
+
+const ABSOLUTE_URL = /^[a-z][a-z0-9+.-]*:\/\/([^/?#\s]*)[^#\s]*$/i;
+/** A relative reference: URI characters only, no ':' before the first '/' (RFC 3986 4.2), no fragment. */
+const RELATIVE_REF = /^(?:[^:/?#]*(?:[/?][^#]*)?)$/;
+const URI_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/;
+
+/** Envoy's isValidRefererValue (with partial URLs allowed, its default). */
+function validReferer(v: string): boolean {
+  const abs = ABSOLUTE_URL.exec(v);
+  if (abs) return !abs[1]!.includes('@');
+  return URI_CHARS.test(v) && RELATIVE_REF.test(v);
 }
 
 function normalizeFull(path: string, cfg: HcmConfig): string | undefined {

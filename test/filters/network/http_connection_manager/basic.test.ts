@@ -244,6 +244,25 @@ test('scheme_header_transformation (scheme_to_overwrite) and append_x_forwarded_
   }
 });
 
+test('Referer: kept when one valid URL (absolute or relative); dropped when repeated, with a fragment or userinfo, or not a URL', { timeout: 10_000 }, async () => {
+  const p = await startProxy({});
+  const seen = async (lines: string[]): Promise<string[]> => {
+    const raw = await rawExchange(p.port, `GET / HTTP/1.1\r\nhost: a\r\n${lines.map((l) => `referer: ${l}\r\n`).join('')}connection: close\r\n\r\n`);
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { headers: [string, string][] };
+    return body.headers.filter(([n]) => n === 'referer').map(([, v]) => v);
+  };
+  try {
+    assert.deepEqual(await seen(['https://shop.example/cart?x=1']), ['https://shop.example/cart?x=1']);
+    assert.deepEqual(await seen(['/relative/page']), ['/relative/page']);
+    assert.deepEqual(await seen(['https://a.example/', 'https://b.example/']), []);
+    assert.deepEqual(await seen(['https://a.example/#section']), []);
+    assert.deepEqual(await seen(['https://user:pw@a.example/']), []);
+    assert.deepEqual(await seen(['javascript:alert(1)']), []);
+  } finally {
+    await p.close();
+  }
+});
+
 test('path normalisation, merge_slashes, host port stripping, server header transformation', { timeout: 10_000 }, async () => {
   const p = await startProxy({ normalize_path: true, merge_slashes: true, strip_any_host_port: true, server_name: 'legate-test', via: 'legate' });
   const pass = await startProxy({ server_header_transformation: 'PASS_THROUGH' });
