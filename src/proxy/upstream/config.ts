@@ -183,6 +183,7 @@ function parseLb(c: Cluster__Output, path: string, errors: ConfigError[]): LbCon
 interface ProtocolChoice {
   protocol: UpstreamProtocol | 'downstream';
   idleTimeoutMs: number;
+  maxStreamDurationMs: number;
   maxRequestsPerConnection: number;
   upstream: UpstreamHttpProtocolOptionsConfig | undefined;
 }
@@ -233,7 +234,7 @@ function parseProtocol(c: Cluster__Output, path: string, errors: ConfigError[], 
     if (o.upstream_http_protocol_options) upstream = upstreamOptions(o.upstream_http_protocol_options);
   }
   if (common?.max_requests_per_connection) maxRequests = common.max_requests_per_connection.value;
-  return { protocol, idleTimeoutMs: durationMs(common?.idle_timeout, Limits.connectionIdleTimeoutMs), maxRequestsPerConnection: maxRequests, upstream };
+  return { protocol, idleTimeoutMs: durationMs(common?.idle_timeout, Limits.connectionIdleTimeoutMs), maxStreamDurationMs: durationMs(common?.max_stream_duration, 0), maxRequestsPerConnection: maxRequests, upstream };
 }
 
 interface TransportSockets {
@@ -320,6 +321,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
     perConnectionBufferLimitBytes: wrapped(c.per_connection_buffer_limit_bytes, Limits.perConnectionBufferLimitBytes),
     protocol: proto.protocol,
     idleTimeoutMs: proto.idleTimeoutMs,
+    maxStreamDurationMs: proto.maxStreamDurationMs,
     statPrefix: `cluster.${statName}.`,
     ...(type === 'EDS' ? { edsServiceName: edsServiceName(c) } : {}),
     localities,

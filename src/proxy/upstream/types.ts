@@ -85,6 +85,8 @@ export interface ClusterInfo {
   readonly protocol: UpstreamProtocol | 'downstream';
   /** Upstream idle timeout for pooled connections (common_http_protocol_options.idle_timeout), ms. */
   readonly idleTimeoutMs: number;
+  /** common_http_protocol_options.max_stream_duration: each upstream request's lifetime, ms; 0 = none. */
+  readonly maxStreamDurationMs?: number;
   /** Stats prefix, `cluster.<name>.` (or alt_stat_name). */
   readonly statPrefix: string;
   /** circuit_breakers thresholds per routing priority, Envoy's defaults filled. */

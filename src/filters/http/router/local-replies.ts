@@ -11,6 +11,7 @@ import { transportFailureReason } from '../../../proxy/upstream/upstream-tls.ts'
 export function directResponseHeaders(route: RouteEntry, info: StreamInfo, location: string | undefined): (h: HeaderMap) => void {
   return (h) => {
     if (location !== undefined) h.set('location', location);
+    info.responseHeaders = h;
     route.responseHeaders.apply(h, info);
   };
 }

@@ -246,6 +246,8 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     // Envoy measures from the end of the downstream request, across retries.
     if (!this.#rt.config.suppressEnvoyHeaders) headers.set('x-envoy-upstream-service-time', String(Math.round(now - (this.#completeMono ?? a.startMono))));
     if (plan?.includeAttemptCountInResponse) headers.set('x-envoy-attempt-count', String(a.number));
+    // %RESP(...)% in the mutations reads these headers.
+    info.responseHeaders = headers;
     plan?.clusterMutations?.response.apply(headers, info);
     plan?.route.responseHeaders.apply(headers, info);
     if (this.#rt.config.dynamicStats) plan?.cstats.chargeCode(status);
@@ -281,6 +283,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     const info = this.#cb.streamInfo;
     info.firstUpstreamRxMono = performance.now();
     info.upstreamTls = a.tls;
+    info.responseHeaders = headers;
     this.#plan?.clusterMutations?.response.apply(headers, info);
     this.#plan?.route.responseHeaders.apply(headers, info);
     if (this.#rt.config.dynamicStats) this.#plan?.cstats.chargeCode(Number(headers.get(':status')));
@@ -358,6 +361,28 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#finishWithLocalReply(status, this.#plan?.altTimeoutResponse ? '' : r.body, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', r.flag);
   }
 
+  /**
+   * Envoy's onStreamMaxDurationReached: the upstream request is reset and retried under retry_on
+   * reset; else 504 (408 while the request is still arriving) 'upstream max stream duration
+   * reached', flag UMSDR, or a reset when the response has started.
+   */
+  onAttemptMaxDuration(a: UpstreamAttempt): void {
+    if (this.#finished) return;
+    a.abort();
+    this.#att.drop(a);
+    if (!this.#responseStarted && this.#att.maybeRetryReset(a, 'reset')) return;
+    const info = this.#cb.streamInfo;
+    if (this.#responseStarted) {
+      this.#finished = true;
+      this.#clearTimers();
+      info.responseFlags.add(ResponseFlag.UpstreamMaxStreamDurationReached);
+      this.#http.rqResetAfterDownstreamResponseStarted.inc();
+      this.#cb.resetStream('upstream max stream duration reached');
+      return;
+    }
+    this.#finishWithLocalReply(this.#downstreamEnded ? 504 : 408, 'upstream max stream duration reached', 'upstream_max_stream_duration_reached', ResponseFlag.UpstreamMaxStreamDurationReached);
+  }
+
   #onTimeout(): void {
     this.#timer = undefined;
     if (this.#finished || this.#responseComplete) return;
@@ -425,6 +450,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       if (route === undefined) return;
       const info = this.#cb.streamInfo;
       const plan = this.#plan;
+      info.responseHeaders = headers;
       plan?.clusterMutations?.response.apply(headers, info);
       route.responseHeaders.apply(headers, info);
       if (plan?.includeAttemptCountInResponse && this.#att.count > 0) headers.set('x-envoy-attempt-count', String(this.#att.count));

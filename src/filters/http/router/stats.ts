@@ -23,6 +23,7 @@ export class ClusterRouterStats {
   readonly cxNoneHealthy: Counter;
   readonly rqPerTryTimeout: Counter;
   readonly rqPerTryIdleTimeout: Counter;
+  readonly rqMaxDurationReached: Counter;
   readonly rqRetry: Counter;
   readonly rqRetrySuccess: Counter;
   readonly rqRetryOverflow: Counter;
@@ -49,6 +50,7 @@ export class ClusterRouterStats {
     this.cxNoneHealthy = store.counter(`${prefix}upstream_cx_none_healthy`);
     this.rqPerTryTimeout = store.counter(`${prefix}upstream_rq_per_try_timeout`);
     this.rqPerTryIdleTimeout = store.counter(`${prefix}upstream_rq_per_try_idle_timeout`);
+    this.rqMaxDurationReached = store.counter(`${prefix}upstream_rq_max_duration_reached`);
     this.rqRetry = store.counter(`${prefix}upstream_rq_retry`);
     this.rqRetrySuccess = store.counter(`${prefix}upstream_rq_retry_success`);
     this.rqRetryOverflow = store.counter(`${prefix}upstream_rq_retry_overflow`);

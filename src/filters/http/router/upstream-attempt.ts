@@ -26,6 +26,8 @@ export interface AttemptOwner {
   onAttemptUpgrade(a: UpstreamAttempt, headers: HeaderMap, socket: Duplex, head: Buffer): void;
   /** per_try_timeout (idle false) or per_try_idle_timeout (idle true) expired. */
   onAttemptTimeout(a: UpstreamAttempt, idle: boolean): void;
+  /** The cluster's max_stream_duration expired (counted already). */
+  onAttemptMaxDuration(a: UpstreamAttempt): void;
 }
 
 export class UpstreamAttempt implements UpstreamSink {
@@ -48,6 +50,8 @@ export class UpstreamAttempt implements UpstreamSink {
   #active = true;
   #reported = false;
   #perTryTimer: Timeout | undefined;
+  /** The cluster's common_http_protocol_options.max_stream_duration, from the connection on. */
+  #durationTimer: Timeout | undefined;
   #idleTimer: Timeout | undefined;
   #idleMs = 0;
   /** The request has its connection: the per-try timeouts run from here (Envoy's onPoolReady). */
@@ -136,6 +140,8 @@ export class UpstreamAttempt implements UpstreamSink {
     this.clearPerTry();
     this.#idleTimer?.stop();
     this.#idleTimer = undefined;
+    this.#durationTimer?.stop();
+    this.#durationTimer = undefined;
     if (!this.#attached) return;
     this.#attached = false;
     if (!this.#slotReleased) this.#requests.release();
@@ -202,6 +208,15 @@ export class UpstreamAttempt implements UpstreamSink {
     this.#stats.rqActive.inc();
     this.host.activeRequests++;
     this.#ready = true;
+    const maxMs = this.#cluster.info.maxStreamDurationMs ?? 0;
+    if (maxMs > 0) {
+      this.#durationTimer = startTimeout(maxMs, () => {
+        this.#durationTimer = undefined;
+        if (!this.#active) return;
+        this.#stats.rqMaxDurationReached.inc();
+        this.#owner.onAttemptMaxDuration(this);
+      });
+    }
     if (this.#perTryMs > 0) this.armPerTry(this.#perTryMs);
     this.#touch();
     return true;

@@ -205,3 +205,29 @@ load_assignment:
     await upstream.close();
   }
 });
+
+test('%RESP(...)% in response_headers_to_add reads the response being mutated (upstream answers and the router\'s local replies)', TIMEOUT, async () => {
+  const upstream = await startUpstream('http1', (_req, res) => {
+    res.setHeader('x-from-upstream', 'v1');
+    res.end('ok');
+  });
+  const routes = `
+    - match: { prefix: /dr }
+      direct_response: { status: 200, body: { inline_string: hi } }
+      response_headers_to_add: [{ header: { key: x-status, value: "%RESP(:status)%" } }]
+    - match: { prefix: / }
+      route: { cluster: up }
+      response_headers_to_add: [{ header: { key: x-echo, value: "%RESP(x-from-upstream)%" } }]`;
+  const p = await startProxy(hcm(routes), [clusterYaml('up', upstream.port)]);
+  const client = new Client('h1', p.port);
+  try {
+    const r = await client.request({ path: '/' });
+    assert.equal(r.headers['x-echo'], 'v1');
+    const d = await client.request({ path: '/dr' });
+    assert.equal(d.headers['x-status'], '200');
+  } finally {
+    client.close();
+    await p.close();
+    await upstream.close();
+  }
+});

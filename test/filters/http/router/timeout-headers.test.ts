@@ -291,3 +291,37 @@ test('retries: x-envoy-is-timeout-retry says whether a retry followed a per-try 
     await upstream.close();
   }
 });
+
+test('cluster max_stream_duration: a hanging upstream request ends 504 UMSDR (upstream_rq_max_duration_reached), is retried under retry_on reset, and resets a response already started', TIMEOUT, async () => {
+  const upstream = await startUpstream('http1', (req, res) => {
+    if (req.url === '/retry' && attemptOf(req) > 1) return void res.end('second');
+    if (req.url === '/started') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+    }
+    // Otherwise never answers.
+  });
+  const routes = `
+    - { match: { prefix: /retry }, route: { cluster: up, retry_policy: { retry_on: reset, num_retries: 1, retry_back_off: { base_interval: 0.001s } } } }
+    - { match: { prefix: / }, route: { cluster: up } }`;
+  const p = await startRetryProxy(routes, [clusterYaml('up', upstream.port, false, 'common_http_protocol_options: { max_stream_duration: 0.2s }')]);
+  const client = new Client('h1', p.port);
+  try {
+    const r = await client.request({ path: '/hang' });
+    assert.equal(r.status, 504);
+    assert.equal(r.body.toString(), 'upstream max stream duration reached');
+    assert.equal(p.counter(`${C}upstream_rq_max_duration_reached`), 1);
+    const again = await client.request({ path: '/retry' });
+    assert.equal(again.status, 200);
+    assert.equal(again.body.toString(), 'second');
+    assert.equal(p.counter(`${C}upstream_rq_max_duration_reached`), 2);
+    const started = await client.request({ path: '/started' });
+    assert.equal(started.status, 200);
+    assert.ok(started.error, 'the downstream response was cut off');
+    assert.deepEqual((await p.log(3)).map((l) => l.split(' ').slice(0, 2).join(' ')), ['504 UMSDR', '200 -', '200 UMSDR']);
+  } finally {
+    client.close();
+    await p.close();
+    await upstream.close();
+  }
+});
