@@ -14,6 +14,7 @@ import { buildLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders, mutateResponseHeaders, removeHopByHop } from './request-headers.ts';
 import type { RouteEntry, RouteStreamDuration } from './route-types.ts';
 import { formatGrpcTimeout, parseGrpcTimeout } from './grpc-timeout.ts';
+import { isGrpcContentType } from './grpc-content-type.ts';
 import { newStreamInfo, type StreamInfo } from './stream-info.ts';
 import { createFilters } from './filter-manager-callbacks.ts';
 import { openTunnel, upgradeFilterChain } from './connection-manager-tunnel.ts';
@@ -95,7 +96,7 @@ export class ActiveStream {
     this.#requestHeaders = headers;
     this.info.requestHeaders = headers;
     this.#isHead = headers.get(':method') === 'HEAD';
-    this.#isGrpc = headers.get('content-type')?.startsWith('application/grpc') === true;
+    this.#isGrpc = isGrpcContentType(headers.get('content-type'));
     if (endStream) this.#onRequestComplete();
     this.#touch();
     if (opts?.reject) {

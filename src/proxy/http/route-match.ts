@@ -5,6 +5,7 @@ import { fail, ok, joinPath, type Result } from '../../config/result.ts';
 import type { HeaderMap } from './headers.ts';
 import { compileHeaderMatchers, compileQueryParameterMatcher, compileRegexMatcher, parseQueryFirst, type QueryPredicate } from './matchers.ts';
 import type { RouteMatch__Output } from '../../generated/envoy/config/route/v3/RouteMatch.ts';
+import { isGrpcContentType } from './grpc-content-type.ts';
 
 /** What one request offers the route matchers; computed once per request by the table. */
 export class RequestView {
@@ -59,10 +60,7 @@ export interface CompiledRouteMatch {
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
 
 function isGrpc(headers: HeaderMap): boolean {
-  const ct = headers.get('content-type');
-  if (ct === undefined || !ct.startsWith('application/grpc')) return false;
-  const next = ct.charCodeAt(16);
-  return ct.length === 16 || next === 43 /* + */ || next === 59; /* ; */
+  return isGrpcContentType(headers.get('content-type'));
 }
 
 type PathTest = (req: RequestView) => boolean;

@@ -8,6 +8,7 @@ import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ClusterMutations, ClusterRouteAction, RouteEntry } from '../../../proxy/http/route-types.ts';
 import type { Cluster, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
 import { autoTransportOptions } from '../../../proxy/upstream/upstream-tls.ts';
+import { isGrpcContentType } from '../../../proxy/http/grpc-content-type.ts';
 import { routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
 import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
 import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
@@ -68,7 +69,7 @@ export function planForward(
   const vhRaw = route.virtualHost.raw as Partial<VirtualHost__Output> | undefined;
   // Route-level retry_policy replaces the virtual host's (Envoy does not merge them).
   const policy: RetryPolicy = retryPolicyFor(action.retryPolicy ?? route.virtualHost.retryPolicy) ?? EMPTY_RETRY_POLICY;
-  const grpc = headers.get('content-type')?.startsWith('application/grpc') === true;
+  const grpc = isGrpcContentType(headers.get('content-type'));
   const upgrade = cb.upgrade !== undefined && headers.has('upgrade') ? cb.upgrade : undefined;
   // Envoy's order: hedging parameters, timeouts, the route's header mutations and rewrites, and
   // then the retry state, so a retry header added by the route counts.

@@ -231,3 +231,21 @@ test('%RESP(...)% in response_headers_to_add reads the response being mutated (u
     await upstream.close();
   }
 });
+
+test('gRPC local replies go to application/grpc and application/grpc+proto requests only, not to grpc-web (as Envoy\'s hasGrpcContentType)', TIMEOUT, async () => {
+  const routes = `
+    - { match: { prefix: / }, direct_response: { status: 404 } }`;
+  const p = await startProxy(hcm(routes), []);
+  const client = new Client('h2', p.port);
+  try {
+    const proto = await client.request({ method: 'POST', path: '/pkg.Svc/M', headers: { 'content-type': 'application/grpc+proto' } });
+    assert.equal(proto.status, 200);
+    assert.equal(proto.headers['grpc-status'], '12', 'a local 404 is UNIMPLEMENTED');
+    const web = await client.request({ method: 'POST', path: '/pkg.Svc/M', headers: { 'content-type': 'application/grpc-web+proto' } });
+    assert.equal(web.status, 404);
+    assert.equal(web.headers['grpc-status'], undefined);
+  } finally {
+    client.close();
+    await p.close();
+  }
+});
