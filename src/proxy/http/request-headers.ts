@@ -1,6 +1,7 @@
 // Envoy's request and response header handling in the connection manager (ConnectionManagerUtility):
-// x-forwarded-for / x-forwarded-proto, trusted client address, internal requests, x-envoy-* sanitising,
-// x-request-id, x-forwarded-client-cert (xfcc.ts), path normalisation, host port stripping, and
+// x-forwarded-for / x-forwarded-proto / x-forwarded-port, trusted client address (or the original IP
+// detection extensions, original-ip.ts), internal requests, x-envoy-* sanitising, x-request-id, Referer,
+// x-forwarded-client-cert (xfcc.ts), #fragment and path normalisation, host port stripping, and
 // response `server` / x-request-id / via.
 // Request problems come back as a rejection (status + details); nothing here throws.
 
