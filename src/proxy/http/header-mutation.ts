@@ -127,6 +127,11 @@ export function compileHeaderParser(
 
 const NOOP: HeaderMutator = Object.freeze({ apply: () => {} });
 
+/** Whether a mutator (from chainHeaderMutators) changes nothing. */
+export function isNoopMutator(m: HeaderMutator): boolean {
+  return m === NOOP;
+}
+
 /** Applies levels in the given order (later levels win on overwrite). Empty levels are dropped. */
 export function chainHeaderMutators(levels: readonly HeaderParser[]): HeaderMutator {
   const live = levels.filter((l) => !l.empty);

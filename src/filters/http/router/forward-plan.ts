@@ -9,6 +9,7 @@ import type { ClusterMutations, ClusterRouteAction, RouteEntry } from '../../../
 import type { Cluster, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
 import { autoTransportOptions } from '../../../proxy/upstream/upstream-tls.ts';
 import { isGrpcContentType } from '../../../proxy/http/grpc-content-type.ts';
+import { isNoopMutator } from '../../../proxy/http/header-mutation.ts';
 import { routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
 import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
 import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
@@ -72,20 +73,24 @@ export function planForward(
   const grpc = isGrpcContentType(headers.get('content-type'));
   const upgrade = cb.upgrade !== undefined && headers.has('upgrade') ? cb.upgrade : undefined;
   // Envoy's order: hedging parameters, timeouts, the route's header mutations and rewrites, and
-  // then the retry state, so a retry header added by the route counts.
-  const hedgeOnPerTryTimeout = hedgeOnPerTryTimeoutFor(raw, vhRaw, headers) && upgrade === undefined;
-  const timeout = computeTimeout(headers, action, config, grpc, policy.perTryTimeoutMs, hedgeOnPerTryTimeout);
+  // then the retry state, so a retry header added by the route counts. Most requests carry no
+  // x-envoy-* header (external ones have them removed): one pass says so, and the reads are skipped.
+  const envoyHeaders = headers.hasPrefix('x-envoy-');
+  const hedgeOnPerTryTimeout = hedgeOnPerTryTimeoutFor(raw, vhRaw, envoyHeaders ? headers : undefined) && upgrade === undefined;
+  const timeout = computeTimeout(headers, action, config, grpc, policy.perTryTimeoutMs, hedgeOnPerTryTimeout, envoyHeaders);
   // A weighted cluster's own mutations (and host_rewrite_literal) come before the route's.
   const clusterMutations = action.clusterHeaders?.(cluster.info.name);
   clusterMutations?.request.apply(headers, cb.streamInfo);
   route.requestHeaders.apply(headers, cb.streamInfo);
   action.rewrite(headers);
+  // A retry header can be there only if the request brought x-envoy-* headers or the route added some.
+  const retryHeaders = envoyHeaders || clusterMutations !== undefined || !isNoopMutator(route.requestHeaders);
   if (upgrade === undefined) {
-    att.retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(routePriority(raw)).retries });
+    att.retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(routePriority(raw)).retries }, retryHeaders);
     att.hedgeOnPerTryTimeout = hedgeOnPerTryTimeout;
   }
-  // One pass (x-envoy-expected-rq-timeout-ms is nearly always there, so a prefix check would not skip it).
-  headers.removeAll(RETRY_HEADERS);
+  // Consumed in one pass (x-envoy-expected-rq-timeout-ms is set by now, so a prefix check would not skip it).
+  if (retryHeaders) headers.removeAll(RETRY_HEADERS);
   if (att.retry && policy.previousHosts) att.triedHosts = new Set();
   att.hostSelectionAttempts = policy.hostSelectionMaxAttempts;
   if (att.retry && !endStream) att.body = [];
@@ -111,9 +116,10 @@ export function planForward(
   };
 }
 
-/** Envoy's finalHedgingParams: the hedge policy's hedge_on_per_try_timeout, overridden by x-envoy-hedge-on-per-try-timeout (consumed). */
-function hedgeOnPerTryTimeoutFor(raw: Partial<RouteAction__Output> | undefined, vhRaw: Partial<VirtualHost__Output> | undefined, headers: HeaderMap): boolean {
+/** Envoy's finalHedgingParams: the hedge policy's hedge_on_per_try_timeout, overridden by x-envoy-hedge-on-per-try-timeout (consumed); `headers` undefined: the request has no x-envoy-* header. */
+function hedgeOnPerTryTimeoutFor(raw: Partial<RouteAction__Output> | undefined, vhRaw: Partial<VirtualHost__Output> | undefined, headers: HeaderMap | undefined): boolean {
   let on = hedgePolicyFor(raw?.hedge_policy ?? vhRaw?.hedge_policy)?.hedgeOnPerTryTimeout ?? false;
+  if (headers === undefined) return on;
   const h = headers.get('x-envoy-hedge-on-per-try-timeout');
   if (h !== undefined) {
     if (h === 'true') on = true;

@@ -81,8 +81,17 @@ export class RetryState {
     this.#backOff = new JitteredBackOff(policy.baseIntervalMs, policy.maxIntervalMs, deps.random);
   }
 
-  /** undefined when nothing asks for retries (no retry_on from the route nor the headers) or retriable_request_headers don't match. */
-  static create(policy: RetryPolicy, request: HeaderMap, deps: RetryStateDeps): RetryState | undefined {
+  /**
+   * undefined when nothing asks for retries (no retry_on from the route nor the headers) or
+   * retriable_request_headers don't match. `readHeaders` false: the request holds no x-envoy-*
+   * header (the caller knows), so only the policy counts.
+   */
+  static create(policy: RetryPolicy, request: HeaderMap, deps: RetryStateDeps, readHeaders = true): RetryState | undefined {
+    if (!readHeaders) {
+      if (policy.retryOn === 0) return undefined;
+      if (policy.retriableRequestHeaders.length > 0 && !policy.retriableRequestHeaders.some((m) => m(request))) return undefined;
+      return new RetryState(policy, policy.retryOn, policy.numRetries, policy.retriableStatusCodes, policy.retriableHeaders, deps);
+    }
     const retryOn = policy.retryOn | parseRetryOn(request.get('x-envoy-retry-on'), 'http') | parseRetryOn(request.get('x-envoy-retry-grpc-on'), 'grpc');
     if (retryOn === 0) return undefined;
     if (policy.retriableRequestHeaders.length > 0 && !policy.retriableRequestHeaders.some((m) => m(request))) return undefined;

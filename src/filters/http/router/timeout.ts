@@ -53,7 +53,15 @@ function headerMs(v: string | undefined): number | undefined {
  * `policyPerTryMs`: the retry policy's per_try_timeout (0 = none); `hedgeOnPerTryTimeout`: the
  * upstream may use the whole route timeout, whatever the per-try timeout.
  */
-export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, config: RouterConfig, grpc: boolean, policyPerTryMs = 0, hedgeOnPerTryTimeout = false): RequestTimeout {
+export function computeTimeout(
+  headers: HeaderMap,
+  action: ClusterRouteAction,
+  config: RouterConfig,
+  grpc: boolean,
+  policyPerTryMs = 0,
+  hedgeOnPerTryTimeout = false,
+  envoyHeaders = headers.hasPrefix('x-envoy-'),
+): RequestTimeout {
   let timeoutMs = 0;
   let rewriteGrpcTimeout = false;
   if (action.streamDuration === undefined) {
@@ -71,8 +79,8 @@ export function computeTimeout(headers: HeaderMap, action: ClusterRouteAction, c
   let altResponse = false;
   let perTryTimeoutMs = policyPerTryMs;
   // Most requests carry no x-envoy-* header (external requests have them removed): one pass says
-  // so, and the lookups and removals below are skipped.
-  if (headers.hasPrefix('x-envoy-')) {
+  // so (`envoyHeaders`), and the lookups and removals below are skipped.
+  if (envoyHeaders) {
     const expected = config.respectExpectedRqTimeout ? headers.get('x-envoy-expected-rq-timeout-ms') : undefined;
     if (expected !== undefined) {
       // Set by an egress Envoy, which consumed x-envoy-upstream-rq-timeout-ms already.
