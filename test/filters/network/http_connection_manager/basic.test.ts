@@ -263,6 +263,30 @@ test('Referer: kept when one valid URL (absolute or relative); dropped when repe
   }
 });
 
+test('HTTP/1.1 absolute-form targets: the URL\'s authority replaces Host and its scheme is :scheme; the path is kept as sent; a bad target is 400', { timeout: 10_000 }, async () => {
+  const p = await startProxy({});
+  const off = await startProxy({ http_protocol_options: { allow_absolute_url: false } });
+  const echo = (raw: string): Record<string, string> => jsonHeaders(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+  try {
+    let h = echo(await rawExchange(p.port, 'GET http://Other.Example:8080/a/../b%2F?x=1 HTTP/1.1\r\nhost: ignored\r\nconnection: close\r\n\r\n'));
+    assert.equal(h[':authority'], 'Other.Example:8080');
+    assert.equal(h[':path'], '/a/../b%2F?x=1', 'no URL normalisation without normalize_path');
+    assert.equal(h[':scheme'], 'http');
+    h = echo(await rawExchange(p.port, 'GET https://svc.example?q HTTP/1.1\r\nconnection: close\r\n\r\n'));
+    assert.equal(h[':authority'], 'svc.example');
+    assert.equal(h[':path'], '/?q');
+    assert.equal(h[':scheme'], 'https');
+    assert.match(await rawExchange(p.port, 'GET ftp://x/ HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n'), /^HTTP\/1.1 400 /);
+    assert.match(await rawExchange(p.port, 'GET http:///nohost HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n'), /^HTTP\/1.1 400 /);
+    // allow_absolute_url: false leaves the target alone, and a path that does not start with / is refused.
+    assert.match(await rawExchange(off.port, 'GET http://x/ HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n'), /^HTTP\/1.1 404 /);
+    assert.equal(off.counter('downstream_rq_non_relative_path'), 1);
+  } finally {
+    await p.close();
+    await off.close();
+  }
+});
+
 test('path normalisation, merge_slashes, host port stripping, server header transformation', { timeout: 10_000 }, async () => {
   const p = await startProxy({ normalize_path: true, merge_slashes: true, strip_any_host_port: true, server_name: 'legate-test', via: 'legate' });
   const pass = await startProxy({ server_header_transformation: 'PASS_THROUGH' });
