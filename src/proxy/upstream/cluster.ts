@@ -90,7 +90,10 @@ interface ClusterStats {
 export class ClusterImpl implements Cluster {
   readonly info: ClusterInfo;
   readonly #config: ClusterConfig;
+  /** DEFAULT-priority connections; HIGH-priority routes get their own pools (#highPools), as Envoy keys pools by priority. */
   readonly #pools: ClusterPools;
+  #highPools: ClusterPools | undefined;
+  readonly #statsStore: StatsStore;
   readonly #breakers: ClusterCircuitBreakers;
   readonly #stats: ClusterStats;
   readonly #sockets: TransportSocketMatcher;
@@ -116,6 +119,7 @@ export class ClusterImpl implements Cluster {
     this.#sockets = new TransportSocketMatcher(config, { stats, secrets }, healthCtx.workerId === 0);
     this.#breakers = new ClusterCircuitBreakers(config.name, config.statPrefix, config.circuitBreakers, shared, stats);
     this.#pools = new ClusterPools(config, stats, this.#breakers.get('DEFAULT'));
+    this.#statsStore = stats;
     const p = config.statPrefix;
     // Every worker sees the same membership: 'max' keeps the merged gauge from multiplying by workers.
     this.#stats = {
@@ -221,7 +225,10 @@ export class ClusterImpl implements Cluster {
     });
     const keys = new Set(hosts.map((h) => h.key));
     const removed = [...old.values()].flat().filter((h) => !keys.has(h.key));
-    for (const h of removed) void this.#pools.removeHost(h.key);
+    for (const h of removed) {
+      void this.#pools.removeHost(h.key);
+      void this.#highPools?.removeHost(h.key);
+    }
     if (changed || this.#hosts.length === 0) {
       if (changed) this.#stats.change.inc();
       this.#hosts = hosts;
@@ -275,12 +282,18 @@ export class ClusterImpl implements Cluster {
     return this.#lb;
   }
 
-  http1Pool(host: Host, transport?: UpstreamTransportOptions): Http1Pool {
-    return this.#pools.http1Pool(host, transport);
+  /** The pools for a routing priority; HIGH's are made on first use (their connections count against HIGH's breakers). */
+  #poolsFor(priority: RoutingPriority | undefined): ClusterPools {
+    if (priority !== 'HIGH') return this.#pools;
+    return (this.#highPools ??= new ClusterPools(this.#config, this.#statsStore, this.#breakers.get('HIGH')));
   }
 
-  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<ClientHttp2Session> {
-    return this.#pools.http2Session(host, transport);
+  http1Pool(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Http1Pool {
+    return this.#poolsFor(priority).http1Pool(host, transport);
+  }
+
+  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Promise<ClientHttp2Session> {
+    return this.#poolsFor(priority).http2Session(host, transport);
   }
 
   connect(host: Host, transport?: UpstreamTransportOptions): Promise<Socket> {
@@ -295,7 +308,7 @@ export class ClusterImpl implements Cluster {
     this.#closed = true;
     this.#timer?.clear();
     this.#health.close();
-    await this.#pools.drain();
+    await Promise.all([this.#pools.drain(), this.#highPools?.drain()]);
     this.#sockets.close();
   }
 
@@ -304,7 +317,7 @@ export class ClusterImpl implements Cluster {
     this.#timer?.clear();
     this.#health.close();
     this.#sockets.close();
-    await this.#pools.close();
+    await Promise.all([this.#pools.close(), this.#highPools?.close()]);
   }
 }
 

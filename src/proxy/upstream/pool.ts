@@ -1,8 +1,8 @@
 // This worker's upstream connections for one cluster: bounded HTTP/1.1 pools (Http1Pool), node:http2
 // sessions, raw TCP, each over TLS when the host's transport socket says so, with Envoy's cx stats.
 // Connect failures, timeouts and TLS handshake failures (connect_timeout covers the handshake) become
-// retryable ProxyErrors (flag UF). Connections and pending requests count against the cluster's
-// DEFAULT-priority circuit breakers (process-wide): over max_connections an HTTP/1.1 request waits for a
+// retryable ProxyErrors (flag UF). Connections and pending requests count against the circuit breakers
+// of the pools' routing priority (process-wide): over max_connections an HTTP/1.1 request waits for a
 // connection, an HTTP/2 request shares an existing session, a TCP connect fails with a UO ProxyError.
 // Pools are per host and, for TLS hosts, per auto_sni/auto_san_validation options (never mixed).
 
@@ -45,7 +45,7 @@ export class ClusterPools {
   readonly #forced: { readonly promise: Promise<void>; resolve(): void } = forcedSignal();
   #draining: Promise<void> | undefined;
 
-  /** `breakers`: the cluster's DEFAULT-priority breakers (pools are shared by both priorities). */
+  /** `breakers`: the cluster's breakers for the priority these pools serve (a cluster has one set per priority in use). */
   constructor(config: ClusterConfig, stats: StatsStore, breakers: PriorityBreakers) {
     this.#config = config;
     this.#stats = cxStats(stats, config.statPrefix);

@@ -105,13 +105,13 @@ export interface Cluster {
    * This worker's HTTP/1.1 connection pool for a host (keep-alive connections, one request at a time;
    * TLS when the host's transport socket says so).
    */
-  http1Pool(host: Host, transport?: UpstreamTransportOptions): Http1Pool;
+  http1Pool(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Http1Pool;
   /**
    * An HTTP/2 session to a host from this worker's session pool (node:http2, h2c prior knowledge or
    * over the host's TLS transport socket; a new session when the current one is closing or at max
    * concurrent streams). Rejects with a ProxyError (connect failure/timeout, TLS handshake failure).
    */
-  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<ClientHttp2Session>;
+  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Promise<ClientHttp2Session>;
   /**
    * Opens a connection to a host (TCP, then TLS when the host's transport socket says so), honouring
    * connect_timeout for both (tcp_proxy). Rejects with a ProxyError.

@@ -184,6 +184,25 @@ test('max_requests counts requests on connections, as Envoy\'s pools do: one wai
   }
 });
 
+test('route priority HIGH has its own connections: a DEFAULT max_connections that is full does not hold HIGH requests back', TIMEOUT, async () => {
+  const s = await setup('http1', '  - { max_connections: 1 }');
+  try {
+    const first = parallel('h1', s.proxy.port, 1);
+    await until(() => s.upstream.held() === 1, 5000, 'first request held');
+    const waiting = parallel('h1', s.proxy.port, 1);
+    const high = parallel('h1', s.proxy.port, 1, '/high');
+    await until(() => s.upstream.held() === 2, 5000, 'the HIGH request reached the upstream on its own connection');
+    assert.equal(s.upstream.connections(), 2);
+    assert.equal(s.proxy.gauge('cluster.up.circuit_breakers.default.cx_open'), 1);
+    assert.equal(s.proxy.gauge('cluster.up.circuit_breakers.high.cx_open'), 0);
+    s.upstream.release();
+    for (const run of [first, waiting, high]) assert.equal(countStatus(await run.done, 200), 1);
+    assert.equal(s.upstream.connections(), 2, 'the waiting DEFAULT request reused the DEFAULT connection');
+  } finally {
+    await s.close();
+  }
+});
+
 test('route priority HIGH uses the HIGH thresholds (and its own gauges)', TIMEOUT, async () => {
   const s = await setup('http2', '  - { max_requests: 5 }\n  - { priority: HIGH, max_requests: 1 }');
   try {

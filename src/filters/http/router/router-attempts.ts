@@ -5,7 +5,7 @@ import type { HttpFilterCallbacks } from '../filter.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ClusterRouteAction } from '../../../proxy/http/route-types.ts';
 import { ResponseFlag } from '../../../proxy/errors.ts';
-import type { Cluster, Host, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
+import type { Cluster, Host, RoutingPriority, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
 import type { RetryState, ResetKind, RetryStatus } from './retry-state.ts';
 import type { UpstreamAttempt } from './upstream-attempt.ts';
 import { startHttp1Request } from './upstream-request-http1.ts';
@@ -65,7 +65,7 @@ export class AttemptSet {
    * Adds `a` and starts its upstream request over the cluster's protocol, replaying the body kept so far.
    * `transport`: the request's auto_sni / auto_san_validation options.
    */
-  launch(a: UpstreamAttempt, cluster: Cluster, headers: HeaderMap, down: DownstreamRequestState, transport?: UpstreamTransportOptions): void {
+  launch(a: UpstreamAttempt, cluster: Cluster, headers: HeaderMap, down: DownstreamRequestState, transport?: UpstreamTransportOptions, priority?: RoutingPriority): void {
     this.list.push(a);
     const n = a.number;
     // What the downstream sent so far: nothing more when it ended without body or trailers.
@@ -77,8 +77,8 @@ export class AttemptSet {
     const upgrade = down.upgrade;
     const req =
       upgrade !== undefined || protocol === 'http1'
-        ? startHttp1Request(cluster.http1Pool(a.host, transport), headers, endNow, a, upgrade === undefined ? {} : { upgrade })
-        : startHttp2Request(cluster.http2Session(a.host, transport), headers, endNow, a, this.#cb.streamInfo.schemeMatchUpstream);
+        ? startHttp1Request(cluster.http1Pool(a.host, transport, priority), headers, endNow, a, upgrade === undefined ? {} : { upgrade })
+        : startHttp2Request(cluster.http2Session(a.host, transport, priority), headers, endNow, a, this.#cb.streamInfo.schemeMatchUpstream);
     a.request = req;
     if (n > 1 && !endNow && body) {
       const last = body.length - 1;

@@ -154,8 +154,9 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (action.autoHostRewrite && host.hostname) setAuthority(headers, host.hostname, action.appendXForwardedHost === true);
 
     // max_requests (process-wide) is taken when the attempt gets its connection (UpstreamAttempt).
-    const a = new UpstreamAttempt(this, cluster, host, n, cstats, cluster.circuitBreakers(routePriority(action.raw)).requests);
-    att.launch(a, cluster, headers, { ended: this.#downstreamEnded, trailers: this.#requestTrailers, upgrade: plan.upgrade }, plan.transport);
+    const priority = routePriority(action.raw);
+    const a = new UpstreamAttempt(this, cluster, host, n, cstats, cluster.circuitBreakers(priority).requests);
+    att.launch(a, cluster, headers, { ended: this.#downstreamEnded, trailers: this.#requestTrailers, upgrade: plan.upgrade }, plan.transport, priority);
     a.armIdle(plan.perTryIdleTimeoutMs);
     if (this.#downstreamEnded) a.armPerTry(plan.perTryTimeoutMs);
     return true;
