@@ -49,6 +49,8 @@ export class ActiveStream {
   #aboveWatermark = false;
   #readDisables = 0;
   #tunnel: { upstream: Duplex; upstreamHead: Buffer } | undefined;
+  /** Closes the open upgrade tunnel (its stream idle and max duration timeouts still run). */
+  #tunnelClose: (() => void) | undefined;
 
   constructor(owner: StreamOwner, conn: ConnectionInfo, encoder: ResponseEncoder) {
     this.#owner = owner;
@@ -333,9 +335,10 @@ export class ActiveStream {
       t.upstream.destroy();
       return this.resetStream('no downstream connection to tunnel');
     }
-    this.#clearTimers();
+    // The stream idle timeout (refreshed by tunnel traffic both ways) and the max stream duration
+    // still bound an upgraded stream, as in Envoy; the request timeout is over.
     this.#onRequestComplete();
-    openTunnel(down.socket, down.head, t.upstream, t.upstreamHead, this.info, () => this.#finish());
+    this.#tunnelClose = openTunnel(down.socket, down.head, t.upstream, t.upstreamHead, this.info, () => this.#finish(), () => this.#touch());
   }
 
   // ---- timers and completion ----
@@ -353,6 +356,11 @@ export class ActiveStream {
   #onIdleTimeout(): void {
     if (this.#done) return;
     this.#owner.stats.rqIdleTimeout.inc();
+    if (this.#tunnelClose) {
+      this.info.responseFlags.add(ResponseFlag.StreamIdleTimeout);
+      this.info.terminationDetails ??= 'stream idle timeout';
+      return this.#tunnelClose();
+    }
     if (this.#encoder.headersSent) {
       this.info.responseFlags.add(ResponseFlag.StreamIdleTimeout);
       this.resetStream('stream idle timeout');
@@ -399,6 +407,10 @@ export class ActiveStream {
   #onMaxDuration(): void {
     if (this.#done) return;
     this.#owner.stats.rqMaxDurationReached.inc();
+    if (this.#tunnelClose) {
+      this.info.terminationDetails ??= 'max stream duration reached';
+      return this.#tunnelClose();
+    }
     this.sendLocalReply(this.#requestComplete ? 504 : 408, 'downstream duration timeout', { details: 'max_duration_timeout', grpcStatus: 4 });
   }
 

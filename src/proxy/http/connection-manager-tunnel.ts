@@ -28,7 +28,11 @@ export function upgradeFilterChain(owner: StreamOwner, route: RouteEntry | undef
   return owner.upgradeFilters.get(type) ?? owner.filters;
 }
 
-export function openTunnel(down: Duplex, downHead: Buffer, up: Duplex, upHead: Buffer, info: StreamInfo, onClose: () => void): void {
+/**
+ * Pipes the two sockets both ways until either closes; `onActivity` on every chunk (the stream's
+ * idle timer). Returns a function that closes the tunnel (both sockets), as a timeout does.
+ */
+export function openTunnel(down: Duplex, downHead: Buffer, up: Duplex, upHead: Buffer, info: StreamInfo, onClose: () => void, onActivity: () => void): () => void {
   let closed = false;
   const close = (): void => {
     if (closed) return;
@@ -37,8 +41,14 @@ export function openTunnel(down: Duplex, downHead: Buffer, up: Duplex, upHead: B
     up.destroy();
     onClose();
   };
-  down.on('data', (d: Buffer) => (info.bytesReceived += d.length));
-  up.on('data', (d: Buffer) => (info.bytesSent += d.length));
+  down.on('data', (d: Buffer) => {
+    info.bytesReceived += d.length;
+    onActivity();
+  });
+  up.on('data', (d: Buffer) => {
+    info.bytesSent += d.length;
+    onActivity();
+  });
   for (const s of [down, up]) {
     s.on('error', close);
     s.on('close', close);
@@ -58,4 +68,5 @@ export function openTunnel(down: Duplex, downHead: Buffer, up: Duplex, upHead: B
   up.pipe(down, { end: false });
   down.resume();
   up.resume();
+  return close;
 }

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { clusterYaml } from './harness.ts';
 import { closedPort, startUpstream, type Req as UpReq } from './upstreams.ts';
 import { Client, ROUTER_FILTER, startProxy } from './proxy-harness.ts';
@@ -323,5 +324,58 @@ test('cluster max_stream_duration: a hanging upstream request ends 504 UMSDR (up
     client.close();
     await p.close();
     await upstream.close();
+  }
+});
+
+test('a WebSocket tunnel is still bounded: stream_idle_timeout closes a silent one (traffic keeps it open), max_stream_duration closes a busy one', TIMEOUT, async () => {
+  const server = http.createServer((_req, res) => res.end('plain'));
+  const upgraded = new Set<net.Socket>();
+  server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => {
+    upgraded.add(socket);
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n');
+    socket.on('data', (d: Buffer) => socket.write(d));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const upPort = (server.address() as net.AddressInfo).port;
+  const routes = `
+    - { match: { prefix: / }, route: { cluster: up } }`;
+  const idle = await startProxy(durationHcm(routes, 'upgrade_configs: [{ upgrade_type: websocket }]\nstream_idle_timeout: 0.3s'), [clusterYaml('up', upPort)]);
+  const capped = await startProxy(durationHcm(routes, 'upgrade_configs: [{ upgrade_type: websocket }]\ncommon_http_protocol_options: { max_stream_duration: 0.6s }'), [clusterYaml('up', upPort)]);
+  /** Upgrades, then sends a byte every `everyMs` (0: never), closing itself after `closeAfterMs`; resolves with how long the tunnel stayed open. */
+  const tunnel = (port: number, everyMs: number, closeAfterMs = 10_000): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let t0 = 0;
+      let timer: NodeJS.Timeout | undefined;
+      sock.once('connect', () => sock.write('GET /ws HTTP/1.1\r\nhost: a\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n'));
+      sock.once('data', (d: Buffer) => {
+        if (!d.toString().startsWith('HTTP/1.1 101')) return reject(new Error(d.toString()));
+        t0 = performance.now();
+        if (everyMs > 0) timer = setInterval(() => sock.write('x'), everyMs);
+        setTimeout(() => sock.destroy(), closeAfterMs).unref();
+      });
+      sock.on('error', () => {});
+      sock.on('close', () => {
+        clearInterval(timer);
+        resolve(performance.now() - t0);
+      });
+    });
+  try {
+    const silent = await tunnel(idle.port, 0);
+    assert.ok(silent >= 250 && silent < 5000, `a silent tunnel closed after ${silent} ms`);
+    assert.equal(idle.counter('http.dur.downstream_rq_idle_timeout'), 1);
+    const chatty = await tunnel(idle.port, 50, 900);
+    assert.ok(chatty >= 850, `traffic kept the tunnel open past the idle timeout (${chatty} ms)`);
+    assert.equal(idle.counter('http.dur.downstream_rq_idle_timeout'), 1);
+    const busy = await tunnel(capped.port, 50);
+    assert.ok(busy >= 550 && busy < 5000, `a busy tunnel closed at max_stream_duration, after ${busy} ms`);
+    assert.equal(capped.counter('http.dur.downstream_rq_max_duration_reached'), 1);
+  } finally {
+    for (const u of upgraded) u.destroy();
+    await idle.close();
+    await capped.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
   }
 });
