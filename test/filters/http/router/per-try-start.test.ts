@@ -8,7 +8,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { testPki } from '../../../helpers/certs.ts';
 import { tlsClusterYaml, tlsHttpUpstream, upstreamTls } from '../../../proxy/upstream/tls-upstreams.ts';
-import { Client, ROUTER_FILTER, startProxy } from './proxy-harness.ts';
+import { Client, routesHcm, startProxy } from './proxy-harness.ts';
 
 const HANDSHAKE_DELAY_MS = 500;
 
@@ -51,17 +51,8 @@ for (const h2 of [false, true]) {
     const relay = await slowRelay(up.port);
     const routes = `
     - { match: { prefix: / }, route: { cluster: secure, timeout: 5s, retry_policy: { retry_on: 5xx, num_retries: 0, per_try_timeout: 0.2s, per_try_idle_timeout: 0.2s } } }`;
-    const hcm = `
-stat_prefix: ingress_http
-route_config:
-  virtual_hosts:
-  - name: vh
-    domains: ["*"]
-    routes:
-${routes}
-${ROUTER_FILTER}`;
     const cluster = tlsClusterYaml('secure', [{ port: relay.port }], { http2: h2, transportSocket: upstreamTls({ ca: pki.ca.certPem, sni: 'localhost', ...(h2 ? { alpn: ['h2'] } : {}) }) });
-    const p = await startProxy(hcm, [cluster]);
+    const p = await startProxy(routesHcm(routes), [cluster]);
     const client = new Client('h1', p.port);
     try {
       const t0 = performance.now();

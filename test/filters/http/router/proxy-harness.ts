@@ -210,6 +210,34 @@ http_filters:
 - name: envoy.filters.http.router
   typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`;
 
+export interface RoutesHcmOptions {
+  /** stat_prefix (default ingress_http). */
+  readonly statPrefix?: string;
+  /** More HCM fields, YAML at the top level (`use_remote_address: true`…). */
+  readonly extra?: string;
+  /** More virtual-host fields, YAML indented by 4. */
+  readonly vhExtra?: string;
+  /** The http_filters block (default: the router alone). */
+  readonly filters?: string;
+}
+
+/** An HCM with one catch-all virtual host whose routes are `routes` (YAML list items indented by 4). */
+export function routesHcm(routes: string, o: RoutesHcmOptions = {}): string {
+  return `
+stat_prefix: ${o.statPrefix ?? 'ingress_http'}
+codec_type: AUTO
+${o.extra ?? ''}
+route_config:
+  name: local
+  virtual_hosts:
+  - name: vh
+    domains: ["*"]
+${o.vhExtra ?? ''}
+    routes:
+${routes}
+${o.filters ?? ROUTER_FILTER}`;
+}
+
 /** A YAML block indented by `n` spaces (its surrounding blank lines dropped). */
 export function indentYaml(s: string, n: number): string {
   return s

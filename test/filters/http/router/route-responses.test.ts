@@ -7,23 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clusterYaml } from './harness.ts';
 import { closedPort, startUpstream } from './upstreams.ts';
-import { Client, ROUTER_FILTER, startProxy } from './proxy-harness.ts';
+import { Client, routesHcm, startProxy } from './proxy-harness.ts';
 
 const TIMEOUT = { timeout: 20_000 };
 
-function hcm(routes: string, filters = ROUTER_FILTER, vhExtra = ''): string {
-  return `
-stat_prefix: ingress_http
-codec_type: AUTO
-route_config:
-  name: local
-  virtual_hosts:
-  - name: vh
-    domains: ["*"]
-${vhExtra}
-    routes:
-${routes}
-${filters}`;
+function hcm(routes: string, filters?: string): string {
+  return routesHcm(routes, filters === undefined ? {} : { filters });
 }
 
 test('weighted cluster: its request/response header mutations and host_rewrite_literal apply, before the route\'s; the route\'s response headers reach local replies', TIMEOUT, async () => {
@@ -153,8 +142,8 @@ test('HTTP/2 upstream :scheme: the request\'s (scheme_to_overwrite applied), or 
   });
   const routes = `
     - { match: { prefix: / }, route: { cluster: up } }`;
-  const overwrite = await startProxy(`scheme_header_transformation: { scheme_to_overwrite: https }\n${hcm(routes)}`, [clusterYaml('up', upstream.port, true)]);
-  const match = await startProxy(`scheme_header_transformation: { scheme_to_overwrite: https, match_upstream: true }\n${hcm(routes)}`, [clusterYaml('up', upstream.port, true)]);
+  const overwrite = await startProxy(routesHcm(routes, { extra: 'scheme_header_transformation: { scheme_to_overwrite: https }' }), [clusterYaml('up', upstream.port, true)]);
+  const match = await startProxy(routesHcm(routes, { extra: 'scheme_header_transformation: { scheme_to_overwrite: https, match_upstream: true }' }), [clusterYaml('up', upstream.port, true)]);
   const c1 = new Client('h1', overwrite.port);
   const c2 = new Client('h1', match.port);
   try {

@@ -11,7 +11,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { clusterYaml } from './harness.ts';
 import { closedPort, startUpstream, type Req as UpReq } from './upstreams.ts';
-import { Client, ROUTER_FILTER, startProxy } from './proxy-harness.ts';
+import { Client, routesHcm, startProxy } from './proxy-harness.ts';
 import { attemptOf, startRetryProxy } from './retry-harness.ts';
 
 const TIMEOUT = { timeout: 20_000 };
@@ -101,19 +101,8 @@ test('x-envoy-expected-rq-timeout-ms: the per-try timeout, then the time left on
   }
 });
 
-function durationHcm(routes: string, hcmExtra: string): string {
-  return `
-stat_prefix: dur
-codec_type: AUTO
-${hcmExtra}
-route_config:
-  name: local
-  virtual_hosts:
-  - name: vh
-    domains: ["*"]
-    routes:
-${routes}
-${ROUTER_FILTER}`;
+function durationHcm(routes: string, extra: string): string {
+  return routesHcm(routes, { statPrefix: 'dur', extra });
 }
 
 test('HCM max_stream_duration: 504 once the request is complete, 408 while it is still arriving; a route max_stream_duration replaces it and the route timeout', TIMEOUT, async () => {
@@ -206,21 +195,11 @@ test('route max_stream_duration with grpc_timeout_header_max (as Istio writes it
 });
 
 function routerHcm(routes: string, router: string, vhExtra = ''): string {
-  return `
-stat_prefix: strict
-codec_type: AUTO
-use_remote_address: true
-route_config:
-  name: local
-  virtual_hosts:
-  - name: vh
-    domains: ["*"]
-${vhExtra}
-    routes:
-${routes}
+  const filters = `
 http_filters:
 - name: envoy.filters.http.router
   typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router${router} }`;
+  return routesHcm(routes, { statPrefix: 'strict', extra: 'use_remote_address: true', vhExtra, filters });
 }
 
 test('strict_check_headers: an invalid value of a checked header is 400 IH; valid or unchecked ones pass', TIMEOUT, async () => {
