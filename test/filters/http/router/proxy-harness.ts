@@ -263,24 +263,14 @@ export interface FilterHcm {
 
 /** An HCM (stat_prefix ingress_http, codec AUTO, one virtual host for every domain) with one HTTP filter before the router. */
 export function filterHcmYaml(o: FilterHcm): string {
-  return `
-stat_prefix: ingress_http
-codec_type: AUTO
-${o.extra ?? ''}
-route_config:
-  name: local
-  virtual_hosts:
-  - name: vh
-    domains: ["*"]
-${o.vhostExtra ? indentYaml(o.vhostExtra, 4) : ''}
-    routes:
-${indentYaml(o.routes, 4)}
+  const filters = `
 http_filters:
 - name: ${o.name}
   typed_config:
     "@type": ${o.typeUrl}
 ${indentYaml(o.filter, 4)}
 ${ROUTER_FILTER.trim().split('\n').slice(1).join('\n')}`;
+  return routesHcm(indentYaml(o.routes, 4), { extra: o.extra ?? '', vhExtra: o.vhostExtra ? indentYaml(o.vhostExtra, 4) : '', filters });
 }
 
 export interface FilterProxy {
