@@ -61,8 +61,7 @@ function compileRegexRewrite(m: RouteAction__Output['regex_rewrite'], path: stri
   return compileRegexSubstitution(m, path);
 }
 
-/** Sets `:authority`, keeping the old one in x-forwarded-host when asked (Http::Utility::updateAuthority). */
-/** Envoy's updateAuthority: `:authority` := host, the old one appended to x-forwarded-host when asked and changed. */
+/** Sets `:authority`, appending the old one to x-forwarded-host when asked and it changed (Envoy's Http::Utility::updateAuthority). */
 export function setAuthority(headers: HeaderMap, host: string, appendXfh: boolean): void {
   if (appendXfh) {
     const old = headers.get(':authority');

@@ -13,8 +13,6 @@ import { formatGrpcTimeout, parseGrpcTimeout } from '../../../proxy/http/grpc-ti
 import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
 import type { RouterConfig } from './config.ts';
 
-export { formatGrpcTimeout, parseGrpcTimeout };
-
 export interface RequestTimeout {
   /** ms; 0 = no timeout. */
   readonly timeoutMs: number;

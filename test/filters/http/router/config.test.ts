@@ -7,7 +7,8 @@ import { decodeJson } from '../../../../src/config/decode.ts';
 import { ExtensionRegistry } from '../../../../src/filters/registry.ts';
 import { register } from '../../../../src/filters/http/router/index.ts';
 import { parseRouter } from '../../../../src/filters/http/router/config.ts';
-import { computeTimeout, formatGrpcTimeout, parseGrpcTimeout, setTimeoutHeaders } from '../../../../src/filters/http/router/timeout.ts';
+import { computeTimeout, setTimeoutHeaders } from '../../../../src/filters/http/router/timeout.ts';
+import { formatGrpcTimeout, parseGrpcTimeout } from '../../../../src/proxy/http/grpc-timeout.ts';
 import type { Router__Output } from '../../../../src/generated/envoy/extensions/filters/http/router/v3/Router.ts';
 import { clusterRoute, requestHeaders } from './harness.ts';
 
