@@ -193,9 +193,10 @@ export class OutlierDetector {
 
   #eject(host: Host, m: HostMonitor, type: EjectionType): void {
     const c = this.#config;
-    // Envoy (1.28 on): eject only while the share ejected, this host included, stays within
-    // max_ejection_percent, or for the first ejection under always_eject_one_host. (With the default
-    // 10%, a cluster of fewer than 10 hosts ejects nothing unless always_eject_one_host is set.)
+    // Current Envoy (since always_eject_one_host): eject only while the share ejected, this host
+    // included, stays within max_ejection_percent, or for the first ejection under
+    // always_eject_one_host. (With the default 10%, a cluster of fewer than 10 hosts ejects nothing
+    // unless always_eject_one_host is set.)
     const ejectedPercent = (100 * (this.#ejected + 1)) / this.#monitors.size;
     if (ejectedPercent > Math.min(100, c.maxEjectionPercent) && !(c.alwaysEjectOneHost && this.#ejected === 0)) {
       this.#overflow.inc();
