@@ -199,3 +199,24 @@ test('admin: /listeners shows the bound port, /clusters the hosts, /server_info 
     await up.close();
   }
 });
+
+test('a #fragment in the path: 400 by default; stripped when the bootstrap\'s runtime turns http_reject_path_with_fragment off, as Istio\'s does', async () => {
+  const up = await startHttp1Upstream();
+  const base = httpBootstrap({ routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }], clusters: { up: { ports: [up.port] } } });
+  const strict = await startLegate(base);
+  const istio = await startLegate({
+    ...base,
+    layered_runtime: { layers: [{ name: 'global config', static_layer: { 'envoy.reloadable_features.http_reject_path_with_fragment': false } }] },
+  });
+  try {
+    const get = async (port: number): Promise<number> => (await h2get(port, '/page?x=1#top')).status;
+    assert.equal(await get(await strict.listenerPort('http')), 400);
+    assert.equal(await get(await istio.listenerPort('http')), 200);
+    assert.equal(up.seen.at(-1)?.path, '/page?x=1', 'the fragment was stripped before forwarding');
+    assert.equal(up.seen.length, 1);
+  } finally {
+    await strict.stop();
+    await istio.stop();
+    await up.close();
+  }
+});
