@@ -84,6 +84,52 @@ test('active HTTP checks across two workers: flags in /clusters, traffic avoids 
   }
 });
 
+test('across two workers: x-envoy-degraded shows /degraded_active_hc, an endpoint without checks takes traffic, one checked on another port', TIMEOUT, async () => {
+  const degraded = await upstream(200);
+  const unchecked = await upstream(503); // its /healthz would fail, but its endpoint disables checks
+  const served = await upstream(503); // its own /healthz fails; its checks go to `checker`
+  const checker = await upstream(200);
+  const degradedHc = http.createServer((_req, res) => res.writeHead(200, { 'x-envoy-degraded': 'true' }).end());
+  await new Promise<void>((r) => degradedHc.listen(0, '127.0.0.1', r));
+  const degradedHcPort = (degradedHc.address() as AddressInfo).port;
+  const healthChecks = [{ timeout: '0.5s', interval: '0.05s', no_traffic_interval: '0.05s', unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: { path: '/healthz' } }];
+  const ep = (port: number, hc?: Record<string, unknown>) => ({ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } }, ...(hc ? { health_check_config: hc } : {}) } });
+  // Envoy gives degraded hosts the load healthy ones cannot cover: 2 of 3 healthy × an
+  // overprovisioning factor of 2 covers all of it (with the default 1.4 the degraded host gets ~7%).
+  const loadAssignment = {
+    cluster_name: 'up',
+    policy: { overprovisioning_factor: 200 },
+    endpoints: [{ lb_endpoints: [ep(degraded.port, { port_value: degradedHcPort }), ep(unchecked.port, { disable_active_health_check: true }), ep(served.port, { port_value: checker.port })] }],
+  };
+  let legate: Legate | undefined;
+  try {
+    legate = await startLegate(
+      httpBootstrap({ routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }], clusters: { up: { ports: [], extra: { load_assignment: loadAssignment, health_checks: healthChecks } } } }),
+      { concurrency: 2 },
+    );
+    const port = await legate.listenerPort('http');
+    const admin = legate.admin;
+    await until(async () => (await clustersText(admin)).includes(`up::127.0.0.1:${degraded.port}::health_flags::/degraded_active_hc\n`));
+    const text = await clustersText(admin);
+    assert.match(text, new RegExp(`up::127\\.0\\.0\\.1:${unchecked.port}::health_flags::healthy\\n`));
+    assert.match(text, new RegExp(`up::127\\.0\\.0\\.1:${served.port}::health_flags::healthy\\n`));
+    const json = (await (await fetch(`${admin}/clusters?format=json`)).json()) as { cluster_statuses: Array<{ name: string; host_statuses: Array<{ address: { socket_address: { port_value: number } }; health_status: Record<string, unknown> }> }> };
+    const hosts = json.cluster_statuses.find((c) => c.name === 'up')!.host_statuses;
+    assert.equal(hosts.find((h) => h.address.socket_address.port_value === degraded.port)!.health_status.failed_active_degraded_check, true);
+    // Both healthy hosts take traffic from both workers; the degraded one none while they suffice.
+    for (let i = 0; i < 40; i++) assert.equal(await get(port), 200);
+    assert.ok(unchecked.hits > 0 && served.hits > 0, `unchecked ${unchecked.hits}, served ${served.hits}`);
+    assert.equal(degraded.hits, 0);
+    const s = await legate.stats();
+    assert.equal(s['cluster.up.health_check.degraded'], 1);
+    assert.equal(s['cluster.up.health_check.healthy'], 2, 'the two checked hosts pass');
+  } finally {
+    await legate?.stop();
+    for (const u of [degraded, unchecked, served, checker]) await u.close();
+    degradedHc.close();
+  }
+});
+
 test('outlier ejection shows /failed_outlier_check in /clusters', TIMEOUT, async () => {
   const a = await upstream(200);
   const b = await upstream(200, 500);

@@ -98,8 +98,9 @@ export class TlsClientTransportSocket implements ClientTransportSocket {
       const opts: tls.ConnectionOptions = {
         ...(target.path ? { path: target.path } : { host: target.host, port: target.port }),
         ...(servername ? { servername } : {}),
-        // alpn_protocols, else the pool's protocol (Envoy's ALPN fallback; ClientConnectTarget.alpnFallback).
-        ...(this.alpn.length > 0 ? { ALPNProtocols: [...this.alpn] } : target.alpnFallback?.length ? { ALPNProtocols: [...target.alpnFallback] } : {}),
+        // An override (health checks' tls_options), else alpn_protocols, else the pool's protocol
+        // (Envoy's ALPN fallback; ClientConnectTarget.alpnFallback).
+        ...(target.alpnOverride?.length ? { ALPNProtocols: [...target.alpnOverride] } : this.alpn.length > 0 ? { ALPNProtocols: [...this.alpn] } : target.alpnFallback?.length ? { ALPNProtocols: [...target.alpnFallback] } : {}),
         secureContext: built.secureContext,
         ...(session ? { session } : {}),
         rejectUnauthorized: false,

@@ -143,6 +143,11 @@ export interface ClientConnectTarget {
    * protocol, ['h2'] for HTTP/2 pools, ['http/1.1'] for HTTP/1.1 ones; none for TCP).
    */
   readonly alpnFallback?: readonly string[];
+  /**
+   * ALPN that replaces the context's `alpn_protocols` when not empty (Envoy's ALPN override: a health
+   * check's `tls_options.alpn_protocols`).
+   */
+  readonly alpnOverride?: readonly string[];
   readonly timeoutMs: number;
 }
 

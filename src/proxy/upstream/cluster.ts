@@ -23,7 +23,7 @@ import { ClusterHealth, type HealthContext } from './health-check/cluster-health
 import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.ts';
 import { ok, type Result } from '../../config/result.ts';
 import { parseClusterLoadAssignment } from './config.ts';
-import type { Cluster, ClusterConfig, ClusterInfo, EndpointConfig, LbConfig, EndpointMetadata, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, RoutingPriority, UpstreamResult, UpstreamTransportOptions } from './types.ts';
+import type { Cluster, ClusterConfig, ClusterInfo, EndpointConfig, EndpointHealthCheck, LbConfig, EndpointMetadata, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, RoutingPriority, UpstreamResult, UpstreamTransportOptions } from './types.ts';
 import { type LongTimer, setLongTimeout } from '../long-timers.ts';
 
 const log = logger('upstream');
@@ -39,6 +39,7 @@ class HostImpl implements Host {
   readonly localityWeight: number | undefined;
   readonly metadata: EndpointMetadata | undefined;
   readonly transportSocket: ClientTransportSocket | undefined;
+  readonly healthCheck: EndpointHealthCheck | undefined;
   /** The health the endpoint was configured (or EDS-reported) with; a change makes a new Host. */
   readonly configuredHealth: HostHealth;
   health: HostHealth;
@@ -55,6 +56,7 @@ class HostImpl implements Host {
     this.localityWeight = loc.weight;
     this.metadata = ep.metadata;
     this.transportSocket = sockets.resolve(ep.metadata, loc.metadata);
+    this.healthCheck = ep.healthCheck;
     this.health = ep.health;
     this.configuredHealth = ep.health;
   }
@@ -72,6 +74,8 @@ function sameHost(prev: HostImpl, next: HostImpl): boolean {
     prev.localityWeight === next.localityWeight &&
     prev.hostname === next.hostname &&
     JSON.stringify(prev.locality) === JSON.stringify(next.locality) &&
+    // Another health-check address (or disabling checks) starts the host's checks over, as in Envoy.
+    JSON.stringify(prev.healthCheck) === JSON.stringify(next.healthCheck) &&
     JSON.stringify(prev.metadata) === JSON.stringify(next.metadata)
   );
 }
@@ -135,7 +139,10 @@ export class ClusterImpl implements Cluster {
     this.#lbConfig = config.lb;
     this.#workerId = healthCtx.workerId;
     this.#lb = new LoadBalancer(config.lb, []);
-    this.#health = new ClusterHealth(config, healthCtx, () => this.healthChanged());
+    // Checks connect over each host's transport socket, or the one transport_socket_match_criteria picks.
+    const criteria = config.healthCheck?.transportSocketMatchCriteria;
+    const checkSocket = criteria ? (): ClientTransportSocket | undefined => this.#sockets.forLabels(criteria) : (h: Host): ClientTransportSocket | undefined => h.transportSocket;
+    this.#health = new ClusterHealth(config, healthCtx, () => this.healthChanged(), checkSocket);
   }
 
   /**

@@ -7,6 +7,7 @@ import type { Cluster__Output } from '../../generated/envoy/config/cluster/v3/Cl
 import type { ClusterLoadAssignment__Output } from '../../generated/envoy/config/endpoint/v3/ClusterLoadAssignment.ts';
 import type { HttpProtocolOptions__Output as UpstreamHttpProtocolOptions } from '../../generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.ts';
 import type { Metadata__Output } from '../../generated/envoy/config/core/v3/Metadata.ts';
+import type { _envoy_config_endpoint_v3_Endpoint_HealthCheckConfig__Output as Endpoint_HealthCheckConfig__Output } from '../../generated/envoy/config/endpoint/v3/Endpoint.ts';
 import type { UpstreamHttpProtocolOptions__Output } from '../../generated/envoy/config/core/v3/UpstreamHttpProtocolOptions.ts';
 import type { ParseContext } from '../../filters/registry.ts';
 import { structToJson } from '../../config/struct-json.ts';
@@ -21,7 +22,7 @@ import { DEFAULT_CIRCUIT_BREAKERS, parseCircuitBreakers } from './circuit-breake
 import { parseOutlierDetection } from './outlier/config.ts';
 import { parseHealthChecks } from './health-check/config.ts';
 export type { ClusterConfig } from './types.ts';
-import type { ClusterConfig, DnsLookupFamily, EndpointConfig, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
+import type { ClusterConfig, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const MAX_RING_SIZE = 8 * 1024 * 1024; // 8M entries, Envoy's upper bound
@@ -47,6 +48,23 @@ function healthOf(status: string): HostHealth {
     default:
       return 'healthy';
   }
+}
+
+/** Endpoint.health_check_config; its address must be an IP socket address (Envoy: a direct IP address). */
+function endpointHealthCheck(h: Endpoint_HealthCheckConfig__Output, path: string, errors: ConfigError[]): EndpointHealthCheck {
+  let address: string | undefined;
+  let addressPort = 0;
+  if (h.address) {
+    const sa = h.address.address === 'socket_address' ? h.address.socket_address : null;
+    const apath = joinPath(path, 'address');
+    if (!sa) errors.push({ path: apath, reason: 'only a socket_address is supported as a health check address' });
+    else if (isIP(sa.address) === 0) errors.push({ path: joinPath(apath, 'socket_address.address'), reason: `malformed IP address: ${sa.address}` });
+    else {
+      address = sa.address;
+      addressPort = sa.port_value ?? 0;
+    }
+  }
+  return { port: h.port_value, address, addressPort, hostname: h.hostname || undefined, disabled: h.disable_active_health_check };
 }
 
 /** filter_metadata with each Struct as plain JSON; undefined when there is none. */
@@ -97,9 +115,11 @@ function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: s
       const hostname = ep.hostname || undefined;
       const health = healthOf(String(lbe.health_status));
       const metadata = filterMetadata(lbe.metadata);
+      const healthCheck = ep.health_check_config ? endpointHealthCheck(ep.health_check_config, joinPath(epath, 'endpoint.health_check_config'), errors) : undefined;
+      const extra = healthCheck ? { healthCheck } : {};
       if (addr.address === 'pipe' && addr.pipe) {
         if (type !== 'STATIC' && type !== 'EDS') errors.push({ path: joinPath(apath, 'pipe'), reason: `pipe addresses are only valid in STATIC clusters, not ${type}` });
-        endpoints.push({ address: addr.pipe.path, port: 0, hostname, weight: w, health, pipe: true, metadata });
+        endpoints.push({ address: addr.pipe.path, port: 0, hostname, weight: w, health, pipe: true, metadata, ...extra });
         return;
       }
       const sa = addr.address === 'socket_address' ? addr.socket_address : null;
@@ -116,7 +136,7 @@ function parseEndpoints(type: string, la: ClusterLoadAssignment__Output, path: s
       if (!sa.address) errors.push({ path: joinPath(spath, 'address'), reason: 'value length must be at least 1 characters' });
       else if ((type === 'STATIC' || type === 'EDS') && isIP(sa.address) === 0) errors.push({ path: joinPath(spath, 'address'), reason: `malformed IP address: ${sa.address}` });
       const dns = type === 'STRICT_DNS' || type === 'LOGICAL_DNS';
-      endpoints.push({ address: sa.address, port, hostname: hostname ?? (dns ? sa.address : undefined), weight: w, health, pipe: false, metadata });
+      endpoints.push({ address: sa.address, port, hostname: hostname ?? (dns ? sa.address : undefined), weight: w, health, pipe: false, metadata, ...extra });
     });
     const loc = lle.locality;
     out.push({
@@ -309,8 +329,6 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
   const circuitBreakers = breakers.ok ? breakers.value : DEFAULT_CIRCUIT_BREAKERS;
   const outlierDetection = c.outlier_detection ? parseOutlierDetection(c.outlier_detection, joinPath(path, 'outlier_detection'), errors) : undefined;
   const healthCheck = parseHealthChecks(c.health_checks, joinPath(path, 'health_checks'), errors);
-  // Envoy probes over each host's transport socket; legate's health checker speaks plaintext only.
-  if (healthCheck && sockets.all.length > 0) errors.push({ path: joinPath(path, 'health_checks'), reason: 'active health checks of clusters with a TLS transport socket are not supported yet' });
   if (errors.length > 0) return { ok: false, errors };
   const statName = c.alt_stat_name || c.name;
   const config: ClusterConfig = {

@@ -76,6 +76,15 @@ export class TransportSocketMatcher {
     return e.socket;
   }
 
+  /**
+   * The transport socket for these labels as if they were an endpoint's socket-match metadata (a
+   * health check's transport_socket_match_criteria); not counted in total_match_count.
+   */
+  forLabels(labels: Readonly<Record<string, unknown>>): ClientTransportSocket | undefined {
+    const metadata = { [TRANSPORT_SOCKET_MATCH_FILTER]: labels };
+    return (this.#entries.find((m) => labelsMatch(m.match, metadata)) ?? this.#default).socket;
+  }
+
   /** Stops the transport sockets watching their secrets (the cluster went away). */
   close(): void {
     for (const s of this.#sockets.splice(0)) s.close();

@@ -40,6 +40,8 @@ export interface Host {
    * undefined = plaintext (raw_buffer).
    */
   readonly transportSocket?: ClientTransportSocket | undefined;
+  /** Endpoint.health_check_config; undefined when the endpoint has none. */
+  readonly healthCheck?: EndpointHealthCheck | undefined;
   health: HostHealth;
   /** Requests in flight to this host from this worker (LEAST_REQUEST reads it). */
   activeRequests: number;
@@ -181,6 +183,22 @@ export interface EndpointConfig {
   readonly pipe: boolean;
   /** LbEndpoint.metadata.filter_metadata, plain JSON; undefined when unset. */
   readonly metadata?: EndpointMetadata | undefined;
+  /** Endpoint.health_check_config; undefined when unset. */
+  readonly healthCheck?: EndpointHealthCheck | undefined;
+}
+
+/** Endpoint.health_check_config: where and how active health checks reach one endpoint. */
+export interface EndpointHealthCheck {
+  /** port_value: the port checks connect to; 0: `address`'s port, else the endpoint's. */
+  readonly port: number;
+  /** address: the IP checks connect to instead of the endpoint's (Envoy: a direct IP address). */
+  readonly address: string | undefined;
+  /** `address`'s own port_value. */
+  readonly addressPort: number;
+  /** hostname: the checks' Host / :authority, over the health check's `host` / `authority`. */
+  readonly hostname: string | undefined;
+  /** disable_active_health_check: never checked, and never failed by active checks. */
+  readonly disabled: boolean;
 }
 
 /** `Metadata.filter_metadata` with each Struct as plain JSON, by filter name. */

@@ -148,11 +148,13 @@ name: c
 transport_socket_matches: [{ name: none, match: {} }]
 `);
   assert.deepEqual(e5, ['clusters[0].transport_socket_matches[0].transport_socket: a transport_socket is required']);
-  // Active health checks would probe in plaintext: refused for TLS clusters.
+  // Active health checks of a TLS cluster connect over its transport socket (health-check-tls.test.ts).
   const hc = `${tlsClusterYaml('c', [{ port: 1 }], { transportSocket: tls })}
-health_checks: [{ timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 1, tcp_health_check: {} }]
+health_checks: [{ timeout: 1s, interval: 5s, unhealthy_threshold: 2, healthy_threshold: 1, tcp_health_check: {}, tls_options: { alpn_protocols: [h2] } }]
 `;
-  assert.deepEqual(errors(hc), ['clusters[0].health_checks: active health checks of clusters with a TLS transport socket are not supported yet']);
+  const parsed = parseCluster(decode(hc), 'clusters[0]');
+  assert.ok(parsed.ok, JSON.stringify(!parsed.ok && parsed.errors));
+  assert.deepEqual(parsed.value.healthCheck?.tlsAlpn, ['h2']);
 });
 
 test('labelsMatch: every key of the match, deep-equal, in envoy.transport_socket_match metadata', () => {

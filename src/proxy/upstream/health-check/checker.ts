@@ -6,8 +6,9 @@
 import type { Counter, Gauge, StatsStore } from '../../stats.ts';
 import type { Host } from '../types.ts';
 import type { HealthCheckConfig } from './config.ts';
-import { ACTIVE_HC_TIMEOUT, FAILED_ACTIVE_HC, PENDING_ACTIVE_HC, hasHostFlag, setHostFlags } from './flags.ts';
-import { createProbe, type Probe, type ProbeResult } from './probes.ts';
+import { ACTIVE_HC_TIMEOUT, DEGRADED_ACTIVE_HC, FAILED_ACTIVE_HC, PENDING_ACTIVE_HC, hasHostFlag, setHostFlags } from './flags.ts';
+import { createProbe, type Probe, type ProbeResult, type ProbeTarget, type ProbeTls } from './probes.ts';
+import type { ClientTransportSocket } from '../../tls/types.ts';
 import { type LongTimer, setLongTimeout } from '../../long-timers.ts';
 
 export interface CheckerHooks {
@@ -17,6 +18,8 @@ export interface CheckerHooks {
   checkPassed(host: Host): void;
   /** Has the cluster carried traffic yet? Until then Envoy checks at no_traffic_interval. */
   hasTraffic(): boolean;
+  /** The transport socket a host's checks connect with (undefined: plaintext). */
+  transportSocket(host: Host): ClientTransportSocket | undefined;
 }
 
 interface HcStats {
@@ -27,6 +30,7 @@ interface HcStats {
   passiveFailure: Counter;
   verifyCluster: Counter;
   healthy: Gauge;
+  degraded: Gauge;
 }
 
 type Transition = 'unchanged' | 'changed' | 'pending';
@@ -85,7 +89,7 @@ class Session {
     let healthy: boolean;
     let t: Transition;
     if (r?.ok) {
-      t = this.#success();
+      t = this.#success(r.degraded);
       healthy = true;
     } else {
       t = this.#failure(r ? r.type : 'timeout', r ? r.retriable : false);
@@ -96,7 +100,8 @@ class Session {
     this.#schedule(this.#parent.nextInterval(healthy, t));
   }
 
-  #success(): Transition {
+  /** Envoy's handleSuccess(degraded). */
+  #success(degraded: boolean): Transition {
     const p = this.#parent;
     this.#numUnhealthy = 0;
     let t: Transition = 'unchanged';
@@ -115,6 +120,12 @@ class Session {
     if (hasHostFlag(this.host, PENDING_ACTIVE_HC)) {
       healthChanged = setHostFlags(this.host, PENDING_ACTIVE_HC, false) || healthChanged;
       flagsChanged = true;
+    }
+    // x-envoy-degraded: only a passing check sets or clears it (a failing one leaves it).
+    if (degraded !== hasHostFlag(this.host, DEGRADED_ACTIVE_HC)) {
+      healthChanged = setHostFlags(this.host, DEGRADED_ACTIVE_HC, degraded) || healthChanged;
+      flagsChanged = true;
+      if (t === 'unchanged') t = 'changed';
     }
     p.stats.success.inc();
     if (flagsChanged) p.changed(this.host, healthChanged);
@@ -166,6 +177,7 @@ export class HealthChecker {
   readonly hooks: CheckerHooks;
   readonly stats: HcStats;
   readonly #clusterName: string;
+  readonly #statPrefix: string;
   readonly #random: () => number;
   readonly #sessions = new Map<Host, Session>();
 
@@ -173,6 +185,7 @@ export class HealthChecker {
     this.config = config;
     this.hooks = hooks;
     this.#clusterName = clusterName;
+    this.#statPrefix = statPrefix;
     this.#random = random;
     const p = `${statPrefix}health_check.`;
     this.stats = {
@@ -183,10 +196,14 @@ export class HealthChecker {
       passiveFailure: stats.counter(`${p}passive_failure`),
       verifyCluster: stats.counter(`${p}verify_cluster`),
       healthy: stats.gauge(`${p}healthy`, 'max'),
+      degraded: stats.gauge(`${p}degraded`, 'max'),
     };
   }
 
-  /** New hosts start failed and pending (Envoy) and get a session; removed hosts stop theirs. */
+  /**
+   * New hosts start failed and pending (Envoy) and get a session; removed hosts stop theirs. A host
+   * whose endpoint disables active checks gets neither.
+   */
   setHosts(hosts: readonly Host[]): void {
     const keep = new Set(hosts);
     for (const [h, s] of this.#sessions) {
@@ -195,12 +212,9 @@ export class HealthChecker {
       this.#sessions.delete(h);
     }
     for (const h of hosts) {
-      if (this.#sessions.has(h)) continue;
+      if (this.#sessions.has(h) || h.healthCheck?.disabled) continue;
       setHostFlags(h, FAILED_ACTIVE_HC | PENDING_ACTIVE_HC, true);
-      const port = this.config.altPort ?? h.port;
-      const pipe = h.port === 0 && h.address.startsWith('/');
-      const probe = createProbe(this.config.checker, { address: h.address, port, socketPath: pipe ? h.address : undefined, clusterName: this.#clusterName }, this.config.reuseConnection);
-      const s = new Session(this, h, probe);
+      const s = new Session(this, h, createProbe(this.config.checker, this.#target(h), this.config.reuseConnection));
       this.#sessions.set(h, s);
       s.start(this.config.initialJitterMs > 0 ? Math.floor(this.#random() * this.config.initialJitterMs) : 0);
     }
@@ -217,10 +231,31 @@ export class HealthChecker {
     this.hooks.flagsChanged(host, healthChanged);
   }
 
+  /**
+   * Where a host's checks go (Envoy's healthCheckAddress): the endpoint's health_check_config address
+   * and port_value over the host's own (legate also takes the check's alt_port, which Envoy does not
+   * implement); over the host's transport socket, or the one transport_socket_match_criteria picks.
+   */
+  #target(h: Host): ProbeTarget {
+    const c = this.config;
+    const ep = h.healthCheck;
+    const pipe = h.port === 0 && h.address.startsWith('/');
+    const address = ep?.address ?? h.address;
+    const port = ep?.port || (ep?.address !== undefined ? ep.addressPort : 0) || (c.altPort ?? h.port);
+    const socket = this.hooks.transportSocket(h);
+    const tls: ProbeTls | undefined = socket ? { socket, alpn: c.tlsAlpn, statPrefix: this.#statPrefix, timeoutMs: c.timeoutMs } : undefined;
+    return { address, port, socketPath: pipe && ep?.address === undefined ? h.address : undefined, clusterName: this.#clusterName, hostname: ep?.hostname, tls };
+  }
+
   #countHealthy(): void {
-    let n = 0;
-    for (const h of this.#sessions.keys()) if (!hasHostFlag(h, FAILED_ACTIVE_HC)) n++;
-    this.stats.healthy.set(n);
+    let healthy = 0;
+    let degraded = 0;
+    for (const h of this.#sessions.keys()) {
+      if (!hasHostFlag(h, FAILED_ACTIVE_HC)) healthy++;
+      if (hasHostFlag(h, DEGRADED_ACTIVE_HC)) degraded++;
+    }
+    this.stats.healthy.set(healthy);
+    this.stats.degraded.set(degraded);
   }
 
   /** Envoy's HealthCheckerImplBase::interval(), with jitter. */

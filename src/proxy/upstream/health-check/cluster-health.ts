@@ -8,6 +8,7 @@
 import type { SharedCell, SharedCounters } from '../../shared-counters.ts';
 import type { Counter, StatsStore } from '../../stats.ts';
 import type { ClusterConfig, Host, UpstreamResult } from '../types.ts';
+import type { ClientTransportSocket } from '../../tls/types.ts';
 import { OutlierDetector } from '../outlier/detector.ts';
 import { HealthChecker } from './checker.ts';
 import { ACTIVE_HC_FLAGS, FAILED_ACTIVE_HC, FAILED_OUTLIER_CHECK, PENDING_ACTIVE_HC, assignHostFlags, hasHostFlag, hostFlags } from './flags.ts';
@@ -42,7 +43,8 @@ export class ClusterHealth {
   #deferPublish: boolean;
   #hosts: readonly Host[] = [];
 
-  constructor(config: ClusterConfig, ctx: HealthContext, rebuild: () => void) {
+  /** `transportSocket`: what a host's active checks connect with (undefined: plaintext). */
+  constructor(config: ClusterConfig, ctx: HealthContext, rebuild: () => void, transportSocket: (host: Host) => ClientTransportSocket | undefined = () => undefined) {
     this.#config = config;
     this.#rebuild = rebuild;
     this.#shared = ctx.shared;
@@ -61,6 +63,7 @@ export class ClusterHealth {
           if (this.#outlier && config.outlierDetection?.successfulActiveHealthCheckUnejectHost && hasHostFlag(host, FAILED_OUTLIER_CHECK)) this.#outlier.uneject(host);
         },
         hasTraffic: () => this.#hasTraffic(),
+        transportSocket,
       });
     } else {
       this.#poll = setInterval(() => this.#follow(), Math.min(FOLLOWER_POLL_MS, hc.intervalMs));
@@ -106,8 +109,10 @@ export class ClusterHealth {
       for (const h of hosts) this.#publish(h);
     } else if (this.#config.healthCheck) {
       const known = new Set(this.#followed);
-      for (const h of hosts) if (!known.has(h)) assignHostFlags(h, ACTIVE_HC_FLAGS, FAILED_ACTIVE_HC | PENDING_ACTIVE_HC);
-      this.#followed = hosts;
+      // Hosts whose endpoint disables active checks are never checked, so never failed by them.
+      const checked = hosts.filter((h) => !h.healthCheck?.disabled);
+      for (const h of checked) if (!known.has(h)) assignHostFlags(h, ACTIVE_HC_FLAGS, FAILED_ACTIVE_HC | PENDING_ACTIVE_HC);
+      this.#followed = checked;
       this.#follow();
     }
   }

@@ -5,6 +5,7 @@ import type { HealthCheck__Output } from '../../../generated/envoy/config/core/v
 import type { ConfigError } from '../../../config/result.ts';
 import { joinPath } from '../../../config/result.ts';
 import { durationMs, int64, wrapped } from '../../../config/values.ts';
+import { structToJson } from '../../../config/struct-json.ts';
 
 export interface HttpCheckConfig {
   readonly kind: 'http';
@@ -56,6 +57,17 @@ export interface HealthCheckConfig {
   readonly healthyEdgeIntervalMs: number;
   readonly reuseConnection: boolean;
   readonly altPort: number | undefined;
+  /**
+   * tls_options.alpn_protocols: the ALPN the checks' TLS connections offer instead of the transport
+   * socket's `alpn_protocols`; empty: the transport socket's (checks never get a pool's fallback).
+   */
+  readonly tlsAlpn: readonly string[];
+  /**
+   * transport_socket_match_criteria as plain JSON: the checks' transport socket is the first of the
+   * cluster's transport_socket_matches these labels match (else the cluster's transport_socket);
+   * undefined: each host's own transport socket.
+   */
+  readonly transportSocketMatchCriteria: Readonly<Record<string, unknown>> | undefined;
   readonly checker: CheckerConfig;
 }
 
@@ -145,7 +157,6 @@ export function parseHealthChecks(hcs: readonly HealthCheck__Output[], path: str
     default:
       errors.push({ path: p, reason: 'one of http_health_check, tcp_health_check, grpc_health_check or custom_health_check is required' });
   }
-  if (hc.tls_options || hc.transport_socket_match_criteria) errors.push({ path: joinPath(p, hc.tls_options ? 'tls_options' : 'transport_socket_match_criteria'), reason: 'TLS health checks are not supported' });
   if (!checker) return undefined;
   const unhealthyIntervalMs = durationMs(hc.unhealthy_interval, intervalMs);
   return {
@@ -163,6 +174,8 @@ export function parseHealthChecks(hcs: readonly HealthCheck__Output[], path: str
     healthyEdgeIntervalMs: durationMs(hc.healthy_edge_interval, intervalMs),
     reuseConnection: wrapped(hc.reuse_connection, true),
     altPort: wrapped(hc.alt_port),
+    tlsAlpn: hc.tls_options?.alpn_protocols ?? [],
+    transportSocketMatchCriteria: hc.transport_socket_match_criteria ? structToJson(hc.transport_socket_match_criteria) : undefined,
     checker,
   };
 }

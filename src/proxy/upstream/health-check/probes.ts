@@ -1,15 +1,33 @@
-// One active check against one host: HTTP/1.1 or h2c GET (expected/retriable statuses, receive
-// payloads), TCP connect with send/receive payloads, gRPC grpc.health.v1.Health/Check over h2c.
-// A probe never rejects: every outcome is a ProbeResult; close() drops its connection (timeouts).
+// One active check against one host: HTTP/1.1 or HTTP/2 GET (expected/retriable statuses, receive
+// payloads, x-envoy-degraded), TCP connect with send/receive payloads, gRPC
+// grpc.health.v1.Health/Check over HTTP/2; in plaintext, or over the host's TLS transport socket as
+// Envoy checks a TLS cluster. A probe never rejects: every outcome is a ProbeResult; close() drops
+// its connection (timeouts).
 
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { CheckerConfig, GrpcCheckConfig, HttpCheckConfig, TcpCheckConfig } from './config.ts';
+import type { ClientTransportSocket } from '../../tls/types.ts';
 import { hostKey } from '../../host-port.ts';
 
-/** `active`: the host answered wrongly; `network`: connect/reset. Timeouts are the session's. */
-export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly type: 'active' | 'network'; readonly retriable: boolean; readonly detail: string };
+/**
+ * `active`: the host answered wrongly; `network`: connect/reset/TLS handshake. Timeouts are the
+ * session's. `degraded`: an HTTP check passed with `x-envoy-degraded` in the response.
+ */
+export type ProbeResult = { readonly ok: true; readonly degraded: boolean } | { readonly ok: false; readonly type: 'active' | 'network'; readonly retriable: boolean; readonly detail: string };
+
+/** TLS for a check's connections (the cluster's transport socket for the host). */
+export interface ProbeTls {
+  readonly socket: ClientTransportSocket;
+  /** HealthCheck.tls_options.alpn_protocols; empty: the transport socket's own. */
+  readonly alpn: readonly string[];
+  /** `cluster.<name>.`: handshakes count in the cluster's ssl.* stats. */
+  readonly statPrefix: string;
+  /** Connect and handshake limit (the check's timeout). */
+  readonly timeoutMs: number;
+}
 
 export interface ProbeTarget {
   readonly address: string;
@@ -18,6 +36,10 @@ export interface ProbeTarget {
   readonly socketPath: string | undefined;
   /** Default Host / :authority. */
   readonly clusterName: string;
+  /** Endpoint.health_check_config.hostname: Host / :authority over the check's own `host` / `authority`. */
+  readonly hostname?: string | undefined;
+  /** undefined: plaintext. */
+  readonly tls?: ProbeTls | undefined;
 }
 
 export interface Probe {
@@ -25,7 +47,8 @@ export interface Probe {
   close(): void;
 }
 
-const OK: ProbeResult = { ok: true };
+const OK: ProbeResult = { ok: true, degraded: false };
+const DEGRADED: ProbeResult = { ok: true, degraded: true };
 const active = (detail: string, retriable = false): ProbeResult => ({ ok: false, type: 'active', retriable, detail });
 const network = (detail: string): ProbeResult => ({ ok: false, type: 'network', retriable: false, detail });
 const errText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -43,23 +66,75 @@ export function matchesInOrder(buf: Buffer, parts: readonly Buffer[]): boolean {
 
 const inRanges = (code: number, rs: ReadonlyArray<readonly [number, number]>): boolean => rs.some(([s, e]) => code >= s && code < e);
 
+/** Envoy's HealthCheckerFactory::getHostname: the endpoint's, else the check's, else the cluster name. */
 function authority(t: ProbeTarget, configured: string): string {
-  return configured || t.clusterName;
+  return t.hostname || configured || t.clusterName;
+}
+
+/**
+ * A connected socket to the target: TCP (or the pipe), or TLS through the transport socket, handshake
+ * done and checked (bounded by the check's timeout). `connecting` gets a plaintext socket at once, so
+ * a check that times out can drop it before it connects.
+ */
+function openSocket(t: ProbeTarget, connecting?: (s: net.Socket) => void): Promise<net.Socket> {
+  const tls = t.tls;
+  if (tls) {
+    const target = { host: t.address, port: t.port, ...(t.socketPath ? { path: t.socketPath } : {}), alpnOverride: tls.alpn, timeoutMs: tls.timeoutMs };
+    return tls.socket.connect(target, tls.statPrefix).then((c) => c.socket);
+  }
+  return new Promise((resolve, reject) => {
+    const s = t.socketPath ? net.connect(t.socketPath) : net.connect(t.port, t.address);
+    connecting?.(s);
+    s.once('error', reject);
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+  });
+}
+
+/** An HTTP/1.1 agent whose connections are TLS through the transport socket (one connection: checks never overlap). */
+class TlsProbeAgent extends http.Agent {
+  readonly #target: ProbeTarget;
+  constructor(target: ProbeTarget, keepAlive: boolean) {
+    super({ keepAlive, maxSockets: 1 });
+    this.#target = target;
+  }
+  override createConnection(_opts: http.ClientRequestArgs, cb?: (err: Error | null, stream: Duplex) => void): undefined {
+    openSocket(this.#target).then(
+      (s) => cb?.(null, s),
+      (e: unknown) => cb?.(e instanceof Error ? e : new Error(String(e)), undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
 }
 
 class H2Sessions {
   #session: http2.ClientHttp2Session | undefined;
   readonly #target: ProbeTarget;
   readonly #reuse: boolean;
+  /** Bumped by close(): a TLS connection that finishes after it is dropped. */
+  #generation = 0;
   constructor(target: ProbeTarget, reuse: boolean) {
     this.#target = target;
     this.#reuse = reuse;
   }
-  get(): http2.ClientHttp2Session {
+  async get(): Promise<http2.ClientHttp2Session> {
     const s = this.#session;
     if (s && !s.closed && !s.destroyed) return s;
     const t = this.#target;
-    const session = http2.connect(`http://${hostKey(t.address, t.port)}`, t.socketPath ? { createConnection: () => net.connect(t.socketPath!) } : {});
+    let session: http2.ClientHttp2Session;
+    if (t.tls) {
+      const generation = this.#generation;
+      const socket = await openSocket(t);
+      if (generation !== this.#generation) {
+        socket.destroy();
+        throw new Error('health check closed');
+      }
+      session = http2.connect(`https://${hostKey(t.address, t.port)}`, { createConnection: () => socket });
+    } else {
+      session = http2.connect(`http://${hostKey(t.address, t.port)}`, t.socketPath ? { createConnection: () => net.connect(t.socketPath!) } : {});
+    }
     session.on('error', () => {});
     session.unref();
     this.#session = session;
@@ -69,13 +144,18 @@ class H2Sessions {
     if (!this.#reuse) this.close();
   }
   close(): void {
+    this.#generation++;
     this.#session?.destroy();
     this.#session = undefined;
   }
 }
 
-function classifyHttp(c: HttpCheckConfig, status: number, body: Buffer): ProbeResult {
-  if (inRanges(status, c.expectedStatuses)) return c.receive.length === 0 || matchesInOrder(body, c.receive) ? OK : active('response body did not match');
+/** `degraded`: the response carried x-envoy-degraded (a passing host is then degraded, as in Envoy). */
+function classifyHttp(c: HttpCheckConfig, status: number, body: Buffer, degraded: boolean): ProbeResult {
+  if (inRanges(status, c.expectedStatuses)) {
+    if (c.receive.length > 0 && !matchesInOrder(body, c.receive)) return active('response body did not match');
+    return degraded ? DEGRADED : OK;
+  }
   return active(`unexpected status ${status}`, inRanges(status, c.retriableStatuses));
 }
 
@@ -90,17 +170,19 @@ class Http1Probe implements Probe {
   readonly #c: HttpCheckConfig;
   readonly #t: ProbeTarget;
   readonly #agent: http.Agent | false;
+  readonly #reuse: boolean;
   #req: http.ClientRequest | undefined;
   constructor(c: HttpCheckConfig, t: ProbeTarget, reuse: boolean) {
     this.#c = c;
     this.#t = t;
-    this.#agent = reuse ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : false;
+    this.#agent = t.tls ? new TlsProbeAgent(t, reuse) : reuse ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : false;
+    this.#reuse = reuse;
   }
   check(): Promise<ProbeResult> {
     const c = this.#c;
     const t = this.#t;
     return new Promise((resolve) => {
-      const headers = { host: authority(t, c.host), ...headersFor(c), ...(this.#agent ? {} : { connection: 'close' }) };
+      const headers = { host: authority(t, c.host), ...headersFor(c), ...(this.#reuse ? {} : { connection: 'close' }) };
       const req = http.request({ host: t.address, port: t.port, socketPath: t.socketPath, method: c.method, path: c.path, headers, agent: this.#agent }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -108,7 +190,7 @@ class Http1Probe implements Probe {
           if (size < c.responseBufferSize) chunks.push(d.subarray(0, c.responseBufferSize - size));
           size += d.length;
         });
-        res.on('end', () => resolve(classifyHttp(c, res.statusCode ?? 0, Buffer.concat(chunks))));
+        res.on('end', () => resolve(classifyHttp(c, res.statusCode ?? 0, Buffer.concat(chunks), res.headers['x-envoy-degraded'] !== undefined)));
         res.on('error', (e) => resolve(network(errText(e))));
       });
       this.#req = req;
@@ -131,22 +213,32 @@ class Http2Probe implements Probe {
     this.#t = t;
     this.#sessions = new H2Sessions(t, reuse);
   }
-  check(): Promise<ProbeResult> {
+  async check(): Promise<ProbeResult> {
     const c = this.#c;
+    let session: http2.ClientHttp2Session;
+    try {
+      session = await this.#sessions.get();
+    } catch (e) {
+      return network(errText(e));
+    }
     return new Promise((resolve) => {
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = this.#sessions.get().request({ ':method': c.method, ':path': c.path, ':authority': authority(this.#t, c.host), ...headersFor(c) });
+        stream = session.request({ ':method': c.method, ':path': c.path, ':authority': authority(this.#t, c.host), ...headersFor(c) });
       } catch (e) {
         return resolve(network(errText(e)));
       }
       let status = 0;
+      let degraded = false;
       const chunks: Buffer[] = [];
-      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+        degraded = h['x-envoy-degraded'] !== undefined;
+      });
       stream.on('data', (d: Buffer) => chunks.push(d));
       stream.on('end', () => {
         this.#sessions.done();
-        resolve(classifyHttp(c, status, Buffer.concat(chunks).subarray(0, c.responseBufferSize)));
+        resolve(classifyHttp(c, status, Buffer.concat(chunks).subarray(0, c.responseBufferSize), degraded));
       });
       stream.on('error', (e) => resolve(network(errText(e))));
       stream.on('close', () => resolve(network('stream closed')));
@@ -162,25 +254,32 @@ class TcpProbe implements Probe {
   readonly #c: TcpCheckConfig;
   readonly #t: ProbeTarget;
   #sock: net.Socket | undefined;
+  /** Bumped by close(): a connection that completes after it is dropped. */
+  #generation = 0;
   constructor(c: TcpCheckConfig, t: ProbeTarget) {
     this.#c = c;
     this.#t = t;
   }
-  check(): Promise<ProbeResult> {
+  async check(): Promise<ProbeResult> {
     const c = this.#c;
-    const t = this.#t;
+    const generation = this.#generation;
+    let sock: net.Socket;
+    try {
+      sock = await openSocket(this.#t, (s) => (this.#sock = s));
+    } catch (e) {
+      return network(errText(e));
+    }
+    if (generation !== this.#generation) {
+      sock.destroy();
+      return network('health check closed');
+    }
+    this.#sock = sock;
     return new Promise((resolve) => {
-      const sock = t.socketPath ? net.connect(t.socketPath) : net.connect(t.port, t.address);
-      this.#sock = sock;
       let buf = Buffer.alloc(0);
       const finish = (r: ProbeResult): void => {
         sock.destroy();
         resolve(r);
       };
-      sock.on('connect', () => {
-        if (c.send) sock.write(c.send);
-        if (c.receive.length === 0) finish(OK);
-      });
       sock.on('data', (d: Buffer) => {
         buf = Buffer.concat([buf, d]);
         // A partial answer waits for more data (or the timeout), as in Envoy.
@@ -188,10 +287,14 @@ class TcpProbe implements Probe {
       });
       sock.on('error', (e) => finish(network(errText(e))));
       sock.on('close', () => finish(network('connection closed')));
+      if (c.send) sock.write(c.send);
+      if (c.receive.length === 0) finish(OK);
     });
   }
   close(): void {
+    this.#generation++;
     this.#sock?.destroy();
+    this.#sock = undefined;
   }
 }
 
@@ -244,8 +347,14 @@ class GrpcProbe implements Probe {
     this.#t = t;
     this.#sessions = new H2Sessions(t, reuse);
   }
-  check(): Promise<ProbeResult> {
+  async check(): Promise<ProbeResult> {
     const c = this.#c;
+    let session: http2.ClientHttp2Session;
+    try {
+      session = await this.#sessions.get();
+    } catch (e) {
+      return network(errText(e));
+    }
     return new Promise((resolve) => {
       let stream: http2.ClientHttp2Stream;
       const headers: http2.OutgoingHttpHeaders = {
@@ -258,7 +367,7 @@ class GrpcProbe implements Probe {
       };
       for (const m of c.initialMetadata) headers[m.key] = m.value;
       try {
-        stream = this.#sessions.get().request(headers);
+        stream = session.request(headers);
       } catch (e) {
         return resolve(network(errText(e)));
       }
