@@ -14,6 +14,7 @@ import { registerTlsTransportSocket } from './transport_sockets/tls/index.ts';
 import { registerRawBuffer } from './transport_sockets/raw_buffer/index.ts';
 import { register as registerHttpRbac } from './http/rbac/index.ts';
 import { register as registerHeaderMutation } from './http/header_mutation/index.ts';
+import { register as registerCors } from './http/cors/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
@@ -35,6 +36,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerRawBuffer(registry);
   registerHttpRbac(registry);
   registerHeaderMutation(registry);
+  registerCors(registry);
   registerNetworkRbac(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);

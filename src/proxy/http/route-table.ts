@@ -17,6 +17,7 @@ import type { Route__Output } from '../../generated/envoy/config/route/v3/Route.
 import type { FilterConfig__Output } from '../../generated/envoy/config/route/v3/FilterConfig.ts';
 import type { Any__Output } from '../../generated/google/protobuf/Any.ts';
 import { rateLimitErrors } from './route-rate-limits.ts';
+import { CORS_POLICY_TYPE, corsPolicyErrors } from './cors-policy.ts';
 
 export interface RouteTableContext {
   /** Field path of the RouteConfiguration, e.g. `static_resources.listeners[0]…typed_config.route_config`. */
@@ -98,6 +99,7 @@ function compilePerFilterConfig(map: Record<string, Any__Output>, path: string, 
       continue;
     }
     if (r.value.typeName !== FILTER_CONFIG_TYPE) {
+      if (r.value.typeName === CORS_POLICY_TYPE) errors.push(...corsPolicyErrors(r.value.message, p));
       out.set(name, r.value.message);
       continue;
     }
@@ -111,8 +113,10 @@ function compilePerFilterConfig(map: Record<string, Any__Output>, path: string, 
       continue;
     }
     const inner = unpackAny<unknown>(fc.config, joinPath(p, 'config'));
-    if (inner.ok) out.set(name, inner.value.message);
-    else if (!fc.is_optional) errors.push(...inner.errors);
+    if (inner.ok) {
+      if (inner.value.typeName === CORS_POLICY_TYPE) errors.push(...corsPolicyErrors(inner.value.message, joinPath(p, 'config')));
+      out.set(name, inner.value.message);
+    } else if (!fc.is_optional) errors.push(...inner.errors);
   }
   return out;
 }
@@ -141,7 +145,7 @@ function compileRoute(route: Route__Output, path: string, vh: VirtualHostEntry, 
   switch (route.action) {
     case 'route': {
       const r = route.route ? compileClusterAction(route.route, m.value, joinPath(path, 'route'), table.actions) : fail<never>(joinPath(path, 'route'), 'value is required');
-      const limits = rateLimitErrors(route.route?.rate_limits, joinPath(path, 'route.rate_limits'));
+      const limits = [...rateLimitErrors(route.route?.rate_limits, joinPath(path, 'route.rate_limits')), ...(route.route?.cors ? corsPolicyErrors(route.route.cors, joinPath(path, 'route.cors')) : [])];
       if (r.ok && limits.length === 0) action = r.value;
       else errors.push(...(r.ok ? [] : r.errors), ...limits);
       break;
@@ -192,6 +196,7 @@ function compileVirtualHost(v: VirtualHost__Output, path: string, table: TableLe
   if (!mirrors.ok) errors.push(...mirrors.errors);
   errors.push(...retryHedgeErrors(v.retry_policy, v.hedge_policy, path));
   errors.push(...rateLimitErrors(v.rate_limits, joinPath(path, 'rate_limits')));
+  if (v.cors) errors.push(...corsPolicyErrors(v.cors, joinPath(path, 'cors')));
   const entry: VirtualHostEntry = Object.freeze({
     name: v.name,
     perFilterConfig: mergeMaps(table.perFilter, perFilter),
