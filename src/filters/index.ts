@@ -15,6 +15,7 @@ import { registerRawBuffer } from './transport_sockets/raw_buffer/index.ts';
 import { register as registerHttpRbac } from './http/rbac/index.ts';
 import { register as registerHeaderMutation } from './http/header_mutation/index.ts';
 import { register as registerCors } from './http/cors/index.ts';
+import { register as registerHealthCheck } from './http/health_check/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
@@ -37,6 +38,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerHttpRbac(registry);
   registerHeaderMutation(registry);
   registerCors(registry);
+  registerHealthCheck(registry);
   registerNetworkRbac(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);

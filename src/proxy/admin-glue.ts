@@ -2,6 +2,7 @@
 // listener status gathered from the workers (dynamic listeners and clusters from the xDS manager),
 // config dumps in proto3 JSON (admin/config-dump.ts), lifecycle actions.
 
+import { setHealthCheckFailed } from './server-health.ts';
 import type { Server } from './server.ts';
 import { VERSION } from './version.ts';
 import type { AdminSource, ClusterStatus, ConfigDumpOptions, HealthFlag, ListenerStatus, ServerInfo } from './admin/source.ts';
@@ -89,7 +90,10 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
       runtimeStats();
     },
     certs: () => certificatesJson(tlsContexts(server), server.secrets.store),
-    healthcheck: (fail) => void (server.healthcheckFailed = fail),
+    healthcheck: (fail) => {
+      server.healthcheckFailed = fail;
+      setHealthCheckFailed(server.shared, fail); // every worker's health check filter reads it
+    },
     isHealthcheckFailed: () => server.healthcheckFailed,
     drainListeners: (opts) => void server.drainListeners(opts.graceful),
     quit: () => server.quit(),

@@ -97,8 +97,8 @@ function compile(f: AccessLogFilter__Output, path: string): Result<Predicate> {
     case 'duration_filter':
       return comparison(f.duration_filter?.comparison ?? null, p, durationOf);
     case 'not_health_check_filter':
-      // legate has no health-check filter yet, so no stream is a health check request.
-      return ok(() => true);
+      // Requests the health check filter answered or marked (envoy.filters.http.health_check).
+      return ok((i) => !i.healthCheck);
     case 'traceable_filter':
       // No tracing yet: no stream is traced, as in Envoy without a tracer.
       return ok(() => false);

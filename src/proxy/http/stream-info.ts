@@ -33,6 +33,8 @@ export interface StreamInfo {
   responseCode: number | undefined;
   /** Envoy's response code details (`via_upstream`, `route_not_found`…). */
   responseCodeDetails: string | undefined;
+  /** The health check filter recognised this request as a health check (access logs' not_health_check_filter). */
+  healthCheck: boolean;
   readonly responseFlags: Set<ResponseFlag>;
   bytesReceived: number;
   bytesSent: number;
@@ -86,6 +88,7 @@ export function newStreamInfo(init: {
     responseTrailers: undefined,
     responseCode: undefined,
     responseCodeDetails: undefined,
+    healthCheck: false,
     responseFlags: new Set(),
     bytesReceived: 0,
     bytesSent: 0,

@@ -7,6 +7,7 @@ import type { ContextApi } from './host-api.ts';
 import type { WasmPluginConfig } from './plugin-config.ts';
 import type { StreamInfo } from '../http/stream-info.ts';
 import { hostKey } from '../host-port.ts';
+import { localNode } from '../local-info.ts';
 
 export const u64 = (n: number): Buffer => {
   const b = Buffer.alloc(8);
@@ -19,17 +20,12 @@ export const bool = (v: boolean): Buffer => Buffer.of(v ? 1 : 0);
 /** Who a plugin is (its plugin_* properties). */
 export type PluginIdentity = Pick<WasmPluginConfig, 'name' | 'rootId' | 'vmId'>;
 
-/** The bootstrap's node, for node.* properties (set once per worker). */
-let node: { readonly id: string; readonly cluster: string; readonly metadata: Readonly<Record<string, unknown>> } | undefined;
-
-export function setNodeProperties(n: { id: string; cluster: string; metadata: Readonly<Record<string, unknown>> } | undefined): void {
-  node = n;
-}
 
 /** plugin_name, plugin_root_id, plugin_vm_id, node.*: what a root context can read. */
 export function pluginProperty(c: PluginIdentity, path: string): Buffer | undefined {
   if (path.startsWith('node.') || path.startsWith('xds.node.')) {
     const p = path.startsWith('xds.') ? path.slice(4) : path;
+    const node = localNode();
     if (!node) return undefined;
     if (p === 'node.id') return str(node.id);
     if (p === 'node.cluster') return str(node.cluster);

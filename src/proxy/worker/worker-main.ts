@@ -23,7 +23,7 @@ import { attachProcessWasmStore } from '../wasm/shared-store.ts';
 import { setWasmCallHook, setWasmTrace } from '../wasm/vm.ts';
 import { statusName } from '../wasm/abi.ts';
 import { startWasmServices } from '../wasm/bootstrap-services.ts';
-import { setNodeProperties } from '../wasm/properties.ts';
+import { setLocalNode } from '../local-info.ts';
 import { structToJson } from '../../config/struct-json.ts';
 import { maxMemoryFrom, type WasmPluginRuntime } from '../wasm/plugin-runtime.ts';
 import { RouteRegistry } from './route-registry.ts';
@@ -86,7 +86,7 @@ export function runWorker(init: WorkerInit, port: MessagePort, o: { readonly onM
     adoptUnpacked(init.unpacked);
     if (init.wasmShared) attachProcessWasmStore(init.wasmShared, init.workerId);
     const n = init.bootstrap.node;
-    setNodeProperties(n ? { id: n.id, cluster: n.cluster, metadata: n.metadata ? structToJson(n.metadata) : {} } : undefined);
+    setLocalNode(n ? { id: n.id, cluster: n.cluster, metadata: n.metadata ? structToJson(n.metadata) : {} } : undefined);
     if (init.watchdog) startBeating(new WatchdogBuffer(init.watchdog), init.workerId);
     if (init.wasmTrace || process.env.LEGATE_WASM_TRACE === '1') {
       const trace = logger('wasm');
