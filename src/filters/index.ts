@@ -16,6 +16,7 @@ import { register as registerHttpRbac } from './http/rbac/index.ts';
 import { register as registerHeaderMutation } from './http/header_mutation/index.ts';
 import { register as registerCors } from './http/cors/index.ts';
 import { register as registerHealthCheck } from './http/health_check/index.ts';
+import { register as registerExtAuthz } from './http/ext_authz/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
@@ -39,6 +40,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerHeaderMutation(registry);
   registerCors(registry);
   registerHealthCheck(registry);
+  registerExtAuthz(registry);
   registerNetworkRbac(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);

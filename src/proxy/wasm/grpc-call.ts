@@ -21,6 +21,8 @@ export interface GrpcCallRequest {
   readonly message?: Buffer;
   /** 0: no timeout. */
   readonly timeoutMs: number;
+  /** :authority of the call; default the cluster name (Envoy's envoy_grpc.authority). */
+  readonly authority?: string;
 }
 
 export interface GrpcEvents {
@@ -86,7 +88,7 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
     cluster.http2Session(host).then(
       (session) => {
         if (done) return;
-        const headers: Record<string, string> = { ':method': 'POST', ':path': `/${req.service}/${req.method}`, ':authority': req.cluster, ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers' };
+        const headers: Record<string, string> = { ':method': 'POST', ':path': `/${req.service}/${req.method}`, ':authority': req.authority ?? req.cluster, ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers' };
         if (req.timeoutMs > 0) headers['grpc-timeout'] = `${req.timeoutMs}m`;
         for (const [k, v] of req.metadata) headers[k.toLowerCase()] = v;
         const s = session.request(headers, { endStream: false });

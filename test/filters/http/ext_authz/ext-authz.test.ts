@@ -1,0 +1,262 @@
+// The ext_authz filter behind the real connection manager and router, against a real grpc-js
+// envoy.service.auth.v3.Authorization server loaded from Envoy's own protos (@grpc/proto-loader):
+// what the CheckRequest carries, OK with header edits both ways, denied replies, errors with and
+// without failure_mode_allow, timeouts, per-route disabling and context extensions, request
+// bodies, and Envoy's ext_authz stats.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { Client, startProxy, type Proxy } from '../router/proxy-harness.ts';
+
+const TIMEOUT = { timeout: 20_000 };
+const require = createRequire(import.meta.url);
+const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+
+interface CheckRequest {
+  attributes: {
+    source: { address: { socket_address: { address: string; port_value: number } } };
+    destination: { address: { socket_address: { address: string; port_value: number } } };
+    request: { http: { method: string; path: string; host: string; protocol: string; headers: Record<string, string>; body: string; size: string } };
+    context_extensions: Record<string, string>;
+  };
+}
+type Answer = (req: CheckRequest) => Record<string, unknown> | 'hang';
+
+async function authzServer(answer: Answer): Promise<{ port: number; seen: CheckRequest[]; close(): void }> {
+  const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', {
+    includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)),
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: { service: grpc.ServiceDefinition } } } } } };
+  const seen: CheckRequest[] = [];
+  const server = new grpc.Server();
+  server.addService(pkg.envoy.service.auth.v3.Authorization.service, {
+    Check: (call: grpc.ServerUnaryCall<CheckRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      seen.push(call.request);
+      const a = answer(call.request);
+      if (a !== 'hang') cb(null, a);
+    },
+  });
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  return { port, seen, close: () => server.forceShutdown() };
+}
+
+interface Up {
+  port: number;
+  requests: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }>;
+  server: http.Server;
+}
+
+async function upstream(): Promise<Up> {
+  const up: Up = { port: 0, requests: [], server: http.createServer() };
+  up.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      up.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+      res.end('up');
+    });
+  });
+  up.server.listen(0, '127.0.0.1');
+  await once(up.server, 'listening');
+  up.port = (up.server.address() as net.AddressInfo).port;
+  return up;
+}
+
+const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
+
+function hcmYaml(authz: Record<string, unknown>): string {
+  return stringify({
+    stat_prefix: 'ingress_http',
+    codec_type: 'AUTO',
+    route_config: {
+      name: 'local',
+      virtual_hosts: [
+        {
+          name: 'vh',
+          domains: ['*'],
+          typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, check_settings: { context_extensions: { vh: 'web', level: 'vh' } } } },
+          routes: [
+            { match: { prefix: '/public' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, disabled: true } } },
+            { match: { prefix: '/' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, check_settings: { context_extensions: { level: 'route' } } } } },
+          ],
+        },
+      ],
+    },
+    http_filters: [
+      { name: 'envoy.filters.http.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz', transport_api_version: 'V3', ...authz } },
+      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+    ],
+  });
+}
+
+const clusterYaml = (name: string, port: number, h2 = false): string =>
+  stringify({
+    name,
+    connect_timeout: '1s',
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] },
+    ...(h2 ? { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } } : {}),
+  });
+
+async function withProxy(authz: Record<string, unknown>, authzPort: number, run: (p: Proxy, up: Up) => Promise<void>): Promise<void> {
+  const up = await upstream();
+  const proxy = await startProxy(hcmYaml({ grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '1s' }, ...authz }), [clusterYaml('up', up.port), clusterYaml('authz', authzPort, true)]);
+  try {
+    await run(proxy, up);
+  } finally {
+    await proxy.close();
+    up.server.close();
+  }
+}
+
+const OK = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ status: { code: 0 }, ok_response: extra });
+const hv = (key: string, value: string, append = false): Record<string, unknown> => ({ header: { key, value }, append: { value: append } });
+
+for (const kind of ['h1', 'h2'] as const) {
+  test(`${kind}: the CheckRequest describes the request; OK applies the service's header edits both ways`, TIMEOUT, async () => {
+    const authz = await authzServer((req) =>
+      req.attributes.request.http.headers['x-user'] === 'alice'
+        ? OK({ headers: [hv('x-authz', 'yes'), hv('x-tag', 'b', true)], headers_to_remove: ['x-secret'], response_headers_to_add: [hv('x-resp', '1')] })
+        : { status: { code: 7 } },
+    );
+    try {
+      await withProxy({}, authz.port, async (proxy, up) => {
+        const c = new Client(kind, proxy.port);
+        try {
+          const r = await c.request({ path: '/a?q=1', headers: { 'x-user': 'alice', 'x-secret': 's', 'x-tag': 'a' } });
+          assert.equal(r.status, 200);
+          assert.equal(r.body.toString(), 'up');
+          assert.equal(r.headers['x-resp'], '1');
+          const seen = up.requests[0]!;
+          assert.equal(seen.headers['x-authz'], 'yes');
+          assert.equal(seen.headers['x-tag'], 'a, b', 'append: true adds a value');
+          assert.equal(seen.headers['x-secret'], undefined);
+          const check = authz.seen[0]!.attributes;
+          assert.equal(check.request.http.method, 'GET');
+          assert.equal(check.request.http.path, '/a?q=1');
+          assert.equal(check.request.http.host, `127.0.0.1:${proxy.port}`);
+          assert.equal(check.request.http.protocol, kind === 'h1' ? 'HTTP/1.1' : 'HTTP/2');
+          assert.equal(check.request.http.headers['x-user'], 'alice');
+          assert.equal(check.source.address.socket_address.address, '127.0.0.1');
+          assert.equal(check.destination.address.socket_address.port_value, proxy.port);
+          assert.deepEqual(check.context_extensions, { vh: 'web', level: 'route' }, 'route-level extensions over the virtual host’s');
+          assert.equal(proxy.counter('http.ingress_http.ext_authz.ok'), 1);
+          assert.equal(proxy.counter('cluster.up.ext_authz.ok'), 1);
+        } finally {
+          c.close();
+        }
+      });
+    } finally {
+      authz.close();
+    }
+  });
+}
+
+test('denied: the service\'s status, headers and body are the reply, and the upstream is never asked', TIMEOUT, async () => {
+  const authz = await authzServer(() => ({ status: { code: 7 }, denied_response: { status: { code: 'Unauthorized' }, headers: [hv('www-authenticate', 'Bearer')], body: 'who are you?' } }));
+  try {
+    await withProxy({}, authz.port, async (proxy, up) => {
+      const c = new Client('h1', proxy.port);
+      try {
+        const r = await c.request({ path: '/private' });
+        assert.equal(r.status, 401);
+        assert.equal(r.body.toString(), 'who are you?');
+        assert.equal(r.headers['www-authenticate'], 'Bearer');
+        const pub = await c.request({ path: '/public/logo.png' });
+        assert.equal(pub.status, 200, 'ExtAuthzPerRoute disabled: no check');
+        assert.equal(authz.seen.length, 1);
+        assert.deepEqual(up.requests.map((q) => q.url), ['/public/logo.png']);
+        assert.equal(proxy.counter('http.ingress_http.ext_authz.denied'), 1);
+        assert.equal(proxy.counter('cluster.up.ext_authz.denied'), 1);
+      } finally {
+        c.close();
+      }
+    });
+  } finally {
+    authz.close();
+  }
+});
+
+test('errors: an unreachable service is status_on_error (403), or let through with failure_mode_allow; a slow one times out', TIMEOUT, async () => {
+  const gone = net.createServer();
+  gone.listen(0, '127.0.0.1');
+  await once(gone, 'listening');
+  const gonePort = (gone.address() as net.AddressInfo).port;
+  gone.close();
+  await withProxy({}, gonePort, async (proxy, up) => {
+    const c = new Client('h1', proxy.port);
+    try {
+      assert.equal((await c.request({ path: '/' })).status, 403);
+      assert.equal(up.requests.length, 0);
+      assert.equal(proxy.counter('http.ingress_http.ext_authz.error'), 1);
+    } finally {
+      c.close();
+    }
+  });
+  await withProxy({ failure_mode_allow: true, failure_mode_allow_header_add: true, status_on_error: { code: 'ServiceUnavailable' } }, gonePort, async (proxy, up) => {
+    const c = new Client('h1', proxy.port);
+    try {
+      const r = await c.request({ path: '/' });
+      assert.equal(r.status, 200);
+      assert.equal(up.requests[0]!.headers['x-envoy-auth-failure-mode-allowed'], 'true');
+      assert.equal(proxy.counter('http.ingress_http.ext_authz.failure_mode_allowed'), 1);
+    } finally {
+      c.close();
+    }
+  });
+  const slow = await authzServer(() => 'hang');
+  try {
+    await withProxy({ grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '0.2s' }, status_on_error: { code: 'ServiceUnavailable' } }, slow.port, async (proxy) => {
+      const c = new Client('h1', proxy.port);
+      try {
+        const t0 = Date.now();
+        assert.equal((await c.request({ path: '/' })).status, 503, 'status_on_error');
+        assert.ok(Date.now() - t0 < 3000);
+        assert.equal(proxy.counter('http.ingress_http.ext_authz.error'), 1);
+      } finally {
+        c.close();
+      }
+    });
+  } finally {
+    slow.close();
+  }
+});
+
+test('with_request_body: the body is sent with the check and then forwarded; a larger body without allow_partial_message is 413', TIMEOUT, async () => {
+  const authz = await authzServer((req) => (req.attributes.request.http.body === 'hello' ? OK() : { status: { code: 7 } }));
+  try {
+    await withProxy({ with_request_body: { max_request_bytes: 16 } }, authz.port, async (proxy, up) => {
+      const c = new Client('h1', proxy.port);
+      try {
+        const r = await c.request({ method: 'POST', path: '/form', body: Buffer.from('hello') });
+        assert.equal(r.status, 200);
+        assert.equal(up.requests[0]!.body, 'hello');
+        assert.equal(authz.seen[0]!.attributes.request.http.size, '5');
+        const big = await c.request({ method: 'POST', path: '/form', body: Buffer.alloc(64, 'x') });
+        assert.equal(big.status, 413);
+        assert.equal(authz.seen.length, 1);
+      } finally {
+        c.close();
+      }
+    });
+  } finally {
+    authz.close();
+  }
+});
+
+test('config: the HTTP service and google_grpc are refused with their field paths', TIMEOUT, async () => {
+  await assert.rejects(startProxy(hcmYaml({ http_service: { server_uri: { uri: 'http://authz', cluster: 'authz', timeout: '1s' } } }), [clusterYaml('up', 1)]), /http_service.*not supported yet/);
+  await assert.rejects(startProxy(hcmYaml({ grpc_service: { google_grpc: { target_uri: 'x', stat_prefix: 'g' } } }), [clusterYaml('up', 1)]), /grpc_service\.google_grpc/);
+});
