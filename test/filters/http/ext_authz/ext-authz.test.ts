@@ -9,50 +9,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { stringify } from 'yaml';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { Client, startProxy, type Proxy } from '../router/proxy-harness.ts';
+import { authzServer } from '../../../helpers/authz-server.ts';
 
 const TIMEOUT = { timeout: 20_000 };
-const require = createRequire(import.meta.url);
-const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-
-interface CheckRequest {
-  attributes: {
-    source: { address: { socket_address: { address: string; port_value: number } } };
-    destination: { address: { socket_address: { address: string; port_value: number } } };
-    request: { http: { method: string; path: string; host: string; protocol: string; headers: Record<string, string>; body: string; size: string } };
-    context_extensions: Record<string, string>;
-  };
-}
-type Answer = (req: CheckRequest) => Record<string, unknown> | 'hang';
-
-async function authzServer(answer: Answer): Promise<{ port: number; seen: CheckRequest[]; close(): void }> {
-  const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', {
-    includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)),
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: { service: grpc.ServiceDefinition } } } } } };
-  const seen: CheckRequest[] = [];
-  const server = new grpc.Server();
-  server.addService(pkg.envoy.service.auth.v3.Authorization.service, {
-    Check: (call: grpc.ServerUnaryCall<CheckRequest, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      seen.push(call.request);
-      const a = answer(call.request);
-      if (a !== 'hang') cb(null, a);
-    },
-  });
-  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  return { port, seen, close: () => server.forceShutdown() };
-}
-
 interface Up {
   port: number;
   requests: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }>;
