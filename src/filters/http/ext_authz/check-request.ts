@@ -13,12 +13,18 @@ import type { ExtAuthzConfig } from './config.ts';
 const CHECK_REQUEST = 'envoy.service.auth.v3.CheckRequest';
 const CHECK_RESPONSE = 'envoy.service.auth.v3.CheckResponse';
 
-/** A header to add or set (HeaderValueOption: `append` true adds, else replaces). */
+/**
+ * A header edit from a HeaderValueOption, as Envoy's ext_authz reads it: the deprecated `append`
+ * when set (true: append to the existing value, false: overwrite), else `append_action` (default
+ * APPEND_IF_EXISTS_OR_ADD: one more value).
+ */
 export interface HeaderEdit {
   readonly key: string;
   readonly value: string;
-  readonly append: boolean;
+  readonly action: 'append' | 'add' | 'add-if-absent' | 'overwrite' | 'overwrite-if-exists';
 }
+
+const APPEND_ACTIONS: readonly HeaderEdit['action'][] = ['add', 'add-if-absent', 'overwrite', 'overwrite-if-exists'];
 
 export type CheckVerdict =
   | { readonly kind: 'ok'; readonly headers: readonly HeaderEdit[]; readonly remove: readonly string[]; readonly responseHeaders: readonly HeaderEdit[] }
@@ -84,6 +90,7 @@ export function encodeCheckRequest(c: ExtAuthzConfig, input: CheckInput): Buffer
 interface HeaderValueOption {
   header?: { key?: string; value?: string; raw_value?: Uint8Array } | null;
   append?: { value?: boolean } | null;
+  append_action?: number;
 }
 
 function edits(list: readonly HeaderValueOption[] | undefined): HeaderEdit[] {
@@ -92,7 +99,8 @@ function edits(list: readonly HeaderValueOption[] | undefined): HeaderEdit[] {
     const key = o.header?.key?.toLowerCase();
     if (!key) continue;
     const value = o.header?.value || (o.header?.raw_value ? Buffer.from(o.header.raw_value).toString('latin1') : '');
-    out.push({ key, value, append: o.append?.value === true });
+    const action = o.append ? (o.append.value === true ? 'append' : 'overwrite') : (APPEND_ACTIONS[o.append_action ?? 0] ?? 'overwrite');
+    out.push({ key, value, action });
   }
   return out;
 }

@@ -107,8 +107,25 @@ export class ExtAuthzFactory implements HttpFilterFactory<ExtAuthzConfig> {
 
 function applyEdits(headers: HeaderMap, list: readonly HeaderEdit[]): void {
   for (const e of list) {
-    if (e.append) headers.add(e.key, e.value);
-    else headers.set(e.key, e.value);
+    const existing = headers.get(e.key);
+    switch (e.action) {
+      case 'append':
+        if (existing === undefined) headers.add(e.key, e.value);
+        else headers.set(e.key, `${headers.getAll(e.key).join(',')},${e.value}`);
+        break;
+      case 'add':
+        headers.add(e.key, e.value);
+        break;
+      case 'add-if-absent':
+        if (existing === undefined) headers.add(e.key, e.value);
+        break;
+      case 'overwrite':
+        headers.set(e.key, e.value);
+        break;
+      case 'overwrite-if-exists':
+        if (existing !== undefined) headers.set(e.key, e.value);
+        break;
+    }
   }
 }
 

@@ -84,25 +84,33 @@ async function withProxy(authz: Record<string, unknown>, authzPort: number, run:
 
 const OK = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ status: { code: 0 }, ok_response: extra });
 const hv = (key: string, value: string, append = false): Record<string, unknown> => ({ header: { key, value }, append: { value: append } });
+const hva = (key: string, value: string, action: string): Record<string, unknown> => ({ header: { key, value }, append_action: action });
 
 for (const kind of ['h1', 'h2'] as const) {
   test(`${kind}: the CheckRequest describes the request; OK applies the service's header edits both ways`, TIMEOUT, async () => {
     const authz = await authzServer((req) =>
       req.attributes.request.http.headers['x-user'] === 'alice'
-        ? OK({ headers: [hv('x-authz', 'yes'), hv('x-tag', 'b', true)], headers_to_remove: ['x-secret'], response_headers_to_add: [hv('x-resp', '1')] })
+        ? OK({
+            headers: [hv('x-authz', 'yes'), hv('x-tag', 'b', true), hva('x-once', 'no', 'ADD_IF_ABSENT'), hva('x-missing', 'no', 'OVERWRITE_IF_EXISTS'), { header: { key: 'x-more', value: '2' } }],
+            headers_to_remove: ['x-secret'],
+            response_headers_to_add: [hv('x-resp', '1')],
+          })
         : { status: { code: 7 } },
     );
     try {
       await withProxy({}, authz.port, async (proxy, up) => {
         const c = new Client(kind, proxy.port);
         try {
-          const r = await c.request({ path: '/a?q=1', headers: { 'x-user': 'alice', 'x-secret': 's', 'x-tag': 'a' } });
+          const r = await c.request({ path: '/a?q=1', headers: { 'x-user': 'alice', 'x-secret': 's', 'x-tag': 'a', 'x-once': 'yes', 'x-more': '1' } });
           assert.equal(r.status, 200);
           assert.equal(r.body.toString(), 'up');
           assert.equal(r.headers['x-resp'], '1');
           const seen = up.requests[0]!;
           assert.equal(seen.headers['x-authz'], 'yes');
-          assert.equal(seen.headers['x-tag'], 'a, b', 'append: true adds a value');
+          assert.equal(seen.headers['x-tag'], 'a,b', 'the deprecated append: true appends to the value');
+          assert.equal(seen.headers['x-once'], 'yes', 'ADD_IF_ABSENT leaves a present header');
+          assert.equal(seen.headers['x-missing'], undefined, 'OVERWRITE_IF_EXISTS adds nothing');
+          assert.equal(seen.headers['x-more'], '1, 2', 'no append, no append_action: APPEND_IF_EXISTS_OR_ADD adds a value');
           assert.equal(seen.headers['x-secret'], undefined);
           const check = authz.seen[0]!.attributes;
           assert.equal(check.request.http.method, 'GET');
