@@ -1,7 +1,8 @@
-// Parses envoy.extensions.filters.http.ext_authz.v3.ExtAuthz (the gRPC authorization service:
-// envoy.service.auth.v3.Authorization/Check over an envoy_grpc cluster) and ExtAuthzPerRoute.
-// What legate does not implement is a config error naming the field (http_service, google_grpc,
-// metadata namespaces, header allow/deny lists), never silently ignored.
+// Parses envoy.extensions.filters.http.ext_authz.v3.ExtAuthz (the gRPC authorization service,
+// envoy.service.auth.v3.Authorization/Check over an envoy_grpc cluster, or the HTTP service,
+// http-service.ts) and ExtAuthzPerRoute. What legate does not implement is a config error naming the
+// field (google_grpc, metadata namespaces, the top-level header allow/deny lists), never silently
+// ignored.
 
 import { joinPath, ok, type ConfigError, type Result } from '../../../config/result.ts';
 import { durationMs } from '../../../config/values.ts';
@@ -10,6 +11,7 @@ import type { ParseContext } from '../../registry.ts';
 import type { FractionalPercentValue } from '../../../proxy/runtime.ts';
 import type { Duration__Output } from '../../../generated/google/protobuf/Duration.ts';
 import type { RuntimeFractionalPercent__Output } from '../../../generated/envoy/config/core/v3/RuntimeFractionalPercent.ts';
+import { parseHttpService, type HttpService__Output, type HttpServiceConfig } from './http-service.ts';
 
 export const EXT_AUTHZ_NAME = 'envoy.filters.http.ext_authz';
 export const EXT_AUTHZ_TYPE = 'envoy.extensions.filters.http.ext_authz.v3.ExtAuthz';
@@ -63,7 +65,10 @@ export interface BodySettings {
 }
 
 export interface ExtAuthzConfig {
+  /** The gRPC service's cluster (empty with `http`). */
   readonly cluster: string;
+  /** The HTTP authorization service, instead of gRPC. */
+  readonly http: HttpServiceConfig | undefined;
   /** :authority of the Check call; empty: the cluster name. */
   readonly authority: string;
   readonly timeoutMs: number;
@@ -109,9 +114,11 @@ export function parseExtAuthz(message: unknown, ctx: ParseContext): Result<ExtAu
   const m = message as ExtAuthz__Output;
   const p = ctx.path;
   const errors: ConfigError[] = [];
-  if (m.services === 'http_service' || set(m.http_service)) errors.push({ path: joinPath(p, 'http_service'), reason: 'the HTTP authorization service is not supported yet; use grpc_service' });
-  const g = m.grpc_service;
-  if (!g && m.services !== 'http_service') errors.push({ path: joinPath(p, 'grpc_service'), reason: 'one of grpc_service or http_service is required' });
+  const http = m.http_service ? parseHttpService(m.http_service as HttpService__Output, joinPath(p, 'http_service'), errors) : undefined;
+  const httpCluster = http?.cluster ?? '';
+  if (httpCluster && ctx.clusterNames && !ctx.clusterNames.has(httpCluster)) errors.push({ path: joinPath(p, 'http_service.server_uri.cluster'), reason: `unknown cluster '${httpCluster}'` });
+  const g = m.http_service ? undefined : m.grpc_service;
+  if (!g && !m.http_service) errors.push({ path: joinPath(p, 'grpc_service'), reason: 'one of grpc_service or http_service is required' });
   if (g && g.target_specifier === 'google_grpc') errors.push({ path: joinPath(p, 'grpc_service.google_grpc'), reason: 'google_grpc is not supported; use envoy_grpc' });
   const cluster = g?.envoy_grpc?.cluster_name ?? '';
   if (g && g.target_specifier !== 'google_grpc' && !cluster) errors.push({ path: joinPath(p, 'grpc_service.envoy_grpc.cluster_name'), reason: 'value length must be at least 1 characters' });
@@ -134,8 +141,9 @@ export function parseExtAuthz(message: unknown, ctx: ParseContext): Result<ExtAu
   return ok(
     Object.freeze({
       cluster,
+      http,
       authority: g?.envoy_grpc?.authority ?? '',
-      timeoutMs: durationMs(g?.timeout, DEFAULT_TIMEOUT_MS),
+      timeoutMs: http ? http.timeoutMs : durationMs(g?.timeout, DEFAULT_TIMEOUT_MS),
       initialMetadata: Object.freeze((g?.initial_metadata ?? []).map((h) => Object.freeze([h.key.toLowerCase(), h.value] as const))),
       failureModeAllow: m.failure_mode_allow,
       failureModeAllowHeaderAdd: m.failure_mode_allow_header_add,

@@ -1,6 +1,7 @@
-// The external authorization filter (Envoy's ext_authz, gRPC service): each request (and its body,
-// with with_request_body) is described in a CheckRequest sent to envoy.service.auth.v3.Authorization
-// /Check on the configured cluster, while the request waits. OK: the service's header edits are
+// The external authorization filter (Envoy's ext_authz): each request (and its body, with
+// with_request_body) is described in a CheckRequest sent to envoy.service.auth.v3.Authorization
+// /Check on the configured cluster, or in an HTTP request to the HTTP service (http-service.ts),
+// while the request waits. OK: the service's header edits are
 // applied to the request (and its response_headers_to_add to the response) and the request goes
 // on. Denied: the service's status (403 by default), headers and body are the reply (flag UAEX).
 // An error (no cluster, unreachable, timeout, bad answer): status_on_error (403), or the request
@@ -15,11 +16,12 @@ import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
 import { ResponseFlag } from '../../../proxy/errors.ts';
-import { startGrpc, type GrpcHandle } from '../../../proxy/wasm/grpc-call.ts';
+import { startGrpc } from '../../../proxy/wasm/grpc-call.ts';
 import { formatErrors } from '../../../config/result.ts';
 import { logger } from '../../../proxy/log.ts';
 import { EXT_AUTHZ_NAME, parseExtAuthzPerRoute, type BodySettings, type ExtAuthzConfig, type ExtAuthzPerRouteConfig } from './config.ts';
 import { decodeCheckResponse, encodeCheckRequest, type CheckVerdict, type HeaderEdit } from './check-request.ts';
+import { checkOverHttp } from './http-service.ts';
 
 const log = logger('filter');
 
@@ -137,7 +139,8 @@ export class ExtAuthzFilter implements HttpFilter {
   #cluster: string | undefined;
   /** Buffering the body before the call (with_request_body). */
   #awaitingBody = false;
-  #call: GrpcHandle | undefined;
+  /** The check in flight (gRPC call or HTTP request). */
+  #call: { cancel(): void } | undefined;
   #done = false;
   /** This filter answered the request (denied, or an error without failure_mode_allow). */
   #replied = false;
@@ -214,6 +217,10 @@ export class ExtAuthzFilter implements HttpFilter {
 
   #check(body: Buffer | undefined): void {
     const c = this.#f.config;
+    if (c.http) {
+      this.#call = checkOverHttp(this.#f.rt.clusterManager, c.http, this.#headers!, body, (v) => this.#onVerdict(v === 'error' ? undefined : v));
+      return;
+    }
     let message: Buffer;
     try {
       message = encodeCheckRequest(c, { headers: this.#headers!, info: this.#cb.streamInfo, body, contextExtensions: this.#settings!.contextExtensions, packAsBytes: c.withRequestBody?.packAsBytes ?? false });
@@ -246,6 +253,12 @@ export class ExtAuthzFilter implements HttpFilter {
         log.debug(`ext_authz: undecodable CheckResponse: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
+    this.#onVerdict(verdict);
+  }
+
+  /** The service's answer; undefined: the check failed. */
+  #onVerdict(verdict: CheckVerdict | undefined): void {
+    if (this.#done) return;
     if (!verdict) return this.#error(true);
     this.#done = true;
     const cb = this.#cb;

@@ -225,7 +225,87 @@ test('with_request_body: the body is sent with the check and then forwarded; a l
   }
 });
 
-test('config: the HTTP service and google_grpc are refused with their field paths', TIMEOUT, async () => {
-  await assert.rejects(startProxy(hcmYaml({ http_service: { server_uri: { uri: 'http://authz', cluster: 'authz', timeout: '1s' } } }), [clusterYaml('up', 1)]), /http_service.*not supported yet/);
+test('HTTP service: the original method and path (after path_prefix), allowed headers and body go to the service; its answer edits the request and response or denies', TIMEOUT, async () => {
+  const asked: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }> = [];
+  const service = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      asked.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+      const auth = req.headers.authorization;
+      if (auth === 'Bearer good') {
+        res.setHeader('x-user-id', 'u1');
+        res.setHeader('x-audit', 'checked');
+        res.setHeader('x-resp-note', 'hi');
+        res.setHeader('x-envoy-auth-headers-to-remove', 'x-api-key');
+        return res.end();
+      }
+      if (auth === 'Bearer broken') {
+        res.statusCode = 503;
+        return res.end();
+      }
+      res.writeHead(401, { 'www-authenticate': 'Bearer realm="x"', 'x-debug': 'bad token' });
+      res.end('no');
+    });
+  });
+  service.listen(0, '127.0.0.1');
+  await once(service, 'listening');
+  const authz = {
+    http_service: {
+      server_uri: { uri: 'http://authz', cluster: 'authz', timeout: '1s' },
+      path_prefix: '/auth',
+      authorization_request: { allowed_headers: { patterns: [{ prefix: 'x-allowed' }] }, headers_to_add: [{ key: 'x-from-proxy', value: '1' }] },
+      authorization_response: {
+        allowed_upstream_headers: { patterns: [{ exact: 'x-user-id' }] },
+        allowed_upstream_headers_to_append: { patterns: [{ exact: 'x-audit' }] },
+        allowed_client_headers_on_success: { patterns: [{ exact: 'x-resp-note' }] },
+      },
+    },
+    with_request_body: { max_request_bytes: 64 },
+  };
+  const up = await upstream();
+  const port = (service.address() as net.AddressInfo).port;
+  const proxy = await startProxy(hcmYaml(authz), [clusterYaml('up', up.port), clusterYaml('authz', port)]);
+  const c = new Client('h1', proxy.port);
+  try {
+    const ok = await c.request({ method: 'POST', path: '/orders?id=7', headers: { authorization: 'Bearer good', 'x-allowed-tenant': 't1', 'x-other': 'o', 'x-api-key': 'k', 'x-audit': 'client' }, body: Buffer.from('{"n":1}') });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers['x-resp-note'], 'hi');
+    const a = asked[0]!;
+    assert.equal(a.method, 'POST');
+    assert.equal(a.url, '/auth/orders?id=7');
+    assert.equal(a.headers['x-allowed-tenant'], 't1');
+    assert.equal(a.headers['x-other'], undefined, 'only allowed headers are sent');
+    assert.equal(a.headers['x-from-proxy'], '1');
+    assert.equal(a.body, '{"n":1}');
+    const u = up.requests[0]!;
+    assert.equal(u.headers['x-user-id'], 'u1');
+    assert.equal(u.headers['x-audit'], 'client, checked', 'allowed_upstream_headers_to_append adds a value');
+    assert.equal(u.headers['x-api-key'], undefined, 'x-envoy-auth-headers-to-remove');
+    assert.equal(u.headers['x-envoy-auth-headers-to-remove'], undefined);
+    assert.equal(u.body, '{"n":1}');
+
+    const denied = await c.request({ path: '/orders', headers: { authorization: 'Bearer nope' } });
+    assert.equal(denied.status, 401);
+    assert.equal(denied.body.toString(), 'no');
+    assert.equal(denied.headers['www-authenticate'], 'Bearer realm="x"');
+    assert.equal(denied.headers['x-debug'], 'bad token', 'no allowed_client_headers: every header goes to the client');
+
+    assert.equal((await c.request({ path: '/orders', headers: { authorization: 'Bearer broken' } })).status, 403, 'a 5xx from the service is an error');
+    assert.equal(up.requests.length, 1);
+    assert.equal(proxy.counter('http.ingress_http.ext_authz.ok'), 1);
+    assert.equal(proxy.counter('http.ingress_http.ext_authz.denied'), 1);
+    assert.equal(proxy.counter('http.ingress_http.ext_authz.error'), 1);
+  } finally {
+    c.close();
+    await proxy.close();
+    up.server.close();
+    service.close();
+  }
+});
+
+test('config: google_grpc and dynamic metadata from the HTTP service are refused with their field paths', TIMEOUT, async () => {
   await assert.rejects(startProxy(hcmYaml({ grpc_service: { google_grpc: { target_uri: 'x', stat_prefix: 'g' } } }), [clusterYaml('up', 1)]), /grpc_service\.google_grpc/);
+  const withMetadata = { http_service: { server_uri: { uri: 'http://a', cluster: 'up', timeout: '1s' }, authorization_response: { dynamic_metadata_from_headers: { patterns: [{ exact: 'x' }] } } } };
+  await assert.rejects(startProxy(hcmYaml(withMetadata), [clusterYaml('up', 1)]), /http_service\.authorization_response\.dynamic_metadata_from_headers/);
 });
