@@ -15,11 +15,8 @@ import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
 import { compileCorsPolicy, type CorsFraction, type CorsPolicy } from '../../../proxy/http/cors-policy.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
-import { formatErrors } from '../../../config/result.ts';
-import { logger } from '../../../proxy/log.ts';
+import { PerRouteConfigs } from '../per-route-config.ts';
 import { CORS_NAME, type CorsConfig } from './config.ts';
-
-const log = logger('filter');
 
 /**
  * typed_per_filter_config key the filter answers to. Envoy keys overrides by the filter's configured
@@ -38,7 +35,8 @@ interface CorsStats {
 /** Per worker: the route policies, compiled once per route, and the stats per connection manager. */
 export class CorsFactory implements HttpFilterFactory<CorsConfig> {
   readonly rt: RuntimeContext;
-  readonly #compiled = new WeakMap<object, CorsPolicy | null>();
+  /** The route table already rejected a bad policy: this only guards a table built without that check. */
+  readonly #compiled = new PerRouteConfigs<CorsPolicy>(PER_ROUTE_KEY, 'CORS policy', compileCorsPolicy);
   readonly #byRoute = new WeakMap<RouteEntry, Policies>();
   readonly #stats = new Map<string, CorsStats>();
 
@@ -83,23 +81,12 @@ export class CorsFactory implements HttpFilterFactory<CorsConfig> {
     const out: CorsPolicy[] = [];
     for (const m of raw) {
       if (m === undefined || m === null || typeof m !== 'object') continue;
-      const c = this.#compile(m, route);
+      const c = this.#compiled.get(m, route);
       if (c) out.push(c);
     }
     return out.length > 0 ? Object.freeze(out) : NONE;
   }
 
-  #compile(m: object, route: RouteEntry): CorsPolicy | null {
-    let c = this.#compiled.get(m);
-    if (c === undefined) {
-      // The route table already rejected a bad policy; this only guards a table built without it.
-      const r = compileCorsPolicy(m, `typed_per_filter_config["${PER_ROUTE_KEY}"]`);
-      if (!r.ok) log.warn(`route ${route.virtualHost.name}/${route.name}: ignoring invalid CORS policy: ${formatErrors(r.errors)}`);
-      c = r.ok ? r.value : null;
-      this.#compiled.set(m, c);
-    }
-    return c;
-  }
 }
 
 /** The first policy's non-empty string setting. */

@@ -17,8 +17,8 @@ import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
 import { ResponseFlag } from '../../../proxy/errors.ts';
 import { startGrpc } from '../../../proxy/wasm/grpc-call.ts';
-import { formatErrors } from '../../../config/result.ts';
 import { logger } from '../../../proxy/log.ts';
+import { PerRouteConfigs } from '../per-route-config.ts';
 import { EXT_AUTHZ_NAME, parseExtAuthzPerRoute, type BodySettings, type ExtAuthzConfig, type ExtAuthzPerRouteConfig } from './config.ts';
 import { decodeCheckResponse, encodeCheckRequest, type CheckVerdict, type HeaderEdit } from './check-request.ts';
 import { checkOverHttp } from './http-service.ts';
@@ -40,7 +40,7 @@ interface RouteSettings {
 export class ExtAuthzFactory implements HttpFilterFactory<ExtAuthzConfig> {
   readonly config: ExtAuthzConfig;
   readonly rt: RuntimeContext;
-  readonly #parsed = new WeakMap<object, ExtAuthzPerRouteConfig | null>();
+  readonly #parsed = new PerRouteConfigs<ExtAuthzPerRouteConfig>(PER_ROUTE_KEY, 'ExtAuthzPerRoute', parseExtAuthzPerRoute);
   readonly #byRoute = new WeakMap<RouteEntry, RouteSettings>();
   readonly #counters = new Map<string, Counter>();
   readonly #defaults: RouteSettings;
@@ -81,7 +81,7 @@ export class ExtAuthzFactory implements HttpFilterFactory<ExtAuthzConfig> {
     if (routeLevel === undefined) return this.#defaults;
     if (routeLevel === FILTER_DISABLED) return { ...this.#defaults, disabled: true };
     const vhLevel = route.virtualHost.perFilterConfig.get(PER_ROUTE_KEY);
-    const levels = [vhLevel === routeLevel ? undefined : vhLevel, routeLevel].map((m) => (m && typeof m === 'object' && m !== FILTER_DISABLED ? this.#parse(m, route) : undefined));
+    const levels = [vhLevel === routeLevel ? undefined : vhLevel, routeLevel].map((m) => (m && typeof m === 'object' && m !== FILTER_DISABLED ? this.#parsed.get(m, route) : undefined));
     const contextExtensions: Record<string, string> = {};
     let disabled = false;
     let body = this.config.withRequestBody;
@@ -95,16 +95,6 @@ export class ExtAuthzFactory implements HttpFilterFactory<ExtAuthzConfig> {
     return Object.freeze({ disabled, contextExtensions: Object.freeze(contextExtensions), body });
   }
 
-  #parse(m: object, route: RouteEntry): ExtAuthzPerRouteConfig | null {
-    let c = this.#parsed.get(m);
-    if (c === undefined) {
-      const r = parseExtAuthzPerRoute(m, `typed_per_filter_config["${PER_ROUTE_KEY}"]`);
-      if (!r.ok) log.warn(`route ${route.virtualHost.name}/${route.name}: ignoring invalid ExtAuthzPerRoute: ${formatErrors(r.errors)}`);
-      c = r.ok ? r.value : null;
-      this.#parsed.set(m, c);
-    }
-    return c;
-  }
 }
 
 function applyEdits(headers: HeaderMap, list: readonly HeaderEdit[]): void {

@@ -8,11 +8,8 @@ import { FilterHeadersStatus, type HttpFilter, type HttpFilterCallbacks, type Ht
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RouteEntry } from '../../../proxy/http/route-types.ts';
 import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
-import { formatErrors } from '../../../config/result.ts';
-import { logger } from '../../../proxy/log.ts';
+import { PerRouteConfigs } from '../per-route-config.ts';
 import { HEADER_MUTATION_NAME, parseHeaderMutationPerRoute, type HeaderMutationConfig, type HeaderMutationPerRouteConfig } from './config.ts';
-
-const log = logger('filter');
 
 /**
  * typed_per_filter_config key the filter answers to. Envoy keys overrides by the filter's configured
@@ -29,7 +26,7 @@ const NO_LEVELS: RouteLevels = Object.freeze([]);
 export class HeaderMutationFactory implements HttpFilterFactory<HeaderMutationConfig> {
   readonly top: HeaderMutationConfig;
   /** Parsed HeaderMutationPerRoute by unpacked message (null: invalid, ignored). */
-  readonly #overrides = new WeakMap<object, HeaderMutationPerRouteConfig | null>();
+  readonly #overrides = new PerRouteConfigs<HeaderMutationPerRouteConfig>(PER_ROUTE_KEY, 'HeaderMutationPerRoute', parseHeaderMutationPerRoute);
   readonly #byRoute = new WeakMap<RouteEntry, RouteLevels>();
 
   constructor(config: HeaderMutationConfig) {
@@ -65,7 +62,7 @@ export class HeaderMutationFactory implements HttpFilterFactory<HeaderMutationCo
     const out: HeaderMutationPerRouteConfig[] = [];
     for (const m of raw) {
       if (m === undefined || m === FILTER_DISABLED || typeof m !== 'object' || m === null) continue;
-      const c = this.#override(m, route);
+      const c = this.#overrides.get(m, route);
       if (c) out.push(c);
     }
     // Default: most specific first, so less specific levels win on overwrite (Envoy's order).
@@ -73,16 +70,6 @@ export class HeaderMutationFactory implements HttpFilterFactory<HeaderMutationCo
     return Object.freeze(out);
   }
 
-  #override(m: object, route: RouteEntry): HeaderMutationPerRouteConfig | null {
-    let c = this.#overrides.get(m);
-    if (c === undefined) {
-      const r = parseHeaderMutationPerRoute(m, `typed_per_filter_config["${PER_ROUTE_KEY}"]`);
-      if (!r.ok) log.warn(`route ${route.virtualHost.name}/${route.name}: ignoring invalid HeaderMutationPerRoute: ${formatErrors(r.errors)}`);
-      c = r.ok ? r.value : null;
-      this.#overrides.set(m, c);
-    }
-    return c;
-  }
 }
 
 export class HeaderMutationFilter implements HttpFilter {
