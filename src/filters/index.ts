@@ -18,6 +18,7 @@ import { register as registerCors } from './http/cors/index.ts';
 import { register as registerHealthCheck } from './http/health_check/index.ts';
 import { register as registerExtAuthz } from './http/ext_authz/index.ts';
 import { register as registerGrpcStats } from './http/grpc_stats/index.ts';
+import { register as registerBuffer } from './http/buffer/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
@@ -43,6 +44,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerHealthCheck(registry);
   registerExtAuthz(registry);
   registerGrpcStats(registry);
+  registerBuffer(registry);
   registerNetworkRbac(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);

@@ -77,6 +77,12 @@ export interface HttpFilterCallbacks {
   /** The request body buffered so far (for filters that returned StopIterationAndBuffer). */
   bufferedRequestBody(): Buffer | undefined;
   /**
+   * How much of the request the filters may buffer (Envoy's setDecoderBufferLimit; default the
+   * connection's buffer limit): more is a 413 and downstream_rq_too_large. (Optional: test
+   * harnesses without a filter manager omit it.)
+   */
+  setDecoderBufferLimit?(bytes: number): void;
+  /**
    * From inside onRequestBody/onResponseBody: replaces the body this filter has seen so far (the
    * chunks it had buffered and the current one) with `data`, which then goes on in their place.
    * False when called elsewhere. (Optional: test harnesses without a filter manager omit it.)

@@ -192,6 +192,10 @@ export class ActiveStream {
   encodeTrailers(trailers: HeaderMap): void {
     if (!this.#done) this.#mgr().encodeTrailers(trailers);
   }
+  setDecoderBufferLimit(bytes: number): void {
+    this.#mgr().setDecoderBufferLimit(bytes);
+  }
+
   bufferedRequestBody(): Buffer | undefined {
     return this.#mgr().bufferedRequestBody();
   }

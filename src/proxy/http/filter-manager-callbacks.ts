@@ -73,6 +73,9 @@ export class FilterCallbacks implements HttpFilterCallbacks {
   upgradeToTunnel(responseHeaders: HeaderMap, upstream: Duplex, upstreamHead: Buffer): void {
     this.#s.upgradeToTunnel(responseHeaders, upstream, upstreamHead);
   }
+  setDecoderBufferLimit(bytes: number): void {
+    this.#s.setDecoderBufferLimit(bytes);
+  }
   bufferedRequestBody(): Buffer | undefined {
     return this.#s.bufferedRequestBody();
   }

@@ -42,6 +42,12 @@ class Direction {
   buffer: Buffer[] | undefined = undefined;
   bufferBytes = 0;
   watermarked = false;
+  /**
+   * The buffer holds data a filter asked to buffer (StopIterationAndBuffer, or behind a
+   * StopAllIterationAndBuffer): what joins it, even the chunk the filter continues with, counts
+   * against the limit as a 413/500, not as flow control (Envoy's buffered, non-streaming mode).
+   */
+  strict = false;
   /** End of stream seen from the source (codec for decode, terminal filter for encode). */
   complete = false;
   started = false;
@@ -79,6 +85,7 @@ class Direction {
     this.headersPast = 0;
     this.headers = this.trailers = this.buffer = undefined;
     this.bufferBytes = 0;
+    this.strict = false;
     this.complete = this.started = false;
     this.inHook = -1;
     this.pendingContinue = false;
@@ -90,6 +97,8 @@ export class FilterManager {
   readonly #filters: HttpFilter[];
   readonly #sink: FilterChainSink;
   readonly #limit: number;
+  /** The request side's buffer limit: the connection's, unless a filter set its own (setDecoderBufferLimit). */
+  #decodeLimit: number;
   readonly #dec: Direction;
   readonly #enc: Direction;
   #destroyed = false;
@@ -98,6 +107,7 @@ export class FilterManager {
     this.#filters = filters;
     this.#sink = sink;
     this.#limit = bufferLimitBytes;
+    this.#decodeLimit = bufferLimitBytes;
     this.#dec = new Direction(true, filters.length);
     this.#enc = new Direction(false, filters.length);
   }
@@ -182,6 +192,11 @@ export class FilterManager {
     return true;
   }
 
+  /** Envoy's setDecoderBufferLimit: how much of the request may be buffered from now on. */
+  setDecoderBufferLimit(bytes: number): void {
+    this.#decodeLimit = bytes;
+  }
+
   bufferedRequestBody(): Buffer | undefined {
     const b = this.#dec.buffer;
     if (!b) return undefined;
@@ -264,6 +279,7 @@ export class FilterManager {
           d.replacement = undefined;
           d.buffer = undefined;
           d.bufferBytes = 0;
+          d.strict = false;
         }
       } else st = d.stateAt(k) === CONTINUE ? FilterDataStatus.Continue : WATERMARK;
       if (st === FilterDataStatus.Continue) {
@@ -349,8 +365,9 @@ export class FilterManager {
   #addBuffer(d: Direction, data: Buffer, strict: boolean): void {
     (d.buffer ??= []).push(data);
     d.bufferBytes += data.length;
-    if (d.bufferBytes <= this.#limit) return;
-    if (strict) {
+    if (strict) d.strict = true;
+    if (d.bufferBytes <= (d.decode ? this.#decodeLimit : this.#limit)) return;
+    if (d.strict) {
       this.#sink.bufferOverflow(d.decode);
     } else if (!d.watermarked) {
       d.watermarked = true;
@@ -362,6 +379,7 @@ export class FilterManager {
     const b = d.buffer!;
     d.buffer = undefined;
     d.bufferBytes = 0;
+    d.strict = false;
     if (d.watermarked) {
       d.watermarked = false;
       this.#sink.watermark(d.decode, false);
