@@ -83,6 +83,13 @@ export interface HttpFilterCallbacks {
    */
   setDecoderBufferLimit?(bytes: number): void;
   /**
+   * Response data this filter produced, sent on through the filters after it (Envoy's
+   * injectEncodedDataToFilterChain): a filter that transforms the body asynchronously returns
+   * StopIterationNoBuffer for what it takes in and injects what it makes, in order, the last with
+   * `endStream`. (Optional: test harnesses without a filter manager omit it.)
+   */
+  injectEncodedData?(data: Buffer, endStream: boolean): void;
+  /**
    * From inside onRequestBody/onResponseBody: replaces the body this filter has seen so far (the
    * chunks it had buffered and the current one) with `data`, which then goes on in their place.
    * False when called elsewhere. (Optional: test harnesses without a filter manager omit it.)

@@ -192,6 +192,10 @@ export class ActiveStream {
   encodeTrailers(trailers: HeaderMap): void {
     if (!this.#done) this.#mgr().encodeTrailers(trailers);
   }
+  injectEncodedData(index: number, data: Buffer, endStream: boolean): void {
+    this.#mgr().injectEncodedData(index, data, endStream);
+  }
+
   setDecoderBufferLimit(bytes: number): void {
     this.#mgr().setDecoderBufferLimit(bytes);
   }

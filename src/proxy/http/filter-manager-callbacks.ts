@@ -76,6 +76,9 @@ export class FilterCallbacks implements HttpFilterCallbacks {
   setDecoderBufferLimit(bytes: number): void {
     this.#s.setDecoderBufferLimit(bytes);
   }
+  injectEncodedData(data: Buffer, endStream: boolean): void {
+    this.#s.injectEncodedData(this.#i, data, endStream);
+  }
   bufferedRequestBody(): Buffer | undefined {
     return this.#s.bufferedRequestBody();
   }

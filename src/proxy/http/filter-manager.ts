@@ -165,9 +165,9 @@ export class FilterManager {
     this.#continue(this.#dec, index);
   }
 
-  /** Resumes the encode side; `index` is the filter's decode index. */
+  /** Resumes the encode side; `index` is the filter's decode index (#continue maps it to its encode position). */
   continueEncoding(index: number): void {
-    this.#continue(this.#enc, this.#filters.length - 1 - index);
+    this.#continue(this.#enc, index);
   }
 
   /** Stops all further decoding (local reply sent, stream reset). */
@@ -190,6 +190,15 @@ export class FilterManager {
     if (!d) return false;
     d.replacement = data;
     return true;
+  }
+
+  /**
+   * Response data a filter produced (Envoy's injectEncodedDataToFilterChain): it goes on from the
+   * filter after the one at decode `index`, in encode order, as if that filter had passed it on.
+   */
+  injectEncodedData(index: number, data: Buffer, endStream: boolean): void {
+    if (this.#destroyed) return;
+    this.#runData(this.#enc, this.#filters.length - index, data, endStream);
   }
 
   /** Envoy's setDecoderBufferLimit: how much of the request may be buffered from now on. */
