@@ -2,6 +2,7 @@
 // (node:http2 compatibility API), on 127.0.0.1, tracking connections and closed requests.
 
 import http from 'node:http';
+import net from 'node:net';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -52,7 +53,22 @@ export async function startUpstream(protocol: 'http1' | 'http2', handler: Handle
 }
 
 /** A port nothing listens on. */
+/** Does a connection to 127.0.0.1:port get refused? */
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('connect', () => (c.destroy(), resolve(false)));
+    c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+}
+
+/**
+ * A port on 127.0.0.1 where connections are refused. A privileged port nothing here listens on
+ * (tests never bind one), checked; not a just-closed ephemeral port, which a server another test
+ * file starts at the same moment may take (seen once in a CI run: a 200 where a 503 was due).
+ */
 export async function closedPort(): Promise<number> {
+  for (const port of [1, 9, 13, 17, 19]) if (await refuses(port)) return port;
   const s = http.createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as AddressInfo).port;
