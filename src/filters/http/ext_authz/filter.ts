@@ -16,11 +16,11 @@ import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
 import { ResponseFlag } from '../../../proxy/errors.ts';
-import { startGrpc } from '../../../proxy/wasm/grpc-call.ts';
 import { logger } from '../../../proxy/log.ts';
 import { PerRouteConfigs } from '../per-route-config.ts';
 import { EXT_AUTHZ_NAME, parseExtAuthzPerRoute, type BodySettings, type ExtAuthzConfig, type ExtAuthzPerRouteConfig } from './config.ts';
-import { decodeCheckResponse, encodeCheckRequest, type CheckVerdict, type HeaderEdit } from './check-request.ts';
+import { encodeCheckRequest, type CheckVerdict, type HeaderEdit } from '../../common/ext_authz/check-request.ts';
+import { checkOverGrpc } from '../../common/ext_authz/grpc-check.ts';
 import { checkOverHttp } from './http-service.ts';
 
 const log = logger('filter');
@@ -218,32 +218,7 @@ export class ExtAuthzFilter implements HttpFilter {
       log.warn(`ext_authz: could not encode the CheckRequest: ${e instanceof Error ? e.message : String(e)}`);
       return this.#error(false);
     }
-    let reply: Buffer | undefined;
-    const started = startGrpc(
-      this.#f.rt.clusterManager,
-      { cluster: c.cluster, service: 'envoy.service.auth.v3.Authorization', method: 'Check', metadata: c.initialMetadata.map(([k, v]) => [k, v]), message, timeoutMs: c.timeoutMs, ...(c.authority ? { authority: c.authority } : {}) },
-      {
-        onInitialMetadata() {},
-        onMessage: (m) => void (reply ??= m),
-        onTrailingMetadata() {},
-        onClose: (status) => this.#onClose(status, reply),
-      },
-    );
-    if (!started.handle) return this.#error(false); // no such cluster
-    this.#call = started.handle;
-  }
-
-  #onClose(status: number, reply: Buffer | undefined): void {
-    if (this.#done) return;
-    let verdict: CheckVerdict | undefined;
-    if (status === 0 && reply !== undefined) {
-      try {
-        verdict = decodeCheckResponse(reply);
-      } catch (e) {
-        log.debug(`ext_authz: undecodable CheckResponse: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    }
-    this.#onVerdict(verdict);
+    this.#call = checkOverGrpc(this.#f.rt.clusterManager, c, message, (v) => this.#onVerdict(v));
   }
 
   /** The service's answer; undefined: the check failed. */

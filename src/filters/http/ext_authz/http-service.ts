@@ -15,7 +15,7 @@ import type { ClusterManager } from '../../../proxy/upstream/types.ts';
 import { startHttpCall } from '../../../proxy/wasm/http-call.ts';
 import type { StringMatcher__Output } from '../../../generated/envoy/type/matcher/v3/StringMatcher.ts';
 import type { Duration__Output } from '../../../generated/google/protobuf/Duration.ts';
-import type { CheckVerdict, HeaderEdit } from './check-request.ts';
+import type { CheckVerdict, HeaderEdit } from '../../common/ext_authz/check-request.ts';
 
 type ListStringMatcher = { readonly patterns: readonly StringMatcher__Output[] } | null | undefined;
 

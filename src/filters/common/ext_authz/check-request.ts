@@ -1,14 +1,19 @@
-// envoy.service.auth.v3 messages for the ext_authz filter: the CheckRequest's AttributeContext built
-// from a stream (Envoy's CheckRequestUtils: both peers' addresses and principals, the request's
-// method, path, host, scheme, protocol, size and headers, the body when buffered, context
-// extensions, the SNI), encoded with Envoy's own protos; and the CheckResponse decoded into what
-// the filter applies.
+// envoy.service.auth.v3 messages for the ext_authz filters: the CheckRequest's AttributeContext built
+// from a stream or a connection (Envoy's CheckRequestUtils: both peers' addresses and principals,
+// for HTTP the request's method, path, host, scheme, protocol, size and headers, the body when
+// buffered, context extensions; the SNI), encoded with Envoy's own protos; and the CheckResponse
+// decoded into what the filter applies.
 
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
 import type { TlsConnectionInfo } from '../../../proxy/tls/types.ts';
 import { lookupMessageType } from '../../../config/protos.ts';
-import type { ExtAuthzConfig } from './config.ts';
+
+/** What both filters' configs say about the peers' details in a CheckRequest. */
+export interface PeerDetails {
+  readonly includePeerCertificate: boolean;
+  readonly includeTlsSession: boolean;
+}
 
 const CHECK_REQUEST = 'envoy.service.auth.v3.CheckRequest';
 const CHECK_RESPONSE = 'envoy.service.auth.v3.CheckResponse';
@@ -53,7 +58,7 @@ export interface CheckInput {
 }
 
 /** The serialized CheckRequest for this stream. */
-export function encodeCheckRequest(c: ExtAuthzConfig, input: CheckInput): Buffer {
+export function encodeCheckRequest(c: PeerDetails, input: CheckInput): Buffer {
   const { headers, info } = input;
   const map: Record<string, string> = {};
   headers.forEach((k, v) => (map[k] = map[k] === undefined ? v : `${map[k]},${v}`));
@@ -82,6 +87,23 @@ export function encodeCheckRequest(c: ExtAuthzConfig, input: CheckInput): Buffer
       ...(c.includeTlsSession && info.downstreamTls ? { tls_session: { sni: info.downstreamTls.sni ?? '' } } : {}),
     },
   };
+  return encode(message);
+}
+
+/** The CheckRequest for a connection (Envoy's createTcpCheck): its peers and, when asked, its SNI. */
+export function encodeTcpCheckRequest(c: PeerDetails, info: StreamInfo): Buffer {
+  const now = Date.now();
+  return encode({
+    attributes: {
+      source: peer(info.downstreamRemote, info.downstreamTls, 'peer', c.includePeerCertificate),
+      destination: peer(info.downstreamLocal, info.downstreamTls, 'local', false),
+      request: { time: { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1e6 } },
+      ...(c.includeTlsSession && info.downstreamTls ? { tls_session: { sni: info.downstreamTls.sni ?? '' } } : {}),
+    },
+  });
+}
+
+function encode(message: object): Buffer {
   const type = lookupMessageType(CHECK_REQUEST);
   if (!type) throw new Error(`${CHECK_REQUEST} is missing from Envoy's protos`);
   return Buffer.from(type.encode(type.fromObject(message)).finish());
