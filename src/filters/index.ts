@@ -20,6 +20,7 @@ import { register as registerExtAuthz } from './http/ext_authz/index.ts';
 import { register as registerGrpcStats } from './http/grpc_stats/index.ts';
 import { register as registerBuffer } from './http/buffer/index.ts';
 import { register as registerCompressor } from './http/compressor/index.ts';
+import { register as registerNetworkExtAuthz } from './network/ext_authz/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
@@ -47,6 +48,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerGrpcStats(registry);
   registerBuffer(registry);
   registerCompressor(registry);
+  registerNetworkExtAuthz(registry);
   registerNetworkRbac(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);
