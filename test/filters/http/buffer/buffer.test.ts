@@ -9,8 +9,8 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { stringify } from 'yaml';
 import { Client, startProxy, type Downstream, type Proxy } from '../router/proxy-harness.ts';
+import { filterHcm, oneHostCluster } from '../../../helpers/filter-hcm.ts';
 
 const TIMEOUT = { timeout: 20_000 };
 const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute';
@@ -36,37 +36,19 @@ async function upstream(): Promise<{ port: number; seen: Seen[]; server: http.Se
   return { port: (server.address() as AddressInfo).port, seen, server };
 }
 
-function hcm(): string {
-  return stringify({
-    stat_prefix: 'ingress_http',
-    codec_type: 'AUTO',
-    route_config: {
-      name: 'local',
-      virtual_hosts: [
-        {
-          name: 'vh',
-          domains: ['*'],
-          routes: [
-            { match: { prefix: '/stream' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': PER_ROUTE, disabled: true } } },
-            { match: { prefix: '/upload' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': PER_ROUTE, buffer: { max_request_bytes: 4096 } } } },
-            { match: { prefix: '/' }, route: { cluster: 'up' } },
-          ],
-        },
+const hcm = (): string =>
+  filterHcm(
+    { name: 'envoy.filters.http.buffer', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer', max_request_bytes: 64 } },
+    {
+      routes: [
+        { match: { prefix: '/stream' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': PER_ROUTE, disabled: true } } },
+        { match: { prefix: '/upload' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': PER_ROUTE, buffer: { max_request_bytes: 4096 } } } },
+        { match: { prefix: '/' }, route: { cluster: 'up' } },
       ],
     },
-    http_filters: [
-      { name: 'envoy.filters.http.buffer', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer', max_request_bytes: 64 } },
-      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
-    ],
-  });
-}
+  );
 
-const cluster = (port: number): string => `
-name: up
-connect_timeout: 1s
-load_assignment:
-  cluster_name: up
-  endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }] }]`;
+const cluster = (port: number): string => oneHostCluster('up', port);
 
 /** A body streamed in pieces, with no content-length (chunked over HTTP/1.1). */
 const pieces = (...parts: string[]): Readable => Readable.from(parts.map((p) => Buffer.from(p)));

@@ -11,8 +11,8 @@ import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { stringify } from 'yaml';
 import { Client, startProxy, type Downstream, type Proxy } from '../router/proxy-harness.ts';
+import { filterHcm, oneHostCluster } from '../../../helpers/filter-hcm.ts';
 import { negotiate } from '../../../../src/filters/http/compressor/filter.ts';
 
 const TIMEOUT = { timeout: 20_000 };
@@ -47,40 +47,21 @@ async function upstream(): Promise<{ port: number; server: http.Server }> {
   return { port: (server.address() as AddressInfo).port, server };
 }
 
-function hcm(library: Record<string, unknown>, response: Record<string, unknown> = {}): string {
-  return stringify({
-    stat_prefix: 'ingress_http',
-    codec_type: 'AUTO',
-    route_config: {
-      name: 'local',
-      virtual_hosts: [
-        {
-          name: 'vh',
-          domains: ['*'],
-          routes: [
-            { match: { prefix: '/off' }, route: { cluster: 'up', prefix_rewrite: '/text' }, typed_per_filter_config: { 'envoy.filters.http.compressor': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute', disabled: true } } },
-            { match: { prefix: '/' }, route: { cluster: 'up' } },
-          ],
-        },
+const hcm = (library: Record<string, unknown>, response: Record<string, unknown> = {}): string =>
+  filterHcm(
+    { name: 'envoy.filters.http.compressor', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor', compressor_library: library, response_direction_config: response } },
+    {
+      routes: [
+        { match: { prefix: '/off' }, route: { cluster: 'up', prefix_rewrite: '/text' }, typed_per_filter_config: { 'envoy.filters.http.compressor': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.CompressorPerRoute', disabled: true } } },
+        { match: { prefix: '/' }, route: { cluster: 'up' } },
       ],
     },
-    http_filters: [
-      { name: 'envoy.filters.http.compressor', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor', compressor_library: library, response_direction_config: response } },
-      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
-    ],
-  });
-}
+  );
 
 const GZIP = { name: 'text_optimized', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip', memory_level: 3, window_bits: 10, compression_level: 'BEST_COMPRESSION' } };
 const BROTLI = { name: 'br_lib', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli', quality: 5 } };
 
-const cluster = (port: number, h2 = false): string =>
-  stringify({
-    name: 'up',
-    connect_timeout: '1s',
-    load_assignment: { cluster_name: 'up', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] },
-    ...(h2 ? { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } } : {}),
-  });
+const cluster = (port: number, h2 = false): string => oneHostCluster('up', port, h2);
 
 async function withProxy(yaml: string, run: (p: Proxy) => Promise<void>): Promise<void> {
   const up = await upstream();

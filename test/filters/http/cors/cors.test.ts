@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { stringify } from 'yaml';
 import { Client, startProxy, type Downstream, type Proxy } from '../router/proxy-harness.ts';
+import { filterHcm, oneHostCluster } from '../../../helpers/filter-hcm.ts';
 
 const TIMEOUT = { timeout: 20_000 };
 const POLICY_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy';
@@ -44,24 +44,10 @@ async function upstream(): Promise<Up> {
 
 const policy = (fields: Record<string, unknown>): Record<string, unknown> => ({ '@type': POLICY_TYPE, ...fields });
 
-function hcm(virtualHost: Record<string, unknown>, routes: readonly Record<string, unknown>[]): string {
-  return stringify({
-    stat_prefix: 'ingress_http',
-    codec_type: 'AUTO',
-    route_config: { name: 'local', virtual_hosts: [{ name: 'vh', domains: ['*'], ...virtualHost, routes }] },
-    http_filters: [
-      { name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } },
-      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
-    ],
-  });
-}
+const hcm = (virtualHost: Record<string, unknown>, routes: readonly Record<string, unknown>[]): string =>
+  filterHcm({ name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } }, { ...virtualHost, routes });
 
-const cluster = (port: number): string => `
-name: up
-connect_timeout: 1s
-load_assignment:
-  cluster_name: up
-  endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } } }] }]`;
+const cluster = (port: number): string => oneHostCluster('up', port);
 
 const toUp = (prefix: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ match: { prefix }, route: { cluster: 'up' }, ...extra });
 

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { stringify } from 'yaml';
 import { Client, startProxy, type Proxy } from '../router/proxy-harness.ts';
+import { filterHcm, oneHostCluster } from '../../../helpers/filter-hcm.ts';
 import { authzServer } from '../../../helpers/authz-server.ts';
 
 const TIMEOUT = { timeout: 20_000 };
@@ -38,38 +38,19 @@ async function upstream(): Promise<Up> {
 
 const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
 
-function hcmYaml(authz: Record<string, unknown>): string {
-  return stringify({
-    stat_prefix: 'ingress_http',
-    codec_type: 'AUTO',
-    route_config: {
-      name: 'local',
-      virtual_hosts: [
-        {
-          name: 'vh',
-          domains: ['*'],
-          typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, check_settings: { context_extensions: { vh: 'web', level: 'vh' } } } },
-          routes: [
-            { match: { prefix: '/public' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, disabled: true } } },
-            { match: { prefix: '/' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, check_settings: { context_extensions: { level: 'route' } } } } },
-          ],
-        },
+const hcmYaml = (authz: Record<string, unknown>): string =>
+  filterHcm(
+    { name: 'envoy.filters.http.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz', transport_api_version: 'V3', ...authz } },
+    {
+      typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, check_settings: { context_extensions: { vh: 'web', level: 'vh' } } } },
+      routes: [
+        { match: { prefix: '/public' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, disabled: true } } },
+        { match: { prefix: '/' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, check_settings: { context_extensions: { level: 'route' } } } } },
       ],
     },
-    http_filters: [
-      { name: 'envoy.filters.http.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz', transport_api_version: 'V3', ...authz } },
-      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
-    ],
-  });
-}
+  );
 
-const clusterYaml = (name: string, port: number, h2 = false): string =>
-  stringify({
-    name,
-    connect_timeout: '1s',
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] },
-    ...(h2 ? { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } } : {}),
-  });
+const clusterYaml = oneHostCluster;
 
 async function withProxy(authz: Record<string, unknown>, authzPort: number, run: (p: Proxy, up: Up) => Promise<void>): Promise<void> {
   const up = await upstream();

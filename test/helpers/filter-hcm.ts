@@ -1,0 +1,27 @@
+// Test helper for the single-filter tests: an HTTP connection manager (YAML) with one filter before
+// the router and one virtual host, and a cluster of one 127.0.0.1 endpoint (HTTP/1.1 or HTTP/2).
+
+import { stringify } from 'yaml';
+
+const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
+
+/** stat_prefix ingress_http, codec AUTO; `virtualHost` holds the routes (and any other fields). */
+export function filterHcm(filter: Readonly<Record<string, unknown>>, virtualHost: Readonly<Record<string, unknown>>): string {
+  return stringify({
+    stat_prefix: 'ingress_http',
+    codec_type: 'AUTO',
+    route_config: { name: 'local', virtual_hosts: [{ name: 'vh', domains: ['*'], ...virtualHost }] },
+    http_filters: [filter, ROUTER],
+  });
+}
+
+export function oneHostCluster(name: string, port: number, h2 = false): string {
+  return stringify({
+    name,
+    connect_timeout: '1s',
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] },
+    ...(h2
+      ? { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } }
+      : {}),
+  });
+}
