@@ -5,18 +5,11 @@
 
 import { joinPath, ok, type ConfigError, type Result } from '../../config/result.ts';
 import { compileStringMatcher, type StringPredicate } from './matchers.ts';
-import type { FractionalPercentValue } from '../runtime.ts';
+import { parseRuntimeFraction, type RuntimeFraction } from '../../config/runtime-fraction.ts';
 import type { CorsPolicy__Output } from '../../generated/envoy/config/route/v3/CorsPolicy.ts';
-import type { RuntimeFractionalPercent__Output } from '../../generated/envoy/config/core/v3/RuntimeFractionalPercent.ts';
 
 /** The typed_per_filter_config message of envoy.filters.http.cors. */
 export const CORS_POLICY_TYPE = 'envoy.extensions.filters.http.cors.v3.CorsPolicy';
-
-/** A RuntimeFractionalPercent: the runtime key may override the default share. */
-export interface CorsFraction {
-  readonly runtimeKey: string | undefined;
-  readonly dflt: FractionalPercentValue;
-}
 
 /** One level's policy. Empty strings and undefined mean "not set here": a less specific level's applies. */
 export interface CorsPolicy {
@@ -30,23 +23,12 @@ export interface CorsPolicy {
   readonly allowPrivateNetworkAccess: boolean | undefined;
   readonly forwardNotMatchingPreflights: boolean | undefined;
   /** filter_enabled; undefined: enabled for every request. */
-  readonly filterEnabled: CorsFraction | undefined;
+  readonly filterEnabled: RuntimeFraction | undefined;
   /** shadow_enabled; undefined: no shadow evaluation. */
-  readonly shadowEnabled: CorsFraction | undefined;
+  readonly shadowEnabled: RuntimeFraction | undefined;
 }
 
 type Message = Partial<CorsPolicy__Output>;
-
-function fraction(f: RuntimeFractionalPercent__Output | null | undefined, path: string, errors: ConfigError[]): CorsFraction | undefined {
-  if (!f) return undefined;
-  const d = f.default_value;
-  if (!d) {
-    errors.push({ path: joinPath(path, 'default_value'), reason: 'value is required' });
-    return undefined;
-  }
-  const denominator = d.denominator === 'TEN_THOUSAND' || d.denominator === 'MILLION' ? d.denominator : 'HUNDRED';
-  return Object.freeze({ runtimeKey: f.runtime_key || undefined, dflt: Object.freeze({ numerator: d.numerator, denominator }) });
-}
 
 const bool = (v: { value: boolean } | null | undefined): boolean | undefined => (v ? v.value : undefined);
 
@@ -60,8 +42,8 @@ export function compileCorsPolicy(message: unknown, path: string): Result<CorsPo
     if (r.ok) allowOrigins.push(r.value);
     else errors.push(...r.errors);
   });
-  const filterEnabled = fraction(m.filter_enabled, joinPath(path, 'filter_enabled'), errors);
-  const shadowEnabled = fraction(m.shadow_enabled, joinPath(path, 'shadow_enabled'), errors);
+  const filterEnabled = parseRuntimeFraction(m.filter_enabled, joinPath(path, 'filter_enabled'), errors);
+  const shadowEnabled = parseRuntimeFraction(m.shadow_enabled, joinPath(path, 'shadow_enabled'), errors);
   if (errors.length > 0) return { ok: false, errors };
   return ok(
     Object.freeze({

@@ -61,7 +61,8 @@ export interface CompressorConfig {
   readonly libraryName: string;
   /** content-encoding token: gzip or br. */
   readonly encoding: string;
-  readonly enabled: { readonly runtimeKey: string | undefined; readonly dflt: boolean };
+  /** enabled (a RuntimeFeatureFlag; unset: always, `runtime_key` empty then). */
+  readonly enabled: { readonly runtimeKey: string; readonly dflt: boolean };
   readonly minContentLength: number;
   /** Media types (lower case, no parameters). */
   readonly contentTypes: ReadonlySet<string>;
@@ -119,7 +120,7 @@ export function parseCompressor(message: unknown, ctx: ParseContext): Result<Com
       library: Object.freeze(lib),
       libraryName: m.compressor_library?.name ?? '',
       encoding: lib.kind === 'gzip' ? 'gzip' : 'br',
-      enabled: Object.freeze({ runtimeKey: flag?.runtime_key || undefined, dflt: flag?.default_value?.value ?? true }),
+      enabled: Object.freeze({ runtimeKey: flag?.runtime_key ?? '', dflt: flag?.default_value?.value ?? true }),
       minContentLength: common?.min_content_length?.value ?? m.content_length?.value ?? 30,
       contentTypes: new Set(types.map((t) => t.trim().toLowerCase())),
       disableOnEtag: res ? res.disable_on_etag_header : m.disable_on_etag_header,

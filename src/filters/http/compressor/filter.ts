@@ -82,7 +82,7 @@ export class CompressorFactory implements HttpFilterFactory<CompressorConfig> {
 
   enabled(): boolean {
     const e = this.config.enabled;
-    return e.runtimeKey ? this.rt.runtime.getBoolean(e.runtimeKey, e.dflt) : e.dflt;
+    return this.rt.runtime.getBoolean(e.runtimeKey, e.dflt);
   }
 
   makeStream(): zlib.Gzip | zlib.BrotliCompress {

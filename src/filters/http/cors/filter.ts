@@ -12,7 +12,8 @@ import { FilterHeadersStatus, type HttpFilter, type HttpFilterCallbacks, type Ht
 import { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RouteEntry } from '../../../proxy/http/route-types.ts';
 import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
-import { compileCorsPolicy, type CorsFraction, type CorsPolicy } from '../../../proxy/http/cors-policy.ts';
+import { compileCorsPolicy, type CorsPolicy } from '../../../proxy/http/cors-policy.ts';
+import type { RuntimeFraction } from '../../../config/runtime-fraction.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
 import { PerRouteConfigs } from '../per-route-config.ts';
@@ -121,7 +122,7 @@ export class CorsFilter implements HttpFilter {
     this.#cb = callbacks;
   }
 
-  #on(f: CorsFraction | undefined, dflt: boolean): boolean {
+  #on(f: RuntimeFraction | undefined, dflt: boolean): boolean {
     return f === undefined ? dflt : this.#f.rt.runtime.featureEnabled(f.runtimeKey, f.dflt);
   }
 

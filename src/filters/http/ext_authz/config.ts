@@ -5,12 +5,11 @@
 // ignored.
 
 import { joinPath, ok, type ConfigError, type Result } from '../../../config/result.ts';
-import { durationMs } from '../../../config/values.ts';
 import { lookupEnumType } from '../../../config/protos.ts';
 import type { ParseContext } from '../../registry.ts';
-import type { FractionalPercentValue } from '../../../proxy/runtime.ts';
-import type { Duration__Output } from '../../../generated/google/protobuf/Duration.ts';
 import type { RuntimeFractionalPercent__Output } from '../../../generated/envoy/config/core/v3/RuntimeFractionalPercent.ts';
+import { parseRuntimeFraction, type RuntimeFraction } from '../../../config/runtime-fraction.ts';
+import { checkTransportApi, parseGrpcService, type GrpcService__Output } from '../../common/ext_authz/grpc-service-config.ts';
 import { parseHttpService, type HttpService__Output, type HttpServiceConfig } from './http-service.ts';
 
 export const EXT_AUTHZ_NAME = 'envoy.filters.http.ext_authz';
@@ -22,13 +21,6 @@ interface BufferSettings__Output {
   readonly max_request_bytes: number;
   readonly allow_partial_message: boolean;
   readonly pack_as_bytes: boolean;
-}
-interface GrpcService__Output {
-  readonly envoy_grpc?: { readonly cluster_name: string; readonly authority: string } | null;
-  readonly google_grpc?: unknown;
-  readonly target_specifier?: 'envoy_grpc' | 'google_grpc';
-  readonly timeout: Duration__Output | null;
-  readonly initial_metadata: ReadonlyArray<{ readonly key: string; readonly value: string }>;
 }
 export interface ExtAuthz__Output {
   readonly grpc_service?: GrpcService__Output | null;
@@ -79,8 +71,9 @@ export interface ExtAuthzConfig {
   readonly clearRouteCache: boolean;
   /** status_on_error (default 403). */
   readonly statusOnError: number;
-  readonly filterEnabled: { readonly runtimeKey: string | undefined; readonly dflt: FractionalPercentValue } | undefined;
-  readonly denyAtDisable: { readonly runtimeKey: string | undefined; readonly dflt: boolean } | undefined;
+  readonly filterEnabled: RuntimeFraction | undefined;
+  /** deny_at_disable (a RuntimeFeatureFlag: its runtime_key is required). */
+  readonly denyAtDisable: { readonly runtimeKey: string; readonly dflt: boolean } | undefined;
   readonly includePeerCertificate: boolean;
   readonly includeTlsSession: boolean;
   /** `ext_authz.` or `ext_authz.<stat_prefix>.` under the route's cluster. */
@@ -93,8 +86,6 @@ export interface ExtAuthzPerRouteConfig {
   readonly disableRequestBodyBuffering: boolean;
   readonly withRequestBody: BodySettings | undefined;
 }
-
-const DEFAULT_TIMEOUT_MS = 200;
 
 function statusCode(code: string | number | undefined, fallback: number): number {
   if (code === undefined) return fallback;
@@ -119,39 +110,29 @@ export function parseExtAuthz(message: unknown, ctx: ParseContext): Result<ExtAu
   if (httpCluster && ctx.clusterNames && !ctx.clusterNames.has(httpCluster)) errors.push({ path: joinPath(p, 'http_service.server_uri.cluster'), reason: `unknown cluster '${httpCluster}'` });
   const g = m.http_service ? undefined : m.grpc_service;
   if (!g && !m.http_service) errors.push({ path: joinPath(p, 'grpc_service'), reason: 'one of grpc_service or http_service is required' });
-  if (g && g.target_specifier === 'google_grpc') errors.push({ path: joinPath(p, 'grpc_service.google_grpc'), reason: 'google_grpc is not supported; use envoy_grpc' });
-  const cluster = g?.envoy_grpc?.cluster_name ?? '';
-  if (g && g.target_specifier !== 'google_grpc' && !cluster) errors.push({ path: joinPath(p, 'grpc_service.envoy_grpc.cluster_name'), reason: 'value length must be at least 1 characters' });
-  if (cluster && ctx.clusterNames && !ctx.clusterNames.has(cluster)) errors.push({ path: joinPath(p, 'grpc_service.envoy_grpc.cluster_name'), reason: `unknown cluster '${cluster}'` });
-  const api = String(m.transport_api_version);
-  if (api !== 'V3' && api !== '2') errors.push({ path: joinPath(p, 'transport_api_version'), reason: `only V3 is supported, not ${api}` });
+  const grpc = g ? parseGrpcService(g, joinPath(p, 'grpc_service'), ctx, errors) : undefined;
+  checkTransportApi(m.transport_api_version, joinPath(p, 'transport_api_version'), errors);
   for (const f of ['metadata_context_namespaces', 'typed_metadata_context_namespaces', 'allowed_headers', 'disallowed_headers', 'filter_enabled_metadata', 'decoder_header_mutation_rules'] as const) {
     if (set(m[f])) errors.push({ path: joinPath(p, f), reason: `${f} is not supported yet` });
   }
   const withRequestBody = bodySettings(m.with_request_body, joinPath(p, 'with_request_body'), errors);
-  let filterEnabled: ExtAuthzConfig['filterEnabled'];
-  const fe = m.filter_enabled;
-  if (fe) {
-    const d = fe.default_value;
-    const denominator = d?.denominator === 'TEN_THOUSAND' || d?.denominator === 'MILLION' ? d.denominator : 'HUNDRED';
-    filterEnabled = Object.freeze({ runtimeKey: fe.runtime_key || undefined, dflt: Object.freeze({ numerator: d?.numerator ?? 0, denominator }) });
-  }
+  const filterEnabled = parseRuntimeFraction(m.filter_enabled, joinPath(p, 'filter_enabled'), errors);
   const dad = m.deny_at_disable;
   if (errors.length > 0) return { ok: false, errors };
   return ok(
     Object.freeze({
-      cluster,
+      cluster: grpc?.cluster ?? '',
       http,
-      authority: g?.envoy_grpc?.authority ?? '',
-      timeoutMs: http ? http.timeoutMs : durationMs(g?.timeout, DEFAULT_TIMEOUT_MS),
-      initialMetadata: Object.freeze((g?.initial_metadata ?? []).map((h) => Object.freeze([h.key.toLowerCase(), h.value] as const))),
+      authority: grpc?.authority ?? '',
+      timeoutMs: http ? http.timeoutMs : (grpc?.timeoutMs ?? 0),
+      initialMetadata: grpc?.initialMetadata ?? [],
       failureModeAllow: m.failure_mode_allow,
       failureModeAllowHeaderAdd: m.failure_mode_allow_header_add,
       withRequestBody,
       clearRouteCache: m.clear_route_cache,
       statusOnError: statusCode(m.status_on_error?.code, 403),
       filterEnabled,
-      denyAtDisable: dad ? Object.freeze({ runtimeKey: dad.runtime_key || undefined, dflt: dad.default_value?.value ?? false }) : undefined,
+      denyAtDisable: dad ? Object.freeze({ runtimeKey: dad.runtime_key, dflt: dad.default_value?.value ?? false }) : undefined,
       includePeerCertificate: m.include_peer_certificate,
       includeTlsSession: m.include_tls_session,
       statInfix: m.stat_prefix ? `ext_authz.${m.stat_prefix}.` : 'ext_authz.',

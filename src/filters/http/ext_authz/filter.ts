@@ -149,7 +149,7 @@ export class ExtAuthzFilter implements HttpFilter {
     this.#cluster = route?.action.kind === 'route' ? route.action.pickCluster(headers, this.#cb.streamInfo) : undefined;
     if (c.filterEnabled && !this.#f.rt.runtime.featureEnabled(c.filterEnabled.runtimeKey, c.filterEnabled.dflt)) {
       const d = c.denyAtDisable;
-      const deny = d !== undefined && (d.runtimeKey ? this.#f.rt.runtime.getBoolean(d.runtimeKey, d.dflt) : d.dflt);
+      const deny = d !== undefined && this.#f.rt.runtime.getBoolean(d.runtimeKey, d.dflt);
       if (deny) {
         this.#cb.sendLocalReply(c.statusOnError, '', { details: 'ext_authz_disabled', flag: ResponseFlag.UnauthorizedExternalService });
         return FilterHeadersStatus.StopIteration;

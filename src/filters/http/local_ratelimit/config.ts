@@ -8,19 +8,16 @@ import { wrapped } from '../../../config/values.ts';
 import { lookupEnumType } from '../../../config/protos.ts';
 import { compileHeaderParser, type HeaderParser } from '../../../proxy/http/header-mutation.ts';
 import { parseTokenBucket, type TokenBucketSpec } from '../../../proxy/token-bucket.ts';
-import type { FractionalPercentValue } from '../../../proxy/runtime.ts';
 import type { LocalRateLimit__Output } from '../../../generated/envoy/extensions/filters/http/local_ratelimit/v3/LocalRateLimit.ts';
-import type { RuntimeFractionalPercent__Output } from '../../../generated/envoy/config/core/v3/RuntimeFractionalPercent.ts';
+import { parseRuntimeFraction, type RuntimeFraction } from '../../../config/runtime-fraction.ts';
+
+export type { RuntimeFraction } from '../../../config/runtime-fraction.ts';
 
 export const LOCAL_RATELIMIT_NAME = 'envoy.filters.http.local_ratelimit';
 export const LOCAL_RATELIMIT_TYPE = 'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
 
 const DEFAULT_STATUS = 429; // TooManyRequests
 
-export interface RuntimeFraction {
-  readonly runtimeKey: string | undefined;
-  readonly dflt: FractionalPercentValue;
-}
 
 export interface DescriptorConfig {
   /** `key=value` entries joined, the identity a request descriptor must match exactly. */
@@ -61,17 +58,6 @@ export function descriptorId(entries: readonly (readonly [string, string])[]): s
   return entries.map(([k, v]) => `${k}=${v}`).join('\u0000');
 }
 
-function parseFraction(f: RuntimeFractionalPercent__Output | null, path: string, errors: ConfigError[]): RuntimeFraction | undefined {
-  if (!f) return undefined;
-  if (!f.default_value) {
-    errors.push({ path: joinPath(path, 'default_value'), reason: 'value is required' });
-    return undefined;
-  }
-  const d = f.default_value.denominator;
-  const denominator = d === 'TEN_THOUSAND' || d === 'MILLION' ? d : 'HUNDRED';
-  return Object.freeze({ runtimeKey: f.runtime_key || undefined, dflt: Object.freeze({ numerator: f.default_value.numerator, denominator }) });
-}
-
 function statusCode(code: string | number, path: string, errors: ConfigError[]): number {
   const n = typeof code === 'number' ? code : lookupEnumType('envoy.type.v3.StatusCode')?.values[code];
   if (n === undefined || n === 0) {
@@ -99,8 +85,8 @@ export function parseLocalRateLimit(msg: LocalRateLimit__Output, path: string, b
   } else if (override) {
     errors.push({ path: at('token_bucket'), reason: 'must set token bucket for per route config' });
   }
-  const filterEnabled = parseFraction(msg.filter_enabled, at('filter_enabled'), errors);
-  const filterEnforced = parseFraction(msg.filter_enforced, at('filter_enforced'), errors);
+  const filterEnabled = parseRuntimeFraction(msg.filter_enabled, at('filter_enabled'), errors);
+  const filterEnforced = parseRuntimeFraction(msg.filter_enforced, at('filter_enforced'), errors);
   const status = msg.status ? statusCode(msg.status.code, at('status.code'), errors) : DEFAULT_STATUS;
   const resp = compileHeaderParser(msg.response_headers_to_add, [], path, 'response');
   if (!resp.ok) errors.push(...resp.errors);
