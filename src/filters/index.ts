@@ -10,6 +10,7 @@ import { register as registerLocalRateLimit } from './http/local_ratelimit/index
 import { register as registerNetworkLocalRateLimit } from './network/local_ratelimit/index.ts';
 import { registerTlsInspector } from './listener/tls_inspector/index.ts';
 import { registerHttpInspector } from './listener/http_inspector/index.ts';
+import { registerOriginalDst } from './listener/original_dst/index.ts';
 import { registerTlsTransportSocket } from './transport_sockets/tls/index.ts';
 import { registerRawBuffer } from './transport_sockets/raw_buffer/index.ts';
 import { register as registerHttpRbac } from './http/rbac/index.ts';
@@ -38,6 +39,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerNetworkLocalRateLimit(registry);
   registerTlsInspector(registry);
   registerHttpInspector(registry);
+  registerOriginalDst(registry);
   registerTlsTransportSocket(registry);
   registerRawBuffer(registry);
   registerHttpRbac(registry);

@@ -19,11 +19,13 @@ import type { DownstreamTlsConfig, UpstreamTlsConfig } from './tls/transport-soc
 export async function startAdminFor(server: Server, address: SocketAddr): Promise<AdminServer> {
   let clusters: readonly WorkerClusterStatus[] = [];
   const refresh = async (): Promise<void> => {
-    const r = await server.workers.askFirst({ type: 'clusters' });
-    if (r?.clusters) clusters = r.clusters;
+    const replies = await server.workers.ask({ type: 'clusters' });
+    const first = replies[0]?.clusters;
+    if (first) clusters = withOriginalDstHosts(first, replies.slice(1).flatMap((r) => r.clusters ?? []));
   };
   await refresh();
-  // /clusters is synchronous in the admin module: keep a recent copy of worker 0's view.
+  // /clusters is synchronous in the admin module: keep a recent copy of worker 0's view (with
+  // every worker's ORIGINAL_DST hosts, which each worker makes for its own connections).
   setInterval(() => void refresh(), 1000).unref();
 
   const runtimeStats = runtimeStatsUpdater(server);
@@ -99,6 +101,26 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
     quit: () => server.quit(),
   };
   return startAdmin({ address: address.host, port: address.port, source, stats: server.stats, ...(server.config.bootstrap.admin?.access_log_path ? { accessLogPath: server.config.bootstrap.admin.access_log_path } : {}) });
+}
+
+/** `first`'s clusters, each ORIGINAL_DST one with the hosts `others` (other workers' views) have and it lacks. */
+function withOriginalDstHosts(first: readonly WorkerClusterStatus[], others: readonly WorkerClusterStatus[]): readonly WorkerClusterStatus[] {
+  if (!first.some((c) => c.type === 'ORIGINAL_DST')) return first;
+  return first.map((c) => {
+    if (c.type !== 'ORIGINAL_DST') return c;
+    const hosts = [...c.hosts];
+    const keys = new Set(hosts.map((h) => `${h.address}:${h.port}`));
+    for (const o of others) {
+      if (o.name !== c.name) continue;
+      for (const h of o.hosts) {
+        const key = `${h.address}:${h.port}`;
+        if (keys.has(key)) continue;
+        keys.add(key);
+        hosts.push(h);
+      }
+    }
+    return { ...c, hosts };
+  });
 }
 
 /** Every TLS context the config has: listener filter chains' (default chain included), then clusters'. */

@@ -58,12 +58,15 @@ export function writeConfig(config: unknown, ext: 'yaml' | 'json' = 'yaml'): str
   return file;
 }
 
-/** `entry`: the script node runs (default CLI, src/cli.ts); `env`: the process's environment (default this one's). */
-export async function startLegate(config: unknown, opts: { concurrency?: number; args?: readonly string[]; timeoutMs?: number; entry?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Legate> {
+/**
+ * `entry`: the script node runs (default CLI, src/cli.ts); `env`: the process's environment (default
+ * this one's); `gid`: the group it runs as (a sidecar's, which iptables rules leave alone).
+ */
+export async function startLegate(config: unknown, opts: { concurrency?: number; args?: readonly string[]; timeoutMs?: number; entry?: string; env?: NodeJS.ProcessEnv; gid?: number } = {}): Promise<Legate> {
   const file = writeConfig(config);
   const addrFile = join(file, '..', 'admin-address');
   const args = [opts.entry ?? CLI, '-c', file, '--admin-address-path', addrFile, '--concurrency', String(opts.concurrency ?? 1), '--drain-time-s', '2', ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, ...(opts.gid !== undefined ? { gid: opts.gid } : {}) });
   let stdout = '';
   let stderr = '';
   proc.stdout!.on('data', (d: Buffer) => (stdout += d));

@@ -10,6 +10,11 @@ export interface AddressInfo {
   /** IP address without port, e.g. `127.0.0.1` or `::1`. */
   readonly address: string;
   readonly port: number;
+  /**
+   * On a downstream local address: original_dst restored it from SO_ORIGINAL_DST (Envoy's
+   * localAddressRestored()); ORIGINAL_DST clusters connect only to such addresses.
+   */
+  readonly restored?: boolean;
 }
 
 export interface StreamInfo {

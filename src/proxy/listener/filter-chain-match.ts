@@ -22,6 +22,8 @@ export interface ConnectionMatchInput {
   readonly sourcePort: number;
   /** The directly connected peer when a listener filter (proxy_protocol) rewrote sourceIp. */
   readonly directSourceIp?: string;
+  /** The destination is the connection's original one (original_dst), not the socket's own. */
+  readonly localAddressRestored?: boolean;
 }
 
 export interface FilterChainMatcher {

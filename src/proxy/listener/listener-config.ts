@@ -9,11 +9,12 @@ import type { Address__Output } from '../../generated/envoy/config/core/v3/Addre
 import { fail, ok, joinPath, type ConfigError, type Result } from '../../config/result.ts';
 import { durationMs, wrapped } from '../../config/values.ts';
 import { resolveExtension, type ResolvedExtension } from '../../config/extension-config.ts';
-import type { ParseContext } from '../../filters/registry.ts';
+import { registry, type ParseContext } from '../../filters/registry.ts';
 import { compileFilterChainMatcher, type FilterChainMatcher } from './filter-chain-match.ts';
 import { compileFilterDisabled, type ListenerFilterDisabled } from './listener-filters.ts';
 import { Limits } from '../limits.ts';
 import { parseDownstreamTransportSocket, type DownstreamTlsConfig } from '../tls/transport-sockets.ts';
+import { ORIGINAL_DST_FILTER } from '../../filters/listener/original_dst/index.ts';
 
 export interface SocketAddr {
   readonly host: string;
@@ -42,6 +43,11 @@ export interface ListenerConfig {
   readonly listenerFiltersTimeoutMs: number;
   readonly continueOnListenerFiltersTimeout: boolean;
   readonly perConnectionBufferLimitBytes: number;
+  /**
+   * use_original_dst: a connection whose original destination was restored is handed to the
+   * listener bound (or not bound: bind_to_port false) to that address, when there is one.
+   */
+  readonly useOriginalDst: boolean;
   readonly raw: Listener__Output;
 }
 
@@ -78,6 +84,15 @@ export function parseListener(l: Listener__Output, path: string, ctx: ParseConte
     }
     listenerFilters.push({ ext: r.value, disabled });
   });
+  const useOriginalDst = l.use_original_dst?.value ?? false;
+  // As Envoy, use_original_dst brings the original_dst listener filter along (first, unless configured).
+  if (useOriginalDst && !listenerFilters.some((f) => 'spec' in f.ext && f.ext.spec.name === ORIGINAL_DST_FILTER)) {
+    // Parsed here, not through resolveExtension: a worker must not load protobufjs for an empty message.
+    const spec = registry.find('listener', undefined, ORIGINAL_DST_FILTER);
+    const r = spec?.parse({}, { ...ctx, path: joinPath(path, 'use_original_dst') });
+    if (spec && r?.ok) listenerFilters.unshift({ ext: { spec, config: r.value, name: ORIGINAL_DST_FILTER }, disabled: undefined });
+    else errors.push({ path: joinPath(path, 'use_original_dst'), reason: `${ORIGINAL_DST_FILTER} is not registered` });
+  }
   const chains = new Map<FilterChain__Output, ChainConfig>();
   const parseChain = (fc: FilterChain__Output, p: string): void => {
     const ts = parseDownstreamTransportSocket(fc.transport_socket, { ...ctx, path: joinPath(p, 'transport_socket') });
@@ -125,6 +140,7 @@ export function parseListener(l: Listener__Output, path: string, ctx: ParseConte
     listenerFiltersTimeoutMs: durationMs(l.listener_filters_timeout, 15_000), // 15 s
     continueOnListenerFiltersTimeout: l.continue_on_listener_filters_timeout,
     perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, Limits.perConnectionBufferLimitBytes),
+    useOriginalDst,
     raw: l,
   });
 }

@@ -21,6 +21,8 @@ export interface MutableMatchInput {
   sourceIp: string;
   sourcePort: number;
   directSourceIp?: string;
+  /** original_dst set destinationIp/destinationPort from SO_ORIGINAL_DST (Envoy's localAddressRestored()). */
+  localAddressRestored?: boolean;
 }
 
 /**

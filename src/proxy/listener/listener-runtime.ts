@@ -27,12 +27,18 @@ let nextConnectionId = 1;
 export interface ActiveListenerOptions {
   /** How long connections of a replaced or removed config may drain before being closed (--drain-time-s), ms. */
   readonly drainTimeMs?: number;
+  /**
+   * use_original_dst: the worker's listener for a restored original destination (its exact
+   * address, else the wildcard address with its port), if it has one.
+   */
+  readonly listenerFor?: (destination: AddressInfo) => ActiveListener | undefined;
 }
 
 export class ActiveListener {
   readonly #rt: RuntimeContext;
   readonly #server: net.Server;
   readonly #drainTimeMs: number;
+  readonly #listenerFor: ActiveListenerOptions['listenerFor'];
   #current: ListenerGeneration;
   /** Older configs whose connections are draining. */
   readonly #draining = new Set<ListenerGeneration>();
@@ -48,9 +54,10 @@ export class ActiveListener {
   constructor(config: ListenerConfig, rt: RuntimeContext, opts: ActiveListenerOptions = {}) {
     this.#rt = rt;
     this.#drainTimeMs = opts.drainTimeMs ?? Limits.drainTimeS * 1000;
+    this.#listenerFor = opts.listenerFor;
     this.#current = new ListenerGeneration(config, rt);
     const limit = config.perConnectionBufferLimitBytes;
-    this.#server = net.createServer({ highWaterMark: limit, noDelay: true }, (s) => this.#onConnection(s, this.#localAddress));
+    this.#server = net.createServer({ highWaterMark: limit, noDelay: true }, (s) => this.#onConnection(s, this.#localAddress, false));
     this.#server.on('error', (e) => log.error(`listener ${this.config.name}: ${e.message}`));
   }
 
@@ -161,13 +168,20 @@ export class ActiveListener {
     );
   }
 
-  /** Takes a connection accepted elsewhere (an original_dst listener handing it over). */
-  accept(socket: Socket): void {
-    this.#onConnection(socket, undefined);
+  /**
+   * Takes a connection accepted elsewhere: a use_original_dst listener hands over a redirected
+   * connection with the original destination it restored (`localAddress`), which this listener's
+   * listener filters and chains then see. It is not handed over again.
+   */
+  accept(socket: Socket, localAddress?: AddressInfo): void {
+    this.#onConnection(socket, localAddress, true);
   }
 
-  /** `localAddress`: the connection's local address when the listener knows it (see #localAddress). */
-  #onConnection(socket: Socket, localAddress: AddressInfo | undefined): void {
+  /**
+   * `localAddress`: the connection's local address when the listener knows it (see #localAddress),
+   * or the original destination it was handed over with (`handedOver`).
+   */
+  #onConnection(socket: Socket, localAddress: AddressInfo | undefined, handedOver: boolean): void {
     const st = this.#stats!;
     const gen = this.#current;
     gen.sockets.add(socket);
@@ -176,17 +190,22 @@ export class ActiveListener {
     st.workerCxTotal.inc();
     st.workerCxActive.inc();
     st.serverCx.inc();
-    // 'close' comes once: `on` spares once()'s wrapper, per connection.
-    socket.on('close', () => {
+    const release = (): void => {
       // A filter-chain-only update may have moved it to a newer config.
       this.#current.sockets.delete(socket);
       for (const g of this.#draining) g.sockets.delete(socket);
       st.cxActive.dec();
       st.workerCxActive.dec();
       st.serverCx.dec();
+    };
+    const onClose = (): void => {
+      release();
       st.cxDestroy.inc();
-    });
-    socket.on('error', (e) => log.debug(`downstream ${socket.remoteAddress}: ${e.message}`));
+    };
+    const onError = (e: Error): void => log.debug(`downstream ${socket.remoteAddress}: ${e.message}`);
+    // 'close' comes once: `on` spares once()'s wrapper, per connection.
+    socket.on('close', onClose);
+    socket.on('error', onError);
     const local = localAddress ?? { address: stripV4Mapped(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
     const remote = { address: stripV4Mapped(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
     const initial: ConnectionMatchInput = {
@@ -210,8 +229,16 @@ export class ActiveListener {
     ).then(
       (input) => {
         // Undefined: counted by runListenerFilters (timeout, error or remote close).
-        if (input) this.#dispatch(socket, gen, input, local, remote);
-        else socket.destroy();
+        if (!input) return void socket.destroy();
+        if (!input.localAddressRestored) return this.#dispatch(socket, gen, input, local, remote);
+        const restored: AddressInfo = { address: input.destinationIp, port: input.destinationPort, restored: true };
+        const target = gen.config.useOriginalDst && !handedOver ? this.#listenerFor?.(restored) : undefined;
+        if (!target || target === this || socket.destroyed) return this.#dispatch(socket, gen, input, restored, remote);
+        // Envoy's hand-off: the connection is the other listener's from here on (it stays in this one's downstream_cx_total).
+        socket.off('close', onClose);
+        socket.off('error', onError);
+        release();
+        target.accept(socket, restored);
       },
       (e: unknown) => {
         log.debug(`listener filters failed: ${String(e)}`);

@@ -25,6 +25,7 @@ import { ok, type Result } from '../../config/result.ts';
 import { parseClusterLoadAssignment } from './config.ts';
 import type { Cluster, ClusterConfig, ClusterInfo, EndpointConfig, EndpointHealthCheck, LbConfig, EndpointMetadata, Host, HostHealth, LbContext, Locality, LocalityEndpointsConfig, CircuitBreakers, RoutingPriority, UpstreamResult, UpstreamTransportOptions } from './types.ts';
 import { type LongTimer, setLongTimeout } from '../long-timers.ts';
+import { OriginalDstHosts } from './original-dst.ts';
 
 const log = logger('upstream');
 
@@ -112,6 +113,8 @@ export class ClusterImpl implements Cluster {
   #closed = false;
   /** Active health checking and outlier detection (health-check/cluster-health.ts). */
   readonly #health: ClusterHealth;
+  /** ORIGINAL_DST clusters: hosts made per destination, which choose them instead of the balancer. */
+  readonly #originalDst: OriginalDstHosts<HostImpl> | undefined;
 
   /**
    * `shared`: the process-wide counters the circuit breakers count in (one per process in production);
@@ -143,6 +146,15 @@ export class ClusterImpl implements Cluster {
     const criteria = config.healthCheck?.transportSocketMatchCriteria;
     const checkSocket = criteria ? (): ClientTransportSocket | undefined => this.#sockets.forLabels(criteria) : (h: Host): ClientTransportSocket | undefined => h.transportSocket;
     this.#health = new ClusterHealth(config, healthCtx, () => this.healthChanged(), checkSocket);
+    if (config.originalDst) {
+      const loc: LocalityEndpointsConfig = { locality: undefined, weight: undefined, priority: 0, endpoints: [] };
+      this.#originalDst = new OriginalDstHosts(
+        config.originalDst,
+        (address, port) => new HostImpl(address, { address, port, hostname: undefined, weight: 1, health: 'healthy', pipe: false }, loc, this.#sockets),
+        (hosts) => this.#setHosts(hosts),
+        stats.counter(`${p}original_dst_host_invalid`),
+      );
+    }
   }
 
   /**
@@ -153,7 +165,7 @@ export class ClusterImpl implements Cluster {
     if (this.#config.type === 'EDS') {
       if (endpoints) this.setEndpoints(endpoints);
       else this.#setHosts([]);
-    } else if (this.#config.type === 'STATIC') {
+    } else if (this.#config.type === 'STATIC' || this.#config.type === 'ORIGINAL_DST') {
       this.#setHosts(this.#hostsOf(this.#config.localities));
     } else {
       await this.#resolve();
@@ -281,6 +293,7 @@ export class ClusterImpl implements Cluster {
   }
 
   chooseHost(ctx: LbContext): Host | undefined {
+    if (this.#originalDst) return this.#closed ? undefined : this.#originalDst.choose(ctx);
     return this.#lb.chooseHost(ctx);
   }
 
@@ -314,6 +327,7 @@ export class ClusterImpl implements Cluster {
   async retire(): Promise<void> {
     this.#closed = true;
     this.#timer?.clear();
+    this.#originalDst?.close();
     this.#health.close();
     await Promise.all([this.#pools.drain(), this.#highPools?.drain()]);
     this.#sockets.close();
@@ -322,6 +336,7 @@ export class ClusterImpl implements Cluster {
   async close(): Promise<void> {
     this.#closed = true;
     this.#timer?.clear();
+    this.#originalDst?.close();
     this.#health.close();
     this.#sockets.close();
     await Promise.all([this.#pools.close(), this.#highPools?.close()]);

@@ -22,13 +22,13 @@ import { DEFAULT_CIRCUIT_BREAKERS, parseCircuitBreakers } from './circuit-breake
 import { parseOutlierDetection } from './outlier/config.ts';
 import { parseHealthChecks } from './health-check/config.ts';
 export type { ClusterConfig } from './types.ts';
-import type { ClusterConfig, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
+import type { ClusterConfig, OriginalDstConfig, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const MAX_RING_SIZE = 8 * 1024 * 1024; // 8M entries, Envoy's upper bound
 const DEFAULT_MAGLEV_TABLE_SIZE = 65537; // prime
 const MAX_MAGLEV_TABLE_SIZE = 5000011;
-const LB_POLICIES: readonly string[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
+const LB_POLICIES: readonly string[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV', 'CLUSTER_PROVIDED'];
 const DNS_FAMILIES: readonly string[] = ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'];
 
 function isPrime(n: number): boolean {
@@ -286,6 +286,35 @@ function parseTransportSockets(c: Cluster__Output, path: string, ctx: ParseConte
   return { default: def, matches, all };
 }
 
+/** Cluster.cleanup_interval's default: how long an ORIGINAL_DST host may go unused. */
+const ORIGINAL_DST_CLEANUP_MS = 5_000; // 5 s
+
+/**
+ * ORIGINAL_DST's rules (Envoy's): lb_policy CLUSTER_PROVIDED, which no other type may use, no
+ * endpoints of its own; original_dst_lb_config (the header, a port override) and cleanup_interval.
+ */
+function parseOriginalDst(c: Cluster__Output, type: string, path: string, errors: ConfigError[]): OriginalDstConfig | undefined {
+  const provided = String(c.lb_policy) === 'CLUSTER_PROVIDED';
+  if (type !== 'ORIGINAL_DST') {
+    if (provided) errors.push({ path: joinPath(path, 'lb_policy'), reason: `lb_policy CLUSTER_PROVIDED is not valid for cluster type ${type}: only ORIGINAL_DST clusters provide their own load balancer` });
+    return undefined;
+  }
+  if (!provided) errors.push({ path: joinPath(path, 'lb_policy'), reason: `cluster type ORIGINAL_DST may only be used with lb_policy CLUSTER_PROVIDED (got ${String(c.lb_policy)})` });
+  if (c.load_assignment && c.load_assignment.endpoints.length > 0) errors.push({ path: joinPath(path, 'load_assignment'), reason: 'ORIGINAL_DST clusters must have no load assignment configured' });
+  const o = c.lb_config === 'original_dst_lb_config' ? c.original_dst_lb_config : null;
+  const opath = joinPath(path, 'original_dst_lb_config');
+  if (o?.metadata_key) errors.push({ path: joinPath(opath, 'metadata_key'), reason: 'taking the destination from metadata is not supported' });
+  const port = o?.upstream_port_override?.value; // PGV: lte 65535
+  const cleanupIntervalMs = durationMs(c.cleanup_interval, ORIGINAL_DST_CLEANUP_MS);
+  if (c.cleanup_interval && cleanupIntervalMs <= 0) errors.push({ path: joinPath(path, 'cleanup_interval'), reason: 'value must be greater than 0s' });
+  return {
+    useHttpHeader: o?.use_http_header ?? false,
+    httpHeaderName: (o?.http_header_name || 'x-envoy-original-dst-host').toLowerCase(),
+    upstreamPortOverride: port,
+    cleanupIntervalMs,
+  };
+}
+
 /** The EDS resource name an EDS cluster subscribes to: eds_cluster_config.service_name, else the cluster's name. */
 export function edsServiceName(c: Cluster__Output): string {
   return c.eds_cluster_config?.service_name || c.name;
@@ -305,7 +334,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
   } else if (c.type !== undefined) {
     type = String(c.type);
   }
-  if (type === 'ORIGINAL_DST') errors.push({ path: joinPath(path, 'type'), reason: `cluster type ${type} is not supported yet` });
+  const originalDst = parseOriginalDst(c, type, path, errors);
   // EDS: the main thread subscribes to eds_config; endpoints arrive later (setEndpoints on each worker).
   if (type === 'EDS') {
     if (!c.eds_cluster_config) errors.push({ path: joinPath(path, 'eds_cluster_config'), reason: 'cannot create an EDS cluster without an EDS config' });
@@ -342,6 +371,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
     maxStreamDurationMs: proto.maxStreamDurationMs,
     statPrefix: `cluster.${statName}.`,
     ...(type === 'EDS' ? { edsServiceName: edsServiceName(c) } : {}),
+    ...(originalDst ? { originalDst } : {}),
     localities,
     lb,
     dnsLookupFamily: family as DnsLookupFamily,

@@ -10,6 +10,8 @@ import type { OutlierDetectionConfig } from './outlier/config.ts';
 import type { HealthCheckConfig } from './health-check/config.ts';
 import type { ClientTransportSocket } from '../tls/types.ts';
 import type { UpstreamTlsConfig } from '../tls/context-config.ts';
+import type { AddressInfo } from '../http/stream-info.ts';
+import type { HeaderMap } from '../http/headers.ts';
 
 export type HostHealth = 'healthy' | 'unhealthy' | 'degraded';
 
@@ -53,6 +55,10 @@ export interface LbContext {
   readonly hashKey: bigint | undefined;
   /** Hosts to avoid (retry host predicate); may be empty. */
   readonly excludeHosts?: ReadonlySet<string>;
+  /** The downstream connection's local address (ORIGINAL_DST: used when `restored`). */
+  readonly downstreamLocal?: AddressInfo | undefined;
+  /** The downstream request's headers (ORIGINAL_DST with use_http_header). */
+  readonly requestHeaders?: HeaderMap | undefined;
 }
 
 export type UpstreamProtocol = 'http1' | 'http2';
@@ -167,7 +173,19 @@ export interface ClusterManager {
 
 // ---- Parsed cluster config (parseCluster in config.ts makes it; frozen, shared by workers) ----
 
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV' | 'CLUSTER_PROVIDED';
+
+/** An ORIGINAL_DST cluster's original_dst_lb_config and cleanup_interval. */
+export interface OriginalDstConfig {
+  /** use_http_header: the destination may come from `httpHeaderName` (`IP:port`). */
+  readonly useHttpHeader: boolean;
+  /** http_header_name, lower case (default `x-envoy-original-dst-host`). */
+  readonly httpHeaderName: string;
+  /** upstream_port_override: this port instead of the destination's. */
+  readonly upstreamPortOverride: number | undefined;
+  /** cleanup_interval (default 5 s): a host unused for a whole interval is removed. */
+  readonly cleanupIntervalMs: number;
+}
 export type DnsLookupFamily = 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
 
 export interface EndpointConfig {
@@ -249,6 +267,8 @@ export interface ClusterConfig extends ClusterInfo {
   readonly localities: readonly LocalityEndpointsConfig[];
   /** EDS clusters: the ClusterLoadAssignment name to subscribe to (eds_cluster_config.service_name, else the cluster name). */
   readonly edsServiceName?: string | undefined;
+  /** ORIGINAL_DST clusters: how hosts are found (they are made on demand, per request or connection). */
+  readonly originalDst?: OriginalDstConfig | undefined;
   readonly lb: LbConfig;
   readonly dnsLookupFamily: DnsLookupFamily;
   /** dns_refresh_rate, ms (default 5 s). */

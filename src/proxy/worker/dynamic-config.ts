@@ -13,6 +13,8 @@ import type { DynamicClusterManager } from '../upstream/cluster-manager.ts';
 import { parseCluster } from '../upstream/config.ts';
 import { parseListener, type ListenerConfig, type SocketAddr } from '../listener/listener-config.ts';
 import { ActiveListener } from '../listener/listener-runtime.ts';
+import type { AddressInfo } from '../http/stream-info.ts';
+import { isIPv4, isIPv6, SocketAddress } from 'node:net';
 import { logger } from '../log.ts';
 import type { XdsWorkerUpdate } from './messages.ts';
 import { RouteRegistry } from './route-registry.ts';
@@ -36,6 +38,11 @@ export interface ApplyResult {
   readonly listeners: Record<string, number>;
   /** What could not be applied (the main thread validated it, so this should stay empty). */
   readonly errors: readonly string[];
+}
+
+/** An IPv6 address in one spelling (`0:0::1` and `::1` are the same listener address). */
+function normalizeV6(a: string): string {
+  return SocketAddress.parse(`[${a}]:0`)?.address ?? a;
 }
 
 function sameAddress(a: SocketAddr, b: SocketAddr): boolean {
@@ -68,7 +75,7 @@ export class DynamicConfig {
 
   /** Starts serving a listener (the bootstrap's, or one LDS added): binds it unless bind_to_port is false. */
   async addListener(config: ListenerConfig, port: number): Promise<ActiveListener> {
-    const l = new ActiveListener(config, this.#ctx.rt, { drainTimeMs: this.#ctx.drainTimeMs });
+    const l = new ActiveListener(config, this.#ctx.rt, { drainTimeMs: this.#ctx.drainTimeMs, listenerFor: (d) => this.#listenerFor(d) });
     try {
       await l.listen(port);
     } catch (e) {
@@ -77,6 +84,24 @@ export class DynamicConfig {
     }
     this.#listeners.set(config.name, l);
     return l;
+  }
+
+  /**
+   * The listener a use_original_dst listener hands a connection for `d` to (Envoy's
+   * getBalancedHandlerByAddress): one whose address is exactly `d`, else one on the wildcard
+   * address of `d`'s family (or `::` with ipv4_compat for IPv4) with `d`'s port. Bound or not
+   * (bind_to_port false listeners exist for this), but not one being removed.
+   */
+  #listenerFor(d: AddressInfo): ActiveListener | undefined {
+    const v4 = isIPv4(d.address);
+    let wildcard: ActiveListener | undefined;
+    for (const l of this.#listeners.values()) {
+      if (l.port !== d.port) continue;
+      const { host, ipv4Compat } = l.config.address;
+      if (host === d.address || (!v4 && isIPv6(host) && normalizeV6(host) === normalizeV6(d.address))) return l;
+      if (!wildcard && (v4 ? host === '0.0.0.0' || (host === '::' && ipv4Compat) : host === '::')) wildcard = l;
+    }
+    return wildcard;
   }
 
   get(name: string): ActiveListener | undefined {

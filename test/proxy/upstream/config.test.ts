@@ -109,10 +109,11 @@ test('lb configs: ring sizes, choice_count, maglev table size', () => {
 });
 
 test('errors name the field path', () => {
-  assert.deepEqual(errors(`name: c\ntype: ORIGINAL_DST\nlb_policy: CLUSTER_PROVIDED`).slice(0, 1), ['clusters[0].type: cluster type ORIGINAL_DST is not supported yet']);
+  assert.deepEqual(errors(`name: c\ntype: ORIGINAL_DST`), ['clusters[0].lb_policy: cluster type ORIGINAL_DST may only be used with lb_policy CLUSTER_PROVIDED (got ROUND_ROBIN)']);
+  assert.deepEqual(errors(`name: c\ntype: ORIGINAL_DST\nlb_policy: CLUSTER_PROVIDED${EP}`), ['clusters[0].load_assignment: ORIGINAL_DST clusters must have no load assignment configured']);
   assert.deepEqual(errors(`name: c\ntype: EDS`), ['clusters[0].eds_cluster_config: cannot create an EDS cluster without an EDS config']);
   assert.deepEqual(errors(`name: c\ntype: EDS\neds_cluster_config: { service_name: s }`), ['clusters[0].eds_cluster_config.eds_config: value is required']);
-  assert.deepEqual(errors(`name: c\nlb_policy: CLUSTER_PROVIDED${EP}`), ['clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is not supported']);
+  assert.deepEqual(errors(`name: c\nlb_policy: CLUSTER_PROVIDED${EP}`), ['clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is not valid for cluster type STATIC: only ORIGINAL_DST clusters provide their own load balancer']);
   assert.deepEqual(errors(`name: c\nlb_policy: MAGLEV\nmaglev_lb_config: { table_size: 100 }${EP}`), ['clusters[0].maglev_lb_config.table_size: The table size of maglev must be prime number']);
   assert.deepEqual(errors(`name: c\nlb_policy: RING_HASH\nring_hash_lb_config: { minimum_ring_size: 5000, maximum_ring_size: 100 }${EP}`), [
     'clusters[0].ring_hash_lb_config: ring hash: minimum_ring_size (5000) > maximum_ring_size (100)',
@@ -143,4 +144,12 @@ test('EDS clusters: no endpoints until the ClusterLoadAssignment comes; service_
   assert.deepEqual(c.localities, []);
   assert.equal(c.edsServiceName, 'c');
   assert.equal(ok(`name: c\ntype: EDS\neds_cluster_config: { service_name: svc, eds_config: { ads: {} } }`).edsServiceName, 'svc');
+});
+
+test('ORIGINAL_DST: original_dst_lb_config and cleanup_interval, with their defaults', () => {
+  const d = ok(`name: c\ntype: ORIGINAL_DST\nlb_policy: CLUSTER_PROVIDED`);
+  assert.equal(d.type, 'ORIGINAL_DST');
+  assert.deepEqual(d.originalDst, { useHttpHeader: false, httpHeaderName: 'x-envoy-original-dst-host', upstreamPortOverride: undefined, cleanupIntervalMs: 5000 });
+  const c = ok(`name: c\ntype: ORIGINAL_DST\nlb_policy: CLUSTER_PROVIDED\ncleanup_interval: 2s\noriginal_dst_lb_config: { use_http_header: true, http_header_name: X-Dst, upstream_port_override: 8080 }`);
+  assert.deepEqual(c.originalDst, { useHttpHeader: true, httpHeaderName: 'x-dst', upstreamPortOverride: 8080, cleanupIntervalMs: 2000 });
 });

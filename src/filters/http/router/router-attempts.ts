@@ -53,9 +53,10 @@ export class AttemptSet {
     const info = this.#cb.streamInfo;
     const tried = this.triedHosts;
     const exclude = tried !== undefined && tried.size > 0 ? tried : undefined;
-    let host = cluster.chooseHost({ hashKey: action.hash(headers, info), excludeHosts: exclude });
+    const ctx = { hashKey: action.hash(headers, info), excludeHosts: exclude, downstreamLocal: info.downstreamLocal, requestHeaders: headers };
+    let host = cluster.chooseHost(ctx);
     for (let i = 1; host && exclude?.has(host.key) && i < this.hostSelectionAttempts; i++) {
-      host = cluster.chooseHost({ hashKey: action.hash(headers, info), excludeHosts: exclude }) ?? host;
+      host = cluster.chooseHost({ ...ctx, hashKey: action.hash(headers, info) }) ?? host;
     }
     if (host) tried?.add(host.key);
     return host;

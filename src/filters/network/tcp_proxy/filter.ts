@@ -110,8 +110,9 @@ export class TcpProxyFactory implements NetworkFilterFactory<TcpProxyConfig> {
   async #connect(cluster: Cluster, attempts: number, info: NetworkFilterCallbacks['streamInfo'], gone: () => boolean): Promise<Socket | undefined> {
     const failed = new Set<string>();
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      let host: Host | undefined = cluster.chooseHost({ hashKey: undefined, excludeHosts: failed });
-      if (!host && failed.size > 0) host = cluster.chooseHost({ hashKey: undefined });
+      const downstreamLocal = info.downstreamLocal;
+      let host: Host | undefined = cluster.chooseHost({ hashKey: undefined, excludeHosts: failed, downstreamLocal });
+      if (!host && failed.size > 0) host = cluster.chooseHost({ hashKey: undefined, downstreamLocal });
       if (!host) {
         // Envoy counts this where the cluster manager hands out a TCP pool; here chooseHost is the LB alone.
         this.#ctx.clusterManager.stats.counter(`${cluster.info.statPrefix}upstream_cx_none_healthy`).inc();

@@ -17,6 +17,8 @@ export type { HostSelector } from './selector.ts';
 export function createSelector(lb: LbConfig, hosts: readonly Host[]): HostSelector {
   switch (lb.policy) {
     case 'ROUND_ROBIN':
+    // ORIGINAL_DST clusters pick their host themselves (cluster.ts); this selector is never asked.
+    case 'CLUSTER_PROVIDED':
       return roundRobin(hosts);
     case 'LEAST_REQUEST':
       return leastRequest(hosts, lb.choiceCount, lb.activeRequestBias);
