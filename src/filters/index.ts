@@ -11,6 +11,7 @@ import { register as registerNetworkLocalRateLimit } from './network/local_ratel
 import { registerTlsInspector } from './listener/tls_inspector/index.ts';
 import { registerHttpInspector } from './listener/http_inspector/index.ts';
 import { registerOriginalDst } from './listener/original_dst/index.ts';
+import { registerProxyProtocol } from './listener/proxy_protocol/index.ts';
 import { registerTlsTransportSocket } from './transport_sockets/tls/index.ts';
 import { registerRawBuffer } from './transport_sockets/raw_buffer/index.ts';
 import { register as registerHttpRbac } from './http/rbac/index.ts';
@@ -40,6 +41,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerTlsInspector(registry);
   registerHttpInspector(registry);
   registerOriginalDst(registry);
+  registerProxyProtocol(registry);
   registerTlsTransportSocket(registry);
   registerRawBuffer(registry);
   registerHttpRbac(registry);

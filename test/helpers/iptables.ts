@@ -1,9 +1,10 @@
 // Test helper: real connection redirection with iptables (nat OUTPUT, REDIRECT), as Istio's
 // sidecar set-up does it, for connections to 127.0.0.1 only. The rules carry a comment naming this
 // process and are deleted by the returned function. Needs root (CAP_NET_ADMIN); installs Debian's
-// iptables when it is missing, as the bench suite does nginx.
+// iptables when it is missing (debian.ts).
 
 import { execFileSync } from 'node:child_process';
+import { debianBinary } from './debian.ts';
 
 /** The group a "sidecar" legate runs as in these tests; its own connections are never redirected (Istio: uid 1337). */
 export const SIDECAR_GID = 1337;
@@ -11,31 +12,15 @@ export const SIDECAR_GID = 1337;
 let ready: string | undefined | null = null;
 
 function run(cmd: string, args: readonly string[]): void {
-  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
+  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
 }
 
 /** Undefined when rules can be added here; else why not (for t.skip). Installs iptables once if needed. */
 export function iptablesUnavailable(): string | undefined {
   if (ready !== null) return ready;
   if (process.getuid?.() !== 0) return (ready = 'redirecting connections needs root (iptables)');
-  try {
-    run('iptables', ['-t', 'nat', '-S', 'OUTPUT']);
-    return (ready = undefined);
-  } catch {
-    // Missing: install it (apt-get update first when the package lists are empty).
-  }
-  try {
-    try {
-      run('apt-get', ['install', '-y', '-q', 'iptables']);
-    } catch {
-      run('apt-get', ['update', '-q']);
-      run('apt-get', ['install', '-y', '-q', 'iptables']);
-    }
-    run('iptables', ['-t', 'nat', '-S', 'OUTPUT']);
-    return (ready = undefined);
-  } catch (e) {
-    throw new Error(`iptables is needed to redirect connections and could not be installed or run: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  run(debianBinary('iptables', 'iptables'), ['-t', 'nat', '-S', 'OUTPUT']);
+  return (ready = undefined);
 }
 
 /**

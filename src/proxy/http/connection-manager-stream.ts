@@ -56,8 +56,8 @@ export class ActiveStream {
     this.#owner = owner;
     this.#conn = conn;
     this.#encoder = encoder;
-    const { remote, local, connectionId, requestedServerName, downstreamTls } = conn;
-    this.info = newStreamInfo({ downstreamRemote: remote, downstreamLocal: local, connectionId, protocol: encoder.protocol, requestedServerName, downstreamTls });
+    const { remote, directRemote, local, connectionId, requestedServerName, downstreamTls } = conn;
+    this.info = newStreamInfo({ downstreamRemote: remote, downstreamDirectRemote: directRemote, downstreamLocal: local, connectionId, protocol: encoder.protocol, requestedServerName, downstreamTls });
     this.#sink = new StreamSink(this);
     const s = owner.stats;
     s.rqTotal.inc();

@@ -18,6 +18,8 @@ export interface ConnectionOptions {
   readonly connectionId: number;
   /** Defaults to the socket's peer / local address (pass what listener filters decided, e.g. PROXY protocol). */
   readonly remote?: AddressInfo;
+  /** The socket's peer when `remote` is another client (proxy_protocol); default `remote`. */
+  readonly directRemote?: AddressInfo;
   readonly local?: AddressInfo;
   readonly tls?: boolean;
   readonly requestedServerName?: string;
@@ -59,6 +61,8 @@ export interface StreamOwner {
 export interface ConnectionInfo {
   readonly connectionId: number;
   readonly remote: AddressInfo;
+  /** The socket's peer (%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%); `remote` unless proxy_protocol gave another. */
+  readonly directRemote: AddressInfo;
   readonly local: AddressInfo;
   readonly tls: boolean;
   readonly requestedServerName: string | undefined;

@@ -217,9 +217,11 @@ class Manager implements ConnectionManager {
     this.stats.cxTotal.inc();
     this.stats.cxActive.inc();
     const tls = opts.tls ?? socket instanceof TLSSocket;
+    const remote = opts.remote ?? { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const info: ConnectionInfo = {
       connectionId: opts.connectionId,
-      remote: opts.remote ?? { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+      remote,
+      directRemote: opts.directRemote ?? remote,
       local: opts.local ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
       tls,
       requestedServerName: opts.requestedServerName ?? (tls ? ((socket as TLSSocket).servername || undefined) : undefined),

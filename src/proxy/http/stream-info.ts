@@ -75,6 +75,8 @@ export interface StreamInfo {
 
 export function newStreamInfo(init: {
   downstreamRemote: AddressInfo;
+  /** The socket's peer when listener filters (proxy_protocol) found another client; default downstreamRemote. */
+  downstreamDirectRemote?: AddressInfo | undefined;
   downstreamLocal: AddressInfo;
   connectionId: number;
   protocol?: string;
@@ -87,7 +89,7 @@ export function newStreamInfo(init: {
     protocol: init.protocol,
     downstreamRemote: init.downstreamRemote,
     downstreamLocal: init.downstreamLocal,
-    downstreamDirectRemote: init.downstreamRemote,
+    downstreamDirectRemote: init.downstreamDirectRemote ?? init.downstreamRemote,
     requestHeaders: undefined,
     responseHeaders: undefined,
     responseTrailers: undefined,

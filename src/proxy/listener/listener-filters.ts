@@ -161,14 +161,15 @@ export type PeekOutcome = 'done' | 'aborted' | 'limit';
 /**
  * Reads from `socket` until `inspect` says 'done' (or maxBytes, or abort), then unshifts every
  * byte read, synchronously with the last read so a pending EOF cannot be emitted first.
- * `inspect` sees all bytes so far each time. Rejects with ListenerFilterRejection('remote_close')
- * when the peer closes first.
+ * `inspect` sees all bytes so far each time; a number instead of 'done' consumes that many bytes
+ * (a header the filter takes off the stream, as proxy_protocol does) and unshifts the rest.
+ * Rejects with ListenerFilterRejection('remote_close') when the peer closes first.
  */
 export function peekSocket(
   socket: Socket,
   maxBytes: number,
   signal: AbortSignal,
-  inspect: (data: Buffer) => 'done' | 'more',
+  inspect: (data: Buffer) => 'done' | 'more' | number,
 ): Promise<PeekOutcome> {
   return new Promise<PeekOutcome>((resolve, reject) => {
     let held: Buffer = Buffer.alloc(0);
@@ -198,7 +199,11 @@ export function peekSocket(
       }
       if (total === held.length) return;
       held = Buffer.concat(chunks, total);
-      if (inspect(held) === 'done') settle('done');
+      const verdict = inspect(held);
+      if (typeof verdict === 'number') {
+        held = held.subarray(verdict);
+        settle('done');
+      } else if (verdict === 'done') settle('done');
       else if (held.length >= maxBytes) settle('limit');
     };
     const onEnd = (): void => settle(new ListenerFilterRejection('remote_close', 'connection closed during listener filter inspection'));

@@ -218,7 +218,7 @@ export class ActiveListener {
       sourcePort: remote.port,
     };
     // Without listener filters the chain is chosen now, in this tick (no promise per connection).
-    if (gen.listenerFilters.length === 0) return this.#dispatch(socket, gen, initial, local, remote);
+    if (gen.listenerFilters.length === 0) return this.#dispatch(socket, gen, initial, local, remote, remote);
     void runListenerFilters(
       socket,
       gen.listenerFilters,
@@ -230,10 +230,12 @@ export class ActiveListener {
       (input) => {
         // Undefined: counted by runListenerFilters (timeout, error or remote close).
         if (!input) return void socket.destroy();
-        if (!input.localAddressRestored) return this.#dispatch(socket, gen, input, local, remote);
+        // proxy_protocol gives the client's address; the socket's peer stays the direct one.
+        const peer = input.sourceIp === remote.address && input.sourcePort === remote.port ? remote : { address: input.sourceIp, port: input.sourcePort };
+        if (!input.localAddressRestored) return this.#dispatch(socket, gen, input, local, peer, remote);
         const restored: AddressInfo = { address: input.destinationIp, port: input.destinationPort, restored: true };
         const target = gen.config.useOriginalDst && !handedOver ? this.#listenerFor?.(restored) : undefined;
-        if (!target || target === this || socket.destroyed) return this.#dispatch(socket, gen, input, restored, remote);
+        if (!target || target === this || socket.destroyed) return this.#dispatch(socket, gen, input, restored, peer, remote);
         // Envoy's hand-off: the connection is the other listener's from here on (it stays in this one's downstream_cx_total).
         socket.off('close', onClose);
         socket.off('error', onError);
@@ -247,8 +249,11 @@ export class ActiveListener {
     );
   }
 
-  /** Chooses the connection's filter chain, then its TLS handshake (if any) and its network filters. */
-  #dispatch(socket: Socket, gen: ListenerGeneration, input: ConnectionMatchInput, local: AddressInfo, remote: AddressInfo): void {
+  /**
+   * Chooses the connection's filter chain, then its TLS handshake (if any) and its network filters.
+   * `remote` is the client as listener filters found it (proxy_protocol), `direct` the socket's peer.
+   */
+  #dispatch(socket: Socket, gen: ListenerGeneration, input: ConnectionMatchInput, local: AddressInfo, remote: AddressInfo, direct: AddressInfo): void {
     if (socket.destroyed) return;
     const chainRaw = gen.config.matcher.match(input);
     const chain = chainRaw ? gen.chains.get(chainRaw) : undefined;
@@ -265,11 +270,11 @@ export class ActiveListener {
       gen.sockets.delete(socket);
       this.#current.sockets.add(socket);
     }
-    if (!chain.tls) return this.#serve(gen, chain, socket, undefined, input.serverName, local, remote);
+    if (!chain.tls) return this.#serve(gen, chain, socket, undefined, input.serverName, local, remote, direct);
     chain.tls.secure(socket).then(
       (secured) => {
         if (!secured || socket.destroyed) return; // counted under ssl.* / server_ssl_socket_factory.*
-        this.#serve(gen, chain, secured.socket, secured.info, input.serverName, local, remote);
+        this.#serve(gen, chain, secured.socket, secured.info, input.serverName, local, remote, direct);
       },
       (e: unknown) => {
         log.debug(`TLS set-up for ${hostKey(remote.address, remote.port)} failed: ${String(e)}`);
@@ -279,11 +284,12 @@ export class ActiveListener {
   }
 
   /** Runs the chain's network filters on `conn` (the TLS socket, after a handshake). */
-  #serve(gen: ListenerGeneration, chain: ChainRuntime, conn: Socket, downstreamTls: TlsConnectionInfo | undefined, sniffedName: string | undefined, local: AddressInfo, remote: AddressInfo): void {
+  #serve(gen: ListenerGeneration, chain: ChainRuntime, conn: Socket, downstreamTls: TlsConnectionInfo | undefined, sniffedName: string | undefined, local: AddressInfo, remote: AddressInfo, direct: AddressInfo): void {
     // With TLS, SNI comes from the handshake (the same name tls_inspector saw, when it ran).
     const serverName = downstreamTls?.sni ?? sniffedName;
     const streamInfo = newStreamInfo({
       downstreamRemote: remote,
+      downstreamDirectRemote: direct,
       downstreamLocal: local,
       connectionId: nextConnectionId++,
       ...(serverName ? { requestedServerName: serverName } : {}),

@@ -31,6 +31,7 @@ export function createHcmFactory(config: HcmConfig, ctx: RuntimeContext): HcmNet
       manager.handleConnection(callbacks.socket, {
         connectionId: si.connectionId,
         remote: si.downstreamRemote,
+        directRemote: si.downstreamDirectRemote,
         local: si.downstreamLocal,
         bufferLimitBytes: callbacks.bufferLimitBytes,
         ...(si.requestedServerName !== undefined ? { requestedServerName: si.requestedServerName } : {}),
