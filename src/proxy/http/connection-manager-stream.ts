@@ -249,7 +249,8 @@ export class ActiveStream {
     const r = buildLocalReply(
       this.#owner.cfg.localReply,
       info,
-      { isGrpc: this.#isGrpc, isHead: this.#isHead },
+      // As Envoy, from the request headers as filters left them (grpc_web makes a request gRPC).
+      { isGrpc: this.#requestHeaders ? isGrpcContentType(this.#requestHeaders.get('content-type')) : this.#isGrpc, isHead: this.#isHead },
       status,
       body,
       opts ?? {},
