@@ -2,8 +2,7 @@
 // Envoy's tag extraction and names (`envoy_cluster_upstream_rq_total{envoy_cluster_name="a"}`).
 // A name clash between metric types keeps the first family and skips the other (Envoy would emit both).
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { MetricType } from 'prom-client';
+import type { Histogram, MetricType, Registry } from 'prom-client';
 import { HISTOGRAM_BUCKETS, type HistogramSnapshot } from '../stats.ts';
 import type { SelectedStats } from './stats-format.ts';
 import { extractTags, sanitizeName } from './tags.ts';
@@ -64,38 +63,55 @@ function sortedKeys<V>(m: Map<string, V>): string[] {
   return [...m.keys()].sort();
 }
 
-/** A prom-client Histogram whose series come straight from snapshot bucket counts. */
-class SnapshotHistogram extends Histogram {
-  readonly #series: ReadonlyArray<Series<HistogramSnapshot>>;
-  readonly #name: string;
+type PromClient = typeof import('prom-client');
 
-  constructor(name: string, series: ReadonlyArray<Series<HistogramSnapshot>>, registry: Registry) {
-    super({ name, help: name, buckets: [...HISTOGRAM_BUCKETS], registers: [registry] });
-    this.#name = name;
-    this.#series = series;
-  }
+/** A prom-client Histogram class whose series come straight from snapshot bucket counts. */
+function snapshotHistogramClass(prom: PromClient) {
+  return class SnapshotHistogram extends prom.Histogram {
+    readonly #series: ReadonlyArray<Series<HistogramSnapshot>>;
+    readonly #name: string;
 
-  override async get(): ReturnType<Histogram['get']> {
-    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
-    for (const { labels, value: h } of this.#series) {
-      let cum = 0;
-      HISTOGRAM_BUCKETS.forEach((le, i) => {
-        cum += h.buckets[i] ?? 0;
-        values.push({ labels: { ...labels, le }, value: cum, metricName: `${this.#name}_bucket` });
-      });
-      values.push({ labels: { ...labels, le: '+Inf' }, value: h.count, metricName: `${this.#name}_bucket` });
-      values.push({ labels, value: h.sum, metricName: `${this.#name}_sum` });
-      values.push({ labels, value: h.count, metricName: `${this.#name}_count` });
+    constructor(name: string, series: ReadonlyArray<Series<HistogramSnapshot>>, registry: Registry) {
+      super({ name, help: name, buckets: [...HISTOGRAM_BUCKETS], registers: [registry] });
+      this.#name = name;
+      this.#series = series;
     }
-    // prom-client's typings declare MetricType as a numeric enum; at runtime the registry prints this string.
-    const type = 'histogram' as unknown as MetricType;
-    return { name: this.#name, help: this.#name, type, values, aggregator: 'sum', collect: () => {} };
-  }
 
-  /** prom-client's registry prefers this over get(); both give the snapshot's series. */
-  async getForPromString(): ReturnType<Histogram['get']> {
-    return this.get();
+    override async get(): ReturnType<Histogram['get']> {
+      const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+      for (const { labels, value: h } of this.#series) {
+        let cum = 0;
+        HISTOGRAM_BUCKETS.forEach((le, i) => {
+          cum += h.buckets[i] ?? 0;
+          values.push({ labels: { ...labels, le }, value: cum, metricName: `${this.#name}_bucket` });
+        });
+        values.push({ labels: { ...labels, le: '+Inf' }, value: h.count, metricName: `${this.#name}_bucket` });
+        values.push({ labels, value: h.sum, metricName: `${this.#name}_sum` });
+        values.push({ labels, value: h.count, metricName: `${this.#name}_count` });
+      }
+      // prom-client's typings declare MetricType as a numeric enum; at runtime the registry prints this string.
+      const type = 'histogram' as unknown as MetricType;
+      return { name: this.#name, help: this.#name, type, values, aggregator: 'sum', collect: () => {} };
+    }
+
+    /** prom-client's registry prefers this over get(); both give the snapshot's series. */
+    async getForPromString(): ReturnType<Histogram['get']> {
+      return this.get();
+    }
+  };
+}
+
+/**
+ * prom-client, loaded on the first scrape: a process nobody scrapes (or a main thread that also
+ * serves traffic) does not carry its ~2 MB of heap.
+ */
+let prom: { readonly client: PromClient; readonly SnapshotHistogram: ReturnType<typeof snapshotHistogramClass> } | undefined;
+async function promClient(): Promise<NonNullable<typeof prom>> {
+  if (!prom) {
+    const client = await import('prom-client');
+    prom ??= { client, SnapshotHistogram: snapshotHistogramClass(client) };
   }
+  return prom;
 }
 
 /**
@@ -103,6 +119,7 @@ class SnapshotHistogram extends Histogram {
  * through a fresh prom-client Registry. Envoy prints no `# HELP` lines, so they are dropped.
  */
 export async function prometheusText(sel: SelectedStats): Promise<string> {
+  const { client: { Counter, Gauge, Registry }, SnapshotHistogram } = await promClient();
   const registry = new Registry();
   const taken = new Set<string>();
 
