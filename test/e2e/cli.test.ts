@@ -68,10 +68,10 @@ test('an unimplemented extension is named; an optional one is skipped', async ()
     static_resources: { listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { http_filters: unknown[] } }> }> }> };
   };
   const filters = cfg.static_resources.listeners[0]!.filter_chains[0]!.filters[0]!.typed_config.http_filters;
-  filters.unshift({ name: 'envoy.filters.http.jwt_authn', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication' } });
+  filters.unshift({ name: 'envoy.filters.http.csrf', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy', filter_enabled: { default_value: { numerator: 100 } } } });
   const r = await runCli(['--mode', 'validate', '-c', writeConfig(cfg)]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /http_filters\[0\].*envoy\.filters\.http\.jwt_authn/);
+  assert.match(r.stderr, /http_filters\[0\].*envoy\.filters\.http\.csrf/);
   (filters[0] as { is_optional?: boolean }).is_optional = true;
   const r2 = await runCli(['--mode', 'validate', '-c', writeConfig(cfg)]);
   assert.equal(r2.code, 0, r2.stderr);
