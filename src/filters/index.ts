@@ -22,6 +22,7 @@ import { register as registerExtAuthz } from './http/ext_authz/index.ts';
 import { register as registerGrpcStats } from './http/grpc_stats/index.ts';
 import { register as registerGrpcWeb } from './http/grpc_web/index.ts';
 import { register as registerJwtAuthn } from './http/jwt_authn/index.ts';
+import { register as registerRateLimit } from './http/ratelimit/index.ts';
 import { register as registerBuffer } from './http/buffer/index.ts';
 import { register as registerCompressor } from './http/compressor/index.ts';
 import { register as registerNetworkExtAuthz } from './network/ext_authz/index.ts';
@@ -54,6 +55,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerGrpcStats(registry);
   registerGrpcWeb(registry);
   registerJwtAuthn(registry);
+  registerRateLimit(registry);
   registerBuffer(registry);
   registerCompressor(registry);
   registerNetworkExtAuthz(registry);

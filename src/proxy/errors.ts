@@ -36,6 +36,7 @@ export const ResponseFlag = {
   FaultInjected: 'FI',
   RateLimited: 'RL',
   UnauthorizedExternalService: 'UAEX',
+  RateLimitServiceError: 'RLSE',
   DownstreamConnectionTermination: 'DC',
   StreamIdleTimeout: 'SI',
   DownstreamProtocolError: 'DPE',

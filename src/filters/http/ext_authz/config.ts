@@ -5,11 +5,11 @@
 // ignored.
 
 import { joinPath, ok, type ConfigError, type Result } from '../../../config/result.ts';
-import { lookupEnumType } from '../../../config/protos.ts';
+import { httpStatusCode } from '../../../config/http-status.ts';
 import type { ParseContext } from '../../registry.ts';
 import type { RuntimeFractionalPercent__Output } from '../../../generated/envoy/config/core/v3/RuntimeFractionalPercent.ts';
 import { parseRuntimeFraction, type RuntimeFraction } from '../../../config/runtime-fraction.ts';
-import { checkTransportApi, parseGrpcService, type GrpcService__Output } from '../../common/ext_authz/grpc-service-config.ts';
+import { checkTransportApi, parseGrpcService, type GrpcService__Output } from '../../common/grpc-service-config.ts';
 import { parseHttpService, type HttpService__Output, type HttpServiceConfig } from './http-service.ts';
 
 export const EXT_AUTHZ_NAME = 'envoy.filters.http.ext_authz';
@@ -88,9 +88,7 @@ export interface ExtAuthzPerRouteConfig {
 }
 
 function statusCode(code: string | number | undefined, fallback: number): number {
-  if (code === undefined) return fallback;
-  const n = typeof code === 'number' ? code : lookupEnumType('envoy.type.v3.StatusCode')?.values[code];
-  return n === undefined || n === 0 ? fallback : n;
+  return httpStatusCode(code) ?? fallback;
 }
 
 function bodySettings(b: BufferSettings__Output | null | undefined, path: string, errors: ConfigError[]): BodySettings | undefined {

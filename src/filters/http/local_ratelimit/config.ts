@@ -5,11 +5,12 @@
 
 import { fail, joinPath, ok, type ConfigError, type Result } from '../../../config/result.ts';
 import { wrapped } from '../../../config/values.ts';
-import { lookupEnumType } from '../../../config/protos.ts';
+import { httpStatusCode } from '../../../config/http-status.ts';
 import { compileHeaderParser, type HeaderParser } from '../../../proxy/http/header-mutation.ts';
 import { parseTokenBucket, type TokenBucketSpec } from '../../../proxy/token-bucket.ts';
 import type { LocalRateLimit__Output } from '../../../generated/envoy/extensions/filters/http/local_ratelimit/v3/LocalRateLimit.ts';
 import { parseRuntimeFraction, type RuntimeFraction } from '../../../config/runtime-fraction.ts';
+import type { VhRateLimits } from '../../common/rate-limit-descriptors.ts';
 
 export type { RuntimeFraction } from '../../../config/runtime-fraction.ts';
 
@@ -51,16 +52,15 @@ export interface LocalRateLimitConfig {
   readonly vhRateLimits: VhRateLimits;
 }
 
-/** Envoy's VhRateLimitsOptions. */
-export type VhRateLimits = 'OVERRIDE' | 'INCLUDE' | 'IGNORE';
+export type { VhRateLimits } from '../../common/rate-limit-descriptors.ts';
 
 export function descriptorId(entries: readonly (readonly [string, string])[]): string {
   return entries.map(([k, v]) => `${k}=${v}`).join('\u0000');
 }
 
 function statusCode(code: string | number, path: string, errors: ConfigError[]): number {
-  const n = typeof code === 'number' ? code : lookupEnumType('envoy.type.v3.StatusCode')?.values[code];
-  if (n === undefined || n === 0) {
+  const n = httpStatusCode(code);
+  if (n === undefined) {
     errors.push({ path, reason: `unknown HTTP status code ${String(code)}` });
     return DEFAULT_STATUS;
   }

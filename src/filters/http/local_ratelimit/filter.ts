@@ -12,7 +12,7 @@ import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
 import { ResponseFlag } from '../../../proxy/errors.ts';
 import { localTokenBucket, sharedTokenBucket, type TokenBucket, type TokenBucketSpec } from '../../../proxy/token-bucket.ts';
 import { descriptorId, LOCAL_RATELIMIT_NAME, parseLocalRateLimit, type LocalRateLimitConfig, type RuntimeFraction } from './config.ts';
-import { requestDescriptors, type Entry } from './descriptors.ts';
+import { requestDescriptors, type Entry } from '../../common/rate-limit-descriptors.ts';
 import type { LocalRateLimit__Output } from '../../../generated/envoy/extensions/filters/http/local_ratelimit/v3/LocalRateLimit.ts';
 import { logger } from '../../../proxy/log.ts';
 

@@ -5,7 +5,7 @@
 import { joinPath, ok, type ConfigError, type Result } from '../../../config/result.ts';
 import type { ParseContext } from '../../registry.ts';
 import type { GrpcServiceTarget } from '../../common/ext_authz/grpc-check.ts';
-import { checkTransportApi, parseGrpcService, type GrpcService__Output } from '../../common/ext_authz/grpc-service-config.ts';
+import { checkTransportApi, parseGrpcService, type GrpcService__Output } from '../../common/grpc-service-config.ts';
 import type { PeerDetails } from '../../common/ext_authz/check-request.ts';
 
 export const NETWORK_EXT_AUTHZ_NAME = 'envoy.filters.network.ext_authz';

@@ -1,11 +1,11 @@
-// The parts both ext_authz filters' configs share: grpc_service with an envoy_grpc target (its
+// A GrpcService with an envoy_grpc target, as the ext_authz and rate limit filters configure one (its
 // cluster must exist when the bootstrap names its clusters), and transport_api_version V3.
 
-import { joinPath, type ConfigError } from '../../../config/result.ts';
-import { durationMs } from '../../../config/values.ts';
-import type { ParseContext } from '../../registry.ts';
-import type { Duration__Output } from '../../../generated/google/protobuf/Duration.ts';
-import type { GrpcServiceTarget } from './grpc-check.ts';
+import { joinPath, type ConfigError } from '../../config/result.ts';
+import { durationMs } from '../../config/values.ts';
+import type { ParseContext } from '../registry.ts';
+import type { Duration__Output } from '../../generated/google/protobuf/Duration.ts';
+import type { GrpcServiceTarget } from './grpc-unary.ts';
 
 /** config.core.v3.GrpcService (proto-loader object form). */
 export interface GrpcService__Output {

@@ -1,24 +1,26 @@
 // Route and virtual host `rate_limits` → the request's rate limit descriptors (Envoy's
 // RateLimitPolicy actions), for the local rate limit filter to match against its configured
-// descriptors. Compiled once per RateLimit list and cached by object; an action that cannot
+// descriptors and the rate limit filter to send to its service. Compiled once per RateLimit list and cached by object; an action that cannot
 // produce its entry drops the whole descriptor, as in Envoy. Unsupported actions (metadata,
 // extension…) never match, logged once.
 
-import type { HeaderMap } from '../../../proxy/http/headers.ts';
-import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
-import type { RouteEntry } from '../../../proxy/http/route-types.ts';
-import { compileHeaderMatchers, compileQueryParameterMatcher, parseQueryFirst, type HeaderPredicate, type QueryPredicate } from '../../../proxy/http/matchers.ts';
-import { wrapped } from '../../../config/values.ts';
+import type { HeaderMap } from '../../proxy/http/headers.ts';
+import type { StreamInfo } from '../../proxy/http/stream-info.ts';
+import type { RouteEntry } from '../../proxy/http/route-types.ts';
+import { compileHeaderMatchers, compileQueryParameterMatcher, parseQueryFirst, type HeaderPredicate, type QueryPredicate } from '../../proxy/http/matchers.ts';
+import { wrapped } from '../../config/values.ts';
 import { isIP } from 'node:net';
-import type { RateLimit__Output, _envoy_config_route_v3_RateLimit_Action__Output as Action } from '../../../generated/envoy/config/route/v3/RateLimit.ts';
-import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
-import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
-import type { VhRateLimits } from './config.ts';
-import { logger } from '../../../proxy/log.ts';
+import type { RateLimit__Output, _envoy_config_route_v3_RateLimit_Action__Output as Action } from '../../generated/envoy/config/route/v3/RateLimit.ts';
+import type { RouteAction__Output } from '../../generated/envoy/config/route/v3/RouteAction.ts';
+import type { VirtualHost__Output } from '../../generated/envoy/config/route/v3/VirtualHost.ts';
+import { logger } from '../../proxy/log.ts';
 
 const log = logger('filter');
 
 export type Entry = readonly [string, string];
+
+/** Envoy's VhRateLimitsOptions: whether a route's virtual host `rate_limits` count too. */
+export type VhRateLimits = 'OVERRIDE' | 'INCLUDE' | 'IGNORE';
 /** Produces one entry, `null` to skip the action (skip_if_absent), or `undefined` to drop the descriptor. */
 type ActionFn = (headers: HeaderMap, info: StreamInfo, route: RouteEntry) => Entry | null | undefined;
 
