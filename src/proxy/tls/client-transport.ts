@@ -97,6 +97,7 @@ export class TlsClientTransportSocket implements ClientTransportSocket {
       let connected = false;
       const opts: tls.ConnectionOptions = {
         ...(target.path ? { path: target.path } : { host: target.host, port: target.port }),
+        ...(target.source ? { localAddress: target.source.address, ...(target.source.port > 0 ? { localPort: target.source.port } : {}) } : {}),
         ...(servername ? { servername } : {}),
         // An override (health checks' tls_options), else alpn_protocols, else the pool's protocol
         // (Envoy's ALPN fallback; ClientConnectTarget.alpnFallback).

@@ -148,6 +148,8 @@ export interface ClientConnectTarget {
    * check's `tls_options.alpn_protocols`).
    */
   readonly alpnOverride?: readonly string[];
+  /** upstream_bind_config: the address (and port, 0 = any) to connect from. */
+  readonly source?: { readonly address: string; readonly port: number };
   readonly timeoutMs: number;
 }
 

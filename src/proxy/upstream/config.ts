@@ -22,7 +22,7 @@ import { DEFAULT_CIRCUIT_BREAKERS, parseCircuitBreakers } from './circuit-breake
 import { parseOutlierDetection } from './outlier/config.ts';
 import { parseHealthChecks } from './health-check/config.ts';
 export type { ClusterConfig } from './types.ts';
-import type { ClusterConfig, OriginalDstConfig, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
+import type { ClusterConfig, OriginalDstConfig, SourceAddress, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const MAX_RING_SIZE = 8 * 1024 * 1024; // 8M entries, Envoy's upper bound
@@ -286,6 +286,30 @@ function parseTransportSockets(c: Cluster__Output, path: string, ctx: ParseConte
   return { default: def, matches, all };
 }
 
+/**
+ * upstream_bind_config: the source address (and port, 0 = any) upstream connections are made from,
+ * as Istio's inbound passthrough clusters bind 127.0.0.6. What Node's sockets cannot do (freebind,
+ * socket options, more source addresses) is refused with its field path.
+ */
+function parseBindConfig(b: Cluster__Output['upstream_bind_config'], path: string, errors: ConfigError[]): SourceAddress | undefined {
+  if (!b) return undefined;
+  const unsupported: Array<[boolean, string]> = [
+    [b.freebind?.value === true, 'freebind'],
+    [b.socket_options.length > 0, 'socket_options'],
+    [b.additional_source_addresses.length > 0, 'additional_source_addresses'],
+    [b.extra_source_addresses.length > 0, 'extra_source_addresses'],
+    [b.local_address_selector !== null, 'local_address_selector'],
+  ];
+  for (const [set, field] of unsupported) if (set) errors.push({ path: joinPath(path, field), reason: 'not supported (Node sockets cannot set it)' });
+  const sa = b.source_address;
+  if (!sa) {
+    errors.push({ path: joinPath(path, 'source_address'), reason: 'value is required' });
+    return undefined;
+  }
+  if (isIP(sa.address) === 0) errors.push({ path: joinPath(path, 'source_address.address'), reason: `malformed IP address: ${sa.address}` });
+  return { address: sa.address, port: sa.port_value ?? 0 };
+}
+
 /** Cluster.cleanup_interval's default: how long an ORIGINAL_DST host may go unused. */
 const ORIGINAL_DST_CLEANUP_MS = 5_000; // 5 s
 
@@ -335,6 +359,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
     type = String(c.type);
   }
   const originalDst = parseOriginalDst(c, type, path, errors);
+  const sourceAddress = parseBindConfig(c.upstream_bind_config, joinPath(path, 'upstream_bind_config'), errors);
   // EDS: the main thread subscribes to eds_config; endpoints arrive later (setEndpoints on each worker).
   if (type === 'EDS') {
     if (!c.eds_cluster_config) errors.push({ path: joinPath(path, 'eds_cluster_config'), reason: 'cannot create an EDS cluster without an EDS config' });
@@ -372,6 +397,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
     statPrefix: `cluster.${statName}.`,
     ...(type === 'EDS' ? { edsServiceName: edsServiceName(c) } : {}),
     ...(originalDst ? { originalDst } : {}),
+    ...(sourceAddress ? { sourceAddress } : {}),
     localities,
     lb,
     dnsLookupFamily: family as DnsLookupFamily,

@@ -14,7 +14,7 @@ import { Limits } from '../limits.ts';
 import { logger } from '../log.ts';
 import type { StatsStore } from '../stats.ts';
 import { ByHost, ConnectTimeout, connectError, cxStats, isPipe, isTimeout, track, type CxStats, type CxTracker } from './pool-common.ts';
-import type { ClusterConfig, Host, UpstreamTransportOptions } from './types.ts';
+import type { ClusterConfig, Host, SourceAddress, UpstreamTransportOptions } from './types.ts';
 import type { ClientTransportSocket } from '../tls/types.ts';
 import { recordUpstreamTls, transportKey, upstreamTlsInfo } from './upstream-tls.ts';
 import { overflowError, type PriorityBreakers } from './circuit-breakers.ts';
@@ -65,6 +65,7 @@ export class ClusterPools {
       ...(transport?.sni !== undefined ? { sni: transport.sni } : {}),
       ...(transport?.verifySan !== undefined ? { verifySan: transport.verifySan } : {}),
       ...(alpnFallback ? { alpnFallback } : {}),
+      ...(c.sourceAddress && !isPipe(host) ? { source: c.sourceAddress } : {}),
       timeoutMs: c.connectTimeoutMs,
     };
     const started = performance.now();
@@ -89,7 +90,7 @@ export class ClusterPools {
     const stats = this.#stats;
     const connect = (): Promise<net.Socket> => {
       const t = track(stats, 'http1');
-      const socket = ts ? this.#tlsConnect(host, ts, transport, HTTP1_ALPN) : tcpConnect(host, c.connectTimeoutMs);
+      const socket = ts ? this.#tlsConnect(host, ts, transport, HTTP1_ALPN) : tcpConnect(host, c.connectTimeoutMs, c.sourceAddress);
       return socket.then(
         (s) => {
           s.setNoDelay(true);
@@ -159,7 +160,8 @@ export class ClusterPools {
     const pipe = isPipe(host);
     const ts = host.transportSocket;
     if (!ts) {
-      const connection = pipe ? () => net.connect({ path: host.address }) : undefined;
+      const source = c.sourceAddress;
+      const connection = pipe ? () => net.connect({ path: host.address }) : source ? () => net.connect({ host: host.address, port: host.port, ...bindOptions(source) }) : undefined;
       return this.#startH2(host, tkey, t, releaseCx, pipe ? 'http://localhost' : `http://${host.key}`, connection, undefined);
     }
     return this.#tlsConnect(host, ts, transport, H2_ALPN).then(
@@ -257,7 +259,7 @@ export class ClusterPools {
     };
     const ts = host.transportSocket;
     // tcp_proxy offers only the context's own alpn_protocols (Envoy has no fallback for TCP pools).
-    const connecting = ts ? this.#tlsConnect(host, ts, transport, undefined) : tcpConnect(host, c.connectTimeoutMs);
+    const connecting = ts ? this.#tlsConnect(host, ts, transport, undefined) : tcpConnect(host, c.connectTimeoutMs, c.sourceAddress);
     return connecting.then(
       (socket) => {
         socket.once('close', () => {
@@ -315,10 +317,15 @@ function graceDeadline(): Promise<void> {
   return sleep(CLOSE_GRACE_MS, undefined, { ref: false });
 }
 
-/** A plain TCP (or pipe) connection, connected within `timeoutMs` (else a ConnectTimeout). */
-function tcpConnect(host: Host, timeoutMs: number): Promise<net.Socket> {
+/** net.connect's options for upstream_bind_config's source address (port 0: any). */
+function bindOptions(source: SourceAddress): { localAddress: string; localPort?: number } {
+  return source.port > 0 ? { localAddress: source.address, localPort: source.port } : { localAddress: source.address };
+}
+
+/** A plain TCP (or pipe) connection, from `source` when set, connected within `timeoutMs` (else a ConnectTimeout). */
+function tcpConnect(host: Host, timeoutMs: number, source: SourceAddress | undefined): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = isPipe(host) ? net.connect({ path: host.address }) : net.connect({ host: host.address, port: host.port, noDelay: true });
+    const socket = isPipe(host) ? net.connect({ path: host.address }) : net.connect({ host: host.address, port: host.port, noDelay: true, ...(source ? bindOptions(source) : {}) });
     const timer = setLongTimeout(() => {
       socket.destroy();
       reject(new ConnectTimeout(undefined));

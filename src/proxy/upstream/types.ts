@@ -175,6 +175,12 @@ export interface ClusterManager {
 
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV' | 'CLUSTER_PROVIDED';
 
+/** upstream_bind_config.source_address: where upstream connections come from (port 0: any). */
+export interface SourceAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
 /** An ORIGINAL_DST cluster's original_dst_lb_config and cleanup_interval. */
 export interface OriginalDstConfig {
   /** use_http_header: the destination may come from `httpHeaderName` (`IP:port`). */
@@ -269,6 +275,8 @@ export interface ClusterConfig extends ClusterInfo {
   readonly edsServiceName?: string | undefined;
   /** ORIGINAL_DST clusters: how hosts are found (they are made on demand, per request or connection). */
   readonly originalDst?: OriginalDstConfig | undefined;
+  /** upstream_bind_config: the source address of every upstream connection; undefined = the system's choice. */
+  readonly sourceAddress?: SourceAddress | undefined;
   readonly lb: LbConfig;
   readonly dnsLookupFamily: DnsLookupFamily;
   /** dns_refresh_rate, ms (default 5 s). */
