@@ -4,6 +4,7 @@
 // response on the ServerHttp2Stream (its head held to the end of the tick, so a response complete in
 // that tick skips the trailers handshake); h2RequestBody feeds the request body and trailers to the stream.
 
+import type { Duplex } from 'node:stream';
 import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream, type ServerStreamResponseOptions } from 'node:http2';
 import { HeaderMap } from './headers.ts';
 import type { HcmConfig } from './hcm-config.ts';
@@ -79,6 +80,8 @@ export class H2ResponseEncoder implements ResponseEncoder {
   #bodyBytes = 0;
   #trailers: OutgoingHttpHeaders | undefined;
   #waitingDrain = false;
+  /** An extended CONNECT (upgrade) stream: a 101 answers 200 and the stream becomes the tunnel. */
+  #upgrade = false;
   onWritable: ((writable: boolean) => void) | undefined = undefined;
 
   constructor(stream: ServerHttp2Stream) {
@@ -120,9 +123,28 @@ export class H2ResponseEncoder implements ResponseEncoder {
     return this.#head !== undefined || this.#stream.headersSent;
   }
 
+  /** The request is an extended CONNECT upgrade (h2UpgradeToH1). */
+  upgradeStream(): void {
+    this.#upgrade = true;
+  }
+
+  /** The stream itself, once its upgrade was answered (Envoy's 101 → 200): the tunnel's downstream side. */
+  takeTunnel(): { socket: Duplex; head: Buffer } | undefined {
+    const stream = this.#stream;
+    return this.#upgrade && stream.headersSent && !stream.destroyed ? { socket: stream, head: EMPTY } : undefined;
+  }
+
   encodeHeaders(headers: HeaderMap, endStream: boolean): void {
     const stream = this.#stream;
     if (stream.destroyed || this.#head !== undefined || stream.headersSent) return;
+    if (this.#upgrade && !endStream && headers.get(':status') === '101') {
+      // Envoy's transformUpgradeResponseFromH1toH2: 200, without the HTTP/1.1 upgrade headers; sent
+      // at once and never ended here (the tunnel ends it).
+      headers.set(':status', '200');
+      headers.remove('upgrade');
+      headers.remove('connection');
+      return void this.#respond(rawResponseHeaders(headers));
+    }
     const raw = rawResponseHeaders(headers);
     // With endStream, one HEADERS frame with END_STREAM (gRPC trailers-only replies need it).
     if (endStream) return void this.#respond(raw, END_STREAM);
@@ -285,6 +307,21 @@ export interface H2RequestHead {
   readonly reject?: Rejection;
   /** A regular header name has an underscore (headers_with_underscores_action applies). */
   readonly underscores: boolean;
+}
+
+/**
+ * An extended CONNECT (RFC 8441: `:method CONNECT` with `:protocol`) as the HTTP/1.1 upgrade request
+ * Envoy makes of it (transformUpgradeRequestFromH2toH1): GET, `upgrade: <protocol>`,
+ * `connection: upgrade`. Returns the upgrade type (lowercase), or undefined for any other request.
+ */
+export function h2UpgradeToH1(h: HeaderMap): string | undefined {
+  const protocol = h.get(':protocol');
+  if (protocol === undefined || h.get(':method') !== 'CONNECT') return undefined;
+  h.remove(':protocol');
+  h.set(':method', 'GET');
+  h.set('upgrade', protocol);
+  h.set('connection', 'upgrade');
+  return protocol.toLowerCase();
 }
 
 /**

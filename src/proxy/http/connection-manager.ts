@@ -15,7 +15,7 @@ import { h1RequestHeaders } from './codec-http1.ts';
 import { Http1ServerCodec, headerValue, type Http1CodecCallbacks, type Http1RequestHead, type Http1RequestSink } from './codec-http1-server.ts';
 import type { ResponseEncoder } from './codec.ts';
 import { HeaderMap } from './headers.ts';
-import { H2ResponseEncoder, h2RequestHeaders } from './codec-http2.ts';
+import { H2ResponseEncoder, h2RequestHeaders, h2UpgradeToH1 } from './codec-http2.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
 import { ActiveStream } from './connection-manager-stream.ts';
 import type { ConnectionInfo, ConnectionManager, ConnectionOptions, RuntimeFilter, StreamOwner } from './connection-manager-types.ts';
@@ -191,6 +191,7 @@ class Manager implements ConnectionManager {
         maxConcurrentStreams: cfg.http2.maxConcurrentStreams,
         initialWindowSize: cfg.http2.initialStreamWindowSize,
         maxHeaderListSize: Math.max(65535, cfg.maxRequestHeadersKb * 1024 * 2),
+        ...(cfg.http2.allowConnect ? { enableConnectProtocol: true } : {}),
       },
       maxHeaderListPairs: cfg.maxHeadersCount + 16,
     }));
@@ -356,6 +357,15 @@ class Manager implements ConnectionManager {
       this.stats.cxProtocolError.inc();
       stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });
       if (!ends) h2.resume();
+      return;
+    }
+    const upgrade = this.cfg.http2.allowConnect ? h2UpgradeToH1(conv.headers) : undefined;
+    if (upgrade !== undefined) {
+      // Extended CONNECT (WebSocket over HTTP/2): as an HTTP/1.1 upgrade request; the stream's data
+      // is the tunnel's, read once the upstream agreed (or dropped when it did not).
+      enc.upgradeStream();
+      stream.decodeHeaders(conv.headers, false, { upgrade });
+      if (stream.done) h2.resume();
       return;
     }
     stream.decodeHeaders(conv.headers, ends);

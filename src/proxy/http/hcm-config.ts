@@ -94,6 +94,8 @@ export interface HcmConfig {
     readonly maxConcurrentStreams: number;
     readonly initialStreamWindowSize: number;
     readonly initialConnectionWindowSize: number;
+    /** http2_protocol_options.allow_connect: extended CONNECT (RFC 8441) is offered, so WebSocket and other upgrades ride on HTTP/2 streams. */
+    readonly allowConnect: boolean;
   };
   readonly http1: {
     readonly acceptHttp10: boolean;

@@ -227,6 +227,7 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
       maxConcurrentStreams: Math.min(wrapped(h2o?.max_concurrent_streams, Limits.http2MaxConcurrentStreams), 2 ** 32 - 1),
       initialStreamWindowSize: wrapped(h2o?.initial_stream_window_size, DEFAULT_H2_WINDOW),
       initialConnectionWindowSize: wrapped(h2o?.initial_connection_window_size, DEFAULT_H2_WINDOW),
+      allowConnect: h2o?.allow_connect ?? false,
     },
     http1: {
       acceptHttp10: h1o?.accept_http_10 ?? false,
