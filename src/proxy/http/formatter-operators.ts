@@ -8,6 +8,7 @@ import type { HeaderMap } from './headers.ts';
 import { compileTimeFormat } from './formatter-time.ts';
 import { compileTlsOperator, isTlsOperator } from './formatter-tls.ts';
 import { hostKey } from '../host-port.ts';
+import { dynamicMetadataValue } from './dynamic-metadata.ts';
 
 /** A formatted value: strings and numbers are typed (JSON keeps numbers); undefined = not set. */
 export type FormatValue = string | number | undefined;
@@ -131,7 +132,7 @@ const SIMPLE: Record<string, Extractor> = {
  * counts…): they compile and extract nothing.
  */
 const NOT_YET = new Set<string>([
-  'DYNAMIC_METADATA', 'CLUSTER_METADATA', 'UPSTREAM_METADATA', 'ROUTE_METADATA', 'METADATA', 'FILTER_STATE', 'UPSTREAM_FILTER_STATE',
+  'CLUSTER_METADATA', 'UPSTREAM_METADATA', 'ROUTE_METADATA', 'METADATA', 'FILTER_STATE', 'UPSTREAM_FILTER_STATE',
   'PER_REQUEST_STATE', 'CEL', 'TRACE_ID', 'LOCAL_REPLY_BODY', 'ACCESS_LOG_TYPE', 'UPSTREAM_CONNECTION_ID', 'UPSTREAM_PROTOCOL',
   'UPSTREAM_CLUSTER_RAW', 'DOWNSTREAM_TRANSPORT_FAILURE_REASON', 'REQUEST_HEADERS_BYTES', 'RESPONSE_HEADERS_BYTES',
   'RESPONSE_TRAILERS_BYTES', 'UPSTREAM_WIRE_BYTES_SENT', 'UPSTREAM_WIRE_BYTES_RECEIVED', 'UPSTREAM_HEADER_BYTES_SENT',
@@ -193,6 +194,17 @@ const WITH_ARG: Record<string, (arg: string | undefined) => Extractor | string> 
   EMIT_TIME: (arg) => {
     const fmt = compileTimeFormat(arg);
     return () => fmt(Date.now());
+  },
+  // NAMESPACE[:KEY…]: a string as it is, a number, a bool as true/false, anything else as JSON.
+  DYNAMIC_METADATA: (arg) => {
+    const [ns, ...path] = (arg ?? '').split(':');
+    if (!ns) return 'DYNAMIC_METADATA requires a filter namespace: DYNAMIC_METADATA(NAMESPACE:KEY*)';
+    return (i) => {
+      const v = dynamicMetadataValue(i, ns, path);
+      if (v === undefined || v === null) return undefined;
+      if (typeof v === 'string' || typeof v === 'number') return v;
+      return typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+    };
   },
   ENVIRONMENT: (arg) => {
     if (!arg) return 'ENVIRONMENT requires an environment variable name: ENVIRONMENT(NAME)';

@@ -71,6 +71,8 @@ export interface StreamInfo {
   attemptCount: number;
   /** Error text for `%CONNECTION_TERMINATION_DETAILS%`, `%UPSTREAM_TRANSPORT_FAILURE_REASON%`. */
   terminationDetails: string | undefined;
+  /** Envoy's dynamic metadata, by filter namespace (dynamic-metadata.ts); undefined until a filter sets some. */
+  dynamicMetadata: Record<string, Record<string, unknown>> | undefined;
 }
 
 export function newStreamInfo(init: {
@@ -117,5 +119,6 @@ export function newStreamInfo(init: {
     connectionId: init.connectionId,
     attemptCount: 0,
     terminationDetails: undefined,
+    dynamicMetadata: undefined,
   };
 }

@@ -8,6 +8,7 @@ import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
 import type { TlsConnectionInfo } from '../../../proxy/tls/types.ts';
 import { lookupMessageType } from '../../../config/protos.ts';
+import { structToJson } from '../../../config/struct-json.ts';
 
 /** What both filters' configs say about the peers' details in a CheckRequest. */
 export interface PeerDetails {
@@ -31,9 +32,13 @@ export interface HeaderEdit {
 
 const APPEND_ACTIONS: readonly HeaderEdit['action'][] = ['add', 'add-if-absent', 'overwrite', 'overwrite-if-exists'];
 
-export type CheckVerdict =
+export type CheckVerdict = (
   | { readonly kind: 'ok'; readonly headers: readonly HeaderEdit[]; readonly remove: readonly string[]; readonly responseHeaders: readonly HeaderEdit[] }
-  | { readonly kind: 'denied'; readonly status: number; readonly headers: readonly HeaderEdit[]; readonly body: string };
+  | { readonly kind: 'denied'; readonly status: number; readonly headers: readonly HeaderEdit[]; readonly body: string }
+) & {
+  /** The response's dynamic_metadata (a Struct, as plain JSON), for the stream's dynamic metadata; undefined when empty. */
+  readonly metadata?: Readonly<Record<string, unknown>> | undefined;
+};
 
 /** Envoy's Peer.principal: the certificate's first URI SAN, else DNS SAN, else its subject. */
 function principal(uris: readonly string[], dns: readonly string[], subject: string): string {
@@ -135,16 +140,19 @@ function edits(list: readonly HeaderValueOption[] | undefined): HeaderEdit[] {
 export function decodeCheckResponse(buf: Buffer): CheckVerdict {
   const type = lookupMessageType(CHECK_RESPONSE);
   if (!type) throw new Error(`${CHECK_RESPONSE} is missing from Envoy's protos`);
-  const r = type.toObject(type.decode(buf), { enums: Number, longs: Number, defaults: false }) as {
+  const r = type.toObject(type.decode(buf), { enums: Number, longs: Number, defaults: false, oneofs: true }) as {
     status?: { code?: number };
+    dynamic_metadata?: unknown;
     denied_response?: { status?: { code?: number }; headers?: HeaderValueOption[]; body?: string };
     ok_response?: { headers?: HeaderValueOption[]; headers_to_remove?: string[]; response_headers_to_add?: HeaderValueOption[] };
   };
+  const md = r.dynamic_metadata ? structToJson(r.dynamic_metadata) : {};
+  const metadata = Object.keys(md).length > 0 ? md : undefined;
   if ((r.status?.code ?? 0) === 0) {
     const ok = r.ok_response;
-    return { kind: 'ok', headers: edits(ok?.headers), remove: (ok?.headers_to_remove ?? []).map((h) => h.toLowerCase()), responseHeaders: edits(ok?.response_headers_to_add) };
+    return { kind: 'ok', headers: edits(ok?.headers), remove: (ok?.headers_to_remove ?? []).map((h) => h.toLowerCase()), responseHeaders: edits(ok?.response_headers_to_add), metadata };
   }
   const d = r.denied_response;
   const code = d?.status?.code ?? 0;
-  return { kind: 'denied', status: code >= 100 && code < 600 ? code : 403, headers: edits(d?.headers), body: d?.body ?? '' };
+  return { kind: 'denied', status: code >= 100 && code < 600 ? code : 403, headers: edits(d?.headers), body: d?.body ?? '', metadata };
 }

@@ -1,6 +1,6 @@
 // RBAC permissions and principals (envoy.config.rbac.v3.Permission / Principal) compiled once into
 // predicates over one request or connection, with Envoy's semantics (matchers.cc). Kinds legate
-// cannot evaluate (metadata, filter_state, matcher extensions, uri_template) are config errors
+// cannot evaluate (filter_state, matcher extensions, uri_template) are config errors
 // naming the field; compiling never throws and a compiled predicate never throws either.
 
 import { joinPath, type ConfigError } from '../../../config/result.ts';
@@ -8,6 +8,7 @@ import { wrapped } from '../../../config/values.ts';
 import { compileHeaderMatcher, compileStringMatcher, type StringPredicate } from '../../../proxy/http/matchers.ts';
 import { cidrContains, parseCidr, parseIp, type Cidr, type IpAddress } from '../../../proxy/listener/filter-chain-match-cidr.ts';
 import { HeaderMap } from '../../../proxy/http/headers.ts';
+import { compileMetadataMatcher } from '../../../proxy/http/metadata-matcher.ts';
 import type { AddressInfo, StreamInfo } from '../../../proxy/http/stream-info.ts';
 import type { Permission__Output } from '../../../generated/envoy/config/rbac/v3/Permission.ts';
 import type { Principal__Output } from '../../../generated/envoy/config/rbac/v3/Principal.ts';
@@ -173,8 +174,11 @@ export function compilePermission(p: Permission__Output, path: string, errors: C
       // Envoy matches the connection's requested server name, '' when the client sent no SNI.
       return ({ info }) => test(info.requestedServerName ?? info.downstreamTls?.sni ?? '');
     }
-    case 'metadata':
-      return unsupported(at('metadata'), 'matching dynamic metadata (metadata permission)', errors);
+    case 'metadata': {
+      if (!p.metadata) return unsupported(at('metadata'), 'an empty metadata matcher', errors);
+      const m = compileMetadataMatcher(p.metadata, at('metadata'), errors);
+      return ({ info }) => m(info);
+    }
     case 'matcher':
       return unsupported(at('matcher'), 'permission matcher extensions (matcher)', errors);
     case 'uri_template':
@@ -242,8 +246,11 @@ export function compilePrincipal(p: Principal__Output, path: string, errors: Con
       return compileHeader(p.header, at('header'), errors);
     case 'url_path':
       return compileUrlPath(p.url_path, at('url_path'), errors);
-    case 'metadata':
-      return unsupported(at('metadata'), 'matching dynamic metadata (metadata principal)', errors);
+    case 'metadata': {
+      if (!p.metadata) return unsupported(at('metadata'), 'an empty metadata matcher', errors);
+      const m = compileMetadataMatcher(p.metadata, at('metadata'), errors);
+      return ({ info }) => m(info);
+    }
     case 'filter_state':
       return unsupported(at('filter_state'), 'matching filter state (filter_state principal)', errors);
     default:

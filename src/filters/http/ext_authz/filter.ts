@@ -13,6 +13,7 @@ import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpF
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RouteEntry } from '../../../proxy/http/route-types.ts';
 import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
+import { setDynamicMetadata } from '../../../proxy/http/dynamic-metadata.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
 import { ResponseFlag } from '../../../proxy/errors.ts';
@@ -225,6 +226,7 @@ export class ExtAuthzFilter implements HttpFilter {
   #onVerdict(verdict: CheckVerdict | undefined): void {
     if (this.#done) return;
     if (!verdict) return this.#error(true);
+    if (verdict.metadata) setDynamicMetadata(this.#cb.streamInfo, EXT_AUTHZ_NAME, verdict.metadata);
     this.#done = true;
     const cb = this.#cb;
     if (verdict.kind === 'denied') {

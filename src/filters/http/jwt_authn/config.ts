@@ -1,7 +1,6 @@
 // Parses envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication (providers, rules,
-// requirement_map, bypass_cors_preflight, strip_failure_response) and its PerRouteConfig. The
-// provider fields that write dynamic metadata are accepted with a warning (legate has none);
-// filter_state_rules is refused, naming the field.
+// requirement_map, bypass_cors_preflight, strip_failure_response) and its PerRouteConfig.
+// failed_status_in_metadata is accepted with a warning; filter_state_rules is refused, naming the field.
 
 import { joinPath, ok, type ConfigError, type Result } from '../../../config/result.ts';
 import { durationMs } from '../../../config/values.ts';
@@ -125,9 +124,7 @@ function parseProvider(name: string, p: JwtProvider__Output, path: string, ctx: 
     if (m.ok) subjects = m.value;
     else errors.push(...m.errors);
   }
-  for (const f of ['payload_in_metadata', 'header_in_metadata', 'failed_status_in_metadata'] as const) {
-    if (p[f]) warnings.push(`${joinPath(path, f)}: legate has no dynamic metadata; ignored`);
-  }
+  if (p.failed_status_in_metadata) warnings.push(`${joinPath(path, 'failed_status_in_metadata')}: not supported; ignored`);
   const locations: TokenLocation[] = [
     ...p.from_headers.map((h): TokenLocation => ({ kind: 'header', name: h.name.toLowerCase(), prefix: h.value_prefix })),
     ...p.from_params.map((name): TokenLocation => ({ kind: 'param', name })),
@@ -149,6 +146,8 @@ function parseProvider(name: string, p: JwtProvider__Output, path: string, ctx: 
     padForwardPayloadHeader: p.pad_forward_payload_header,
     claimToHeaders: p.claim_to_headers.map((c) => [c.header_name.toLowerCase(), c.claim_name] as const),
     clearRouteCache: p.clear_route_cache,
+    payloadInMetadata: p.payload_in_metadata || undefined,
+    headerInMetadata: p.header_in_metadata || undefined,
   };
 }
 

@@ -5,10 +5,12 @@
 // the reason and `www-authenticate: Bearer realm="<url>"` (`, error="invalid_token"` unless the token
 // was missing), 403 for audiences, or bodiless with strip_failure_response. Stats under
 // http.<prefix>.jwt_authn.: allowed, denied, cors_preflight_bypassed, jwks_fetch_success/failed.
+// payload_in_metadata / header_in_metadata put verified tokens in dynamic metadata for RBAC and logs.
 
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
+import { setDynamicMetadata } from '../../../proxy/http/dynamic-metadata.ts';
 import { RequestView } from '../../../proxy/http/route-match.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
@@ -164,7 +166,12 @@ export class JwtAuthnFilter implements HttpFilter {
       return this.#cb.sendLocalReply(code, status, { details: details(status), headers: { 'www-authenticate': realm } });
     }
     let clear = false;
-    for (const p of passed) if (p.provider.apply(headers, p.found, p.jwt) && p.provider.config.clearRouteCache) clear = true;
+    for (const p of passed) {
+      if (p.provider.apply(headers, p.found, p.jwt) && p.provider.config.clearRouteCache) clear = true;
+      const { payloadInMetadata, headerInMetadata } = p.provider.config;
+      if (payloadInMetadata) setDynamicMetadata(this.#cb.streamInfo, JWT_AUTHN_NAME, { [payloadInMetadata]: p.jwt.payload });
+      if (headerInMetadata) setDynamicMetadata(this.#cb.streamInfo, JWT_AUTHN_NAME, { [headerInMetadata]: p.jwt.header });
+    }
     if (clear) this.#cb.clearRouteCache();
     f.count(prefix, 'allowed');
     this.#cb.continueDecoding();

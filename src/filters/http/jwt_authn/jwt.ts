@@ -8,6 +8,7 @@ import type { Jwk, Jwks } from './jwks.ts';
 import { JwtStatus } from './status.ts';
 
 export interface Jwt {
+  readonly header: Readonly<Record<string, unknown>>;
   readonly alg: string;
   readonly kid: string | undefined;
   readonly payload: Readonly<Record<string, unknown>>;
@@ -45,7 +46,7 @@ export function parseJwt(token: string): Jwt | JwtStatus {
   const payload = decodeJson(p);
   if (!payload) return JwtStatus.JwtPayloadParseError;
   if (!B64URL.test(s)) return JwtStatus.JwtSignatureParseError;
-  return { alg: header.alg, kid: header.kid, payload, payloadB64: p, signingInput: Buffer.from(`${h}.${p}`, 'latin1'), signature: Buffer.from(s, 'base64url') };
+  return { header, alg: header.alg, kid: header.kid, payload, payloadB64: p, signingInput: Buffer.from(`${h}.${p}`, 'latin1'), signature: Buffer.from(s, 'base64url') };
 }
 
 function suits(alg: string, k: Jwk): boolean {

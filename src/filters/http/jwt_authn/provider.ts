@@ -35,6 +35,9 @@ export interface ProviderConfig {
   readonly padForwardPayloadHeader: boolean;
   readonly claimToHeaders: ReadonlyArray<readonly [header: string, claim: string]>;
   readonly clearRouteCache: boolean;
+  /** payload_in_metadata / header_in_metadata: the key the verified payload / header goes under. */
+  readonly payloadInMetadata: string | undefined;
+  readonly headerInMetadata: string | undefined;
 }
 
 /** A token found in a request, and where (to take it out after verification unless `forward`). */

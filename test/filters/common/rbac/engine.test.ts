@@ -256,12 +256,11 @@ test('config errors name the unsupported or invalid field', () => {
     return r.errors.map((e) => `${e.path}: ${e.reason}`);
   };
   const one = (perm: string, principal = '{ any: true }'): string[] => errs(`{ policies: { p: { permissions: [${perm}], principals: [${principal}] } } }`);
-  assert.match(one('{ metadata: { filter: f, path: [ { key: k } ], value: { present_match: true } } }')[0]!, /^rules\.policies\["p"\]\.permissions\[0\]\.metadata: .*not supported/);
   assert.match(one('{ matcher: { name: m, typed_config: { "@type": type.googleapis.com/google.protobuf.Empty } } }')[0]!, /permissions\[0\]\.matcher: .*not supported/);
   assert.match(one('{ uri_template: { name: u, typed_config: { "@type": type.googleapis.com/google.protobuf.Empty } } }')[0]!, /permissions\[0\]\.uri_template: .*not supported/);
-  assert.match(one('{ any: true }', '{ metadata: { filter: f, path: [ { key: k } ], value: { present_match: true } } }')[0]!, /principals\[0\]\.metadata: .*not supported/);
   assert.match(one('{ any: true }', '{ filter_state: { key: k, string_match: { exact: v } } }')[0]!, /principals\[0\]\.filter_state: .*not supported/);
-  assert.match(one('{ and_rules: { rules: [ { any: true }, { metadata: { filter: f, path: [ { key: k } ], value: { present_match: true } } } ] } }')[0]!, /permissions\[0\]\.and_rules\.rules\[1\]\.metadata/);
+  assert.match(one('{ and_rules: { rules: [ { any: true }, { uri_template: { name: u, typed_config: { "@type": type.googleapis.com/google.protobuf.Empty } } } ] } }')[0]!, /permissions\[0\]\.and_rules\.rules\[1\]\.uri_template/);
+  assert.match(one('{ metadata: { filter: f, path: [ { key: k } ], value: { string_match: { safe_regex: { regex: "(a" } } } } }')[0]!, /permissions\[0\]\.metadata\.value\.string_match/);
   assert.match(one('{ destination_ip: { address_prefix: not-an-ip, prefix_len: 8 } }')[0]!, /permissions\[0\]\.destination_ip: malformed IP address/);
   assert.match(one('{ any: true }', '{ remote_ip: { address_prefix: 10.0.0.0, prefix_len: 33 } }')[0]!, /principals\[0\]\.remote_ip: prefix_len 33 is out of range/);
   assert.match(one('{ destination_port_range: { start: 90, end: 80 } }')[0]!, /destination_port_range: range start 90 cannot be greater or equal than range end 80/);

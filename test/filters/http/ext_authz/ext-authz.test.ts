@@ -290,3 +290,28 @@ test('config: google_grpc and dynamic metadata from the HTTP service are refused
   const withMetadata = { http_service: { server_uri: { uri: 'http://a', cluster: 'up', timeout: '1s' }, authorization_response: { dynamic_metadata_from_headers: { patterns: [{ exact: 'x' }] } } } };
   await assert.rejects(startProxy(hcmYaml(withMetadata), [clusterYaml('up', 1)]), /http_service\.authorization_response\.dynamic_metadata_from_headers/);
 });
+
+test('the CheckResponse’s dynamic_metadata becomes the stream’s (envoy.filters.http.ext_authz), for %DYNAMIC_METADATA% and later filters', TIMEOUT, async () => {
+  // google.protobuf.Value's members are camelCase in protobufjs's own struct.proto, whatever keepCase says.
+  const authz = await authzServer(() => ({ ...OK(), dynamic_metadata: { fields: { user: { stringValue: 'alice' }, tier: { numberValue: 2 } } } }));
+  const up = await upstream();
+  const hcm = filterHcm(
+    { name: 'envoy.filters.http.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz', transport_api_version: 'V3', grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '1s' } } },
+    {
+      routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }],
+      response_headers_to_add: [{ header: { key: 'x-authz-user', value: '%DYNAMIC_METADATA(envoy.filters.http.ext_authz:user)%/%DYNAMIC_METADATA(envoy.filters.http.ext_authz:tier)%' } }],
+    },
+  );
+  const proxy = await startProxy(hcm, [clusterYaml('up', up.port), clusterYaml('authz', authz.port, true)]);
+  try {
+    const client = new Client('h1', proxy.port);
+    const r = await client.request({ path: '/me' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-authz-user'], 'alice/2');
+    client.close();
+  } finally {
+    await proxy.close();
+    up.server.close();
+    authz.close();
+  }
+});

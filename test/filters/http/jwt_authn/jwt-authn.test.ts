@@ -240,3 +240,49 @@ test('config errors name the field: an unknown provider, an unknown requirement 
   assert.deepEqual(errors({ providers: { a: { remote_jwks: { http_uri: { uri: 'http://k/jwks', cluster: 'nope', timeout: '1s' } } } } }), ['f.providers["a"].remote_jwks.http_uri.cluster: unknown cluster \'nope\'']);
   assert.deepEqual(errors({ filter_state_rules: { name: 'x' } }), ['f.filter_state_rules: requirements chosen by filter state are not supported']);
 });
+
+test('payload_in_metadata: the verified payload in dynamic metadata, where RBAC metadata principals and %DYNAMIC_METADATA% read it', { timeout: 20_000 }, async () => {
+  const hcm = stringify({
+    stat_prefix: 'meta',
+    codec_type: 'AUTO',
+    route_config: {
+      name: 'local',
+      virtual_hosts: [{
+        name: 'vh',
+        domains: ['*'],
+        routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }],
+        response_headers_to_add: [{ header: { key: 'x-jwt-sub', value: '%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:jwt:sub)%' } }],
+      }],
+    },
+    http_filters: [
+      {
+        name: JWT,
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
+          providers: { rs: { issuer: 'https://issuer.example', local_jwks: { inline_string: jwks(jwk(rsa.publicKey, 'rs-1', 'RS256')) }, payload_in_metadata: 'jwt' } },
+          rules: [{ match: { prefix: '/' }, requires: { provider_name: 'rs' } }],
+        },
+      },
+      {
+        name: 'envoy.filters.http.rbac',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+          rules: { action: 'ALLOW', policies: { 'blue-team': { permissions: [{ any: true }], principals: [{ metadata: { filter: JWT, path: [{ key: 'jwt' }, { key: 'profile' }, { key: 'team' }], value: { string_match: { exact: 'blue' } } } }] } } },
+        },
+      },
+      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+    ],
+  });
+  const p = await startProxy(hcm, [oneHostCluster('up', upstream.port)]);
+  try {
+    const ok = await request(`http://127.0.0.1:${p.port}/`, { headers: { authorization: `Bearer ${token('RS256', rsa.privateKey, claims({ sub: 'alice' }), 'rs-1')}` } });
+    assert.equal(ok.statusCode, 200);
+    assert.equal(ok.headers['x-jwt-sub'], 'alice');
+    await ok.body.dump();
+    const red = await request(`http://127.0.0.1:${p.port}/`, { headers: { authorization: `Bearer ${token('RS256', rsa.privateKey, claims({ sub: 'mallory', profile: { team: 'red' } }), 'rs-1')}` } });
+    assert.equal(red.statusCode, 403, 'the RBAC metadata principal reads the payload');
+    assert.equal(await red.body.text(), 'RBAC: access denied');
+  } finally {
+    await p.close();
+  }
+});

@@ -250,7 +250,7 @@ rules_stat_prefix: "edge_"`;
   }
 });
 
-test('h1: a route override legate cannot evaluate (metadata rule) denies its requests: access control fails closed', TIMEOUT, async () => {
+test('h1: a route override legate cannot evaluate (uri_template rule) denies its requests: access control fails closed', TIMEOUT, async () => {
   const routes = `
 - match: { prefix: /meta }
   route: { cluster: up }
@@ -261,8 +261,8 @@ test('h1: a route override legate cannot evaluate (metadata rule) denies its req
         rules:
           action: ALLOW
           policies:
-            by-metadata:
-              permissions: [ { metadata: { filter: f, path: [ { key: k } ], value: { present_match: true } } } ]
+            by-template:
+              permissions: [ { uri_template: { name: u, typed_config: { "@type": type.googleapis.com/google.protobuf.Empty } } } ]
               principals: [ { any: true } ]
 - { match: { prefix: / }, route: { cluster: up } }`;
   const e = await setup('rules: { action: DENY }', routes);
@@ -297,11 +297,11 @@ test('config: matcher forms and unsupported rules are errors naming the field; R
   assert.equal(matcher.errors[0]!.path, 'f.typed_config.matcher');
   assert.match(matcher.errors[0]!.reason, /not supported/);
   const meta = parseHttpRbac(
-    parseYaml(t, '{ rules: { policies: { p: { permissions: [ { metadata: { filter: f, path: [ { key: k } ], value: { present_match: true } } } ], principals: [ { any: true } ] } } } }'),
+    parseYaml(t, '{ rules: { policies: { p: { permissions: [ { uri_template: { name: u, typed_config: { "@type": type.googleapis.com/google.protobuf.Empty } } } ], principals: [ { any: true } ] } } } }'),
     { path: 'f' },
   );
   assert.ok(!meta.ok);
-  assert.equal(meta.errors[0]!.path, 'f.rules.policies["p"].permissions[0].metadata');
+  assert.equal(meta.errors[0]!.path, 'f.rules.policies["p"].permissions[0].uri_template');
   const empty = parseHttpRbacPerRoute(parseYaml('envoy.extensions.filters.http.rbac.v3.RBACPerRoute', '{}'), 'r');
   assert.ok(empty.ok);
   assert.equal(empty.value.engine, undefined);
