@@ -8,6 +8,7 @@ import { register as registerRouter } from './http/router/index.ts';
 import { register as registerFault } from './http/fault/index.ts';
 import { register as registerLocalRateLimit } from './http/local_ratelimit/index.ts';
 import { register as registerNetworkLocalRateLimit } from './network/local_ratelimit/index.ts';
+import { register as registerConnectionLimit } from './network/connection_limit/index.ts';
 import { registerTlsInspector } from './listener/tls_inspector/index.ts';
 import { registerHttpInspector } from './listener/http_inspector/index.ts';
 import { registerOriginalDst } from './listener/original_dst/index.ts';
@@ -41,6 +42,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerFault(registry);
   registerLocalRateLimit(registry);
   registerNetworkLocalRateLimit(registry);
+  registerConnectionLimit(registry);
   registerTlsInspector(registry);
   registerHttpInspector(registry);
   registerOriginalDst(registry);
