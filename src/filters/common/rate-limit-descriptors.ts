@@ -14,6 +14,7 @@ import type { RateLimit__Output, _envoy_config_route_v3_RateLimit_Action__Output
 import type { RouteAction__Output } from '../../generated/envoy/config/route/v3/RouteAction.ts';
 import type { VirtualHost__Output } from '../../generated/envoy/config/route/v3/VirtualHost.ts';
 import { logger } from '../../proxy/log.ts';
+import { dynamicMetadataValue } from '../../proxy/http/dynamic-metadata.ts';
 
 const log = logger('filter');
 
@@ -33,7 +34,7 @@ const warned = new Set<string>();
 function warnOnce(what: string): void {
   if (warned.has(what)) return;
   warned.add(what);
-  log.warn(`local_ratelimit: rate limit action ${what} is not supported; descriptors using it never match`);
+  log.warn(`rate limit action ${what} is not supported; descriptors using it never match`);
 }
 
 function compileAction(a: Action, path: string): ActionFn {
@@ -89,6 +90,27 @@ function compileAction(a: Action, path: string): ActionFn {
         const c = route.action.kind === 'route' ? route.action.pickCluster(h, info) : undefined;
         return c === undefined ? undefined : ['destination_cluster', c];
       };
+    case 'metadata':
+    case 'dynamic_metadata': {
+      // Envoy's MetaDataAction: the string at the metadata key (dynamic metadata; route metadata is
+      // not kept), else default_value, else skipped (skip_if_absent) or the descriptor dropped.
+      const m = a.action_specifier === 'metadata' ? a.metadata! : { ...a.dynamic_metadata!, source: 'DYNAMIC', skip_if_absent: false };
+      if (String(m.source) === 'ROUTE_ENTRY' || String(m.source) === '1') {
+        warnOnce('metadata with source ROUTE_ENTRY');
+        return () => undefined;
+      }
+      const ns = m.metadata_key?.key ?? '';
+      const keys = (m.metadata_key?.path ?? []).map((s) => s.key ?? '');
+      const key = m.descriptor_key;
+      const dflt = m.default_value;
+      const skip = m.skip_if_absent;
+      return (_h, info) => {
+        const v = dynamicMetadataValue(info, ns, keys);
+        if (typeof v === 'string' && v !== '') return [key, v];
+        if (dflt) return [key, dflt];
+        return skip ? null : undefined;
+      };
+    }
     default:
       warnOnce(String(a.action_specifier));
       return () => undefined;

@@ -1,7 +1,7 @@
 // Route and virtual host `rate_limits` checked when the route table is built: a header or query
 // parameter matcher that cannot compile (a bad RE2 regex, an empty name) rejects the route
 // configuration, as Envoy's RateLimitPolicy does. The actions themselves become descriptors per
-// request in the rate limit filter (filters/http/local_ratelimit/descriptors.ts).
+// request in the rate limit filters (filters/common/rate-limit-descriptors.ts).
 
 import { joinPath, type ConfigError } from '../../config/result.ts';
 import type { RateLimit__Output } from '../../generated/envoy/config/route/v3/RateLimit.ts';

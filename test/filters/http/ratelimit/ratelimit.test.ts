@@ -163,3 +163,41 @@ test('the service down: requests go on (failure_mode_allowed), or with failure_m
   assert.equal(denyProxy.counter('cluster.up.ratelimit.error'), 1);
   assert.equal(denyProxy.counter('cluster.up.ratelimit.failure_mode_allowed'), 0);
 });
+
+test('a metadata action reads dynamic metadata (here set by header_to_metadata): the value, else default_value, else skip_if_absent', { timeout: 20_000 }, async () => {
+  const hcmYaml = stringify({
+    stat_prefix: 'meta',
+    codec_type: 'AUTO',
+    route_config: {
+      name: 'local',
+      virtual_hosts: [{
+        name: 'vh',
+        domains: ['*'],
+        routes: [{
+          match: { prefix: '/' },
+          route: {
+            cluster: 'up',
+            rate_limits: [
+              { actions: [{ metadata: { descriptor_key: 'tenant', metadata_key: { key: 'envoy.filters.http.header_to_metadata', path: [{ key: 'tenant' }] }, default_value: 'anonymous' } }] },
+              { actions: [{ generic_key: { descriptor_value: 'tier' } }, { metadata: { descriptor_key: 'tier', metadata_key: { key: 'envoy.filters.http.header_to_metadata', path: [{ key: 'tier' }] }, skip_if_absent: true } }] },
+            ],
+          },
+        }],
+      }],
+    },
+    http_filters: [
+      { name: 'envoy.filters.http.header_to_metadata', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config', request_rules: [{ header: 'x-tenant', on_header_present: { key: 'tenant' } }, { header: 'x-tier', on_header_present: { key: 'tier' } }] } },
+      { name: 'envoy.filters.http.ratelimit', typed_config: { '@type': RL_TYPE, domain: 'meta', rate_limit_service: { transport_api_version: 'V3', grpc_service: { envoy_grpc: { cluster_name: 'rls' } } }, timeout: '2s' } },
+      ROUTER,
+    ],
+  });
+  const p = await startProxy(hcmYaml, [oneHostCluster('up', upstream.port), oneHostCluster('rls', rls.port, true)]);
+  try {
+    assert.equal((await get(p, '/', { 'x-tenant': 'acme', 'x-tier': 'gold' })).status, 200);
+    assert.deepEqual(entries(rls.seen.at(-1)!), [[{ key: 'tenant', value: 'acme' }], [{ key: 'generic_key', value: 'tier' }, { key: 'tier', value: 'gold' }]]);
+    assert.equal((await get(p, '/')).status, 200);
+    assert.deepEqual(entries(rls.seen.at(-1)!), [[{ key: 'tenant', value: 'anonymous' }], [{ key: 'generic_key', value: 'tier' }]], 'default_value; skip_if_absent keeps the rest of the descriptor');
+  } finally {
+    await p.close();
+  }
+});
