@@ -18,6 +18,7 @@ import type { FilterConfig__Output } from '../../generated/envoy/config/route/v3
 import type { Any__Output } from '../../generated/google/protobuf/Any.ts';
 import { rateLimitErrors } from './route-rate-limits.ts';
 import { CORS_POLICY_TYPE, corsPolicyErrors } from './cors-policy.ts';
+import { compileVirtualClusters } from './virtual-clusters.ts';
 
 export interface RouteTableContext {
   /** Field path of the RouteConfiguration, e.g. `static_resources.listeners[0]…typed_config.route_config`. */
@@ -197,8 +198,10 @@ function compileVirtualHost(v: VirtualHost__Output, path: string, table: TableLe
   errors.push(...retryHedgeErrors(v.retry_policy, v.hedge_policy, path));
   errors.push(...rateLimitErrors(v.rate_limits, joinPath(path, 'rate_limits')));
   if (v.cors) errors.push(...corsPolicyErrors(v.cors, joinPath(path, 'cors')));
+  const virtualClusters = compileVirtualClusters(v.virtual_clusters, joinPath(path, 'virtual_clusters'), errors);
   const entry: VirtualHostEntry = Object.freeze({
     name: v.name,
+    ...(virtualClusters ? { virtualClusters } : {}),
     perFilterConfig: mergeMaps(table.perFilter, perFilter),
     retryPolicy: v.retry_policy ?? undefined,
     raw: v,

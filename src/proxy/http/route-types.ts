@@ -20,6 +20,8 @@ export interface VirtualHostEntry {
   readonly raw?: unknown;
   /** Virtual-host request_mirror_policies: used by routes that have none of their own (not merged). */
   readonly mirrorPolicies?: readonly MirrorPolicy[];
+  /** virtual_clusters: the request's virtual cluster name (`other` when none matches); undefined without any. */
+  readonly virtualClusters?: (headers: HeaderMap) => string;
 }
 
 /** One compiled RouteAction.RequestMirrorPolicy (route-mirror.ts). */

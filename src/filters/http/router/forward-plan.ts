@@ -14,7 +14,7 @@ import { routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
 import type { RouteAction__Output } from '../../../generated/envoy/config/route/v3/RouteAction.ts';
 import type { VirtualHost__Output } from '../../../generated/envoy/config/route/v3/VirtualHost.ts';
 import type { RouterConfig } from './config.ts';
-import type { ClusterRouterStats } from './stats.ts';
+import type { ClusterRouterStats, VirtualClusterStats } from './stats.ts';
 import { computeTimeout, type RequestTimeout } from './timeout.ts';
 import { EMPTY_RETRY_POLICY, hedgePolicyFor, retryPolicyFor, type RetryPolicy } from './retry-policy.ts';
 import { RetryState } from './retry-state.ts';
@@ -25,6 +25,8 @@ export interface ForwardPlan {
   readonly action: ClusterRouteAction;
   readonly cluster: Cluster;
   readonly cstats: ClusterRouterStats;
+  /** The request's virtual cluster (its virtual host's virtual_clusters), when it has any. */
+  readonly vstats: VirtualClusterStats | undefined;
   /** The request headers as sent upstream (mutated per attempt: attempt count, auto host rewrite). */
   readonly headers: HeaderMap;
   /** The picked weighted cluster's request/response header mutations, if it has any. */
@@ -61,11 +63,11 @@ export function planForward(
   config: RouterConfig,
   cb: HttpFilterCallbacks,
   att: AttemptSet,
-  target: { route: RouteEntry; action: ClusterRouteAction; cluster: Cluster; cstats: ClusterRouterStats },
+  target: { route: RouteEntry; action: ClusterRouteAction; cluster: Cluster; cstats: ClusterRouterStats; vstats: VirtualClusterStats | undefined },
   headers: HeaderMap,
   endStream: boolean,
 ): ForwardPlan {
-  const { route, action, cluster, cstats } = target;
+  const { route, action, cluster, cstats, vstats } = target;
   const raw = action.raw as Partial<RouteAction__Output> | undefined;
   const vhRaw = route.virtualHost.raw as Partial<VirtualHost__Output> | undefined;
   // Route-level retry_policy replaces the virtual host's (Envoy does not merge them).
@@ -86,7 +88,7 @@ export function planForward(
   // A retry header can be there only if the request brought x-envoy-* headers or the route added some.
   const retryHeaders = envoyHeaders || clusterMutations !== undefined || !isNoopMutator(route.requestHeaders);
   if (upgrade === undefined) {
-    att.retry = RetryState.create(policy, headers, { stats: cstats, retries: cluster.circuitBreakers(routePriority(raw)).retries }, retryHeaders);
+    att.retry = RetryState.create(policy, headers, { stats: cstats, ...(vstats ? { vstats } : {}), retries: cluster.circuitBreakers(routePriority(raw)).retries }, retryHeaders);
     att.hedgeOnPerTryTimeout = hedgeOnPerTryTimeout;
   }
   // Consumed in one pass (x-envoy-expected-rq-timeout-ms is set by now, so a prefix check would not skip it).
@@ -100,6 +102,7 @@ export function planForward(
     action,
     cluster,
     cstats,
+    vstats,
     headers,
     clusterMutations,
     transport: autoTransportOptions(cluster.info.upstreamHttpProtocolOptions, (n) => headers.get(n)),

@@ -8,7 +8,7 @@ import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { HeaderPredicate } from '../../../proxy/http/matchers.ts';
 import type { ResourceLimit } from '../../../proxy/upstream/types.ts';
 import { parseRetryOn, RetryOn, type RetryPolicy } from './retry-policy.ts';
-import type { ClusterRouterStats } from './stats.ts';
+import type { ClusterRouterStats, VirtualClusterStats } from './stats.ts';
 
 /** What happened to an attempt that got no response headers. */
 export type ResetKind = 'connect_failure' | 'reset' | 'refused_stream' | 'timeout' | 'overflow';
@@ -52,6 +52,8 @@ export class JitteredBackOff {
 
 export interface RetryStateDeps {
   readonly stats: ClusterRouterStats;
+  /** The request's virtual cluster, counted alongside (vhost.<vh>.vcluster.<vc>.upstream_rq_retry…). */
+  readonly vstats?: VirtualClusterStats;
   /** The cluster's retries breaker (max_retries / retry_budget) for the route's priority. */
   readonly retries: ResourceLimit;
   readonly random?: () => number;
@@ -187,22 +189,28 @@ export class RetryState {
   }
 
   #shouldRetry(would: boolean): RetryStatus {
-    const stats = this.#deps.stats;
+    const { stats, vstats } = this.#deps;
     // A retry was made earlier and this attempt needs none: it succeeded.
-    if (this.#holding && !would) stats.rqRetrySuccess.inc();
+    if (this.#holding && !would) {
+      stats.rqRetrySuccess.inc();
+      vstats?.rqRetrySuccess.inc();
+    }
     this.#release();
     if (!would) return NO;
     if (this.#remaining <= 0) {
       stats.rqRetryLimitExceeded.inc();
+      vstats?.rqRetryLimitExceeded.inc();
       return LIMIT;
     }
     this.#remaining--;
     if (!this.#deps.retries.tryAcquire()) {
       stats.rqRetryOverflow.inc();
+      vstats?.rqRetryOverflow.inc();
       return OVERFLOW;
     }
     this.#holding = true;
     stats.rqRetry.inc();
+    vstats?.rqRetry.inc();
     let delayMs: number;
     const rl = this.#rateLimitedMs;
     this.#rateLimitedMs = undefined;

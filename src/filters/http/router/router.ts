@@ -111,7 +111,10 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       }
     }
     const cstats = this.#rt.stats.cluster(cluster.info.statPrefix);
-    this.#plan = planForward(this.#rt.config, cb, this.#att, { route, action, cluster, cstats }, headers, endStream);
+    const vc = route.virtualHost.virtualClusters?.(headers);
+    const vstats = vc === undefined ? undefined : this.#rt.stats.virtualCluster(route.virtualHost.name, vc);
+    vstats?.rqTotal.inc();
+    this.#plan = planForward(this.#rt.config, cb, this.#att, { route, action, cluster, cstats, vstats }, headers, endStream);
     this.#downstreamEnded = endStream;
     cb.onDownstreamWritable((writable) => {
       const w = this.#att.winner?.request;
@@ -251,7 +254,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     info.responseHeaders = headers;
     plan?.clusterMutations?.response.apply(headers, info);
     plan?.route.responseHeaders.apply(headers, info);
-    if (this.#rt.config.dynamicStats) plan?.cstats.chargeCode(status);
+    this.#chargeCode(status);
     this.#responseStarted = true;
     info.responseCodeDetails = 'via_upstream';
     if (endStream) this.#onUpstreamComplete(a);
@@ -287,7 +290,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     info.responseHeaders = headers;
     this.#plan?.clusterMutations?.response.apply(headers, info);
     this.#plan?.route.responseHeaders.apply(headers, info);
-    if (this.#rt.config.dynamicStats) this.#plan?.cstats.chargeCode(Number(headers.get(':status')));
+    this.#chargeCode(Number(headers.get(':status')));
     this.#responseStarted = true;
     info.responseCodeDetails = 'via_upstream';
     // The tunnel outlives the route timeout; the connection manager owns both sockets from here.
@@ -324,7 +327,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (this.#att.maybeRetryReset(a, kind)) return;
     this.#cb.streamInfo.responseFlags.add(flag);
     const reply = upstreamFailureReply(err, flag, this.#att.count > 1);
-    if (this.#rt.config.dynamicStats) cstats?.chargeCode(reply.status);
+    this.#chargeCode(reply.status);
     this.#cb.streamInfo.upstreamTransportFailureReason = reply.transportFailure;
     this.#finishWithLocalReply(reply.status, reply.body, reply.details, flag);
   }
@@ -358,7 +361,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (this.#att.maybeRetryReset(a, 'timeout')) return;
     const r = LocalReplies.upstreamTimeout;
     const status = this.#plan?.altTimeoutResponse ? 204 : r.status;
-    if (this.#rt.config.dynamicStats) cstats?.chargeCode(status);
+    this.#chargeCode(status);
     this.#finishWithLocalReply(status, this.#plan?.altTimeoutResponse ? '' : r.body, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', r.flag);
   }
 
@@ -389,6 +392,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     if (this.#finished || this.#responseComplete) return;
     const cstats = this.#plan?.cstats;
     cstats?.rqTimeout.inc();
+    this.#plan?.vstats?.rqTimeout.inc();
     for (const a of this.#att.list) a.report({ kind: 'local', failure: 'timeout' });
     this.#att.resetAttempts(undefined);
     const r = LocalReplies.upstreamTimeout;
@@ -401,12 +405,20 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
       return;
     }
     const status = this.#plan?.altTimeoutResponse ? 204 : r.status;
-    if (this.#rt.config.dynamicStats) cstats?.chargeCode(status);
+    this.#chargeCode(status);
     this.#finishWithLocalReply(status, this.#plan?.altTimeoutResponse ? '' : r.body, r.details, r.flag);
+  }
+
+  /** Envoy's chargeUpstreamCode: the cluster's response code stats and the virtual cluster's (dynamic_stats). */
+  #chargeCode(status: number): void {
+    if (!this.#rt.config.dynamicStats) return;
+    this.#plan?.cstats.chargeCode(status);
+    this.#plan?.vstats?.chargeCode(status);
   }
 
   #onUpstreamComplete(a: UpstreamAttempt): void {
     this.#responseComplete = true;
+    if (this.#rt.config.dynamicStats) this.#plan?.vstats?.rqTime.record(performance.now() - a.startMono);
     this.#timer?.stop();
     this.#timer = undefined;
     a.release(true, this.#rt.config.dynamicStats);

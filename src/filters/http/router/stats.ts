@@ -118,4 +118,54 @@ export class RouterStatsCache {
     if (!s) this.#clusters.set(statPrefix, (s = new ClusterRouterStats(this.#store, statPrefix)));
     return s;
   }
+
+  readonly #vclusters = new Map<string, VirtualClusterStats>();
+
+  /** A virtual host's virtual cluster: `vhost.<virtualHost>.vcluster.<name>.`. */
+  virtualCluster(virtualHost: string, name: string): VirtualClusterStats {
+    const prefix = `vhost.${virtualHost}.vcluster.${name}.`;
+    let s = this.#vclusters.get(prefix);
+    if (!s) this.#vclusters.set(prefix, (s = new VirtualClusterStats(this.#store, prefix)));
+    return s;
+  }
+}
+
+/**
+ * A virtual cluster's stats (`vhost.<virtual host>.vcluster.<virtual cluster>.`): Envoy's
+ * upstream_rq_total, _time, _timeout, the retry counters and the response codes.
+ */
+export class VirtualClusterStats {
+  readonly rqTotal: Counter;
+  readonly rqTime: Histogram;
+  readonly rqTimeout: Counter;
+  readonly rqRetry: Counter;
+  readonly rqRetrySuccess: Counter;
+  readonly rqRetryOverflow: Counter;
+  readonly rqRetryLimitExceeded: Counter;
+  readonly #store: StatsStore;
+  readonly #prefix: string;
+  readonly #codes = new Map<number, readonly [Counter, Counter]>();
+
+  constructor(store: StatsStore, prefix: string) {
+    this.#store = store;
+    this.#prefix = prefix;
+    this.rqTotal = store.counter(`${prefix}upstream_rq_total`);
+    this.rqTime = store.histogram(`${prefix}upstream_rq_time`);
+    this.rqTimeout = store.counter(`${prefix}upstream_rq_timeout`);
+    this.rqRetry = store.counter(`${prefix}upstream_rq_retry`);
+    this.rqRetrySuccess = store.counter(`${prefix}upstream_rq_retry_success`);
+    this.rqRetryOverflow = store.counter(`${prefix}upstream_rq_retry_overflow`);
+    this.rqRetryLimitExceeded = store.counter(`${prefix}upstream_rq_retry_limit_exceeded`);
+  }
+
+  /** upstream_rq_<code> and upstream_rq_<N>xx. */
+  chargeCode(status: number): void {
+    let pair = this.#codes.get(status);
+    if (!pair) {
+      pair = [this.#store.counter(`${this.#prefix}upstream_rq_${status}`), this.#store.counter(`${this.#prefix}upstream_rq_${Math.floor(status / 100)}xx`)];
+      this.#codes.set(status, pair);
+    }
+    pair[0].inc();
+    pair[1].inc();
+  }
 }
