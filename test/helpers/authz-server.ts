@@ -2,13 +2,8 @@
 // definition loaded from Envoy's own protos with @grpc/proto-loader, answering each Check as told
 // and recording the CheckRequests it saw.
 
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-
-const require = createRequire(import.meta.url);
-const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+import { loadEnvoyProtos } from './envoy-protos.ts';
 
 export interface CheckRequest {
   attributes: {
@@ -21,15 +16,7 @@ export interface CheckRequest {
 export type Answer = (req: CheckRequest) => Record<string, unknown> | 'hang';
 
 export async function authzServer(answer: Answer): Promise<{ port: number; seen: CheckRequest[]; close(): void }> {
-  const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', {
-    includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)),
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: { service: grpc.ServiceDefinition } } } } } };
+  const pkg = loadEnvoyProtos('envoy/service/auth/v3/external_auth.proto') as unknown as { envoy: { service: { auth: { v3: { Authorization: { service: grpc.ServiceDefinition } } } } } };
   const seen: CheckRequest[] = [];
   const server = new grpc.Server();
   server.addService(pkg.envoy.service.auth.v3.Authorization.service, {

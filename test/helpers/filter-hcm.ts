@@ -1,5 +1,5 @@
-// Test helper for the single-filter tests: an HTTP connection manager (YAML) with one filter before
-// the router and one virtual host, and a cluster of one 127.0.0.1 endpoint (HTTP/1.1 or HTTP/2).
+// Test helper for the filter tests: an HTTP connection manager (YAML) with filters before the
+// router and its virtual hosts, and a cluster of one 127.0.0.1 endpoint (HTTP/1.1 or HTTP/2).
 
 import { stringify } from 'yaml';
 
@@ -7,11 +7,21 @@ const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'ty
 
 /** stat_prefix ingress_http, codec AUTO; `virtualHost` holds the routes (and any other fields). */
 export function filterHcm(filter: Readonly<Record<string, unknown>>, virtualHost: Readonly<Record<string, unknown>>): string {
+  return filtersHcm([filter], virtualHost);
+}
+
+/**
+ * As filterHcm with several filters before the router; `virtualHost` is one virtual host's fields
+ * (named `vh`, every domain) or a whole list of them; `extra`: more HCM fields (stat_prefix too).
+ */
+export function filtersHcm(filters: readonly object[], virtualHost: Readonly<Record<string, unknown>> | readonly object[], extra: Readonly<Record<string, unknown>> = {}): string {
+  const hosts = Array.isArray(virtualHost) ? virtualHost : [{ name: 'vh', domains: ['*'], ...virtualHost }];
   return stringify({
     stat_prefix: 'ingress_http',
     codec_type: 'AUTO',
-    route_config: { name: 'local', virtual_hosts: [{ name: 'vh', domains: ['*'], ...virtualHost }] },
-    http_filters: [filter, ROUTER],
+    ...extra,
+    route_config: { name: 'local', virtual_hosts: hosts },
+    http_filters: [...filters, ROUTER],
   });
 }
 

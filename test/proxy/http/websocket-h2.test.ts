@@ -11,9 +11,8 @@ import http2 from 'node:http2';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
-import { stringify } from 'yaml';
 import { startProxy, type Proxy } from '../../filters/http/router/proxy-harness.ts';
-import { oneHostCluster } from '../../helpers/filter-hcm.ts';
+import { filtersHcm, oneHostCluster } from '../../helpers/filter-hcm.ts';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const accept = (key: string): string => createHash('sha1').update(key + GUID).digest('base64');
@@ -69,13 +68,9 @@ async function wsServer(): Promise<{ port: number; upgrades: http.IncomingMessag
 }
 
 function hcm(allowConnect: boolean, upgrades: boolean): string {
-  return stringify({
-    stat_prefix: 'ingress_http',
-    codec_type: 'AUTO',
+  return filtersHcm([], { routes: [{ match: { prefix: '/' }, route: { cluster: 'ws' } }] }, {
     ...(upgrades ? { upgrade_configs: [{ upgrade_type: 'websocket' }] } : {}),
     http2_protocol_options: { allow_connect: allowConnect },
-    route_config: { name: 'local', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'ws' } }] }] },
-    http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
   });
 }
 

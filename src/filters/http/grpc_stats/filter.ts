@@ -12,13 +12,7 @@ import type { Counter } from '../../../proxy/stats.ts';
 import { isGrpcContentType } from '../../../proxy/http/grpc-content-type.ts';
 import { FrameCounter } from './frame-counter.ts';
 import type { GrpcStatsConfig } from './config.ts';
-
-/** Envoy's Grpc::Common::resolveServiceAndMethod: `/service/method`, both non-empty. */
-function serviceAndMethod(path: string | undefined): { service: string; method: string } | undefined {
-  if (path === undefined || path.charCodeAt(0) !== 47) return undefined;
-  const parts = path.split('/').filter((p) => p !== '');
-  return parts.length === 2 ? { service: parts[0]!, method: parts[1]! } : undefined;
-}
+import { serviceAndMethod } from '../../common/grpc-service-method.ts';
 
 export class GrpcStatsFactory implements HttpFilterFactory<GrpcStatsConfig> {
   readonly config: GrpcStatsConfig;

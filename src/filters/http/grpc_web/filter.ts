@@ -14,6 +14,7 @@ import { httpToGrpcStatus } from '../../../proxy/http/local-reply.ts';
 import { grpcPercentEncode } from '../../../proxy/grpc-message.ts';
 import { Base64Decoder, FrameSplitter, trailersFrame } from './frames.ts';
 import type { GrpcWebConfig } from './config.ts';
+import { serviceAndMethod } from '../../common/grpc-service-method.ts';
 
 const GRPC_WEB = 'application/grpc-web';
 const GRPC_WEB_PROTO = 'application/grpc-web+proto';
@@ -24,13 +25,6 @@ const REQUEST_TYPES = new Set([GRPC_WEB, GRPC_WEB_PROTO, GRPC_WEB_TEXT, GRPC_WEB
 const MAX_MESSAGE_BYTES = 16 * 1024;
 /** grpc-accept-encoding's default (Envoy's GrpcAcceptEncodingValues.Default). */
 const DEFAULT_ACCEPT_ENCODING = 'identity,deflate,gzip';
-
-/** Envoy's Grpc::Common::resolveServiceAndMethod: `/service/method`, both non-empty. */
-function serviceAndMethod(path: string | undefined): { service: string; method: string } | undefined {
-  if (path === undefined || path.charCodeAt(0) !== 47) return undefined;
-  const parts = path.split('/').filter((p) => p !== '');
-  return parts.length === 2 ? { service: parts[0]!, method: parts[1]! } : undefined;
-}
 
 /** Already gRPC-Web: 200 with application/grpc-web or grpc-web+proto (parameters ignored). */
 function isGrpcWebProtoResponse(headers: HeaderMap): boolean {

@@ -7,20 +7,13 @@
 import { FilterHeadersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import { setDynamicMetadata } from '../../../proxy/http/dynamic-metadata.ts';
+import { cookieValue } from '../../../proxy/http/route-hash.ts';
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
 import { PerRouteConfigs } from '../per-route-config.ts';
 import { HEADER_TO_METADATA_NAME, parseHeaderToMetadata, type HeaderRule, type HeaderToMetadataConfig, type MetadataTarget } from './config.ts';
 
 /** Envoy's MAX_HEADER_VALUE_LEN: longer values are not stored. */
 const MAX_VALUE_BYTES = 8 * 1024;
-
-function cookie(headers: HeaderMap, name: string): string | undefined {
-  for (const c of (headers.getJoined('cookie', ';') ?? '').split(';')) {
-    const eq = c.indexOf('=');
-    if (eq > 0 && c.slice(0, eq).trim() === name) return c.slice(eq + 1).trim();
-  }
-  return undefined;
-}
 
 function store(info: StreamInfo, t: MetadataTarget, raw: string): void {
   let v = t.value ?? (t.rewrite ? t.rewrite.replaceAll(raw) : raw);
@@ -36,7 +29,7 @@ function store(info: StreamInfo, t: MetadataTarget, raw: string): void {
 
 function apply(rules: readonly HeaderRule[], headers: HeaderMap, info: StreamInfo): void {
   for (const r of rules) {
-    const v = r.header !== undefined ? headers.get(r.header) : cookie(headers, r.cookie!);
+    const v = r.header !== undefined ? headers.get(r.header) : cookieValue(headers, r.cookie!);
     if (v !== undefined && v !== '') {
       if (r.onPresent) store(info, r.onPresent, v);
       if (r.remove && r.header !== undefined) headers.remove(r.header);

@@ -4,6 +4,7 @@
 // cache_duration; one fetch at a time per provider and worker.
 
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
+import { cookieValue } from '../../../proxy/http/route-hash.ts';
 import type { ClusterManager } from '../../../proxy/upstream/types.ts';
 import type { StringPredicate } from '../../../proxy/http/matchers.ts';
 import { startHttpCall } from '../../../proxy/wasm/http-call.ts';
@@ -57,10 +58,7 @@ export function findToken(headers: HeaderMap, locations: readonly TokenLocation[
       const q = path.indexOf('?');
       if (q >= 0) token = new URLSearchParams(path.slice(q + 1)).get(location.name) ?? undefined;
     } else {
-      for (const c of (headers.getJoined('cookie', ';') ?? '').split(';')) {
-        const eq = c.indexOf('=');
-        if (eq > 0 && c.slice(0, eq).trim() === location.name) token = c.slice(eq + 1).trim();
-      }
+      token = cookieValue(headers, location.name);
     }
     if (token) return { token, location };
   }

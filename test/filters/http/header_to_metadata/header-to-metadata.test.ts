@@ -12,9 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { startProxy } from '../router/proxy-harness.ts';
-import { oneHostCluster } from '../../../helpers/filter-hcm.ts';
+import { filtersHcm, oneHostCluster } from '../../../helpers/filter-hcm.ts';
 
 const H2M = 'envoy.filters.http.header_to_metadata';
 const H2M_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config';
@@ -30,26 +29,8 @@ test('headers and cookies into dynamic metadata, for RBAC and the access log; a 
   await once(up, 'listening');
   const log = join(mkdtempSync(join(tmpdir(), 'legate-h2m-')), 'access.log');
   const ns = (key: string): string => `%DYNAMIC_METADATA(${H2M}:${key})%`;
-  const hcm = stringify({
-    stat_prefix: 'h2m',
-    codec_type: 'AUTO',
-    access_log: [{ name: 'envoy.access_loggers.file', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: log, log_format: { text_format_source: { inline_string: `${ns('tenant')} ${ns('level')} ${ns('plan')} ${ns('user')} ${ns('region')} ${ns('version')} %DYNAMIC_METADATA(custom:route)%\n` } } } }],
-    route_config: {
-      name: 'local',
-      virtual_hosts: [{
-        name: 'vh',
-        domains: ['*'],
-        routes: [
-          {
-            match: { prefix: '/other' },
-            route: { cluster: 'up' },
-            typed_per_filter_config: { [H2M]: { '@type': H2M_TYPE, request_rules: [{ header: 'x-tenant', on_header_present: { metadata_namespace: 'custom', key: 'route' } }] } },
-          },
-          { match: { prefix: '/' }, route: { cluster: 'up' } },
-        ],
-      }],
-    },
-    http_filters: [
+  const hcm = filtersHcm(
+    [
       {
         name: H2M,
         typed_config: {
@@ -71,9 +52,22 @@ test('headers and cookies into dynamic metadata, for RBAC and the access log; a 
           rules: { action: 'DENY', policies: { 'no-banned-tenant': { permissions: [{ any: true }], principals: [{ metadata: { filter: H2M, path: [{ key: 'tenant' }], value: { string_match: { exact: 'banned' } } } }] } } },
         },
       },
-      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
     ],
-  });
+    {
+      routes: [
+        {
+          match: { prefix: '/other' },
+          route: { cluster: 'up' },
+          typed_per_filter_config: { [H2M]: { '@type': H2M_TYPE, request_rules: [{ header: 'x-tenant', on_header_present: { metadata_namespace: 'custom', key: 'route' } }] } },
+        },
+        { match: { prefix: '/' }, route: { cluster: 'up' } },
+      ],
+    },
+    {
+      stat_prefix: 'h2m',
+      access_log: [{ name: 'envoy.access_loggers.file', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: log, log_format: { text_format_source: { inline_string: `${ns('tenant')} ${ns('level')} ${ns('plan')} ${ns('user')} ${ns('region')} ${ns('version')} %DYNAMIC_METADATA(custom:route)%\n` } } } }],
+    },
+  );
   const proxy = await startProxy(hcm, [oneHostCluster('up', (up.address() as AddressInfo).port)]);
   try {
     const get = async (path: string, headers: Record<string, string>): Promise<number> => {

@@ -10,9 +10,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createHmac, generateKeyPairSync, sign, constants, type KeyObject } from 'node:crypto';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { startProxy, type Proxy } from '../router/proxy-harness.ts';
-import { oneHostCluster } from '../../../helpers/filter-hcm.ts';
+import { filtersHcm, oneHostCluster } from '../../../helpers/filter-hcm.ts';
 import { startHttp1Upstream, type Upstream } from '../../../helpers/upstreams.ts';
 import { closedPort } from '../router/upstreams.ts';
 import { parseJwtAuthn } from '../../../../src/filters/http/jwt_authn/config.ts';
@@ -45,6 +44,7 @@ const now = (): number => Math.floor(Date.now() / 1000);
 const claims = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ iss: 'https://issuer.example', aud: 'api', sub: 'alice', exp: now() + 300, profile: { team: 'blue' }, ...extra });
 
 const JWT = 'envoy.filters.http.jwt_authn';
+const JWT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
 const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig';
 
 function filterConfig(remotePort: number): Record<string, unknown> {
@@ -95,25 +95,12 @@ before(async () => {
   keyServer.listen(0, '127.0.0.1');
   await once(keyServer, 'listening');
   const keyPort = (keyServer.address() as AddressInfo).port;
-  const hcm = stringify({
-    stat_prefix: 'ingress_http',
-    codec_type: 'AUTO',
-    route_config: {
-      name: 'local',
-      virtual_hosts: [{
-        name: 'vh',
-        domains: ['*'],
-        routes: [
-          { match: { prefix: '/unchecked' }, route: { cluster: 'up' }, typed_per_filter_config: { [JWT]: { '@type': PER_ROUTE, disabled: true } } },
-          { match: { prefix: '/named' }, route: { cluster: 'up' }, typed_per_filter_config: { [JWT]: { '@type': PER_ROUTE, requirement_name: 'ec-only' } } },
-          { match: { prefix: '/misnamed' }, route: { cluster: 'up' }, typed_per_filter_config: { [JWT]: { '@type': PER_ROUTE, requirement_name: 'nope' } } },
-          { match: { prefix: '/' }, route: { cluster: 'up' } },
-        ],
-      }],
-    },
-    http_filters: [
-      { name: JWT, typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication', ...filterConfig(keyPort) } },
-      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+  const hcm = filtersHcm([{ name: JWT, typed_config: { '@type': JWT_TYPE, ...filterConfig(keyPort) } }], {
+    routes: [
+      { match: { prefix: '/unchecked' }, route: { cluster: 'up' }, typed_per_filter_config: { [JWT]: { '@type': PER_ROUTE, disabled: true } } },
+      { match: { prefix: '/named' }, route: { cluster: 'up' }, typed_per_filter_config: { [JWT]: { '@type': PER_ROUTE, requirement_name: 'ec-only' } } },
+      { match: { prefix: '/misnamed' }, route: { cluster: 'up' }, typed_per_filter_config: { [JWT]: { '@type': PER_ROUTE, requirement_name: 'nope' } } },
+      { match: { prefix: '/' }, route: { cluster: 'up' } },
     ],
   });
   proxy = await startProxy(hcm, [oneHostCluster('up', upstream.port), oneHostCluster('jwks', keyPort), oneHostCluster('dead', await closedPort())]);
@@ -242,27 +229,9 @@ test('config errors name the field: an unknown provider, an unknown requirement 
 });
 
 test('payload_in_metadata: the verified payload in dynamic metadata, where RBAC metadata principals and %DYNAMIC_METADATA% read it', { timeout: 20_000 }, async () => {
-  const hcm = stringify({
-    stat_prefix: 'meta',
-    codec_type: 'AUTO',
-    route_config: {
-      name: 'local',
-      virtual_hosts: [{
-        name: 'vh',
-        domains: ['*'],
-        routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }],
-        response_headers_to_add: [{ header: { key: 'x-jwt-sub', value: '%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:jwt:sub)%' } }],
-      }],
-    },
-    http_filters: [
-      {
-        name: JWT,
-        typed_config: {
-          '@type': 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
-          providers: { rs: { issuer: 'https://issuer.example', local_jwks: { inline_string: jwks(jwk(rsa.publicKey, 'rs-1', 'RS256')) }, payload_in_metadata: 'jwt' } },
-          rules: [{ match: { prefix: '/' }, requires: { provider_name: 'rs' } }],
-        },
-      },
+  const hcm = filtersHcm(
+    [
+      { name: JWT, typed_config: { '@type': JWT_TYPE, providers: { rs: { issuer: 'https://issuer.example', local_jwks: { inline_string: jwks(jwk(rsa.publicKey, 'rs-1', 'RS256')) }, payload_in_metadata: 'jwt' } }, rules: [{ match: { prefix: '/' }, requires: { provider_name: 'rs' } }] } },
       {
         name: 'envoy.filters.http.rbac',
         typed_config: {
@@ -270,9 +239,10 @@ test('payload_in_metadata: the verified payload in dynamic metadata, where RBAC 
           rules: { action: 'ALLOW', policies: { 'blue-team': { permissions: [{ any: true }], principals: [{ metadata: { filter: JWT, path: [{ key: 'jwt' }, { key: 'profile' }, { key: 'team' }], value: { string_match: { exact: 'blue' } } } }] } } },
         },
       },
-      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
     ],
-  });
+    { routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }], response_headers_to_add: [{ header: { key: 'x-jwt-sub', value: '%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:jwt:sub)%' } }] },
+    { stat_prefix: 'meta' },
+  );
   const p = await startProxy(hcm, [oneHostCluster('up', upstream.port)]);
   try {
     const ok = await request(`http://127.0.0.1:${p.port}/`, { headers: { authorization: `Bearer ${token('RS256', rsa.privateKey, claims({ sub: 'alice' }), 'rs-1')}` } });

@@ -6,19 +6,14 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { startProxy, type Proxy } from '../router/proxy-harness.ts';
-import { oneHostCluster } from '../../../helpers/filter-hcm.ts';
+import { filtersHcm, oneHostCluster } from '../../../helpers/filter-hcm.ts';
 import { startHttp1Upstream, type Upstream } from '../../../helpers/upstreams.ts';
 import { closedPort } from '../router/upstreams.ts';
+import { loadEnvoyProtos } from '../../../helpers/envoy-protos.ts';
 
-const require = createRequire(import.meta.url);
-const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
 
 interface RlsRequest {
   domain: string;
@@ -27,15 +22,7 @@ interface RlsRequest {
 
 /** A rate limit service allowing `limit` requests per descriptor set (per domain), for ever. */
 async function rateLimitService(limit: number): Promise<{ port: number; seen: RlsRequest[]; close(): void }> {
-  const def = protoLoader.loadSync('envoy/service/ratelimit/v3/rls.proto', {
-    includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)),
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { ratelimit: { v3: { RateLimitService: { service: grpc.ServiceDefinition } } } } } };
+  const pkg = loadEnvoyProtos('envoy/service/ratelimit/v3/rls.proto') as unknown as { envoy: { service: { ratelimit: { v3: { RateLimitService: { service: grpc.ServiceDefinition } } } } } };
   const seen: RlsRequest[] = [];
   const counts = new Map<string, number>();
   const server = new grpc.Server();
@@ -62,26 +49,15 @@ async function rateLimitService(limit: number): Promise<{ port: number; seen: Rl
 
 const RL_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit';
 const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute';
-const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
 
 function hcm(filter: Record<string, unknown>): string {
-  return stringify({
-    stat_prefix: 'ingress_http',
-    codec_type: 'AUTO',
-    route_config: {
-      name: 'local',
-      virtual_hosts: [{
-        name: 'vh',
-        domains: ['*'],
-        rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'vh' } }] }],
-        routes: [
-          { match: { prefix: '/other-domain' }, route: { cluster: 'up', rate_limits: [{ actions: [{ request_headers: { header_name: 'x-user', descriptor_key: 'user' } }] }] }, typed_per_filter_config: { 'envoy.filters.http.ratelimit': { '@type': PER_ROUTE, domain: 'elsewhere', vh_rate_limits: 'INCLUDE' } } },
-          { match: { prefix: '/users' }, route: { cluster: 'up', rate_limits: [{ actions: [{ request_headers: { header_name: 'x-user', descriptor_key: 'user' } }, { generic_key: { descriptor_value: 'users' } }] }] } },
-          { match: { prefix: '/' }, route: { cluster: 'up' } },
-        ],
-      }],
-    },
-    http_filters: [{ name: 'envoy.filters.http.ratelimit', typed_config: { '@type': RL_TYPE, ...filter } }, ROUTER],
+  return filtersHcm([{ name: 'envoy.filters.http.ratelimit', typed_config: { '@type': RL_TYPE, ...filter } }], {
+    rate_limits: [{ actions: [{ generic_key: { descriptor_value: 'vh' } }] }],
+    routes: [
+      { match: { prefix: '/other-domain' }, route: { cluster: 'up', rate_limits: [{ actions: [{ request_headers: { header_name: 'x-user', descriptor_key: 'user' } }] }] }, typed_per_filter_config: { 'envoy.filters.http.ratelimit': { '@type': PER_ROUTE, domain: 'elsewhere', vh_rate_limits: 'INCLUDE' } } },
+      { match: { prefix: '/users' }, route: { cluster: 'up', rate_limits: [{ actions: [{ request_headers: { header_name: 'x-user', descriptor_key: 'user' } }, { generic_key: { descriptor_value: 'users' } }] }] } },
+      { match: { prefix: '/' }, route: { cluster: 'up' } },
+    ],
   });
 }
 
@@ -165,32 +141,26 @@ test('the service down: requests go on (failure_mode_allowed), or with failure_m
 });
 
 test('a metadata action reads dynamic metadata (here set by header_to_metadata): the value, else default_value, else skip_if_absent', { timeout: 20_000 }, async () => {
-  const hcmYaml = stringify({
-    stat_prefix: 'meta',
-    codec_type: 'AUTO',
-    route_config: {
-      name: 'local',
-      virtual_hosts: [{
-        name: 'vh',
-        domains: ['*'],
-        routes: [{
-          match: { prefix: '/' },
-          route: {
-            cluster: 'up',
-            rate_limits: [
-              { actions: [{ metadata: { descriptor_key: 'tenant', metadata_key: { key: 'envoy.filters.http.header_to_metadata', path: [{ key: 'tenant' }] }, default_value: 'anonymous' } }] },
-              { actions: [{ generic_key: { descriptor_value: 'tier' } }, { metadata: { descriptor_key: 'tier', metadata_key: { key: 'envoy.filters.http.header_to_metadata', path: [{ key: 'tier' }] }, skip_if_absent: true } }] },
-            ],
-          },
-        }],
-      }],
-    },
-    http_filters: [
+  const fromMetadata = (key: string): Record<string, unknown> => ({ descriptor_key: key, metadata_key: { key: 'envoy.filters.http.header_to_metadata', path: [{ key }] } });
+  const hcmYaml = filtersHcm(
+    [
       { name: 'envoy.filters.http.header_to_metadata', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config', request_rules: [{ header: 'x-tenant', on_header_present: { key: 'tenant' } }, { header: 'x-tier', on_header_present: { key: 'tier' } }] } },
       { name: 'envoy.filters.http.ratelimit', typed_config: { '@type': RL_TYPE, domain: 'meta', rate_limit_service: { transport_api_version: 'V3', grpc_service: { envoy_grpc: { cluster_name: 'rls' } } }, timeout: '2s' } },
-      ROUTER,
     ],
-  });
+    {
+      routes: [{
+        match: { prefix: '/' },
+        route: {
+          cluster: 'up',
+          rate_limits: [
+            { actions: [{ metadata: { ...fromMetadata('tenant'), default_value: 'anonymous' } }] },
+            { actions: [{ generic_key: { descriptor_value: 'tier' } }, { metadata: { ...fromMetadata('tier'), skip_if_absent: true } }] },
+          ],
+        },
+      }],
+    },
+    { stat_prefix: 'meta' },
+  );
   const p = await startProxy(hcmYaml, [oneHostCluster('up', upstream.port), oneHostCluster('rls', rls.port, true)]);
   try {
     assert.equal((await get(p, '/', { 'x-tenant': 'acme', 'x-tier': 'gold' })).status, 200);

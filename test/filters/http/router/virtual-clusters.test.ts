@@ -8,9 +8,8 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { stringify } from 'yaml';
 import { startProxy } from './proxy-harness.ts';
-import { oneHostCluster } from '../../../helpers/filter-hcm.ts';
+import { filtersHcm, oneHostCluster } from '../../../helpers/filter-hcm.ts';
 
 test('vhost.<vh>.vcluster.<vc>.*: the first matching virtual cluster, else other', { timeout: 20_000 }, async () => {
   const up = http.createServer((req, res) => {
@@ -20,29 +19,25 @@ test('vhost.<vh>.vcluster.<vc>.*: the first matching virtual cluster, else other
   });
   up.listen(0, '127.0.0.1');
   await once(up, 'listening');
-  const hcm = stringify({
-    stat_prefix: 'vc',
-    codec_type: 'AUTO',
-    route_config: {
-      name: 'local',
-      virtual_hosts: [
-        {
-          name: 'shop',
-          domains: ['shop.example'],
-          virtual_clusters: [
-            { name: 'api', headers: [{ name: ':path', string_match: { prefix: '/api/' } }] },
-            { name: 'writes', headers: [{ name: ':method', string_match: { exact: 'POST' } }] },
-          ],
-          routes: [
-            { match: { prefix: '/api/slow' }, route: { cluster: 'up', timeout: '0.2s' } },
-            { match: { prefix: '/' }, route: { cluster: 'up', retry_policy: { retry_on: '5xx', num_retries: 1 } } },
-          ],
-        },
-        { name: 'plain', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] },
-      ],
-    },
-    http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-  });
+  const hcm = filtersHcm(
+    [],
+    [
+      {
+        name: 'shop',
+        domains: ['shop.example'],
+        virtual_clusters: [
+          { name: 'api', headers: [{ name: ':path', string_match: { prefix: '/api/' } }] },
+          { name: 'writes', headers: [{ name: ':method', string_match: { exact: 'POST' } }] },
+        ],
+        routes: [
+          { match: { prefix: '/api/slow' }, route: { cluster: 'up', timeout: '0.2s' } },
+          { match: { prefix: '/' }, route: { cluster: 'up', retry_policy: { retry_on: '5xx', num_retries: 1 } } },
+        ],
+      },
+      { name: 'plain', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'up' } }] },
+    ],
+    { stat_prefix: 'vc' },
+  );
   const proxy = await startProxy(hcm, [oneHostCluster('up', (up.address() as AddressInfo).port)]);
   try {
     const send = async (method: string, path: string, host = 'shop.example'): Promise<number> => {
