@@ -3,8 +3,9 @@
 // to legate, the downstream local address original_dst restored, or, with use_http_header, to the
 // `IP:port` in x-envoy-original-dst-host (an invalid value counts original_dst_host_invalid and
 // falls back to the restored address). Hosts are made on first use and removed after a whole
-// cleanup_interval unused; a connection whose address was not restored gets no host (503 UH, or
-// tcp_proxy's UH), so a connection to legate's own port is never proxied back to itself.
+// cleanup_interval unused. As in Envoy, only a restored address is used: a connection whose
+// destination was not restored (no original_dst filter, or no NAT entry) gets no host (503 UH, or
+// tcp_proxy's UH) rather than being proxied to the listener's own address.
 
 import { isIP } from 'node:net';
 import type { Counter } from '../stats.ts';
