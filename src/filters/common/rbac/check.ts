@@ -1,12 +1,13 @@
 // What both RBAC filters share around the engine: parsing the enforced and shadow rule sets of their
 // configs (`rules`, `shadow_rules`; the xDS matcher forms are refused), and running them against one
 // request or connection with Envoy's counting: the shadow engine first (never enforced), then the
-// enforced one. Parsing returns errors with field paths; checking never throws.
+// enforced one, their results recorded in the stream's dynamic metadata as Envoy writes them. Parsing returns errors with field paths; checking never throws.
 
 import { joinPath, type ConfigError } from '../../../config/result.ts';
 import { compileRbac, type RbacDecision, type RbacEngine } from './engine.ts';
 import type { RbacInput } from './matchers.ts';
 import { outcomeFor, type RbacStats } from './stats.ts';
+import { setDynamicMetadata } from '../../../proxy/http/dynamic-metadata.ts';
 import type { RBAC__Output } from '../../../generated/envoy/config/rbac/v3/RBAC.ts';
 
 /** The engines of one filter config (or route override); undefined = that rule set is absent. */
@@ -46,6 +47,8 @@ export function checkShadow(engine: RbacEngine, input: RbacInput, stats: RbacSta
   const o = outcomeFor(input.info);
   o.shadowEngineResult = d.allowed ? 'allowed' : 'denied';
   if (d.policy !== undefined) o.shadowEffectivePolicyId = d.policy;
+  const k = stats.metadataKeys;
+  setDynamicMetadata(input.info, stats.metadataNamespace, { [k.shadowResult]: o.shadowEngineResult, ...(d.policy !== undefined ? { [k.shadowPolicy]: d.policy } : {}) });
 }
 
 /** Runs the enforced engine: counts allowed / denied, records the result (and a LOG action's hint). */
@@ -57,5 +60,8 @@ export function checkEnforced(engine: RbacEngine, input: RbacInput, stats: RbacS
   o.enforcedEngineResult = d.allowed ? 'allowed' : 'denied';
   if (d.policy !== undefined) o.enforcedEffectivePolicyId = d.policy;
   if (d.log !== undefined) o.accessLogHint = d.log;
+  const k = stats.metadataKeys;
+  setDynamicMetadata(input.info, stats.metadataNamespace, { [k.enforcedResult]: o.enforcedEngineResult, ...(d.policy !== undefined ? { [k.enforcedPolicy]: d.policy } : {}) });
+  if (d.log !== undefined) setDynamicMetadata(input.info, 'envoy.common', { access_log_hint: d.log });
   return d;
 }

@@ -19,6 +19,10 @@ export class RbacStats {
   readonly denied: Counter;
   readonly shadowAllowed: Counter;
   readonly shadowDenied: Counter;
+  /** Where the engines' results go in dynamic metadata: the filter's name. */
+  readonly metadataNamespace: string;
+  /** The dynamic metadata keys, Envoy's: the rules prefixes then shadow_/enforced_ engine_result / effective_policy_id. */
+  readonly metadataKeys: { readonly shadowResult: string; readonly shadowPolicy: string; readonly enforcedResult: string; readonly enforcedPolicy: string };
   readonly #store: StatsStore;
   readonly #policyPrefix: string;
   readonly #shadowPolicyPrefix: string;
@@ -26,10 +30,17 @@ export class RbacStats {
 
   /**
    * `prefix` is the owner's prefix: `http.<hcm stat_prefix>.` for the HTTP filter, the network
-   * filter's `stat_prefix` for the network one.
+   * filter's `stat_prefix` for the network one; `metadataNamespace` the filter's name.
    */
-  constructor(store: StatsStore, prefix: string, rulesPrefix: string, shadowRulesPrefix: string) {
+  constructor(store: StatsStore, prefix: string, rulesPrefix: string, shadowRulesPrefix: string, metadataNamespace: string) {
     this.#store = store;
+    this.metadataNamespace = metadataNamespace;
+    this.metadataKeys = {
+      shadowResult: `${shadowRulesPrefix}shadow_engine_result`,
+      shadowPolicy: `${shadowRulesPrefix}shadow_effective_policy_id`,
+      enforcedResult: `${rulesPrefix}enforced_engine_result`,
+      enforcedPolicy: `${rulesPrefix}enforced_effective_policy_id`,
+    };
     const base = statPrefixJoin(prefix, 'rbac.');
     const rules = statPrefixJoin(base, rulesPrefix);
     const shadow = statPrefixJoin(base, shadowRulesPrefix);
@@ -52,10 +63,8 @@ export class RbacStats {
 }
 
 /**
- * What the RBAC filters decided for one stream or connection: Envoy writes these to dynamic
- * metadata (`envoy.filters.http.rbac` / `envoy.filters.network.rbac`: shadow_effective_policy_id,
- * shadow_engine_result; `envoy.common`: access_log_hint). legate has no dynamic metadata yet, so
- * they are kept here, keyed by the StreamInfo, for access logging to read.
+ * What the RBAC filters decided for one stream or connection, for access logging to read; the
+ * engines' results also go to dynamic metadata as Envoy writes them (check.ts).
  */
 export interface RbacOutcome {
   shadowEngineResult?: 'allowed' | 'denied';

@@ -75,7 +75,7 @@ export class HttpRbacFactory implements HttpFilterFactory<HttpRbacConfig> {
   stats(hcmStatPrefix: string): RbacStats {
     let s = this.#stats.get(hcmStatPrefix);
     if (!s) {
-      s = new RbacStats(this.#store, `http.${hcmStatPrefix}.`, this.#top.rulesStatPrefix, this.#top.shadowRulesStatPrefix);
+      s = new RbacStats(this.#store, `http.${hcmStatPrefix}.`, this.#top.rulesStatPrefix, this.#top.shadowRulesStatPrefix, 'envoy.filters.http.rbac');
       this.#stats.set(hcmStatPrefix, s);
     }
     return s;

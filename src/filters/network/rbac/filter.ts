@@ -15,7 +15,7 @@ export class NetworkRbacFactory implements NetworkFilterFactory<NetworkRbacConfi
   constructor(config: NetworkRbacConfig, store: StatsStore) {
     this.#config = config;
     // The network filter has no rules_stat_prefix (Envoy passes "").
-    this.#stats = new RbacStats(store, config.statPrefix, '', config.shadowRulesStatPrefix);
+    this.#stats = new RbacStats(store, config.statPrefix, '', config.shadowRulesStatPrefix, 'envoy.filters.network.rbac');
   }
 
   create(_config: NetworkRbacConfig, callbacks: NetworkFilterCallbacks): NetworkFilter {

@@ -286,12 +286,12 @@ test('response details and counter names follow Envoy', () => {
   assert.equal(statPrefixJoin('tcp', 'rbac.'), 'tcp.rbac.');
   assert.equal(statPrefixJoin('tcp.', 'rbac.'), 'tcp.rbac.');
   const store = new StatsStore();
-  const s = new RbacStats(store, 'test', '', 'shadow_rules_prefix_');
+  const s = new RbacStats(store, 'test', '', 'shadow_rules_prefix_', 'envoy.filters.network.rbac');
   s.allowed.inc();
   s.shadowDenied.inc();
   s.policy('foobar', 'denied').inc();
   s.policy('foobar', 'shadow_allowed').inc();
-  const withRules = new RbacStats(store, 'http.ingress.', 'rules_', '');
+  const withRules = new RbacStats(store, 'http.ingress.', 'rules_', '', 'envoy.filters.http.rbac');
   withRules.denied.inc();
   withRules.shadowAllowed.inc();
   withRules.policy('p', 'allowed').inc();
@@ -309,7 +309,7 @@ test('response details and counter names follow Envoy', () => {
 
 test('checkShadow / checkEnforced count and record the outcome (LOG sets the access log hint, shadow never does)', () => {
   const store = new StatsStore();
-  const stats = new RbacStats(store, 'http.in.', '', '');
+  const stats = new RbacStats(store, 'http.in.', '', '', 'envoy.filters.http.rbac');
   const log = single('{ url_path: { path: { prefix: /debug } } }', '{ any: true }', 'LOG');
   const i1 = info();
   assert.equal(rbacOutcome(i1), undefined);
@@ -326,6 +326,12 @@ test('checkShadow / checkEnforced count and record the outcome (LOG sets the acc
   const i3 = info();
   assert.equal(checkEnforced(deny, { headers: req(), info: i3 }, stats, true).allowed, false);
   assert.deepEqual(rbacOutcome(i3), { enforcedEngineResult: 'denied', enforcedEffectivePolicyId: 'p' });
+  // The same results in dynamic metadata, under Envoy's keys.
+  assert.deepEqual(i1.dynamicMetadata, {
+    'envoy.filters.http.rbac': { shadow_engine_result: 'allowed', shadow_effective_policy_id: 'p', enforced_engine_result: 'allowed', enforced_effective_policy_id: 'p' },
+    'envoy.common': { access_log_hint: true },
+  });
+  assert.deepEqual(i3.dynamicMetadata, { 'envoy.filters.http.rbac': { enforced_engine_result: 'denied', enforced_effective_policy_id: 'p' } });
   const c = store.snapshot().counters;
   assert.equal(c['http.in.rbac.allowed'], 2);
   assert.equal(c['http.in.rbac.denied'], 1);
