@@ -25,6 +25,7 @@ import { register as registerGrpcWeb } from './http/grpc_web/index.ts';
 import { register as registerJwtAuthn } from './http/jwt_authn/index.ts';
 import { register as registerRateLimit } from './http/ratelimit/index.ts';
 import { register as registerHeaderToMetadata } from './http/header_to_metadata/index.ts';
+import { register as registerBasicAuth } from './http/basic_auth/index.ts';
 import { register as registerBuffer } from './http/buffer/index.ts';
 import { register as registerCompressor } from './http/compressor/index.ts';
 import { register as registerNetworkExtAuthz } from './network/ext_authz/index.ts';
@@ -60,6 +61,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerJwtAuthn(registry);
   registerRateLimit(registry);
   registerHeaderToMetadata(registry);
+  registerBasicAuth(registry);
   registerBuffer(registry);
   registerCompressor(registry);
   registerNetworkExtAuthz(registry);

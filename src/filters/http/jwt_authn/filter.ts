@@ -11,6 +11,7 @@ import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpF
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
 import { setDynamicMetadata } from '../../../proxy/http/dynamic-metadata.ts';
+import { originalUri } from '../../../proxy/http/original-uri.ts';
 import { RequestView } from '../../../proxy/http/route-match.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
@@ -99,14 +100,6 @@ function isCorsPreflight(h: HeaderMap): boolean {
   return h.get(':method') === 'OPTIONS' && !!h.get('origin') && !!h.get('access-control-request-method');
 }
 
-/** Envoy's buildOriginalUri: scheme://host/path without the query, at most 256 bytes of path. */
-function originalUri(h: HeaderMap): string {
-  const path = h.get('x-envoy-original-path') ?? h.get(':path') ?? '';
-  const q = path.indexOf('?');
-  const scheme = h.get('x-forwarded-proto') ?? h.get(':scheme') ?? 'http';
-  return `${scheme}://${h.get(':authority') ?? ''}${(q >= 0 ? path.slice(0, q) : path).slice(0, MAX_URI)}`;
-}
-
 export class JwtAuthnFilter implements HttpFilter {
   readonly #f: JwtAuthnFactory;
   readonly #cb: HttpFilterCallbacks;
@@ -145,7 +138,7 @@ export class JwtAuthnFilter implements HttpFilter {
       return FilterHeadersStatus.Continue;
     }
     this.#calling = true;
-    const uri = originalUri(headers);
+    const uri = originalUri(headers, MAX_URI);
     evaluate(f.requirement(spec), headers).then(
       (o) => this.#done(headers, o.status, o.passed, uri),
       () => this.#done(headers, JwtStatus.JwtVerificationFail, [], uri),
