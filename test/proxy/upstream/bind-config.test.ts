@@ -74,3 +74,28 @@ test('upstream_bind_config: a malformed source address and what Node sockets can
   assert.deepEqual(errors({ source_address: { address: 'localhost', port_value: 0 } }), ['c.upstream_bind_config.source_address.address: malformed IP address: localhost']);
   assert.deepEqual(errors({ source_address: { address: '127.0.0.6', port_value: 0 }, freebind: true }), ['c.upstream_bind_config.freebind: not supported (Node sockets cannot set it)']);
 });
+
+test('active health checks connect from the source address too (HTTP and TCP checks)', { timeout: 30_000 }, async () => {
+  const seen: Array<{ path: string; port: number }> = [];
+  const up = http.createServer((req, res) => {
+    seen.push({ path: req.url ?? '', port: req.socket.remotePort ?? 0 });
+    res.end('ok');
+  }).listen(0, '127.0.0.1');
+  await once(up, 'listening');
+  const source = await freePort();
+  const proxy = await startProxy(filterHcm(HEADERS, { routes: [{ match: { prefix: '/' }, route: { cluster: 'checked' } }] }), [
+    cluster('checked', (up.address() as AddressInfo).port, source, { health_checks: [{ timeout: '1s', interval: '0.2s', unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: { path: '/healthz' } }] }),
+  ]);
+  try {
+    const deadline = Date.now() + 10_000;
+    while (!seen.some((s) => s.path === '/healthz')) {
+      assert.ok(Date.now() < deadline, 'no health check arrived');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual([...new Set(seen.filter((s) => s.path === '/healthz').map((s) => s.port))], [source]);
+  } finally {
+    await proxy.close();
+    up.closeAllConnections();
+    up.close();
+  }
+});

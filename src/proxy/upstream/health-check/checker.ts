@@ -4,7 +4,7 @@
 // A probe failure is a health result, never an exception; close() stops every timer and socket.
 
 import type { Counter, Gauge, StatsStore } from '../../stats.ts';
-import type { Host } from '../types.ts';
+import type { Host, SourceAddress } from '../types.ts';
 import type { HealthCheckConfig } from './config.ts';
 import { ACTIVE_HC_TIMEOUT, DEGRADED_ACTIVE_HC, FAILED_ACTIVE_HC, PENDING_ACTIVE_HC, hasHostFlag, setHostFlags } from './flags.ts';
 import { createProbe, type Probe, type ProbeResult, type ProbeTarget, type ProbeTls } from './probes.ts';
@@ -20,6 +20,8 @@ export interface CheckerHooks {
   hasTraffic(): boolean;
   /** The transport socket a host's checks connect with (undefined: plaintext). */
   transportSocket(host: Host): ClientTransportSocket | undefined;
+  /** The cluster's upstream_bind_config source address, which checks connect from too. */
+  readonly source?: SourceAddress | undefined;
 }
 
 interface HcStats {
@@ -244,7 +246,9 @@ export class HealthChecker {
     const port = ep?.port || (ep?.address !== undefined ? ep.addressPort : 0) || (c.altPort ?? h.port);
     const socket = this.hooks.transportSocket(h);
     const tls: ProbeTls | undefined = socket ? { socket, alpn: c.tlsAlpn, statPrefix: this.#statPrefix, timeoutMs: c.timeoutMs } : undefined;
-    return { address, port, socketPath: pipe && ep?.address === undefined ? h.address : undefined, clusterName: this.#clusterName, hostname: ep?.hostname, tls };
+    const socketPath = pipe && ep?.address === undefined ? h.address : undefined;
+    const source = socketPath === undefined ? this.hooks.source : undefined;
+    return { address, port, socketPath, clusterName: this.#clusterName, hostname: ep?.hostname, tls, ...(source ? { source } : {}) };
   }
 
   #countHealthy(): void {

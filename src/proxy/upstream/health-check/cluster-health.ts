@@ -64,6 +64,7 @@ export class ClusterHealth {
         },
         hasTraffic: () => this.#hasTraffic(),
         transportSocket,
+        source: config.sourceAddress,
       });
     } else {
       this.#poll = setInterval(() => this.#follow(), Math.min(FOLLOWER_POLL_MS, hc.intervalMs));

@@ -40,6 +40,14 @@ export interface ProbeTarget {
   readonly hostname?: string | undefined;
   /** undefined: plaintext. */
   readonly tls?: ProbeTls | undefined;
+  /** upstream_bind_config: the address (and port, 0 = any) checks connect from. */
+  readonly source?: { readonly address: string; readonly port: number } | undefined;
+}
+
+/** net.connect / http.request options for the target's source address. */
+function bind(t: ProbeTarget): { localAddress?: string; localPort?: number } {
+  const s = t.source;
+  return s ? { localAddress: s.address, ...(s.port > 0 ? { localPort: s.port } : {}) } : {};
 }
 
 export interface Probe {
@@ -79,11 +87,11 @@ function authority(t: ProbeTarget, configured: string): string {
 function openSocket(t: ProbeTarget, connecting?: (s: net.Socket) => void): Promise<net.Socket> {
   const tls = t.tls;
   if (tls) {
-    const target = { host: t.address, port: t.port, ...(t.socketPath ? { path: t.socketPath } : {}), alpnOverride: tls.alpn, timeoutMs: tls.timeoutMs };
+    const target = { host: t.address, port: t.port, ...(t.socketPath ? { path: t.socketPath } : {}), ...(t.source ? { source: t.source } : {}), alpnOverride: tls.alpn, timeoutMs: tls.timeoutMs };
     return tls.socket.connect(target, tls.statPrefix).then((c) => c.socket);
   }
   return new Promise((resolve, reject) => {
-    const s = t.socketPath ? net.connect(t.socketPath) : net.connect(t.port, t.address);
+    const s = t.socketPath ? net.connect(t.socketPath) : net.connect({ port: t.port, host: t.address, ...bind(t) });
     connecting?.(s);
     s.once('error', reject);
     s.once('connect', () => {
@@ -133,7 +141,7 @@ class H2Sessions {
       }
       session = http2.connect(`https://${hostKey(t.address, t.port)}`, { createConnection: () => socket });
     } else {
-      session = http2.connect(`http://${hostKey(t.address, t.port)}`, t.socketPath ? { createConnection: () => net.connect(t.socketPath!) } : {});
+      session = http2.connect(`http://${hostKey(t.address, t.port)}`, t.socketPath ? { createConnection: () => net.connect(t.socketPath!) } : t.source ? { createConnection: () => net.connect({ port: t.port, host: t.address, ...bind(t) }) } : {});
     }
     session.on('error', () => {});
     session.unref();
@@ -183,7 +191,7 @@ class Http1Probe implements Probe {
     const t = this.#t;
     return new Promise((resolve) => {
       const headers = { host: authority(t, c.host), ...headersFor(c), ...(this.#reuse ? {} : { connection: 'close' }) };
-      const req = http.request({ host: t.address, port: t.port, socketPath: t.socketPath, method: c.method, path: c.path, headers, agent: this.#agent }, (res) => {
+      const req = http.request({ host: t.address, port: t.port, socketPath: t.socketPath, ...bind(t), method: c.method, path: c.path, headers, agent: this.#agent }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (d: Buffer) => {
