@@ -32,6 +32,9 @@ test('shared data: set, get, CAS mismatch, unconditional set; queues: register, 
 test('two worker threads: 2 × 2,000 CAS increments add up to 4,000; their queue items reach the registering thread', { timeout: 60_000 }, async () => {
   const buffer = SharedWasmStore.create(1024 * 1024);
   const main = new SharedWasmStore(buffer, 0);
+  // The counter exists before the workers start: a worker that found no entry would have to write
+  // with cas 0 (unconditional, as the ABI has it) and could wipe the other's increments.
+  assert.equal(main.setSharedData('vm', 'count', Buffer.alloc(4), 0), Status.OK);
   const got: string[] = [];
   let notified = 0;
   const queueId = main.registerQueue('vm', 'events', (id) => {
