@@ -5,14 +5,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type protobuf from 'protobufjs';
 
 const require = createRequire(import.meta.url);
 const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
 const PROTOBUFJS = path.dirname(require.resolve('protobufjs/package.json'));
 const API_DIR = path.join(DEPS, 'envoy-api');
+/** Istio's own extension config types (istio-protos/README.md), which Envoy's protos do not hold. */
+const ISTIO_DIR = fileURLToPath(new URL('./istio-protos/', import.meta.url));
 const INCLUDE_DIRS = [
   API_DIR,
+  ISTIO_DIR,
   path.join(DEPS, 'xds'),
   path.join(DEPS, 'googleapis'),
   path.join(DEPS, 'protoc-gen-validate'),
@@ -131,6 +135,7 @@ export function protoIndex(): ProtoIndex {
     .map((f) => path.relative(API_DIR, f).split(path.sep).join('/'))
     .filter((f) => !/\/v2(alpha\d*)?\//.test(f))
     .filter(resolvable)
+    .concat(walkProtos(ISTIO_DIR, []).map((f) => path.relative(ISTIO_DIR, f).split(path.sep).join('/')))
     .concat(EXTRA_FILES);
   // Only what the full Root would hold: the files above and their imports, transitively.
   const fileOfTopLevel = new Map<string, string>();

@@ -31,6 +31,8 @@ import { register as registerCompressor } from './http/compressor/index.ts';
 import { register as registerNetworkExtAuthz } from './network/ext_authz/index.ts';
 import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
+import { register as registerIstioMetadataExchange } from './http/istio_metadata_exchange/index.ts';
+import { register as registerIstioStats } from './http/istio_stats/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
 
 const registered = new WeakSet<ExtensionRegistry>();
@@ -66,6 +68,8 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerCompressor(registry);
   registerNetworkExtAuthz(registry);
   registerNetworkRbac(registry);
+  registerIstioMetadataExchange(registry);
+  registerIstioStats(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);
 }

@@ -26,6 +26,8 @@ export interface ParseContext {
    * HCM with `rds` is a config error.
    */
   readonly rds?: (ref: RdsReference) => RouteSource;
+  /** The listener's traffic_direction (Istio's stats filter reports as client or server by it); absent outside a listener. */
+  readonly trafficDirection?: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
 }
 
 /** An HCM's `rds`: the route configuration it serves, and where it comes from. */

@@ -34,6 +34,17 @@ export interface StatsSnapshot {
   used: string[];
   /** Gauges that are per-worker copies of one value (merged with max, not summed). */
   maxGauges?: string[];
+  /** Stats made from a base name and tags (StatsStore.taggedName), by full name. */
+  tagged?: Record<string, TaggedName>;
+}
+
+/**
+ * A stat named by a base and tags, as Envoy's StatNameTagVector stats (Istio's standard metrics):
+ * the full name joins them (`base.k1.v1.k2.v2`) and the tags are known, not extracted from it.
+ */
+export interface TaggedName {
+  readonly base: string;
+  readonly tags: ReadonlyArray<readonly [string, string]>;
 }
 
 /** How a gauge combines across workers: summed (connections active) or taken from one (server.live). */
@@ -86,6 +97,15 @@ export class StatsStore {
   readonly #counters = new Map<string, CounterImpl>();
   readonly #gauges = new Map<string, GaugeImpl>();
   readonly #histograms = new Map<string, HistogramImpl>();
+  readonly #tagged = new Map<string, TaggedName>();
+
+  /** The full name of the stat `base` with `tags` (in order), remembered with its tags for exposition. */
+  taggedName(base: string, tags: ReadonlyArray<readonly [string, string]>): string {
+    let name = base;
+    for (let i = 0; i < tags.length; i++) name += `.${tags[i]![0]}.${tags[i]![1]}`;
+    if (!this.#tagged.has(name)) this.#tagged.set(name, { base, tags: tags.map(([k, v]) => [k, v] as const) });
+    return name;
+  }
 
   counter(name: string): Counter {
     let c = this.#counters.get(name);
@@ -124,6 +144,7 @@ export class StatsStore {
       if (g.mode === 'max') maxGauges.push(k);
     }
     if (maxGauges.length) snap.maxGauges = maxGauges;
+    if (this.#tagged.size > 0) snap.tagged = Object.fromEntries(this.#tagged);
     for (const [k, h] of this.#histograms) {
       snap.histograms[k] = { buckets: [...h.buckets], count: h.count, sum: h.sum };
       if (h.count > 0) snap.used.push(k);
@@ -154,6 +175,7 @@ export function mergeSnapshots(snaps: readonly StatsSnapshot[], modes: Record<st
       }
     }
     for (const u of s.used) used.add(u);
+    if (s.tagged) out.tagged = { ...s.tagged, ...out.tagged };
   }
   out.used = [...used];
   return out;

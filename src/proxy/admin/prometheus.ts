@@ -3,7 +3,7 @@
 // A name clash between metric types keeps the first family and skips the other (Envoy would emit both).
 
 import type { Histogram, MetricType, Registry } from 'prom-client';
-import { HISTOGRAM_BUCKETS, type HistogramSnapshot } from '../stats.ts';
+import { HISTOGRAM_BUCKETS, type HistogramSnapshot, type TaggedName } from '../stats.ts';
 import type { SelectedStats } from './stats-format.ts';
 import { extractTags, sanitizeName } from './tags.ts';
 
@@ -30,9 +30,25 @@ const promNames = new Map<string, PromName>();
 
 /** Envoy's custom stat namespace for Proxy-Wasm plugin metrics: exported without `envoy_` or tags. */
 const WASM_CUSTOM = 'wasmcustom.';
+/** Custom stat namespaces (Envoy's customStatNamespaces): exported without the namespace or `envoy_`. */
+const CUSTOM_NAMESPACES = ['wasmcustom.', 'istiocustom.'];
 
-function promName(stat: string): PromName {
+/** A stat made with tags: its base name (custom namespace stripped, else `envoy_`) and its own tags. */
+function taggedPromName(t: TaggedName): PromName {
+  const ns = CUSTOM_NAMESPACES.find((n) => t.base.startsWith(n));
+  const labels: Labels = {};
+  for (const [k, v] of t.tags) labels[sanitizeName(k)] = v;
+  return { metric: ns ? sanitizeName(t.base.slice(ns.length)) : `envoy_${sanitizeName(t.base)}`, labels };
+}
+
+function promName(stat: string, tagged: Readonly<Record<string, TaggedName>> | undefined): PromName {
   let p = promNames.get(stat);
+  const t = p ? undefined : tagged?.[stat];
+  if (t) {
+    p = taggedPromName(t);
+    if (promNames.size >= MAX_CACHED) promNames.clear();
+    promNames.set(stat, p);
+  }
   if (!p && stat.startsWith(WASM_CUSTOM)) {
     p = { metric: sanitizeName(stat.slice(WASM_CUSTOM.length)), labels: {} };
     promNames.set(stat, p);
@@ -47,10 +63,10 @@ function promName(stat: string): PromName {
   return p;
 }
 
-function group<V>(items: ReadonlyArray<{ name: string; value: V }>): Map<string, Family<V>> {
+function group<V>(items: ReadonlyArray<{ name: string; value: V }>, tagged: Readonly<Record<string, TaggedName>> | undefined): Map<string, Family<V>> {
   const families = new Map<string, Family<V>>();
   for (const { name, value } of items) {
-    const { metric, labels } = promName(name);
+    const { metric, labels } = promName(name, tagged);
     let fam = families.get(metric);
     if (!fam) families.set(metric, (fam = { labelNames: new Set(), series: [] }));
     for (const l in labels) fam.labelNames.add(l);
@@ -123,7 +139,7 @@ export async function prometheusText(sel: SelectedStats): Promise<string> {
   const registry = new Registry();
   const taken = new Set<string>();
 
-  const counters = group(sel.scalars.filter((s) => s.kind === 'counter'));
+  const counters = group(sel.scalars.filter((s) => s.kind === 'counter'), sel.tagged);
   for (const name of sortedKeys(counters)) {
     const fam = counters.get(name)!;
     taken.add(name);
@@ -131,7 +147,7 @@ export async function prometheusText(sel: SelectedStats): Promise<string> {
     for (const s of fam.series) c.inc(s.labels, s.value);
   }
 
-  const gauges = group(sel.scalars.filter((s) => s.kind === 'gauge'));
+  const gauges = group(sel.scalars.filter((s) => s.kind === 'gauge'), sel.tagged);
   for (const name of sortedKeys(gauges)) {
     if (taken.has(name)) continue;
     const fam = gauges.get(name)!;
@@ -141,7 +157,7 @@ export async function prometheusText(sel: SelectedStats): Promise<string> {
     for (const s of fam.series) g.inc(s.labels, s.value);
   }
 
-  const histograms = group(sel.histograms.map(({ name, h }) => ({ name, value: h })));
+  const histograms = group(sel.histograms.map(({ name, h }) => ({ name, value: h })), sel.tagged);
   for (const name of sortedKeys(histograms)) {
     if (taken.has(name)) continue;
     taken.add(name);

@@ -1,7 +1,7 @@
 // `/stats` in Envoy's text and JSON forms, from a merged StatsSnapshot: selection (filter, usedonly,
 // type) and histogram quantiles estimated from bucket counts. Pure functions; nothing here throws.
 
-import { HISTOGRAM_BUCKETS, type HistogramSnapshot, type StatsSnapshot } from '../stats.ts';
+import { HISTOGRAM_BUCKETS, type HistogramSnapshot, type StatsSnapshot, type TaggedName } from '../stats.ts';
 
 /** Envoy's `/stats?type=` values. */
 export type StatsType = 'All' | 'Counters' | 'Gauges' | 'Histograms' | 'TextReadouts';
@@ -17,6 +17,8 @@ export interface SelectedStats {
   /** Counters and gauges, sorted by name (Envoy interleaves them). */
   readonly scalars: ReadonlyArray<{ readonly name: string; readonly value: number; readonly kind: 'counter' | 'gauge' }>;
   readonly histograms: ReadonlyArray<{ readonly name: string; readonly h: HistogramSnapshot }>;
+  /** Base names and tags of the stats made with tags (Prometheus labels them from these). */
+  readonly tagged?: Readonly<Record<string, TaggedName>> | undefined;
 }
 
 /** Envoy's default supported quantiles, in percent. */
@@ -44,7 +46,7 @@ export function selectStats(snap: StatsSnapshot, sel: StatsSelection = {}): Sele
   const histograms: Array<{ name: string; h: HistogramSnapshot }> = [];
   if (type === 'All' || type === 'Histograms')
     for (const [name, h] of Object.entries(snap.histograms)) if (keep(name)) histograms.push({ name, h });
-  return { scalars: scalars.sort(byName), histograms: histograms.sort(byName) };
+  return { scalars: scalars.sort(byName), histograms: histograms.sort(byName), tagged: snap.tagged };
 }
 
 /**

@@ -73,6 +73,8 @@ export interface StreamInfo {
   terminationDetails: string | undefined;
   /** Envoy's dynamic metadata, by filter namespace (dynamic-metadata.ts); undefined until a filter sets some. */
   dynamicMetadata: Record<string, Record<string, unknown>> | undefined;
+  /** Envoy's filter state: objects filters leave for later filters, by key; undefined until one does. */
+  filterState: Map<string, unknown> | undefined;
 }
 
 export function newStreamInfo(init: {
@@ -120,5 +122,6 @@ export function newStreamInfo(init: {
     attemptCount: 0,
     terminationDetails: undefined,
     dynamicMetadata: undefined,
+    filterState: undefined,
   };
 }

@@ -67,8 +67,9 @@ export function listenerStatPrefix(l: Listener__Output, addr: SocketAddr): strin
   return `${addr.host}_${addr.port}`;
 }
 
-export function parseListener(l: Listener__Output, path: string, ctx: ParseContext): Result<ListenerConfig> {
+export function parseListener(l: Listener__Output, path: string, listenerCtx: ParseContext): Result<ListenerConfig> {
   const errors: ConfigError[] = [];
+  const ctx: ParseContext = { ...listenerCtx, trafficDirection: l.traffic_direction };
   const addr = parseSocketAddress(l.address, joinPath(path, 'address'));
   if (!addr.ok) errors.push(...addr.errors);
   const listenerFilters: Array<ListenerConfig['listenerFilters'][number]> = [];

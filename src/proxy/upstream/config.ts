@@ -408,6 +408,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
     ...(outlierDetection ? { outlierDetection } : {}),
     ...(healthCheck ? { healthCheck } : {}),
     ...(proto.upstream ? { upstreamHttpProtocolOptions: proto.upstream } : {}),
+    ...(c.metadata ? { metadata: filterMetadata(c.metadata) } : {}),
     tlsContexts: sockets.all,
     transportSocket: sockets.default,
     transportSocketMatches: sockets.matches,

@@ -101,6 +101,8 @@ export interface ClusterInfo {
   readonly circuitBreakers: CircuitBreakersConfig;
   /** upstream_http_protocol_options (auto_sni, auto_san_validation); undefined when unset. */
   readonly upstreamHttpProtocolOptions?: UpstreamHttpProtocolOptionsConfig | undefined;
+  /** The cluster's metadata.filter_metadata, plain JSON (Istio's `istio.services`); undefined when unset. */
+  readonly metadata?: EndpointMetadata | undefined;
 }
 
 export interface Cluster {

@@ -1,0 +1,201 @@
+// Istio's telemetry filters between two real legate sidecars (config/examples/mtls, copied, with
+// Istio's node metadata, traffic directions, `istio.metadata_exchange` and `istio.stats` added as
+// istiod puts them): app → A (outbound) → mTLS h2 → B (inbound) → app. The peers learn each other
+// from the exchange headers, which neither app sees; both report istio_requests_total with Istio's
+// standard labels, A as `source` and B as `destination`, and principals from the mTLS session.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { issueCertificate, spiffeId } from '../../src/proxy/tls/dev-ca.ts';
+import { testPki, writePki } from '../helpers/certs.ts';
+import { startLegate, type Legate } from '../helpers/legate.ts';
+import { promSeries, type PromSample } from '../helpers/prometheus.ts';
+
+const TIMEOUT = { timeout: 60_000 };
+const EXAMPLES = fileURLToPath(new URL('../../config/examples/mtls/', import.meta.url));
+type Obj = Record<string, unknown>;
+
+function rewrite(o: unknown, certDir: string, port: (a: Obj) => number): void {
+  if (Array.isArray(o)) for (const x of o) rewrite(x, certDir, port);
+  else if (o && typeof o === 'object') {
+    const obj = o as Obj;
+    if (typeof obj.filename === 'string' && obj.filename.startsWith('certs/')) obj.filename = join(certDir, obj.filename.slice('certs/'.length));
+    if (obj.socket_address && typeof obj.socket_address === 'object') (obj.socket_address as Obj).port_value = port(obj.socket_address as Obj);
+    for (const v of Object.values(obj)) rewrite(v, certDir, port);
+  }
+}
+
+function node(id: string, workload: string, app: string): Obj {
+  return {
+    id,
+    cluster: `${app}.default`,
+    metadata: {
+      NAME: `${workload}-7d4f9c8b6-x2x9q`,
+      NAMESPACE: 'default',
+      WORKLOAD_NAME: workload,
+      CLUSTER_ID: 'Kubernetes',
+      OWNER: `kubernetes://apis/apps/v1/namespaces/default/deployments/${workload}`,
+      ISTIO_VERSION: '1.24.0',
+      LABELS: { app, version: 'v1', 'service.istio.io/canonical-name': app, 'service.istio.io/canonical-revision': 'v1' },
+    },
+  };
+}
+
+const MX = { name: 'istio.metadata_exchange' };
+const STATS = { name: 'istio.stats', typed_config: { '@type': 'type.googleapis.com/stats.PluginConfig' } };
+
+/** Istio's filters before the HCM's others, as istiod orders them. */
+function withIstioFilters(listener: Obj, mx: Obj): void {
+  const chains = listener.filter_chains as Obj[];
+  const hcm = ((chains[0]!.filters as Obj[])[0]!.typed_config) as Obj;
+  hcm.http_filters = [{ ...MX, typed_config: { '@type': 'type.googleapis.com/io.istio.http.peer_metadata.Config', ...mx } }, ...(hcm.http_filters as Obj[]).slice(0, -1), STATS, ...(hcm.http_filters as Obj[]).slice(-1)];
+}
+
+const pki = testPki();
+const dir = mkdtempSync(join(tmpdir(), 'legate-istio-telemetry-'));
+const a = issueCertificate(pki.ca, { commonName: 'a', spiffeId: spiffeId('cluster.local', 'default', 'a'), keyType: 'ecdsa' });
+const b = issueCertificate(pki.ca, { commonName: 'b', spiffeId: spiffeId('cluster.local', 'default', 'b'), dnsNames: ['b.default.svc.cluster.local'], keyType: 'ecdsa' });
+writePki(dir, { a, b });
+writeFileSync(join(dir, 'ca.crt'), pki.ca.certPem);
+
+let appSaw: http.IncomingHttpHeaders = {};
+const app = http.createServer((req, res) => {
+  appSaw = req.headers;
+  req.resume();
+  req.on('end', () => res.end(req.url === '/missing' ? '' : 'reviews'));
+});
+let sidecarA: Legate | undefined;
+let sidecarB: Legate | undefined;
+let outPort = 0;
+
+async function listen(s: net.Server): Promise<number> {
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return (s.address() as net.AddressInfo).port;
+}
+
+async function startPair(): Promise<void> {
+  if (sidecarA) return;
+  const appPort = await listen(app);
+  const cb = parse(readFileSync(join(EXAMPLES, 'sidecar-b.yaml'), 'utf8')) as Obj;
+  rewrite(cb, dir, (addr) => (Number(addr.port_value) === 8080 ? appPort : 0));
+  cb.node = node('sidecar~127.0.0.2~reviews-v1-7d4f9c8b6-x2x9q.default~default.svc.cluster.local', 'reviews-v1', 'reviews');
+  const inbound = ((cb.static_resources as Obj).listeners as Obj[]).find((l) => l.name === 'inbound_http')!;
+  inbound.traffic_direction = 'INBOUND';
+  withIstioFilters(inbound, { downstream_discovery: [{ istio_headers: {} }, { workload_discovery: {} }], downstream_propagation: [{ istio_headers: {} }] });
+  sidecarB = await startLegate(cb);
+  const inPort = await sidecarB.listenerPort('inbound_http');
+
+  const ca = parse(readFileSync(join(EXAMPLES, 'sidecar-a.yaml'), 'utf8')) as Obj;
+  rewrite(ca, dir, (addr) => (Number(addr.port_value) === 15443 ? inPort : 0));
+  ca.node = node('sidecar~127.0.0.1~productpage-v1-5b4c7f7d9-abcde.default~default.svc.cluster.local', 'productpage-v1', 'productpage');
+  const sr = ca.static_resources as Obj;
+  const outbound = (sr.listeners as Obj[]).find((l) => l.name === 'outbound_http')!;
+  outbound.traffic_direction = 'OUTBOUND';
+  withIstioFilters(outbound, { upstream_discovery: [{ istio_headers: {} }, { workload_discovery: {} }], upstream_propagation: [{ istio_headers: { skip_external_clusters: true } }] });
+  const bHttp = (sr.clusters as Obj[]).find((c) => c.name === 'b_http')!;
+  bHttp.metadata = { filter_metadata: { istio: { services: [{ host: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default' }] } } };
+  sidecarA = await startLegate(ca);
+  outPort = await sidecarA.listenerPort('outbound_http');
+}
+
+after(async () => {
+  await sidecarA?.stop();
+  await sidecarB?.stop();
+  app.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A request with its own Host header (fetch does not let one set it). */
+function get(port: number, path: string, headers: http.OutgoingHttpHeaders): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+async function requestsTotal(l: Legate): Promise<PromSample[]> {
+  const text = await (await fetch(`${l.admin}/stats/prometheus`)).text();
+  return promSeries(text, 'istio_requests_total');
+}
+
+test('the peers exchange metadata in headers neither app sees, and both report Istio’s standard labels', TIMEOUT, async () => {
+  await startPair();
+  const res = await get(outPort, '/reviews/1', { host: 'reviews:9080' });
+  assert.equal(res.status, 200);
+  assert.equal(res.body, 'reviews');
+  assert.equal(res.headers['x-envoy-peer-metadata'], undefined, 'A removes B’s metadata from the response');
+  assert.equal(res.headers['x-envoy-peer-metadata-id'], undefined);
+  assert.equal(appSaw['x-envoy-peer-metadata'], undefined, 'B removes A’s metadata from the request');
+  assert.equal(appSaw['x-envoy-peer-metadata-id'], undefined);
+
+  const common = {
+    source_workload: 'productpage-v1',
+    source_canonical_service: 'productpage',
+    source_canonical_revision: 'v1',
+    source_workload_namespace: 'default',
+    source_app: 'productpage',
+    source_version: 'v1',
+    source_cluster: 'Kubernetes',
+    destination_workload: 'reviews-v1',
+    destination_workload_namespace: 'default',
+    destination_principal: 'spiffe://cluster.local/ns/default/sa/b',
+    destination_app: 'reviews',
+    destination_version: 'v1',
+    destination_canonical_service: 'reviews',
+    destination_canonical_revision: 'v1',
+    destination_service_namespace: 'default',
+    destination_cluster: 'Kubernetes',
+    request_protocol: 'http',
+    response_code: '200',
+    grpc_response_status: '',
+    response_flags: '-',
+  };
+  const onB = await requestsTotal(sidecarB!);
+  assert.deepEqual(onB, [
+    {
+      labels: {
+        reporter: 'destination',
+        ...common,
+        source_principal: 'spiffe://cluster.local/ns/default/sa/a',
+        // B's own service: no cluster metadata on its inbound side, so the Host header.
+        destination_service: 'reviews:9080',
+        destination_service_name: 'reviews:9080',
+        connection_security_policy: 'mutual_tls',
+      },
+      value: 1,
+    },
+  ]);
+  const onA = await requestsTotal(sidecarA!);
+  assert.deepEqual(onA, [
+    {
+      labels: {
+        reporter: 'source',
+        ...common,
+        source_principal: 'spiffe://cluster.local/ns/default/sa/a',
+        // From the cluster's istio.services metadata.
+        destination_service: 'reviews.default.svc.cluster.local',
+        destination_service_name: 'reviews',
+        connection_security_policy: 'unknown',
+      },
+      value: 1,
+    },
+  ]);
+  const aText = await (await fetch(`${sidecarA!.admin}/stats/prometheus`)).text();
+  assert.match(aText, /^istio_build\{component="proxy",tag="1\.24\.0"\} 1$/m);
+  assert.equal(promSeries(aText, 'istio_request_duration_milliseconds_count')[0]?.value, 1);
+  assert.equal(promSeries(aText, 'istio_response_bytes_sum')[0]?.value, 'reviews'.length);
+  // /stats shows the joined name, as Envoy's does.
+  const stats = await sidecarB!.stats();
+  assert.ok(Object.keys(stats).some((k) => k.startsWith('istiocustom.istio_requests_total.reporter.destination.source_workload.productpage-v1.')));
+});
