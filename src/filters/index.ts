@@ -33,6 +33,9 @@ import { register as registerNetworkRbac } from './network/rbac/index.ts';
 import { register as registerHttpWasm } from './http/wasm/index.ts';
 import { register as registerIstioMetadataExchange } from './http/istio_metadata_exchange/index.ts';
 import { register as registerIstioStats } from './http/istio_stats/index.ts';
+import { register as registerIstioAlpn } from './http/istio_alpn/index.ts';
+import { register as registerTcpIstioStats } from './network/istio_stats/index.ts';
+import { register as registerIstioAuthn } from './network/istio_authn/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
 
 const registered = new WeakSet<ExtensionRegistry>();
@@ -70,6 +73,9 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerNetworkRbac(registry);
   registerIstioMetadataExchange(registry);
   registerIstioStats(registry);
+  registerIstioAlpn(registry);
+  registerTcpIstioStats(registry);
+  registerIstioAuthn(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);
 }

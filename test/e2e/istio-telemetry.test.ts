@@ -1,6 +1,7 @@
-// Istio's telemetry filters between two real legate sidecars (config/examples/mtls, copied, with
-// Istio's node metadata, traffic directions, `istio.metadata_exchange` and `istio.stats` added as
-// istiod puts them): app → A (outbound) → mTLS h2 → B (inbound) → app. The peers learn each other
+// Istio's filters between two real legate sidecars (config/examples/mtls, copied, with Istio's node
+// metadata, traffic directions, `istio.metadata_exchange`, `istio.alpn` and `istio.stats` added as
+// istiod puts them): app → A (outbound) → mTLS h2 → B (inbound, two workers, serving only peers that
+// offer Istio's ALPN, as istiod's inbound chains match) → app. The peers learn each other
 // from the exchange headers, which neither app sees; both report istio_requests_total with Istio's
 // standard labels, A as `source` and B as `destination`, and principals from the mTLS session.
 
@@ -88,8 +89,11 @@ async function startPair(): Promise<void> {
   cb.node = node('sidecar~127.0.0.2~reviews-v1-7d4f9c8b6-x2x9q.default~default.svc.cluster.local', 'reviews-v1', 'reviews');
   const inbound = ((cb.static_resources as Obj).listeners as Obj[]).find((l) => l.name === 'inbound_http')!;
   inbound.traffic_direction = 'INBOUND';
+  // As istiod's inbound chains: only a peer offering Istio's ALPN (istio.alpn on A) is served.
+  inbound.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } }];
+  (inbound.filter_chains as Obj[])[0]!.filter_chain_match = { application_protocols: ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'] };
   withIstioFilters(inbound, { downstream_discovery: [{ istio_headers: {} }, { workload_discovery: {} }], downstream_propagation: [{ istio_headers: {} }] });
-  sidecarB = await startLegate(cb);
+  sidecarB = await startLegate(cb, { concurrency: 2 });
   const inPort = await sidecarB.listenerPort('inbound_http');
 
   const ca = parse(readFileSync(join(EXAMPLES, 'sidecar-a.yaml'), 'utf8')) as Obj;
@@ -99,6 +103,18 @@ async function startPair(): Promise<void> {
   const outbound = (sr.listeners as Obj[]).find((l) => l.name === 'outbound_http')!;
   outbound.traffic_direction = 'OUTBOUND';
   withIstioFilters(outbound, { upstream_discovery: [{ istio_headers: {} }, { workload_discovery: {} }], upstream_propagation: [{ istio_headers: { skip_external_clusters: true } }] });
+  const hcm = (((outbound.filter_chains as Obj[])[0]!.filters as Obj[])[0]!.typed_config) as Obj;
+  (hcm.http_filters as Obj[]).splice(1, 0, {
+    name: 'istio.alpn',
+    typed_config: {
+      '@type': 'type.googleapis.com/istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig',
+      alpn_override: [
+        { alpn_override: ['istio-http/1.0', 'istio', 'http/1.0'] },
+        { upstream_protocol: 'HTTP11', alpn_override: ['istio-http/1.1', 'istio', 'http/1.1'] },
+        { upstream_protocol: 'HTTP2', alpn_override: ['istio-h2', 'istio', 'h2'] },
+      ],
+    },
+  });
   const bHttp = (sr.clusters as Obj[]).find((c) => c.name === 'b_http')!;
   bHttp.metadata = { filter_metadata: { istio: { services: [{ host: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default' }] } } };
   sidecarA = await startLegate(ca);

@@ -64,6 +64,7 @@ export class ClusterPools {
       ...(isPipe(host) ? { path: host.address } : {}),
       ...(transport?.sni !== undefined ? { sni: transport.sni } : {}),
       ...(transport?.verifySan !== undefined ? { verifySan: transport.verifySan } : {}),
+      ...(transport?.alpn !== undefined ? { alpnOverride: transport.alpn } : {}),
       ...(alpnFallback ? { alpnFallback } : {}),
       ...(c.sourceAddress && !isPipe(host) ? { source: c.sourceAddress } : {}),
       timeoutMs: c.connectTimeoutMs,

@@ -72,6 +72,8 @@ export interface UpstreamTransportOptions {
   readonly sni?: string | undefined;
   /** A SAN the server certificate must present. */
   readonly verifySan?: string | undefined;
+  /** ALPN to offer instead of the context's alpn_protocols (filter state `envoy.network.application_protocols`). */
+  readonly alpn?: readonly string[] | undefined;
 }
 
 /** `upstream_http_protocol_options` (HttpProtocolOptions or the deprecated cluster field). */

@@ -52,8 +52,18 @@ export function autoTransportOptions(o: UpstreamHttpProtocolOptionsConfig | unde
 
 /** Key of the pool for these options (Envoy hashes transport socket options into its pool key). */
 export function transportKey(t: UpstreamTransportOptions | undefined): string {
-  if (!t || (t.sni === undefined && t.verifySan === undefined)) return '';
-  return `sni=${t.sni ?? ''};san=${t.verifySan ?? ''}`;
+  if (!t || (t.sni === undefined && t.verifySan === undefined && t.alpn === undefined)) return '';
+  return `sni=${t.sni ?? ''};san=${t.verifySan ?? ''};alpn=${t.alpn?.join(',') ?? ''}`;
+}
+
+/** Filter state key of an ALPN override for the request's upstream connection (Envoy's Network::ApplicationProtocols). */
+export const APPLICATION_PROTOCOLS_KEY = 'envoy.network.application_protocols';
+
+/** The request's transport options with the ALPN override a filter left in filter state (istio.alpn), if any. */
+export function withAlpnOverride(t: UpstreamTransportOptions | undefined, filterState: ReadonlyMap<string, unknown> | undefined): UpstreamTransportOptions | undefined {
+  const alpn = filterState?.get(APPLICATION_PROTOCOLS_KEY);
+  if (!Array.isArray(alpn) || alpn.length === 0) return t;
+  return { ...t, alpn: alpn.map(String) };
 }
 
 /**

@@ -7,7 +7,7 @@ import type { HttpFilterCallbacks } from '../filter.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { ClusterMutations, ClusterRouteAction, RouteEntry } from '../../../proxy/http/route-types.ts';
 import type { Cluster, UpstreamTransportOptions } from '../../../proxy/upstream/types.ts';
-import { autoTransportOptions } from '../../../proxy/upstream/upstream-tls.ts';
+import { autoTransportOptions, withAlpnOverride } from '../../../proxy/upstream/upstream-tls.ts';
 import { isGrpcContentType } from '../../../proxy/http/grpc-content-type.ts';
 import { isNoopMutator } from '../../../proxy/http/header-mutation.ts';
 import { routePriority } from '../../../proxy/upstream/circuit-breakers.ts';
@@ -105,7 +105,7 @@ export function planForward(
     vstats,
     headers,
     clusterMutations,
-    transport: autoTransportOptions(cluster.info.upstreamHttpProtocolOptions, (n) => headers.get(n)),
+    transport: withAlpnOverride(autoTransportOptions(cluster.info.upstreamHttpProtocolOptions, (n) => headers.get(n)), cb.streamInfo.filterState),
     timeout,
     timeoutMs: timeout.timeoutMs,
     altTimeoutResponse: timeout.altResponse,
