@@ -72,9 +72,19 @@ const app = http.createServer((req, res) => {
   req.resume();
   req.on('end', () => res.end(req.url === '/missing' ? '' : 'reviews'));
 });
+const echo = net.createServer((sock) => sock.on('data', (d: Buffer) => sock.write(d)));
 let sidecarA: Legate | undefined;
 let sidecarB: Legate | undefined;
 let outPort = 0;
+let outTcpPort = 0;
+const TCP_STATS = { name: 'istio.stats', typed_config: { '@type': 'type.googleapis.com/stats.PluginConfig' } };
+const AUTHN = { name: 'istio_authn', typed_config: { '@type': 'type.googleapis.com/io.istio.network.authn.Config' } };
+
+/** Istio's TCP chain filters first: `extra` then istio.stats, before the listener's own. */
+function withTcpFilters(listener: Obj, extra: Obj[]): void {
+  const chain = (listener.filter_chains as Obj[])[0]!;
+  chain.filters = [...extra, TCP_STATS, ...(chain.filters as Obj[])];
+}
 
 async function listen(s: net.Server): Promise<number> {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -84,8 +94,9 @@ async function listen(s: net.Server): Promise<number> {
 async function startPair(): Promise<void> {
   if (sidecarA) return;
   const appPort = await listen(app);
+  const echoPort = await listen(echo);
   const cb = parse(readFileSync(join(EXAMPLES, 'sidecar-b.yaml'), 'utf8')) as Obj;
-  rewrite(cb, dir, (addr) => (Number(addr.port_value) === 8080 ? appPort : 0));
+  rewrite(cb, dir, (addr) => ({ 8080: appPort, 9000: echoPort })[Number(addr.port_value)] ?? 0);
   cb.node = node('sidecar~127.0.0.2~reviews-v1-7d4f9c8b6-x2x9q.default~default.svc.cluster.local', 'reviews-v1', 'reviews');
   const inbound = ((cb.static_resources as Obj).listeners as Obj[]).find((l) => l.name === 'inbound_http')!;
   inbound.traffic_direction = 'INBOUND';
@@ -93,11 +104,15 @@ async function startPair(): Promise<void> {
   inbound.listener_filters = [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } }];
   (inbound.filter_chains as Obj[])[0]!.filter_chain_match = { application_protocols: ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'] };
   withIstioFilters(inbound, { downstream_discovery: [{ istio_headers: {} }, { workload_discovery: {} }], downstream_propagation: [{ istio_headers: {} }] });
+  const inboundTcp = ((cb.static_resources as Obj).listeners as Obj[]).find((l) => l.name === 'inbound_tcp')!;
+  inboundTcp.traffic_direction = 'INBOUND';
+  withTcpFilters(inboundTcp, [AUTHN]);
   sidecarB = await startLegate(cb, { concurrency: 2 });
   const inPort = await sidecarB.listenerPort('inbound_http');
+  const inTcpPort = await sidecarB.listenerPort('inbound_tcp');
 
   const ca = parse(readFileSync(join(EXAMPLES, 'sidecar-a.yaml'), 'utf8')) as Obj;
-  rewrite(ca, dir, (addr) => (Number(addr.port_value) === 15443 ? inPort : 0));
+  rewrite(ca, dir, (addr) => ({ 15443: inPort, 15444: inTcpPort })[Number(addr.port_value)] ?? 0);
   ca.node = node('sidecar~127.0.0.1~productpage-v1-5b4c7f7d9-abcde.default~default.svc.cluster.local', 'productpage-v1', 'productpage');
   const sr = ca.static_resources as Obj;
   const outbound = (sr.listeners as Obj[]).find((l) => l.name === 'outbound_http')!;
@@ -117,14 +132,19 @@ async function startPair(): Promise<void> {
   });
   const bHttp = (sr.clusters as Obj[]).find((c) => c.name === 'b_http')!;
   bHttp.metadata = { filter_metadata: { istio: { services: [{ host: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default' }] } } };
+  const outboundTcp = (sr.listeners as Obj[]).find((l) => l.name === 'outbound_tcp')!;
+  outboundTcp.traffic_direction = 'OUTBOUND';
+  withTcpFilters(outboundTcp, []);
   sidecarA = await startLegate(ca);
   outPort = await sidecarA.listenerPort('outbound_http');
+  outTcpPort = await sidecarA.listenerPort('outbound_tcp');
 }
 
 after(async () => {
   await sidecarA?.stop();
   await sidecarB?.stop();
   app.close();
+  echo.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -214,4 +234,42 @@ test('the peers exchange metadata in headers neither app sees, and both report I
   // /stats shows the joined name, as Envoy's does.
   const stats = await sidecarB!.stats();
   assert.ok(Object.keys(stats).some((k) => k.startsWith('istiocustom.istio_requests_total.reporter.destination.source_workload.productpage-v1.')));
+});
+
+test('TCP: both sidecars report istio_tcp_* with the mTLS principals; bytes counted both ways', TIMEOUT, async () => {
+  await startPair();
+  const sock = net.connect(outTcpPort, '127.0.0.1');
+  const got = await new Promise<string>((resolve, reject) => {
+    let data = '';
+    sock.on('data', (d: Buffer) => {
+      data += d.toString();
+      if (data.length >= 11) resolve(data);
+    });
+    sock.on('error', reject);
+    sock.write('hello mesh!');
+  });
+  assert.equal(got, 'hello mesh!');
+  sock.end();
+  await new Promise((r) => sock.on('close', r));
+  const read = async (l: Legate, metric: string): Promise<PromSample[]> => promSeries(await (await fetch(`${l.admin}/stats/prometheus`)).text(), metric);
+  // The close reaches B through A; wait for both to report it.
+  for (let i = 0; i < 50 && ((await read(sidecarB!, 'istio_tcp_connections_closed_total')).length === 0 || (await read(sidecarA!, 'istio_tcp_connections_closed_total')).length === 0); i++) await new Promise((r) => setTimeout(r, 100));
+  const [opened] = await read(sidecarB!, 'istio_tcp_connections_opened_total');
+  assert.equal(opened?.value, 1);
+  assert.equal(opened?.labels.reporter, 'destination');
+  assert.equal(opened?.labels.source_principal, 'spiffe://cluster.local/ns/default/sa/a');
+  assert.equal(opened?.labels.destination_principal, 'spiffe://cluster.local/ns/default/sa/b');
+  assert.equal(opened?.labels.source_workload_namespace, 'default', 'from the SPIFFE principal');
+  assert.equal(opened?.labels.connection_security_policy, 'mutual_tls');
+  assert.equal(opened?.labels.request_protocol, 'tcp');
+  assert.equal(opened?.labels.destination_workload, 'reviews-v1');
+  assert.equal((await read(sidecarB!, 'istio_tcp_connections_closed_total'))[0]?.value, 1);
+  assert.equal((await read(sidecarB!, 'istio_tcp_received_bytes_total'))[0]?.value, 11);
+  assert.equal((await read(sidecarB!, 'istio_tcp_sent_bytes_total'))[0]?.value, 11);
+  const [outOpened] = await read(sidecarA!, 'istio_tcp_connections_opened_total');
+  assert.equal(outOpened?.labels.reporter, 'source');
+  assert.equal(outOpened?.labels.source_workload, 'productpage-v1');
+  assert.equal(outOpened?.labels.destination_principal, 'spiffe://cluster.local/ns/default/sa/b');
+  assert.equal((await read(sidecarA!, 'istio_tcp_connections_closed_total'))[0]?.value, 1);
+  assert.equal((await read(sidecarA!, 'istio_tcp_sent_bytes_total'))[0]?.value, 11);
 });
