@@ -36,6 +36,7 @@ import { register as registerIstioStats } from './http/istio_stats/index.ts';
 import { register as registerIstioAlpn } from './http/istio_alpn/index.ts';
 import { register as registerTcpIstioStats } from './network/istio_stats/index.ts';
 import { register as registerIstioAuthn } from './network/istio_authn/index.ts';
+import { register as registerTcpMetadataExchange } from './network/istio_metadata_exchange/index.ts';
 import { register as registerNetworkWasm } from './network/wasm/index.ts';
 
 const registered = new WeakSet<ExtensionRegistry>();
@@ -76,6 +77,7 @@ export function registerBuiltins(registry: ExtensionRegistry): void {
   registerIstioAlpn(registry);
   registerTcpIstioStats(registry);
   registerIstioAuthn(registry);
+  registerTcpMetadataExchange(registry);
   registerHttpWasm(registry);
   registerNetworkWasm(registry);
 }

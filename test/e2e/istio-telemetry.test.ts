@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
+import protobuf from 'protobufjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,6 +79,7 @@ let sidecarA: Legate | undefined;
 let sidecarB: Legate | undefined;
 let outPort = 0;
 let outTcpPort = 0;
+let inTcpPort = 0;
 const TCP_STATS = { name: 'istio.stats', typed_config: { '@type': 'type.googleapis.com/stats.PluginConfig' } };
 const AUTHN = { name: 'istio_authn', typed_config: { '@type': 'type.googleapis.com/io.istio.network.authn.Config' } };
 
@@ -106,10 +109,12 @@ async function startPair(): Promise<void> {
   withIstioFilters(inbound, { downstream_discovery: [{ istio_headers: {} }, { workload_discovery: {} }], downstream_propagation: [{ istio_headers: {} }] });
   const inboundTcp = ((cb.static_resources as Obj).listeners as Obj[]).find((l) => l.name === 'inbound_tcp')!;
   inboundTcp.traffic_direction = 'INBOUND';
-  withTcpFilters(inboundTcp, [AUTHN]);
+  withTcpFilters(inboundTcp, [AUTHN, { name: 'istio.metadata_exchange', typed_config: { '@type': 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange', protocol: 'istio-peer-exchange' } }]);
+  const tcpTls = (((inboundTcp.filter_chains as Obj[])[0]!.transport_socket as Obj).typed_config as Obj).common_tls_context as Obj;
+  tcpTls.alpn_protocols = ['istio-peer-exchange', 'istio'];
   sidecarB = await startLegate(cb, { concurrency: 2 });
   const inPort = await sidecarB.listenerPort('inbound_http');
-  const inTcpPort = await sidecarB.listenerPort('inbound_tcp');
+  inTcpPort = await sidecarB.listenerPort('inbound_tcp');
 
   const ca = parse(readFileSync(join(EXAMPLES, 'sidecar-a.yaml'), 'utf8')) as Obj;
   rewrite(ca, dir, (addr) => ({ 15443: inPort, 15444: inTcpPort })[Number(addr.port_value)] ?? 0);
@@ -272,4 +277,60 @@ test('TCP: both sidecars report istio_tcp_* with the mTLS principals; bytes coun
   assert.equal(outOpened?.labels.destination_principal, 'spiffe://cluster.local/ns/default/sa/b');
   assert.equal((await read(sidecarA!, 'istio_tcp_connections_closed_total'))[0]?.value, 1);
   assert.equal((await read(sidecarA!, 'istio_tcp_sent_bytes_total'))[0]?.value, 11);
+});
+
+// protobufjs's own Any and Struct (not legate's codec) make and read the exchange frames.
+const wkt = protobuf.Root.fromJSON({ nested: { google: { nested: { protobuf: { nested: {
+  ...((protobuf.common as unknown as Record<string, protobuf.INamespace>)['google/protobuf/struct.proto']!.nested!.google as { nested: { protobuf: { nested: object } } }).nested.protobuf.nested,
+  ...((protobuf.common as unknown as Record<string, protobuf.INamespace>)['google/protobuf/any.proto']!.nested!.google as { nested: { protobuf: { nested: object } } }).nested.protobuf.nested,
+} } } } } });
+const AnyType = wkt.lookupType('google.protobuf.Any');
+const StructType = wkt.lookupType('google.protobuf.Struct');
+function sv(v: unknown): Obj {
+  if (typeof v === 'string') return { stringValue: v };
+  return { structValue: { fields: Object.fromEntries(Object.entries(v as Obj).map(([k, x]) => [k, sv(x)])) } };
+}
+
+test('TCP metadata exchange (istio-peer-exchange): B reads the client’s frame, answers with its own, and names the peer', TIMEOUT, async () => {
+  await startPair();
+  const peer = { [`x-envoy-peer-metadata`]: { NAMESPACE: 'default', WORKLOAD_NAME: 'details-v1', CLUSTER_ID: 'Kubernetes', LABELS: { app: 'details', version: 'v1' } }, 'x-envoy-peer-metadata-id': 'sidecar~10.0.0.3~details-v1-x.default~default.svc.cluster.local' };
+  const any = AnyType.encode(AnyType.fromObject({ type_url: 'type.googleapis.com/google.protobuf.Struct', value: StructType.encode(StructType.fromObject({ fields: Object.fromEntries(Object.entries(peer).map(([k, v]) => [k, sv(v)])) })).finish() })).finish();
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(0x3d230467, 0);
+  header.writeUInt32BE(any.length, 4);
+  const sock = tls.connect({ host: '127.0.0.1', port: inTcpPort, servername: 'b.default.svc.cluster.local', ca: pki.ca.certPem, cert: a.certPem, key: a.keyPem, ALPNProtocols: ['istio-peer-exchange', 'istio'], checkServerIdentity: () => undefined });
+  await new Promise<void>((r, j) => sock.once('secureConnect', r).once('error', j));
+  assert.equal(sock.alpnProtocol, 'istio-peer-exchange');
+  // The frame and the payload in two writes, the frame itself split, as a slow peer may send them.
+  sock.write(Buffer.concat([header, any.subarray(0, 5)]));
+  await new Promise((r) => setTimeout(r, 50));
+  sock.write(Buffer.concat([any.subarray(5), Buffer.from('ping')]));
+  let got = Buffer.alloc(0);
+  await new Promise<void>((resolve, reject) => {
+    sock.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 8 && got.length >= 8 + got.readUInt32BE(4) + 4) resolve();
+    });
+    sock.on('error', reject);
+  });
+  assert.equal(got.readUInt32BE(0), 0x3d230467);
+  const size = got.readUInt32BE(4);
+  const theirs = AnyType.decode(got.subarray(8, 8 + size)) as unknown as { type_url: string; value: Uint8Array };
+  assert.equal(theirs.type_url, 'type.googleapis.com/google.protobuf.Struct');
+  const fields = (StructType.toObject(StructType.decode(theirs.value)) as { fields: Record<string, Obj> }).fields;
+  assert.equal(fields['x-envoy-peer-metadata-id']!.stringValue, 'sidecar~127.0.0.2~reviews-v1-7d4f9c8b6-x2x9q.default~default.svc.cluster.local');
+  const md = (fields['x-envoy-peer-metadata']!.structValue as { fields: Record<string, Obj> }).fields;
+  assert.equal(md.WORKLOAD_NAME!.stringValue, 'reviews-v1');
+  assert.equal(got.subarray(8 + size).toString(), 'ping', 'the echo app got the payload without the frame');
+  sock.end();
+  await new Promise((r) => sock.on('close', r));
+  let opened: PromSample | undefined;
+  for (let i = 0; i < 50 && !opened; i++) {
+    const text = await (await fetch(`${sidecarB!.admin}/stats/prometheus`)).text();
+    opened = promSeries(text, 'istio_tcp_connections_closed_total').find((s) => s.labels.source_workload === 'details-v1');
+    if (!opened) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(opened?.labels.source_app, 'details');
+  assert.equal(opened?.labels.source_principal, 'spiffe://cluster.local/ns/default/sa/a');
+  assert.equal(opened?.value, 1);
 });

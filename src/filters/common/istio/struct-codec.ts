@@ -184,3 +184,27 @@ function decodeStructAt(r: Reader, depth: number): JsonStruct {
 export function decodeStruct(buf: Buffer): JsonStruct {
   return decodeStructAt(new Reader(buf), 0);
 }
+
+/** A google.protobuf.Any: {1: type_url, 2: value}. */
+export function encodeAny(typeUrl: string, value: Buffer): Buffer {
+  const w = new Writer();
+  w.bytes(1, Buffer.from(typeUrl, 'utf8'));
+  w.bytes(2, value);
+  return w.done();
+}
+
+/** Parses a google.protobuf.Any. Throws StructDecodeError when the bytes are not one. */
+export function decodeAny(buf: Buffer): { typeUrl: string; value: Buffer } {
+  const r = new Reader(buf);
+  let typeUrl = '';
+  let value: Buffer = Buffer.alloc(0);
+  while (r.more) {
+    const tag = r.varint();
+    if (tag === (1 << 3) + 2) typeUrl = r.text(r.span());
+    else if (tag === (2 << 3) + 2) {
+      const [s, e] = r.span();
+      value = buf.subarray(s, e);
+    } else r.skip(tag & 7);
+  }
+  return { typeUrl, value };
+}
