@@ -52,6 +52,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   if (o.mode === 'validate') {
+    for (const w of cfg.value.warnings) log.warn(w);
     process.stdout.write('OK\n');
     return 0;
   }

@@ -65,8 +65,10 @@ export function buildStaticConfig(b: Bootstrap__Output, opts: BuildOptions = {})
     seenClusters.add(c.name);
     const ctx: ParseContext = { path, clusterNames, tls };
     const r = parseCluster(c, path, ctx);
-    if (r.ok) clusters.push(r.value);
-    else errors.push(...r.errors);
+    if (r.ok) {
+      clusters.push(r.value);
+      if (r.warnings) warnings.push(...r.warnings);
+    } else errors.push(...r.errors);
   });
   const listeners: ListenerConfig[] = [];
   const staticRds: RdsReference[] = [];

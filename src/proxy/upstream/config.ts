@@ -352,6 +352,8 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
   const errors: ConfigError[] = [];
   const warnings: string[] = [];
   if (!c.name) errors.push({ path: joinPath(path, 'name'), reason: 'value length must be at least 1 characters' });
+  // Upstream network filters (Istio's TCP metadata exchange, client side) are not run; the cluster serves without them.
+  if (c.filters?.length) warnings.push(`${joinPath(path, 'filters')}: upstream network filters are not run by legate (${c.filters.map((f) => f.name).join(', ')})`);
   let type = 'STATIC';
   if (c.cluster_discovery_type === 'cluster_type') {
     errors.push({ path: joinPath(path, 'cluster_type'), reason: `custom cluster type ${c.cluster_type?.name ?? ''} is not supported` });

@@ -65,6 +65,7 @@ export class XdsClusters {
         errors.push(...c.errors);
         continue;
       }
+      for (const w of c.warnings ?? []) llog.warn(w);
       let eds: ClusterEntry['eds'];
       if (c.value.type === 'EDS') {
         const cs = r.resource.eds_cluster_config?.eds_config;

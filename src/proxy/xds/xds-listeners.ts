@@ -89,6 +89,7 @@ export class XdsListeners {
         const c = parseListener(r.resource, path, ctx);
         if (!c.ok) errors.push(...c.errors);
         else {
+          for (const w of c.warnings ?? []) llog.warn(w);
           const refs = listenerRefs(r.resource, path);
           const rds = new Map<string, SourceSpec>();
           for (const use of refs.rds) {
