@@ -23,6 +23,7 @@ const kindName: Record<ExtensionCategory, string> = {
   http: 'HTTP filter',
   access_logger: 'access logger',
   transport_socket: 'transport socket',
+  upstream_network: 'upstream network filter',
 };
 
 export function resolveExtension(category: ExtensionCategory, ref: ExtensionRef, ctx: ParseContext): Result<ResolvedExtension> {

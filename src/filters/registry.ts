@@ -10,7 +10,7 @@ import type { SecretStore, TlsSecret } from '../proxy/tls/types.ts';
 import type { ConfigSource__Output } from '../generated/envoy/config/core/v3/ConfigSource.ts';
 import type { RouteTable } from '../proxy/http/route-types.ts';
 
-export type ExtensionCategory = 'listener' | 'network' | 'http' | 'access_logger' | 'transport_socket';
+export type ExtensionCategory = 'listener' | 'network' | 'http' | 'access_logger' | 'transport_socket' | 'upstream_network';
 
 /** What a config parser may check against (runs on the main thread, before any socket). */
 export interface ParseContext {

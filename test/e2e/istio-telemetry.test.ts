@@ -20,6 +20,8 @@ import { issueCertificate, spiffeId } from '../../src/proxy/tls/dev-ca.ts';
 import { testPki, writePki } from '../helpers/certs.ts';
 import { startLegate, type Legate } from '../helpers/legate.ts';
 import { promSeries, type PromSample } from '../helpers/prometheus.ts';
+import { ownFrame } from '../../src/filters/network/istio_metadata_exchange/frame.ts';
+import type { LocalNode } from '../../src/proxy/local-info.ts';
 
 const TIMEOUT = { timeout: 60_000 };
 const EXAMPLES = fileURLToPath(new URL('../../config/examples/mtls/', import.meta.url));
@@ -137,6 +139,10 @@ async function startPair(): Promise<void> {
   });
   const bHttp = (sr.clusters as Obj[]).find((c) => c.name === 'b_http')!;
   bHttp.metadata = { filter_metadata: { istio: { services: [{ host: 'reviews.default.svc.cluster.local', name: 'reviews', namespace: 'default' }] } } };
+  // As istiod's outbound TCP clusters: Istio's exchange ALPN and the exchange as an upstream filter.
+  const bTcp = (sr.clusters as Obj[]).find((c) => c.name === 'b_tcp')!;
+  (((bTcp.transport_socket as Obj).typed_config as Obj).common_tls_context as Obj).alpn_protocols = ['istio-peer-exchange', 'istio'];
+  bTcp.filters = [{ name: 'istio.metadata_exchange', typed_config: { '@type': 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange', protocol: 'istio-peer-exchange' } }];
   const outboundTcp = (sr.listeners as Obj[]).find((l) => l.name === 'outbound_tcp')!;
   outboundTcp.traffic_direction = 'OUTBOUND';
   withTcpFilters(outboundTcp, []);
@@ -241,7 +247,7 @@ test('the peers exchange metadata in headers neither app sees, and both report I
   assert.ok(Object.keys(stats).some((k) => k.startsWith('istiocustom.istio_requests_total.reporter.destination.source_workload.productpage-v1.')));
 });
 
-test('TCP: both sidecars report istio_tcp_* with the mTLS principals; bytes counted both ways', TIMEOUT, async () => {
+test('TCP: the sidecars exchange metadata in-band (istio-peer-exchange) and report istio_tcp_* with both peers and the mTLS principals; the app’s bytes pass unchanged', TIMEOUT, async () => {
   await startPair();
   const sock = net.connect(outTcpPort, '127.0.0.1');
   const got = await new Promise<string>((resolve, reject) => {
@@ -268,15 +274,23 @@ test('TCP: both sidecars report istio_tcp_* with the mTLS principals; bytes coun
   assert.equal(opened?.labels.connection_security_policy, 'mutual_tls');
   assert.equal(opened?.labels.request_protocol, 'tcp');
   assert.equal(opened?.labels.destination_workload, 'reviews-v1');
+  assert.equal(opened?.labels.source_workload, 'productpage-v1', 'from A’s exchange frame');
+  assert.equal(opened?.labels.source_app, 'productpage');
   assert.equal((await read(sidecarB!, 'istio_tcp_connections_closed_total'))[0]?.value, 1);
-  assert.equal((await read(sidecarB!, 'istio_tcp_received_bytes_total'))[0]?.value, 11);
-  assert.equal((await read(sidecarB!, 'istio_tcp_sent_bytes_total'))[0]?.value, 11);
+  // B's downstream is A: the wire carries each side's exchange frame before the app's 11 bytes.
+  const frameA = ownFrame(node('sidecar~127.0.0.1~productpage-v1-5b4c7f7d9-abcde.default~default.svc.cluster.local', 'productpage-v1', 'productpage') as unknown as LocalNode).length;
+  const frameB = ownFrame(node('sidecar~127.0.0.2~reviews-v1-7d4f9c8b6-x2x9q.default~default.svc.cluster.local', 'reviews-v1', 'reviews') as unknown as LocalNode).length;
+  assert.equal((await read(sidecarB!, 'istio_tcp_received_bytes_total'))[0]?.value, 11 + frameA);
+  assert.equal((await read(sidecarB!, 'istio_tcp_sent_bytes_total'))[0]?.value, 11 + frameB);
   const [outOpened] = await read(sidecarA!, 'istio_tcp_connections_opened_total');
   assert.equal(outOpened?.labels.reporter, 'source');
   assert.equal(outOpened?.labels.source_workload, 'productpage-v1');
   assert.equal(outOpened?.labels.destination_principal, 'spiffe://cluster.local/ns/default/sa/b');
+  assert.equal(outOpened?.labels.destination_workload, 'reviews-v1', 'from B’s exchange frame');
+  assert.equal(outOpened?.labels.destination_canonical_revision, 'v1');
   assert.equal((await read(sidecarA!, 'istio_tcp_connections_closed_total'))[0]?.value, 1);
   assert.equal((await read(sidecarA!, 'istio_tcp_sent_bytes_total'))[0]?.value, 11);
+  assert.equal((await read(sidecarA!, 'istio_tcp_received_bytes_total'))[0]?.value, 11);
 });
 
 // protobufjs's own Any and Struct (not legate's codec) make and read the exchange frames.

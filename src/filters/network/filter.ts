@@ -34,6 +34,23 @@ export interface NetworkFilter {
 }
 
 /**
+ * A cluster's upstream network filter (Envoy's cluster `filters`) on one upstream connection, run by
+ * tcp_proxy: it sees the bytes written to the upstream and those read from it, and may rewrite or
+ * hold them (return what goes on now; empty while held).
+ */
+export interface UpstreamNetworkFilter {
+  /** Bytes on their way to the upstream. */
+  onUpstreamWrite?(data: Buffer, endStream: boolean): Buffer;
+  /** Bytes read from the upstream, on their way down. */
+  onUpstreamData?(data: Buffer, endStream: boolean): Buffer;
+}
+
+/** What an `upstream_network` extension builds: one filter per upstream connection. */
+export interface UpstreamNetworkFilterFactory {
+  create(upstream: Socket, info: StreamInfo): UpstreamNetworkFilter;
+}
+
+/**
  * Network filter factory. A terminal filter (tcp_proxy, http_connection_manager) takes the
  * connection over through `takeOver`, owning the socket from then on.
  */

@@ -9,7 +9,8 @@ import type { HttpProtocolOptions__Output as UpstreamHttpProtocolOptions } from 
 import type { Metadata__Output } from '../../generated/envoy/config/core/v3/Metadata.ts';
 import type { _envoy_config_endpoint_v3_Endpoint_HealthCheckConfig__Output as Endpoint_HealthCheckConfig__Output } from '../../generated/envoy/config/endpoint/v3/Endpoint.ts';
 import type { UpstreamHttpProtocolOptions__Output } from '../../generated/envoy/config/core/v3/UpstreamHttpProtocolOptions.ts';
-import type { ParseContext } from '../../filters/registry.ts';
+import { registry, type ParseContext } from '../../filters/registry.ts';
+import { resolveExtension } from '../../config/extension-config.ts';
 import { structToJson } from '../../config/struct-json.ts';
 import { parseUpstreamTransportSocket } from '../tls/transport-sockets.ts';
 import type { UpstreamTlsConfig } from '../tls/context-config.ts';
@@ -22,7 +23,7 @@ import { DEFAULT_CIRCUIT_BREAKERS, parseCircuitBreakers } from './circuit-breake
 import { parseOutlierDetection } from './outlier/config.ts';
 import { parseHealthChecks } from './health-check/config.ts';
 export type { ClusterConfig } from './types.ts';
-import type { ClusterConfig, OriginalDstConfig, SourceAddress, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
+import type { ClusterConfig, OriginalDstConfig, SourceAddress, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamFilterConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const MAX_RING_SIZE = 8 * 1024 * 1024; // 8M entries, Envoy's upper bound
@@ -75,6 +76,26 @@ function filterMetadata(m: Metadata__Output | null | undefined): EndpointMetadat
   if (keys.length === 0) return undefined;
   const out: Record<string, Record<string, unknown>> = {};
   for (const k of keys) out[k] = structToJson(fm[k]);
+  return out;
+}
+
+/**
+ * The cluster's `filters`: upstream network filters legate implements (Istio's TCP metadata
+ * exchange) are resolved; others are named in a warning and the cluster serves without them (tcp_proxy
+ * runs upstream filters; HTTP connections do not).
+ */
+function parseUpstreamFilters(c: Cluster__Output, path: string, ctx: ParseContext | undefined, errors: ConfigError[], warnings: string[]): UpstreamFilterConfig[] {
+  const out: UpstreamFilterConfig[] = [];
+  const skipped: string[] = [];
+  (c.filters ?? []).forEach((f, i) => {
+    const fpath = joinPath(path, `filters[${i}]`);
+    const typeUrl = f.typed_config?.type_url;
+    if (!registry.find('upstream_network', typeUrl ? typeUrl : undefined, f.name)) return void skipped.push(f.name);
+    const r = resolveExtension('upstream_network', { name: f.name, typed_config: f.typed_config }, { clusterNames: undefined, ...ctx, path: fpath });
+    if (!r.ok) errors.push(...r.errors);
+    else if (!('skipped' in r.value)) out.push({ name: r.value.name, spec: r.value.spec, config: r.value.config });
+  });
+  if (skipped.length > 0) warnings.push(`${joinPath(path, 'filters')}: upstream network filters are not run by legate (${skipped.join(', ')})`);
   return out;
 }
 
@@ -352,8 +373,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
   const errors: ConfigError[] = [];
   const warnings: string[] = [];
   if (!c.name) errors.push({ path: joinPath(path, 'name'), reason: 'value length must be at least 1 characters' });
-  // Upstream network filters (Istio's TCP metadata exchange, client side) are not run; the cluster serves without them.
-  if (c.filters?.length) warnings.push(`${joinPath(path, 'filters')}: upstream network filters are not run by legate (${c.filters.map((f) => f.name).join(', ')})`);
+  const upstreamFilters = parseUpstreamFilters(c, path, ctx, errors, warnings);
   let type = 'STATIC';
   if (c.cluster_discovery_type === 'cluster_type') {
     errors.push({ path: joinPath(path, 'cluster_type'), reason: `custom cluster type ${c.cluster_type?.name ?? ''} is not supported` });
@@ -411,6 +431,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
     ...(healthCheck ? { healthCheck } : {}),
     ...(proto.upstream ? { upstreamHttpProtocolOptions: proto.upstream } : {}),
     ...(c.metadata ? { metadata: filterMetadata(c.metadata) } : {}),
+    ...(upstreamFilters.length > 0 ? { upstreamFilters } : {}),
     tlsContexts: sockets.all,
     transportSocket: sockets.default,
     transportSocketMatches: sockets.matches,

@@ -1,6 +1,7 @@
 // The upstream side as the router and tcp_proxy see it: clusters, hosts, load balancing
 // and connection pools. Implementations live beside this file (cluster-manager.ts, lb/, pool.ts).
 
+import type { ExtensionSpec } from '../../filters/registry.ts';
 import type { Http1Pool } from './http1-pool.ts';
 import type { Socket } from 'node:net';
 import type { ClientHttp2Session } from 'node:http2';
@@ -105,6 +106,15 @@ export interface ClusterInfo {
   readonly upstreamHttpProtocolOptions?: UpstreamHttpProtocolOptionsConfig | undefined;
   /** The cluster's metadata.filter_metadata, plain JSON (Istio's `istio.services`); undefined when unset. */
   readonly metadata?: EndpointMetadata | undefined;
+  /** The cluster's upstream network filters (`filters`) legate runs, in order (tcp_proxy runs them). */
+  readonly upstreamFilters?: readonly UpstreamFilterConfig[] | undefined;
+}
+
+/** One of a cluster's `filters`, resolved: an `upstream_network` extension and its parsed config. */
+export interface UpstreamFilterConfig {
+  readonly name: string;
+  readonly spec: ExtensionSpec;
+  readonly config: unknown;
 }
 
 export interface Cluster {

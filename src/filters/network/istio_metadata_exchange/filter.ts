@@ -1,45 +1,75 @@
-// Istio's TCP metadata exchange, the server side (`istio.metadata_exchange` in an inbound chain,
-// before tcp_proxy): when the connection's negotiated ALPN is the configured protocol
-// (`istio-peer-exchange`), each side sends one frame first: a 4-byte magic 0x3D230467 and a 4-byte
-// length (network byte order), then a google.protobuf.Any of a Struct holding the sender's metadata
-// (`x-envoy-peer-metadata`) and node id (`x-envoy-peer-metadata-id`). Legate reads the client's
-// frame off the stream (the peer goes to filter state `downstream_peer`, which istio.stats reads),
-// writes its own before any other byte it sends, and passes the rest on. Another ALPN, a wrong
-// magic or a frame that does not decode: the bytes pass on untouched and there is no peer, as in Istio.
+// Istio's TCP metadata exchange (`istio.metadata_exchange`), both sides. When the connection's
+// negotiated ALPN is the configured protocol (`istio-peer-exchange`), this proxy's frame (frame.ts)
+// goes before any other byte it sends, and the peer's is read off the front of what it receives:
+// - server side, a network filter before tcp_proxy in an inbound chain: the client's frame names
+//   the peer in filter state `downstream_peer`;
+// - client side, a cluster's upstream filter (Envoy's cluster `filters`), run by tcp_proxy on the
+//   upstream connection: the server's frame names `upstream_peer`.
+// Another ALPN, a wrong magic or a frame that does not decode: the bytes pass on untouched and
+// there is no peer, as in Istio. istio.stats reads the peer.
 
-import { NetworkFilterStatus, type NetworkFilter, type NetworkFilterCallbacks, type NetworkFilterFactory } from '../filter.ts';
+import type { Socket } from 'node:net';
+import { NetworkFilterStatus, type NetworkFilter, type NetworkFilterCallbacks, type NetworkFilterFactory, type UpstreamNetworkFilter, type UpstreamNetworkFilterFactory } from '../filter.ts';
 import type { RuntimeContext } from '../../registry.ts';
+import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
 import { localNode } from '../../../proxy/local-info.ts';
-import { decodeAny, decodeStruct, encodeAny, encodeStruct, type JsonStruct } from '../../common/istio/struct-codec.ts';
-import { workloadFromStruct, workloadToStruct } from '../../common/istio/workload.ts';
-import { setPeer } from '../../common/istio/peer-state.ts';
+import { setPeer, type PeerKey } from '../../common/istio/peer-state.ts';
 import type { TcpMetadataExchangeConfig } from './config.ts';
+import { FrameReader, ownFrame } from './frame.ts';
 
-const MAGIC = 0x3d230467;
-const HEADER_BYTES = 8;
-/** The largest frame read (Istio's are a few hundred bytes); a larger one is not an exchange. */
-const MAX_FRAME = 64 * 1024;
-const STRUCT_TYPE_URL = 'type.googleapis.com/google.protobuf.Struct';
-const METADATA_KEY = 'x-envoy-peer-metadata';
-const ID_KEY = 'x-envoy-peer-metadata-id';
+/** One connection's exchange, from this proxy's side: sends its frame once, reads the peer's. */
+class Exchange {
+  readonly #frame: Buffer;
+  readonly #info: StreamInfo;
+  readonly #key: PeerKey;
+  readonly #matches: () => boolean;
+  readonly #reader = new FrameReader();
+  /** Does the connection's ALPN select the exchange? Looked at once, on the first bytes either way. */
+  #alpn: boolean | undefined;
+  #written = false;
+  #read = false;
+
+  constructor(frame: Buffer, info: StreamInfo, key: PeerKey, matches: () => boolean) {
+    this.#frame = frame;
+    this.#info = info;
+    this.#key = key;
+    this.#matches = matches;
+  }
+
+  #active(): boolean {
+    return (this.#alpn ??= this.#matches());
+  }
+
+  /** Bytes this proxy sends to the peer: its frame goes first. */
+  outgoing(data: Buffer): Buffer {
+    if (this.#written || !this.#active()) return data;
+    this.#written = true;
+    return Buffer.concat([this.#frame, data]);
+  }
+
+  /** Bytes from the peer, its frame taken off; `sendFrame` writes this proxy's if it has not gone yet. */
+  incoming(data: Buffer, endStream: boolean, sendFrame: (frame: Buffer) => void): Buffer {
+    if (this.#read || !this.#active()) return data;
+    if (!this.#written) {
+      this.#written = true;
+      sendFrame(this.#frame);
+    }
+    const r = this.#reader.push(data, endStream);
+    if (r.kind === 'more') return Buffer.alloc(0);
+    this.#read = true;
+    if (r.kind === 'peer' && r.peer) setPeer(this.#info, this.#key, r.peer);
+    return r.rest;
+  }
+}
 
 export class TcpMetadataExchangeFactory implements NetworkFilterFactory<TcpMetadataExchangeConfig> {
   readonly config: TcpMetadataExchangeConfig;
-  readonly rt: RuntimeContext;
-  /** This proxy's frame (header and Any), made once. */
+  /** This proxy's frame, made once. */
   readonly frame: Buffer;
 
-  constructor(config: TcpMetadataExchangeConfig, rt: RuntimeContext) {
+  constructor(config: TcpMetadataExchangeConfig, _rt: RuntimeContext) {
     this.config = config;
-    this.rt = rt;
-    const node = localNode();
-    const data: JsonStruct = { [METADATA_KEY]: workloadToStruct(workloadFromStruct((node?.metadata ?? {}) as JsonStruct)) };
-    if (node?.id) data[ID_KEY] = node.id;
-    const any = encodeAny(STRUCT_TYPE_URL, encodeStruct(data));
-    const header = Buffer.alloc(HEADER_BYTES);
-    header.writeUInt32BE(MAGIC, 0);
-    header.writeUInt32BE(any.length, 4);
-    this.frame = Buffer.concat([header, any]);
+    this.frame = ownFrame(localNode());
   }
 
   create(_config: TcpMetadataExchangeConfig, callbacks: NetworkFilterCallbacks): NetworkFilter {
@@ -47,68 +77,50 @@ export class TcpMetadataExchangeFactory implements NetworkFilterFactory<TcpMetad
   }
 }
 
-type State = 'unknown' | 'reading' | 'done';
-
+/** The server side: the downstream connection's exchange. */
 export class TcpMetadataExchangeFilter implements NetworkFilter {
-  readonly #f: TcpMetadataExchangeFactory;
-  readonly #cb: NetworkFilterCallbacks;
-  #state: State = 'unknown';
-  #written = false;
-  #held: Buffer = Buffer.alloc(0);
+  readonly #x: Exchange;
+  readonly #socket: Socket;
+  readonly #info: StreamInfo;
 
   constructor(factory: TcpMetadataExchangeFactory, callbacks: NetworkFilterCallbacks) {
-    this.#f = factory;
-    this.#cb = callbacks;
+    const info = callbacks.streamInfo;
+    this.#x = new Exchange(factory.frame, info, 'downstream_peer', () => info.downstreamTls?.alpn === factory.config.protocol);
+    this.#socket = callbacks.socket;
+    this.#info = info;
   }
 
   onNewConnection(): NetworkFilterStatus {
     return NetworkFilterStatus.Continue;
   }
 
-  #exchanging(): boolean {
-    if (this.#state === 'unknown') this.#state = this.#cb.streamInfo.downstreamTls?.alpn === this.#f.config.protocol ? 'reading' : 'done';
-    return this.#state === 'reading';
-  }
-
   onData(data: Buffer, endStream: boolean): Buffer {
-    if (!this.#exchanging()) return data;
-    if (!this.#written) {
-      this.#written = true;
-      this.#cb.socket.write(this.#f.frame);
-    }
-    const buf = this.#held.length > 0 ? Buffer.concat([this.#held, data]) : data;
-    if (buf.length < HEADER_BYTES) return this.#hold(buf, endStream);
-    const size = buf.readUInt32BE(4);
-    if (buf.readUInt32BE(0) !== MAGIC || size > MAX_FRAME) return this.#passOn(buf);
-    if (buf.length < HEADER_BYTES + size) return this.#hold(buf, endStream);
-    try {
-      const any = decodeAny(buf.subarray(HEADER_BYTES, HEADER_BYTES + size));
-      const peer = decodeStruct(any.value)[METADATA_KEY];
-      if (peer && typeof peer === 'object' && !Array.isArray(peer)) setPeer(this.#cb.streamInfo, 'downstream_peer', workloadFromStruct(peer));
-    } catch {
-      return this.#passOn(buf);
-    }
-    return this.#passOn(buf.subarray(HEADER_BYTES + size));
+    return this.#x.incoming(data, endStream, (frame) => {
+      // Bytes sent count what goes on the wire (Envoy's downstream bytes meter), the frame too.
+      this.#info.bytesSent += frame.length;
+      this.#socket.write(frame);
+    });
   }
 
   onWrite(data: Buffer): Buffer {
-    // The upstream spoke first: this proxy's frame still goes before anything else.
-    if (!this.#written && this.#exchanging()) {
-      this.#written = true;
-      return Buffer.concat([this.#f.frame, data]);
-    }
-    return data;
+    return this.#x.outgoing(data);
+  }
+}
+
+export class UpstreamMetadataExchangeFactory implements UpstreamNetworkFilterFactory {
+  readonly config: TcpMetadataExchangeConfig;
+  readonly frame: Buffer;
+
+  constructor(config: TcpMetadataExchangeConfig) {
+    this.config = config;
+    this.frame = ownFrame(localNode());
   }
 
-  #hold(buf: Buffer, endStream: boolean): Buffer {
-    if (endStream) return this.#passOn(buf);
-    this.#held = buf;
-    return Buffer.alloc(0);
-  }
-
-  #passOn(buf: Buffer): Buffer {
-    this.#state = 'done';
-    this.#held = Buffer.alloc(0);
-    return buf;
+  create(upstream: Socket, info: StreamInfo): UpstreamNetworkFilter {
+    const x = new Exchange(this.frame, info, 'upstream_peer', () => info.upstreamTls?.alpn === this.config.protocol);
+    return {
+      onUpstreamWrite: (data) => x.outgoing(data),
+      onUpstreamData: (data, endStream) => x.incoming(data, endStream, (frame) => upstream.write(frame)),
+    };
   }
 }

@@ -3,9 +3,9 @@
 // failed connects close the downstream connection (NC / UH / UF) and still write the access log.
 
 import type { Socket } from 'node:net';
-import type { NetworkFilterCallbacks, NetworkFilterFactory } from '../filter.ts';
+import type { NetworkFilter, NetworkFilterCallbacks, NetworkFilterFactory, UpstreamNetworkFilterFactory } from '../filter.ts';
 import type { RuntimeContext } from '../../registry.ts';
-import type { Cluster, Host } from '../../../proxy/upstream/types.ts';
+import type { Cluster, Host, UpstreamFilterConfig } from '../../../proxy/upstream/types.ts';
 import { ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
 import { type AccessLogger, createAccessLogger } from '../../../proxy/access-log/index.ts';
 import { TcpProxySession } from '../../../proxy/tcp/tcp-proxy-session.ts';
@@ -20,6 +20,8 @@ const log = logger('filter');
 export class TcpProxyFactory implements NetworkFilterFactory<TcpProxyConfig> {
   readonly terminal = true;
   readonly #ctx: RuntimeContext;
+  /** Per cluster upstream filter config, its factory on this worker. */
+  readonly #upstreamFactories = new WeakMap<UpstreamFilterConfig, UpstreamNetworkFilterFactory>();
   readonly #stats: TcpProxyStats;
   readonly #loggers: readonly AccessLogger[];
   readonly #live = new Set<Socket>();
@@ -100,10 +102,31 @@ export class TcpProxyFactory implements NetworkFilterFactory<TcpProxyConfig> {
       stats: this.#stats,
       streamInfo: info,
       onClose: finish,
-      dataFilters: callbacks.dataFilters ?? [],
+      dataFilters: this.#withUpstreamFilters(callbacks.dataFilters ?? [], cluster, up, info),
       // Per-chunk timestamps feed only the access log's durations.
       stampTimes: this.#loggers.length > 0,
     });
+  }
+
+  /**
+   * The connection's filters and, after them, the cluster's upstream filters on this upstream
+   * connection: bytes to the upstream pass them last, bytes from it first (the session runs
+   * onWrite in reverse).
+   */
+  #withUpstreamFilters(filters: NetworkFilter[], cluster: Cluster, up: Socket, info: NetworkFilterCallbacks['streamInfo']): NetworkFilter[] {
+    const configs = cluster.info.upstreamFilters;
+    if (!configs?.length) return filters;
+    const out = [...filters];
+    for (const u of configs) {
+      let factory = this.#upstreamFactories.get(u);
+      if (!factory) this.#upstreamFactories.set(u, (factory = u.spec.factory(u.config, this.#ctx) as UpstreamNetworkFilterFactory));
+      const f = factory.create(up, info);
+      const adapted: NetworkFilter = {};
+      if (f.onUpstreamWrite) adapted.onData = (d, e) => f.onUpstreamWrite!(d, e);
+      if (f.onUpstreamData) adapted.onWrite = (d, e) => f.onUpstreamData!(d, e);
+      out.push(adapted);
+    }
+    return out;
   }
 
   /** Tries up to `attempts` hosts; undefined when none connected (flag UH or UF left on `info`). */

@@ -258,11 +258,15 @@ test('what legate cannot honour is refused with its field path (--mode validate)
   assert.match(r.stderr, /http_filters\[0\]\.typed_config\.downstream_discovery\[0\]: one of baggage, workload_discovery or istio_headers is required/);
 });
 
-test('a cluster’s upstream filters (Istio’s TCP exchange, client side) are named in a warning, and the config serves', TIMEOUT, async () => {
+test('a cluster’s upstream filters: Istio’s TCP exchange is taken, another is named in a warning, and the config serves', TIMEOUT, async () => {
   const cfg = config(1);
   const cluster = ((cfg.static_resources as Obj).clusters as Obj[])[0]!;
-  cluster.filters = [{ name: 'istio.metadata_exchange', typed_config: { '@type': 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange', protocol: 'istio-peer-exchange' } }];
+  cluster.filters = [
+    { name: 'istio.metadata_exchange', typed_config: { '@type': 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange', protocol: 'istio-peer-exchange' } },
+    { name: 'envoy.filters.upstream_network.example' },
+  ];
   const r = await runCli(['--mode', 'validate', '-c', writeConfig(cfg)]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /static_resources\.clusters\[0\]\.filters: upstream network filters are not run by legate \(istio\.metadata_exchange\)/);
+  assert.match(r.stderr, /static_resources\.clusters\[0\]\.filters: upstream network filters are not run by legate \(envoy\.filters\.upstream_network\.example\)/);
+  assert.doesNotMatch(r.stderr, /istio\.metadata_exchange/);
 });
