@@ -6,6 +6,7 @@
 import autocannon from 'autocannon';
 import { rssSampler, treeCpuSeconds } from './lib/procs.ts';
 import type { Listener } from './contestants/types.ts';
+import { ISTIO_PEER_HEADERS } from './contestants/legate-config.ts';
 import { SERVER_NAME } from './lib/pki.ts';
 import { H2LOAD, h2loadRun, h2ScriptRun, type H2ScriptResult } from './lib/h2load.ts';
 
@@ -50,6 +51,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'rate-1k-mtls', describe: 'fixed 1,000 req/s, 1 KiB, 4 connections, mTLS client → proxy → mTLS upstream (Istio method; direct: mTLS client → upstream)', listener: 'mtls', client: 'mtls', path: '/1024', connections: 4, rate: 1000, quick: false, contestants: TLS_SET },
   { id: 'filters-12b', describe: 'HTTP/1.1 12 B, 50 connections, route with fault (0%) + local_ratelimit (never limits) + header_mutation before the router; ratio to legate\'s plain route in the same process', listener: 'filters', path: '/12', connections: 50, quick: false, contestants: ['direct', 'legate-ext'], baseline: EXT_BASELINE },
   { id: 'wasm-12b', describe: 'HTTP/1.1 12 B, 50 connections, Proxy-Wasm header-filter plugin (adds a header each way) before the router; ratio to legate\'s plain route in the same process', listener: 'wasm', path: '/12', connections: 50, quick: false, contestants: ['direct', 'legate-ext'], baseline: EXT_BASELINE },
+  { id: 'istio-12b', describe: 'HTTP/1.1 12 B, 50 connections, an inbound sidecar listener with Istio\'s istio.metadata_exchange (the caller\'s x-envoy-peer-metadata on every request) and istio.stats before the router; ratio to legate\'s plain route in the same process', listener: 'istio', path: '/12', connections: 50, headers: ISTIO_PEER_HEADERS, quick: false, contestants: ['direct', 'legate-ext'], baseline: EXT_BASELINE },
   { id: 'tcp-12b', describe: 'TCP proxy (legate tcp_proxy, nginx stream, haproxy mode tcp, the minimal proxy\'s raw net pipe), HTTP/1.1 12 B through it, 50 connections', listener: 'tcp', path: '/12', connections: 50, quick: false, contestants: ['direct', 'legate', 'nginx', 'haproxy', 'minimal'] },
 ];
 

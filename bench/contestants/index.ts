@@ -15,7 +15,7 @@ const direct: Contestant = {
   describe: 'client → upstream, no proxy (TLS scenarios: the upstream\'s HTTPS port; mtls-up-12b: plain HTTP/1.1)',
   async start(ctx) {
     const u = ctx.upstream;
-    return { ports: { h1: u.h1, h2: u.h2, tcp: u.h1, tls: u.tls, mtlsUp: u.h1, mtls: u.mtls, filters: u.h1, wasm: u.h1 }, missing: {}, version: '-', pids: () => [], stop: async () => {} };
+    return { ports: { h1: u.h1, h2: u.h2, tcp: u.h1, tls: u.tls, mtlsUp: u.h1, mtls: u.mtls, filters: u.h1, wasm: u.h1, istio: u.h1 }, missing: {}, version: '-', pids: () => [], stop: async () => {} };
   },
 };
 

@@ -2,11 +2,13 @@
 // a tcp_proxy listener, TLS termination (DownstreamTlsContext), plain in → mTLS upstream
 // (UpstreamTlsContext with a client certificate, the server's SPIFFE ID checked) and mTLS both ways.
 // `legate-ext`: a plain HCM listener, one with fault (0%) + local_ratelimit (never limiting) +
-// header_mutation before the router, and one with the Proxy-Wasm header filter.
+// header_mutation before the router, one with the Proxy-Wasm header filter, and an inbound one with
+// Istio's istio.metadata_exchange and istio.stats.
 
 import type { BenchPki } from '../lib/pki.ts';
 import { SERVER_ID, SERVER_NAME } from '../lib/pki.ts';
 import type { Upstream } from './types.ts';
+import { encodeStruct } from '../../src/filters/common/istio/struct-codec.ts';
 
 type Obj = Record<string, unknown>;
 const T = 'type.googleapis.com/envoy.extensions';
@@ -140,7 +142,43 @@ function wasmFilter(pluginFile: string): Obj {
   };
 }
 
-export interface ExtPorts { h1: number; filters: number; wasm?: number }
+export interface ExtPorts { h1: number; filters: number; wasm?: number; istio: number }
+
+/** Istio's node metadata for `legate-ext` (the inbound sidecar of ratings-v1). */
+const ISTIO_NODE = {
+  id: 'sidecar~127.0.0.1~ratings-v1-5d8f7c9b6-abcde.default~default.svc.cluster.local',
+  metadata: {
+    NAME: 'ratings-v1-5d8f7c9b6-abcde',
+    NAMESPACE: 'default',
+    WORKLOAD_NAME: 'ratings-v1',
+    CLUSTER_ID: 'Kubernetes',
+    OWNER: 'kubernetes://apis/apps/v1/namespaces/default/deployments/ratings-v1',
+    LABELS: { app: 'ratings', version: 'v1', 'service.istio.io/canonical-name': 'ratings', 'service.istio.io/canonical-revision': 'v1' },
+  },
+};
+
+/** What the calling sidecar (productpage-v1) sends with every request: its id and metadata (base64 of a Struct). */
+export const ISTIO_PEER_HEADERS: Readonly<Record<string, string>> = {
+  'x-envoy-peer-metadata-id': 'sidecar~127.0.0.2~productpage-v1-6b746f74dc-9stvs.default~default.svc.cluster.local',
+  'x-envoy-peer-metadata': encodeStruct({
+    NAME: 'productpage-v1-6b746f74dc-9stvs',
+    NAMESPACE: 'default',
+    WORKLOAD_NAME: 'productpage-v1',
+    CLUSTER_ID: 'Kubernetes',
+    LABELS: { app: 'productpage', version: 'v1', 'service.istio.io/canonical-name': 'productpage', 'service.istio.io/canonical-revision': 'v1' },
+    OWNER: 'kubernetes://apis/apps/v1/namespaces/default/deployments/productpage-v1',
+  }).toString('base64'),
+};
+export const ISTIO_NODE_ID = ISTIO_NODE.id;
+
+/** istiod's inbound HTTP filters: peer metadata from Istio's headers (answered in the response), then Istio's standard metrics. */
+const ISTIO_FILTERS: readonly Obj[] = [
+  {
+    name: 'istio.metadata_exchange',
+    typed_config: { '@type': 'type.googleapis.com/io.istio.http.peer_metadata.Config', downstream_discovery: [{ istio_headers: {} }, { workload_discovery: {} }], downstream_propagation: [{ istio_headers: {} }] },
+  },
+  { name: 'istio.stats', typed_config: { '@type': 'type.googleapis.com/stats.PluginConfig', disable_host_header_fallback: true } },
+];
 
 /**
  * `legate-ext`. `headerMutationFilter: false` adds the headers with the route's
@@ -148,9 +186,11 @@ export interface ExtPorts { h1: number; filters: number; wasm?: number }
  */
 export function extBootstrap(up: Upstream, pki: BenchPki, p: ExtPorts, o: { wasmPlugin?: string; headerMutationFilter: boolean }): Obj {
   const filters = o.headerMutationFilter ? [FAULT_0, RATELIMIT_NEVER, HEADER_MUTATION] : [FAULT_0, RATELIMIT_NEVER];
-  return bootstrap([
+  const b = bootstrap([
     listener('http', p.h1, hcm('ingress_http', 'app')),
     listener('filters', p.filters, hcm('ingress_filters', 'app', filters, o.headerMutationFilter ? {} : ROUTE_HEADERS)),
     ...(o.wasmPlugin && p.wasm !== undefined ? [listener('wasm', p.wasm, hcm('ingress_wasm', 'app', [wasmFilter(o.wasmPlugin)]))] : []),
+    { ...listener('istio', p.istio, hcm('inbound_0.0.0.0_9080', 'app', ISTIO_FILTERS)), traffic_direction: 'INBOUND' },
   ], clusters(up, pki, false));
+  return { ...b, node: ISTIO_NODE };
 }

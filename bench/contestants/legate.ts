@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { examplePlugin } from '../../test/helpers/wasm.ts';
 import { freePorts, spawnPinned, stopChild } from '../lib/procs.ts';
 import { here, ready, running } from './common.ts';
-import { coreBootstrap, extBootstrap, FILTERS_RESPONSE_HEADER } from './legate-config.ts';
+import { coreBootstrap, extBootstrap, FILTERS_RESPONSE_HEADER, ISTIO_NODE_ID, ISTIO_PEER_HEADERS } from './legate-config.ts';
 import type { Contestant, Listener, Running, StartContext } from './types.ts';
 
 // The launcher users run (npm start, the `legate` bin): with the compile cache `npm install` primed,
@@ -38,9 +38,9 @@ export function legate(concurrency: number): Contestant {
 }
 
 /** The response header a listener must add, checked with one request before measuring. */
-async function checkHeader(port: number, header: string, want: string): Promise<string | undefined> {
+async function checkHeader(port: number, header: string, want: string, send: Readonly<Record<string, string>> = {}): Promise<string | undefined> {
   try {
-    const r = await fetch(`http://127.0.0.1:${port}/12`);
+    const r = await fetch(`http://127.0.0.1:${port}/12`, { headers: send });
     await r.arrayBuffer();
     const got = r.headers.get(header);
     return r.status === 200 && got === want ? undefined : `port ${port}: status ${r.status}, ${header}: ${got ?? 'absent'} (want ${want})`;
@@ -52,9 +52,9 @@ async function checkHeader(port: number, header: string, want: string): Promise<
 export const legateExt: Contestant = {
   name: 'legate-ext',
   listedOnly: true,
-  describe: 'legate --concurrency 1, own process: plain listener (row "legate-ext plain") beside fault 0% + local_ratelimit (never limits) + header_mutation before the router (filters-12b) and the Proxy-Wasm header-filter example plugin (wasm-12b)',
+  describe: 'legate --concurrency 1, own process: plain listener (row "legate-ext plain") beside fault 0% + local_ratelimit (never limits) + header_mutation before the router (filters-12b) and the Proxy-Wasm header-filter example plugin (wasm-12b) and Istio\'s inbound telemetry filters (istio-12b)',
   async start(ctx) {
-    const [h1, filters, wasmPort] = await freePorts(3) as [number, number, number];
+    const [h1, filters, wasmPort, istio] = await freePorts(4) as [number, number, number, number];
     const missing: Partial<Record<Listener, string>> = {};
     let wasmPlugin: string | undefined;
     try {
@@ -62,7 +62,7 @@ export const legateExt: Contestant = {
     } catch (e) {
       missing.wasm = `header-filter plugin could not be built: ${(e as Error).message.split('\n')[0]}`;
     }
-    const ports = { h1, filters, ...(wasmPlugin ? { wasm: wasmPort } : {}) };
+    const ports = { h1, filters, istio, ...(wasmPlugin ? { wasm: wasmPort } : {}) };
     const notes: string[] = [];
     const start = async (headerMutationFilter: boolean): Promise<ReturnType<typeof spawnPinned>> => {
       const child = spawnLegate(ctx, `legate-ext-${headerMutationFilter ? 'hm' : 'route'}`, extBootstrap(ctx.upstream, ctx.pki, ports, { ...(wasmPlugin ? { wasmPlugin } : {}), headerMutationFilter }), 1);
@@ -82,6 +82,7 @@ export const legateExt: Contestant = {
     const problems = [
       await checkHeader(filters, FILTERS_RESPONSE_HEADER.key, FILTERS_RESPONSE_HEADER.value),
       ...(wasmPlugin ? [await checkHeader(wasmPort, 'x-wasm-response', 'bench')] : []),
+      await checkHeader(istio, 'x-envoy-peer-metadata-id', ISTIO_NODE_ID, ISTIO_PEER_HEADERS),
     ].filter((p): p is string => p !== undefined);
     if (problems.length) {
       await stopChild(child);

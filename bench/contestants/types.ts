@@ -11,7 +11,7 @@ import type { BenchPki } from '../lib/pki.ts';
  * upstream; `filters` plain in, fault + local_ratelimit + header_mutation before the router;
  * `wasm` plain in, the Proxy-Wasm header filter before the router.
  */
-export type Listener = 'h1' | 'h2' | 'tcp' | 'tls' | 'mtlsUp' | 'mtls' | 'filters' | 'wasm';
+export type Listener = 'h1' | 'h2' | 'tcp' | 'tls' | 'mtlsUp' | 'mtls' | 'filters' | 'wasm' | 'istio';
 
 export interface Upstream {
   readonly h1: number;
