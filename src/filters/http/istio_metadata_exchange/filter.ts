@@ -20,6 +20,9 @@ export const PEER_METADATA_ID_HEADER = 'x-envoy-peer-metadata-id';
 
 /** The largest peer metadata header decoded (base64 text); Istio's are a few hundred bytes. */
 const MAX_PEER_HEADER = 64 * 1024;
+/** Distinct peer header values remembered per filter config and worker, each at most this long (≤ 4 MB in all). */
+const MAX_REMEMBERED_PEERS = 1024;
+const MAX_REMEMBERED_VALUE = 4096;
 
 export class MetadataExchangeFactory implements HttpFilterFactory<MetadataExchangeConfig> {
   readonly config: MetadataExchangeConfig;
@@ -27,6 +30,8 @@ export class MetadataExchangeFactory implements HttpFilterFactory<MetadataExchan
   /** This proxy's node id and its metadata as Istio sends it (computed once). */
   readonly ownId: string;
   readonly ownValue: string;
+  /** Header values seen → the peer they decode to (null: they do not). */
+  readonly #peers = new Map<string, WorkloadMetadata | null>();
 
   constructor(config: MetadataExchangeConfig, rt: RuntimeContext) {
     this.config = config;
@@ -41,14 +46,26 @@ export class MetadataExchangeFactory implements HttpFilterFactory<MetadataExchan
     return new MetadataExchangeFilter(this, callbacks);
   }
 
-  /** A peer's metadata header value → its workload; undefined when it does not decode. */
+  /**
+   * A peer's metadata header value → its workload; undefined when it does not decode. A peer sends
+   * the same value on every request, so values are remembered (by the whole value, never by the id
+   * a peer claims).
+   */
   decodePeer(value: string): WorkloadMetadata | undefined {
     if (value.length > MAX_PEER_HEADER) return undefined;
+    const known = this.#peers.get(value);
+    if (known !== undefined) return known ?? undefined;
+    let peer: WorkloadMetadata | null;
     try {
-      return workloadFromStruct(decodeStruct(Buffer.from(value, 'base64')), this.config.additionalLabels);
+      peer = workloadFromStruct(decodeStruct(Buffer.from(value, 'base64')), this.config.additionalLabels);
     } catch {
-      return undefined;
+      peer = null;
     }
+    if (value.length <= MAX_REMEMBERED_VALUE) {
+      if (this.#peers.size >= MAX_REMEMBERED_PEERS) this.#peers.clear();
+      this.#peers.set(value, peer);
+    }
+    return peer ?? undefined;
   }
 }
 

@@ -56,9 +56,10 @@ export class IstioStatsFilter implements HttpFilter {
       ['response_flags', responseFlagsString(info) ?? '-'],
       ['connection_security_policy', securityPolicy(mutualTls)],
     );
-    r.count('requests_total', tags, info);
-    if (info.durationMs !== undefined) r.record('request_duration_milliseconds', tags, info, info.durationMs);
-    r.record('request_bytes', tags, info, info.bytesReceived);
-    r.record('response_bytes', tags, info, info.bytesSent);
+    const set = r.tagSet(tags);
+    r.count('requests_total', set, info);
+    if (info.durationMs !== undefined) r.record('request_duration_milliseconds', set, info, info.durationMs);
+    r.record('request_bytes', set, info, info.bytesReceived);
+    r.record('response_bytes', set, info, info.bytesSent);
   }
 }

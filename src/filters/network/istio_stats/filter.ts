@@ -9,8 +9,8 @@ import type { RuntimeContext } from '../../registry.ts';
 import { responseFlagsString } from '../../../proxy/http/formatter-operators.ts';
 import { peerOf } from '../../common/istio/peer-state.ts';
 import type { IstioStatsConfig } from '../../http/istio_stats/config.ts';
-import { IstioStatsRecorder } from '../../http/istio_stats/recorder.ts';
-import { peerTags, securityPolicy, type Tags } from '../../http/istio_stats/tags.ts';
+import { IstioStatsRecorder, type TagSet } from '../../http/istio_stats/recorder.ts';
+import { peerTags, securityPolicy } from '../../http/istio_stats/tags.ts';
 
 export class TcpIstioStatsFactory implements NetworkFilterFactory<IstioStatsConfig> {
   readonly recorder: IstioStatsRecorder;
@@ -27,7 +27,7 @@ export class TcpIstioStatsFactory implements NetworkFilterFactory<IstioStatsConf
 export class TcpIstioStatsFilter implements NetworkFilter {
   readonly #r: IstioStatsRecorder;
   readonly #cb: NetworkFilterCallbacks;
-  #tags: Tags | undefined;
+  #tags: TagSet | undefined;
   #sent = 0;
   #received = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -61,8 +61,8 @@ export class TcpIstioStatsFilter implements NetworkFilter {
       const c = this.#r.config;
       const { tags, mutualTls } = peerTags(info, c, this.#r.local, this.#r.rt.clusterManager, peerOf(info, c.reporter === 'source' ? 'upstream_peer' : 'downstream_peer'));
       tags.push(['request_protocol', 'tcp'], ['response_flags', responseFlagsString(info) ?? '-'], ['connection_security_policy', securityPolicy(mutualTls)]);
-      this.#tags = tags;
-      this.#r.count('tcp_connections_opened_total', tags, info);
+      this.#tags = this.#r.tagSet(tags);
+      this.#r.count('tcp_connections_opened_total', this.#tags, info);
     }
     // Sent: to the downstream (Envoy's downstream bytes meter), received: from it.
     this.#r.count('tcp_sent_bytes_total', this.#tags, info, info.bytesSent - this.#sent);
