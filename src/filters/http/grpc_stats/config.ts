@@ -23,12 +23,13 @@ export interface GrpcStatsConfig {
   /** Service → methods with stats of their own (allowlist); undefined: none. */
   readonly allowlist: ReadonlyMap<string, ReadonlySet<string>> | undefined;
   readonly replaceDots: boolean;
+  /** Keep the call's message counts in filter state (GrpcStatsObject) for later filters (Istio's stats). */
+  readonly emitFilterState: boolean;
 }
 
 export function parseGrpcStats(message: unknown, ctx: ParseContext): Result<GrpcStatsConfig> {
   const m = message as FilterConfig__Output;
   const errors: ConfigError[] = [];
-  // emit_filter_state (Istio sets it) is accepted: nothing in legate reads that filter state yet.
   if (m.enable_upstream_stats) errors.push({ path: joinPath(ctx.path, 'enable_upstream_stats'), reason: 'the upstream_rq_time histogram is not supported yet' });
   let allowlist: Map<string, ReadonlySet<string>> | undefined;
   if (m.individual_method_stats_allowlist) {
@@ -36,5 +37,5 @@ export function parseGrpcStats(message: unknown, ctx: ParseContext): Result<Grpc
     for (const s of m.individual_method_stats_allowlist.services) allowlist.set(s.name, new Set(s.method_names));
   }
   if (errors.length > 0) return { ok: false, errors };
-  return ok(Object.freeze({ allMethods: m.stats_for_all_methods?.value ?? false, allowlist, replaceDots: m.replace_dots_in_grpc_service_name }));
+  return ok(Object.freeze({ allMethods: m.stats_for_all_methods?.value ?? false, allowlist, replaceDots: m.replace_dots_in_grpc_service_name, emitFilterState: m.emit_filter_state }));
 }

@@ -11,6 +11,7 @@ import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
 import { isGrpcContentType } from '../../../proxy/http/grpc-content-type.ts';
 import { FrameCounter } from './frame-counter.ts';
+import { GRPC_STATS_FILTER_STATE, GrpcStatsObject } from './filter-state.ts';
 import type { GrpcStatsConfig } from './config.ts';
 import { serviceAndMethod } from '../../common/grpc-service-method.ts';
 
@@ -53,6 +54,8 @@ export class GrpcStatsFilter implements HttpFilter {
   #grpcResponse = false;
   #requests: FrameCounter | undefined;
   #responses: FrameCounter | undefined;
+  /** emit_filter_state: the counts other filters read. */
+  #state: GrpcStatsObject | undefined;
 
   constructor(factory: GrpcStatsFactory, callbacks: HttpFilterCallbacks) {
     this.#f = factory;
@@ -62,6 +65,7 @@ export class GrpcStatsFilter implements HttpFilter {
   onRequestHeaders(headers: HeaderMap): FilterHeadersStatus {
     if (!isGrpcContentType(headers.get('content-type'))) return FilterHeadersStatus.Continue;
     this.#grpcRequest = true;
+    if (this.#f.config.emitFilterState) (this.#cb.streamInfo.filterState ??= new Map()).set(GRPC_STATS_FILTER_STATE, (this.#state = new GrpcStatsObject()));
     const route = this.#cb.route();
     const cluster = route?.action.kind === 'route' ? route.action.pickCluster(headers, this.#cb.streamInfo) : undefined;
     const call = serviceAndMethod(headers.get(':path'));
@@ -73,6 +77,7 @@ export class GrpcStatsFilter implements HttpFilter {
   onRequestBody(data: Buffer): FilterDataStatus {
     if (this.#grpcRequest) {
       const n = (this.#requests ??= new FrameCounter()).inspect(data);
+      if (this.#state) this.#state.requestMessageCount += n;
       if (n > 0 && this.#prefix !== undefined) this.#f.inc(`${this.#prefix}request_message_count`, n);
     }
     return FilterDataStatus.Continue;
@@ -88,6 +93,7 @@ export class GrpcStatsFilter implements HttpFilter {
   onResponseBody(data: Buffer): FilterDataStatus {
     if (this.#grpcResponse) {
       const n = (this.#responses ??= new FrameCounter()).inspect(data);
+      if (this.#state) this.#state.responseMessageCount += n;
       if (n > 0 && this.#prefix !== undefined) this.#f.inc(`${this.#prefix}response_message_count`, n);
     }
     return FilterDataStatus.Continue;

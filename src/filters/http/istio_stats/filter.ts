@@ -10,6 +10,7 @@ import { responseFlagsString } from '../../../proxy/http/formatter-operators.ts'
 import { httpToGrpcStatus } from '../../../proxy/http/local-reply.ts';
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
 import { peerOf } from '../../common/istio/peer-state.ts';
+import { GRPC_STATS_FILTER_STATE, GrpcStatsObject } from '../grpc_stats/filter-state.ts';
 import type { IstioStatsConfig } from './config.ts';
 import { IstioStatsRecorder } from './recorder.ts';
 import { peerTags, securityPolicy } from './tags.ts';
@@ -61,5 +62,11 @@ export class IstioStatsFilter implements HttpFilter {
     if (info.durationMs !== undefined) r.record('request_duration_milliseconds', set, info, info.durationMs);
     r.record('request_bytes', set, info, info.bytesReceived);
     r.record('response_bytes', set, info, info.bytesSent);
+    // gRPC message counts, when grpc_stats keeps them in filter state (istiod sets emit_filter_state).
+    const counts = grpc ? info.filterState?.get(GRPC_STATS_FILTER_STATE) : undefined;
+    if (counts instanceof GrpcStatsObject) {
+      r.count('request_messages_total', set, info, counts.requestMessageCount);
+      r.count('response_messages_total', set, info, counts.responseMessageCount);
+    }
   }
 }

@@ -145,3 +145,38 @@ test('FrameCounter: messages split at every byte boundary are counted once each'
   for (const b of body) one.inspect(Buffer.from([b]));
   assert.equal(one.count, 4);
 });
+
+test('emit_filter_state: the message counts reach istio.stats (istio_request_messages_total / istio_response_messages_total)', TIMEOUT, async () => {
+  const server = await echoServer();
+  const yaml = stringify({
+    stat_prefix: 'ingress_http',
+    codec_type: 'AUTO',
+    route_config: { name: 'local', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'grpc' } }] }] },
+    http_filters: [
+      { name: 'envoy.filters.http.grpc_stats', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig', emit_filter_state: true } },
+      { name: 'istio.stats', typed_config: { '@type': 'type.googleapis.com/stats.PluginConfig' } },
+      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+    ],
+  });
+  const proxy = await startProxy(yaml, [clusterYaml('grpc', server.port, true)]);
+  const client = new pkg.legate.e2e.Echo(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure()) as unknown as EchoClient;
+  try {
+    assert.equal(await clientStream(client, 3), '3');
+    assert.equal(await serverStream(client), 4);
+    const sum = (prefix: string): number => {
+      const snap = proxy.stats.snapshot();
+      return Object.entries(snap.counters).filter(([k]) => k.startsWith(prefix)).reduce((n, [, v]) => n + v, 0);
+    };
+    // The streams end on the proxy a moment after the client sees them end.
+    for (let i = 0; i < 50 && sum('istiocustom.istio_requests_total.') < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sum('istiocustom.istio_requests_total.reporter.source.'), 2);
+    assert.equal(sum('istiocustom.istio_request_messages_total.'), 3 + 1);
+    assert.equal(sum('istiocustom.istio_response_messages_total.'), 1 + 4);
+    const names = Object.keys(proxy.stats.snapshot().counters).filter((k) => k.startsWith('istiocustom.istio_requests_total.'));
+    assert.ok(names.every((n) => n.includes('.request_protocol.grpc.') && n.includes('.grpc_response_status.0.')), names.join('\n'));
+  } finally {
+    client.close();
+    await proxy.close();
+    server.close();
+  }
+});
