@@ -7,35 +7,22 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import protobuf from 'protobufjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import { issueCertificate, spiffeId } from '../../src/proxy/tls/dev-ca.ts';
 import { testPki, writePki } from '../helpers/certs.ts';
 import { startLegate, type Legate } from '../helpers/legate.ts';
+import { listen, loadExample, rewriteExample, type Obj } from '../helpers/sidecar-examples.ts';
 import { promSeries, type PromSample } from '../helpers/prometheus.ts';
 import { ownFrame } from '../../src/filters/network/istio_metadata_exchange/frame.ts';
 import type { LocalNode } from '../../src/proxy/local-info.ts';
 
 const TIMEOUT = { timeout: 60_000 };
-const EXAMPLES = fileURLToPath(new URL('../../config/examples/mtls/', import.meta.url));
-type Obj = Record<string, unknown>;
-
-function rewrite(o: unknown, certDir: string, port: (a: Obj) => number): void {
-  if (Array.isArray(o)) for (const x of o) rewrite(x, certDir, port);
-  else if (o && typeof o === 'object') {
-    const obj = o as Obj;
-    if (typeof obj.filename === 'string' && obj.filename.startsWith('certs/')) obj.filename = join(certDir, obj.filename.slice('certs/'.length));
-    if (obj.socket_address && typeof obj.socket_address === 'object') (obj.socket_address as Obj).port_value = port(obj.socket_address as Obj);
-    for (const v of Object.values(obj)) rewrite(v, certDir, port);
-  }
-}
 
 function node(id: string, workload: string, app: string): Obj {
   return {
@@ -91,17 +78,12 @@ function withTcpFilters(listener: Obj, extra: Obj[]): void {
   chain.filters = [...extra, TCP_STATS, ...(chain.filters as Obj[])];
 }
 
-async function listen(s: net.Server): Promise<number> {
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return (s.address() as net.AddressInfo).port;
-}
-
 async function startPair(): Promise<void> {
   if (sidecarA) return;
   const appPort = await listen(app);
   const echoPort = await listen(echo);
-  const cb = parse(readFileSync(join(EXAMPLES, 'sidecar-b.yaml'), 'utf8')) as Obj;
-  rewrite(cb, dir, (addr) => ({ 8080: appPort, 9000: echoPort })[Number(addr.port_value)] ?? 0);
+  const cb = loadExample('sidecar-b.yaml');
+  rewriteExample(cb, dir, (addr) => ({ 8080: appPort, 9000: echoPort })[Number(addr.port_value)] ?? 0);
   cb.node = node('sidecar~127.0.0.2~reviews-v1-7d4f9c8b6-x2x9q.default~default.svc.cluster.local', 'reviews-v1', 'reviews');
   const inbound = ((cb.static_resources as Obj).listeners as Obj[]).find((l) => l.name === 'inbound_http')!;
   inbound.traffic_direction = 'INBOUND';
@@ -118,8 +100,8 @@ async function startPair(): Promise<void> {
   const inPort = await sidecarB.listenerPort('inbound_http');
   inTcpPort = await sidecarB.listenerPort('inbound_tcp');
 
-  const ca = parse(readFileSync(join(EXAMPLES, 'sidecar-a.yaml'), 'utf8')) as Obj;
-  rewrite(ca, dir, (addr) => ({ 15443: inPort, 15444: inTcpPort })[Number(addr.port_value)] ?? 0);
+  const ca = loadExample('sidecar-a.yaml');
+  rewriteExample(ca, dir, (addr) => ({ 15443: inPort, 15444: inTcpPort })[Number(addr.port_value)] ?? 0);
   ca.node = node('sidecar~127.0.0.1~productpage-v1-5b4c7f7d9-abcde.default~default.svc.cluster.local', 'productpage-v1', 'productpage');
   const sr = ca.static_resources as Obj;
   const outbound = (sr.listeners as Obj[]).find((l) => l.name === 'outbound_http')!;

@@ -6,42 +6,20 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import { issueCertificate, spiffeId, type Issued } from '../../src/proxy/tls/dev-ca.ts';
 import { testPki, writePki } from '../helpers/certs.ts';
 import { startLegate, type Legate } from '../helpers/legate.ts';
+import { listen, loadExample, rewriteExample } from '../helpers/sidecar-examples.ts';
 
 const TIMEOUT = { timeout: 60_000 };
-const EXAMPLES = fileURLToPath(new URL('../../config/examples/mtls/', import.meta.url));
 const B_HOST = 'b.default.svc.cluster.local';
-
-type Obj = Record<string, unknown>;
-
-/** Every `filename: certs/x` → the test's directory; every socket address → the given port. */
-function rewrite(o: unknown, certDir: string, port: (a: Obj) => number): void {
-  if (Array.isArray(o)) for (const x of o) rewrite(x, certDir, port);
-  else if (o && typeof o === 'object') {
-    const obj = o as Obj;
-    if (typeof obj.filename === 'string' && obj.filename.startsWith('certs/')) obj.filename = join(certDir, obj.filename.slice('certs/'.length));
-    if (obj.socket_address && typeof obj.socket_address === 'object') {
-      const a = obj.socket_address as Obj;
-      a.port_value = port(a);
-    }
-    for (const v of Object.values(obj)) rewrite(v, certDir, port);
-  }
-}
-
-function loadExample(name: string): Obj {
-  return parse(readFileSync(join(EXAMPLES, name), 'utf8')) as Obj;
-}
 
 interface Seen {
   xfcc?: string;
@@ -68,22 +46,17 @@ let sidecarA: Legate | undefined;
 let sidecarB: Legate | undefined;
 let ports = { outHttp: 0, outTcp: 0, inHttp: 0, inTcp: 0 };
 
-async function listen(s: net.Server): Promise<number> {
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return (s.address() as net.AddressInfo).port;
-}
-
 async function startPair(): Promise<void> {
   if (sidecarA) return;
   const appPort = await listen(app);
   const echoPort = await listen(echo);
   const cb = loadExample('sidecar-b.yaml');
-  rewrite(cb, dir, (addr) => ({ 8080: appPort, 9000: echoPort })[Number(addr.port_value)] ?? 0);
+  rewriteExample(cb, dir, (addr) => ({ 8080: appPort, 9000: echoPort })[Number(addr.port_value)] ?? 0);
   sidecarB = await startLegate(cb);
   ports.inHttp = await sidecarB.listenerPort('inbound_http');
   ports.inTcp = await sidecarB.listenerPort('inbound_tcp');
   const ca = loadExample('sidecar-a.yaml');
-  rewrite(ca, dir, (addr) => ({ 15443: ports.inHttp, 15444: ports.inTcp })[Number(addr.port_value)] ?? 0);
+  rewriteExample(ca, dir, (addr) => ({ 15443: ports.inHttp, 15444: ports.inTcp })[Number(addr.port_value)] ?? 0);
   sidecarA = await startLegate(ca);
   ports.outHttp = await sidecarA.listenerPort('outbound_http');
   ports.outTcp = await sidecarA.listenerPort('outbound_tcp');

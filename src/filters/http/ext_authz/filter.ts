@@ -10,6 +10,7 @@
 // ext_authz.<stat_prefix>.). ExtAuthzPerRoute disables the filter or adds context_extensions.
 
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
+import { routeCluster } from '../route-cluster.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RouteEntry } from '../../../proxy/http/route-types.ts';
 import { FILTER_DISABLED } from '../../../proxy/http/route-table.ts';
@@ -147,7 +148,7 @@ export class ExtAuthzFilter implements HttpFilter {
     const route = this.#cb.route();
     const s = (this.#settings = this.#f.settings(route));
     if (s.disabled) return FilterHeadersStatus.Continue;
-    this.#cluster = route?.action.kind === 'route' ? route.action.pickCluster(headers, this.#cb.streamInfo) : undefined;
+    this.#cluster = routeCluster(this.#cb, headers);
     if (c.filterEnabled && !this.#f.rt.runtime.featureEnabled(c.filterEnabled.runtimeKey, c.filterEnabled.dflt)) {
       const d = c.denyAtDisable;
       const deny = d !== undefined && this.#f.rt.runtime.getBoolean(d.runtimeKey, d.dflt);

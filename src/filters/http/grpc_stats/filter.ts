@@ -6,6 +6,7 @@
 // failure, and total. It never changes a request or response.
 
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
+import { routeCluster } from '../route-cluster.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import type { Counter } from '../../../proxy/stats.ts';
@@ -66,8 +67,7 @@ export class GrpcStatsFilter implements HttpFilter {
     if (!isGrpcContentType(headers.get('content-type'))) return FilterHeadersStatus.Continue;
     this.#grpcRequest = true;
     if (this.#f.config.emitFilterState) (this.#cb.streamInfo.filterState ??= new Map()).set(GRPC_STATS_FILTER_STATE, (this.#state = new GrpcStatsObject()));
-    const route = this.#cb.route();
-    const cluster = route?.action.kind === 'route' ? route.action.pickCluster(headers, this.#cb.streamInfo) : undefined;
+    const cluster = routeCluster(this.#cb, headers);
     const call = serviceAndMethod(headers.get(':path'));
     // A call whose :path names a service and method, to a cluster that exists (Envoy's clusterInfo()).
     if (cluster !== undefined && this.#f.rt.clusterManager.get(cluster) && call) this.#prefix = this.#f.prefix(cluster, call);

@@ -7,6 +7,7 @@
 // under `cluster.<route cluster>.grpc-web.<service>.<method>.`.
 
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
+import { routeCluster } from '../route-cluster.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import { isGrpcContentType } from '../../../proxy/http/grpc-content-type.ts';
@@ -76,8 +77,7 @@ export class GrpcWebFilter implements HttpFilter {
     if (accept === GRPC_WEB_TEXT || accept === GRPC_WEB_TEXT_PROTO) this.#textResponse = new FrameSplitter();
     headers.set('te', 'trailers');
     if (!headers.has('grpc-accept-encoding')) headers.set('grpc-accept-encoding', DEFAULT_ACCEPT_ENCODING);
-    const route = this.#cb.route();
-    const cluster = route?.action.kind === 'route' ? route.action.pickCluster(headers, this.#cb.streamInfo) : undefined;
+    const cluster = routeCluster(this.#cb, headers);
     const call = serviceAndMethod(headers.get(':path'));
     if (cluster !== undefined && call && this.#rt.clusterManager.get(cluster)) this.#prefix = `cluster.${cluster}.grpc-web.${call.service}.${call.method}.`;
     return FilterHeadersStatus.Continue;

@@ -4,6 +4,7 @@
 // cluster's, or the downstream's for use_downstream_protocol_config (Envoy's upstreamHttpProtocol).
 
 import { FilterHeadersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
+import { routeCluster } from '../route-cluster.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import { APPLICATION_PROTOCOLS_KEY } from '../../../proxy/upstream/upstream-tls.ts';
@@ -33,9 +34,8 @@ export class IstioAlpnFilter implements HttpFilter {
   }
 
   onRequestHeaders(headers: HeaderMap): FilterHeadersStatus {
-    const route = this.#cb.route();
     const info = this.#cb.streamInfo;
-    const name = route?.action.kind === 'route' ? route.action.pickCluster(headers, info) : undefined;
+    const name = routeCluster(this.#cb, headers);
     const cluster = name === undefined ? undefined : this.#f.rt.clusterManager.get(name);
     if (!cluster) return FilterHeadersStatus.Continue;
     const p = cluster.info.protocol;

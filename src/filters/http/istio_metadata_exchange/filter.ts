@@ -7,6 +7,7 @@
 // A header that does not decode is no peer (the stream goes on, as in Istio).
 
 import { FilterHeadersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
+import { routeCluster } from '../route-cluster.ts';
 import type { HeaderMap } from '../../../proxy/http/headers.ts';
 import type { RuntimeContext } from '../../registry.ts';
 import { localNode } from '../../../proxy/local-info.ts';
@@ -119,8 +120,7 @@ export class MetadataExchangeFilter implements HttpFilter {
 
   /** Istio's skipMXHeaders: PassthroughCluster or `istio.external` (with skip_external_clusters), or `istio.disable_mx`. */
   #skip(p: HeaderPropagation, headers: HeaderMap): boolean {
-    const route = this.#cb.route();
-    const name = route?.action.kind === 'route' ? route.action.pickCluster(headers, this.#cb.streamInfo) : undefined;
+    const name = routeCluster(this.#cb, headers);
     if (name === undefined) return false;
     if (p.skipExternalClusters && name === 'PassthroughCluster') return true;
     const istio = this.#f.rt.clusterManager.get(name)?.info.metadata?.istio;
