@@ -1,12 +1,16 @@
 // One proxied TCP connection once its upstream is connected: a Pump each way (bytes with
 // backpressure, half-close), the idle and max-duration timers, Envoy's upstream flush on close.
 // Fails by closing: an error or reset on one side closes the other (flushing what is queued).
+// With no data filter and two plain sockets, the C relay (native-relay.ts) moves the bytes
+// instead of the pumps, with the same semantics; the session closes the sockets when it ends.
 
 import type { NetworkFilter } from '../../filters/network/filter.ts';
 import type { Socket } from 'node:net';
 import type { StreamInfo } from '../http/stream-info.ts';
 import type { TcpProxyStats } from './tcp-proxy-stats.ts';
 import { type ChunkFilter, Pump } from './pump.ts';
+import { type RelayDirection, type RelaySessionParts, startNativeSession } from './native-relay.ts';
+import { type RelayEnd, RelayOutcome } from '../../native/tcp-relay/index.ts';
 import { type LongTimer, setLongTimeout, setLongInterval } from '../long-timers.ts';
 
 /** The idle timer looks this many times per idle_timeout: a connection closes 1–1.25× idle_timeout after its last byte. */
@@ -44,9 +48,11 @@ export class TcpProxySession {
   readonly #up: Socket;
   readonly #opts: TcpProxySessionOptions;
   /** downstream → upstream */
-  readonly #rx: Pump;
+  readonly #rx: RelayDirection;
   /** upstream → downstream */
-  readonly #tx: Pump;
+  readonly #tx: RelayDirection;
+  /** The C relay, when it moves the bytes. */
+  readonly #native: RelaySessionParts | undefined;
   #idleTimer: LongTimer | undefined;
   #idleSeen = 0;
   #idleQuietChecks = 0;
@@ -65,19 +71,28 @@ export class TcpProxySession {
     up.allowHalfOpen = true;
     const filters = opts.dataFilters ?? [];
     const common = { stats: opts.stats, streamInfo: opts.streamInfo, stampTimes: opts.stampTimes ?? true };
-    // onData runs in chain order, onWrite in reverse (Envoy's write filters).
-    const toUpstream = chain(filters, (f) => (f.onData ? (c, e) => f.onData!(c, e) : undefined));
-    const toDownstream = chain([...filters].reverse(), (f) => (f.onWrite ? (c, e) => f.onWrite!(c, e) : undefined));
-    this.#rx = new Pump({ ...common, from: 'downstream', src: down, dst: up, filter: toUpstream });
-    this.#tx = new Pump({ ...common, from: 'upstream', src: up, dst: down, filter: toDownstream });
-    this.#wireClose(filters);
-    // A FIN that arrived before the session (while connecting) is forwarded now.
-    const downEnded = down.readableEnded;
-    const upEnded = up.readableEnded;
-    this.#rx.start();
-    this.#tx.start();
-    if (downEnded && !up.destroyed) up.end();
-    if (upEnded && !down.destroyed) down.end();
+    this.#native = filters.length === 0 ? startNativeSession(down, up, opts.stats, opts.streamInfo, common.stampTimes, (end) => this.#onRelayEnd(end)) : undefined;
+    if (this.#native) {
+      this.#rx = this.#native.rx;
+      this.#tx = this.#native.tx;
+      this.#wireClose(filters);
+    } else {
+      // onData runs in chain order, onWrite in reverse (Envoy's write filters).
+      const toUpstream = chain(filters, (f) => (f.onData ? (c, e) => f.onData!(c, e) : undefined));
+      const toDownstream = chain([...filters].reverse(), (f) => (f.onWrite ? (c, e) => f.onWrite!(c, e) : undefined));
+      const rx = new Pump({ ...common, from: 'downstream', src: down, dst: up, filter: toUpstream });
+      const tx = new Pump({ ...common, from: 'upstream', src: up, dst: down, filter: toDownstream });
+      this.#rx = rx;
+      this.#tx = tx;
+      this.#wireClose(filters);
+      // A FIN that arrived before the session (while connecting) is forwarded now.
+      const downEnded = down.readableEnded;
+      const upEnded = up.readableEnded;
+      rx.start();
+      tx.start();
+      if (downEnded && !up.destroyed) up.end();
+      if (upEnded && !down.destroyed) down.end();
+    }
     if (opts.idleTimeoutMs > 0) {
       const every = Math.max(1, Math.ceil(opts.idleTimeoutMs / IDLE_CHECKS));
       this.#idleTimer = setLongInterval(() => this.#checkIdle(), every);
@@ -93,6 +108,7 @@ export class TcpProxySession {
 
   /** Closes both sides now, without flushing. */
   close(): void {
+    this.#native?.abort();
     this.#down.destroy();
     this.#up.destroy();
   }
@@ -109,6 +125,8 @@ export class TcpProxySession {
     });
 
     down.on('close', () => {
+      // Closed from outside (listener drain, shutdown) while the C relay runs: it stops too.
+      this.#native?.abort();
       this.#downClosed = true;
       for (const f of filters) f.onClose?.('downstream', this.#upClosed ? 'local' : 'remote');
       this.#tx.updateGauge();
@@ -125,6 +143,7 @@ export class TcpProxySession {
       this.#maybeFinish();
     });
     up.on('close', () => {
+      this.#native?.abort();
       this.#upClosed = true;
       for (const f of filters) f.onClose?.('upstream', this.#downClosed ? 'local' : 'remote');
       this.#rx.updateGauge();
@@ -141,6 +160,18 @@ export class TcpProxySession {
     up.on('finish', () => {
       if (this.#downClosed) up.destroy();
     });
+  }
+
+  /** The C relay is done (both FINs through, a side failed, or aborted): the sockets close. */
+  #onRelayEnd(end: RelayEnd): void {
+    const { stats, streamInfo } = this.#opts;
+    if (end.outcome === RelayOutcome.Error) {
+      if (end.side === 'downstream') streamInfo.terminationDetails ??= `downstream: ${end.message}`;
+      else streamInfo.upstreamTransportFailureReason ??= end.message;
+    }
+    if (end.flushed) stats.upstreamFlushTotal.inc();
+    this.#down.destroy();
+    this.#up.destroy();
   }
 
   /** Traffic only counts reads; the timer closes after IDLE_CHECKS looks in a row saw none. */

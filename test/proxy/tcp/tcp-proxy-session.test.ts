@@ -9,11 +9,12 @@ import tls from 'node:tls';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
 import { StatsStore } from '../../../src/proxy/stats.ts';
-import { newStreamInfo } from '../../../src/proxy/http/stream-info.ts';
+import { type StreamInfo, newStreamInfo } from '../../../src/proxy/http/stream-info.ts';
 import type { NetworkFilter } from '../../../src/filters/network/filter.ts';
 import { TcpProxySession } from '../../../src/proxy/tcp/tcp-proxy-session.ts';
 import { tcpProxyStats } from '../../../src/proxy/tcp/tcp-proxy-stats.ts';
 import { readIntoUserBuffer } from '../../../src/proxy/tcp/user-buffer-read.ts';
+import { relayModeTest } from '../../helpers/tcp-relay-modes.ts';
 
 async function listen(server: net.Server): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -24,6 +25,8 @@ async function listen(server: net.Server): Promise<number> {
 interface Proxy {
   readonly port: number;
   readonly stats: StatsStore;
+  /** Each session's StreamInfo, in connection order. */
+  readonly infos: StreamInfo[];
   counter(name: string): number;
   gauge(name: string): number;
   /** Resolves when the n-th session (0-based) called onClose. */
@@ -46,6 +49,7 @@ async function sessionProxy(upstream: net.Server, o: { idleTimeoutMs?: number; m
     return done[n]!;
   };
   let next = 0;
+  const infos: StreamInfo[] = [];
   const server = net.createServer((down) => {
     const n = next++;
     down.on('error', () => {});
@@ -53,13 +57,14 @@ async function sessionProxy(upstream: net.Server, o: { idleTimeoutMs?: number; m
     const up = net.connect({ port: upPort, host: '127.0.0.1' });
     up.on('error', () => down.destroy());
     up.once('connect', () => {
+      const info = (infos[n] = newStreamInfo({ downstreamRemote: { address: '127.0.0.1', port: 0 }, downstreamLocal: { address: '127.0.0.1', port: 0 }, connectionId: n }));
       new TcpProxySession({
         downstream: down,
         upstream: up,
         idleTimeoutMs: o.idleTimeoutMs ?? 0,
         maxDurationMs: o.maxDurationMs ?? 0,
         stats: tcpStats,
-        streamInfo: newStreamInfo({ downstreamRemote: { address: '127.0.0.1', port: 0 }, downstreamLocal: { address: '127.0.0.1', port: 0 }, connectionId: n }),
+        streamInfo: info,
         onClose: () => slot(n).resolve(),
         dataFilters: o.filters?.() ?? [],
         stampTimes: false,
@@ -70,6 +75,7 @@ async function sessionProxy(upstream: net.Server, o: { idleTimeoutMs?: number; m
   return {
     port,
     stats,
+    infos,
     counter: (name) => stats.snapshot().counters[`tcp.s.${name}`] ?? 0,
     gauge: (name) => stats.snapshot().gauges[`tcp.s.${name}`] ?? 0,
     closed: (n) => slot(n).promise,
@@ -110,7 +116,7 @@ test('user-buffer reads: plain sockets switch over, TLS sockets keep the generic
   wrapped.destroy();
 });
 
-test('tcp session: a stalled upstream pauses downstream reads; Node queues stay bounded; bytes arrive intact', async (t) => {
+relayModeTest('tcp session: a stalled upstream pauses downstream reads; Node queues stay bounded; bytes arrive intact', async (t) => {
   let upstreamSocket: net.Socket | undefined;
   const received: Buffer[] = [];
   const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
@@ -143,7 +149,7 @@ test('tcp session: a stalled upstream pauses downstream reads; Node queues stay 
   assert.equal(p.gauge('downstream_cx_rx_bytes_buffered'), 0);
 });
 
-test('tcp session: a client that stops reading holds the upstream back; bytes arrive intact', async (t) => {
+relayModeTest('tcp session: a client that stops reading holds the upstream back; bytes arrive intact', async (t) => {
   const payload = crypto.randomBytes(24 * 1024 * 1024);
   // Many small writes: many reads into the proxy's reused buffer while its writes queue.
   const upstream = net.createServer((s) => {
@@ -217,7 +223,7 @@ test('tcp session: network filters get bytes they may keep (never the reused rea
   assert.equal(reply, 'REPLY-FROM-UPSTREAM');
 });
 
-test('tcp session: traffic keeps an idle_timeout connection open; silence closes it', async (t) => {
+relayModeTest('tcp session: traffic keeps an idle_timeout connection open; silence closes it', async (t) => {
   const upstream = net.createServer((s) => s.pipe(s));
   const p = await sessionProxy(upstream, { idleTimeoutMs: 1000 });
   t.after(() => p.close());
@@ -237,7 +243,7 @@ test('tcp session: traffic keeps an idle_timeout connection open; silence closes
   assert.equal(p.counter('idle_timeout'), 1);
 });
 
-test('tcp session: a max_downstream_connection_duration and idle_timeout of 30 days do not fire early (node:timers cuts delays over 24.8 days to 1 ms)', async (t) => {
+relayModeTest('tcp session: a max_downstream_connection_duration and idle_timeout of 30 days do not fire early (node:timers cuts delays over 24.8 days to 1 ms)', async (t) => {
   const upstream = net.createServer((s) => s.pipe(s));
   const thirtyDays = 30 * 86_400_000;
   const p = await sessionProxy(upstream, { idleTimeoutMs: thirtyDays * 8, maxDurationMs: thirtyDays });
@@ -257,7 +263,7 @@ test('tcp session: a max_downstream_connection_duration and idle_timeout of 30 d
   await p.closed(0);
 });
 
-test('tcp session: max_downstream_connection_duration closes a busy connection when it is reached, and counts it', async (t) => {
+relayModeTest('tcp session: max_downstream_connection_duration closes a busy connection when it is reached, and counts it', async (t) => {
   // The proxy closes its upstream side mid-echo: the echo server's socket may see a reset.
   const upstream = net.createServer((s) => {
     s.on('error', () => {});
@@ -285,4 +291,63 @@ test('tcp session: max_downstream_connection_duration closes a busy connection w
   await p.closed(0);
   assert.equal(p.counter('max_downstream_connection_duration'), 1);
   assert.equal(p.counter('idle_timeout'), 0);
+});
+
+relayModeTest('tcp session: an upstream reset closes the client; the reason is kept', async (t) => {
+  const upstream = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.resetAndDestroy());
+  });
+  const p = await sessionProxy(upstream);
+  t.after(() => p.close());
+  const c = net.connect({ port: p.port, host: '127.0.0.1' });
+  c.on('error', () => {});
+  await once(c, 'connect');
+  const closed = new Promise((r) => c.once('close', r));
+  c.write('reset me');
+  await closed;
+  await p.closed(0);
+  assert.equal(p.infos[0]!.upstreamTransportFailureReason, 'read ECONNRESET');
+  assert.equal(p.counter('downstream_cx_rx_bytes_total'), 8);
+});
+
+relayModeTest('tcp session: a client reset closes the upstream; the reason is kept', async (t) => {
+  let upClosed!: () => void;
+  const upstreamClosed = new Promise<void>((r) => (upClosed = r));
+  const upstream = net.createServer((s) => {
+    s.on('error', () => {});
+    s.on('close', () => upClosed());
+    s.pipe(s);
+  });
+  const p = await sessionProxy(upstream);
+  t.after(() => p.close());
+  const c = net.connect({ port: p.port, host: '127.0.0.1' });
+  c.on('error', () => {});
+  await once(c, 'connect');
+  c.write('ping');
+  await once(c, 'data');
+  c.resetAndDestroy();
+  await upstreamClosed;
+  await p.closed(0);
+  assert.equal(p.infos[0]!.terminationDetails, 'downstream: read ECONNRESET');
+  assert.equal(p.counter('downstream_cx_tx_bytes_total'), 4);
+});
+
+relayModeTest('tcp session: byte counters move while the connection is open', async (t) => {
+  const upstream = net.createServer((s) => s.pipe(s));
+  const p = await sessionProxy(upstream);
+  t.after(() => p.close());
+  const c = net.connect({ port: p.port, host: '127.0.0.1' });
+  c.on('error', () => {});
+  await once(c, 'connect');
+  let got = 0;
+  c.on('data', (d: Buffer) => (got += d.length));
+  c.write(Buffer.alloc(1000, 1));
+  // The C relay's counters reach the stats each second (the JS pumps' at once).
+  await waitFor(() => p.counter('downstream_cx_rx_bytes_total') === 1000 && p.counter('downstream_cx_tx_bytes_total') === 1000, 'counters');
+  assert.equal(got, 1000);
+  assert.equal(c.destroyed, false);
+  assert.equal(p.infos[0]!.bytesReceived, 1000);
+  c.end();
+  await p.closed(0);
 });
