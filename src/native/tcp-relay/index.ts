@@ -24,8 +24,10 @@ export const RelaySlot = {
   QueuedDown: 8,
   FirstUpRxMs: 9,
   LastDownTxMs: 10,
+  /** 1 while the upstream is given what was queued for it after the downstream failed. */
+  Flushing: 11,
 } as const;
-const SLOTS = 11;
+const SLOTS = 12;
 
 export interface RelayEnd {
   readonly outcome: RelayOutcome;

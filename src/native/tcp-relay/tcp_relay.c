@@ -31,6 +31,7 @@ enum {
   S_QUEUED_DOWN,      // the same, downstream
   S_FIRST_UP_RX_MS,   // uv_hrtime of the first upstream byte, in ms (0: none yet)
   S_LAST_DOWN_TX_MS,  // uv_hrtime of the last write to the downstream, in ms
+  S_FLUSHING,         // 1 while the upstream takes what was queued for it after the downstream failed
   S_COUNT
 };
 
@@ -176,7 +177,10 @@ static void fail(relay_t* r, side_t* x, const char* syscall, int code) {
     finish(r, OUT_ERROR);
     return;
   }
-  if (y->which == UP) r->flushed = 1;
+  if (y->which == UP) {
+    r->flushed = 1;
+    r->stats[S_FLUSHING] = 1;
+  }
   shutdown_side(y);
 }
 
@@ -310,6 +314,7 @@ static void finish(relay_t* r, int outcome) {
   if (r->finishing) return;
   r->finishing = 1;
   r->outcome = outcome;
+  r->stats[S_FLUSHING] = 0;
   for (int i = 0; i < 2; i++) {
     side_t* s = &r->side[i];
     read_stop(s);

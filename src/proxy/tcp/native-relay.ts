@@ -1,6 +1,7 @@
 // tcp_proxy's session over the C relay (src/native/tcp-relay): the relay's counters carried into
 // tcp_proxy's stats and StreamInfo (at the end, and each second for long connections, as Envoy's
-// counters move while bytes flow), and the relay's two directions seen as the session's pumps.
+// counters move while bytes flow; upstream_flush_* included), and the relay's two directions seen
+// as the session's pumps.
 
 import type { Socket } from 'node:net';
 import type { StreamInfo } from '../http/stream-info.ts';
@@ -41,6 +42,10 @@ class RelayCounters {
   #tx = 0;
   #paused = 0;
   #resumed = 0;
+  /** The upstream flush was counted (upstream_flush_total). */
+  #flushCounted = false;
+  /** upstream_flush_active is raised for this connection. */
+  #flushActive = false;
 
   constructor(relay: NativeRelay, stats: TcpProxyStats, info: StreamInfo, stampTimes: boolean) {
     this.#relay = relay;
@@ -85,6 +90,25 @@ class RelayCounters {
     if (this.#stampTimes && c[RelaySlot.LastDownTxMs]! > 0) info.lastDownstreamTxMono = toMono(c[RelaySlot.LastDownTxMs]!);
     this.#rxGauge.update(c[RelaySlot.QueuedUp]!);
     this.#txGauge.update(c[RelaySlot.QueuedDown]!);
+    const flushing = c[RelaySlot.Flushing]! > 0;
+    if (flushing && !this.#flushCounted) {
+      this.#flushCounted = this.#flushActive = true;
+      s.upstreamFlushTotal.inc();
+      s.upstreamFlushActive.inc();
+    } else if (!flushing && this.#flushActive) {
+      this.#flushActive = false;
+      s.upstreamFlushActive.dec();
+    }
+  }
+
+  /** The relay ended: last counts; a flush that began and ended between two flushes still counts. */
+  end(flushed: boolean): void {
+    this.flush();
+    if (flushed && !this.#flushCounted) {
+      this.#flushCounted = true;
+      this.#stats.upstreamFlushTotal.inc();
+    }
+    this.track(false);
   }
 
   track(on: boolean): void {
@@ -117,8 +141,7 @@ export function startNativeSession(down: Socket, up: Socket, stats: TcpProxyStat
   let ended = false;
   const relay = startRelay(down, up, (end) => {
     ended = true;
-    counters?.flush();
-    counters?.track(false);
+    counters?.end(end.flushed);
     onEnd(end);
   });
   if (!relay) return undefined;

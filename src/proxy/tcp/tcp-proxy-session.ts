@@ -164,12 +164,11 @@ export class TcpProxySession {
 
   /** The C relay is done (both FINs through, a side failed, or aborted): the sockets close. */
   #onRelayEnd(end: RelayEnd): void {
-    const { stats, streamInfo } = this.#opts;
+    const { streamInfo } = this.#opts;
     if (end.outcome === RelayOutcome.Error) {
       if (end.side === 'downstream') streamInfo.terminationDetails ??= `downstream: ${end.message}`;
       else streamInfo.upstreamTransportFailureReason ??= end.message;
     }
-    if (end.flushed) stats.upstreamFlushTotal.inc();
     this.#down.destroy();
     this.#up.destroy();
   }

@@ -351,3 +351,40 @@ relayModeTest('tcp session: byte counters move while the connection is open', as
   c.end();
   await p.closed(0);
 });
+
+relayModeTest('tcp session: a client gone while the upstream still has bytes queued for it: the upstream gets them all (upstream flush)', async (t) => {
+  let upstreamSocket: net.Socket | undefined;
+  const upstreamGot: Buffer[] = [];
+  let upstreamClosed!: () => void;
+  const closed = new Promise<void>((r) => (upstreamClosed = r));
+  const upstream = net.createServer({ allowHalfOpen: true }, (s) => {
+    upstreamSocket = s;
+    // The proxy closes after its flush with this side's own bytes unread: a FIN, then a reset.
+    s.on('error', () => {});
+    s.on('close', () => upstreamClosed());
+    s.pause();
+    s.on('data', (d: Buffer) => upstreamGot.push(d));
+    // Fills the way down too, so the proxy has writes pending to the client when it goes.
+    s.write(crypto.randomBytes(16 * 1024 * 1024));
+  });
+  const p = await sessionProxy(upstream);
+  t.after(() => p.close());
+  const c = net.connect({ port: p.port, host: '127.0.0.1' });
+  c.on('error', () => {});
+  c.pause();
+  await once(c, 'connect');
+  c.write(crypto.randomBytes(16 * 1024 * 1024));
+  // Both ways stalled: bytes queued toward the upstream and toward the client.
+  await waitFor(() => p.gauge('downstream_cx_rx_bytes_buffered') > 0 && p.gauge('downstream_cx_tx_bytes_buffered') > 0, 'both ways queued');
+  c.resetAndDestroy();
+  // The proxy notices on its next write to the client and keeps the upstream until it has taken
+  // what was queued for it (the C relay's gauge moves at its once-a-second count).
+  await waitFor(() => p.gauge('upstream_flush_active') === 1, 'flushing');
+  upstreamSocket!.resume();
+  await closed;
+  await p.closed(0);
+  assert.equal(p.counter('upstream_flush_total'), 1);
+  assert.ok(p.counter('downstream_cx_rx_bytes_total') > 0);
+  assert.equal(Buffer.concat(upstreamGot).length, p.counter('downstream_cx_rx_bytes_total'));
+  assert.equal(p.gauge('upstream_flush_active'), 0);
+});
