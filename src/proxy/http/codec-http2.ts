@@ -40,7 +40,7 @@ function flushHeldHeads(): void {
 }
 
 /** Response headers as node:http2's raw [name, value, …] list: `:status` and the regular headers, in order. */
-function rawResponseHeaders(headers: HeaderMap): string[] {
+export function rawResponseHeaders(headers: HeaderMap): string[] {
   const out: string[] = [];
   headers.forEach((k, v) => {
     if (k.charCodeAt(0) !== 58 /* ':' */ || k === ':status') out.push(k, v);

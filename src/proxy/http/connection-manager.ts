@@ -16,6 +16,10 @@ import { Http1ServerCodec, headerValue, type Http1CodecCallbacks, type Http1Requ
 import type { ResponseEncoder } from './codec.ts';
 import { HeaderMap } from './headers.ts';
 import { H2ResponseEncoder, h2RequestHeaders, h2UpgradeToH1 } from './codec-http2.ts';
+import { H2ServerSession, type H2CodecEvent } from './h2/server-session.ts';
+import type { H2ServerStream } from './h2/server-stream.ts';
+import { H2StreamEncoder } from './h2/response-encoder.ts';
+import { ErrorCode } from './h2/frames.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
 import { ActiveStream } from './connection-manager-stream.ts';
 import type { ConnectionInfo, ConnectionManager, ConnectionOptions, RuntimeFilter, StreamOwner } from './connection-manager-types.ts';
@@ -35,13 +39,27 @@ function runtimeFilters(entries: readonly HttpFilterEntry[], ctx: RuntimeContext
   return entries.map((e) => ({ name: e.name, config: e.config, factory: e.spec.factory(e.config, ctx) as HttpFilterFactory }));
 }
 
+/** What a Connection asks of its HTTP/2 session, whichever codec has it. */
+interface H2Connection {
+  readonly closed: boolean;
+  /** GOAWAY; the connection closes once the streams in flight are over. */
+  close(): void;
+}
+
+/**
+ * Downstream HTTP/2 on legate's own codec (h2/server-session.ts) unless LEGATE_H2_CODEC=node or the
+ * listener offers extended CONNECT (allow_connect: its tunnels are node:http2 Duplex streams).
+ */
+const OWN_H2_CODEC = process.env.LEGATE_H2_CODEC !== 'node';
+
 /** One downstream connection: stream accounting, idle timer, drain. */
 class Connection implements StreamOwner {
   readonly mgr: Manager;
   readonly socket: Socket;
   readonly info: ConnectionInfo;
   readonly h2: boolean;
-  session: Http2Session | undefined;
+  /** The HTTP/2 connection: legate's own codec's, or node:http2's. */
+  session: H2Connection | undefined;
   active = 0;
   requests = 0;
   #idle: Timeout | undefined;
@@ -163,6 +181,7 @@ class Manager implements ConnectionManager {
   draining = false;
   readonly #h1Callbacks: (conn: Connection) => Http1CodecCallbacks;
   readonly #h2: http2.Http2Server;
+  readonly #ownH2: boolean;
   readonly #bySocket = new WeakMap<object, Connection>();
   /** AUTO connections still waiting for their first bytes. */
   readonly #sniffing = new Set<Socket>();
@@ -186,6 +205,7 @@ class Manager implements ConnectionManager {
       onHeadersTimeout: () => this.#onH1ProtocolError('ERR_HTTP_REQUEST_TIMEOUT', 408),
     });
 
+    this.#ownH2 = OWN_H2_CODEC && !cfg.http2.allowConnect;
     const h2 = (this.#h2 = http2.createServer({
       settings: {
         maxConcurrentStreams: cfg.http2.maxConcurrentStreams,
@@ -268,7 +288,24 @@ class Manager implements ConnectionManager {
   #start(socket: Socket, info: ConnectionInfo, h2: boolean): void {
     const conn = new Connection(this, socket, info, h2);
     this.connections.add(conn);
-    if (h2) {
+    if (h2 && this.#ownH2) {
+      const cfg = this.cfg;
+      const session: H2ServerSession = new H2ServerSession(
+        socket,
+        {
+          maxConcurrentStreams: cfg.http2.maxConcurrentStreams,
+          initialWindowSize: cfg.http2.initialStreamWindowSize,
+          connectionWindowSize: Math.max(65535, cfg.http2.initialConnectionWindowSize),
+          maxHeaderListSize: Math.max(65535, cfg.maxRequestHeadersKb * 1024 * 2),
+          maxHeaderPairs: cfg.maxHeadersCount + 16,
+        },
+        {
+          onStream: (s, raw, end) => this.#onOwnH2Stream(conn, session, s, raw, end),
+          onCodecEvent: (e) => this.#onH2CodecEvent(e),
+        },
+      );
+      conn.session = session;
+    } else if (h2) {
       this.#pendingH2 = conn;
       // node:http2 answers a TLS socket that did not negotiate h2 with `403` (its unknownProtocol
       // path); h2 by prior knowledge (AUTO sniffed the preface, or codec_type HTTP2) is still h2.
@@ -376,6 +413,29 @@ class Manager implements ConnectionManager {
       if (stream.done) h2.resume();
       else enc.readBody();
     }
+  }
+
+  #onOwnH2Stream(conn: Connection, session: H2ServerSession, s: H2ServerStream, raw: string[], ends: boolean): void {
+    const conv = h2RequestHeaders(raw, this.cfg);
+    const u = conv.reject || !conv.underscores ? 'ok' : checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
+    if (u === 'reject') {
+      this.stats.http2RejectedUnderscores.inc();
+      return session.resetStream(s, ErrorCode.PROTOCOL_ERROR);
+    }
+    if (typeof u === 'number') this.stats.http2DroppedUnderscores.inc(u);
+    const enc = new H2StreamEncoder(session, s);
+    const stream = conn.newStream(enc);
+    enc.bind(stream);
+    if (conv.reject) {
+      this.stats.cxProtocolError.inc();
+      return stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });
+    }
+    stream.decodeHeaders(conv.headers, ends);
+  }
+
+  #onH2CodecEvent(e: H2CodecEvent): void {
+    if (e === 'protocol_error') this.stats.cxProtocolError.inc();
+    else this.stats.http2Codec[e].inc();
   }
 
   drain(): void {

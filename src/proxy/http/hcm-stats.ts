@@ -43,6 +43,8 @@ export class HcmStats {
   readonly http1RejectedUnderscores: Counter;
   readonly http2DroppedUnderscores: Counter;
   readonly http2RejectedUnderscores: Counter;
+  /** Envoy's HTTP/2 codec stats (legate's own codec, h2/server-session.ts), by codec event. */
+  readonly http2Codec: Readonly<Record<'rx_messaging_error' | 'rx_reset' | 'tx_reset' | 'header_overflow' | 'outbound_control_flood', Counter>>;
 
   constructor(store: StatsStore, statPrefix: string) {
     const p = `http.${statPrefix}.`;
@@ -87,6 +89,14 @@ export class HcmStats {
     this.http1RejectedUnderscores = store.counter('http1.requests_rejected_with_underscores_in_headers');
     this.http2DroppedUnderscores = store.counter('http2.dropped_headers_with_underscores');
     this.http2RejectedUnderscores = store.counter('http2.requests_rejected_with_underscores_in_headers');
+    const h2 = (n: string): Counter => store.counter(`http2.${n}`);
+    this.http2Codec = {
+      rx_messaging_error: h2('rx_messaging_error'),
+      rx_reset: h2('rx_reset'),
+      tx_reset: h2('tx_reset'),
+      header_overflow: h2('header_overflow'),
+      outbound_control_flood: h2('outbound_control_flood'),
+    };
   }
 
   /** downstream_rq_<N>xx for a response status. */

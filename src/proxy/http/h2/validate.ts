@@ -1,0 +1,115 @@
+// What makes an HTTP/2 request malformed (RFC 9113 §8.1.1, §8.2, §8.3), checked as nghttp2 checks
+// it for node:http2: a malformed request is reset with PROTOCOL_ERROR and never reaches a filter.
+
+/** tchar without upper case (field names must be lower case in HTTP/2). */
+const NAME_CHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_CHAR[c.charCodeAt(0)] = 1;
+
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+function validName(n: string): boolean {
+  if (n.length === 0) return false;
+  for (let i = 0; i < n.length; i++) if (NAME_CHAR[n.charCodeAt(i)] !== 1) return false;
+  return true;
+}
+
+/** No NUL, CR or LF, and no whitespace at either end (nghttp2's RFC 9113 check). */
+function validValue(v: string): boolean {
+  const n = v.length;
+  if (n === 0) return true;
+  let c = v.charCodeAt(0);
+  if (c === 0x20 || c === 0x09) return false;
+  c = v.charCodeAt(n - 1);
+  if (c === 0x20 || c === 0x09) return false;
+  for (let i = 0; i < n; i++) {
+    c = v.charCodeAt(i);
+    if (c === 0 || c === 0x0a || c === 0x0d || c > 0xff) return false;
+  }
+  return true;
+}
+
+export interface RequestCheck {
+  /** Why the request is malformed, or undefined. */
+  readonly error: string | undefined;
+  /** The request's content-length, or -1. */
+  readonly contentLength: number;
+}
+
+const PSEUDO_BITS: Readonly<Record<string, number>> = { ':method': 1, ':scheme': 2, ':path': 4, ':authority': 8, ':protocol': 16 };
+
+/** Checks a request header list ([name, value, …]); `connectProtocol`: SETTINGS_ENABLE_CONNECT_PROTOCOL was sent. */
+export function checkRequest(raw: readonly string[], connectProtocol: boolean): RequestCheck {
+  let seen = 0;
+  let regular = false;
+  let method = '';
+  let contentLength = -1;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    const v = raw[i + 1]!;
+    if (!validValue(v)) return bad(`invalid value for ${n}`);
+    if (n.charCodeAt(0) === 58 /* ':' */) {
+      const bit = PSEUDO_BITS[n];
+      if (regular) return bad('pseudo-header after a regular header');
+      if (bit === undefined || (bit === 16 && !connectProtocol)) return bad(`unknown pseudo-header ${n}`);
+      if (seen & bit) return bad(`duplicate ${n}`);
+      seen |= bit;
+      if (bit === 1) method = v;
+      else if (bit === 4 && v.length === 0) return bad('empty :path');
+      continue;
+    }
+    regular = true;
+    if (!validName(n)) return bad('invalid header name');
+    if (CONNECTION_SPECIFIC.has(n)) return bad(`connection-specific header ${n}`);
+    if (n === 'te' && v !== 'trailers') return bad('te other than trailers');
+    if (n === 'content-length') {
+      if (!/^[0-9]{1,15}$/.test(v)) return bad('invalid content-length');
+      const len = Number(v);
+      if (contentLength !== -1 && contentLength !== len) return bad('conflicting content-length');
+      contentLength = len;
+    }
+  }
+  if (!(seen & 1)) return bad('missing :method');
+  if (method === 'CONNECT' && !(seen & 16)) {
+    if (seen !== (1 | 8)) return bad('CONNECT with :scheme or :path, or without :authority');
+  } else {
+    if ((seen & 6) !== 6) return bad('missing :scheme or :path');
+    if (seen & 16 && method !== 'CONNECT') return bad(':protocol without CONNECT');
+  }
+  return { error: undefined, contentLength };
+}
+
+function bad(error: string): RequestCheck {
+  return { error, contentLength: -1 };
+}
+
+/** Checks a trailer list: no pseudo-headers, valid names and values. Returns why it is malformed, or undefined. */
+export function checkTrailers(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.charCodeAt(0) === 58) return 'pseudo-header in trailers';
+    if (!validName(n)) return 'invalid trailer name';
+    if (CONNECTION_SPECIFIC.has(n)) return `connection-specific trailer ${n}`;
+    if (!validValue(raw[i + 1]!)) return `invalid value for ${n}`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks a response (or trailer) list as node:http2's respond() does: field names tokens (lower
+ * case), no connection-specific fields, no NUL, CR or LF in values. `checkChars` false: the names
+ * and values were already checked (a HeaderMap from a strict parser, or checked as changed).
+ */
+export function checkResponse(raw: readonly string[], checkChars: boolean): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (CONNECTION_SPECIFIC.has(n)) return `connection-specific header ${n}`;
+    if (!checkChars || n === ':status') continue;
+    if (!validName(n)) return 'invalid header name';
+    const v = raw[i + 1]!;
+    for (let j = 0; j < v.length; j++) {
+      const c = v.charCodeAt(j);
+      if (c === 0 || c === 0x0a || c === 0x0d || c > 0xff) return `invalid value for ${n}`;
+    }
+  }
+  return undefined;
+}
