@@ -50,7 +50,9 @@ interface H2Connection {
  * Downstream HTTP/2 on legate's own codec (h2/server-session.ts) unless LEGATE_H2_CODEC=node or the
  * listener offers extended CONNECT (allow_connect: its tunnels are node:http2 Duplex streams).
  */
-const OWN_H2_CODEC = process.env.LEGATE_H2_CODEC !== 'node';
+function ownH2Codec(cfg: HcmConfig): boolean {
+  return process.env.LEGATE_H2_CODEC !== 'node' && !cfg.http2.allowConnect;
+}
 
 /** One downstream connection: stream accounting, idle timer, drain. */
 class Connection implements StreamOwner {
@@ -205,7 +207,7 @@ class Manager implements ConnectionManager {
       onHeadersTimeout: () => this.#onH1ProtocolError('ERR_HTTP_REQUEST_TIMEOUT', 408),
     });
 
-    this.#ownH2 = OWN_H2_CODEC && !cfg.http2.allowConnect;
+    this.#ownH2 = ownH2Codec(cfg);
     const h2 = (this.#h2 = http2.createServer({
       settings: {
         maxConcurrentStreams: cfg.http2.maxConcurrentStreams,

@@ -1,6 +1,7 @@
-// The HTTP/2 response encoder (codec-http2.ts) over real h2c sockets: response headers are held to the
-// end of the tick, so a response whose body end or trailers arrive in that tick goes out without the
-// trailers handshake, and one that stays open goes out ready for trailers. Each shape a filter can
+// The HTTP/2 response encoders over real h2c sockets, each test on both downstream codecs: legate's
+// own (h2/response-encoder.ts: frames batched to the end of the loop's turn) and node:http2's
+// (codec-http2.ts: response headers held to the end of the tick, so a response whose body end or
+// trailers arrive in that tick goes out without the trailers handshake). Each shape a filter can
 // produce must reach the client intact: body, trailers, END_STREAM, a reset for invalid headers.
 
 import { test } from 'node:test';
@@ -117,9 +118,20 @@ function get(session: http2.ClientHttp2Session, shape: string, body?: Buffer): P
   });
 }
 
-async function withProxy(fn: (session: http2.ClientHttp2Session, counter: (n: string) => number) => Promise<void>): Promise<void> {
+/** Each test runs on legate's own HTTP/2 codec (h2/) and on node:http2's (what allow_connect listeners use). */
+const CODECS = ['own codec', 'node:http2'] as const;
+type Codec = (typeof CODECS)[number];
+
+async function withProxy(codec: Codec, fn: (session: http2.ClientHttp2Session, counter: (n: string) => number) => Promise<void>): Promise<void> {
   registerShapeFilter();
-  const p = await startProxy({ http_filters: [{ name: 'test.h2shape' }] });
+  // The connection manager reads LEGATE_H2_CODEC when it is created.
+  const saved = process.env.LEGATE_H2_CODEC;
+  if (codec === 'node:http2') process.env.LEGATE_H2_CODEC = 'node';
+  else delete process.env.LEGATE_H2_CODEC;
+  const p = await startProxy({ http_filters: [{ name: 'test.h2shape' }] }).finally(() => {
+    if (saved === undefined) delete process.env.LEGATE_H2_CODEC;
+    else process.env.LEGATE_H2_CODEC = saved;
+  });
   const session = http2.connect(`http://127.0.0.1:${p.port}`);
   session.on('error', () => {});
   try {
@@ -130,65 +142,67 @@ async function withProxy(fn: (session: http2.ClientHttp2Session, counter: (n: st
   }
 }
 
-test('HTTP/2: a whole response in one tick arrives intact, without trailers', { timeout: 10_000 }, async () => {
-  await withProxy(async (session, counter) => {
-    const r = await get(session, 'whole');
-    assert.equal(r.status, 200);
-    assert.equal(r.body.toString(), 'abc');
-    assert.equal(r.trailers, undefined);
-    assert.equal(r.rstCode, http2.constants.NGHTTP2_NO_ERROR);
-    assert.equal(r.error, undefined);
-    const e = await get(session, 'empty');
-    assert.equal(e.status, 200);
-    assert.equal(e.body.length, 0);
-    assert.equal(e.endWithHeaders, true, 'an empty body ends the stream with the HEADERS frame');
-    assert.equal(counter('downstream_rq_2xx'), 2);
-  });
-});
-
-test('HTTP/2: trailers in the tick of the headers, and in a later tick', { timeout: 10_000 }, async () => {
-  await withProxy(async (session) => {
-    const same = await get(session, 'trailers-same-tick');
-    assert.equal(same.body.toString(), 'abc');
-    assert.equal(same.trailers?.['x-t'], '1');
-    assert.equal(same.rstCode, http2.constants.NGHTTP2_NO_ERROR);
-    const later = await get(session, 'trailers-later');
-    assert.equal(later.body.toString(), 'abc');
-    assert.equal(later.trailers?.['x-t'], '2');
-  });
-});
-
-test('HTTP/2: a response that ends in a later tick, and one larger than what the encoder holds', { timeout: 10_000 }, async () => {
-  await withProxy(async (session) => {
-    const r = await get(session, 'end-later');
-    assert.equal(r.status, 200);
-    assert.equal(r.body.toString(), 'abc');
-    assert.equal(r.trailers, undefined);
-    const big = await get(session, 'large-same-tick');
-    assert.equal(big.body.length, 50 * 1024);
-    for (let i = 0; i < 5; i++) assert.equal(big.body[i * 10 * 1024], 0x61 + i);
-  });
-});
-
-test('HTTP/2: response headers node:http2 refuses reset the stream', { timeout: 10_000 }, async () => {
-  await withProxy(async (session) => {
-    const r = await get(session, 'invalid-header');
-    assert.equal(r.status, 0);
-    assert.equal(r.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
-    // The session survives: the next stream is answered.
-    const next = await get(session, 'whole');
-    assert.equal(next.body.toString(), 'abc');
-  });
-});
-
-test('HTTP/2: a response completed after the request body ended arrives whole, without a reset', { timeout: 10_000 }, async () => {
-  await withProxy(async (session, counter) => {
-    for (let i = 0; i < 3; i++) {
-      const r = await get(session, 'after-body', Buffer.from('hello'));
+for (const codec of CODECS) {
+  test(`${codec}: a whole response in one tick arrives intact, without trailers`, { timeout: 10_000 }, async () => {
+    await withProxy(codec, async (session, counter) => {
+      const r = await get(session, 'whole');
       assert.equal(r.status, 200);
-      assert.equal(r.body.toString(), 'done');
+      assert.equal(r.body.toString(), 'abc');
+      assert.equal(r.trailers, undefined);
       assert.equal(r.rstCode, http2.constants.NGHTTP2_NO_ERROR);
-    }
-    assert.equal(counter('downstream_rq_2xx'), 3);
+      assert.equal(r.error, undefined);
+      const e = await get(session, 'empty');
+      assert.equal(e.status, 200);
+      assert.equal(e.body.length, 0);
+      assert.equal(e.endWithHeaders, true, 'an empty body ends the stream with the HEADERS frame');
+      assert.equal(counter('downstream_rq_2xx'), 2);
+    });
   });
-});
+
+  test(`${codec}: trailers in the tick of the headers, and in a later tick`, { timeout: 10_000 }, async () => {
+    await withProxy(codec, async (session) => {
+      const same = await get(session, 'trailers-same-tick');
+      assert.equal(same.body.toString(), 'abc');
+      assert.equal(same.trailers?.['x-t'], '1');
+      assert.equal(same.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+      const later = await get(session, 'trailers-later');
+      assert.equal(later.body.toString(), 'abc');
+      assert.equal(later.trailers?.['x-t'], '2');
+    });
+  });
+
+  test(`${codec}: a response that ends in a later tick, and one larger than what the encoder holds`, { timeout: 10_000 }, async () => {
+    await withProxy(codec, async (session) => {
+      const r = await get(session, 'end-later');
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString(), 'abc');
+      assert.equal(r.trailers, undefined);
+      const big = await get(session, 'large-same-tick');
+      assert.equal(big.body.length, 50 * 1024);
+      for (let i = 0; i < 5; i++) assert.equal(big.body[i * 10 * 1024], 0x61 + i);
+    });
+  });
+
+  test(`${codec}: response headers node:http2 refuses reset the stream`, { timeout: 10_000 }, async () => {
+    await withProxy(codec, async (session) => {
+      const r = await get(session, 'invalid-header');
+      assert.equal(r.status, 0);
+      assert.equal(r.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
+      // The session survives: the next stream is answered.
+      const next = await get(session, 'whole');
+      assert.equal(next.body.toString(), 'abc');
+    });
+  });
+
+  test(`${codec}: a response completed after the request body ended arrives whole, without a reset`, { timeout: 10_000 }, async () => {
+    await withProxy(codec, async (session, counter) => {
+      for (let i = 0; i < 3; i++) {
+        const r = await get(session, 'after-body', Buffer.from('hello'));
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), 'done');
+        assert.equal(r.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+      }
+      assert.equal(counter('downstream_rq_2xx'), 3);
+    });
+  });
+}
