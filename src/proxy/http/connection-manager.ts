@@ -437,6 +437,7 @@ class Manager implements ConnectionManager {
 
   #onH2CodecEvent(e: H2CodecEvent): void {
     if (e === 'protocol_error') this.stats.cxProtocolError.inc();
+    else if (e === 'too_many_premature_resets') this.stats.rqTooManyPrematureResets.inc();
     else this.stats.http2Codec[e].inc();
   }
 

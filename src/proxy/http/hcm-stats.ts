@@ -44,7 +44,9 @@ export class HcmStats {
   readonly http2DroppedUnderscores: Counter;
   readonly http2RejectedUnderscores: Counter;
   /** Envoy's HTTP/2 codec stats (legate's own codec, h2/server-session.ts), by codec event. */
-  readonly http2Codec: Readonly<Record<'rx_messaging_error' | 'rx_reset' | 'tx_reset' | 'header_overflow' | 'outbound_control_flood', Counter>>;
+  readonly http2Codec: Readonly<Record<'rx_messaging_error' | 'rx_reset' | 'tx_reset' | 'header_overflow' | 'outbound_control_flood' | 'inbound_empty_frames_flood', Counter>>;
+  /** downstream_rq_too_many_premature_resets: connections closed by the rapid-reset guard. */
+  readonly rqTooManyPrematureResets: Counter;
 
   constructor(store: StatsStore, statPrefix: string) {
     const p = `http.${statPrefix}.`;
@@ -96,7 +98,9 @@ export class HcmStats {
       tx_reset: h2('tx_reset'),
       header_overflow: h2('header_overflow'),
       outbound_control_flood: h2('outbound_control_flood'),
+      inbound_empty_frames_flood: h2('inbound_empty_frames_flood'),
     };
+    this.rqTooManyPrematureResets = c('downstream_rq_too_many_premature_resets');
   }
 
   /** downstream_rq_<N>xx for a response status. */

@@ -36,7 +36,15 @@ export interface H2SessionEvents {
   onCodecEvent(event: H2CodecEvent): void;
 }
 
-export type H2CodecEvent = 'rx_messaging_error' | 'rx_reset' | 'tx_reset' | 'header_overflow' | 'outbound_control_flood' | 'protocol_error';
+export type H2CodecEvent =
+  | 'rx_messaging_error'
+  | 'rx_reset'
+  | 'tx_reset'
+  | 'header_overflow'
+  | 'outbound_control_flood'
+  | 'inbound_empty_frames_flood'
+  | 'too_many_premature_resets'
+  | 'protocol_error';
 
 /** Response bytes a stream may queue (waiting for send window) before encodeData says stop. */
 const STREAM_HIGH_WATER = 64 * 1024;
@@ -44,6 +52,18 @@ const STREAM_HIGH_WATER = 64 * 1024;
 const FLOOD_BYTES = 8 * 1024 * 1024;
 /** Header block fragments (HEADERS + CONTINUATION) past this close the connection. */
 const MAX_HEADER_BLOCK = 256 * 1024;
+/** CONTINUATION frames one header block may take (a flood of empty ones adds no bytes). */
+const MAX_CONTINUATIONS = 128;
+/**
+ * Envoy's premature-reset guard (overload.premature_reset_total_stream_count): once a connection
+ * has opened this many streams, it is closed when the client reset at least half of them before
+ * their response ended (the "rapid reset" attack: streams opened and cancelled at once).
+ */
+const PREMATURE_RESET_MIN_STREAMS = 500;
+/** A DATA frame with no payload and no END_STREAM in a row past this is a flood (Envoy's max_consecutive_inbound_frames_with_empty_payload: 1). */
+const MAX_EMPTY_DATA = 1;
+/** Seconds after this side ended the connection before the socket is destroyed if the client keeps it open. */
+const CLOSE_GRACE_MS = 1000;
 /** Payloads up to this size are copied into their frame's buffer; larger ones are written as they are. */
 const COPY_PAYLOAD = 1024;
 
@@ -78,6 +98,10 @@ export class H2ServerSession {
   #connSendWindow = DEFAULT_WINDOW;
   #connRecvAvail = DEFAULT_WINDOW;
   #connUnacked = 0;
+  /** Streams opened, and of them reset by the client before this side ended them. */
+  #opened = 0;
+  #prematureResets = 0;
+  #emptyData = 0;
   /** Streams with response bytes waiting for send window. */
   readonly #blocked = new Set<H2ServerStream>();
   #out: Buffer[] = [];
@@ -211,6 +235,12 @@ export class H2ServerSession {
       this.#connRecvAvail += this.#connUnacked;
       this.#connUnacked = 0;
     }
+    if (len === 0 && !(flags & Flag.END_STREAM)) {
+      if (++this.#emptyData > MAX_EMPTY_DATA) {
+        this.#events.onCodecEvent('inbound_empty_frames_flood');
+        throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'empty DATA frames');
+      }
+    } else this.#emptyData = 0;
     const s = this.#streams.get(id);
     if (!s) {
       if (id > this.#lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on an idle stream');
@@ -287,7 +317,7 @@ export class H2ServerSession {
     if (this.#contId === 0 || id !== this.#contId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'unexpected CONTINUATION');
     this.#contParts.push(p);
     this.#contBytes += p.length;
-    if (this.#contBytes > MAX_HEADER_BLOCK) {
+    if (this.#contBytes > MAX_HEADER_BLOCK || this.#contParts.length > MAX_CONTINUATIONS) {
       this.#events.onCodecEvent('header_overflow');
       throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'header block too large');
     }
@@ -332,6 +362,7 @@ export class H2ServerSession {
     s.remoteEnded = end;
     this.#streams.set(id, s);
     this.active++;
+    this.#opened++;
     this.#events.onStream(s, decoded.raw, end);
   }
 
@@ -357,6 +388,10 @@ export class H2ServerSession {
     this.#events.onCodecEvent('rx_reset');
     this.#close(s);
     s.sink?.streamReset(`stream reset by the peer (code ${p.readUInt32BE(0)})`);
+    if (!s.localEnded && ++this.#prematureResets * 2 >= this.#opened && this.#opened >= PREMATURE_RESET_MIN_STREAMS) {
+      this.#events.onCodecEvent('too_many_premature_resets');
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many streams reset by the client');
+    }
   }
 
   #onSettings(flags: number, id: number, p: Buffer): void {
@@ -674,14 +709,20 @@ export class H2ServerSession {
       s.closed = true;
       s.sink?.streamReset(`connection error: ${message}`);
     }
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.#endSocket();
+  }
+
+  #endSocket(): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   /** GOAWAY sent (or the client's end read) and no stream open: flush, then end the connection. */
   #finish(): void {
     this.#flush();
-    if (!this.socket.destroyed) this.socket.end();
+    this.#endSocket();
   }
 
   #queue(buf: Buffer): void {

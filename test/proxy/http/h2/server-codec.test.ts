@@ -287,3 +287,33 @@ test('a client reset reaches the stream (downstream reset), and an early respons
     }
   });
 });
+
+test('floods are bounded: rapid reset, empty DATA frames, endless CONTINUATION — each closes the connection with ENHANCE_YOUR_CALM, counted', { timeout: 20_000 }, async () => {
+  await withProxy(async (p) => {
+    const post = (id: number): Buffer => frame(T.HEADERS, F.END_HEADERS, id, block([[':method', 'POST'], [':scheme', 'http'], [':path', '/'], [':authority', 'a'], ['x-test-action', 'hang']]));
+    // Rapid reset: 500 streams opened and cancelled at once.
+    const rr = await RawH2.connect(p.port);
+    const burst: Buffer[] = [];
+    for (let i = 0; i < 500; i++) burst.push(post(1 + 2 * i), frame(T.RST_STREAM, 0, 1 + 2 * i, Buffer.from([0, 0, 0, 8])));
+    rr.send(...burst);
+    const g1 = await rr.waitFor((f) => f.type === T.GOAWAY, 5000);
+    assert.equal(g1 && goawayCode(g1), E.NGHTTP2_ENHANCE_YOUR_CALM);
+    assert.ok(await rr.waitClosed(3000));
+    assert.equal(p.counter('downstream_rq_too_many_premature_resets'), 1);
+    assert.equal(p.counter('http2.rx_reset'), 500);
+    // Empty DATA frames in a row.
+    const empty = await RawH2.connect(p.port);
+    empty.send(post(1), frame(T.DATA, 0, 1), frame(T.DATA, 0, 1));
+    const g2 = await empty.waitFor((f) => f.type === T.GOAWAY);
+    assert.equal(g2 && goawayCode(g2), E.NGHTTP2_ENHANCE_YOUR_CALM);
+    assert.equal(p.counter('http2.inbound_empty_frames_flood'), 1);
+    empty.close();
+    // A header block that never ends.
+    const cont = await RawH2.connect(p.port);
+    cont.send(frame(T.HEADERS, 0, 1, block(GET)), ...Array.from({ length: 200 }, () => frame(T.CONTINUATION, 0, 1)));
+    const g3 = await cont.waitFor((f) => f.type === T.GOAWAY);
+    assert.equal(g3 && goawayCode(g3), E.NGHTTP2_ENHANCE_YOUR_CALM);
+    assert.equal(p.counter('http2.header_overflow'), 1);
+    cont.close();
+  });
+});
