@@ -326,8 +326,10 @@ export function h2UpgradeToH1(h: HeaderMap): string | undefined {
 
 /**
  * HTTP/2 request headers → HeaderMap (pseudo-headers first, as received), with the header count,
- * size, `:authority` and underscore checks done in the same pass. nghttp2 has already refused
- * upper-case names, pseudo-headers after regular ones, and connection-specific headers.
+ * size, `:authority` and underscore checks done in the same pass. The codec (nghttp2, or
+ * h2/validate.ts) has already refused upper-case names, pseudo-headers after regular ones, and
+ * connection-specific headers. Cookie fields split across several `cookie` headers (RFC 9113
+ * §8.2.3) are joined into one with "; ", as Envoy's codec does, for HTTP/1.1 upstreams.
  */
 export function h2RequestHeaders(raw: readonly string[], cfg: HcmConfig): H2RequestHead {
   const h = new HeaderMap();
@@ -337,6 +339,7 @@ export function h2RequestHeaders(raw: readonly string[], cfg: HcmConfig): H2Requ
   let hasAuthority = false;
   let method: string | undefined;
   let underscores = false;
+  let cookies = 0;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -349,11 +352,13 @@ export function h2RequestHeaders(raw: readonly string[], cfg: HcmConfig): H2Requ
         host ??= value;
         continue;
       }
-      if (!underscores && name.includes('_')) underscores = true;
+      if (name === 'cookie') cookies++;
+      else if (!underscores && name.includes('_')) underscores = true;
     }
     bytes += name.length + value.length;
     h.add(name, value);
   }
+  if (cookies > 1) h.set('cookie', h.getAll('cookie').join('; '));
   if (!hasAuthority && host !== undefined) {
     h.add(':authority', host);
     bytes += 10 /* ':authority' */ + host.length;

@@ -317,3 +317,21 @@ test('floods are bounded: rapid reset, empty DATA frames, endless CONTINUATION โ
     cont.close();
   });
 });
+
+test('cookie fields split across HTTP/2 headers reach the filters joined by "; " (RFC 9113 ยง8.2.3), on both codecs', { timeout: 10_000 }, async () => {
+  for (const codec of ['own', 'node']) {
+    const saved = process.env.LEGATE_H2_CODEC;
+    if (codec === 'node') process.env.LEGATE_H2_CODEC = 'node';
+    const p = await startProxy().finally(() => {
+      if (saved === undefined) delete process.env.LEGATE_H2_CODEC;
+      else process.env.LEGATE_H2_CODEC = saved;
+    });
+    try {
+      const r = await h2request(p.port, { cookie: ['a=1', 'b=2', 'c=3'] });
+      const pairs = (JSON.parse(r.body.toString()) as { headers: [string, string][] }).headers.filter(([k]) => k === 'cookie');
+      assert.deepEqual(pairs, [['cookie', 'a=1; b=2; c=3']], codec);
+    } finally {
+      await p.close();
+    }
+  }
+});
