@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds legate's native addons with the node-gyp that npm ships: src/native/original-dst
-# (getsockopt SO_ORIGINAL_DST, for the original_dst listener filter) and src/native/tcp-relay
-# (tcp_proxy's byte relay in C). Run by `npm install`/`npm ci` (prepare) and `npm run build:native`.
+# (getsockopt SO_ORIGINAL_DST, for the original_dst listener filter), src/native/tcp-relay
+# (tcp_proxy's byte relay in C) and src/native/malloc-trim (glibc's malloc_trim, run now and
+# then by the main thread). Run by `npm install`/`npm ci` (prepare) and `npm run build:native`.
 # Node-API only: built once, they load in any Node from the one they were built with.
 # Without a C compiler it says so and exits 0: legate then runs without original destinations,
-# and tcp_proxy relays bytes in JavaScript.
+# tcp_proxy relays bytes in JavaScript, and freed malloc memory stays resident.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 gyp=${npm_config_node_gyp:-}
@@ -28,4 +29,5 @@ build() { # <dir> <target> <what is missing without it>
 }
 build original-dst original_dst 'the original_dst listener filter will keep each connection'"'"'s own address'
 build tcp-relay tcp_relay 'tcp_proxy will relay bytes in JavaScript'
+build malloc-trim malloc_trim 'freed malloc memory is not given back to the kernel'
 exit 0

@@ -3,6 +3,7 @@
 
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { trimMalloc } from '../../native/malloc-trim/index.ts';
 
 type Gc = (opts: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
@@ -42,4 +43,26 @@ export function releaseMemoryAfterConfigUpdate(): void {
     }, RELEASE_AFTER_CONFIG_MS);
     releaseTimer.unref();
   }
+}
+
+/** How often the main thread looks at malloc's free memory (ms), and how much free memory is worth a trim. */
+const TRIM_INTERVAL_MS = 5000;
+const TRIM_MIN_FREE = 4 * 1024 * 1024;
+
+let trimTimer: NodeJS.Timeout | undefined;
+
+/**
+ * Gives the kernel back malloc's free pages every TRIM_INTERVAL_MS when it holds TRIM_MIN_FREE or
+ * more (glibc's malloc_trim, process-wide: the main thread runs it for every thread). V8's
+ * background compiler threads allocate their zones with malloc while the JIT warms up under load;
+ * freed, glibc's arenas keep them resident: with one worker under HTTP/1.1 load RSS went 122 →
+ * 108 MB after a trim, and peaked 107-116 MB per 5 s under the same load (118-120 without); idle
+ * RSS after start 73 MB instead of 78. A trim that releases tens of MB blocks the thread for a few
+ * ms, one that finds nothing to release ~25 µs. LEGATE_MALLOC_TRIM=0 turns it off.
+ */
+export function startMallocTrim(): void {
+  if (trimTimer || process.env.LEGATE_MALLOC_TRIM === '0') return;
+  if (trimMalloc(TRIM_MIN_FREE) === undefined) return; // no addon, or no glibc
+  trimTimer = setInterval(() => trimMalloc(TRIM_MIN_FREE), TRIM_INTERVAL_MS);
+  trimTimer.unref();
 }

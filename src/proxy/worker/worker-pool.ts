@@ -7,7 +7,7 @@ import v8 from 'node:v8';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './messages.ts';
 import { logger } from '../log.ts';
-import { releaseMemory, releaseMemoryAfterConfigUpdate } from './release-memory.ts';
+import { releaseMemory, releaseMemoryAfterConfigUpdate, startMallocTrim } from './release-memory.ts';
 import { applyV8Defaults } from './v8-flags.ts';
 import { MainThreadWorker, holdsWasm } from './main-thread-worker.ts';
 import { collectUnpacked } from '../../config/decode.ts';
@@ -97,6 +97,7 @@ export class WorkerPool {
     for (let i = 0; i < n; i++) ready.push(this.#spawn(i, unpacked));
     const results = await Promise.all(ready);
     releaseMemory(); // the main thread's own start-up (bootstrap decode) is done by now
+    startMallocTrim();
     return results[0] ?? {};
   }
 
