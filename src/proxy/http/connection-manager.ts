@@ -46,12 +46,9 @@ interface H2Connection {
   close(): void;
 }
 
-/**
- * Downstream HTTP/2 on legate's own codec (h2/server-session.ts) unless LEGATE_H2_CODEC=node or the
- * listener offers extended CONNECT (allow_connect: its tunnels are node:http2 Duplex streams).
- */
-function ownH2Codec(cfg: HcmConfig): boolean {
-  return process.env.LEGATE_H2_CODEC !== 'node' && !cfg.http2.allowConnect;
+/** Downstream HTTP/2 on legate's own codec (h2/server-session.ts) unless LEGATE_H2_CODEC=node (node:http2's server). */
+function ownH2Codec(): boolean {
+  return process.env.LEGATE_H2_CODEC !== 'node';
 }
 
 /** One downstream connection: stream accounting, idle timer, drain. */
@@ -207,7 +204,7 @@ class Manager implements ConnectionManager {
       onHeadersTimeout: () => this.#onH1ProtocolError('ERR_HTTP_REQUEST_TIMEOUT', 408),
     });
 
-    this.#ownH2 = ownH2Codec(cfg);
+    this.#ownH2 = ownH2Codec();
     const h2 = (this.#h2 = http2.createServer({
       settings: {
         maxConcurrentStreams: cfg.http2.maxConcurrentStreams,
@@ -300,6 +297,7 @@ class Manager implements ConnectionManager {
           connectionWindowSize: Math.max(65535, cfg.http2.initialConnectionWindowSize),
           maxHeaderListSize: Math.max(65535, cfg.maxRequestHeadersKb * 1024 * 2),
           maxHeaderPairs: cfg.maxHeadersCount + 16,
+          enableConnectProtocol: cfg.http2.allowConnect,
         },
         {
           onStream: (s, raw, end) => this.#onOwnH2Stream(conn, session, s, raw, end),
@@ -431,6 +429,13 @@ class Manager implements ConnectionManager {
     if (conv.reject) {
       this.stats.cxProtocolError.inc();
       return stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });
+    }
+    const upgrade = this.cfg.http2.allowConnect ? h2UpgradeToH1(conv.headers) : undefined;
+    if (upgrade !== undefined) {
+      // Extended CONNECT (WebSocket over HTTP/2): as an HTTP/1.1 upgrade request; the stream's DATA
+      // is held for the tunnel, which reads it once the upstream agreed.
+      enc.upgradeStream();
+      return stream.decodeHeaders(conv.headers, false, { upgrade });
     }
     stream.decodeHeaders(conv.headers, ends);
   }

@@ -42,13 +42,15 @@ function parse(buf: Buffer): string[] {
 }
 
 /** A WebSocket echo server on HTTP/1.1: answers the handshake, echoes each text frame as `echo:<text>`. */
-async function wsServer(): Promise<{ port: number; upgrades: http.IncomingMessage[]; close(): void }> {
+async function wsServer(): Promise<{ port: number; upgrades: http.IncomingMessage[]; sockets: Socket[]; close(): void }> {
   const upgrades: http.IncomingMessage[] = [];
   const sockets = new Set<Socket>();
+  const socketList: Socket[] = [];
   const server = http.createServer((_req, res) => res.writeHead(426).end());
   server.on('upgrade', (req: http.IncomingMessage, socket: Socket) => {
     upgrades.push(req);
     sockets.add(socket);
+    socketList.push(socket);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
     socket.on('data', (d: Buffer) => {
       for (const text of parse(d)) socket.write(frame(`echo:${text}`, false));
@@ -60,6 +62,7 @@ async function wsServer(): Promise<{ port: number; upgrades: http.IncomingMessag
   return {
     port: (server.address() as AddressInfo).port,
     upgrades,
+    sockets: socketList,
     close: () => {
       for (const s of sockets) s.destroy();
       server.close();
@@ -74,20 +77,36 @@ function hcm(allowConnect: boolean, upgrades: boolean): string {
   });
 }
 
+/** Starts the proxy with the downstream HTTP/2 codec named (the connection manager reads LEGATE_H2_CODEC when created). */
+async function withCodec<T>(codec: 'own codec' | 'node:http2', start: () => Promise<T>): Promise<T> {
+  const saved = process.env.LEGATE_H2_CODEC;
+  if (codec === 'node:http2') process.env.LEGATE_H2_CODEC = 'node';
+  else delete process.env.LEGATE_H2_CODEC;
+  try {
+    return await start();
+  } finally {
+    if (saved === undefined) delete process.env.LEGATE_H2_CODEC;
+    else process.env.LEGATE_H2_CODEC = saved;
+  }
+}
+
 async function connect(proxy: Proxy): Promise<http2.ClientHttp2Session> {
   const s = http2.connect(`http://127.0.0.1:${proxy.port}`);
   await once(s, 'remoteSettings');
   return s;
 }
 
-test('extended CONNECT: the WebSocket handshake reaches an HTTP/1.1 server as an upgrade; 200 back; frames both ways', { timeout: 20_000 }, async () => {
+for (const codec of ['own codec', 'node:http2'] as const) {
+test(`${codec}: extended CONNECT: the WebSocket handshake reaches an HTTP/1.1 server as an upgrade; 200 back; frames both ways, the first sent before the upstream agreed`, { timeout: 20_000 }, async () => {
   const ws = await wsServer();
-  const proxy = await startProxy(hcm(true, true), [oneHostCluster('ws', ws.port)]);
+  const proxy = await withCodec(codec, () => startProxy(hcm(true, true), [oneHostCluster('ws', ws.port)]));
   const session = await connect(proxy);
   try {
     assert.equal(session.remoteSettings.enableConnectProtocol, true, 'allow_connect offers SETTINGS_ENABLE_CONNECT_PROTOCOL');
     const key = randomBytes(16).toString('base64');
     const st = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':scheme': 'http', ':path': '/chat?room=1', ':authority': 'chat.example', 'sec-websocket-version': '13', 'sec-websocket-key': key }, { endStream: false });
+    // Written before the response: held until the tunnel is open, then delivered first.
+    st.write(frame('zero', true));
     const [headers] = (await once(st, 'response')) as [http2.IncomingHttpHeaders];
     assert.equal(headers[':status'], 200);
     assert.equal(headers['sec-websocket-accept'], accept(key), 'the server’s handshake answer comes through');
@@ -101,12 +120,20 @@ test('extended CONNECT: the WebSocket handshake reaches an HTTP/1.1 server as an
     const three = new Promise<void>((resolve) => {
       st.on('data', (d: Buffer) => {
         got.push(...parse(d));
-        if (got.length >= 3) resolve();
+        if (got.length >= 4) resolve();
       });
     });
     for (const m of ['one', 'two', 'three']) st.write(frame(m, true));
     await three;
-    assert.deepEqual(got, ['echo:one', 'echo:two', 'echo:three']);
+    assert.deepEqual(got, ['echo:zero', 'echo:one', 'echo:two', 'echo:three']);
+    // The client's END_STREAM reaches the server as a FIN; its close ends the stream.
+    const serverSocket = ws.sockets[0]!;
+    const fin = once(serverSocket, 'end');
+    st.end();
+    await fin;
+    const ended = once(st, 'close');
+    serverSocket.end();
+    await ended;
     st.close();
     assert.equal(proxy.counter('cluster.ws.upstream_rq_101'), 1);
   } finally {
@@ -115,6 +142,7 @@ test('extended CONNECT: the WebSocket handshake reaches an HTTP/1.1 server as an
     ws.close();
   }
 });
+}
 
 test('without allow_connect the setting is not offered; an upgrade the HCM does not allow is 403', { timeout: 20_000 }, async () => {
   const ws = await wsServer();

@@ -5,6 +5,7 @@
 // still goes out in one write.
 
 import { HeaderMap } from '../headers.ts';
+import type { Duplex } from 'node:stream';
 import type { ResponseEncoder } from '../codec.ts';
 import type { H2RequestSink } from '../codec-http2.ts';
 import { rawResponseHeaders } from '../codec-http2.ts';
@@ -12,6 +13,7 @@ import { ErrorCode } from './frames.ts';
 import type { H2ServerSession } from './server-session.ts';
 import type { H2ServerStream, H2StreamSink } from './server-stream.ts';
 import { checkResponse } from './validate.ts';
+import { H2Tunnel } from './tunnel.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -22,6 +24,9 @@ export class H2StreamEncoder implements ResponseEncoder, H2StreamSink {
   #sink: H2RequestSink | undefined;
   /** This side reset the stream: the session's reset notice is not passed back. */
   #resetHere = false;
+  /** An extended CONNECT stream; once its upgrade was answered, the tunnel its bytes go to. */
+  #upgrade = false;
+  #tunnel: H2Tunnel | undefined;
   onWritable: ((writable: boolean) => void) | undefined = undefined;
 
   constructor(session: H2ServerSession, stream: H2ServerStream) {
@@ -46,25 +51,43 @@ export class H2StreamEncoder implements ResponseEncoder, H2StreamSink {
   // ---- H2StreamSink: request events from the session ----
 
   data(chunk: Buffer, end: boolean): void {
+    if (this.#tunnel) return this.#tunnel.received(chunk, end);
     const s = this.#sink;
     if (s && !s.done) s.decodeData(chunk, end);
   }
 
   trailers(raw: string[]): void {
+    if (this.#tunnel) return this.#tunnel.received(EMPTY, true);
     const s = this.#sink;
     if (!s || s.done) return;
     if (raw.length > 0) s.decodeTrailers(HeaderMap.fromFlat(raw));
     else s.decodeData(EMPTY, true);
   }
 
-  streamReset(_reason: string): void {
+  streamReset(reason: string): void {
     if (this.#resetHere) return;
+    this.#tunnel?.destroy(new Error(reason));
     const s = this.#sink;
     if (s && !s.done) s.onDownstreamReset('downstream stream reset');
   }
 
   writable(): void {
-    this.onWritable?.(true);
+    if (this.#tunnel) this.#tunnel.sent();
+    else this.onWritable?.(true);
+  }
+
+  /** An extended CONNECT upgrade (h2UpgradeToH1): request DATA is held until the tunnel takes it. */
+  upgradeStream(): void {
+    this.#upgrade = true;
+    this.#session.setPaused(this.#stream, true);
+  }
+
+  /** The stream as the tunnel's downstream side, once its upgrade was answered (Envoy's 101 → 200). */
+  takeTunnel(): { socket: Duplex; head: Buffer } | undefined {
+    const st = this.#stream;
+    if (!this.#upgrade || !st.headersSent || st.closed) return undefined;
+    this.#tunnel ??= new H2Tunnel(this.#session, st);
+    return { socket: this.#tunnel, head: EMPTY };
   }
 
   // ---- ResponseEncoder ----
@@ -72,6 +95,13 @@ export class H2StreamEncoder implements ResponseEncoder, H2StreamSink {
   encodeHeaders(headers: HeaderMap, endStream: boolean): void {
     const st = this.#stream;
     if (st.closed || st.headersSent) return;
+    if (this.#upgrade && !endStream && headers.get(':status') === '101') {
+      // Envoy's transformUpgradeResponseFromH1toH2: 200, without the HTTP/1.1 upgrade headers; the
+      // stream stays open for the tunnel.
+      headers.set(':status', '200');
+      headers.remove('upgrade');
+      headers.remove('connection');
+    }
     const raw = rawResponseHeaders(headers);
     // What node:http2's respond() refuses is refused here too: the stream is reset.
     if (checkResponse(raw, !headers.validated) !== undefined) return this.reset('invalid response headers');

@@ -6,8 +6,8 @@
 // of a worker's busy time.
 //
 // Scope: a server (streams opened by the client); no server push; PRIORITY frames are read and
-// ignored; extended CONNECT is left to node:http2 (the connection manager picks it when
-// allow_connect is set).
+// ignored; extended CONNECT (RFC 8441) when allow_connect is set, its streams tunnelled as Duplex
+// streams (tunnel.ts).
 
 import type { Socket } from 'node:net';
 import { directWriter, type DirectWriter } from '../../tcp/direct-write.ts';
@@ -26,6 +26,8 @@ export interface H2SessionOptions {
   readonly maxHeaderListSize: number;
   /** More header fields than this reset the stream. */
   readonly maxHeaderPairs: number;
+  /** SETTINGS_ENABLE_CONNECT_PROTOCOL: extended CONNECT (`:protocol`) requests are accepted. */
+  readonly enableConnectProtocol: boolean;
 }
 
 /** What the session tells its owner. */
@@ -124,6 +126,7 @@ export class H2ServerSession {
         [Setting.MAX_CONCURRENT_STREAMS, opts.maxConcurrentStreams],
         [Setting.INITIAL_WINDOW_SIZE, opts.initialWindowSize],
         [Setting.MAX_HEADER_LIST_SIZE, opts.maxHeaderListSize],
+        ...(opts.enableConnectProtocol ? [[Setting.ENABLE_CONNECT_PROTOCOL, 1] as const] : []),
       ]),
     );
     if (opts.connectionWindowSize > DEFAULT_WINDOW) {
@@ -349,7 +352,7 @@ export class H2ServerSession {
       return this.#resetId(id, ErrorCode.ENHANCE_YOUR_CALM);
     }
     if (this.active >= this.#opts.maxConcurrentStreams) return this.#resetId(id, ErrorCode.REFUSED_STREAM);
-    const check = checkRequest(decoded.raw, false);
+    const check = checkRequest(decoded.raw, this.#opts.enableConnectProtocol);
     if (check.error !== undefined) {
       this.#events.onCodecEvent('rx_messaging_error');
       return this.#resetId(id, ErrorCode.PROTOCOL_ERROR);

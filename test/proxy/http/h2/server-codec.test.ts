@@ -189,7 +189,7 @@ test('flow control: DATA past a paused stream\'s window resets it; the connectio
   const server = net.createServer((socket) => {
     const session: H2ServerSession = new H2ServerSession(
       socket,
-      { maxConcurrentStreams: 10, initialWindowSize: 65535, connectionWindowSize: 100_000, maxHeaderListSize: 65535, maxHeaderPairs: 100 },
+      { maxConcurrentStreams: 10, initialWindowSize: 65535, connectionWindowSize: 100_000, maxHeaderListSize: 65535, maxHeaderPairs: 100, enableConnectProtocol: false },
       { onStream: (st) => session.setPaused(st, true), onCodecEvent: (e) => events.push(e) },
     );
   });
