@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import { startProxy, type Proxy } from '../../filters/http/router/proxy-harness.ts';
 import { filtersHcm, oneHostCluster } from '../../helpers/filter-hcm.ts';
+import { H2_CODECS, withH2Codec } from '../../helpers/h2-codec.ts';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const accept = (key: string): string => createHash('sha1').update(key + GUID).digest('base64');
@@ -77,29 +78,16 @@ function hcm(allowConnect: boolean, upgrades: boolean): string {
   });
 }
 
-/** Starts the proxy with the downstream HTTP/2 codec named (the connection manager reads LEGATE_H2_CODEC when created). */
-async function withCodec<T>(codec: 'own codec' | 'node:http2', start: () => Promise<T>): Promise<T> {
-  const saved = process.env.LEGATE_H2_CODEC;
-  if (codec === 'node:http2') process.env.LEGATE_H2_CODEC = 'node';
-  else delete process.env.LEGATE_H2_CODEC;
-  try {
-    return await start();
-  } finally {
-    if (saved === undefined) delete process.env.LEGATE_H2_CODEC;
-    else process.env.LEGATE_H2_CODEC = saved;
-  }
-}
-
 async function connect(proxy: Proxy): Promise<http2.ClientHttp2Session> {
   const s = http2.connect(`http://127.0.0.1:${proxy.port}`);
   await once(s, 'remoteSettings');
   return s;
 }
 
-for (const codec of ['own codec', 'node:http2'] as const) {
+for (const codec of H2_CODECS) {
 test(`${codec}: extended CONNECT: the WebSocket handshake reaches an HTTP/1.1 server as an upgrade; 200 back; frames both ways, the first sent before the upstream agreed`, { timeout: 20_000 }, async () => {
   const ws = await wsServer();
-  const proxy = await withCodec(codec, () => startProxy(hcm(true, true), [oneHostCluster('ws', ws.port)]));
+  const proxy = await withH2Codec(codec, () => startProxy(hcm(true, true), [oneHostCluster('ws', ws.port)]));
   const session = await connect(proxy);
   try {
     assert.equal(session.remoteSettings.enableConnectProtocol, true, 'allow_connect offers SETTINGS_ENABLE_CONNECT_PROTOCOL');

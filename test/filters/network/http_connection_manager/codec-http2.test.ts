@@ -11,6 +11,7 @@ import { registry, type ExtensionSpec } from '../../../../src/filters/registry.t
 import { FilterDataStatus, FilterHeadersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../../../../src/filters/http/filter.ts';
 import { HeaderMap } from '../../../../src/proxy/http/headers.ts';
 import { startProxy } from './harness.ts';
+import { H2_CODECS, withH2Codec, type H2Codec } from '../../../helpers/h2-codec.ts';
 
 const EMPTY = Buffer.alloc(0);
 const ok = (): HeaderMap => HeaderMap.fromPairs([[':status', '200'], ['content-type', 'text/plain']]);
@@ -118,20 +119,10 @@ function get(session: http2.ClientHttp2Session, shape: string, body?: Buffer): P
   });
 }
 
-/** Each test runs on legate's own HTTP/2 codec (h2/) and on node:http2's (what allow_connect listeners use). */
-const CODECS = ['own codec', 'node:http2'] as const;
-type Codec = (typeof CODECS)[number];
-
-async function withProxy(codec: Codec, fn: (session: http2.ClientHttp2Session, counter: (n: string) => number) => Promise<void>): Promise<void> {
+/** Each test runs on legate's own HTTP/2 codec (h2/) and on node:http2's. */
+async function withProxy(codec: H2Codec, fn: (session: http2.ClientHttp2Session, counter: (n: string) => number) => Promise<void>): Promise<void> {
   registerShapeFilter();
-  // The connection manager reads LEGATE_H2_CODEC when it is created.
-  const saved = process.env.LEGATE_H2_CODEC;
-  if (codec === 'node:http2') process.env.LEGATE_H2_CODEC = 'node';
-  else delete process.env.LEGATE_H2_CODEC;
-  const p = await startProxy({ http_filters: [{ name: 'test.h2shape' }] }).finally(() => {
-    if (saved === undefined) delete process.env.LEGATE_H2_CODEC;
-    else process.env.LEGATE_H2_CODEC = saved;
-  });
+  const p = await withH2Codec(codec, () => startProxy({ http_filters: [{ name: 'test.h2shape' }] }));
   const session = http2.connect(`http://127.0.0.1:${p.port}`);
   session.on('error', () => {});
   try {
@@ -142,7 +133,7 @@ async function withProxy(codec: Codec, fn: (session: http2.ClientHttp2Session, c
   }
 }
 
-for (const codec of CODECS) {
+for (const codec of H2_CODECS) {
   test(`${codec}: a whole response in one tick arrives intact, without trailers`, { timeout: 10_000 }, async () => {
     await withProxy(codec, async (session, counter) => {
       const r = await get(session, 'whole');

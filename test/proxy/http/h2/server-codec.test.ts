@@ -11,6 +11,7 @@ import net from 'node:net';
 import { H2ServerSession } from '../../../../src/proxy/http/h2/server-session.ts';
 import { h2on, h2request, jsonHeaders, probes, startProxy } from '../../../filters/network/http_connection_manager/harness.ts';
 import { F, GET, RawH2, T, block, frame, goawayCode, rstCode } from '../../../helpers/h2-raw.ts';
+import { H2_CODECS, withH2Codec } from '../../../helpers/h2-codec.ts';
 
 const E = http2.constants;
 
@@ -319,13 +320,8 @@ test('floods are bounded: rapid reset, empty DATA frames, endless CONTINUATION โ
 });
 
 test('cookie fields split across HTTP/2 headers reach the filters joined by "; " (RFC 9113 ยง8.2.3), on both codecs', { timeout: 10_000 }, async () => {
-  for (const codec of ['own', 'node']) {
-    const saved = process.env.LEGATE_H2_CODEC;
-    if (codec === 'node') process.env.LEGATE_H2_CODEC = 'node';
-    const p = await startProxy().finally(() => {
-      if (saved === undefined) delete process.env.LEGATE_H2_CODEC;
-      else process.env.LEGATE_H2_CODEC = saved;
-    });
+  for (const codec of H2_CODECS) {
+    const p = await withH2Codec(codec, () => startProxy());
     try {
       const r = await h2request(p.port, { cookie: ['a=1', 'b=2', 'c=3'] });
       const pairs = (JSON.parse(r.body.toString()) as { headers: [string, string][] }).headers.filter(([k]) => k === 'cookie');
