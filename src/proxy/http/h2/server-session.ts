@@ -493,13 +493,17 @@ export class H2ServerSession {
   /** Response body bytes; false when the stream or the socket is above its high-water mark (writable() follows). */
   sendData(s: H2ServerStream, data: Buffer, end: boolean): boolean {
     if (s.closed || s.localEnded || s.queueEnd) return true;
-    if (data.length === 0 && end && s.queue.length === 0 && s.headFrame !== undefined && s.headEpoch === this.#epoch) {
-      // The whole response in this turn, without a body: one HEADERS frame with END_STREAM.
-      s.headFrame[4]! |= Flag.END_STREAM;
-      s.headFrame = undefined;
-      s.queueEnd = true;
-      this.#localEnd(s);
-      return true;
+    if (data.length === 0 && end && s.queue.length === 0) {
+      // The end of the body in the turn of the frame before it: END_STREAM on that frame (HEADERS
+      // when there was no body) rather than an empty DATA frame of its own.
+      const last = s.lastData !== undefined && s.dataEpoch === this.#epoch ? s.lastData : s.headFrame !== undefined && s.headEpoch === this.#epoch ? s.headFrame : undefined;
+      if (last !== undefined) {
+        last[4]! |= Flag.END_STREAM;
+        s.headFrame = s.lastData = undefined;
+        s.queueEnd = true;
+        this.#localEnd(s);
+        return true;
+      }
     }
     s.headFrame = undefined;
     if (data.length > 0) {
@@ -608,7 +612,8 @@ export class H2ServerSession {
       this.#connSendWindow -= chunk.length;
       s.sendWindow -= chunk.length;
       const last = s.queue.length === 0 && s.queueEnd && s.trailers === undefined;
-      this.#dataFrame(s.id, chunk, last);
+      s.lastData = this.#dataFrame(s.id, chunk, last);
+      s.dataEpoch = this.#epoch;
       if (last) return this.#localEnd(s);
     }
     this.#blocked.delete(s);
@@ -626,18 +631,21 @@ export class H2ServerSession {
     }
   }
 
-  #dataFrame(id: number, data: Buffer, end: boolean): void {
+  /** Queues a DATA frame; returns the buffer its header is in (flags at index 4). */
+  #dataFrame(id: number, data: Buffer, end: boolean): Buffer {
     const flags = end ? Flag.END_STREAM : 0;
     if (data.length <= COPY_PAYLOAD) {
       const out = Buffer.allocUnsafe(FRAME_HEADER + data.length);
       writeFrameHeader(out, 0, data.length, FrameType.DATA, flags, id);
       data.copy(out, FRAME_HEADER);
-      return this.#queue(out);
+      this.#queue(out);
+      return out;
     }
     const h = Buffer.allocUnsafe(FRAME_HEADER);
     writeFrameHeader(h, 0, data.length, FrameType.DATA, flags, id);
     this.#queue(h);
     this.#queue(data);
+    return h;
   }
 
   /** Send window grew: the blocked streams, oldest first, send what they can. */

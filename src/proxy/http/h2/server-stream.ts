@@ -37,6 +37,9 @@ export class H2ServerStream {
    */
   headFrame: Buffer | undefined;
   headEpoch = -1;
+  /** The header of the last DATA frame queued, while unwritten (`dataEpoch`): an empty end of body sets its END_STREAM. */
+  lastData: Buffer | undefined;
+  dataEpoch = -1;
   closed = false;
   /** readDisable: no WINDOW_UPDATE, request events held in `held`. */
   paused = false;
