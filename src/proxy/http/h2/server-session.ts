@@ -1,7 +1,7 @@
 // legate's HTTP/2 server connection (RFC 9113) on a socket, in place of node:http2 for downstream
 // connections: frames parsed from the socket's reads, HPACK (hpack.ts), flow control both ways,
 // request validation as nghttp2 does it (validate.ts), and every frame written in one batch per turn
-// of the event loop (setImmediate, as node:http2 does). Per request it costs no Duplex stream, no
+// of the event loop (frame-writer.ts). Per request it costs no Duplex stream, no
 // headers object and no nextTick chain: under h2c load node:http2 and its streams were about half
 // of a worker's busy time.
 //
@@ -10,7 +10,7 @@
 // streams (tunnel.ts).
 
 import type { Socket } from 'node:net';
-import { directWriter, type DirectWriter } from '../../tcp/direct-write.ts';
+import { FrameWriter } from './frame-writer.ts';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack.ts';
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, FRAME_HEADER, Flag, FrameType, MAX_WINDOW, PREFACE, Setting, frame, goawayFrame, settingsFrame, u32Frame, writeFrameHeader } from './frames.ts';
 import { H2ServerStream } from './server-stream.ts';
@@ -81,7 +81,7 @@ export class H2ServerSession {
   readonly socket: Socket;
   readonly #opts: H2SessionOptions;
   readonly #events: H2SessionEvents;
-  readonly #writer: DirectWriter;
+  readonly #w: FrameWriter;
   readonly #streams = new Map<number, H2ServerStream>();
   readonly #decoder = new HpackDecoder();
   readonly #encoder = new HpackEncoder();
@@ -106,12 +106,6 @@ export class H2ServerSession {
   #emptyData = 0;
   /** Streams with response bytes waiting for send window. */
   readonly #blocked = new Set<H2ServerStream>();
-  #out: Buffer[] = [];
-  #outBytes = 0;
-  #flushQueued = false;
-  /** Counts flushes: a queued frame is still unwritten while the epoch it was queued in lasts. */
-  #epoch = 0;
-  #socketFull = false;
   #goaway = false;
   #closed = false;
   active = 0;
@@ -120,8 +114,8 @@ export class H2ServerSession {
     this.socket = socket;
     this.#opts = opts;
     this.#events = events;
-    this.#writer = directWriter(socket);
-    this.#queue(
+    this.#w = new FrameWriter(socket, () => this.#onDrain());
+    this.#w.queue(
       settingsFrame([
         [Setting.MAX_CONCURRENT_STREAMS, opts.maxConcurrentStreams],
         [Setting.INITIAL_WINDOW_SIZE, opts.initialWindowSize],
@@ -130,13 +124,12 @@ export class H2ServerSession {
       ]),
     );
     if (opts.connectionWindowSize > DEFAULT_WINDOW) {
-      this.#queue(u32Frame(FrameType.WINDOW_UPDATE, 0, opts.connectionWindowSize - DEFAULT_WINDOW));
+      this.#w.queue(u32Frame(FrameType.WINDOW_UPDATE, 0, opts.connectionWindowSize - DEFAULT_WINDOW));
       this.#connRecvAvail = opts.connectionWindowSize;
     }
     socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('end', () => this.#onEnd());
     socket.on('close', () => this.#onClose());
-    socket.on('drain', () => this.#onDrain());
     socket.resume();
   }
 
@@ -234,7 +227,7 @@ export class H2ServerSession {
     this.#connRecvAvail -= len;
     this.#connUnacked += len;
     if (this.#connUnacked >= this.#opts.connectionWindowSize / 2) {
-      this.#queue(u32Frame(FrameType.WINDOW_UPDATE, 0, this.#connUnacked));
+      this.#w.queue(u32Frame(FrameType.WINDOW_UPDATE, 0, this.#connUnacked));
       this.#connRecvAvail += this.#connUnacked;
       this.#connUnacked = 0;
     }
@@ -273,7 +266,7 @@ export class H2ServerSession {
 
   #maybeWindowUpdate(s: H2ServerStream): void {
     if (s.paused || s.remoteEnded || s.recvUnacked < this.#opts.initialWindowSize / 2) return;
-    this.#queue(u32Frame(FrameType.WINDOW_UPDATE, s.id, s.recvUnacked));
+    this.#w.queue(u32Frame(FrameType.WINDOW_UPDATE, s.id, s.recvUnacked));
     s.recvAvail += s.recvUnacked;
     s.recvUnacked = 0;
   }
@@ -487,7 +480,7 @@ export class H2ServerSession {
     const f = this.#headers(s.id, this.#encoder.encode(raw), end);
     if (end) return this.#localEnd(s);
     s.headFrame = f;
-    s.headEpoch = this.#epoch;
+    s.headEpoch = this.#w.epoch;
   }
 
   /** Response body bytes; false when the stream or the socket is above its high-water mark (writable() follows). */
@@ -496,7 +489,7 @@ export class H2ServerSession {
     if (data.length === 0 && end && s.queue.length === 0) {
       // The end of the body in the turn of the frame before it: END_STREAM on that frame (HEADERS
       // when there was no body) rather than an empty DATA frame of its own.
-      const last = s.lastData !== undefined && s.dataEpoch === this.#epoch ? s.lastData : s.headFrame !== undefined && s.headEpoch === this.#epoch ? s.headFrame : undefined;
+      const last = s.lastData !== undefined && s.dataEpoch === this.#w.epoch ? s.lastData : s.headFrame !== undefined && s.headEpoch === this.#w.epoch ? s.headFrame : undefined;
       if (last !== undefined) {
         last[4]! |= Flag.END_STREAM;
         s.headFrame = s.lastData = undefined;
@@ -512,7 +505,7 @@ export class H2ServerSession {
     }
     if (end) s.queueEnd = true;
     this.#drain(s);
-    if (s.queuedBytes < STREAM_HIGH_WATER && !this.#socketFull) return true;
+    if (s.queuedBytes < STREAM_HIGH_WATER && !this.#w.full) return true;
     s.wantWritable = true;
     return false;
   }
@@ -559,7 +552,7 @@ export class H2ServerSession {
     if (this.#closed) return;
     if (!this.#goaway) {
       this.#goaway = true;
-      this.#queue(goawayFrame(this.#lastStreamId, ErrorCode.NO_ERROR));
+      this.#w.queue(goawayFrame(this.#lastStreamId, ErrorCode.NO_ERROR));
     }
     if (this.active === 0) this.#finish();
   }
@@ -578,7 +571,7 @@ export class H2ServerSession {
       const out = Buffer.allocUnsafe(FRAME_HEADER + block.length);
       writeFrameHeader(out, 0, block.length, FrameType.HEADERS, endFlag | Flag.END_HEADERS, id);
       block.copy(out, FRAME_HEADER);
-      this.#queue(out);
+      this.#w.queue(out);
       return out;
     }
     let first: Buffer | undefined;
@@ -589,7 +582,7 @@ export class H2ServerSession {
       const flags = (off === 0 ? endFlag : 0) | (last ? Flag.END_HEADERS : 0);
       const f = frame(type, flags, id, part);
       first ??= f;
-      this.#queue(f);
+      this.#w.queue(f);
     }
     return first!;
   }
@@ -613,7 +606,7 @@ export class H2ServerSession {
       s.sendWindow -= chunk.length;
       const last = s.queue.length === 0 && s.queueEnd && s.trailers === undefined;
       s.lastData = this.#dataFrame(s.id, chunk, last);
-      s.dataEpoch = this.#epoch;
+      s.dataEpoch = this.#w.epoch;
       if (last) return this.#localEnd(s);
     }
     this.#blocked.delete(s);
@@ -625,7 +618,7 @@ export class H2ServerSession {
       this.#localEnd(s);
       return;
     }
-    if (s.wantWritable && s.queuedBytes < STREAM_HIGH_WATER && !this.#socketFull) {
+    if (s.wantWritable && s.queuedBytes < STREAM_HIGH_WATER && !this.#w.full) {
       s.wantWritable = false;
       s.sink?.writable();
     }
@@ -638,13 +631,13 @@ export class H2ServerSession {
       const out = Buffer.allocUnsafe(FRAME_HEADER + data.length);
       writeFrameHeader(out, 0, data.length, FrameType.DATA, flags, id);
       data.copy(out, FRAME_HEADER);
-      this.#queue(out);
+      this.#w.queue(out);
       return out;
     }
     const h = Buffer.allocUnsafe(FRAME_HEADER);
     writeFrameHeader(h, 0, data.length, FrameType.DATA, flags, id);
-    this.#queue(h);
-    this.#queue(data);
+    this.#w.queue(h);
+    this.#w.queue(data);
     return h;
   }
 
@@ -661,7 +654,7 @@ export class H2ServerSession {
   #localEnd(s: H2ServerStream): void {
     s.localEnded = true;
     if (!s.remoteEnded) {
-      this.#queue(u32Frame(FrameType.RST_STREAM, s.id, ErrorCode.NO_ERROR));
+      this.#w.queue(u32Frame(FrameType.RST_STREAM, s.id, ErrorCode.NO_ERROR));
       this.#close(s);
       return;
     }
@@ -684,7 +677,7 @@ export class H2ServerSession {
   #reset(s: H2ServerStream, code: number): void {
     if (s.closed) return;
     this.#events.onCodecEvent('tx_reset');
-    this.#queue(u32Frame(FrameType.RST_STREAM, s.id, code));
+    this.#w.queue(u32Frame(FrameType.RST_STREAM, s.id, code));
     this.#close(s);
     s.sink?.streamReset(`stream reset (code ${code})`);
   }
@@ -694,24 +687,24 @@ export class H2ServerSession {
     const s = this.#streams.get(id);
     if (s) return this.#reset(s, code);
     this.#events.onCodecEvent('tx_reset');
-    this.#queue(u32Frame(FrameType.RST_STREAM, id, code));
+    this.#w.queue(u32Frame(FrameType.RST_STREAM, id, code));
   }
 
   /** A control frame answered to the peer (PING, SETTINGS ACK): a peer that never reads is cut off. */
   #control(buf: Buffer): void {
-    if (this.#outBytes + this.#writer.pending + this.socket.writableLength > FLOOD_BYTES) {
+    if (this.#w.pendingBytes > FLOOD_BYTES) {
       this.#events.onCodecEvent('outbound_control_flood');
       throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, 'outbound control frame flood');
     }
-    this.#queue(buf);
+    this.#w.queue(buf);
   }
 
   #connectionError(code: number, message: string): void {
     if (this.#closed) return;
     this.#events.onCodecEvent('protocol_error');
     this.#goaway = true;
-    this.#queue(goawayFrame(this.#lastStreamId, code, message));
-    this.#flush();
+    this.#w.queue(goawayFrame(this.#lastStreamId, code, message));
+    this.#w.flush();
     this.#closed = true;
     const open = [...this.#streams.values()];
     this.#streams.clear();
@@ -732,38 +725,12 @@ export class H2ServerSession {
 
   /** GOAWAY sent (or the client's end read) and no stream open: flush, then end the connection. */
   #finish(): void {
-    this.#flush();
+    this.#w.flush();
     this.#endSocket();
   }
 
-  #queue(buf: Buffer): void {
-    this.#out.push(buf);
-    this.#outBytes += buf.length;
-    if (this.#flushQueued) return;
-    this.#flushQueued = true;
-    setImmediate(() => this.#flush());
-  }
-
-  #flush(): void {
-    this.#flushQueued = false;
-    this.#epoch++;
-    const out = this.#out;
-    if (out.length === 0) return;
-    const bytes = this.#outBytes;
-    this.#out = [];
-    this.#outBytes = 0;
-    const socket = this.socket;
-    if (socket.destroyed || !socket.writable) return;
-    let ok = true;
-    if (out.length === 1) ok = this.#writer.write(out[0]!);
-    else if (bytes <= 256 * 1024) ok = this.#writer.write(Buffer.concat(out, bytes));
-    else for (const b of out) ok = this.#writer.write(b);
-    if (!ok) this.#socketFull = true;
-  }
-
+  /** The socket took what it had refused: streams waiting for it send on. */
   #onDrain(): void {
-    if (!this.#socketFull) return;
-    this.#socketFull = false;
     for (const s of this.#streams.values()) if (s.wantWritable && !this.#blocked.has(s)) this.#drain(s);
   }
 }
