@@ -179,7 +179,8 @@ class Manager implements ConnectionManager {
   readonly connections = new Set<Connection>();
   draining = false;
   readonly #h1Callbacks: (conn: Connection) => Http1CodecCallbacks;
-  readonly #h2: http2.Http2Server;
+  /** node:http2's server, only when LEGATE_H2_CODEC=node. */
+  #h2: http2.Http2Server | undefined;
   readonly #ownH2: boolean;
   readonly #bySocket = new WeakMap<object, Connection>();
   /** AUTO connections still waiting for their first bytes. */
@@ -205,7 +206,12 @@ class Manager implements ConnectionManager {
     });
 
     this.#ownH2 = ownH2Codec();
-    const h2 = (this.#h2 = http2.createServer({
+    if (!this.#ownH2) this.#h2 = this.#nodeH2Server(cfg);
+  }
+
+  /** node:http2's server (LEGATE_H2_CODEC=node): its sessions and core 'stream' events. */
+  #nodeH2Server(cfg: HcmConfig): http2.Http2Server {
+    const h2 = http2.createServer({
       settings: {
         maxConcurrentStreams: cfg.http2.maxConcurrentStreams,
         initialWindowSize: cfg.http2.initialStreamWindowSize,
@@ -213,7 +219,7 @@ class Manager implements ConnectionManager {
         ...(cfg.http2.allowConnect ? { enableConnectProtocol: true } : {}),
       },
       maxHeaderListPairs: cfg.maxHeadersCount + 16,
-    }));
+    });
     h2.on('session', (session: Http2Session) => {
       const conn = this.#pendingH2;
       this.#pendingH2 = undefined;
@@ -231,6 +237,7 @@ class Manager implements ConnectionManager {
     });
     // The core 'stream' event only: a 'request' listener would set up node:http2's compat layer.
     h2.on('stream', (stream: ServerHttp2Stream, _headers: IncomingHttpHeaders, flags: number, raw: string[]) => this.#onH2Stream(stream, flags, raw));
+    return h2;
   }
 
   handleConnection(socket: Socket, opts: ConnectionOptions): void {
@@ -312,7 +319,7 @@ class Manager implements ConnectionManager {
       const t = socket instanceof TLSSocket && socket.alpnProtocol !== 'h2' ? socket : undefined;
       const alpn = t?.alpnProtocol;
       if (t) t.alpnProtocol = 'h2';
-      this.#h2.emit('connection', socket);
+      this.#h2!.emit('connection', socket);
       if (t) t.alpnProtocol = alpn ?? false;
       this.#pendingH2 = undefined;
     } else {
