@@ -92,6 +92,7 @@ export class H2ServerSession {
   /** A header block in CONTINUATION frames: its stream, the HEADERS flags and the fragments. */
   #contId = 0;
   #contFlags = 0;
+  #contSelfDependent = false;
   #contParts: Buffer[] = [];
   #contBytes = 0;
   #peerInitialWindow = DEFAULT_WINDOW;
@@ -291,19 +292,17 @@ export class H2ServerSession {
       end -= p[0]!;
       start = 1;
     }
+    // A stream that depends on itself is a stream error (RFC 9113 §5.3.1); its block still updates the table.
+    let selfDependent = false;
     if (flags & Flag.PRIORITY) {
-      if (start + 5 <= p.length && (p.readUInt32BE(start) & 0x7fffffff) === id) {
-        // A stream depending on itself: a stream error, but the block still updates the table.
-        start += 5;
-        this.#headerBlock(id, flags, p.subarray(start, Math.max(start, end)));
-        return this.#resetId(id, ErrorCode.PROTOCOL_ERROR);
-      }
+      selfDependent = start + 5 <= p.length && (p.readUInt32BE(start) & 0x7fffffff) === id;
       start += 5;
     }
     if (end < start) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'HEADERS padding');
     const block = p.subarray(start, end);
-    if (flags & Flag.END_HEADERS) return this.#headerBlock(id, flags, block);
+    if (flags & Flag.END_HEADERS) return this.#headerBlock(id, flags, block, selfDependent);
     this.#contId = id;
+    this.#contSelfDependent = selfDependent;
     this.#contFlags = flags;
     this.#contParts = [block];
     this.#contBytes = block.length;
@@ -323,10 +322,10 @@ export class H2ServerSession {
     this.#contId = 0;
     this.#contParts = [];
     this.#contBytes = 0;
-    this.#headerBlock(id, f, block);
+    this.#headerBlock(id, f, block, this.#contSelfDependent);
   }
 
-  #headerBlock(id: number, flags: number, block: Buffer): void {
+  #headerBlock(id: number, flags: number, block: Buffer, selfDependent = false): void {
     let decoded;
     try {
       decoded = this.#decoder.decode(block, { maxListSize: this.#opts.maxHeaderListSize });
@@ -344,6 +343,7 @@ export class H2ServerSession {
       this.#events.onCodecEvent('header_overflow');
       return this.#resetId(id, ErrorCode.ENHANCE_YOUR_CALM);
     }
+    if (selfDependent) return this.#resetId(id, ErrorCode.PROTOCOL_ERROR);
     if (this.active >= this.#opts.maxConcurrentStreams) return this.#resetId(id, ErrorCode.REFUSED_STREAM);
     const check = checkRequest(decoded.raw, this.#opts.enableConnectProtocol);
     if (check.error !== undefined) {

@@ -256,6 +256,11 @@ test('PING is answered, CONTINUATION and padding are read, concurrent streams pa
         // Two hanging streams are the limit; the third is refused.
         for (const id of [5, 7, 9]) c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, id, block([...GET, ['x-test-action', 'hang']])));
         const refused = await c.waitFor((f) => f.type === T.RST_STREAM && f.id === 9);
+        // A stream that depends on itself is reset; its header block still counted for HPACK.
+        const self = Buffer.concat([Buffer.from([0, 0, 0, 11, 16]), block(GET)]);
+        c.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM | F.PRIORITY, 11, self));
+        const selfRst = await c.waitFor((f) => f.type === T.RST_STREAM && f.id === 11);
+        assert.equal(selfRst && rstCode(selfRst), E.NGHTTP2_PROTOCOL_ERROR);
         assert.equal(refused && rstCode(refused), E.NGHTTP2_REFUSED_STREAM);
         assert.equal(c.frames.find((f) => f.type === T.RST_STREAM && (f.id === 5 || f.id === 7)), undefined);
       } finally {
