@@ -261,7 +261,7 @@ export class H2ServerSession {
     s.recvUnacked += len;
     if (end) s.remoteEnded = true;
     else this.#maybeWindowUpdate(s);
-    this.#deliver(s, data.length > 0 || end ? data : null, end);
+    if (data.length > 0 || end) this.#deliver(s, data, end);
     if (end) this.#maybeClose(s);
   }
 
@@ -272,15 +272,11 @@ export class H2ServerSession {
     s.recvUnacked = 0;
   }
 
-  /** Request body bytes (null: nothing but the end) or trailers to the sink, or held while paused. */
-  #deliver(s: H2ServerStream, item: Buffer | string[] | null, end: boolean): void {
-    if (s.paused || s.held) {
-      if (item === null && !end) return;
-      (s.held ??= []).push(item);
-      return;
-    }
-    if (Array.isArray(item)) s.sink?.trailers(item);
-    else if (item !== null || end) s.sink?.data(item ?? EMPTY, end);
+  /** Request body bytes or trailers to the sink, or held while the stream is paused. */
+  #deliver(s: H2ServerStream, item: Buffer | string[], end: boolean): void {
+    if (s.paused || s.held) (s.held ??= []).push(item);
+    else if (Array.isArray(item)) s.sink?.trailers(item);
+    else s.sink?.data(item, end);
   }
 
   #onHeadersFrame(flags: number, id: number, p: Buffer): void {
@@ -535,7 +531,7 @@ export class H2ServerSession {
         const item = held[i]!;
         const last = i === held.length - 1 && s.remoteEnded;
         if (Array.isArray(item)) s.sink?.trailers(item);
-        else s.sink?.data(item ?? EMPTY, last);
+        else s.sink?.data(item, last);
         if (s.paused) {
           // Paused again by what it just delivered: the rest waits.
           s.held = held.slice(i + 1);

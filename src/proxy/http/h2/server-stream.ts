@@ -43,7 +43,7 @@ export class H2ServerStream {
   closed = false;
   /** readDisable: no WINDOW_UPDATE, request events held in `held`. */
   paused = false;
-  held: (Buffer | string[] | null)[] | undefined;
+  held: (Buffer | string[])[] | undefined;
   /** Response bytes waiting for send window, and whether END_STREAM follows them. */
   queue: Buffer[] = [];
   queuedBytes = 0;

@@ -1,9 +1,10 @@
 // What makes an HTTP/2 request malformed (RFC 9113 §8.1.1, §8.2, §8.3), checked as nghttp2 checks
 // it for node:http2: a malformed request is reset with PROTOCOL_ERROR and never reaches a filter.
 
+import { TOKEN_CHAR, isFieldValue, isToken } from '../http-chars.ts';
+
 /** tchar without upper case (field names must be lower case in HTTP/2). */
-const NAME_CHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_CHAR[c.charCodeAt(0)] = 1;
+const NAME_CHAR = TOKEN_CHAR.map((v, c) => (c >= 65 && c <= 90 ? 0 : v));
 
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
@@ -95,21 +96,17 @@ export function checkTrailers(raw: readonly string[]): string | undefined {
 }
 
 /**
- * Checks a response (or trailer) list as node:http2's respond() does: field names tokens (lower
- * case), no connection-specific fields, no NUL, CR or LF in values. `checkChars` false: the names
- * and values were already checked (a HeaderMap from a strict parser, or checked as changed).
+ * Checks a response (or trailer) list as node:http2's respond() does: names HTTP tokens (a HeaderMap's
+ * are lower case), values field-value characters, no connection-specific fields. `checkChars` false:
+ * names and values were already checked (a HeaderMap from a strict parser, or checked as changed).
  */
 export function checkResponse(raw: readonly string[], checkChars: boolean): string | undefined {
   for (let i = 0; i < raw.length; i += 2) {
     const n = raw[i]!;
     if (CONNECTION_SPECIFIC.has(n)) return `connection-specific header ${n}`;
     if (!checkChars || n === ':status') continue;
-    if (!validName(n)) return 'invalid header name';
-    const v = raw[i + 1]!;
-    for (let j = 0; j < v.length; j++) {
-      const c = v.charCodeAt(j);
-      if (c === 0 || c === 0x0a || c === 0x0d || c > 0xff) return `invalid value for ${n}`;
-    }
+    if (!isToken(n)) return 'invalid header name';
+    if (!isFieldValue(raw[i + 1]!)) return `invalid value for ${n}`;
   }
   return undefined;
 }
