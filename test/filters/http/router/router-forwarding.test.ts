@@ -121,10 +121,14 @@ for (const proto of ['http1', 'http2'] as const) {
   test(`${proto} upstream: downstream backpressure pauses the upstream response`, TIMEOUT, async () => {
     let written = 0;
     let finished = false;
+    // More than loopback can buffer while legate does not read: the kernel autotunes a receive
+    // buffer up to net.ipv4.tcp_rmem's maximum (32 MiB here) plus the sender's (4 MiB); with 8 MiB
+    // the upstream once finished into those buffers under CI's load.
+    const TOTAL = 64 * 1024 * 1024;
     const up = await startUpstream(proto, (_req, res) => {
       const chunk = Buffer.alloc(64 * 1024, 'q');
       const pump = (): void => {
-        while (written < 8 * 1024 * 1024) {
+        while (written < TOTAL) {
           written += chunk.length;
           if (!res.write(chunk)) {
             res.once('drain', pump);
@@ -157,7 +161,7 @@ for (const proto of ['http1', 'http2'] as const) {
       if (!h2) assert.ok(!finished, 'the upstream is held back while the downstream is not writable');
       s.setWritable(true);
       await s.ended;
-      assert.equal(got, 8 * 1024 * 1024);
+      assert.equal(got, TOTAL);
     } finally {
       await h.close();
       await up.close();
