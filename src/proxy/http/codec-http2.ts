@@ -137,12 +137,8 @@ export class H2ResponseEncoder implements ResponseEncoder {
   encodeHeaders(headers: HeaderMap, endStream: boolean): void {
     const stream = this.#stream;
     if (stream.destroyed || this.#head !== undefined || stream.headersSent) return;
-    if (this.#upgrade && !endStream && headers.get(':status') === '101') {
-      // Envoy's transformUpgradeResponseFromH1toH2: 200, without the HTTP/1.1 upgrade headers; sent
-      // at once and never ended here (the tunnel ends it).
-      headers.set(':status', '200');
-      headers.remove('upgrade');
-      headers.remove('connection');
+    if (this.#upgrade && !endStream && h2UpgradeResponse(headers)) {
+      // Sent at once and never ended here (the tunnel ends it).
       return void this.#respond(rawResponseHeaders(headers));
     }
     const raw = rawResponseHeaders(headers);
@@ -322,6 +318,19 @@ export function h2UpgradeToH1(h: HeaderMap): string | undefined {
   h.set('upgrade', protocol);
   h.set('connection', 'upgrade');
   return protocol.toLowerCase();
+}
+
+/**
+ * An upstream's 101 to an extended CONNECT as Envoy answers it on HTTP/2
+ * (transformUpgradeResponseFromH1toH2): 200, without the HTTP/1.1 upgrade headers. Returns false
+ * (and changes nothing) for any other status.
+ */
+export function h2UpgradeResponse(headers: HeaderMap): boolean {
+  if (headers.get(':status') !== '101') return false;
+  headers.set(':status', '200');
+  headers.remove('upgrade');
+  headers.remove('connection');
+  return true;
 }
 
 /**

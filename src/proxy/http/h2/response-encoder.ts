@@ -8,7 +8,7 @@ import { HeaderMap } from '../headers.ts';
 import type { Duplex } from 'node:stream';
 import type { ResponseEncoder } from '../codec.ts';
 import type { H2RequestSink } from '../codec-http2.ts';
-import { rawResponseHeaders } from '../codec-http2.ts';
+import { h2UpgradeResponse, rawResponseHeaders } from '../codec-http2.ts';
 import { ErrorCode } from './frames.ts';
 import type { H2ServerSession } from './server-session.ts';
 import type { H2ServerStream, H2StreamSink } from './server-stream.ts';
@@ -95,13 +95,8 @@ export class H2StreamEncoder implements ResponseEncoder, H2StreamSink {
   encodeHeaders(headers: HeaderMap, endStream: boolean): void {
     const st = this.#stream;
     if (st.closed || st.headersSent) return;
-    if (this.#upgrade && !endStream && headers.get(':status') === '101') {
-      // Envoy's transformUpgradeResponseFromH1toH2: 200, without the HTTP/1.1 upgrade headers; the
-      // stream stays open for the tunnel.
-      headers.set(':status', '200');
-      headers.remove('upgrade');
-      headers.remove('connection');
-    }
+    // An upgrade's 101 goes out as 200; the stream stays open for the tunnel.
+    if (this.#upgrade && !endStream) h2UpgradeResponse(headers);
     const raw = rawResponseHeaders(headers);
     // What node:http2's respond() refuses is refused here too: the stream is reset.
     if (checkResponse(raw, !headers.validated) !== undefined) return this.reset('invalid response headers');
