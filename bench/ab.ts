@@ -4,7 +4,7 @@
 // run-to-run swings when the two are timed one after the other; run side by side, the ratio of the
 // two figures holds still (an A/A run gives 0.98-1.02).
 //
-// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps 6] [--duration 5] [--warmup S] [--path /12] [--connections 25] [--close]
+// npm run bench:ab -- <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|h2up|wasm] [--reps 6] [--duration 5] [--warmup S] [--path /12] [--connections 25] [--close]
 // A checkout is a directory with bin/legate.js (e.g. `git worktree add /tmp/base HEAD~1`, plus
 // `npm run prepare` there, or src/generated copied in). `nginx` as B runs nginx as the suite does (1
 // worker, upstream keepalive; `--mode tcp`: its stream module); `minimal` the suite's minimal Node
@@ -14,7 +14,8 @@
 // connections × 10 streams; default 5 connections, as the suite's h2-12b) to the HTTP/1.1 upstream,
 // the load from nghttp2's h2load when installed (apt-get install nghttp2-client), else from
 // bench/h2-load.ts (two of those saturate the load CPU, so each proxy idles half the time and pays
-// more per request than under the suite's load); `--mode wasm`: the HCM listener with the
+// more per request than under the suite's load); `--mode h2up`: the same h2c load to a cluster with
+// http2_protocol_options, the upstream's h2c port (gRPC's shape; legate checkouts only); `--mode wasm`: the HCM listener with the
 // wasm-examples/header-filter Proxy-Wasm plugin before the router (legate checkouts only). Prints
 // one line per repetition and the median ratio; writes bench/results/ab-<timestamp>.json.
 // `--close`: HTTP/1.1 load sends `connection: close` (a new connection per request: the
@@ -51,9 +52,9 @@ const { values, positionals } = parseArgs({
 const NAMED = new Set(['nginx', 'minimal']);
 const [specA, specB] = positionals.map((p) => (NAMED.has(p) ? p : path.resolve(p)));
 const mode = values.mode;
-const usable = mode === 'http' || mode === 'tcp' || ((mode === 'h2c' || mode === 'wasm') && specB !== 'nginx');
-if (!specA || !specB || NAMED.has(specA) || !usable || (specB === 'minimal' && mode === 'wasm')) {
-  process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|wasm] [--reps N] [--duration S] [--warmup S] [--path /12] [--connections N]\n');
+const usable = mode === 'http' || mode === 'tcp' || ((mode === 'h2c' || mode === 'wasm' || mode === 'h2up') && specB !== 'nginx');
+if (!specA || !specB || NAMED.has(specA) || !usable || (specB === 'minimal' && (mode === 'wasm' || mode === 'h2up'))) {
+  process.stderr.write('usage: node bench/ab.ts <checkout A> <checkout B | nginx | minimal> [--mode http|tcp|h2c|h2up|wasm] [--reps N] [--duration S] [--warmup S] [--path /12] [--connections N]\n');
   process.exit(2);
 }
 const dirA: string = specA;
@@ -78,7 +79,8 @@ if (!(warmupS >= 0)) {
   process.stderr.write(`--warmup ${values.warmup}: not a number of seconds\n`);
   process.exit(2);
 }
-const connections = Number(values.connections ?? (mode === 'h2c' ? 5 : 25));
+const h2Downstream = mode === 'h2c' || mode === 'h2up';
+const connections = Number(values.connections ?? (h2Downstream ? 5 : 25));
 const H2_STREAMS = 10;
 
 /** A bootstrap with one listener to the upstream: an HCM (route table, router, stats on, no access log) or a tcp_proxy. */
@@ -99,7 +101,7 @@ function bootstrap(listenPort: number, adminPort: number, upstreamPort: number):
     admin: { address: socket(adminPort) },
     static_resources: {
       listeners: [{ name: 'ab', address: socket(listenPort), filter_chains: [{ filters: [filter] }] }],
-      clusters: [{ name: 'up', connect_timeout: '1s', load_assignment: { cluster_name: 'up', endpoints: [{ lb_endpoints: [{ endpoint: { address: socket(upstreamPort) } }] }] } }],
+      clusters: [{ name: 'up', connect_timeout: '1s', ...(mode === 'h2up' ? { http2_protocol_options: {} } : {}), load_assignment: { cluster_name: 'up', endpoints: [{ lb_endpoints: [{ endpoint: { address: socket(upstreamPort) } }] }] } }],
     },
   };
 }
@@ -179,7 +181,7 @@ async function loadBoth(a: Side, b: Side, seconds: number): Promise<{ cpu: [numb
   const trees = [processTree(a.child.pid), processTree(b.child.pid)] as const;
   const c0 = [treeCpuSeconds(trees[0]), treeCpuSeconds(trees[1])];
   const peaks = [rssSampler(trees[0]), rssSampler(trees[1])] as const;
-  const load = mode === 'h2c' ? (s: Side) => h2Load(s, seconds) : (s: Side) => h1Load(s, seconds);
+  const load = h2Downstream ? (s: Side) => h2Load(s, seconds) : (s: Side) => h1Load(s, seconds);
   const [ra, rb] = await Promise.all([load(a), load(b)]);
   return {
     cpu: [treeCpuSeconds(trees[0]) - c0[0]!, treeCpuSeconds(trees[1]) - c0[1]!],
@@ -223,7 +225,7 @@ async function main(): Promise<void> {
     let out = '';
     upstream.proc.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /"h1":(\d+)/.exec(out);
+      const m = (mode === 'h2up' ? /"h2":(\d+)/ : /"h1":(\d+)/).exec(out);
       if (m) resolve(Number(m[1]));
     });
     upstream.proc.once('exit', (code) => reject(new Error(`upstream exited (${code})`)));

@@ -1,4 +1,4 @@
-// A raw HTTP/2 client for protocol tests: frames built by hand on a 127.0.0.1 socket, header
+// A raw HTTP/2 client (or server) for protocol tests: frames built by hand on a 127.0.0.1 socket, header
 // blocks as HPACK literals without indexing (raw strings), and every frame the server sends parsed
 // back (HPACK left undecoded, except for what the tests read: the `:status` of a static index).
 
@@ -53,10 +53,17 @@ export class RawH2 {
   #buf = Buffer.alloc(0);
   #waiters: (() => void)[] = [];
 
-  private constructor(socket: net.Socket) {
+  /** `preface`: the peer's connection preface comes first (a raw server's connection), and is skipped. */
+  private constructor(socket: net.Socket, preface = false) {
     this.socket = socket;
+    let skip = preface ? PREFACE.length : 0;
     socket.on('data', (d: Buffer) => {
       this.#buf = Buffer.concat([this.#buf, d]);
+      if (skip > 0) {
+        const n = Math.min(skip, this.#buf.length);
+        this.#buf = this.#buf.subarray(n);
+        skip -= n;
+      }
       while (this.#buf.length >= 9) {
         const len = this.#buf.readUIntBE(0, 3);
         if (this.#buf.length < 9 + len) break;
@@ -79,6 +86,17 @@ export class RawH2 {
     const c = new RawH2(socket);
     if (settings) c.send(PREFACE, settings);
     return c;
+  }
+
+  /** A raw server on 127.0.0.1: each accepted connection (its preface skipped) answers with an empty SETTINGS and goes to `onConnection`. */
+  static async server(onConnection: (c: RawH2) => void): Promise<{ port: number; close(): void }> {
+    const server = net.createServer((socket) => {
+      const c = new RawH2(socket, true);
+      c.send(frame(T.SETTINGS, 0, 0));
+      onConnection(c);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as net.AddressInfo).port, close: () => server.close() };
   }
 
   send(...bufs: Buffer[]): void {

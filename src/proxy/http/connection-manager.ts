@@ -17,7 +17,7 @@ import type { ResponseEncoder } from './codec.ts';
 import { HeaderMap } from './headers.ts';
 import { H2ResponseEncoder, h2RequestHeaders, h2UpgradeToH1 } from './codec-http2.ts';
 import { H2ServerSession, type H2CodecEvent } from './h2/server-session.ts';
-import type { H2ServerStream } from './h2/server-stream.ts';
+import type { H2Stream } from './h2/stream.ts';
 import { H2StreamEncoder } from './h2/response-encoder.ts';
 import { ErrorCode } from './h2/frames.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
@@ -422,7 +422,7 @@ class Manager implements ConnectionManager {
     }
   }
 
-  #onOwnH2Stream(conn: Connection, session: H2ServerSession, s: H2ServerStream, raw: string[], ends: boolean): void {
+  #onOwnH2Stream(conn: Connection, session: H2ServerSession, s: H2Stream, raw: string[], ends: boolean): void {
     const conv = h2RequestHeaders(raw, this.cfg);
     const u = conv.reject || !conv.underscores ? 'ok' : checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
     if (u === 'reject') {

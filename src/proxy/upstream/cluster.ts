@@ -5,7 +5,7 @@
 // update_failure; it is never fatal. A retired cluster (replaced or removed) lets its in-flight
 // requests finish, then closes its pools.
 
-import type { ClientHttp2Session } from 'node:http2';
+import type { H2ClientSession } from '../http/h2/client-session.ts';
 import type { Socket } from 'node:net';
 import type { Http1Pool } from './http1-pool.ts';
 import { logger } from '../log.ts';
@@ -312,7 +312,7 @@ export class ClusterImpl implements Cluster {
     return this.#poolsFor(priority).http1Pool(host, transport);
   }
 
-  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Promise<ClientHttp2Session> {
+  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Promise<H2ClientSession> {
     return this.#poolsFor(priority).http2Session(host, transport);
   }
 

@@ -14,6 +14,8 @@ export interface CxStats {
   destroy: Counter;
   http1Total: Counter;
   http2Total: Counter;
+  /** cluster.<name>.http2.<event>: the upstream HTTP/2 codec's stats (Envoy's names). */
+  http2Codec(event: string): Counter;
 }
 
 export function cxStats(stats: StatsStore, prefix: string): CxStats {
@@ -25,6 +27,7 @@ export function cxStats(stats: StatsStore, prefix: string): CxStats {
     destroy: stats.counter(`${prefix}upstream_cx_destroy`),
     http1Total: stats.counter(`${prefix}upstream_cx_http1_total`),
     http2Total: stats.counter(`${prefix}upstream_cx_http2_total`),
+    http2Codec: (event) => stats.counter(`${prefix}http2.${event}`),
   };
 }
 

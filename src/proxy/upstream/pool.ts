@@ -1,12 +1,12 @@
-// This worker's upstream connections for one cluster: bounded HTTP/1.1 pools (Http1Pool), node:http2
-// sessions, raw TCP, each over TLS when the host's transport socket says so, with Envoy's cx stats.
+// This worker's upstream connections for one cluster: bounded HTTP/1.1 pools (Http1Pool), HTTP/2
+// sessions (legate's own client, h2/client-session.ts), raw TCP, each over TLS when the host's
+// transport socket says so, with Envoy's cx stats and upstream HTTP/2 codec stats.
 // Connect failures, timeouts and TLS handshake failures (connect_timeout covers the handshake) become
 // retryable ProxyErrors (flag UF). Connections and pending requests count against the circuit breakers
 // of the pools' routing priority (process-wide): over max_connections an HTTP/1.1 request waits for a
 // connection, an HTTP/2 request shares an existing session, a TCP connect fails with a UO ProxyError.
 // Pools are per host and, for TLS hosts, per auto_sni/auto_san_validation options (never mixed).
 
-import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
@@ -16,9 +16,11 @@ import type { StatsStore } from '../stats.ts';
 import { ByHost, ConnectTimeout, connectError, cxStats, isPipe, isTimeout, track, type CxStats, type CxTracker } from './pool-common.ts';
 import type { ClusterConfig, Host, SourceAddress, UpstreamTransportOptions } from './types.ts';
 import type { ClientTransportSocket } from '../tls/types.ts';
-import { recordUpstreamTls, transportKey, upstreamTlsInfo } from './upstream-tls.ts';
+import { recordUpstreamTls, transportKey } from './upstream-tls.ts';
 import { overflowError, type PriorityBreakers } from './circuit-breakers.ts';
 import { Http1Pool } from './http1-pool.ts';
+import { H2ClientSession } from '../http/h2/client-session.ts';
+import type { H2CodecEvent } from '../http/h2/session.ts';
 import { setLongTimeout, TIMEOUT_MAX_MS } from '../long-timers.ts';
 
 const log = logger('upstream');
@@ -28,9 +30,7 @@ const H2_ALPN: readonly string[] = ['h2'];
 const HTTP1_ALPN: readonly string[] = ['http/1.1'];
 
 interface H2Entry {
-  session: http2.ClientHttp2Session;
-  active: number;
-  draining: boolean;
+  readonly session: H2ClientSession;
 }
 
 export class ClusterPools {
@@ -39,7 +39,7 @@ export class ClusterPools {
   readonly #breakers: PriorityBreakers;
   readonly #http1 = new ByHost<Http1Pool>();
   readonly #http2 = new ByHost<H2Entry[]>();
-  readonly #h2Pending = new ByHost<Promise<http2.ClientHttp2Session>>();
+  readonly #h2Pending = new ByHost<Promise<H2ClientSession>>();
   #closed = false;
   /** Resolved when close() gives up on in-flight requests (pools still open are then destroyed). */
   readonly #forced: { readonly promise: Promise<void>; resolve(): void } = forcedSignal();
@@ -118,26 +118,21 @@ export class ClusterPools {
     return pool;
   }
 
-  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<http2.ClientHttp2Session> {
+  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<H2ClientSession> {
     if (this.#closed) return Promise.reject(connectError(host, this.#config.name, false, new Error('cluster closed')));
     const tkey = host.transportSocket ? transportKey(transport) : '';
     const entries = this.#http2.get(host.key, tkey) ?? [];
-    for (const e of entries) {
-      const s = e.session;
-      if (e.draining || s.closed || s.destroyed) continue;
-      const max = s.remoteSettings.maxConcurrentStreams ?? Limits.http2MaxConcurrentStreams;
-      if (e.active < max) return Promise.resolve(s);
-    }
+    for (const e of entries) if (e.session.capacity > 0) return Promise.resolve(e.session);
     // No session with a free stream: the request is pending until one connects (Envoy's pending request).
     const b = this.#breakers;
     if (!b.pendingRequests.tryAcquire()) return Promise.reject(overflowError(this.#config.name, 'pending requests'));
     let p = this.#h2Pending.get(host.key, tkey);
     if (!p) {
-      // Over max_connections a host that has a session shares it (nghttp2 queues streams past the peer's limit).
-      const usable = entries.filter((e) => !e.draining && !e.session.closed && !e.session.destroyed);
+      // Over max_connections a host that has a session shares it (past the server's stream limit it refuses the stream: retried).
+      const usable = entries.filter((e) => !e.session.closed);
       if (usable.length > 0 && !b.connections.tryAcquire()) {
         b.pendingRequests.release();
-        return Promise.resolve(usable.reduce((a, e) => (e.active < a.active ? e : a)).session);
+        return Promise.resolve(usable.reduce((a, e) => (e.session.active < a.session.active ? e : a)).session);
       }
       if (usable.length === 0) b.connections.forceAcquire();
       const opening = this.#openH2(host, transport, tkey).finally(() => this.#h2Pending.delete(host.key, tkey));
@@ -150,102 +145,57 @@ export class ClusterPools {
   }
 
   /** A new session (h2c, or HTTP/2 over the host's TLS transport socket, offering ALPN h2 by default). */
-  #openH2(host: Host, transport: UpstreamTransportOptions | undefined, tkey: string): Promise<http2.ClientHttp2Session> {
+  #openH2(host: Host, transport: UpstreamTransportOptions | undefined, tkey: string): Promise<H2ClientSession> {
     const c = this.#config;
     const t = track(this.#stats, 'http2');
-    let cxHeld = true;
-    const releaseCx = (): void => {
-      if (cxHeld) this.#breakers.connections.release();
-      cxHeld = false;
-    };
-    const pipe = isPipe(host);
     const ts = host.transportSocket;
-    if (!ts) {
-      const source = c.sourceAddress;
-      const connection = pipe ? () => net.connect({ path: host.address }) : source ? () => net.connect({ host: host.address, port: host.port, ...bindOptions(source) }) : undefined;
-      return this.#startH2(host, tkey, t, releaseCx, pipe ? 'http://localhost' : `http://${host.key}`, connection, undefined);
-    }
-    return this.#tlsConnect(host, ts, transport, H2_ALPN).then(
-      (socket) => this.#startH2(host, tkey, t, releaseCx, `https://${pipe ? 'localhost' : host.key}`, () => socket, socket),
+    const connecting = ts ? this.#tlsConnect(host, ts, transport, H2_ALPN) : tcpConnect(host, c.connectTimeoutMs, c.sourceAddress);
+    return connecting.then(
+      (socket) => this.#startH2(host, tkey, t, socket),
       (err: unknown) => {
         const timeout = isTimeout(err);
         t.failed(timeout);
-        releaseCx();
+        this.#breakers.connections.release();
         throw connectError(host, c.name, timeout, err);
       },
     );
   }
 
-  /** Runs an HTTP/2 session on a new connection (`connection` undefined: TCP to the origin); `tls`: the secured socket, already connected. */
-  #startH2(
-    host: Host,
-    tkey: string,
-    t: CxTracker,
-    releaseCx: () => void,
-    origin: string,
-    connection: (() => net.Socket) | undefined,
-    tls: TLSSocket | undefined,
-  ): Promise<http2.ClientHttp2Session> {
+  /** Runs legate's HTTP/2 client (h2/client-session.ts) on a connected socket and adds it to the host's sessions. */
+  #startH2(host: Host, tkey: string, t: CxTracker, socket: net.Socket): H2ClientSession {
     const c = this.#config;
-    return new Promise((resolve, reject) => {
-      const session = http2.connect(origin, {
-        settings: { enablePush: false, initialWindowSize: Limits.http2InitialStreamWindowSize },
-        ...(connection ? { createConnection: connection } : {}),
-      });
-      const tlsInfo = upstreamTlsInfo(tls);
-      if (tlsInfo) recordUpstreamTls(session, tlsInfo);
-      let connected = false;
-      let failed = false;
-      const timer = setLongTimeout(() => {
-        failed = true;
-        t.failed(true);
-        releaseCx();
-        session.destroy();
-        reject(connectError(host, c.name, true, undefined));
-      }, c.connectTimeoutMs);
-      const entry: H2Entry = { session, active: 0, draining: false };
-      session.on('error', (err) => {
-        if (!connected) {
-          if (failed) return;
-          failed = true;
-          timer.clear();
-          t.failed(false);
-          releaseCx();
-          reject(connectError(host, c.name, false, err));
-        } else log.debug(`http2 session to ${host.key} (cluster ${c.name}): ${err.message}`);
-      });
-      session.once('connect', () => {
-        connected = true;
-        timer.clear();
-        session.setLocalWindowSize(Limits.http2InitialConnectionWindowSize);
-        // Count streams: the pool reuses a session only below the peer's max concurrent streams.
-        const request = session.request.bind(session);
-        session.request = (...args: Parameters<typeof session.request>) => {
-          const stream = request(...args);
-          entry.active++;
-          stream.once('close', () => entry.active--);
-          return stream;
-        };
-        const list = this.#http2.get(host.key, tkey) ?? [];
-        list.push(entry);
-        this.#http2.set(host.key, tkey, list);
-        // A session's timeout cannot exceed node:timers' 24.8 days: a longer idle_timeout is cut to that.
-        if (c.idleTimeoutMs > 0) session.setTimeout(Math.min(c.idleTimeoutMs, TIMEOUT_MAX_MS), () => entry.active === 0 && session.close());
-        resolve(session);
-      });
-      session.once('goaway', () => (entry.draining = true));
-      session.once('close', () => {
-        timer.clear();
-        releaseCx();
-        if (connected) t.closed();
-        const list = this.#http2.get(host.key, tkey);
-        if (list) {
-          const i = list.indexOf(entry);
-          if (i >= 0) list.splice(i, 1);
-          if (list.length === 0) this.#http2.delete(host.key, tkey);
-        }
-      });
+    socket.setNoDelay(true);
+    const session = new H2ClientSession(
+      socket,
+      {
+        initialWindowSize: Limits.http2InitialStreamWindowSize,
+        connectionWindowSize: Limits.http2InitialConnectionWindowSize,
+        maxHeaderListSize: Math.max(65535, Limits.maxRequestHeadersKb * 1024 * 2),
+      },
+      { onCodecEvent: (e) => this.#h2CodecEvent(e), onGoaway: () => log.debug(`http2 session to ${host.key} (cluster ${c.name}): GOAWAY`) },
+    );
+    const entry: H2Entry = { session };
+    const list = this.#http2.get(host.key, tkey) ?? [];
+    list.push(entry);
+    this.#http2.set(host.key, tkey, list);
+    // An idle session closes after idle_timeout (node:timers' limit of 24.8 days caps a longer one).
+    if (c.idleTimeoutMs > 0) socket.setTimeout(Math.min(c.idleTimeoutMs, TIMEOUT_MAX_MS), () => session.active === 0 && session.close());
+    socket.on('error', (err) => log.debug(`http2 session to ${host.key} (cluster ${c.name}): ${err.message}`));
+    socket.once('close', () => {
+      this.#breakers.connections.release();
+      t.closed();
+      const l = this.#http2.get(host.key, tkey);
+      if (!l) return;
+      const i = l.indexOf(entry);
+      if (i >= 0) l.splice(i, 1);
+      if (l.length === 0) this.#http2.delete(host.key, tkey);
     });
+    return session;
+  }
+
+  /** Envoy's upstream codec stats: cluster.<name>.http2.<event>. */
+  #h2CodecEvent(e: H2CodecEvent): void {
+    this.#stats.http2Codec(e).inc();
   }
 
   connect(host: Host, transport?: UpstreamTransportOptions): Promise<net.Socket> {
@@ -349,18 +299,18 @@ async function closePool(pool: Http1Pool, deadline: Promise<void>): Promise<void
   if (r === 'timeout') await pool.destroy().catch(() => {});
 }
 
-function closeSession(s: http2.ClientHttp2Session, deadline: Promise<void>): Promise<void> {
-  if (s.destroyed) return Promise.resolve();
+/** GOAWAY: the session's streams finish, then it closes; at `deadline` it is destroyed. */
+function closeSession(s: H2ClientSession, deadline: Promise<void>): Promise<void> {
+  if (s.socket.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     let done = false;
-    const finish = (): void => {
+    s.socket.once('close', () => {
       done = true;
       resolve();
-    };
+    });
     void deadline.then(() => {
       if (!done) s.destroy();
     });
-    s.close(finish);
-    s.once('close', finish);
+    s.close();
   });
 }

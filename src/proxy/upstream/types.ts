@@ -4,7 +4,7 @@
 import type { ExtensionSpec } from '../../filters/registry.ts';
 import type { Http1Pool } from './http1-pool.ts';
 import type { Socket } from 'node:net';
-import type { ClientHttp2Session } from 'node:http2';
+import type { H2ClientSession } from '../http/h2/client-session.ts';
 import type { StatsStore } from '../stats.ts';
 import type { CircuitBreakersConfig } from './circuit-breakers-config.ts';
 import type { OutlierDetectionConfig } from './outlier/config.ts';
@@ -129,11 +129,11 @@ export interface Cluster {
    */
   http1Pool(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Http1Pool;
   /**
-   * An HTTP/2 session to a host from this worker's session pool (node:http2, h2c prior knowledge or
+   * An HTTP/2 session to a host from this worker's session pool (legate's HTTP/2 client, h2c prior knowledge or
    * over the host's TLS transport socket; a new session when the current one is closing or at max
    * concurrent streams). Rejects with a ProxyError (connect failure/timeout, TLS handshake failure).
    */
-  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Promise<ClientHttp2Session>;
+  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Promise<H2ClientSession>;
   /**
    * Opens a connection to a host (TCP, then TLS when the host's transport socket says so), honouring
    * connect_timeout for both (tcp_proxy). Rejects with a ProxyError.

@@ -5,7 +5,8 @@
 // or DEADLINE_EXCEEDED (4). cancel() resets the stream and reports nothing more; close() ends the
 // local side (a stream's last message), as Envoy's close does.
 
-import type { ClientHttp2Stream } from 'node:http2';
+import type { H2ClientSession, H2ClientStream, H2ResponseSink } from '../http/h2/client-session.ts';
+import { ErrorCode as H2Error } from '../http/h2/frames.ts';
 import { Status } from './abi.ts';
 import type { Pairs } from './pairs.ts';
 import type { ClusterManager } from '../upstream/types.ts';
@@ -39,6 +40,7 @@ export interface GrpcHandle {
 }
 
 const UNAVAILABLE = 14;
+const EMPTY = Buffer.alloc(0);
 const DEADLINE_EXCEEDED = 4;
 
 function frame(message: Buffer): Buffer {
@@ -49,13 +51,20 @@ function frame(message: Buffer): Buffer {
   return out;
 }
 
-function metadataOf(h: Record<string, unknown>, skip: ReadonlySet<string>): Pairs {
+/** A header list ([name, value, …]) as metadata: pseudo-headers and `skip` left out. */
+function metadataOf(raw: readonly string[], skip: ReadonlySet<string>): Pairs {
   const out: Pairs = [];
-  for (const [k, v] of Object.entries(h)) {
-    if (k.startsWith(':') || skip.has(k) || v === undefined) continue;
-    for (const x of Array.isArray(v) ? v : [v]) out.push([k, String(x)]);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.charCodeAt(0) !== 58 && !skip.has(k)) out.push([k, raw[i + 1]!]);
   }
   return out;
+}
+
+/** The value of `name` in a header list, or undefined. */
+function field(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
+  return undefined;
 }
 
 const RESPONSE_SKIP: ReadonlySet<string> = new Set(['content-type', 'grpc-status', 'grpc-message', 'grpc-encoding', 'grpc-accept-encoding']);
@@ -64,7 +73,8 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
   const cluster = cm.get(req.cluster);
   if (!cluster) return { status: Status.PARSE_FAILURE };
   const host = cluster.chooseHost({ hashKey: undefined });
-  let stream: ClientHttp2Stream | undefined;
+  let session: H2ClientSession | undefined;
+  let stream: H2ClientStream | undefined;
   let done = false;
   let cancelled = false;
   let pending: Array<{ m: Buffer | undefined; end: boolean }> = [];
@@ -75,62 +85,68 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
     timer?.clear();
     if (!cancelled) ev.onClose(status, message);
   };
+  const reset = (): void => {
+    if (session && stream && !stream.closed) session.resetStream(stream, H2Error.CANCEL);
+  };
   if (req.timeoutMs > 0) {
     timer = setLongTimeout(() => {
-      stream?.close();
+      reset();
       finish(DEADLINE_EXCEEDED, 'timeout');
     }, req.timeoutMs);
     timer.unref();
   }
+  let buf: Buffer = Buffer.alloc(0);
+  let trailersOnly = false;
+  const sink: H2ResponseSink = {
+    headers: (raw, end) => {
+      const status = field(raw, 'grpc-status');
+      if (status !== undefined) {
+        trailersOnly = true;
+        ev.onInitialMetadata([]);
+        ev.onTrailingMetadata(metadataOf(raw, RESPONSE_SKIP));
+        finish(Number(status), grpcPercentDecode(field(raw, 'grpc-message') ?? ''));
+        return;
+      }
+      if (!done && !cancelled) ev.onInitialMetadata(metadataOf(raw, RESPONSE_SKIP));
+      if (end) finish(UNAVAILABLE, 'stream ended without trailers');
+    },
+    data: (d, end) => {
+      buf = buf.length > 0 ? Buffer.concat([buf, d]) : d;
+      while (buf.length >= 5) {
+        const len = buf.readUInt32BE(1);
+        if (buf.length < 5 + len) break;
+        const m = buf.subarray(5, 5 + len);
+        buf = buf.subarray(5 + len);
+        if (!done && !cancelled) ev.onMessage(Buffer.from(m));
+      }
+      if (end) finish(UNAVAILABLE, 'stream ended without trailers');
+    },
+    trailers: (raw) => {
+      if (trailersOnly || done) return;
+      ev.onTrailingMetadata(metadataOf(raw, RESPONSE_SKIP));
+      finish(Number(field(raw, 'grpc-status') ?? 2), grpcPercentDecode(field(raw, 'grpc-message') ?? ''));
+    },
+    streamReset: (reason) => finish(UNAVAILABLE, reason),
+    writable: () => {},
+  };
+  const send = (m: Buffer | undefined, end: boolean): void => {
+    if (session && stream) session.sendData(stream, m === undefined ? EMPTY : frame(m), end);
+  };
   if (!host) {
     setImmediate(() => finish(UNAVAILABLE, 'no healthy upstream'));
   } else {
     cluster.http2Session(host).then(
-      (session) => {
+      (s) => {
         if (done) return;
-        const headers: Record<string, string> = { ':method': 'POST', ':path': `/${req.service}/${req.method}`, ':authority': req.authority ?? req.cluster, ':scheme': 'http', 'content-type': 'application/grpc', te: 'trailers' };
-        if (req.timeoutMs > 0) headers['grpc-timeout'] = `${req.timeoutMs}m`;
-        for (const [k, v] of req.metadata) headers[k.toLowerCase()] = v;
-        const s = session.request(headers, { endStream: false });
-        stream = s;
-        let buf: Buffer = Buffer.alloc(0);
-        let trailersOnly = false;
-        s.on('response', (h) => {
-          if (h['grpc-status'] !== undefined) {
-            trailersOnly = true;
-            ev.onInitialMetadata([]);
-            ev.onTrailingMetadata(metadataOf(h, RESPONSE_SKIP));
-            finish(Number(h['grpc-status']), grpcPercentDecode(String(h['grpc-message'] ?? '')));
-            return;
-          }
-          if (!done && !cancelled) ev.onInitialMetadata(metadataOf(h, RESPONSE_SKIP));
-        });
-        s.on('data', (d: Buffer) => {
-          buf = buf.length > 0 ? Buffer.concat([buf, d]) : d;
-          while (buf.length >= 5) {
-            const len = buf.readUInt32BE(1);
-            if (buf.length < 5 + len) break;
-            const m = buf.subarray(5, 5 + len);
-            buf = buf.subarray(5 + len);
-            if (!done && !cancelled) ev.onMessage(Buffer.from(m));
-          }
-        });
-        s.on('trailers', (t) => {
-          if (trailersOnly || done) return;
-          ev.onTrailingMetadata(metadataOf(t, RESPONSE_SKIP));
-          finish(Number(t['grpc-status'] ?? 2), grpcPercentDecode(String(t['grpc-message'] ?? '')));
-        });
-        s.on('close', () => finish(UNAVAILABLE, `stream closed (${s.rstCode})`));
-        s.on('error', (e) => finish(UNAVAILABLE, e.message));
-        if (req.message !== undefined) s.end(frame(req.message));
-        else {
-          for (const p of pending) {
-            if (p.m === undefined) s.end();
-            else if (p.end) s.end(frame(p.m));
-            else s.write(frame(p.m));
-          }
-          pending = [];
-        }
+        const head = [':method', 'POST', ':scheme', 'http', ':authority', req.authority ?? req.cluster, ':path', `/${req.service}/${req.method}`, 'content-type', 'application/grpc', 'te', 'trailers'];
+        if (req.timeoutMs > 0) head.push('grpc-timeout', `${req.timeoutMs}m`);
+        for (const [k, v] of req.metadata) head.push(k.toLowerCase(), v);
+        stream = s.request(head, false, sink);
+        if (!stream) return finish(UNAVAILABLE, 'session closed');
+        session = s;
+        if (req.message !== undefined) send(req.message, true);
+        else for (const p of pending) send(p.m, p.end);
+        pending = [];
       },
       (e: unknown) => finish(UNAVAILABLE, e instanceof Error ? e.message : String(e)),
     );
@@ -139,19 +155,18 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
     send: (m, end) => {
       if (done || req.message !== undefined) return Status.NOT_FOUND;
       if (!stream) pending.push({ m, end });
-      else if (end) stream.end(frame(m));
-      else stream.write(frame(m));
+      else send(m, end);
       return Status.OK;
     },
     cancel: () => {
       cancelled = true;
-      stream?.close(8 /* CANCEL */);
+      reset();
       finish(1, 'cancelled');
     },
     close: () => {
       if (req.message !== undefined) return handle.cancel();
-      if (stream && !stream.writableEnded) stream.end();
-      else if (!stream) pending.push({ m: undefined, end: true });
+      if (!stream) pending.push({ m: undefined, end: true });
+      else if (!stream.queueEnd && !stream.localEnded) send(undefined, true);
     },
   };
   return { status: Status.OK, handle };

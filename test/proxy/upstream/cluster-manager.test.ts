@@ -159,11 +159,20 @@ test('http1Pool: connection refused → retryable ProxyError (UF) and upstream_c
 async function h2Get(c: Cluster, path: string): Promise<string> {
   const host = c.chooseHost({ hashKey: undefined })!;
   const session = await c.http2Session(host);
-  const stream = session.request({ ':path': path });
-  stream.setEncoding('utf8');
   let body = '';
-  stream.on('data', (d: string) => (body += d));
-  await once(stream, 'end');
+  await new Promise<void>((resolve, reject) => {
+    const stream = session.request([':method', 'GET', ':scheme', 'http', ':authority', 'test', ':path', path], true, {
+      headers: (_raw, end) => end && resolve(),
+      data: (d, end) => {
+        body += d.toString('utf8');
+        if (end) resolve();
+      },
+      trailers: () => resolve(),
+      streamReset: (reason) => reject(new Error(reason)),
+      writable: () => {},
+    });
+    if (!stream) reject(new Error('session closed'));
+  });
   return body;
 }
 

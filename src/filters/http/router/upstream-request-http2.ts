@@ -1,24 +1,28 @@
-// One HTTP/2 (h2c) upstream request on a session from the cluster's pool, streamed both ways with
-// HTTP/2 flow control, trailers both ways. Failure: session connect → UF; RST_STREAM → UR;
-// session gone (GOAWAY, socket closed) → UC.
+// One HTTP/2 upstream request on a session from the cluster's pool (legate's own client,
+// proxy/http/h2/client-session.ts), streamed both ways with HTTP/2 flow control, trailers both
+// ways. Failure: session connect → UF; RST_STREAM → UR (REFUSED_STREAM, or a stream the server's
+// GOAWAY did not process, is retryable); session gone (GOAWAY, socket closed) → UC.
 
-import { constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { TLSSocket } from 'node:tls';
 import { HeaderMap } from '../../../proxy/http/headers.ts';
+import { ErrorCode as H2Error } from '../../../proxy/http/h2/frames.ts';
+import type { H2ClientSession, H2ClientStream, H2ResponseSink } from '../../../proxy/http/h2/client-session.ts';
 import { ErrorCode, ProxyError, ResponseFlag } from '../../../proxy/errors.ts';
 import { upstreamTlsInfo } from '../../../proxy/upstream/upstream-tls.ts';
-import { EMPTY, responseHeaderMap, skipRequestHeader, type UpstreamRequest, type UpstreamSink } from './upstream-request.ts';
+import { EMPTY, HOP_BY_HOP, skipRequestHeader, type UpstreamRequest, type UpstreamSink } from './upstream-request.ts';
 
 const PENDING_HIGH_WATER_MARK = 64 * 1024; // bytes queued while the session connects before the downstream is paused
 
-function resetError(rstCode: number | undefined, sessionGone: boolean, cause?: unknown): ProxyError {
-  if (sessionGone) {
-    return new ProxyError(ErrorCode.UPSTREAM_RESET, 'upstream connection termination', { source: 'upstream', retryable: true, flag: ResponseFlag.UpstreamConnectionTermination, cause });
+/** Why the stream ended early: `code` is the RST_STREAM code, undefined when the connection went. */
+function resetError(code: number | undefined, reason: string): ProxyError {
+  if (code === undefined) {
+    return new ProxyError(ErrorCode.UPSTREAM_RESET, 'upstream connection termination', { source: 'upstream', retryable: true, flag: ResponseFlag.UpstreamConnectionTermination });
   }
-  return new ProxyError(ErrorCode.UPSTREAM_RESET, `upstream remote reset (code ${rstCode ?? 'unknown'})`, {
+  return new ProxyError(ErrorCode.UPSTREAM_RESET, `upstream remote reset (code ${code})`, {
     source: 'upstream',
-    retryable: rstCode === h2.NGHTTP2_REFUSED_STREAM,
+    retryable: code === H2Error.REFUSED_STREAM,
     flag: ResponseFlag.UpstreamRemoteReset,
-    cause,
+    cause: new Error(reason),
   });
 }
 
@@ -28,36 +32,51 @@ function requestScheme(headers: HeaderMap): string {
   return s === 'https' || s === 'http' ? s : 'http';
 }
 
-function toH2Headers(headers: HeaderMap): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {
-    ':method': headers.get(':method') ?? 'GET',
-    ':path': headers.get(':path') ?? '/',
-    ':scheme': requestScheme(headers),
-    ':authority': headers.get(':authority') ?? headers.get('host') ?? '',
-  };
+/** Index of `:scheme`'s value in the request head below. */
+const SCHEME_AT = 3;
+
+/** The request head as the session sends it: pseudo-headers first, then what the router forwards. */
+function requestHead(headers: HeaderMap): string[] {
+  const out = [':method', headers.get(':method') ?? 'GET', ':scheme', requestScheme(headers), ':authority', headers.get(':authority') ?? headers.get('host') ?? '', ':path', headers.get(':path') ?? '/'];
   headers.forEach((k, v) => {
     if (skipRequestHeader(k) && !(k === 'te' && v === 'trailers')) return;
-    const prev = out[k];
-    if (prev === undefined) out[k] = v;
-    else if (Array.isArray(prev)) prev.push(v);
-    else out[k] = [String(prev), v];
+    out.push(k, v);
   });
   return out;
 }
 
-class Http2UpstreamRequest implements UpstreamRequest {
+/** A response head or trailers from the session ([name, value, …], checked by it) as a HeaderMap: `:status` kept, other pseudo-headers and hop-by-hop fields dropped. */
+export function upstreamHeaderMap(raw: readonly string[]): HeaderMap {
+  const map = new HeaderMap();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!;
+    if ((k.charCodeAt(0) === 58 && k !== ':status') || HOP_BY_HOP.has(k)) continue;
+    map.add(k, raw[i + 1]!);
+  }
+  return map;
+}
+
+/** Trailers as the session sends them. */
+function trailerList(t: HeaderMap): string[] {
+  const out: string[] = [];
+  t.forEach((k, v) => {
+    if (k.charCodeAt(0) !== 58) out.push(k, v);
+  });
+  return out;
+}
+
+class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
   readonly #sink: UpstreamSink;
-  #stream: ClientHttp2Stream | undefined;
-  /** Request body queued while the session connects; trailers at the end, if any. */
+  #session: H2ClientSession | undefined;
+  #stream: H2ClientStream | undefined;
+  /** Request body queued while the session connects. */
   #pending: Buffer[] | undefined = [];
   #pendingBytes = 0;
   #pendingBlocked = false;
-  /** stream.write() returned false and no drain yet: the router was told once. */
+  /** sendData() returned false and no writable() yet: the router was told once. */
   #writeBlocked = false;
   #requestEnded = false;
   #trailers: HeaderMap | undefined;
-  #responseStarted = false;
-  #responseTrailers: HeaderMap | undefined;
   #done = false;
   #paused = false;
 
@@ -65,13 +84,13 @@ class Http2UpstreamRequest implements UpstreamRequest {
     this.#sink = sink;
   }
 
-  start(sessionPromise: Promise<ClientHttp2Session>, headers: OutgoingHttpHeaders, endStream: boolean, schemeMatchUpstream: boolean): void {
+  start(sessionPromise: Promise<H2ClientSession>, head: string[], endStream: boolean, schemeMatchUpstream: boolean): void {
     if (endStream) this.#requestEnded = true;
     sessionPromise.then(
       (session) => {
         // scheme_header_transformation.match_upstream: https over TLS, http otherwise.
-        if (schemeMatchUpstream) headers[':scheme'] = session.encrypted === true ? 'https' : 'http';
-        this.#open(session, headers);
+        if (schemeMatchUpstream) head[SCHEME_AT] = session.socket instanceof TLSSocket ? 'https' : 'http';
+        this.#open(session, head);
       },
       (err: unknown) => {
         if (this.#done) return;
@@ -85,86 +104,73 @@ class Http2UpstreamRequest implements UpstreamRequest {
     );
   }
 
-  #open(session: ClientHttp2Session, headers: OutgoingHttpHeaders): void {
+  #open(session: H2ClientSession, head: string[]): void {
     if (this.#done) return;
     if (this.#sink.onUpstreamReady?.() === false) {
       this.#done = true;
       return;
     }
-    const tls = upstreamTlsInfo(session);
+    const tls = upstreamTlsInfo(session.socket);
     if (tls) this.#sink.onUpstreamTls?.(tls);
     const pending = this.#pending ?? [];
     this.#pending = undefined;
     const endNow = this.#requestEnded && pending.length === 0 && this.#trailers === undefined;
-    let stream: ClientHttp2Stream;
-    try {
-      stream = session.request(headers, { endStream: endNow, waitForTrailers: !endNow });
-    } catch (err) {
+    const stream = session.request(head, endNow, this);
+    if (!stream) {
       this.#done = true;
-      this.#sink.onUpstreamError(resetError(undefined, true, err));
+      this.#sink.onUpstreamError(resetError(undefined, 'session closed'));
       return;
     }
+    this.#session = session;
     this.#stream = stream;
-    stream.on('response', (h: IncomingHttpHeaders, flags: number) => this.#onResponse(h, flags));
-    stream.on('data', (chunk: Buffer) => {
-      if (!this.#done) this.#sink.onUpstreamData(chunk, false);
-    });
-    stream.on('trailers', (t: IncomingHttpHeaders) => {
-      this.#responseTrailers = responseHeaderMap(new HeaderMap(), t, false);
-    });
-    stream.on('end', () => this.#onEnd());
-    stream.on('wantTrailers', () => {
-      const t = this.#trailers;
-      // Empty trailers make node:http2 send an empty DATA frame with END_STREAM.
-      stream.sendTrailers(t ? (t.toObject() as OutgoingHttpHeaders) : {});
-    });
-    stream.on('drain', () => {
-      if (!this.#writeBlocked) return;
-      this.#writeBlocked = false;
-      if (!this.#done) this.#sink.onUpstreamWritable(true);
-    });
-    stream.on('error', () => {}); // 'close' reports it
-    stream.on('close', () => this.#onClose(session));
-    if (this.#paused) stream.pause();
-    for (const chunk of pending) stream.write(chunk);
-    if (!endNow && this.#requestEnded) stream.end();
+    if (this.#paused) session.setPaused(stream, true);
+    for (let i = 0; i < pending.length; i++) {
+      const last = i === pending.length - 1 && this.#requestEnded && this.#trailers === undefined;
+      session.sendData(stream, pending[i]!, last);
+    }
+    if (this.#trailers) session.sendTrailers(stream, trailerList(this.#trailers));
+    else if (this.#requestEnded && !endNow && pending.length === 0) session.sendData(stream, EMPTY, true);
     if (this.#pendingBlocked) {
       this.#pendingBlocked = false;
       this.#sink.onUpstreamWritable(true);
     }
   }
 
-  #onResponse(h: IncomingHttpHeaders, flags: number): void {
+  // ---- H2ResponseSink: the response, from the session ----
+
+  headers(raw: string[], end: boolean): void {
     if (this.#done) return;
-    const status = Number(h[':status']);
-    const map = new HeaderMap();
-    map.add(':status', String(status));
-    responseHeaderMap(map, h, false);
-    this.#responseStarted = true;
-    const end = (flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
     if (end) this.#done = true;
-    this.#sink.onUpstreamHeaders(map, end);
+    this.#sink.onUpstreamHeaders(upstreamHeaderMap(raw), end);
   }
 
-  #onEnd(): void {
+  data(chunk: Buffer, end: boolean): void {
     if (this.#done) return;
-    if (!this.#responseStarted) return; // 'close' reports the reset
-    this.#done = true;
-    if (this.#responseTrailers) this.#sink.onUpstreamTrailers(this.#responseTrailers);
-    else this.#sink.onUpstreamData(EMPTY, true);
+    if (end) this.#done = true;
+    this.#sink.onUpstreamData(chunk, end);
   }
 
-  #onClose(session: ClientHttp2Session): void {
+  trailers(raw: string[]): void {
     if (this.#done) return;
-    const stream = this.#stream;
-    // A response that ended cleanly emits 'end' before 'close'; a trailers-only response may not.
-    if (this.#responseStarted && stream && stream.rstCode === h2.NGHTTP2_NO_ERROR && this.#responseTrailers) {
-      this.#onEnd();
-      return;
-    }
     this.#done = true;
-    this.#sink.onUpstreamError(resetError(stream?.rstCode, session.destroyed || session.closed));
+    this.#sink.onUpstreamTrailers(upstreamHeaderMap(raw));
   }
+
+  streamReset(reason: string, code?: number, local?: boolean): void {
+    if (this.#done) return;
+    this.#done = true;
+    // A reset of this side's own (a malformed response, a flow-control breach) is a protocol error upstream: not retried.
+    if (local) this.#sink.onUpstreamError(new ProxyError(ErrorCode.UPSTREAM_PROTOCOL_ERROR, `upstream protocol error: ${reason}`, { source: 'upstream', retryable: false, flag: ResponseFlag.UpstreamProtocolError }));
+    else this.#sink.onUpstreamError(resetError(code, reason));
+  }
+
+  writable(): void {
+    if (!this.#writeBlocked) return;
+    this.#writeBlocked = false;
+    if (!this.#done) this.#sink.onUpstreamWritable(true);
+  }
+
+  // ---- UpstreamRequest: the router's side ----
 
   sendData(data: Buffer, endStream: boolean): void {
     if (this.#done || this.#requestEnded) return;
@@ -181,44 +187,40 @@ class Http2UpstreamRequest implements UpstreamRequest {
       }
       return;
     }
-    if (stream.destroyed) return;
     // One signal per crossing of the watermark (the stream counts read-disables, as Envoy does).
-    if (data.length > 0 && !stream.write(data) && !this.#writeBlocked) {
+    if (!this.#session!.sendData(stream, data, endStream) && !this.#writeBlocked) {
       this.#writeBlocked = true;
       this.#sink.onUpstreamWritable(false);
     }
-    if (endStream) stream.end();
   }
 
   sendTrailers(trailers: HeaderMap): void {
     if (this.#done || this.#requestEnded) return;
     this.#trailers = trailers;
     this.#requestEnded = true;
-    const stream = this.#stream;
-    if (stream && !stream.destroyed) stream.end();
+    if (this.#stream) this.#session!.sendTrailers(this.#stream, trailerList(trailers));
   }
 
   pauseResponse(): void {
     this.#paused = true;
-    this.#stream?.pause();
+    if (this.#stream) this.#session!.setPaused(this.#stream, true);
   }
 
   resumeResponse(): void {
     this.#paused = false;
-    this.#stream?.resume();
+    if (this.#stream) this.#session!.setPaused(this.#stream, false);
   }
 
   abort(): void {
     if (this.#done) return;
     this.#done = true;
-    const s = this.#stream;
-    if (s && !s.destroyed) s.close(h2.NGHTTP2_CANCEL);
+    if (this.#stream) this.#session!.resetStream(this.#stream, H2Error.CANCEL);
   }
 }
 
 /** Starts a request on an HTTP/2 session (resolved by the cluster's session pool). */
-export function startHttp2Request(session: Promise<ClientHttp2Session>, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, schemeMatchUpstream = false): UpstreamRequest {
+export function startHttp2Request(session: Promise<H2ClientSession>, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, schemeMatchUpstream = false): UpstreamRequest {
   const req = new Http2UpstreamRequest(sink);
-  req.start(session, toH2Headers(headers), endStream, schemeMatchUpstream);
+  req.start(session, requestHead(headers), endStream, schemeMatchUpstream);
   return req;
 }

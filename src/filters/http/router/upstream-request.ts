@@ -1,5 +1,5 @@
 // The contract between the router and one upstream request (HTTP/1.1 over Http1Pool, HTTP/2 over
-// node:http2), and the header rules both share. An upstream request reports failure once, as a
+// legate's HTTP/2 client session), and the header rules both share. An upstream request reports failure once, as a
 // ProxyError whose code/flag/retryable tell the router what happened; it never throws into the router.
 
 import type { Duplex } from 'node:stream';
@@ -51,16 +51,4 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-aliv
 /** Request headers the router never forwards: hop-by-hop, `host` (`:authority` is used) and `expect` (100-continue is answered downstream). */
 export function skipRequestHeader(name: string): boolean {
   return name.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(name) || name === 'host' || name === 'expect';
-}
-
-/** Node-style header object (node:http2) → HeaderMap after `:status`; hop-by-hop headers dropped unless `keepHopByHop` (101 responses). */
-export function responseHeaderMap(map: HeaderMap, headers: Record<string, string | string[] | number | undefined>, keepHopByHop: boolean): HeaderMap {
-  for (const k in headers) {
-    if (k.charCodeAt(0) === 58 || (!keepHopByHop && HOP_BY_HOP.has(k))) continue;
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) map.add(k, x);
-    else map.add(k, typeof v === 'string' ? v : String(v));
-  }
-  return map;
 }

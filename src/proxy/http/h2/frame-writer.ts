@@ -1,4 +1,4 @@
-// The output side of legate's HTTP/2 connection (server-session.ts): frames queued during one turn
+// The output side of legate's HTTP/2 connection (session.ts): frames queued during one turn
 // of the event loop go to the socket in one write at its end (setImmediate, as node:http2 batches
 // through nghttp2), straight to the socket's libuv handle when it is plain TCP (direct-write.ts).
 

@@ -11,7 +11,7 @@ import type { H2RequestSink } from '../codec-http2.ts';
 import { h2UpgradeResponse, rawResponseHeaders } from '../codec-http2.ts';
 import { ErrorCode } from './frames.ts';
 import type { H2ServerSession } from './server-session.ts';
-import type { H2ServerStream, H2StreamSink } from './server-stream.ts';
+import type { H2Stream, H2StreamSink } from './stream.ts';
 import { checkResponse } from './validate.ts';
 import { H2Tunnel } from './tunnel.ts';
 
@@ -20,7 +20,7 @@ const EMPTY = Buffer.alloc(0);
 export class H2StreamEncoder implements ResponseEncoder, H2StreamSink {
   readonly protocol = 'HTTP/2' as const;
   readonly #session: H2ServerSession;
-  readonly #stream: H2ServerStream;
+  readonly #stream: H2Stream;
   #sink: H2RequestSink | undefined;
   /** This side reset the stream: the session's reset notice is not passed back. */
   #resetHere = false;
@@ -29,7 +29,7 @@ export class H2StreamEncoder implements ResponseEncoder, H2StreamSink {
   #tunnel: H2Tunnel | undefined;
   onWritable: ((writable: boolean) => void) | undefined = undefined;
 
-  constructor(session: H2ServerSession, stream: H2ServerStream) {
+  constructor(session: H2ServerSession, stream: H2Stream) {
     this.#session = session;
     this.#stream = stream;
     stream.sink = this;

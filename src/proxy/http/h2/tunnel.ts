@@ -6,17 +6,17 @@
 import { Duplex } from 'node:stream';
 import { ErrorCode } from './frames.ts';
 import type { H2ServerSession } from './server-session.ts';
-import type { H2ServerStream } from './server-stream.ts';
+import type { H2Stream } from './stream.ts';
 
 const EMPTY = Buffer.alloc(0);
 
 export class H2Tunnel extends Duplex {
   readonly #session: H2ServerSession;
-  readonly #stream: H2ServerStream;
+  readonly #stream: H2Stream;
   /** A write the stream could not take at once: its callback waits for writable(). */
   #waiting: ((err?: Error | null) => void) | undefined;
 
-  constructor(session: H2ServerSession, stream: H2ServerStream) {
+  constructor(session: H2ServerSession, stream: H2Stream) {
     super({ allowHalfOpen: true });
     this.#session = session;
     this.#stream = stream;

@@ -110,3 +110,42 @@ export function checkResponse(raw: readonly string[], checkChars: boolean): stri
   }
   return undefined;
 }
+
+export interface ResponseHeadCheck {
+  /** Why the response head is malformed, or undefined. */
+  readonly error: string | undefined;
+  readonly status: number;
+  /** The response's content-length, or -1. */
+  readonly contentLength: number;
+}
+
+/** Checks a response head from an upstream ([name, value, …]) as nghttp2's client does: one valid `:status` first, no other pseudo-header. */
+export function checkResponseHead(raw: readonly string[]): ResponseHeadCheck {
+  let status = -1;
+  let contentLength = -1;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    const v = raw[i + 1]!;
+    if (!validValue(v)) return badHead(`invalid value for ${n}`);
+    if (n === ':status') {
+      if (i !== 0 || !/^[1-9][0-9]{2}$/.test(v)) return badHead(i !== 0 ? ':status not first' : 'invalid :status');
+      status = Number(v);
+      continue;
+    }
+    if (n.charCodeAt(0) === 58) return badHead(`pseudo-header ${n} in a response`);
+    if (!validName(n)) return badHead('invalid header name');
+    if (CONNECTION_SPECIFIC.has(n)) return badHead(`connection-specific header ${n}`);
+    if (n === 'content-length') {
+      if (!/^[0-9]{1,15}$/.test(v)) return badHead('invalid content-length');
+      const len = Number(v);
+      if (contentLength !== -1 && contentLength !== len) return badHead('conflicting content-length');
+      contentLength = len;
+    }
+  }
+  if (status < 0) return badHead('missing :status');
+  return { error: undefined, status, contentLength };
+}
+
+function badHead(error: string): ResponseHeadCheck {
+  return { error, status: 0, contentLength: -1 };
+}

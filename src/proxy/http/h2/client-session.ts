@@ -1,0 +1,135 @@
+// legate's HTTP/2 client connection, for upstream HTTP/2 (gRPC clusters, http2_protocol_options):
+// this side opens streams (odd ids) with its request's HEADERS, reads the response's head (1xx
+// skipped, checked as nghttp2's client checks it), body and trailers through the stream's sink,
+// and stops opening streams at the server's GOAWAY, whose unprocessed streams are reset with
+// REFUSED_STREAM (safe to retry: the server never saw them). The frames, windows and batching are
+// the shared session's (session.ts).
+
+import type { Socket } from 'node:net';
+import { ErrorCode, PREFACE, Setting, settingsFrame } from './frames.ts';
+import { ConnectionError, H2Session, type H2CodecEvent, type H2ConnectionOptions, type HeaderBlock } from './session.ts';
+import { H2Stream, type H2StreamSink } from './stream.ts';
+import { checkResponseHead, checkTrailers } from './validate.ts';
+
+/** Where a client stream's response goes. */
+export interface H2ResponseSink extends H2StreamSink {
+  /** The final response head ([name, value, …], `:status` first); `end`: no body follows. */
+  headers(raw: string[], end: boolean): void;
+}
+
+export class H2ClientStream extends H2Stream<H2ResponseSink> {
+  /** The final response head arrived (DATA before it is a stream error). */
+  responded = false;
+  /** A HEAD request: the response's content-length describes no body. */
+  head = false;
+}
+
+export interface H2ClientEvents {
+  onCodecEvent(event: H2CodecEvent): void;
+  /** The server sent GOAWAY: no new streams here. */
+  onGoaway(): void;
+}
+
+export class H2ClientSession extends H2Session<H2ClientStream> {
+  readonly #opts: H2ConnectionOptions;
+  readonly #onGoaway: () => void;
+  #nextId = 1;
+
+  constructor(socket: Socket, opts: H2ConnectionOptions, events: H2ClientEvents) {
+    const settings = settingsFrame([
+      [Setting.ENABLE_PUSH, 0],
+      [Setting.INITIAL_WINDOW_SIZE, opts.initialWindowSize],
+      [Setting.MAX_HEADER_LIST_SIZE, opts.maxHeaderListSize],
+    ]);
+    super(socket, opts, (e) => events.onCodecEvent(e), settings, undefined, PREFACE);
+    this.#opts = opts;
+    this.#onGoaway = events.onGoaway;
+  }
+
+  /** Streams this side may still open on the connection (the server's limit, and stream ids left). */
+  get capacity(): number {
+    if (this.closed || this.#nextId > 0x7fffffff) return 0;
+    return Math.min(this.peerMaxConcurrentStreams, (0x7fffffff - this.#nextId) / 2 + 1) - this.active;
+  }
+
+  /** Opens a stream with the request head `raw` ([name, value, …], pseudo-headers first); `end`: no body follows. Undefined once closed. */
+  request(raw: readonly string[], end: boolean, sink: H2ResponseSink): H2ClientStream | undefined {
+    if (this.closed || this.#nextId > 0x7fffffff) return undefined;
+    const id = this.#nextId;
+    this.#nextId += 2;
+    this.lastStreamId = id;
+    const s = new H2ClientStream(id, this.peerInitialWindow, this.#opts.initialWindowSize, -1);
+    s.sink = sink;
+    s.head = raw[1] === 'HEAD';
+    this.streams.set(id, s);
+    this.active++;
+    this.sendHeaders(s, raw, end);
+    return s;
+  }
+
+  protected isIdle(id: number): boolean {
+    return (id & 1) === 0 || id >= this.#nextId; // the server opens no streams
+  }
+
+  protected override acceptsData(s: H2ClientStream): boolean {
+    return s.responded;
+  }
+
+  protected onHeaderBlock(id: number, b: HeaderBlock): void {
+    const s = this.streams.get(id);
+    if (!s) {
+      if (this.isIdle(id)) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS on stream ${id}, never opened`);
+      return; // a stream this side reset: the block only updated the table
+    }
+    if (b.tooLarge) {
+      this.codecEvent('header_overflow');
+      return this.reset(s, ErrorCode.INTERNAL_ERROR);
+    }
+    if (s.responded) return this.#onTrailers(s, b.raw, b.end);
+    const check = checkResponseHead(b.raw);
+    if (check.error !== undefined || check.status === 101 || (check.status < 200 && b.end)) {
+      this.codecEvent('rx_messaging_error');
+      return this.reset(s, ErrorCode.PROTOCOL_ERROR);
+    }
+    if (check.status < 200) return; // 1xx: the final head follows
+    s.responded = true;
+    if (!s.head && check.status !== 204 && check.status !== 304) s.contentLength = check.contentLength;
+    if (b.end) {
+      if (s.contentLength > 0) {
+        this.codecEvent('rx_messaging_error');
+        return this.reset(s, ErrorCode.PROTOCOL_ERROR);
+      }
+      s.remoteEnded = true;
+    }
+    s.sink?.headers(b.raw, b.end);
+    if (b.end && s.localEnded) this.closeStream(s);
+  }
+
+  #onTrailers(s: H2ClientStream, raw: string[], end: boolean): void {
+    if (s.remoteEnded) return this.reset(s, ErrorCode.STREAM_CLOSED);
+    if (!end || checkTrailers(raw) !== undefined || (s.contentLength >= 0 && s.received !== s.contentLength)) {
+      this.codecEvent('rx_messaging_error');
+      return this.reset(s, ErrorCode.PROTOCOL_ERROR);
+    }
+    s.remoteEnded = true;
+    this.deliver(s, raw, true);
+    if (s.localEnded) this.closeStream(s);
+  }
+
+  protected onGoaway(lastStreamId: number): void {
+    this.goaway = true;
+    for (const s of [...this.streams.values()]) {
+      if (s.id <= lastStreamId) continue;
+      s.held = undefined;
+      this.closeStream(s);
+      s.sink?.streamReset('not processed before the server sent GOAWAY', ErrorCode.REFUSED_STREAM);
+    }
+    this.#onGoaway();
+    if (this.active === 0) this.finish();
+  }
+
+  /** A client's GOAWAY names the last stream the server opened: none. */
+  protected override goawayLastStreamId(): number {
+    return 0;
+  }
+}
