@@ -140,20 +140,27 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
 
   headers(raw: string[], end: boolean): void {
     if (this.#done) return;
-    if (end) this.#done = true;
+    if (end) this.#responseDone();
     this.#sink.onUpstreamHeaders(upstreamHeaderMap(raw), end);
   }
 
   data(chunk: Buffer, end: boolean): void {
     if (this.#done) return;
-    if (end) this.#done = true;
+    if (end) this.#responseDone();
     this.#sink.onUpstreamData(chunk, end);
   }
 
   trailers(raw: string[]): void {
     if (this.#done) return;
-    this.#done = true;
+    this.#responseDone();
     this.#sink.onUpstreamTrailers(upstreamHeaderMap(raw));
+  }
+
+  /** The response is whole: a request still sending is cut short (RST_STREAM NO_ERROR, as a server does, RFC 9113 §8.1). */
+  #responseDone(): void {
+    this.#done = true;
+    const s = this.#stream;
+    if (s && !s.closed && !s.localEnded) this.#session!.resetStream(s, H2Error.NO_ERROR);
   }
 
   streamReset(reason: string, code?: number, local?: boolean): void {

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clusterRoute, clusterYaml, requestHeaders, route, routerHarness } from './harness.ts';
 import { closedPort, startUpstream } from './upstreams.ts';
+import { F, RawH2, T, block, frame, rstCode } from '../../../helpers/h2-raw.ts';
 import { HeaderMap } from '../../../../src/proxy/http/headers.ts';
 import type { LocalReplyOptions } from '../../../../src/filters/http/filter.ts';
 
@@ -90,6 +91,8 @@ for (const proto of ['http1', 'http2'] as const) {
       assert.equal(s.bodyText, 'partial');
       assert.ok(s.streamInfo.responseFlags.has(h2 ? 'UR' : 'UC'));
       assert.equal(h.counter('cluster.backend.upstream_rq_rx_reset'), 1);
+      // Envoy's upstream codec stat: the RST_STREAM the HTTP/2 client read.
+      if (h2) assert.equal(h.counter('cluster.backend.http2.rx_reset'), 1);
       assert.equal(h.counter('http.ingress_http.rq_reset_after_downstream_response_started'), 1);
       assert.equal(h.gauge('cluster.backend.upstream_rq_active'), 0);
     } finally {
@@ -207,5 +210,32 @@ load_assignment: { cluster_name: empty }`;
     assert.equal(h.counter('http.ingress_http.rq_total'), 5);
   } finally {
     await h.close();
+  }
+});
+
+test('http2 upstream answers before the request ended: the response goes down whole and the upstream stream is reset (NO_ERROR)', TIMEOUT, async () => {
+  // A raw server that answers at once and, unlike nghttp2, never resets the request side itself.
+  let conn: RawH2 | undefined;
+  const up = await RawH2.server((c) => {
+    conn = c;
+    void c.waitFor((f) => f.type === T.HEADERS).then((f) => f && c.send(frame(T.HEADERS, F.END_HEADERS, f.id, block([[':status', '413']])), frame(T.DATA, F.END_STREAM, f.id, Buffer.from('too big'))));
+  });
+  const h = await routerHarness([clusterYaml('backend', up.port, true)]);
+  try {
+    const s = h.stream(clusterRoute({ cluster: 'backend' }));
+    s.filter.onRequestHeaders!(requestHeaders('POST', '/upload'), false);
+    s.filter.onRequestBody!(Buffer.from('first part'), false);
+    await s.ended;
+    assert.equal(s.rec.status, 413);
+    assert.equal(s.bodyText, 'too big');
+    const rst = await conn!.waitFor((f) => f.type === T.RST_STREAM);
+    assert.ok(rst, 'the upstream stream is reset');
+    assert.equal(rstCode(rst), 0, 'NO_ERROR');
+    assert.equal(h.counter('cluster.backend.http2.tx_reset'), 1);
+    assert.equal(h.gauge('cluster.backend.upstream_rq_active'), 0);
+  } finally {
+    await h.close();
+    up.close();
+    conn?.close();
   }
 });
