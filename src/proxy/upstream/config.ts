@@ -9,6 +9,7 @@ import type { HttpProtocolOptions__Output as UpstreamHttpProtocolOptions } from 
 import type { Metadata__Output } from '../../generated/envoy/config/core/v3/Metadata.ts';
 import type { _envoy_config_endpoint_v3_Endpoint_HealthCheckConfig__Output as Endpoint_HealthCheckConfig__Output } from '../../generated/envoy/config/endpoint/v3/Endpoint.ts';
 import type { UpstreamHttpProtocolOptions__Output } from '../../generated/envoy/config/core/v3/UpstreamHttpProtocolOptions.ts';
+import type { Http2ProtocolOptions__Output } from '../../generated/envoy/config/core/v3/Http2ProtocolOptions.ts';
 import { registry, type ParseContext } from '../../filters/registry.ts';
 import { resolveExtension } from '../../config/extension-config.ts';
 import { structToJson } from '../../config/struct-json.ts';
@@ -23,7 +24,7 @@ import { DEFAULT_CIRCUIT_BREAKERS, parseCircuitBreakers } from './circuit-breake
 import { parseOutlierDetection } from './outlier/config.ts';
 import { parseHealthChecks } from './health-check/config.ts';
 export type { ClusterConfig } from './types.ts';
-import type { ClusterConfig, OriginalDstConfig, SourceAddress, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamFilterConfig, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
+import type { ClusterConfig, OriginalDstConfig, SourceAddress, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamFilterConfig, UpstreamHttp2Options, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const MAX_RING_SIZE = 8 * 1024 * 1024; // 8M entries, Envoy's upper bound
@@ -227,6 +228,16 @@ interface ProtocolChoice {
   maxStreamDurationMs: number;
   maxRequestsPerConnection: number;
   upstream: UpstreamHttpProtocolOptionsConfig | undefined;
+  http2: UpstreamHttp2Options;
+}
+
+/** http2_protocol_options of an HTTP/2 cluster (their ranges are checked when the config is decoded): what legate's HTTP/2 client announces and how many streams it opens per connection. */
+function http2Options(o: Http2ProtocolOptions__Output | null | undefined): UpstreamHttp2Options {
+  return {
+    maxConcurrentStreams: wrapped(o?.max_concurrent_streams, Limits.http2MaxConcurrentStreams),
+    initialStreamWindowSize: wrapped(o?.initial_stream_window_size, Limits.http2InitialStreamWindowSize),
+    initialConnectionWindowSize: wrapped(o?.initial_connection_window_size, Limits.http2InitialConnectionWindowSize),
+  };
 }
 
 function upstreamOptions(o: UpstreamHttpProtocolOptions__Output | null | undefined): UpstreamHttpProtocolOptionsConfig | undefined {
@@ -241,6 +252,7 @@ function parseProtocol(c: Cluster__Output, path: string, errors: ConfigError[], 
   let maxRequests = wrapped(c.max_requests_per_connection, 0);
   // The deprecated cluster field, unless HttpProtocolOptions carries its own.
   let upstream = upstreamOptions(c.upstream_http_protocol_options);
+  let h2o: Http2ProtocolOptions__Output | null | undefined = c.http2_protocol_options;
   for (const [key, any] of Object.entries(c.typed_extension_protocol_options)) {
     const kpath = joinPath(path, `typed_extension_protocol_options["${key}"]`);
     if (key !== HTTP_PROTOCOL_OPTIONS && !any.type_url.endsWith(`/${HTTP_PROTOCOL_OPTIONS}`)) {
@@ -261,6 +273,7 @@ function parseProtocol(c: Cluster__Output, path: string, errors: ConfigError[], 
       const which = o.explicit_http_config.protocol_config;
       if (which === 'http3_protocol_options') errors.push({ path: joinPath(kpath, 'explicit_http_config.http3_protocol_options'), reason: 'HTTP/3 upstreams are not supported' });
       protocol = which === 'http2_protocol_options' ? 'http2' : 'http1';
+      if (which === 'http2_protocol_options') h2o = o.explicit_http_config.http2_protocol_options;
     } else if (o.upstream_protocol_options === 'use_downstream_protocol_config') {
       protocol = 'downstream';
     } else if (o.upstream_protocol_options === 'auto_config') {
@@ -275,7 +288,7 @@ function parseProtocol(c: Cluster__Output, path: string, errors: ConfigError[], 
     if (o.upstream_http_protocol_options) upstream = upstreamOptions(o.upstream_http_protocol_options);
   }
   if (common?.max_requests_per_connection) maxRequests = common.max_requests_per_connection.value;
-  return { protocol, idleTimeoutMs: durationMs(common?.idle_timeout, Limits.connectionIdleTimeoutMs), maxStreamDurationMs: durationMs(common?.max_stream_duration, 0), maxRequestsPerConnection: maxRequests, upstream };
+  return { protocol, idleTimeoutMs: durationMs(common?.idle_timeout, Limits.connectionIdleTimeoutMs), maxStreamDurationMs: durationMs(common?.max_stream_duration, 0), maxRequestsPerConnection: maxRequests, upstream, http2: http2Options(h2o) };
 }
 
 interface TransportSockets {
@@ -416,6 +429,7 @@ export function parseCluster(c: Cluster__Output, path: string, ctx?: ParseContex
     protocol: proto.protocol,
     idleTimeoutMs: proto.idleTimeoutMs,
     maxStreamDurationMs: proto.maxStreamDurationMs,
+    http2: proto.http2,
     statPrefix: `cluster.${statName}.`,
     ...(type === 'EDS' ? { edsServiceName: edsServiceName(c) } : {}),
     ...(originalDst ? { originalDst } : {}),

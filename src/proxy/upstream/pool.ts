@@ -14,7 +14,7 @@ import { Limits } from '../limits.ts';
 import { logger } from '../log.ts';
 import type { StatsStore } from '../stats.ts';
 import { ByHost, ConnectTimeout, connectError, cxStats, isPipe, isTimeout, track, type CxStats, type CxTracker } from './pool-common.ts';
-import type { ClusterConfig, Host, SourceAddress, UpstreamTransportOptions } from './types.ts';
+import type { ClusterConfig, Host, SourceAddress, UpstreamHttp2Options, UpstreamTransportOptions } from './types.ts';
 import type { ClientTransportSocket } from '../tls/types.ts';
 import { recordUpstreamTls, transportKey } from './upstream-tls.ts';
 import { overflowError, type PriorityBreakers } from './circuit-breakers.ts';
@@ -28,9 +28,17 @@ const CLOSE_GRACE_MS = 5 * 1000; // 5 s for in-flight requests at close(), then 
 // ALPN offered when the TLS context has no alpn_protocols: the pool's protocol (Envoy's fallback).
 const H2_ALPN: readonly string[] = ['h2'];
 const HTTP1_ALPN: readonly string[] = ['http/1.1'];
+/** Envoy's defaults for an upstream's http2_protocol_options. */
+const DEFAULT_HTTP2: UpstreamHttp2Options = { maxConcurrentStreams: Limits.http2MaxConcurrentStreams, initialStreamWindowSize: Limits.http2InitialStreamWindowSize, initialConnectionWindowSize: Limits.http2InitialConnectionWindowSize };
 
 interface H2Entry {
   readonly session: H2ClientSession;
+}
+
+/** An HTTP/2 connection being opened, and how many requests wait for it. */
+interface H2Opening {
+  readonly promise: Promise<H2ClientSession>;
+  waiters: number;
 }
 
 export class ClusterPools {
@@ -39,7 +47,7 @@ export class ClusterPools {
   readonly #breakers: PriorityBreakers;
   readonly #http1 = new ByHost<Http1Pool>();
   readonly #http2 = new ByHost<H2Entry[]>();
-  readonly #h2Pending = new ByHost<Promise<H2ClientSession>>();
+  readonly #h2Pending = new ByHost<H2Opening>();
   #closed = false;
   /** Resolved when close() gives up on in-flight requests (pools still open are then destroyed). */
   readonly #forced: { readonly promise: Promise<void>; resolve(): void } = forcedSignal();
@@ -126,18 +134,28 @@ export class ClusterPools {
     // No session with a free stream: the request is pending until one connects (Envoy's pending request).
     const b = this.#breakers;
     if (!b.pendingRequests.tryAcquire()) return Promise.reject(overflowError(this.#config.name, 'pending requests'));
-    let p = this.#h2Pending.get(host.key, tkey);
-    if (!p) {
-      // Over max_connections a host that has a session shares it (past the server's stream limit it refuses the stream: retried).
+    // A connection being opened takes as many requests as it will have streams; past that another is opened.
+    const pending = this.#h2Pending.get(host.key, tkey);
+    let p: Promise<H2ClientSession>;
+    if (pending && pending.waiters < (this.#config.http2 ?? DEFAULT_HTTP2).maxConcurrentStreams) {
+      pending.waiters++;
+      p = pending.promise;
+    } else {
+      // Over max_connections a host that has a session (or one opening) shares it: the stream waits there for a free one.
       const usable = entries.filter((e) => !e.session.closed);
-      if (usable.length > 0 && !b.connections.tryAcquire()) {
+      if ((usable.length > 0 || pending) && !b.connections.tryAcquire()) {
         b.pendingRequests.release();
+        if (pending) return pending.promise;
         return Promise.resolve(usable.reduce((a, e) => (e.session.active < a.session.active ? e : a)).session);
       }
-      if (usable.length === 0) b.connections.forceAcquire();
-      const opening = this.#openH2(host, transport, tkey).finally(() => this.#h2Pending.delete(host.key, tkey));
+      if (usable.length === 0 && !pending) b.connections.forceAcquire();
+      const opening: H2Opening = { promise: this.#openH2(host, transport, tkey), waiters: 1 };
+      const forget = (): void => {
+        if (this.#h2Pending.get(host.key, tkey) === opening) this.#h2Pending.delete(host.key, tkey);
+      };
+      opening.promise.then(forget, forget);
       this.#h2Pending.set(host.key, tkey, opening);
-      p = opening;
+      p = opening.promise;
     }
     const release = (): void => b.pendingRequests.release();
     p.then(release, release);
@@ -164,13 +182,15 @@ export class ClusterPools {
   /** Runs legate's HTTP/2 client (h2/client-session.ts) on a connected socket and adds it to the host's sessions. */
   #startH2(host: Host, tkey: string, t: CxTracker, socket: net.Socket): H2ClientSession {
     const c = this.#config;
+    const h2 = c.http2 ?? DEFAULT_HTTP2;
     socket.setNoDelay(true);
     const session = new H2ClientSession(
       socket,
       {
-        initialWindowSize: Limits.http2InitialStreamWindowSize,
-        connectionWindowSize: Limits.http2InitialConnectionWindowSize,
+        initialWindowSize: h2.initialStreamWindowSize,
+        connectionWindowSize: h2.initialConnectionWindowSize,
         maxHeaderListSize: Math.max(65535, Limits.maxRequestHeadersKb * 1024 * 2),
+        maxConcurrentStreams: h2.maxConcurrentStreams,
       },
       { onCodecEvent: (e) => this.#h2CodecEvent(e), onGoaway: () => log.debug(`http2 session to ${host.key} (cluster ${c.name}): GOAWAY`) },
     );

@@ -98,6 +98,8 @@ export interface ClusterInfo {
   readonly idleTimeoutMs: number;
   /** common_http_protocol_options.max_stream_duration: each upstream request's lifetime, ms; 0 = none. */
   readonly maxStreamDurationMs?: number;
+  /** http2_protocol_options (the cluster's or its HttpProtocolOptions'), Envoy's defaults filled. */
+  readonly http2?: UpstreamHttp2Options;
   /** Stats prefix, `cluster.<name>.` (or alt_stat_name). */
   readonly statPrefix: string;
   /** circuit_breakers thresholds per routing priority, Envoy's defaults filled. */
@@ -108,6 +110,16 @@ export interface ClusterInfo {
   readonly metadata?: EndpointMetadata | undefined;
   /** The cluster's upstream network filters (`filters`) legate runs, in order (tcp_proxy runs them). */
   readonly upstreamFilters?: readonly UpstreamFilterConfig[] | undefined;
+}
+
+/** What legate's HTTP/2 client takes from a cluster's http2_protocol_options. */
+export interface UpstreamHttp2Options {
+  /** Streams opened per connection at most (the server's own limit applies too); past it a new connection is opened. */
+  readonly maxConcurrentStreams: number;
+  /** SETTINGS_INITIAL_WINDOW_SIZE announced: each stream's receive window. */
+  readonly initialStreamWindowSize: number;
+  /** The connection's receive window. */
+  readonly initialConnectionWindowSize: number;
 }
 
 /** One of a cluster's `filters`, resolved: an `upstream_network` extension and its parsed config. */

@@ -203,6 +203,26 @@ test('http2Session: streams share one session; connect failure is a ProxyError',
   assert.equal(stat(stats, 'cluster.h2.upstream_cx_active'), 0);
 });
 
+test('http2Session: max_concurrent_streams per connection — a stream past it gets a new connection', { timeout: 10_000 }, async () => {
+  const server = http2.createServer((req, res) => setTimeout(() => res.end(`h2 ${req.url}`), 50)).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const stats = new StatsStore();
+  const cm = createClusterManager([staticCluster('h2', port, 'http2_protocol_options: { max_concurrent_streams: 1 }')], { stats, workerId: 0 });
+  try {
+    await cm.ready();
+    const c = cm.get('h2')!;
+    const [a, b] = await Promise.all([h2Get(c, '/one'), h2Get(c, '/two')]);
+    assert.deepEqual([a, b], ['h2 /one', 'h2 /two']);
+    assert.equal(stat(stats, 'cluster.h2.upstream_cx_http2_total'), 2);
+    assert.equal(await h2Get(c, '/three'), 'h2 /three', 'an idle connection is reused');
+    assert.equal(stat(stats, 'cluster.h2.upstream_cx_http2_total'), 2);
+  } finally {
+    await cm.close();
+    server.close();
+  }
+});
+
 test('connect (tcp_proxy): a socket to the host; refused → ProxyError and stats', { timeout: 10_000 }, async () => {
   const server = net.createServer((s) => s.end('tcp-hello')).listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -99,6 +99,12 @@ typed_extension_protocol_options:
     use_downstream_protocol_config: {}`);
   assert.equal(d.protocol, 'downstream');
   assert.equal(ok(`name: c\nhttp2_protocol_options: {}${EP}`).protocol, 'http2');
+  // http2_protocol_options: Envoy's defaults, and the values given (their ranges are the decoder's to check).
+  assert.deepEqual(ok(`name: c\nhttp2_protocol_options: {}${EP}`).http2, { maxConcurrentStreams: 2147483647, initialStreamWindowSize: 268435456, initialConnectionWindowSize: 268435456 });
+  assert.deepEqual(ok(`name: c\nhttp2_protocol_options: { max_concurrent_streams: 8, initial_stream_window_size: 65535, initial_connection_window_size: 1048576 }${EP}`).http2, { maxConcurrentStreams: 8, initialStreamWindowSize: 65535, initialConnectionWindowSize: 1048576 });
+  assert.equal(c.http2?.maxConcurrentStreams, 2147483647);
+  assert.throws(() => decode(`name: c\nhttp2_protocol_options: { max_concurrent_streams: 0 }${EP}`), /http2_protocol_options\.max_concurrent_streams/);
+  assert.throws(() => decode(`name: c\nhttp2_protocol_options: { initial_stream_window_size: 1000 }${EP}`), /http2_protocol_options\.initial_stream_window_size/);
 });
 
 test('lb configs: ring sizes, choice_count, maglev table size', () => {

@@ -22,6 +22,13 @@ export class H2ClientStream extends H2Stream<H2ResponseSink> {
   responded = false;
   /** A HEAD request: the response's content-length describes no body. */
   head = false;
+  /** While the stream waits for the connection's stream limit (id 0): its request head, and trailers given meanwhile. */
+  waiting: { readonly raw: readonly string[]; readonly end: boolean; trailers?: readonly string[] } | undefined;
+}
+
+export interface H2ClientOptions extends H2ConnectionOptions {
+  /** Streams this side opens at most at once (the server's SETTINGS_MAX_CONCURRENT_STREAMS applies too). */
+  readonly maxConcurrentStreams?: number;
 }
 
 export interface H2ClientEvents {
@@ -31,11 +38,13 @@ export interface H2ClientEvents {
 }
 
 export class H2ClientSession extends H2Session<H2ClientStream> {
-  readonly #opts: H2ConnectionOptions;
+  readonly #opts: H2ClientOptions;
   readonly #onGoaway: () => void;
   #nextId = 1;
+  /** Streams past the limit, waiting to be opened in order. */
+  readonly #waiting: H2ClientStream[] = [];
 
-  constructor(socket: Socket, opts: H2ConnectionOptions, events: H2ClientEvents) {
+  constructor(socket: Socket, opts: H2ClientOptions, events: H2ClientEvents) {
     const settings = settingsFrame([
       [Setting.ENABLE_PUSH, 0],
       [Setting.INITIAL_WINDOW_SIZE, opts.initialWindowSize],
@@ -46,25 +55,98 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
     this.#onGoaway = events.onGoaway;
   }
 
-  /** Streams this side may still open on the connection (the server's limit, and stream ids left). */
-  get capacity(): number {
-    if (this.closed || this.#nextId > 0x7fffffff) return 0;
-    return Math.min(this.peerMaxConcurrentStreams, (0x7fffffff - this.#nextId) / 2 + 1) - this.active;
+  /** Streams open at once at most: this side's limit and the server's. */
+  get #limit(): number {
+    return Math.min(this.#opts.maxConcurrentStreams ?? Infinity, this.peerMaxConcurrentStreams);
   }
 
-  /** Opens a stream with the request head `raw` ([name, value, …], pseudo-headers first); `end`: no body follows. Undefined once closed. */
+  /** Streams this side may still open on the connection without waiting (its limit, the server's, and stream ids left). */
+  get capacity(): number {
+    if (this.closed || this.#nextId > 0x7fffffff) return 0;
+    return Math.min(this.#limit, (0x7fffffff - this.#nextId) / 2 + 1) - this.active - this.#waiting.length;
+  }
+
+  /**
+   * A stream with the request head `raw` ([name, value, …], pseudo-headers first); `end`: no body
+   * follows. Past the stream limit it waits (id 0, what is sent on it queued) until a stream closes,
+   * as nghttp2 queues streams past the server's limit. Undefined once the session is closed.
+   */
   request(raw: readonly string[], end: boolean, sink: H2ResponseSink): H2ClientStream | undefined {
     if (this.closed || this.#nextId > 0x7fffffff) return undefined;
-    const id = this.#nextId;
-    this.#nextId += 2;
-    this.lastStreamId = id;
-    const s = new H2ClientStream(id, this.peerInitialWindow, this.#opts.initialWindowSize, -1);
+    const s = new H2ClientStream(0, this.peerInitialWindow, this.#opts.initialWindowSize, -1);
     s.sink = sink;
     s.head = raw[1] === 'HEAD';
-    this.streams.set(id, s);
+    if (this.active < this.#limit && this.#waiting.length === 0) this.#open(s, raw, end);
+    else {
+      s.waiting = { raw, end };
+      this.#waiting.push(s);
+    }
+    return s;
+  }
+
+  #open(s: H2ClientStream, raw: readonly string[], end: boolean): void {
+    s.id = this.#nextId;
+    this.#nextId += 2;
+    this.lastStreamId = s.id;
+    s.sendWindow = this.peerInitialWindow;
+    this.streams.set(s.id, s);
     this.active++;
     this.sendHeaders(s, raw, end);
-    return s;
+  }
+
+  /** Opens the streams that waited, as far as the limit allows. */
+  #openWaiting(): void {
+    while (this.#waiting.length > 0 && this.active < this.#limit && !this.closed && this.#nextId <= 0x7fffffff) {
+      const s = this.#waiting.shift()!;
+      const w = s.waiting!;
+      s.waiting = undefined;
+      // What was sent meanwhile is queued on the stream: HEADERS end it only when nothing was.
+      this.#open(s, w.raw, w.end);
+      if (w.trailers) {
+        s.queueEnd = false;
+        this.sendTrailers(s, w.trailers);
+      } else this.flush(s);
+    }
+  }
+
+  /** Fails the streams still waiting: `code` REFUSED_STREAM (never sent: safe to retry) or undefined (the connection is gone). */
+  #failWaiting(reason: string, code: number | undefined): void {
+    for (const s of this.#waiting.splice(0)) {
+      s.waiting = undefined;
+      s.closed = true;
+      s.sink?.streamReset(reason, code);
+    }
+  }
+
+  override sendTrailers(s: H2ClientStream, raw: readonly string[]): void {
+    if (s.waiting && !s.queueEnd && !s.closed) {
+      s.waiting.trailers = raw;
+      s.queueEnd = true;
+      return;
+    }
+    super.sendTrailers(s, raw);
+  }
+
+  protected override reset(s: H2ClientStream, code: number): void {
+    if (!s.waiting) return super.reset(s, code);
+    // Never sent: no RST_STREAM, the stream just leaves the queue.
+    this.#waiting.splice(this.#waiting.indexOf(s), 1);
+    s.waiting = undefined;
+    s.closed = true;
+    s.sink?.streamReset(`stream reset (code ${code})`, code, true);
+  }
+
+  protected override closeStream(s: H2ClientStream): void {
+    super.closeStream(s);
+    this.#openWaiting();
+  }
+
+  protected override onSettings(): void {
+    this.#openWaiting();
+  }
+
+  protected override onClosed(): void {
+    this.#failWaiting('connection closed', undefined);
   }
 
   protected isIdle(id: number): boolean {
@@ -118,6 +200,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
 
   protected onGoaway(lastStreamId: number): void {
     this.goaway = true;
+    this.#failWaiting('not sent before the server sent GOAWAY', ErrorCode.REFUSED_STREAM);
     for (const s of [...this.streams.values()]) {
       if (s.id <= lastStreamId) continue;
       s.held = undefined;

@@ -571,8 +571,14 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
     return first!;
   }
 
-  /** Sends what the windows allow of the stream's queue, then its END_STREAM or trailers. */
+  /** Sends what `s` has queued (a client's stream that has just been opened). */
+  protected flush(s: S): void {
+    this.#drain(s);
+  }
+
+  /** Sends what the windows allow of the stream's queue, then its END_STREAM or trailers (nothing before the stream has an id). */
   #drain(s: S): void {
+    if (s.id === 0) return;
     while (s.queue.length > 0) {
       const allowed = Math.min(this.#connSendWindow, s.sendWindow, this.#peerMaxFrame);
       if (allowed <= 0) {

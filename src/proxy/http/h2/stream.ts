@@ -18,7 +18,8 @@ export interface H2StreamSink {
 }
 
 export class H2Stream<Sink extends H2StreamSink = H2StreamSink> {
-  readonly id: number;
+  /** The stream id; 0 while a client's stream waits for the connection's stream limit (client-session.ts). */
+  id: number;
   sink: Sink | undefined;
   /** Bytes this side may still send (the peer's window for the stream). */
   sendWindow: number;

@@ -360,11 +360,19 @@ test('client: malformed responses are stream errors (PROTOCOL_ERROR, counted) an
   }
 });
 
-test('client: the server\'s SETTINGS_MAX_CONCURRENT_STREAMS is the session\'s capacity', { timeout: 10_000 }, async () => {
+test('client: the server\'s SETTINGS_MAX_CONCURRENT_STREAMS is the session\'s capacity; streams past it wait their turn, body and trailers kept', { timeout: 10_000 }, async () => {
+  let open = 0;
+  let most = 0;
+  const trailers = new Map<string, unknown>();
   const { server, port } = await h2Server(
-    (stream) => {
-      stream.respond({ ':status': 200 });
-      setTimeout(() => stream.end('x'), 50);
+    (stream, headers) => {
+      most = Math.max(most, ++open);
+      stream.on('close', () => open--);
+      stream.on('trailers', (t) => trailers.set(String(headers[':path']), t['x-t']));
+      void readAll(stream).then((body) => {
+        stream.respond({ ':status': 200, 'x-body': body.toString() });
+        setTimeout(() => stream.end(String(headers[':path'])), 50);
+      });
     },
     { maxConcurrentStreams: 2 },
   );
@@ -377,6 +385,17 @@ test('client: the server\'s SETTINGS_MAX_CONCURRENT_STREAMS is the session\'s ca
     assert.equal(c.session.capacity, 0);
     await Promise.all([a, b]);
     assert.equal(c.session.capacity, 2);
+    // Six at once: four wait (id 0), each with its body (and one with trailers) queued, and go out as streams close.
+    const many = Array.from({ length: 6 }, (_, i) => call(c.session, `/m/${i}`, { body: Buffer.from(`body-${i}`), ...(i === 5 ? { trailers: ['x-t', 'last'] } : {}) }));
+    assert.equal(many.filter((m) => m.reply.stream!.id === 0).length, 4);
+    const done = await Promise.all(many);
+    done.forEach((r, i) => {
+      assert.equal(r.reset, undefined, r.reset?.reason);
+      assert.equal(field(r.head, 'x-body'), `body-${i}`);
+      assert.equal(r.body.toString(), `/m/${i}`);
+    });
+    assert.equal(trailers.get('/m/5'), 'last');
+    assert.equal(most, 2, 'never more than the server allows');
   } finally {
     c.session.destroy();
     server.close();
