@@ -308,6 +308,7 @@ export class ActiveStream {
     const tunnel = this.#tunnel !== undefined && status === 101;
     mutateResponseHeaders(headers, this.#owner.cfg, this.#requestHeaders, tunnel);
     if (!tunnel && this.#owner.shouldCloseAfterResponse()) this.#encoder.closeConnectionAfter();
+    if (endStream && !tunnel) this.#closeIfRequestIncomplete();
     this.info.responseHeaders = headers;
     this.info.responseCode = status;
     this.#owner.stats.chargeStatus(status);
@@ -324,6 +325,7 @@ export class ActiveStream {
   encodeDataToCodec(data: Buffer, endStream: boolean): void {
     if (this.#done) return;
     this.info.bytesSent += data.length;
+    if (endStream) this.#closeIfRequestIncomplete();
     const writable = this.#encoder.encodeData(data, endStream);
     this.#touch();
     if (!writable) this.#notifyWritable(false);
@@ -333,8 +335,18 @@ export class ActiveStream {
   encodeTrailersToCodec(trailers: HeaderMap): void {
     if (this.#done) return;
     this.info.responseTrailers = trailers;
+    this.#closeIfRequestIncomplete();
     this.#encoder.encodeTrailers(trailers);
     this.#finish();
+  }
+
+  /**
+   * The response ends before the request did: as Envoy's doEndStream, the stream is reset once the
+   * response is out — on HTTP/1.1 the connection closes after it (the rest of the request body is
+   * never read), on HTTP/2 the codec resets the stream with NO_ERROR.
+   */
+  #closeIfRequestIncomplete(): void {
+    if (!this.#requestComplete && this.#tunnel === undefined) this.#encoder.closeConnectionAfter();
   }
 
   #startTunnel(): void {

@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import net from 'node:net';
+import { once } from 'node:events';
 import { clusterYaml } from './harness.ts';
 import { closedPort, readBody, startUpstream, type Req as UpReq, type Res } from './upstreams.ts';
 import { Client, ROUTER_FILTER, startProxy, type Downstream } from './proxy-harness.ts';
@@ -415,3 +417,29 @@ test('h1 → http1: an upgrade the upstream refuses comes back as an ordinary re
     await new Promise<void>((r) => server.close(() => r()));
   }
 });
+
+for (const up of ['http1', 'http2'] as const) {
+  test(`h1 → ${up}: a response that ends before the request body did closes the connection after it (Envoy's doEndStream), the rest unread`, TIMEOUT, async () => {
+    const e = await setup(up, (_req, res) => {
+      res.setHeader('content-length', '5');
+      res.end('early'); // without reading the body
+    });
+    const sock = net.connect(e.proxy.port, '127.0.0.1');
+    try {
+      await once(sock, 'connect');
+      sock.on('error', () => {});
+      // Announces 10 MB, sends 64 KiB and stops: only the connection's close ends this exchange.
+      sock.write(`POST /p/early HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000\r\n\r\n${'a'.repeat(65536)}`);
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      const closed = await Promise.race([once(sock, 'end').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+      assert.match(got, /^HTTP\/1\.1 200 /);
+      assert.ok(got.endsWith('\r\n\r\nearly'), got);
+      assert.equal(closed, true, 'legate closed the connection');
+      assert.equal(e.proxy.counter('cluster.up.upstream_rq_200'), 1);
+    } finally {
+      sock.destroy();
+      await e.close();
+    }
+  });
+}
