@@ -59,6 +59,9 @@ export interface Http1CodecOptions {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Envoy's delayed_close_timeout default: how long a closing connection's input is still read and dropped. */
+const DELAYED_CLOSE_MS = 1000;
+
 export class Http1ServerCodec implements Http1ResponseOwner {
   readonly #socket: Socket;
   readonly #cb: Http1CodecCallbacks;
@@ -285,6 +288,7 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     if (close) {
       this.#closed = true;
       this.#socket.end();
+      if (this.#requestOpen) this.#delayedClose();
       return;
     }
     const queue = this.#deferred;
@@ -311,6 +315,20 @@ export class Http1ServerCodec implements Http1ResponseOwner {
     if (this.#closed || this.#socket.destroyed) return;
     if (this.#readDisabled || this.#deferred) this.#socket.pause();
     else this.#socket.resume();
+  }
+
+  /**
+   * The response closed the connection while its request was still coming in (a reply that did not
+   * wait for the body): as Envoy's delayed close, what the client still sends is read and dropped,
+   * so that it is not stuck writing into a full window and reads the response and the FIN; the
+   * socket is closed when the client closes it or after DELAYED_CLOSE_MS.
+   */
+  #delayedClose(): void {
+    this.#detach();
+    const socket = this.#socket;
+    if (!this.#reader) socket.on('data', () => {});
+    socket.resume();
+    setTimeout(() => socket.destroy(), DELAYED_CLOSE_MS).unref();
   }
 
   // ---- errors and the end ----

@@ -424,7 +424,8 @@ for (const up of ['http1', 'http2'] as const) {
       res.setHeader('content-length', '5');
       res.end('early'); // without reading the body
     });
-    const sock = net.connect(e.proxy.port, '127.0.0.1');
+    // allowHalfOpen: like curl, the client does not end its side when legate's FIN arrives.
+    const sock = net.connect({ port: e.proxy.port, host: '127.0.0.1', allowHalfOpen: true });
     try {
       await once(sock, 'connect');
       sock.on('error', () => {});
@@ -437,6 +438,12 @@ for (const up of ['http1', 'http2'] as const) {
       assert.ok(got.endsWith('\r\n\r\nearly'), got);
       assert.equal(closed, true, 'legate closed the connection');
       assert.equal(e.proxy.counter('cluster.up.upstream_rq_200'), 1);
+      // The client keeps sending and never closes: legate reads and drops it, then closes the socket (Envoy's delayed close, 1 s).
+      const more = setInterval(() => sock.writable && sock.write('b'.repeat(65536)), 5);
+      const t0 = Date.now();
+      while (e.proxy.gauge('http.ingress_http.downstream_cx_active') > 0 && Date.now() - t0 < 4000) await new Promise((r) => setTimeout(r, 50));
+      clearInterval(more);
+      assert.equal(e.proxy.gauge('http.ingress_http.downstream_cx_active'), 0, 'the half-closed connection is closed');
     } finally {
       sock.destroy();
       await e.close();
