@@ -137,7 +137,8 @@ export class ClusterPools {
     // A connection being opened takes as many requests as it will have streams; past that another is opened.
     const pending = this.#h2Pending.get(host.key, tkey);
     let p: Promise<H2ClientSession>;
-    if (pending && pending.waiters < (this.#config.http2 ?? DEFAULT_HTTP2).maxConcurrentStreams) {
+    const perConnection = Math.min((this.#config.http2 ?? DEFAULT_HTTP2).maxConcurrentStreams, this.#config.maxRequestsPerConnection || Infinity);
+    if (pending && pending.waiters < perConnection) {
       pending.waiters++;
       p = pending.promise;
     } else {
@@ -191,6 +192,7 @@ export class ClusterPools {
         connectionWindowSize: h2.initialConnectionWindowSize,
         maxHeaderListSize: Math.max(65535, Limits.maxRequestHeadersKb * 1024 * 2),
         maxConcurrentStreams: h2.maxConcurrentStreams,
+        maxRequests: c.maxRequestsPerConnection,
       },
       { onCodecEvent: (e) => this.#h2CodecEvent(e), onGoaway: () => log.debug(`http2 session to ${host.key} (cluster ${c.name}): GOAWAY`) },
     );

@@ -70,7 +70,7 @@ export function startHttpCall(cm: ClusterManager, req: HttpCallRequest): { statu
     timer?.unref();
     host.activeRequests++;
     const end = req.body.length === 0;
-    upstream = cluster.info.protocol === 'http2' ? startHttp2Request(cluster.http2Session(host), headers, end, sink) : startHttp1Request(cluster.http1Pool(host), headers, end, sink);
+    upstream = cluster.info.protocol === 'http2' ? startHttp2Request(() => cluster.http2Session(host), headers, end, sink) : startHttp1Request(cluster.http1Pool(host), headers, end, sink);
     if (!end) upstream.sendData(req.body, true);
   });
   return { status: Status.OK, response };

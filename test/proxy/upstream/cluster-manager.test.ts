@@ -203,6 +203,25 @@ test('http2Session: streams share one session; connect failure is a ProxyError',
   assert.equal(stat(stats, 'cluster.h2.upstream_cx_active'), 0);
 });
 
+test('http2Session: max_requests_per_connection — a connection that has had its streams closes once idle, the next request gets a new one', { timeout: 10_000 }, async () => {
+  const server = http2.createServer((req, res) => res.end(`h2 ${req.url}`)).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const stats = new StatsStore();
+  const cm = createClusterManager([staticCluster('h2', port, 'http2_protocol_options: {}\nmax_requests_per_connection: 2')], { stats, workerId: 0 });
+  try {
+    await cm.ready();
+    const c = cm.get('h2')!;
+    for (let i = 0; i < 5; i++) assert.equal(await h2Get(c, `/${i}`), `h2 /${i}`);
+    assert.equal(stat(stats, 'cluster.h2.upstream_cx_http2_total'), 3);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(stat(stats, 'cluster.h2.upstream_cx_active'), 1, 'the used-up connections closed');
+  } finally {
+    await cm.close();
+    server.close();
+  }
+});
+
 test('http2Session: max_concurrent_streams per connection — a stream past it gets a new connection', { timeout: 10_000 }, async () => {
   const server = http2.createServer((req, res) => setTimeout(() => res.end(`h2 ${req.url}`), 50)).listen(0, '127.0.0.1');
   await once(server, 'listening');

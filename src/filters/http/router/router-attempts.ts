@@ -79,7 +79,7 @@ export class AttemptSet {
     const req =
       upgrade !== undefined || protocol === 'http1'
         ? startHttp1Request(cluster.http1Pool(a.host, transport, priority), headers, endNow, a, upgrade === undefined ? {} : { upgrade })
-        : startHttp2Request(cluster.http2Session(a.host, transport, priority), headers, endNow, a, this.#cb.streamInfo.schemeMatchUpstream);
+        : startHttp2Request(() => cluster.http2Session(a.host, transport, priority), headers, endNow, a, this.#cb.streamInfo.schemeMatchUpstream);
     a.request = req;
     if (n > 1 && !endNow && body) {
       const last = body.length - 1;

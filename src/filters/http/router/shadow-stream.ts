@@ -44,7 +44,7 @@ export class ShadowStream implements UpstreamSink {
     o.host.activeRequests++;
     o.stats.rqTotal.inc();
     o.stats.rqActive.inc();
-    this.#req = o.http2 ? startHttp2Request(o.cluster.http2Session(o.host), headers, endStream, this) : startHttp1Request(o.cluster.http1Pool(o.host), headers, endStream, this);
+    this.#req = o.http2 ? startHttp2Request(() => o.cluster.http2Session(o.host), headers, endStream, this) : startHttp1Request(o.cluster.http1Pool(o.host), headers, endStream, this);
     if (endStream) this.#onRequestComplete();
   }
 

@@ -65,8 +65,14 @@ function trailerList(t: HeaderMap): string[] {
   return out;
 }
 
+/** How often a request whose stream never left legate (its connection went away first) is sent on another connection. */
+const MAX_UNSENT_REDISPATCH = 3;
+
 class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
   readonly #sink: UpstreamSink;
+  readonly #connect: () => Promise<H2ClientSession>;
+  readonly #head: string[];
+  readonly #schemeMatchUpstream: boolean;
   #session: H2ClientSession | undefined;
   #stream: H2ClientStream | undefined;
   /** Request body queued while the session connects. */
@@ -79,18 +85,25 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
   #trailers: HeaderMap | undefined;
   #done = false;
   #paused = false;
+  /** onUpstreamReady was answered (once per request, whatever connection it ends up on). */
+  #ready = false;
+  #redispatched = 0;
 
-  constructor(sink: UpstreamSink) {
+  constructor(sink: UpstreamSink, connect: () => Promise<H2ClientSession>, head: string[], endStream: boolean, schemeMatchUpstream: boolean) {
     this.#sink = sink;
+    this.#connect = connect;
+    this.#head = head;
+    this.#requestEnded = endStream;
+    this.#schemeMatchUpstream = schemeMatchUpstream;
   }
 
-  start(sessionPromise: Promise<H2ClientSession>, head: string[], endStream: boolean, schemeMatchUpstream: boolean): void {
-    if (endStream) this.#requestEnded = true;
-    sessionPromise.then(
+  /** Asks the pool for a session and opens the stream on it. */
+  start(): void {
+    this.#connect().then(
       (session) => {
         // scheme_header_transformation.match_upstream: https over TLS, http otherwise.
-        if (schemeMatchUpstream) head[SCHEME_AT] = session.socket instanceof TLSSocket ? 'https' : 'http';
-        this.#open(session, head);
+        if (this.#schemeMatchUpstream) this.#head[SCHEME_AT] = session.socket instanceof TLSSocket ? 'https' : 'http';
+        this.#open(session, this.#head);
       },
       (err: unknown) => {
         if (this.#done) return;
@@ -106,9 +119,12 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
 
   #open(session: H2ClientSession, head: string[]): void {
     if (this.#done) return;
-    if (this.#sink.onUpstreamReady?.() === false) {
-      this.#done = true;
-      return;
+    if (!this.#ready) {
+      if (this.#sink.onUpstreamReady?.() === false) {
+        this.#done = true;
+        return;
+      }
+      this.#ready = true;
     }
     const tls = upstreamTlsInfo(session.socket);
     if (tls) this.#sink.onUpstreamTls?.(tls);
@@ -117,9 +133,9 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
     const endNow = this.#requestEnded && pending.length === 0 && this.#trailers === undefined;
     const stream = session.request(head, endNow, this);
     if (!stream) {
-      this.#done = true;
-      this.#sink.onUpstreamError(resetError(undefined, 'session closed'));
-      return;
+      // The session closed between the pool's answer and now (GOAWAY): another one.
+      this.#pending = pending;
+      return this.unsent();
     }
     this.#session = session;
     this.#stream = stream;
@@ -169,6 +185,20 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
     // A reset of this side's own (a malformed response, a flow-control breach) is a protocol error upstream: not retried.
     if (local) this.#sink.onUpstreamError(new ProxyError(ErrorCode.UPSTREAM_PROTOCOL_ERROR, `upstream protocol error: ${reason}`, { source: 'upstream', retryable: false, flag: ResponseFlag.UpstreamProtocolError }));
     else this.#sink.onUpstreamError(resetError(code, reason));
+  }
+
+  /** The stream waited on a connection that went away before it was sent: on another connection, with what was queued on it. */
+  unsent(): void {
+    if (this.#done) return;
+    if (++this.#redispatched > MAX_UNSENT_REDISPATCH) return this.streamReset('connection went away before the stream was sent', undefined);
+    if (this.#stream) this.#pending = [...this.#stream.queue];
+    this.#stream = this.#session = undefined;
+    // A router paused by the stream's backpressure is let go once the queued bytes are on the new stream.
+    if (this.#writeBlocked) {
+      this.#writeBlocked = false;
+      this.#pendingBlocked = true;
+    }
+    this.start();
   }
 
   writable(): void {
@@ -225,9 +255,9 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
   }
 }
 
-/** Starts a request on an HTTP/2 session (resolved by the cluster's session pool). */
-export function startHttp2Request(session: Promise<H2ClientSession>, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, schemeMatchUpstream = false): UpstreamRequest {
-  const req = new Http2UpstreamRequest(sink);
-  req.start(session, requestHead(headers), endStream, schemeMatchUpstream);
+/** Starts a request on an HTTP/2 session from `connect` (the cluster's session pool). */
+export function startHttp2Request(connect: () => Promise<H2ClientSession>, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, schemeMatchUpstream = false): UpstreamRequest {
+  const req = new Http2UpstreamRequest(sink, connect, requestHead(headers), endStream, schemeMatchUpstream);
+  req.start();
   return req;
 }

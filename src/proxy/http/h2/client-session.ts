@@ -15,6 +15,12 @@ import { checkResponseHead, checkTrailers } from './validate.ts';
 export interface H2ResponseSink extends H2StreamSink {
   /** The final response head ([name, value, …], `:status` first); `end`: no body follows. */
   headers(raw: string[], end: boolean): void;
+  /**
+   * The stream waited for the stream limit and never left this side: the connection got GOAWAY or
+   * closed first. What was sent on it is still in its `queue`; it may go again on another
+   * connection. Without this method the sink gets streamReset (REFUSED_STREAM, or no code).
+   */
+  unsent?(): void;
 }
 
 export class H2ClientStream extends H2Stream<H2ResponseSink> {
@@ -29,6 +35,8 @@ export class H2ClientStream extends H2Stream<H2ResponseSink> {
 export interface H2ClientOptions extends H2ConnectionOptions {
   /** Streams this side opens at most at once (the server's SETTINGS_MAX_CONCURRENT_STREAMS applies too). */
   readonly maxConcurrentStreams?: number;
+  /** Streams opened on the connection in all (max_requests_per_connection); then it closes once idle. 0: no limit. */
+  readonly maxRequests?: number;
 }
 
 export interface H2ClientEvents {
@@ -60,19 +68,23 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
     return Math.min(this.#opts.maxConcurrentStreams ?? Infinity, this.peerMaxConcurrentStreams);
   }
 
-  /** Streams this side may still open on the connection without waiting (its limit, the server's, and stream ids left). */
+  /** Streams this side may still open on the connection without waiting (its limit, the server's, max_requests_per_connection, and stream ids left). */
   get capacity(): number {
     if (this.closed || this.#nextId > 0x7fffffff) return 0;
-    return Math.min(this.#limit, (0x7fffffff - this.#nextId) / 2 + 1) - this.active - this.#waiting.length;
+    const max = this.#opts.maxRequests ?? 0;
+    const left = Math.min((0x7fffffff - this.#nextId) / 2 + 1, max > 0 ? max - (this.#nextId - 1) / 2 - this.#waiting.length : Infinity);
+    return Math.max(0, Math.min(this.#limit - this.active - this.#waiting.length, left));
   }
 
   /**
    * A stream with the request head `raw` ([name, value, …], pseudo-headers first); `end`: no body
    * follows. Past the stream limit it waits (id 0, what is sent on it queued) until a stream closes,
-   * as nghttp2 queues streams past the server's limit. Undefined once the session is closed.
+   * as nghttp2 queues streams past the server's limit. Undefined once the session is closed or has
+   * had its max_requests_per_connection.
    */
   request(raw: readonly string[], end: boolean, sink: H2ResponseSink): H2ClientStream | undefined {
-    if (this.closed || this.#nextId > 0x7fffffff) return undefined;
+    const max = this.#opts.maxRequests ?? 0;
+    if (this.closed || this.#nextId > 0x7fffffff || (max > 0 && (this.#nextId - 1) / 2 + this.#waiting.length >= max)) return undefined;
     const s = new H2ClientStream(0, this.peerInitialWindow, this.#opts.initialWindowSize, -1);
     s.sink = sink;
     s.head = raw[1] === 'HEAD';
@@ -109,12 +121,13 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
     }
   }
 
-  /** Fails the streams still waiting: `code` REFUSED_STREAM (never sent: safe to retry) or undefined (the connection is gone). */
+  /** The streams still waiting will not be opened here: unsent(), or a reset with `code` (REFUSED_STREAM, or undefined: the connection is gone). */
   #failWaiting(reason: string, code: number | undefined): void {
     for (const s of this.#waiting.splice(0)) {
       s.waiting = undefined;
       s.closed = true;
-      s.sink?.streamReset(reason, code);
+      if (s.sink?.unsent) s.sink.unsent();
+      else s.sink?.streamReset(reason, code);
     }
   }
 
@@ -139,6 +152,9 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
   protected override closeStream(s: H2ClientStream): void {
     super.closeStream(s);
     this.#openWaiting();
+    // Its max_requests_per_connection used and idle: the connection closes (GOAWAY).
+    const max = this.#opts.maxRequests ?? 0;
+    if (max > 0 && this.active === 0 && this.#waiting.length === 0 && (this.#nextId - 1) / 2 >= max) this.close();
   }
 
   protected override onSettings(): void {

@@ -239,3 +239,31 @@ test('http2 upstream answers before the request ended: the response goes down wh
     conn?.close();
   }
 });
+
+test('http2 upstream: streams waiting for a connection\'s stream limit when its GOAWAY comes go out on a new connection', TIMEOUT, async () => {
+  let first = true;
+  const up = await startUpstream('http2', (req, res) => {
+    const stream = (req as unknown as { stream: { id: number; session: { goaway(code: number, last: number): void } } }).stream;
+    if (first) {
+      first = false;
+      // The server stops taking streams after this one; the two waiting in legate were never sent.
+      stream.session.goaway(0, stream.id);
+      setTimeout(() => res.end('first'), 50);
+    } else res.end('again');
+  });
+  // One stream per connection and one connection allowed: the second and third requests wait in the session.
+  const extra = `circuit_breakers: { thresholds: [{ max_connections: 1 }] }`;
+  const yaml = clusterYaml('backend', up.port, true, extra).replace('http2_protocol_options: {}', 'http2_protocol_options: { max_concurrent_streams: 1 }');
+  const h = await routerHarness([yaml]);
+  try {
+    const streams = [0, 1, 2].map(() => h.stream(clusterRoute({ cluster: 'backend' })));
+    for (const s of streams) s.filter.onRequestHeaders!(requestHeaders('GET', '/x'), true);
+    await Promise.all(streams.map((s) => s.ended));
+    assert.deepEqual(streams.map((s) => [s.rec.status, s.bodyText]), [[200, 'first'], [200, 'again'], [200, 'again']]);
+    assert.equal(up.connections, 2);
+    assert.equal(h.counter('cluster.backend.upstream_rq_503'), 0);
+  } finally {
+    await h.close();
+    await up.close();
+  }
+});
