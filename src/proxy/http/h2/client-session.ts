@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { ErrorCode, PREFACE, Setting, settingsFrame } from './frames.ts';
 import { ConnectionError, H2Session, type H2CodecEvent, type H2ConnectionOptions, type HeaderBlock } from './session.ts';
 import { H2Stream, type H2StreamSink } from './stream.ts';
-import { checkResponseHead, checkTrailers } from './validate.ts';
+import { checkResponseHead } from './validate.ts';
 
 /** Where a client stream's response goes. */
 export interface H2ResponseSink extends H2StreamSink {
@@ -183,7 +183,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
       this.codecEvent('header_overflow');
       return this.reset(s, ErrorCode.INTERNAL_ERROR);
     }
-    if (s.responded) return this.#onTrailers(s, b.raw, b.end);
+    if (s.responded) return this.receiveTrailers(s, b.raw, b.end);
     const check = checkResponseHead(b.raw);
     if (check.error !== undefined || check.status === 101 || (check.status < 200 && b.end)) {
       this.codecEvent('rx_messaging_error');
@@ -201,17 +201,6 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
     }
     s.sink?.headers(b.raw, b.end);
     if (b.end && s.localEnded) this.closeStream(s);
-  }
-
-  #onTrailers(s: H2ClientStream, raw: string[], end: boolean): void {
-    if (s.remoteEnded) return this.reset(s, ErrorCode.STREAM_CLOSED);
-    if (!end || checkTrailers(raw) !== undefined || (s.contentLength >= 0 && s.received !== s.contentLength)) {
-      this.codecEvent('rx_messaging_error');
-      return this.reset(s, ErrorCode.PROTOCOL_ERROR);
-    }
-    s.remoteEnded = true;
-    this.deliver(s, raw, true);
-    if (s.localEnded) this.closeStream(s);
   }
 
   protected onGoaway(lastStreamId: number): void {

@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { ErrorCode, FrameType, PREFACE, Setting, settingsFrame, u32Frame } from './frames.ts';
 import { ConnectionError, H2Session, type H2CodecEvent, type H2ConnectionOptions, type HeaderBlock } from './session.ts';
 import { H2Stream } from './stream.ts';
-import { checkRequest, checkTrailers } from './validate.ts';
+import { checkRequest } from './validate.ts';
 
 export type { H2CodecEvent } from './session.ts';
 
@@ -62,7 +62,7 @@ export class H2ServerSession extends H2Session<H2Stream> {
 
   protected onHeaderBlock(id: number, b: HeaderBlock): void {
     const existing = this.streams.get(id);
-    if (existing) return this.#onTrailers(existing, b.raw, b.end);
+    if (existing) return this.receiveTrailers(existing, b.raw, b.end);
     if (id <= this.lastStreamId || (id & 1) === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `HEADERS opening stream ${id}`);
     this.lastStreamId = id;
     if (this.goaway) return; // after GOAWAY new streams are ignored (RFC 9113 §6.8)
@@ -83,17 +83,6 @@ export class H2ServerSession extends H2Session<H2Stream> {
     this.active++;
     this.#opened++;
     this.#onStream(s, b.raw, b.end);
-  }
-
-  #onTrailers(s: H2Stream, raw: string[], end: boolean): void {
-    if (s.remoteEnded) return this.reset(s, ErrorCode.STREAM_CLOSED);
-    if (!end || checkTrailers(raw) !== undefined || (s.contentLength >= 0 && s.received !== s.contentLength)) {
-      this.codecEvent('rx_messaging_error');
-      return this.reset(s, ErrorCode.PROTOCOL_ERROR);
-    }
-    s.remoteEnded = true;
-    this.deliver(s, raw, true);
-    if (s.localEnded) this.closeStream(s);
   }
 
   protected onGoaway(): void {

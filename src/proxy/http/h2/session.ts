@@ -11,6 +11,7 @@ import { FrameWriter } from './frame-writer.ts';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack.ts';
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, FRAME_HEADER, Flag, FrameType, MAX_WINDOW, Setting, frame, goawayFrame, u32Frame, writeFrameHeader } from './frames.ts';
 import type { H2Stream, H2StreamSink } from './stream.ts';
+import { checkTrailers } from './validate.ts';
 
 export interface H2ConnectionOptions {
   /** SETTINGS_INITIAL_WINDOW_SIZE this side announces (each stream's receive window). */
@@ -340,6 +341,18 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
       throw e;
     }
     this.onHeaderBlock(id, { raw: decoded.raw, tooLarge: decoded.tooLarge, end: (flags & Flag.END_STREAM) !== 0, selfDependent });
+  }
+
+  /** A header block on a stream whose head was received: trailers, which must end it and be well-formed. */
+  protected receiveTrailers(s: S, raw: string[], end: boolean): void {
+    if (s.remoteEnded) return this.reset(s, ErrorCode.STREAM_CLOSED);
+    if (!end || checkTrailers(raw) !== undefined || (s.contentLength >= 0 && s.received !== s.contentLength)) {
+      this.codecEvent('rx_messaging_error');
+      return this.reset(s, ErrorCode.PROTOCOL_ERROR);
+    }
+    s.remoteEnded = true;
+    this.deliver(s, raw, true);
+    if (s.localEnded) this.closeStream(s);
   }
 
   #onRstStream(id: number, p: Buffer): void {
