@@ -53,14 +53,13 @@ export interface Http1CodecCallbacks {
 export interface Http1CodecOptions {
   readonly maxHeaderSize: number;
   readonly headersTimeoutMs: number;
+  /** Envoy's delayed_close_timeout: how long a connection closed mid-request still reads and drops input; 0: destroyed at once. */
+  readonly delayedCloseMs: number;
   readonly trailers: boolean;
   readonly serverName: string;
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** Envoy's delayed_close_timeout default: how long a closing connection's input is still read and dropped. */
-const DELAYED_CLOSE_MS = 1000;
 
 export class Http1ServerCodec implements Http1ResponseOwner {
   readonly #socket: Socket;
@@ -321,14 +320,20 @@ export class Http1ServerCodec implements Http1ResponseOwner {
    * The response closed the connection while its request was still coming in (a reply that did not
    * wait for the body): as Envoy's delayed close, what the client still sends is read and dropped,
    * so that it is not stuck writing into a full window and reads the response and the FIN; the
-   * socket is closed when the client closes it or after DELAYED_CLOSE_MS.
+   * socket is closed when the client closes it or after delayed_close_timeout (Envoy's default 1 s;
+   * 0: once the response is written).
    */
   #delayedClose(): void {
     this.#detach();
     const socket = this.#socket;
+    const ms = this.#opts.delayedCloseMs;
+    if (ms <= 0) {
+      socket.destroySoon();
+      return;
+    }
     if (!this.#reader) socket.on('data', () => {});
     socket.resume();
-    setTimeout(() => socket.destroy(), DELAYED_CLOSE_MS).unref();
+    setTimeout(() => socket.destroy(), ms).unref();
   }
 
   // ---- errors and the end ----

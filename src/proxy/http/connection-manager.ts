@@ -327,6 +327,7 @@ class Manager implements ConnectionManager {
       new Http1ServerCodec(socket, this.#h1Callbacks(conn), {
         maxHeaderSize: cfg.maxRequestHeadersKb * 1024,
         headersTimeoutMs: cfg.requestHeadersTimeoutMs,
+        delayedCloseMs: cfg.delayedCloseMs,
         trailers: cfg.http1.enableTrailers,
         serverName: cfg.serverName,
       }); // it starts reading

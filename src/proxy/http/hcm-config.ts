@@ -75,6 +75,8 @@ export interface HcmConfig {
   readonly requestHeadersTimeoutMs: number;
   /** ms; default 5 s. */
   readonly drainTimeoutMs: number;
+  /** delayed_close_timeout: how long a connection legate closes still reads (and drops) what the client sends, ms; 0: closed at once. Default 1 s. */
+  readonly delayedCloseMs: number;
   /** common_http_protocol_options.max_stream_duration: max lifetime of a request/response stream, ms; 0 disables (default). */
   readonly maxStreamDurationMs: number;
   /** Max lifetime of a downstream connection, ms; 0 disables. */

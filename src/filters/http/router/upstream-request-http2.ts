@@ -1,7 +1,8 @@
 // One HTTP/2 upstream request on a session from the cluster's pool (legate's own client,
 // proxy/http/h2/client-session.ts), streamed both ways with HTTP/2 flow control, trailers both
 // ways. Failure: session connect → UF; RST_STREAM → UR (REFUSED_STREAM, or a stream the server's
-// GOAWAY did not process, is retryable); session gone (GOAWAY, socket closed) → UC.
+// GOAWAY did not process, is retryable); session gone (GOAWAY, socket closed) → UC. A stream that
+// waited in its session and never left legate before the connection went goes out on another one.
 
 import { TLSSocket } from 'node:tls';
 import { HeaderMap } from '../../../proxy/http/headers.ts';

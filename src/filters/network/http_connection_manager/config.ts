@@ -211,6 +211,7 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
     requestTimeoutMs: durationMs(msg.request_timeout, Limits.requestTimeoutMs),
     requestHeadersTimeoutMs: durationMs(msg.request_headers_timeout, Limits.requestHeadersTimeoutMs),
     drainTimeoutMs: durationMs(msg.drain_timeout, 5000),
+    delayedCloseMs: durationMs(msg.delayed_close_timeout, 1000),
     maxConnectionDurationMs: durationMs(cpo?.max_connection_duration, 0),
     maxStreamDurationMs: durationMs(cpo?.max_stream_duration, 0),
     maxRequestsPerConnection: wrapped(cpo?.max_requests_per_connection, 0),

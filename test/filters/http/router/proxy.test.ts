@@ -22,9 +22,10 @@ function echo(req: UpReq, res: Res): void {
   });
 }
 
-function hcm(): string {
+function hcm(extra = ''): string {
   return `
 stat_prefix: ingress_http
+${extra}
 codec_type: AUTO
 # Loopback clients are then internal, so Envoy keeps their x-envoy-* request headers.
 use_remote_address: true
@@ -50,10 +51,10 @@ name: empty
 connect_timeout: 1s
 load_assignment: { cluster_name: empty }`;
 
-async function setup(up: 'http1' | 'http2', handler: (req: UpReq, res: Res) => void = echo) {
+async function setup(up: 'http1' | 'http2', handler: (req: UpReq, res: Res) => void = echo, hcmExtra = '') {
   const upstream = await startUpstream(up, handler);
   const closed = await closedPort();
-  const proxy = await startProxy(hcm(), [clusterYaml('up', upstream.port, up === 'http2'), EMPTY_CLUSTER, clusterYaml('closed', closed)]);
+  const proxy = await startProxy(hcm(hcmExtra), [clusterYaml('up', upstream.port, up === 'http2'), EMPTY_CLUSTER, clusterYaml('closed', closed)]);
   return {
     upstream,
     proxy,
@@ -450,3 +451,34 @@ for (const up of ['http1', 'http2'] as const) {
     }
   });
 }
+
+test('delayed_close_timeout: 0s closes at once after the early response; 60s keeps reading and dropping what the client sends', TIMEOUT, async () => {
+  // 0s is looked at before the default's 1 s would have closed it, 60s after.
+  for (const [timeout, closes, waitMs] of [['0s', true, 600], ['60s', false, 1500]] as const) {
+    const e = await setup('http1', (_req, res) => res.end('early'), `delayed_close_timeout: ${timeout}`);
+    const sock = net.connect({ port: e.proxy.port, host: '127.0.0.1', allowHalfOpen: true });
+    try {
+      await once(sock, 'connect');
+      sock.on('error', () => {});
+      sock.write(`POST /p/early HTTP/1.1\r\nhost: x\r\ncontent-length: 100000000\r\n\r\n${'a'.repeat(65536)}`);
+      let sent = 0;
+      const more = setInterval(() => {
+        if (sock.writable && sock.writableLength < 1 << 20) {
+          sock.write('b'.repeat(65536));
+          sent += 65536;
+        }
+      }, 5);
+      await new Promise((r) => setTimeout(r, waitMs));
+      clearInterval(more);
+      const active = e.proxy.gauge('http.ingress_http.downstream_cx_active');
+      if (closes) assert.equal(active, 0, `${timeout}: closed`);
+      else {
+        assert.equal(active, 1, `${timeout}: still open`);
+        assert.ok(sent > 4 * 1024 * 1024, `${timeout}: legate kept reading (${sent} bytes taken)`);
+      }
+    } finally {
+      sock.destroy();
+      await e.close();
+    }
+  }
+});

@@ -35,6 +35,9 @@ test("Envoy's defaults", () => {
   assert.equal(c.streamIdleTimeoutMs, 300_000);
   assert.equal(c.requestTimeoutMs, 0);
   assert.equal(c.drainTimeoutMs, 5000);
+  assert.equal(c.delayedCloseMs, 1000);
+  const d = parseHcm({ delayed_close_timeout: '0.25s' });
+  assert.equal(d.delayedCloseMs, 250);
   assert.equal(c.maxRequestHeadersKb, 60);
   assert.equal(c.maxHeadersCount, 100);
   assert.equal(c.headersWithUnderscoresAction, 'ALLOW');
