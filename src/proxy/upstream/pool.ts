@@ -31,10 +31,6 @@ const HTTP1_ALPN: readonly string[] = ['http/1.1'];
 /** Envoy's defaults for an upstream's http2_protocol_options. */
 const DEFAULT_HTTP2: UpstreamHttp2Options = { maxConcurrentStreams: Limits.http2MaxConcurrentStreams, initialStreamWindowSize: Limits.http2InitialStreamWindowSize, initialConnectionWindowSize: Limits.http2InitialConnectionWindowSize };
 
-interface H2Entry {
-  readonly session: H2ClientSession;
-}
-
 /** An HTTP/2 connection being opened, and how many requests wait for it. */
 interface H2Opening {
   readonly promise: Promise<H2ClientSession>;
@@ -46,7 +42,7 @@ export class ClusterPools {
   readonly #stats: CxStats;
   readonly #breakers: PriorityBreakers;
   readonly #http1 = new ByHost<Http1Pool>();
-  readonly #http2 = new ByHost<H2Entry[]>();
+  readonly #http2 = new ByHost<H2ClientSession[]>();
   readonly #h2Pending = new ByHost<H2Opening>();
   #closed = false;
   /** Resolved when close() gives up on in-flight requests (pools still open are then destroyed). */
@@ -129,8 +125,8 @@ export class ClusterPools {
   http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<H2ClientSession> {
     if (this.#closed) return Promise.reject(connectError(host, this.#config.name, false, new Error('cluster closed')));
     const tkey = host.transportSocket ? transportKey(transport) : '';
-    const entries = this.#http2.get(host.key, tkey) ?? [];
-    for (const e of entries) if (e.session.capacity > 0) return Promise.resolve(e.session);
+    const sessions = this.#http2.get(host.key, tkey) ?? [];
+    for (const s of sessions) if (s.capacity > 0) return Promise.resolve(s);
     // No session with a free stream: the request is pending until one connects (Envoy's pending request).
     const b = this.#breakers;
     if (!b.pendingRequests.tryAcquire()) return Promise.reject(overflowError(this.#config.name, 'pending requests'));
@@ -143,11 +139,11 @@ export class ClusterPools {
       p = pending.promise;
     } else {
       // Over max_connections a host that has a session (or one opening) shares it: the stream waits there for a free one.
-      const usable = entries.filter((e) => !e.session.closed);
+      const usable = sessions.filter((s) => !s.closed);
       if ((usable.length > 0 || pending) && !b.connections.tryAcquire()) {
         b.pendingRequests.release();
         if (pending) return pending.promise;
-        return Promise.resolve(usable.reduce((a, e) => (e.session.active < a.session.active ? e : a)).session);
+        return Promise.resolve(usable.reduce((a, s) => (s.active < a.active ? s : a)));
       }
       if (usable.length === 0 && !pending) b.connections.forceAcquire();
       const opening: H2Opening = { promise: this.#openH2(host, transport, tkey), waiters: 1 };
@@ -196,9 +192,8 @@ export class ClusterPools {
       },
       { onCodecEvent: (e) => this.#h2CodecEvent(e), onGoaway: () => log.debug(`http2 session to ${host.key} (cluster ${c.name}): GOAWAY`) },
     );
-    const entry: H2Entry = { session };
     const list = this.#http2.get(host.key, tkey) ?? [];
-    list.push(entry);
+    list.push(session);
     this.#http2.set(host.key, tkey, list);
     // An idle session closes after idle_timeout (node:timers' limit of 24.8 days caps a longer one).
     if (c.idleTimeoutMs > 0) socket.setTimeout(Math.min(c.idleTimeoutMs, TIMEOUT_MAX_MS), () => session.active === 0 && session.close());
@@ -208,7 +203,7 @@ export class ClusterPools {
       t.closed();
       const l = this.#http2.get(host.key, tkey);
       if (!l) return;
-      const i = l.indexOf(entry);
+      const i = l.indexOf(session);
       if (i >= 0) l.splice(i, 1);
       if (l.length === 0) this.#http2.delete(host.key, tkey);
     });
@@ -254,7 +249,7 @@ export class ClusterPools {
   async removeHost(key: string, deadline: Promise<void> = graceDeadline()): Promise<void> {
     const pools = this.#http1.take(key);
     const sessions = this.#http2.take(key).flat();
-    await Promise.all([...pools.map((p) => closePool(p, deadline)), ...sessions.map((e) => closeSession(e.session, deadline))]);
+    await Promise.all([...pools.map((p) => closePool(p, deadline)), ...sessions.map((s) => closeSession(s, deadline))]);
   }
 
   /**

@@ -449,6 +449,11 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
 
   #onClose(): void {
     this.ended = true;
+    this.#closeAll('connection closed');
+  }
+
+  /** The connection is over: every open stream closed, what it held dropped, and its sink told `reason`. */
+  #closeAll(reason: string): void {
     const open = [...this.streams.values()];
     this.streams.clear();
     this.#blocked.clear();
@@ -458,7 +463,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
       s.held = undefined;
     }
     this.onClosed();
-    for (const s of open) s.sink?.streamReset('connection closed');
+    for (const s of open) s.sink?.streamReset(reason);
   }
 
   // ---- sending (the response or request side of a stream) ----
@@ -712,15 +717,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
     this.w.queue(goawayFrame(this.goawayLastStreamId(), code, message));
     this.w.flush();
     this.ended = true;
-    const open = [...this.streams.values()];
-    this.streams.clear();
-    this.active = 0;
-    for (const s of open) {
-      s.closed = true;
-      s.held = undefined;
-    }
-    this.onClosed();
-    for (const s of open) s.sink?.streamReset(`connection error: ${message}`);
+    this.#closeAll(`connection error: ${message}`);
     this.#endSocket();
   }
 

@@ -29,6 +29,13 @@ function validValue(v: string): boolean {
   return true;
 }
 
+/** A content-length value against the one seen before in the same list (-1: none): the length, or why it is refused. */
+function contentLengthOf(v: string, seen: number): number | string {
+  if (!/^[0-9]{1,15}$/.test(v)) return 'invalid content-length';
+  const len = Number(v);
+  return seen !== -1 && seen !== len ? 'conflicting content-length' : len;
+}
+
 export interface RequestCheck {
   /** Why the request is malformed, or undefined. */
   readonly error: string | undefined;
@@ -63,9 +70,8 @@ export function checkRequest(raw: readonly string[], connectProtocol: boolean): 
     if (CONNECTION_SPECIFIC.has(n)) return bad(`connection-specific header ${n}`);
     if (n === 'te' && v !== 'trailers') return bad('te other than trailers');
     if (n === 'content-length') {
-      if (!/^[0-9]{1,15}$/.test(v)) return bad('invalid content-length');
-      const len = Number(v);
-      if (contentLength !== -1 && contentLength !== len) return bad('conflicting content-length');
+      const len = contentLengthOf(v, contentLength);
+      if (typeof len === 'string') return bad(len);
       contentLength = len;
     }
   }
@@ -136,9 +142,8 @@ export function checkResponseHead(raw: readonly string[]): ResponseHeadCheck {
     if (!validName(n)) return badHead('invalid header name');
     if (CONNECTION_SPECIFIC.has(n)) return badHead(`connection-specific header ${n}`);
     if (n === 'content-length') {
-      if (!/^[0-9]{1,15}$/.test(v)) return badHead('invalid content-length');
-      const len = Number(v);
-      if (contentLength !== -1 && contentLength !== len) return badHead('conflicting content-length');
+      const len = contentLengthOf(v, contentLength);
+      if (typeof len === 'string') return badHead(len);
       contentLength = len;
     }
   }
