@@ -305,6 +305,7 @@ class Manager implements ConnectionManager {
           maxHeaderListSize: Math.max(65535, cfg.maxRequestHeadersKb * 1024 * 2),
           maxHeaderPairs: cfg.maxHeadersCount + 16,
           enableConnectProtocol: cfg.http2.allowConnect,
+          keepalive: cfg.http2.keepalive,
         },
         {
           onStream: (s, raw, end) => this.#onOwnH2Stream(conn, session, s, raw, end),

@@ -1,6 +1,7 @@
 // The parsed, frozen HTTP connection manager config (what parseHttpConnectionManager makes and the
 // connection manager runs). Pure data: every Envoy default is already filled in.
 
+import type { KeepaliveOptions } from './h2/keepalive.ts';
 import type { ExtensionSpec, RouteSource } from '../../filters/registry.ts';
 import type { AccessLogConfig } from '../access-log/index.ts';
 import type { LocalReplyConfig } from './local-reply.ts';
@@ -98,6 +99,8 @@ export interface HcmConfig {
     readonly initialConnectionWindowSize: number;
     /** http2_protocol_options.allow_connect: extended CONNECT (RFC 8441) is offered, so WebSocket and other upgrades ride on HTTP/2 streams. */
     readonly allowConnect: boolean;
+    /** connection_keepalive: PINGs to the client, the connection aborted when one goes unanswered; undefined when unset. */
+    readonly keepalive: KeepaliveOptions | undefined;
   };
   readonly http1: {
     readonly acceptHttp10: boolean;

@@ -44,7 +44,7 @@ export class HcmStats {
   readonly http2DroppedUnderscores: Counter;
   readonly http2RejectedUnderscores: Counter;
   /** Envoy's HTTP/2 codec stats (legate's own codec, h2/server-session.ts), by codec event. */
-  readonly http2Codec: Readonly<Record<'rx_messaging_error' | 'rx_reset' | 'tx_reset' | 'header_overflow' | 'outbound_control_flood' | 'inbound_empty_frames_flood', Counter>>;
+  readonly http2Codec: Readonly<Record<'rx_messaging_error' | 'rx_reset' | 'tx_reset' | 'header_overflow' | 'outbound_control_flood' | 'inbound_empty_frames_flood' | 'keepalive_timeout', Counter>>;
   /** downstream_rq_too_many_premature_resets: connections closed by the rapid-reset guard. */
   readonly rqTooManyPrematureResets: Counter;
 
@@ -99,6 +99,7 @@ export class HcmStats {
       header_overflow: h2('header_overflow'),
       outbound_control_flood: h2('outbound_control_flood'),
       inbound_empty_frames_flood: h2('inbound_empty_frames_flood'),
+      keepalive_timeout: h2('keepalive_timeout'),
     };
     this.rqTooManyPrematureResets = c('downstream_rq_too_many_premature_resets');
   }

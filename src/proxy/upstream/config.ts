@@ -24,6 +24,7 @@ import { DEFAULT_CIRCUIT_BREAKERS, parseCircuitBreakers } from './circuit-breake
 import { parseOutlierDetection } from './outlier/config.ts';
 import { parseHealthChecks } from './health-check/config.ts';
 export type { ClusterConfig } from './types.ts';
+import { keepaliveOptions } from '../http/h2/keepalive-config.ts';
 import type { ClusterConfig, OriginalDstConfig, SourceAddress, DnsLookupFamily, EndpointConfig, EndpointHealthCheck, EndpointMetadata, HostHealth, LbConfig, LbPolicy, LocalityEndpointsConfig, TransportSocketMatchConfig, UpstreamFilterConfig, UpstreamHttp2Options, UpstreamHttpProtocolOptionsConfig, UpstreamProtocol } from './types.ts';
 
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -237,6 +238,7 @@ function http2Options(o: Http2ProtocolOptions__Output | null | undefined): Upstr
     maxConcurrentStreams: wrapped(o?.max_concurrent_streams, Limits.http2MaxConcurrentStreams),
     initialStreamWindowSize: wrapped(o?.initial_stream_window_size, Limits.http2InitialStreamWindowSize),
     initialConnectionWindowSize: wrapped(o?.initial_connection_window_size, Limits.http2InitialConnectionWindowSize),
+    keepalive: keepaliveOptions(o?.connection_keepalive),
   };
 }
 

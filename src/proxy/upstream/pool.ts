@@ -189,6 +189,8 @@ export class ClusterPools {
         maxHeaderListSize: Math.max(65535, Limits.maxRequestHeadersKb * 1024 * 2),
         maxConcurrentStreams: h2.maxConcurrentStreams,
         maxRequests: c.maxRequestsPerConnection,
+        keepalive: h2.keepalive,
+        pendingRequests: this.#breakers.pendingRequests,
       },
       { onCodecEvent: (e) => this.#h2CodecEvent(e), onGoaway: () => log.debug(`http2 session to ${host.key} (cluster ${c.name}): GOAWAY`) },
     );

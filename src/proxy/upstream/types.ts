@@ -5,6 +5,7 @@ import type { ExtensionSpec } from '../../filters/registry.ts';
 import type { Http1Pool } from './http1-pool.ts';
 import type { Socket } from 'node:net';
 import type { H2ClientSession } from '../http/h2/client-session.ts';
+import type { KeepaliveOptions } from '../http/h2/keepalive.ts';
 import type { StatsStore } from '../stats.ts';
 import type { CircuitBreakersConfig } from './circuit-breakers-config.ts';
 import type { OutlierDetectionConfig } from './outlier/config.ts';
@@ -120,6 +121,8 @@ export interface UpstreamHttp2Options {
   readonly initialStreamWindowSize: number;
   /** The connection's receive window. */
   readonly initialConnectionWindowSize: number;
+  /** connection_keepalive: PINGs to the server, the connection aborted when one goes unanswered; undefined when unset. */
+  readonly keepalive?: KeepaliveOptions | undefined;
 }
 
 /** One of a cluster's `filters`, resolved: an `upstream_network` extension and its parsed config. */

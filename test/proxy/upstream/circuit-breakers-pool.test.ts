@@ -222,3 +222,33 @@ test('route priority HIGH uses the HIGH thresholds (and its own gauges)', TIMEOU
     await s.close();
   }
 });
+
+test('HTTP/2 upstream, max_concurrent_streams 1 and max_connections 1: a stream waiting in the session is a pending request (max_pending_requests 1: the next overflows, 503 UO)', TIMEOUT, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'legate-cb-'));
+  const upstream = await startHoldingUpstream('http2');
+  const thresholds = 'circuit_breakers:\n  thresholds:\n  - { max_connections: 1, max_pending_requests: 1 }\nhttp2_protocol_options: { max_concurrent_streams: 1 }';
+  const proxy = await startProxy(hcm(join(dir, 'access.log')), [clusterYaml('up', upstream.port, false, thresholds)]);
+  try {
+    const first = parallel('h2', proxy.port, 1);
+    await until(() => upstream.held() === 1, 5000, 'first request held');
+    assert.equal(proxy.gauge('cluster.up.circuit_breakers.default.rq_pending_open'), 0);
+    const second = parallel('h2', proxy.port, 1);
+    await until(() => proxy.gauge('cluster.up.circuit_breakers.default.rq_pending_open') === 1, 5000, 'the second waits in the session, pending');
+    const third = parallel('h1', proxy.port, 1);
+    const [r] = await third.done;
+    assertOverflow(r!);
+    assert.equal(proxy.counter('cluster.up.upstream_rq_pending_overflow'), 1);
+    assert.equal(second.replies.length, 0);
+    upstream.release();
+    assert.equal(countStatus(await first.done, 200), 1);
+    assert.equal(countStatus(await second.done, 200), 1, 'the waiting stream opened when the first closed');
+    assert.equal(proxy.gauge('cluster.up.circuit_breakers.default.rq_pending_open'), 0, 'no longer pending');
+    assert.equal(upstream.seen(), 2);
+    assert.equal(upstream.connections(), 1);
+  } finally {
+    upstream.release();
+    await proxy.close();
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

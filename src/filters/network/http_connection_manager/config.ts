@@ -14,6 +14,7 @@ import { parseLocalReplyConfig } from '../../../proxy/http/local-reply.ts';
 import { parseCidr } from '../../../proxy/http/request-headers.ts';
 import { parseOriginalIpDetection, type OriginalIpDetector } from '../../../proxy/http/original-ip.ts';
 import { Limits } from '../../../proxy/limits.ts';
+import { keepaliveOptions } from '../../../proxy/http/h2/keepalive-config.ts';
 import { logger } from '../../../proxy/log.ts';
 import type { Cidr, ClientCertDetail, EscapedSlashesAction, HcmConfig, HttpFilterEntry, UpgradeConfig } from '../../../proxy/http/hcm-config.ts';
 
@@ -229,6 +230,7 @@ export function parseHttpConnectionManager(msg: HttpConnectionManager__Output, c
       initialStreamWindowSize: wrapped(h2o?.initial_stream_window_size, DEFAULT_H2_WINDOW),
       initialConnectionWindowSize: wrapped(h2o?.initial_connection_window_size, DEFAULT_H2_WINDOW),
       allowConnect: h2o?.allow_connect ?? false,
+      keepalive: keepaliveOptions(h2o?.connection_keepalive),
     },
     http1: {
       acceptHttp10: h1o?.accept_http_10 ?? false,

@@ -37,6 +37,11 @@ export interface H2ClientOptions extends H2ConnectionOptions {
   readonly maxConcurrentStreams?: number;
   /** Streams opened on the connection in all (max_requests_per_connection); then it closes once idle. 0: no limit. */
   readonly maxRequests?: number;
+  /**
+   * The cluster's max_pending_requests count: a stream that waits here for the stream limit holds
+   * one, as Envoy's pending requests do (the pool checked the limit before it chose the session).
+   */
+  readonly pendingRequests?: { forceAcquire(): void; release(): void };
 }
 
 export interface H2ClientEvents {
@@ -85,6 +90,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
   request(raw: readonly string[], end: boolean, sink: H2ResponseSink): H2ClientStream | undefined {
     const max = this.#opts.maxRequests ?? 0;
     if (this.closed || this.#nextId > 0x7fffffff || (max > 0 && (this.#nextId - 1) / 2 + this.#waiting.length >= max)) return undefined;
+    this.keepalive?.beforeStream();
     const s = new H2ClientStream(0, this.peerInitialWindow, this.#opts.initialWindowSize, -1);
     s.sink = sink;
     s.head = raw[1] === 'HEAD';
@@ -92,6 +98,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
     else {
       s.waiting = { raw, end };
       this.#waiting.push(s);
+      this.#opts.pendingRequests?.forceAcquire();
     }
     return s;
   }
@@ -112,6 +119,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
       const s = this.#waiting.shift()!;
       const w = s.waiting!;
       s.waiting = undefined;
+      this.#opts.pendingRequests?.release();
       // What was sent meanwhile is queued on the stream: HEADERS end it only when nothing was.
       this.#open(s, w.raw, w.end);
       if (w.trailers) {
@@ -126,6 +134,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
     for (const s of this.#waiting.splice(0)) {
       s.waiting = undefined;
       s.closed = true;
+      this.#opts.pendingRequests?.release();
       if (s.sink?.unsent) s.sink.unsent();
       else s.sink?.streamReset(reason, code);
     }
@@ -146,6 +155,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
     this.#waiting.splice(this.#waiting.indexOf(s), 1);
     s.waiting = undefined;
     s.closed = true;
+    this.#opts.pendingRequests?.release();
     s.sink?.streamReset(`stream reset (code ${code})`, code, true);
   }
 

@@ -12,6 +12,7 @@ import { HpackDecoder, HpackEncoder, HpackError } from './hpack.ts';
 import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, FRAME_HEADER, Flag, FrameType, MAX_WINDOW, Setting, frame, goawayFrame, u32Frame, writeFrameHeader } from './frames.ts';
 import type { H2Stream, H2StreamSink } from './stream.ts';
 import { checkTrailers } from './validate.ts';
+import { Keepalive, type KeepaliveOptions } from './keepalive.ts';
 
 export interface H2ConnectionOptions {
   /** SETTINGS_INITIAL_WINDOW_SIZE this side announces (each stream's receive window). */
@@ -20,6 +21,8 @@ export interface H2ConnectionOptions {
   readonly connectionWindowSize: number;
   /** SETTINGS_MAX_HEADER_LIST_SIZE: a longer header list from the peer resets the stream. */
   readonly maxHeaderListSize: number;
+  /** connection_keepalive: PINGs, and the connection aborted when one goes unanswered. */
+  readonly keepalive?: KeepaliveOptions | undefined;
 }
 
 export type H2CodecEvent =
@@ -30,7 +33,8 @@ export type H2CodecEvent =
   | 'outbound_control_flood'
   | 'inbound_empty_frames_flood'
   | 'too_many_premature_resets'
-  | 'protocol_error';
+  | 'protocol_error'
+  | 'keepalive_timeout';
 
 /** A header block from the peer, decoded. */
 export interface HeaderBlock {
@@ -97,6 +101,8 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
   #emptyData = 0;
   /** Streams with bytes waiting for send window. */
   readonly #blocked = new Set<S>();
+  /** connection_keepalive's PINGs, when configured. */
+  protected readonly keepalive: Keepalive | undefined;
   /** GOAWAY sent or received, or the peer's end read: no new streams. */
   protected goaway = false;
   protected ended = false;
@@ -117,6 +123,12 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
     if (opts.connectionWindowSize > DEFAULT_WINDOW) {
       this.w.queue(u32Frame(FrameType.WINDOW_UPDATE, 0, opts.connectionWindowSize - DEFAULT_WINDOW));
       this.#connRecvAvail = opts.connectionWindowSize;
+    }
+    if (opts.keepalive) {
+      this.keepalive = new Keepalive(opts.keepalive, {
+        sendPing: (payload) => this.w.queue(frame(FrameType.PING, 0, 0, payload)),
+        timedOut: () => this.#keepaliveTimeout(),
+      });
     }
     socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('end', () => this.#onEnd());
@@ -150,6 +162,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
 
   #onData(chunk: Buffer): void {
     if (this.ended) return;
+    this.keepalive?.received();
     let data = chunk;
     if (this.#rest) {
       data = Buffer.concat([this.#rest, chunk]);
@@ -216,6 +229,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
         if (id !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
         if (p.length !== 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'PING length');
         if (!(flags & Flag.ACK)) this.#control(frame(FrameType.PING, Flag.ACK, 0, p));
+        else this.keepalive?.acked();
         return;
       case FrameType.GOAWAY:
         if (id !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
@@ -448,8 +462,19 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
   }
 
   #onClose(): void {
+    this.keepalive?.stop();
     this.ended = true;
     this.#closeAll('connection closed');
+  }
+
+  /** A keepalive PING went unanswered: the connection is aborted, as Envoy closes it without flushing. */
+  #keepaliveTimeout(): void {
+    if (this.ended) return;
+    this.codecEvent('keepalive_timeout');
+    this.ended = true;
+    this.goaway = true;
+    this.#closeAll('keepalive timeout');
+    this.socket.destroy();
   }
 
   /** The connection is over: every open stream closed, what it held dropped, and its sink told `reason`. */

@@ -5,12 +5,11 @@
 // its connection (timeouts).
 
 import http from 'node:http';
-import http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CheckerConfig, GrpcCheckConfig, HttpCheckConfig, TcpCheckConfig } from './config.ts';
 import type { ClientTransportSocket } from '../../tls/types.ts';
-import { hostKey } from '../../host-port.ts';
+import { H2CheckConnection, type H2Answer } from './h2-exchange.ts';
 
 /**
  * `active`: the host answered wrongly; `network`: connect/reset/TLS handshake. Timeouts are the
@@ -117,47 +116,6 @@ class TlsProbeAgent extends http.Agent {
   }
 }
 
-class H2Sessions {
-  #session: http2.ClientHttp2Session | undefined;
-  readonly #target: ProbeTarget;
-  readonly #reuse: boolean;
-  /** Bumped by close(): a TLS connection that finishes after it is dropped. */
-  #generation = 0;
-  constructor(target: ProbeTarget, reuse: boolean) {
-    this.#target = target;
-    this.#reuse = reuse;
-  }
-  async get(): Promise<http2.ClientHttp2Session> {
-    const s = this.#session;
-    if (s && !s.closed && !s.destroyed) return s;
-    const t = this.#target;
-    let session: http2.ClientHttp2Session;
-    if (t.tls) {
-      const generation = this.#generation;
-      const socket = await openSocket(t);
-      if (generation !== this.#generation) {
-        socket.destroy();
-        throw new Error('health check closed');
-      }
-      session = http2.connect(`https://${hostKey(t.address, t.port)}`, { createConnection: () => socket });
-    } else {
-      session = http2.connect(`http://${hostKey(t.address, t.port)}`, t.socketPath ? { createConnection: () => net.connect(t.socketPath!) } : t.source ? { createConnection: () => net.connect({ port: t.port, host: t.address, ...bind(t) }) } : {});
-    }
-    session.on('error', () => {});
-    session.unref();
-    this.#session = session;
-    return session;
-  }
-  done(): void {
-    if (!this.#reuse) this.close();
-  }
-  close(): void {
-    this.#generation++;
-    this.#session?.destroy();
-    this.#session = undefined;
-  }
-}
-
 /** `degraded`: the response carried x-envoy-degraded (a passing host is then degraded, as in Envoy). */
 function classifyHttp(c: HttpCheckConfig, status: number, body: Buffer, degraded: boolean): ProbeResult {
   if (inRanges(status, c.expectedStatuses)) {
@@ -215,47 +173,32 @@ class Http1Probe implements Probe {
 class Http2Probe implements Probe {
   readonly #c: HttpCheckConfig;
   readonly #t: ProbeTarget;
-  readonly #sessions: H2Sessions;
+  readonly #cx: H2CheckConnection;
   constructor(c: HttpCheckConfig, t: ProbeTarget, reuse: boolean) {
     this.#c = c;
     this.#t = t;
-    this.#sessions = new H2Sessions(t, reuse);
+    this.#cx = new H2CheckConnection((connecting) => openSocket(t, connecting), reuse);
   }
   async check(): Promise<ProbeResult> {
     const c = this.#c;
-    let session: http2.ClientHttp2Session;
+    const head = [':method', c.method, ':scheme', this.#t.tls ? 'https' : 'http', ':authority', authority(this.#t, c.host), ':path', c.path];
+    for (const [k, v] of Object.entries(headersFor(c))) head.push(k, v);
     try {
-      session = await this.#sessions.get();
+      const a = await this.#cx.exchange(head, undefined, c.responseBufferSize);
+      return classifyHttp(c, a.status, a.body, fieldOf(a.head, 'x-envoy-degraded') !== undefined);
     } catch (e) {
       return network(errText(e));
     }
-    return new Promise((resolve) => {
-      let stream: http2.ClientHttp2Stream;
-      try {
-        stream = session.request({ ':method': c.method, ':path': c.path, ':authority': authority(this.#t, c.host), ...headersFor(c) });
-      } catch (e) {
-        return resolve(network(errText(e)));
-      }
-      let status = 0;
-      let degraded = false;
-      const chunks: Buffer[] = [];
-      stream.on('response', (h) => {
-        status = Number(h[':status']);
-        degraded = h['x-envoy-degraded'] !== undefined;
-      });
-      stream.on('data', (d: Buffer) => chunks.push(d));
-      stream.on('end', () => {
-        this.#sessions.done();
-        resolve(classifyHttp(c, status, Buffer.concat(chunks).subarray(0, c.responseBufferSize), degraded));
-      });
-      stream.on('error', (e) => resolve(network(errText(e))));
-      stream.on('close', () => resolve(network('stream closed')));
-      stream.end();
-    });
   }
   close(): void {
-    this.#sessions.close();
+    this.#cx.close();
   }
+}
+
+/** The value of `name` in a header list ([name, value, …]), or undefined. */
+function fieldOf(raw: readonly string[] | undefined, name: string): string | undefined {
+  if (raw) for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
+  return undefined;
 }
 
 class TcpProbe implements Probe {
@@ -306,6 +249,9 @@ class TcpProbe implements Probe {
   }
 }
 
+/** A HealthCheckResponse is a few bytes; more is read and dropped. */
+const GRPC_MAX_RESPONSE = 64 * 1024;
+
 /** grpc.health.v1.HealthCheckRequest { string service = 1; } in a gRPC frame. */
 function grpcRequest(service: string): Buffer {
   const s = Buffer.from(service);
@@ -349,59 +295,32 @@ export function grpcServingStatus(frame: Buffer): number {
 class GrpcProbe implements Probe {
   readonly #c: GrpcCheckConfig;
   readonly #t: ProbeTarget;
-  readonly #sessions: H2Sessions;
+  readonly #cx: H2CheckConnection;
   constructor(c: GrpcCheckConfig, t: ProbeTarget, reuse: boolean) {
     this.#c = c;
     this.#t = t;
-    this.#sessions = new H2Sessions(t, reuse);
+    this.#cx = new H2CheckConnection((connecting) => openSocket(t, connecting), reuse);
   }
   async check(): Promise<ProbeResult> {
     const c = this.#c;
-    let session: http2.ClientHttp2Session;
+    const head = [':method', 'POST', ':scheme', this.#t.tls ? 'https' : 'http', ':authority', authority(this.#t, c.authority), ':path', '/grpc.health.v1.Health/Check'];
+    head.push('content-type', 'application/grpc', 'te', 'trailers', 'user-agent', 'Envoy/HC');
+    for (const m of c.initialMetadata) head.push(m.key.toLowerCase(), m.value);
+    let a: H2Answer;
     try {
-      session = await this.#sessions.get();
+      a = await this.#cx.exchange(head, grpcRequest(c.serviceName), GRPC_MAX_RESPONSE);
     } catch (e) {
       return network(errText(e));
     }
-    return new Promise((resolve) => {
-      let stream: http2.ClientHttp2Stream;
-      const headers: http2.OutgoingHttpHeaders = {
-        ':method': 'POST',
-        ':path': '/grpc.health.v1.Health/Check',
-        ':authority': authority(this.#t, c.authority),
-        'content-type': 'application/grpc',
-        te: 'trailers',
-        'user-agent': 'Envoy/HC',
-      };
-      for (const m of c.initialMetadata) headers[m.key] = m.value;
-      try {
-        stream = session.request(headers);
-      } catch (e) {
-        return resolve(network(errText(e)));
-      }
-      let grpcStatus: string | undefined;
-      let httpStatus = 0;
-      const chunks: Buffer[] = [];
-      stream.on('response', (h) => {
-        httpStatus = Number(h[':status']);
-        if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']); // trailers-only
-      });
-      stream.on('trailers', (h) => (grpcStatus = String(h['grpc-status'])));
-      stream.on('data', (d: Buffer) => chunks.push(d));
-      stream.on('end', () => {
-        this.#sessions.done();
-        if (httpStatus !== 200) return resolve(active(`HTTP status ${httpStatus}`));
-        if (grpcStatus !== '0') return resolve(active(`grpc-status ${grpcStatus ?? 'missing'}`));
-        const st = grpcServingStatus(Buffer.concat(chunks));
-        resolve(st === 1 ? OK : active(`serving status ${st}`));
-      });
-      stream.on('error', (e) => resolve(network(errText(e))));
-      stream.on('close', () => resolve(network('stream closed')));
-      stream.end(grpcRequest(c.serviceName));
-    });
+    if (a.status !== 200) return active(`HTTP status ${a.status}`);
+    // grpc-status in the trailers, or in the head of a trailers-only response.
+    const grpcStatus = fieldOf(a.trailers, 'grpc-status') ?? fieldOf(a.head, 'grpc-status');
+    if (grpcStatus !== '0') return active(`grpc-status ${grpcStatus ?? 'missing'}`);
+    const st = grpcServingStatus(a.body);
+    return st === 1 ? OK : active(`serving status ${st}`);
   }
   close(): void {
-    this.#sessions.close();
+    this.#cx.close();
   }
 }
 
