@@ -234,11 +234,12 @@ interface ProtocolChoice {
 
 /** http2_protocol_options of an HTTP/2 cluster (their ranges are checked when the config is decoded): what legate's HTTP/2 client announces and how many streams it opens per connection. */
 function http2Options(o: Http2ProtocolOptions__Output | null | undefined): UpstreamHttp2Options {
+  const keepalive = keepaliveOptions(o?.connection_keepalive);
   return {
     maxConcurrentStreams: wrapped(o?.max_concurrent_streams, Limits.http2MaxConcurrentStreams),
     initialStreamWindowSize: wrapped(o?.initial_stream_window_size, Limits.http2InitialStreamWindowSize),
     initialConnectionWindowSize: wrapped(o?.initial_connection_window_size, Limits.http2InitialConnectionWindowSize),
-    keepalive: keepaliveOptions(o?.connection_keepalive),
+    ...(keepalive ? { keepalive } : {}),
   };
 }
 
