@@ -3,7 +3,7 @@
 // connection per checked host, kept between checks when reuse_connection is on, and one request
 // per check read to its end (response head, body up to a limit, trailers).
 
-import net from 'node:net';
+import type { Socket } from 'node:net';
 import { H2ClientSession, type H2ResponseSink } from '../../http/h2/client-session.ts';
 import { Limits } from '../../limits.ts';
 
@@ -17,16 +17,16 @@ export interface H2Answer {
 
 /** The check's connection to one host: opened when a check needs it, dropped by close() (timeouts) or after each check without reuse. */
 export class H2CheckConnection {
-  readonly #open: (connecting: (s: net.Socket) => void) => Promise<net.Socket>;
+  readonly #open: (connecting: (s: Socket) => void) => Promise<Socket>;
   readonly #reuse: boolean;
   #session: H2ClientSession | undefined;
   /** A plaintext socket still connecting (close() drops it). */
-  #connecting: net.Socket | undefined;
+  #connecting: Socket | undefined;
   /** Bumped by close(): a connection that completes after it was dropped is closed at once. */
   #generation = 0;
 
   /** `open`: a connected socket to the host (TLS handshake done); it passes a plaintext socket to `connecting` at once. */
-  constructor(open: (connecting: (s: net.Socket) => void) => Promise<net.Socket>, reuse: boolean) {
+  constructor(open: (connecting: (s: Socket) => void) => Promise<Socket>, reuse: boolean) {
     this.#open = open;
     this.#reuse = reuse;
   }
