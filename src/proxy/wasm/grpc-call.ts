@@ -5,7 +5,7 @@
 // or DEADLINE_EXCEEDED (4). cancel() resets the stream and reports nothing more; close() ends the
 // local side (a stream's last message), as Envoy's close does.
 
-import type { H2ClientSession, H2ClientStream, H2ResponseSink } from '../http/h2/client-session.ts';
+import { fieldOf, type H2ClientSession, type H2ClientStream, type H2ResponseSink } from '../http/h2/client-session.ts';
 import { ErrorCode as H2Error } from '../http/h2/frames.ts';
 import { Status } from './abi.ts';
 import type { Pairs } from './pairs.ts';
@@ -61,12 +61,6 @@ function metadataOf(raw: readonly string[], skip: ReadonlySet<string>): Pairs {
   return out;
 }
 
-/** The value of `name` in a header list, or undefined. */
-function field(raw: readonly string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
-  return undefined;
-}
-
 const RESPONSE_SKIP: ReadonlySet<string> = new Set(['content-type', 'grpc-status', 'grpc-message', 'grpc-encoding', 'grpc-accept-encoding']);
 
 export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEvents): { status: Status; handle?: GrpcHandle } {
@@ -99,12 +93,12 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
   let trailersOnly = false;
   const sink: H2ResponseSink = {
     headers: (raw, end) => {
-      const status = field(raw, 'grpc-status');
+      const status = fieldOf(raw, 'grpc-status');
       if (status !== undefined) {
         trailersOnly = true;
         ev.onInitialMetadata([]);
         ev.onTrailingMetadata(metadataOf(raw, RESPONSE_SKIP));
-        finish(Number(status), grpcPercentDecode(field(raw, 'grpc-message') ?? ''));
+        finish(Number(status), grpcPercentDecode(fieldOf(raw, 'grpc-message') ?? ''));
         return;
       }
       if (!done && !cancelled) ev.onInitialMetadata(metadataOf(raw, RESPONSE_SKIP));
@@ -124,7 +118,7 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
     trailers: (raw) => {
       if (trailersOnly || done) return;
       ev.onTrailingMetadata(metadataOf(raw, RESPONSE_SKIP));
-      finish(Number(field(raw, 'grpc-status') ?? 2), grpcPercentDecode(field(raw, 'grpc-message') ?? ''));
+      finish(Number(fieldOf(raw, 'grpc-status') ?? 2), grpcPercentDecode(fieldOf(raw, 'grpc-message') ?? ''));
     },
     streamReset: (reason) => finish(UNAVAILABLE, reason),
     writable: () => {},

@@ -23,6 +23,12 @@ export interface H2ResponseSink extends H2StreamSink {
   unsent?(): void;
 }
 
+/** The value of `name` in a header list as a sink gets it ([name, value, …]), or undefined. */
+export function fieldOf(raw: readonly string[] | undefined, name: string): string | undefined {
+  if (raw) for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
+  return undefined;
+}
+
 export class H2ClientStream extends H2Stream<H2ResponseSink> {
   /** The final response head arrived (DATA before it is a stream error). */
   responded = false;

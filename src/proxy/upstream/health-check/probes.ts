@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { CheckerConfig, GrpcCheckConfig, HttpCheckConfig, TcpCheckConfig } from './config.ts';
 import type { ClientTransportSocket } from '../../tls/types.ts';
 import { H2CheckConnection, type H2Answer } from './h2-exchange.ts';
+import { fieldOf } from '../../http/h2/client-session.ts';
 
 /**
  * `active`: the host answered wrongly; `network`: connect/reset/TLS handshake. Timeouts are the
@@ -193,12 +194,6 @@ class Http2Probe implements Probe {
   close(): void {
     this.#cx.close();
   }
-}
-
-/** The value of `name` in a header list ([name, value, …]), or undefined. */
-function fieldOf(raw: readonly string[] | undefined, name: string): string | undefined {
-  if (raw) for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
-  return undefined;
 }
 
 class TcpProbe implements Probe {
