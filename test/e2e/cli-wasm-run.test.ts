@@ -6,19 +6,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from '../helpers/legate.ts';
 import { examplePlugin } from '../helpers/wasm.ts';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
+import { freePort } from '../helpers/free-port.ts';
 
 /** One request on a fresh connection. */
 function get(port: number, path: string): Promise<{ headers: http.IncomingHttpHeaders; body: string }> {

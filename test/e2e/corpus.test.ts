@@ -18,6 +18,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { runCli, startLegate, writeConfig } from '../helpers/legate.ts';
 import { CORPUS_DIR } from '../helpers/corpus.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const CORPUS = CORPUS_DIR + '/';
 const LATER = /not supported yet|legate does not implement this extension|unknown HTTP filter/;
@@ -42,13 +43,6 @@ for (const f of readdirSync(CORPUS).filter((n) => n.endsWith('.yaml') && !n.star
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /**
  * Starts legate on a config that needs fixed ports (`place` writes freshly picked free ports into

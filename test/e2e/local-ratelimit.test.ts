@@ -5,7 +5,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse } from 'yaml';
@@ -13,6 +12,7 @@ import { startLegate, type Legate } from '../helpers/legate.ts';
 import { CORPUS_DIR } from '../helpers/corpus.ts';
 import { httpBootstrap } from '../helpers/config.ts';
 import { startHttp1Upstream } from '../helpers/upstreams.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const TIMEOUT = { timeout: 30_000 };
 const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
@@ -39,13 +39,6 @@ async function statEventually(l: Legate, name: string, want: number): Promise<Re
   return s;
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 test('--concurrency 2: the token bucket is process-wide: exactly max_tokens of 40 requests pass', TIMEOUT, async () => {
   const up = await startHttp1Upstream();

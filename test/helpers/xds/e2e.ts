@@ -96,13 +96,7 @@ export function routeConfig(name: string, to: string | Record<string, number>): 
   return { name, virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route }] }] };
 }
 
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
+export { freePort } from '../free-port.ts';
 
 export interface NamedUpstream {
   readonly name: string;

@@ -242,10 +242,4 @@ export async function until(cond: () => boolean): Promise<void> {
 }
 
 /** A port nothing listens on now (bound, then closed). */
-export async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../../helpers/free-port.ts';

@@ -12,6 +12,7 @@ import { decodeJson } from '../../../../src/config/decode.ts';
 import { NETWORK_RBAC_TYPE, parseNetworkRbac } from '../../../../src/filters/network/rbac/index.ts';
 import { startLegate } from '../../../helpers/legate.ts';
 import { cluster, socketAddress, TCP_PROXY_TYPE } from '../../../helpers/config.ts';
+import { freePort } from '../../../helpers/free-port.ts';
 
 function parseYaml(y: string, patch: Record<string, unknown> = {}) {
   const d = decodeJson<Record<string, unknown>>(NETWORK_RBAC_TYPE, parse(y));
@@ -59,14 +60,6 @@ async function probe(port: number, localAddress = '127.0.0.1'): Promise<'echo' |
 }
 
 /** A port nobody listens on right now (bound then released), for rules that name a listener's port. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function rbacListener(name: string, port: number, rbac: Record<string, unknown>): object {
   return {
