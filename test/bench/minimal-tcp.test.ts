@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { freePorts, spawnPinned, stopChild, waitForPort } from '../../bench/lib/procs.ts';
+import { spawnPinned, stopChild, waitForPort } from '../../bench/lib/procs.ts';
+import { freePort } from '../helpers/free-port.ts';
 
 const SCRIPT = fileURLToPath(new URL('../../bench/contestants/minimal-proxy.ts', import.meta.url));
 
@@ -23,7 +24,8 @@ test('minimal proxy tcp: echoes through the pipe both ways; an upstream close re
   echo.listen(0, '127.0.0.1');
   await once(echo, 'listening');
   const upstreamPort = (echo.address() as net.AddressInfo).port;
-  const [h1, tcp] = (await freePorts(2)) as [number, number];
+  const h1 = await freePort();
+  const tcp = await freePort();
   const child = spawnPinned(1, process.execPath, [SCRIPT, String(h1), String(upstreamPort), JSON.stringify({ tcp })]);
   t.after(async () => {
     await stopChild(child);
