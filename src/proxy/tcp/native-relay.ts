@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { StreamInfo } from '../http/stream-info.ts';
 import { BufferedGauge, type TcpProxyStats } from './tcp-proxy-stats.ts';
 import { type NativeRelay, type RelayEnd, RelaySlot, startRelay, toMono } from '../../native/tcp-relay/index.ts';
+import { ObjectSet } from '../id-table.ts';
 
 /** What the session needs of one direction: the JS Pump or a side of the C relay. */
 export interface RelayDirection {
@@ -19,7 +20,7 @@ export interface RelayDirection {
 }
 
 const FLUSH_EVERY_MS = 1000;
-const live = new Set<RelayCounters>();
+const live = new ObjectSet<RelayCounters>();
 let flushTimer: NodeJS.Timeout | undefined;
 
 function flushAll(): void {

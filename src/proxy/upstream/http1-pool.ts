@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import { ErrorCode, ProxyError, ResponseFlag } from '../errors.ts';
 import { overflowError, type BreakerLimit } from './circuit-breakers.ts';
 import { Http1Connection, type Http1ConnectionOwner } from './http1-connection.ts';
+import { ObjectSet } from '../id-table.ts';
 
 export interface Http1PoolOptions {
   readonly cluster: string;
@@ -43,13 +44,13 @@ interface Waiter {
 
 export class Http1Pool implements Http1ConnectionOwner {
   readonly #o: Http1PoolOptions;
-  readonly #all = new Set<Http1Connection>();
+  readonly #all = new ObjectSet<Http1Connection>();
   /** Free connections, most recently freed last (reused first). */
   readonly #free: Http1Connection[] = [];
   #connecting = 0;
   readonly #queue: Waiter[] = [];
-  /** Waiters whose connection is being opened for them. */
-  readonly #opening = new Map<Http1PoolRequest, Waiter>();
+  /** Waiters whose connection is being opened for them (an array, not a Map: see id-table.ts). */
+  readonly #opening: Waiter[] = [];
   #closed = false;
   #destroyed = false;
   #closeWaiters: Array<() => void> = [];
@@ -86,7 +87,7 @@ export class Http1Pool implements Http1ConnectionOwner {
       this.#unpend(w!);
       return;
     }
-    const w = this.#opening.get(req);
+    const w = this.#opening.find((o) => o.req === req);
     if (w) w.cancelled = true;
   }
 
@@ -140,12 +141,12 @@ export class Http1Pool implements Http1ConnectionOwner {
   /** Opens a connection for `w`, which keeps its pending slot until the connection is up. */
   #open(w: Waiter): void {
     this.#connecting++;
-    this.#opening.set(w.req, w);
+    this.#opening.push(w);
     const o = this.#o;
     o.connect().then(
       (socket) => {
         this.#connecting--;
-        this.#opening.delete(w.req);
+        this.#opening.splice(this.#opening.indexOf(w), 1);
         this.#unpend(w);
         if (this.#destroyed) {
           socket.destroy();
@@ -162,7 +163,7 @@ export class Http1Pool implements Http1ConnectionOwner {
       },
       (err: unknown) => {
         this.#connecting--;
-        this.#opening.delete(w.req);
+        this.#opening.splice(this.#opening.indexOf(w), 1);
         this.#unpend(w);
         o.connections.release();
         if (!w.cancelled) w.req.onPoolFailure(err instanceof ProxyError ? err : poolGone(o.cluster, String(err)));

@@ -222,7 +222,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
   protected onGoaway(lastStreamId: number): void {
     this.goaway = true;
     this.#failWaiting('not sent before the server sent GOAWAY', ErrorCode.REFUSED_STREAM);
-    for (const s of [...this.streams.values()]) {
+    for (const s of this.streams.values()) {
       if (s.id <= lastStreamId) continue;
       s.held = undefined;
       this.closeStream(s);

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, ErrorCode, FRAME_HEADER, Flag, Frame
 import type { H2Stream, H2StreamSink } from './stream.ts';
 import { checkTrailers } from './validate.ts';
 import { Keepalive, type KeepaliveOptions } from './keepalive.ts';
+import { IdTable } from '../../id-table.ts';
 
 export interface H2ConnectionOptions {
   /** SETTINGS_INITIAL_WINDOW_SIZE this side announces (each stream's receive window). */
@@ -73,7 +74,8 @@ export class ConnectionError extends Error {
 export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
   readonly socket: Socket;
   protected readonly w: FrameWriter;
-  protected readonly streams = new Map<number, S>();
+  /** Open streams by id: an IdTable, not a Map, so closed streams die young (id-table.ts). */
+  protected readonly streams = new IdTable<S>();
   protected readonly encoder = new HpackEncoder();
   readonly #opts: H2ConnectionOptions;
   readonly #onCodecEvent: (e: H2CodecEvent) => void;
@@ -99,8 +101,8 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
   #connRecvAvail = DEFAULT_WINDOW;
   #connUnacked = 0;
   #emptyData = 0;
-  /** Streams with bytes waiting for send window. */
-  readonly #blocked = new Set<S>();
+  /** Streams with bytes waiting for send window, by id (oldest first; an IdTable, as `streams`). */
+  readonly #blocked = new IdTable<S>();
   /** connection_keepalive's PINGs, when configured. */
   protected readonly keepalive: Keepalive | undefined;
   /** GOAWAY sent or received, or the peer's end read: no new streams. */
@@ -479,7 +481,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
 
   /** The connection is over: every open stream closed, what it held dropped, and its sink told `reason`. */
   #closeAll(reason: string): void {
-    const open = [...this.streams.values()];
+    const open = this.streams.values();
     this.streams.clear();
     this.#blocked.clear();
     this.active = 0;
@@ -625,7 +627,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
     while (s.queue.length > 0) {
       const allowed = Math.min(this.#connSendWindow, s.sendWindow, this.#peerMaxFrame);
       if (allowed <= 0) {
-        this.#blocked.add(s);
+        this.#blocked.set(s.id, s);
         return;
       }
       const head = s.queue[0]!;
@@ -642,7 +644,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
       s.dataEpoch = this.w.epoch;
       if (last) return this.#localEnd(s);
     }
-    this.#blocked.delete(s);
+    this.#blocked.delete(s.id);
     if (s.queueEnd && !s.localEnded) {
       if (s.trailers !== undefined) {
         this.#headers(s.id, s.trailers, true);
@@ -674,11 +676,11 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
     return h;
   }
 
-  /** Send window grew: the blocked streams, oldest first, send what they can. */
+  /** Send window grew: the blocked streams, lowest id first, send what they can. */
   #unblock(): void {
-    for (const s of [...this.#blocked]) {
+    for (const s of this.#blocked.values()) {
       if (this.#connSendWindow <= 0) return;
-      this.#blocked.delete(s);
+      this.#blocked.delete(s.id);
       this.#drain(s);
     }
   }
@@ -702,7 +704,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
     if (s.closed) return;
     s.closed = true;
     this.streams.delete(s.id);
-    this.#blocked.delete(s);
+    this.#blocked.delete(s.id);
     this.active--;
     if (this.goaway && this.active === 0) this.finish();
   }
@@ -761,6 +763,6 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
 
   /** The socket took what it had refused: streams waiting for it send on. */
   #onDrain(): void {
-    for (const s of this.streams.values()) if (s.wantWritable && !this.#blocked.has(s)) this.#drain(s);
+    for (const s of this.streams.values()) if (s.wantWritable && !this.#blocked.has(s.id)) this.#drain(s);
   }
 }
