@@ -28,7 +28,6 @@ import { HcmStats } from './hcm-stats.ts';
 import { checkUnderscores } from './request-headers.ts';
 import { startTimeout, type Timeout } from '../timeouts.ts';
 import { type LongTimer, setLongTimeout } from '../long-timers.ts';
-import { ObjectSet } from '../id-table.ts';
 
 const log = logger('http');
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -177,7 +176,7 @@ class Manager implements ConnectionManager {
   readonly upgradeFilters: ReadonlyMap<string, readonly RuntimeFilter[]>;
   readonly accessLoggers: readonly AccessLogger[];
   readonly runtime: Runtime;
-  readonly connections = new ObjectSet<Connection>();
+  readonly connections = new Set<Connection>();
   draining = false;
   readonly #h1Callbacks: (conn: Connection) => Http1CodecCallbacks;
   /** node:http2's server, only when LEGATE_H2_CODEC=node. */
@@ -185,7 +184,7 @@ class Manager implements ConnectionManager {
   readonly #ownH2: boolean;
   readonly #bySocket = new WeakMap<object, Connection>();
   /** AUTO connections still waiting for their first bytes. */
-  readonly #sniffing = new ObjectSet<Socket>();
+  readonly #sniffing = new Set<Socket>();
   #drainTimer: LongTimer | undefined;
   #pendingH2: Connection | undefined;
 

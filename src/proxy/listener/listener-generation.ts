@@ -14,7 +14,6 @@ import { withFilterDisabled, type ListenerFilter } from './listener-filters.ts';
 import type { Counter } from '../stats.ts';
 import { ChainTls, hasTls } from './listener-tls.ts';
 import { type LongTimer, setLongTimeout } from '../long-timers.ts';
-import { ObjectSet } from '../id-table.ts';
 
 export interface ChainRuntime {
   readonly config: ChainConfig;
@@ -26,7 +25,7 @@ export interface ChainRuntime {
   /** The FilterChain proto as JSON: an identical chain in the next config takes this one over. */
   readonly key: string;
   /** Connections handed to this chain (past listener filters and matching). */
-  readonly sockets: ObjectSet<Socket>;
+  readonly sockets: Set<Socket>;
 }
 
 /** The listener without its filter chains: equal for two configs whose update is filter-chain-only. */
@@ -43,7 +42,7 @@ export class ListenerGeneration {
   readonly listenerFilters: ListenerFilter[] = [];
   readonly chains = new Map<object, ChainRuntime>();
   /** Accepted (raw) sockets; destroying one also ends the TLSSocket wrapping it. */
-  readonly sockets = new ObjectSet<Socket>();
+  readonly sockets = new Set<Socket>();
   /** Draining: closes what is left when the drain time is up (or as soon as no connection is left). */
   #drainTimer: LongTimer | undefined;
   #retiring = false;
@@ -85,7 +84,7 @@ export class ListenerGeneration {
       }
       const tls = hasTls(chain) ? new ChainTls(chain, { stats: rt.stats, secrets: rt.secrets }) : undefined;
       const terminal = { factory: last.spec.factory(last.config, rt) as NetworkFilterFactory, config: last.config };
-      this.chains.set(raw, { config: chain, filters, terminal, tls, key, sockets: new ObjectSet<Socket>() });
+      this.chains.set(raw, { config: chain, filters, terminal, tls, key, sockets: new Set() });
     }
   }
 

@@ -7,7 +7,6 @@ import type { Socket } from 'node:net';
 import type { StreamInfo } from '../http/stream-info.ts';
 import { BufferedGauge, type TcpProxyStats } from './tcp-proxy-stats.ts';
 import { type NativeRelay, type RelayEnd, RelaySlot, startRelay, toMono } from '../../native/tcp-relay/index.ts';
-import { ObjectSet } from '../id-table.ts';
 
 /** What the session needs of one direction: the JS Pump or a side of the C relay. */
 export interface RelayDirection {
@@ -20,7 +19,7 @@ export interface RelayDirection {
 }
 
 const FLUSH_EVERY_MS = 1000;
-const live = new ObjectSet<RelayCounters>();
+const live = new Set<RelayCounters>();
 let flushTimer: NodeJS.Timeout | undefined;
 
 function flushAll(): void {

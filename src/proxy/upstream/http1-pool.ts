@@ -10,7 +10,6 @@ import type { Socket } from 'node:net';
 import { ErrorCode, ProxyError, ResponseFlag } from '../errors.ts';
 import { overflowError, type BreakerLimit } from './circuit-breakers.ts';
 import { Http1Connection, type Http1ConnectionOwner } from './http1-connection.ts';
-import { ObjectSet } from '../id-table.ts';
 
 export interface Http1PoolOptions {
   readonly cluster: string;
@@ -44,13 +43,13 @@ interface Waiter {
 
 export class Http1Pool implements Http1ConnectionOwner {
   readonly #o: Http1PoolOptions;
-  readonly #all = new ObjectSet<Http1Connection>();
+  readonly #all = new Set<Http1Connection>();
   /** Free connections, most recently freed last (reused first). */
   readonly #free: Http1Connection[] = [];
   #connecting = 0;
   readonly #queue: Waiter[] = [];
-  /** Waiters whose connection is being opened for them (an array, not a Map: see id-table.ts). */
-  readonly #opening: Waiter[] = [];
+  /** Waiters whose connection is being opened for them. */
+  readonly #opening = new Map<Http1PoolRequest, Waiter>();
   #closed = false;
   #destroyed = false;
   #closeWaiters: Array<() => void> = [];
@@ -87,7 +86,7 @@ export class Http1Pool implements Http1ConnectionOwner {
       this.#unpend(w!);
       return;
     }
-    const w = this.#opening.find((o) => o.req === req);
+    const w = this.#opening.get(req);
     if (w) w.cancelled = true;
   }
 
@@ -141,12 +140,12 @@ export class Http1Pool implements Http1ConnectionOwner {
   /** Opens a connection for `w`, which keeps its pending slot until the connection is up. */
   #open(w: Waiter): void {
     this.#connecting++;
-    this.#opening.push(w);
+    this.#opening.set(w.req, w);
     const o = this.#o;
     o.connect().then(
       (socket) => {
         this.#connecting--;
-        this.#opening.splice(this.#opening.indexOf(w), 1);
+        this.#opening.delete(w.req);
         this.#unpend(w);
         if (this.#destroyed) {
           socket.destroy();
@@ -163,7 +162,7 @@ export class Http1Pool implements Http1ConnectionOwner {
       },
       (err: unknown) => {
         this.#connecting--;
-        this.#opening.splice(this.#opening.indexOf(w), 1);
+        this.#opening.delete(w.req);
         this.#unpend(w);
         o.connections.release();
         if (!w.cancelled) w.req.onPoolFailure(err instanceof ProxyError ? err : poolGone(o.cluster, String(err)));
