@@ -312,7 +312,7 @@ export class ClusterImpl implements Cluster {
     return this.#poolsFor(priority).http1Pool(host, transport);
   }
 
-  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): H2ClientSession | Promise<H2ClientSession> {
+  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Promise<H2ClientSession> {
     return this.#poolsFor(priority).http2Session(host, transport);
   }
 

@@ -122,11 +122,11 @@ export class ClusterPools {
     return pool;
   }
 
-  http2Session(host: Host, transport?: UpstreamTransportOptions): H2ClientSession | Promise<H2ClientSession> {
+  http2Session(host: Host, transport?: UpstreamTransportOptions): Promise<H2ClientSession> {
     if (this.#closed) return Promise.reject(connectError(host, this.#config.name, false, new Error('cluster closed')));
     const tkey = host.transportSocket ? transportKey(transport) : '';
     const sessions = this.#http2.get(host.key, tkey) ?? [];
-    for (const s of sessions) if (s.capacity > 0) return s;
+    for (const s of sessions) if (s.capacity > 0) return Promise.resolve(s);
     // No session with a free stream: the request is pending until one connects (Envoy's pending request).
     const b = this.#breakers;
     if (!b.pendingRequests.tryAcquire()) return Promise.reject(overflowError(this.#config.name, 'pending requests'));

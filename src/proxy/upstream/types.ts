@@ -148,7 +148,7 @@ export interface Cluster {
    * over the host's TLS transport socket; a new session when the current one is closing or at max
    * concurrent streams). Rejects with a ProxyError (connect failure/timeout, TLS handshake failure).
    */
-  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): H2ClientSession | Promise<H2ClientSession>;
+  http2Session(host: Host, transport?: UpstreamTransportOptions, priority?: RoutingPriority): Promise<H2ClientSession>;
   /**
    * Opens a connection to a host (TCP, then TLS when the host's transport socket says so), honouring
    * connect_timeout for both (tcp_proxy). Rejects with a ProxyError.

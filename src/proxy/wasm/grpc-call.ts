@@ -129,7 +129,7 @@ export function startGrpc(cm: ClusterManager, req: GrpcCallRequest, ev: GrpcEven
   if (!host) {
     setImmediate(() => finish(UNAVAILABLE, 'no healthy upstream'));
   } else {
-    Promise.resolve(cluster.http2Session(host)).then(
+    cluster.http2Session(host).then(
       (s) => {
         if (done) return;
         const head = [':method', 'POST', ':scheme', 'http', ':authority', req.authority ?? req.cluster, ':path', `/${req.service}/${req.method}`, 'content-type', 'application/grpc', 'te', 'trailers'];

@@ -194,7 +194,7 @@ test('http2Session: streams share one session; connect failure is a ProxyError',
     assert.equal(stat(stats, 'cluster.h2.upstream_cx_http2_total'), 1);
     assert.equal(stat(stats, 'cluster.h2.upstream_cx_active'), 1);
     const dead = cm.get('h2dead')!;
-    await assert.rejects(Promise.resolve(dead.http2Session(dead.hosts()[0]!)), (e: unknown) => e instanceof ProxyError && e.code === ErrorCode.UPSTREAM_CONNECT_FAILURE && e.retryable);
+    await assert.rejects(dead.http2Session(dead.hosts()[0]!), (e: unknown) => e instanceof ProxyError && e.code === ErrorCode.UPSTREAM_CONNECT_FAILURE && e.retryable);
     assert.equal(stat(stats, 'cluster.h2dead.upstream_cx_connect_fail'), 1);
   } finally {
     await cm.close();

@@ -71,7 +71,7 @@ const MAX_UNSENT_REDISPATCH = 3;
 
 class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
   readonly #sink: UpstreamSink;
-  readonly #connect: () => H2ClientSession | Promise<H2ClientSession>;
+  readonly #connect: () => Promise<H2ClientSession>;
   readonly #head: string[];
   readonly #schemeMatchUpstream: boolean;
   #session: H2ClientSession | undefined;
@@ -90,7 +90,7 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
   #ready = false;
   #redispatched = 0;
 
-  constructor(sink: UpstreamSink, connect: () => H2ClientSession | Promise<H2ClientSession>, head: string[], endStream: boolean, schemeMatchUpstream: boolean) {
+  constructor(sink: UpstreamSink, connect: () => Promise<H2ClientSession>, head: string[], endStream: boolean, schemeMatchUpstream: boolean) {
     this.#sink = sink;
     this.#connect = connect;
     this.#head = head;
@@ -100,10 +100,12 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
 
   /** Asks the pool for a session and opens the stream on it. */
   start(): void {
-    const got = this.#connect();
-    if (!(got instanceof Promise)) return this.#onSession(got);
-    got.then(
-      (session) => this.#onSession(session),
+    this.#connect().then(
+      (session) => {
+        // scheme_header_transformation.match_upstream: https over TLS, http otherwise.
+        if (this.#schemeMatchUpstream) this.#head[SCHEME_AT] = session.socket instanceof TLSSocket ? 'https' : 'http';
+        this.#open(session, this.#head);
+      },
       (err: unknown) => {
         if (this.#done) return;
         this.#done = true;
@@ -114,12 +116,6 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
         );
       },
     );
-  }
-
-  #onSession(session: H2ClientSession): void {
-    // scheme_header_transformation.match_upstream: https over TLS, http otherwise.
-    if (this.#schemeMatchUpstream) this.#head[SCHEME_AT] = session.socket instanceof TLSSocket ? 'https' : 'http';
-    this.#open(session, this.#head);
   }
 
   #open(session: H2ClientSession, head: string[]): void {
@@ -261,7 +257,7 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
 }
 
 /** Starts a request on an HTTP/2 session from `connect` (the cluster's session pool). */
-export function startHttp2Request(connect: () => H2ClientSession | Promise<H2ClientSession>, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, schemeMatchUpstream = false): UpstreamRequest {
+export function startHttp2Request(connect: () => Promise<H2ClientSession>, headers: HeaderMap, endStream: boolean, sink: UpstreamSink, schemeMatchUpstream = false): UpstreamRequest {
   const req = new Http2UpstreamRequest(sink, connect, requestHead(headers), endStream, schemeMatchUpstream);
   req.start();
   return req;
