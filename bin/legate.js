@@ -8,16 +8,18 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The main thread's young generation, as a semi-space size in MB: a worker thread's 16 MB young
- * generation (src/proxy/worker/worker-pool.ts) is three semi-spaces' worth, 5.3 MB, and V8 rounds
- * both up to a power of two, so the main thread gets the same 8 MB semi-spaces. Left to V8, a
+ * The main thread's young generation, as a semi-space size in MB: a worker thread's 12 MB young
+ * generation (src/proxy/worker/worker-pool.ts) is three semi-spaces' worth, so the main thread gets
+ * the same 4 MB semi-spaces (4 MB rather than 8 since V8's allocation-site pretenuring is off,
+ * src/proxy/worker/v8-flags.ts: peak RSS under 12 B load 118 → 111 MB, CPU per request the
+ * same within the noise). Left to V8, a
  * 24 GB machine gives the main thread's young generation ~130 MB, which a main thread that serves
  * traffic itself (src/proxy/worker/main-thread-worker.ts) filled under load: peak RSS 214 MB
  * instead of 117. V8 reads it only when the isolate is created, so the launcher replaces itself
  * (same pid: signals and pilot-agent see no difference) with a Node given the flag, unless the
  * command line or NODE_OPTIONS already sets it.
  */
-const MAIN_SEMI_SPACE_MB = 5;
+const MAIN_SEMI_SPACE_MB = 4;
 
 /**
  * Where compiled and type-stripped modules are cached: NODE_COMPILE_CACHE when set, else this

@@ -31,6 +31,18 @@ export const V8_DEFAULTS: readonly V8Default[] = [
    * but cost 1.37x; TurboFan's own inlining, escape analysis and job counts changed nothing.)
    */
   { name: 'maglev-inlining', arg: '--no-maglev-inlining' },
+  /**
+   * No allocation-site pretenuring. Under load, a few hundred requests are in flight when a young
+   * GC runs; V8 sees their allocation sites survive, switches them to allocating in the old
+   * generation, and then everything those pretenured objects point to survives the young GCs
+   * until the next full GC: with 4 MB semi-spaces the whole request graph was promoted (3.9 KB
+   * per request against 0.7; 33 full GCs in 8 s against 12) and CPU per request was 1.19x that
+   * of 8 MB semi-spaces (bench:ab, 5 pairs); without pretenuring it was 1.03 and 0.98 (5 and 6
+   * pairs), so the young generation is 4 MB semi-spaces (bin/legate.js, worker-pool.ts): peak
+   * RSS under the suite's 12 B load 118 → 111 MB. With 8 MB semi-spaces the flag changed
+   * nothing measurable (1.018, 5 pairs).
+   */
+  { name: 'allocation-site-pretenuring', arg: '--no-allocation-site-pretenuring' },
 ];
 
 /**

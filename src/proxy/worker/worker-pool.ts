@@ -40,9 +40,10 @@ const WORKER_BOOT = [
  * autocannon -c 50 (12 B) went 177-198 → 148-150 MB, CPU per request within the noise (7
  * alternating pairs, median ratio 1.005). 12 MB saved 7 MB more but cost 1.17x (paired, 6 pairs):
  * in-flight requests no longer fit, so each scavenge copied and promoted more (0.4 → 3-4 ms each),
- * and full GCs went 6 → 61 in 16 s under load (--trace-gc).
+ * and full GCs went 6 → 61 in 16 s under load (--trace-gc). That was V8's allocation-site
+ * pretenuring, now off (v8-flags.ts): 12 MB, 4 MB semi-spaces as the main thread's (bin/legate.js).
  */
-const WORKER_YOUNG_GENERATION_MB = 16;
+const WORKER_YOUNG_GENERATION_MB = 12;
 
 type Reply = Extract<WorkerToMain, { type: 'reply' }>;
 

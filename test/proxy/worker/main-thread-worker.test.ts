@@ -115,7 +115,7 @@ test('the launcher gives the main thread the young generation of a worker unless
   try {
     // The same pid serves (execve): what signals and pilot-agent see is the proxy itself.
     const argv = cmdline(l.proc.pid!);
-    assert.equal(argv[1], '--max-semi-space-size=5');
+    assert.equal(argv[1], '--max-semi-space-size=4');
     assert.ok(argv.includes(LAUNCHER));
     assert.match(await servingLine(l), ON_MAIN);
     // The launcher held Maglev and TurboFan back for the start-up (v8-flags.ts); serving gets them back.

@@ -13,16 +13,18 @@ test('with no V8 flags given, every default is set', () => {
   assert.deepEqual(v8DefaultsToSet(['--enable-source-maps', 'bin/legate.js', '']), ALL);
   assert.ok(ALL.includes('--no-maglev-inlining'));
   assert.ok(ALL.includes('--heap-growing-percent=20'));
+  assert.ok(ALL.includes('--no-allocation-site-pretenuring'));
 });
 
 test('a flag the user gave, in any spelling or polarity, is left alone', () => {
   for (const given of ['--maglev-inlining', '--no-maglev-inlining', '--nomaglev-inlining', '--maglev_inlining', '--no_maglev_inlining']) {
-    assert.deepEqual(v8DefaultsToSet([given]), ['--heap-growing-percent=20'], given);
+    assert.deepEqual(v8DefaultsToSet([given]), ['--heap-growing-percent=20', '--no-allocation-site-pretenuring'], given);
   }
   for (const given of ['--heap-growing-percent=50', '--heap_growing_percent=50']) {
-    assert.deepEqual(v8DefaultsToSet([given]), ['--no-maglev-inlining'], given);
+    assert.deepEqual(v8DefaultsToSet([given]), ['--no-maglev-inlining', '--no-allocation-site-pretenuring'], given);
   }
-  assert.deepEqual(v8DefaultsToSet(['--heap-growing-percent=50', '--maglev-inlining']), []);
+  assert.deepEqual(v8DefaultsToSet(['--allocation-site-pretenuring']), ['--heap-growing-percent=20', '--no-maglev-inlining']);
+  assert.deepEqual(v8DefaultsToSet(['--heap-growing-percent=50', '--maglev-inlining', '--allocation_site_pretenuring']), []);
 });
 
 test('a flag whose own name starts with "no" still matches itself', () => {
