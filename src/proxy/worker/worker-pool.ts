@@ -40,8 +40,9 @@ const WORKER_BOOT = [
  * autocannon -c 50 (12 B) went 177-198 → 148-150 MB, CPU per request within the noise (7
  * alternating pairs, median ratio 1.005). 12 MB saved 7 MB more but cost 1.17x (paired, 6 pairs):
  * in-flight requests no longer fit, so each scavenge copied and promoted more (0.4 → 3-4 ms each),
- * and full GCs went 6 → 61 in 16 s under load (--trace-gc). That was V8's allocation-site
- * pretenuring, now off (v8-flags.ts): 12 MB, 4 MB semi-spaces as the main thread's (bin/legate.js).
+ * and full GCs went 6 → 61 in 16 s under load (--trace-gc). The main thread's measurements
+ * (v8-flags.ts) put that on V8's allocation-site pretenuring, now off: 12 MB, whose new space is
+ * 8 MB (two 4 MB semi-spaces) as the main thread's (bin/legate.js). Not measured on a worker.
  */
 const WORKER_YOUNG_GENERATION_MB = 12;
 

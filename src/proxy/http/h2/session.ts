@@ -101,7 +101,7 @@ export abstract class H2Session<S extends H2Stream<H2StreamSink>> {
   #connRecvAvail = DEFAULT_WINDOW;
   #connUnacked = 0;
   #emptyData = 0;
-  /** Streams with bytes waiting for send window, by id (oldest first; an IdTable, as `streams`). */
+  /** Streams with bytes waiting for send window, by id (lowest first; an IdTable, as `streams`). */
   readonly #blocked = new IdTable<S>();
   /** connection_keepalive's PINGs, when configured. */
   protected readonly keepalive: Keepalive | undefined;
