@@ -14,6 +14,7 @@ import { createClusterManager } from '../../../src/proxy/upstream/cluster-manage
 import { ErrorCode, ProxyError, ResponseFlag } from '../../../src/proxy/errors.ts';
 import { StatsStore } from '../../../src/proxy/stats.ts';
 import type { Cluster, ClusterConfig } from '../../../src/proxy/upstream/types.ts';
+import { freePort } from '../../helpers/free-port.ts';
 
 function cluster(yaml: string): ClusterConfig {
   const d = decodeJson<Cluster__Output>('envoy.config.cluster.v3.Cluster', parse(yaml));
@@ -35,13 +36,8 @@ load_assignment:
     - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ${port} } } }`);
 }
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+/** A port nothing listens on (below the ephemeral range, where no other test's listen(0) lands). */
+const closedPort = freePort;
 
 function stat(stats: StatsStore, name: string): number | undefined {
   const s = stats.snapshot();
