@@ -241,5 +241,4 @@ export async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, 10));
 }
 
-/** A port nothing listens on now (bound, then closed). */
 export { freePort } from '../../helpers/free-port.ts';
