@@ -1,5 +1,6 @@
 // Extensions by Envoy type URL and by well-known name. Registration is an explicit call from
-// filters/index.ts (registerBuiltins), never an import side effect.
+// filters/index.ts (registerBuiltins), never an import side effect; built-ins are registered by
+// their metadata and their modules loaded when a config first names them.
 
 import type { Result } from '../config/result.ts';
 import type { StatsStore } from '../proxy/stats.ts';
@@ -95,32 +96,75 @@ export interface ExtensionSpec<C = unknown, F = unknown> {
   factory(config: C, ctx: RuntimeContext): F;
 }
 
+/**
+ * What the registry knows of an extension before its module is loaded: Envoy's
+ * `extensions_metadata.yaml` entry (names, type, category, status, security posture).
+ */
+export type ExtensionMetadata = Pick<ExtensionSpec, 'name' | 'aliases' | 'protoType' | 'category' | 'terminal' | 'status' | 'securityPosture'>;
+
+/**
+ * An extension known by its metadata whose module is loaded on first use: `load` returns the
+ * module's register function, which registers the real spec(s) in place of the metadata.
+ */
+interface LazyExtension {
+  readonly metadata: ExtensionMetadata;
+  readonly load: () => (registry: ExtensionRegistry) => void;
+}
+
+type Entry = ExtensionSpec | LazyExtension;
+
 const TYPE_PREFIX = 'type.googleapis.com/';
 
 export class ExtensionRegistry {
-  readonly #byName = new Map<string, ExtensionSpec>();
-  readonly #byType = new Map<string, ExtensionSpec>();
+  readonly #byName = new Map<string, Entry>();
+  readonly #byType = new Map<string, Entry>();
+  /** Register functions already run by a lazy load (one module may register several specs). */
+  readonly #loaded = new Set<(registry: ExtensionRegistry) => void>();
 
   register<C, F>(spec: ExtensionSpec<C, F>): void {
-    const s = spec as unknown as ExtensionSpec;
-    this.#byName.set(`${spec.category}:${spec.name}`, s);
-    for (const a of spec.aliases ?? []) this.#byName.set(`${spec.category}:${a}`, s);
-    this.#byType.set(`${spec.category}:${spec.protoType}`, s);
+    this.#add(spec as unknown as ExtensionSpec);
   }
 
-  /** Finds an extension by type URL (preferred, as Envoy does) or by name. */
+  /**
+   * Registers an extension by its metadata only; `load` (a synchronous require of its module) runs
+   * when a config first names it, so a process loads the code of the extensions its config uses.
+   */
+  registerLazy(metadata: ExtensionMetadata, load: () => (registry: ExtensionRegistry) => void): void {
+    this.#add({ metadata, load });
+  }
+
+  #add(e: Entry): void {
+    const m = 'metadata' in e ? e.metadata : e;
+    this.#byName.set(`${m.category}:${m.name}`, e);
+    for (const a of m.aliases ?? []) this.#byName.set(`${m.category}:${a}`, e);
+    this.#byType.set(`${m.category}:${m.protoType}`, e);
+  }
+
+  /** Finds an extension by type URL (preferred, as Envoy does) or by name; loads its module on first use. */
   find(category: ExtensionCategory, typeUrl: string | undefined, name: string | undefined): ExtensionSpec | undefined {
     if (typeUrl) {
       const t = typeUrl.startsWith(TYPE_PREFIX) ? typeUrl.slice(TYPE_PREFIX.length) : typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
-      const s = this.#byType.get(`${category}:${t}`);
-      if (s) return s;
-      return undefined;
+      return this.#resolve(this.#byType, `${category}:${t}`);
     }
-    return name === undefined ? undefined : this.#byName.get(`${category}:${name}`);
+    return name === undefined ? undefined : this.#resolve(this.#byName, `${category}:${name}`);
   }
 
-  list(): readonly ExtensionSpec[] {
-    return [...new Set(this.#byName.values())];
+  #resolve(map: Map<string, Entry>, key: string): ExtensionSpec | undefined {
+    const e = map.get(key);
+    if (e === undefined || !('metadata' in e)) return e;
+    const register = e.load();
+    if (!this.#loaded.has(register)) {
+      this.#loaded.add(register);
+      register(this);
+    }
+    const spec = map.get(key);
+    if (spec === undefined || 'metadata' in spec) throw new Error(`extension ${e.metadata.name} (${e.metadata.protoType}): its module registered no ${e.metadata.category} spec for ${key}`);
+    return spec;
+  }
+
+  /** Every extension's metadata (loads nothing). */
+  list(): readonly ExtensionMetadata[] {
+    return [...new Set([...this.#byName.values(), ...this.#byType.values()])].map((e) => ('metadata' in e ? e.metadata : e));
   }
 }
 
