@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
  * The main thread's young generation, as a semi-space size in MB: a worker thread's 12 MB young
  * generation (src/proxy/worker/worker-pool.ts) is three semi-spaces' worth, so the main thread gets
  * the same 4 MB semi-spaces (4 MB rather than 8 since V8's allocation-site pretenuring is off,
- * src/proxy/worker/v8-flags.ts: peak RSS under 12 B load 118 → 111 MB, CPU per request the
+ * src/proxy/worker/v8-flags.ts: peak RSS under 12 B load 118 -> 111 MB, CPU per request the
  * same within the noise). Left to V8, a
  * 24 GB machine gives the main thread's young generation ~130 MB, which a main thread that serves
  * traffic itself (src/proxy/worker/main-thread-worker.ts) filled under load: peak RSS 214 MB
@@ -27,7 +27,7 @@ const MAIN_SEMI_SPACE_MB = 4;
  * else, when that cannot be written, Node's default under the temp directory. Worker threads enable
  * the cache too (worker-pool.ts) and find the directory in NODE_COMPILE_CACHE. A start that finds
  * any of legate's modules missing from the cache loads Node's TypeScript stripper, which stays
- * resident: idle RSS with the quick-start config 76 → 103 MB at --concurrency 1, 98 → 128 MB at 2.
+ * resident: idle RSS with the quick-start config 76 -> 103 MB at --concurrency 1, 98 -> 128 MB at 2.
  * A cache under the temp directory is empty in every new container: a sidecar would pay that on
  * every start. NODE_DISABLE_COMPILE_CACHE=1 turns the cache off.
  */

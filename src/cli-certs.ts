@@ -1,4 +1,4 @@
-// `legate certs …`: a development mesh CA on the command line (root CA, leaf certificates with
+// `legate certs ...`: a development mesh CA on the command line (root CA, leaf certificates with
 // SPIFFE IDs, CSRs and CSR signing), over src/proxy/tls/dev-ca.ts.
 // Exit codes: 0 ok, 1 a failure (unreadable or mismatched CA files, bad CSR; the file is named),
 // 2 bad command line (unknown flag, missing flag, invalid SAN/SPIFFE ID/lifetime).
@@ -9,7 +9,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { parseArgs as parseFlags } from 'node:util';
 import { checkSpiffeId, createCsr, createRootCa, DevCaInputError, generateKey, issueCertificate, parseCsr, signCsr, spiffeId, type Issued, type KeyType } from './proxy/tls/dev-ca.ts';
 
-export const CERTS_USAGE = `legate certs — a development mesh CA (not for production keys)
+export const CERTS_USAGE = `legate certs \u2014 a development mesh CA (not for production keys)
 
 Usage:
   legate certs ca --out DIR [--cn NAME] [--key-type rsa|ecdsa] [--days N] [--force]

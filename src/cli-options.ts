@@ -65,7 +65,7 @@ const valued: Record<string, Handler> = {
     for (const part of v.split(',')) {
       const [comp, lvl] = part.split(':');
       const l = lvl === undefined ? undefined : parseLevel(lvl);
-      if (!comp || !l) return `--component-log-level: expected component:level[,component:level…], got "${v}"`;
+      if (!comp || !l) return `--component-log-level: expected component:level[,component:level\u2026], got "${v}"`;
       o.componentLogLevels.push([comp, l]);
     }
     return undefined;
@@ -183,12 +183,12 @@ export function parseArgs(argv: readonly string[]): { ok: true; options: CliOpti
   return { ok: true, options: o };
 }
 
-export const USAGE = `legate — Envoy's data plane on Node.js
+export const USAGE = `legate \u2014 Envoy's data plane on Node.js
 
 Usage:
   legate -c FILE [options]           serve an Envoy v3 bootstrap (YAML or JSON)
   legate validate FILE               check a bootstrap and exit (same as --mode validate)
-  legate certs COMMAND …             development mesh CA: ca, issue, csr, sign-csr (legate certs --help)
+  legate certs COMMAND \u2026             development mesh CA: ca, issue, csr, sign-csr (legate certs --help)
 
 Options (Envoy's):
   -c, --config-path FILE             bootstrap file

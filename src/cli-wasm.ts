@@ -1,4 +1,4 @@
-// `legate wasm …`: the sandbox for plugin authors.
+// `legate wasm ...`: the sandbox for plugin authors.
 //   legate wasm run PLUGIN.wasm [--config STR|@FILE] [--root-id ID] [--upstream URL | --echo]
 //                   [--listen ADDR:PORT] [--admin ADDR:PORT] [--trace]
 //       serves the plugin in front of an upstream (or a built-in echo server) on one listener, its

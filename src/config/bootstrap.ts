@@ -72,7 +72,7 @@ function readConfigFile(file: string): Result<string> {
   }
 }
 
-/** YAML (a superset of JSON) → plain JSON value; syntax errors name line:col. */
+/** YAML (a superset of JSON) -> plain JSON value; syntax errors name line:col. */
 export function parseYaml(text: string, source: string): Result<unknown> {
   const doc = YAML.parseDocument(text, { uniqueKeys: true, merge: true, prettyErrors: true });
   if (doc.errors.length > 0) {

@@ -211,7 +211,7 @@ function encodeMessage(type: protobuf.Type, obj: unknown): Buffer {
 }
 
 /**
- * proto-loader form → proto3 JSON with Anys expanded to `@type` objects. /config_dump passes
+ * proto-loader form -> proto3 JSON with Anys expanded to `@type` objects. /config_dump passes
  * `redact: 'sensitive'` so private keys and other sensitive fields print as "[redacted]".
  */
 export function toProto3Json(typeName: string, obj: unknown, opts: { redact?: RedactMode } = {}): unknown {

@@ -1,5 +1,5 @@
 // Resolves one extension reference (`{name, typed_config}` as in filters, listener filters and
-// access loggers) against the registry and parses its config. Unknown and not optional → error.
+// access loggers) against the registry and parses its config. Unknown and not optional -> error.
 
 import { decodeJson, extensionTypeUrl, unpackAny } from './decode.ts';
 import { fail, ok, joinPath, type Result } from './result.ts';

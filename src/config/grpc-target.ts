@@ -1,6 +1,6 @@
 // A ConfigSource's gRPC service resolved to a target at config time (no grpc-js here, so worker
 // threads checking config don't load it): `envoy_grpc.cluster_name` names a bootstrap static
-// cluster whose first endpoint is a `pipe` (→ `unix:<path>`, `unix-abstract:` for `@name`) or a
+// cluster whose first endpoint is a `pipe` (-> `unix:<path>`, `unix-abstract:` for `@name`) or a
 // socket address; `google_grpc.target_uri` is used as is. Failures are config errors with field paths.
 
 import type { ConfigSource__Output } from '../generated/envoy/config/core/v3/ConfigSource.ts';
@@ -11,14 +11,14 @@ import { fail, joinPath, ok, type Result } from './result.ts';
 
 /** Where and how to reach a management server: enough to build (and share) a channel. */
 export interface GrpcTarget {
-  /** grpc-js target: `unix:./var/run/socket`, `ipv4:127.0.0.1:15010`, `dns:istiod:15012`, … */
+  /** grpc-js target: `unix:./var/run/socket`, `ipv4:127.0.0.1:15010`, `dns:istiod:15012`, ... */
   readonly target: string;
   /** :authority (Envoy sends the cluster name unless `envoy_grpc.authority` is set). */
   readonly authority: string | undefined;
   readonly tls: { readonly rootCerts: string | undefined; readonly privateKey: string | undefined; readonly certChain: string | undefined } | undefined;
   /** `initial_metadata`, sent on every stream. */
   readonly metadata: ReadonlyArray<readonly [string, string]>;
-  /** For logs: `cluster sds-grpc (unix:./var/run/…)`. */
+  /** For logs: `cluster sds-grpc (unix:./var/run/...)`. */
   readonly description: string;
 }
 

@@ -1,4 +1,4 @@
-// An envoy.type.v3.HttpStatus code as decoded (the StatusCode enum's name, or its number) → the
+// An envoy.type.v3.HttpStatus code as decoded (the StatusCode enum's name, or its number) -> the
 // number; undefined for a name the enum does not have or Empty (0).
 
 import { lookupEnumType } from './protos.ts';

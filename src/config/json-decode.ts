@@ -1,4 +1,4 @@
-// Strict proto3 JSON → protobufjs `fromObject` input, walking the reflection Type. Every
+// Strict proto3 JSON -> protobufjs `fromObject` input, walking the reflection Type. Every
 // problem is collected as {path, reason}; nothing throws for bad input.
 
 import protobuf from 'protobufjs';
@@ -184,7 +184,7 @@ function normalizeList(json: unknown, path: string, ctx: JsonDecodeContext, dept
 }
 
 // google.protobuf.Value's fields come from protobufjs's bundled struct.proto, which (as in
-// @grpc/proto-loader) names them in camelCase: numberValue, structValue…
+// @grpc/proto-loader) names them in camelCase: numberValue, structValue...
 function normalizeValue(json: unknown, path: string, ctx: JsonDecodeContext, depth: number): Obj | undefined {
   if (depth > MAX_DEPTH) return err(ctx, path, 'value nesting too deep');
   if (json === null) return { nullValue: 'NULL_VALUE' };

@@ -277,7 +277,7 @@ function checkString(r: Rules, s: string, path: string, errors: ConfigError[]): 
   if (inList && !inList.includes(s)) push(`value must be in list [${inList.join(', ')}]`);
   const notIn = list(r['not_in']);
   if (notIn?.includes(s)) push(`value must not be in list [${notIn.join(', ')}]`);
-  // well_known (hostname, header names/values…): not checked; Envoy's data plane re-checks headers anyway.
+  // well_known (hostname, header names/values...): not checked; Envoy's data plane re-checks headers anyway.
 }
 
 function checkBytes(r: Rules, b: Uint8Array, path: string, errors: ConfigError[]): void {

@@ -30,7 +30,7 @@ const EXTRA_FILES = [
   ...['any', 'duration', 'timestamp', 'empty', 'struct', 'wrappers', 'field_mask'].map((n) => `google/protobuf/${n}.proto`),
 ];
 
-/** protobufjs's bundled descriptors (google/protobuf/any.proto …), used instead of files on disk. */
+/** protobufjs's bundled descriptors (google/protobuf/any.proto ...), used instead of files on disk. */
 /** protobufjs' bundled google/protobuf definitions (read when indexing, so protobufjs loads only then). */
 const common = (): Record<string, protobuf.INamespace | undefined> => (require('protobufjs') as typeof protobuf).common as unknown as Record<string, protobuf.INamespace | undefined>;
 

@@ -1,4 +1,4 @@
-// proto-loader object form → proto3 JSON (snake_case names as Envoy's config_dump prints them,
+// proto-loader object form -> proto3 JSON (snake_case names as Envoy's config_dump prints them,
 // Anys expanded to `@type` objects, defaults omitted). Tolerant: odd input is printed, not thrown.
 // With `redact: 'sensitive'` (what /config_dump asks for), fields marked
 // `(udpa.annotations.sensitive)` (private keys, passwords, HMAC secrets) are printed as Envoy's

@@ -106,7 +106,7 @@ export function typeNameOf(nameOrTypeUrl: string): string {
   return name.startsWith('.') ? name.slice(1) : name;
 }
 
-/** `x.y.Z` → `type.googleapis.com/x.y.Z`. */
+/** `x.y.Z` -> `type.googleapis.com/x.y.Z`. */
 export function typeUrlOf(typeName: string): string {
   return TYPE_URL_PREFIX + typeNameOf(typeName);
 }

@@ -22,7 +22,7 @@ export function formatErrors(errors: readonly ConfigError[]): string {
   return errors.map((e) => (e.path ? `${e.path}: ${e.reason}` : e.reason)).join('\n');
 }
 
-/** Joins a field path: joinPath('a.b', 'c') → 'a.b.c'; joinPath('a', '[2]') → 'a[2]'. */
+/** Joins a field path: joinPath('a.b', 'c') -> 'a.b.c'; joinPath('a', '[2]') -> 'a[2]'. */
 export function joinPath(base: string, part: string): string {
   if (!base) return part;
   return part.startsWith('[') ? base + part : `${base}.${part}`;

@@ -1,4 +1,4 @@
-// A RuntimeFractionalPercent (`filter_enabled`, `filter_enforced`, `shadow_enabled`…) read for
+// A RuntimeFractionalPercent (`filter_enabled`, `filter_enforced`, `shadow_enabled`...) read for
 // Runtime.featureEnabled: the runtime key that may override the share, and the default share.
 
 import { joinPath, type ConfigError } from './result.ts';

@@ -1,7 +1,7 @@
 // Builds the Runtime's layers from the bootstrap's layered_runtime, as Envoy does: static layers
 // flattened to dotted keys; disk layers read from `symlink_root/subdirectory[/service_cluster]`
-// (each file a key named by its path with `/` → `.`) and re-read when the symlink root is swapped;
-// the admin layer where it is listed; RTDS layers listed, empty. No layers → `base` + `admin`.
+// (each file a key named by its path with `/` -> `.`) and re-read when the symlink root is swapped;
+// the admin layer where it is listed; RTDS layers listed, empty. No layers -> `base` + `admin`.
 // A missing or unreadable disk directory is an empty layer (logged), never a start-up error.
 
 import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
@@ -35,7 +35,7 @@ export function diskValue(text: string): string {
     .trim();
 }
 
-/** Every regular file under `dir` → key (path relative to dir, `/` → `.`) = value. Missing dir → {}. */
+/** Every regular file under `dir` -> key (path relative to dir, `/` -> `.`) = value. Missing dir -> {}. */
 export function readDiskLayer(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (path: string, prefix: string, depth: number): void => {

@@ -1,11 +1,11 @@
-// google.protobuf.Struct and Value in proto-loader form → plain JSON. Apart from proto-json.ts
+// google.protobuf.Struct and Value in proto-loader form -> plain JSON. Apart from proto-json.ts
 // (which needs protobufjs): workers read Struct config (metadata) without loading protobufjs.
 
 import { isPlainObject } from './wkt.ts';
 
 type Obj = Record<string, unknown>;
 
-/** A Struct in proto-loader form ({fields: {k: Value}}) → plain JSON object. */
+/** A Struct in proto-loader form ({fields: {k: Value}}) -> plain JSON object. */
 export function structToJson(s: unknown): Obj {
   const out: Obj = {};
   const fields = isPlainObject(s) ? s['fields'] : undefined;
@@ -13,7 +13,7 @@ export function structToJson(s: unknown): Obj {
   return out;
 }
 
-/** A Value in proto-loader form (camelCase member names, see json-decode.ts) → plain JSON. */
+/** A Value in proto-loader form (camelCase member names, see json-decode.ts) -> plain JSON. */
 export function valueToJson(v: unknown): unknown {
   if (!isPlainObject(v)) return null;
   switch (String(v['kind']).replace('_v', 'V')) {

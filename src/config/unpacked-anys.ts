@@ -2,7 +2,7 @@
 // holding it: the contents of its Anys (one structured clone, so the Map's keys are that config's
 // own Any objects), and the default message of each type a config named without typed_config.
 // A worker then builds its config without loading Envoy's protos or protobufjs (default config:
-// 16.5 → 11.7 MB of heap per worker). Whatever is not found here is decoded as before (decode.ts).
+// 16.5 -> 11.7 MB of heap per worker). Whatever is not found here is decoded as before (decode.ts).
 // No protobufjs here: workers import this.
 
 /** An Any as decoded config holds it. */

@@ -12,7 +12,7 @@ export const OBJECT_OPTIONS: protobuf.IConversionOptions = {
   oneofs: true,
 };
 
-/** Wrapper message → the scalar kind of its `value` field. */
+/** Wrapper message -> the scalar kind of its `value` field. */
 export const WRAPPER_KINDS: ReadonlyMap<string, string> = new Map([
   ['google.protobuf.DoubleValue', 'double'],
   ['google.protobuf.FloatValue', 'float'],
@@ -86,7 +86,7 @@ export function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
-/** `a` + field → `a.field`; `a` + 3 → `a[3]`; map keys as `.key`, or `["odd key"]`. */
+/** `a` + field -> `a.field`; `a` + 3 -> `a[3]`; map keys as `.key`, or `["odd key"]`. */
 export function fieldPath(base: string, name: string): string {
   return base ? `${base}.${name}` : name;
 }
@@ -98,7 +98,7 @@ export function keyPath(base: string, key: string): string {
   return `${base}[${JSON.stringify(key)}]`;
 }
 
-/** Proto message bytes → a Buffer sharing memory (no copy). */
+/** Proto message bytes -> a Buffer sharing memory (no copy). */
 export function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

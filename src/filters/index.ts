@@ -9,7 +9,7 @@ import type { ExtensionMetadata, ExtensionRegistry } from './registry.ts';
 /**
  * Loaded on first use rather than imported: every filter's code, source and compiled functions
  * stay out of a process whose config does not name it. With the quick-start config (HCM and
- * router only), idle RSS at --concurrency 2 went 92 → 87 MB (both threads load less).
+ * router only), idle RSS at --concurrency 2 went 92 -> 87 MB (both threads load less).
  */
 const load = createRequire(import.meta.url);
 

@@ -23,7 +23,7 @@ export interface ParseContext {
   readonly tls?: TlsParseHooks;
   /**
    * RDS: an HCM with `rds` asks for its route configuration by name. The main thread records the
-   * reference (and subscribes); a worker returns its live RouteSource for that name. Absent → an
+   * reference (and subscribes); a worker returns its live RouteSource for that name. Absent -> an
    * HCM with `rds` is a config error.
    */
   readonly rds?: (ref: RdsReference) => RouteSource;

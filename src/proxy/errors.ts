@@ -52,7 +52,7 @@ export type ResponseFlag = (typeof ResponseFlag)[keyof typeof ResponseFlag];
 export class ProxyError extends Error {
   readonly code: ErrorCode;
   readonly source: ErrorSource;
-  /** Whether the router may retry the request after this error (reset, connect failure…). */
+  /** Whether the router may retry the request after this error (reset, connect failure...). */
   readonly retryable: boolean;
   readonly flag: ResponseFlag | undefined;
 

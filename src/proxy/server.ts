@@ -1,5 +1,5 @@
 // The process: loads and validates the bootstrap, starts the workers, the xDS manager (dynamic
-// resources) and the admin API, and owns the lifecycle (LIVE → DRAINING → exit). Config errors
+// resources) and the admin API, and owns the lifecycle (LIVE -> DRAINING -> exit). Config errors
 // end the process with exit code 1 and one line per problem; a worker that dies takes the process
 // down (as Envoy aborts).
 
@@ -251,7 +251,7 @@ export class Server {
     await this.workers.ask({ type: 'runtime', values });
   }
 
-  /** /drain_listeners: stop accepting; graceful → drain connections over the drain time. */
+  /** /drain_listeners: stop accepting; graceful -> drain connections over the drain time. */
   async drainListeners(graceful: boolean): Promise<void> {
     await this.workers.ask({ type: 'stop_accepting' });
     this.stats.gauge('listener_manager.total_listeners_active', 'max').set(0);

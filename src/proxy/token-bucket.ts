@@ -18,7 +18,7 @@ export interface TokenBucketSpec {
 /** Envoy's local rate limiter refuses fill intervals under 50 ms. */
 export const MIN_FILL_INTERVAL_MS = 50;
 
-/** Parses and validates a TokenBucket (max_tokens > 0, tokens_per_fill > 0 (default 1), fill_interval ≥ 50 ms). */
+/** Parses and validates a TokenBucket (max_tokens > 0, tokens_per_fill > 0 (default 1), fill_interval >= 50 ms). */
 export function parseTokenBucket(tb: TokenBucket__Output | null | undefined, path: string): Result<TokenBucketSpec> {
   if (!tb) return fail(path, 'value is required');
   const errors: ConfigError[] = [];

@@ -1,6 +1,6 @@
 // Turns a ConfigSource's gRPC service into a grpc-js channel, and opens discovery streams on it.
 // `envoy_grpc.cluster_name` names a bootstrap static cluster whose first endpoint is a `pipe`
-// (→ `unix:<path>`, `unix-abstract:` for `@name`) or a socket address; `google_grpc.target_uri`
+// (-> `unix:<path>`, `unix-abstract:` for `@name`) or a socket address; `google_grpc.target_uri`
 // is used as is (with `ssl_credentials` when given). Resolution failures are config errors with
 // field paths; channels are shared by every subscription with the same target, and a broken
 // channel shows up as a stream ending with a non-OK status (the subscription retries).

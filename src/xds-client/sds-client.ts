@@ -1,4 +1,4 @@
-// The SDS client (main thread): one subscription per secret name, as Envoy's SdsApi — a
+// The SDS client (main thread): one subscription per secret name, as Envoy's SdsApi -- a
 // SecretDiscoveryService stream (StreamSecrets, or DeltaSecrets for DELTA_GRPC) over the
 // ConfigSource's gRPC service, or a file (`path_config_source`, reloaded on change). Each update
 // is validated by the caller's `validate`; a bad one is NACKed (or counted as rejected for a file)

@@ -1,5 +1,5 @@
 // Envoy's xDS subscription statistics under one prefix (`sds.<name>.`, later
-// `listener_manager.lds.`, `cluster_manager.cds.`…), as every subscription kind bumps them:
+// `listener_manager.lds.`, `cluster_manager.cds.`...), as every subscription kind bumps them:
 // update_attempt once at start and once per outcome; update_success / update_rejected /
 // update_failure / init_fetch_timeout per outcome; update_time, version and update_duration on
 // success. `version_text` is a TextReadout in Envoy; legate has no text readouts, so the text is
@@ -52,7 +52,7 @@ function versionHash(v: string): number {
   return createHash('sha256').update(v).digest().readUIntBE(0, 6);
 }
 
-/** A stat prefix for log lines: `sds.default.` → `sds.default`. */
+/** A stat prefix for log lines: `sds.default.` -> `sds.default`. */
 export function label(prefix: string): string {
   return prefix.endsWith('.') ? prefix.slice(0, -1) : prefix;
 }

@@ -20,12 +20,12 @@ export interface DecodedResource<T> {
   readonly invalid?: readonly ConfigError[];
 }
 
-/** Decodes one resource type (Secret, Listener, …) from protobuf bytes. */
+/** Decodes one resource type (Secret, Listener, ...) from protobuf bytes. */
 export interface ResourceDecoder<T> {
   readonly typeUrl: string;
   /** The resource's name (Envoy's `resourceName()`), e.g. Secret.name, Listener.name. */
   nameOf(resource: T): string;
-  /** How errors name a resource (`listener` → `listener 'http'.address…`); default `resources[i]`. */
+  /** How errors name a resource (`listener` -> `listener 'http'.address...`); default `resources[i]`. */
   readonly kind?: string;
 }
 

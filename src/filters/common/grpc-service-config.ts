@@ -19,7 +19,7 @@ export interface GrpcService__Output {
 /** Envoy's default Check timeout. */
 const DEFAULT_TIMEOUT_MS = 200;
 
-/** `g` at `path` (…grpc_service) as a call target; problems go to `errors`. */
+/** `g` at `path` (...grpc_service) as a call target; problems go to `errors`. */
 export function parseGrpcService(g: GrpcService__Output, path: string, ctx: ParseContext, errors: ConfigError[]): GrpcServiceTarget {
   if (g.target_specifier === 'google_grpc') errors.push({ path: joinPath(path, 'google_grpc'), reason: 'google_grpc is not supported; use envoy_grpc' });
   const cluster = g.envoy_grpc?.cluster_name ?? '';

@@ -1,8 +1,8 @@
-// Route and virtual host `rate_limits` → the request's rate limit descriptors (Envoy's
+// Route and virtual host `rate_limits` -> the request's rate limit descriptors (Envoy's
 // RateLimitPolicy actions), for the local rate limit filter to match against its configured
 // descriptors and the rate limit filter to send to its service. Compiled once per RateLimit list and cached by object; an action that cannot
 // produce its entry drops the whole descriptor, as in Envoy. Unsupported actions (metadata,
-// extension…) never match, logged once.
+// extension...) never match, logged once.
 
 import type { HeaderMap } from '../../proxy/http/headers.ts';
 import type { StreamInfo } from '../../proxy/http/stream-info.ts';

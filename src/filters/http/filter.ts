@@ -44,7 +44,7 @@ export interface HttpFilterCallbacks {
   readonly statPrefix: string;
   /** The connection's buffer limit (per_connection_buffer_limit_bytes): the most a filter should buffer per stream. */
   readonly bufferLimitBytes: number;
-  /** The upgrade type allowed for this request by upgrade_configs (`websocket`…), or undefined. */
+  /** The upgrade type allowed for this request by upgrade_configs (`websocket`...), or undefined. */
   readonly upgrade: string | undefined;
   /** The route chosen for the current request headers (cached; clearRouteCache() re-matches). */
   route(): RouteEntry | undefined;

@@ -86,7 +86,7 @@ export function nativeRelaysStarted(): number {
   return started;
 }
 
-/** uv_hrtime in ms (the addon's timestamps) → performance.now(). Both clocks are monotonic. */
+/** uv_hrtime in ms (the addon's timestamps) -> performance.now(). Both clocks are monotonic. */
 const hrtimeToMono = performance.now() - Number(process.hrtime.bigint()) / 1e6;
 export function toMono(hrtimeMs: number): number {
   return hrtimeMs + hrtimeToMono;

@@ -1,4 +1,4 @@
-// AccessLog config (envoy.config.accesslog.v3.AccessLog) → a frozen AccessLogConfig: the sink
+// AccessLog config (envoy.config.accesslog.v3.AccessLog) -> a frozen AccessLogConfig: the sink
 // (file, stdout, stderr), the compiled formatter and filter. Unknown loggers and bad formats are errors.
 
 import fs from 'node:fs';
@@ -41,7 +41,7 @@ function typeNameOfUrl(url: string): string {
   return url.slice(url.lastIndexOf('/') + 1);
 }
 
-/** SubstitutionFormatString (log_format) → formatter. */
+/** SubstitutionFormatString (log_format) -> formatter. */
 export function parseLogFormat(lf: SubstitutionFormatString__Output, p: string): Result<{ formatter: Formatter; contentType: string | undefined }> {
   const errors: ConfigError[] = [];
   (lf.formatters ?? []).forEach((ext, k) => {

@@ -1,5 +1,5 @@
-// `/certs` (envoy.admin.v3.Certificates as proto3 JSON): one entry per TLS context — every
-// listener filter chain's DownstreamTlsContext and every cluster's UpstreamTlsContexts — with its
+// `/certs` (envoy.admin.v3.Certificates as proto3 JSON): one entry per TLS context -- every
+// listener filter chain's DownstreamTlsContext and every cluster's UpstreamTlsContexts -- with its
 // CA and its certificates as they are now (SDS secrets from the main thread's copy; a secret
 // not yet received shows as an empty list). Pure formatting: never throws on a missing secret.
 

@@ -11,7 +11,7 @@ export interface RuntimeReply {
   readonly body: string;
 }
 
-/** `{"layers":[…],"entries":{"key":{"final_value":…,"layer_values":[…]}}}`, keys sorted. */
+/** `{"layers":[...],"entries":{"key":{"final_value":...,"layer_values":[...]}}}`, keys sorted. */
 export function runtimeJson(layers: readonly RuntimeLayer[]): unknown {
   const keys = new Set<string>();
   for (const l of layers) for (const k of Object.keys(l.values)) keys.add(k);

@@ -26,7 +26,7 @@ export interface AdminOptions {
   readonly accessLogPath?: string;
   /**
    * The main thread's store (merged into AdminSource.stats()): gets Envoy's admin listener stats
-   * (`http.admin.downstream_rq_2xx`, `listener.admin.downstream_cx_total`, …). None counted when absent.
+   * (`http.admin.downstream_rq_2xx`, `listener.admin.downstream_cx_total`, ...). None counted when absent.
    */
   readonly stats?: StatsStore;
 }
@@ -256,7 +256,7 @@ function pad(n: number, w = 2): string {
   return String(n).padStart(w, '0');
 }
 
-/** Envoy's default access log line (`[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" …`). */
+/** Envoy's default access log line (`[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" ...`). */
 function accessLine(req: IncomingMessage, res: ServerResponse, start: Date, bytesSent: number): string {
   const d = start;
   const ts = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}Z`;

@@ -8,7 +8,7 @@ import type { HostHealth, Locality } from '../upstream/types.ts';
 export type ServerState = 'LIVE' | 'DRAINING' | 'PRE_INITIALIZING' | 'INITIALIZING';
 
 export interface ServerInfo {
-  /** Envoy-style version string (`<sha>/<version>/Clean/RELEASE/…`). */
+  /** Envoy-style version string (`<sha>/<version>/Clean/RELEASE/...`). */
   readonly version: string;
   readonly state: ServerState;
   /** 'disabled' with --disable-hot-restart. */
@@ -46,7 +46,7 @@ export interface HostStatus {
   readonly health: HostHealth;
   /** Set flags; when absent, derived from `health` as EDS health. */
   readonly healthFlags?: readonly HealthFlag[];
-  /** Per-host counters (cx_total, rq_total, …) and gauges (cx_active, rq_active); missing ones read 0. */
+  /** Per-host counters (cx_total, rq_total, ...) and gauges (cx_active, rq_active); missing ones read 0. */
   readonly counters?: Readonly<Record<string, number>>;
   readonly gauges?: Readonly<Record<string, number>>;
 }
@@ -87,7 +87,7 @@ export interface ConfigDumpOptions {
   readonly includeEds: boolean;
 }
 
-/** One runtime layer, lowest priority first (`static_layer`, `admin`, …). */
+/** One runtime layer, lowest priority first (`static_layer`, `admin`, ...). */
 export interface RuntimeLayer {
   readonly name: string;
   readonly values: Readonly<Record<string, string>>;
@@ -99,7 +99,7 @@ export interface AdminSource {
   serverInfo(): ServerInfo;
   clusters(): readonly ClusterStatus[];
   listeners(): readonly ListenerStatus[];
-  /** envoy.admin.v3.ConfigDump as JSON; undefined when `resource` names nothing in it (→ 404). */
+  /** envoy.admin.v3.ConfigDump as JSON; undefined when `resource` names nothing in it (-> 404). */
   configDump(opts: ConfigDumpOptions): unknown;
   runtime(): readonly RuntimeLayer[];
   /**

@@ -76,7 +76,7 @@ function fmtNum(v: number): string {
   return Number.isNaN(v) ? 'nan' : String(v);
 }
 
-/** Envoy's text line value for a histogram: `P0(nan,1) P25(nan,2.5) …` or `No recorded values`. */
+/** Envoy's text line value for a histogram: `P0(nan,1) P25(nan,2.5) ...` or `No recorded values`. */
 export function histogramSummary(h: HistogramSnapshot): string {
   if (h.count === 0) return 'No recorded values';
   // The interval (last flush period) is not tracked by legate, hence nan as Envoy prints before a flush.
@@ -91,7 +91,7 @@ export function statsText(sel: SelectedStats): string {
   return lines.length ? lines.join('\n') + '\n' : '';
 }
 
-/** `/stats?format=json`: `{"stats":[{"name","value"}…,{"histograms":{supported_quantiles, computed_quantiles}}]}`. */
+/** `/stats?format=json`: `{"stats":[{"name","value"}...,{"histograms":{supported_quantiles, computed_quantiles}}]}`. */
 export function statsJson(sel: SelectedStats): unknown {
   const stats: unknown[] = sel.scalars.map((s) => ({ name: s.name, value: s.value }));
   if (sel.histograms.length > 0) {

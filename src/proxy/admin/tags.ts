@@ -42,7 +42,7 @@ interface Extractor {
   extract(name: string, tokens: readonly string[], tags: Tag[], remove: Array<[number, number]>): boolean;
 }
 
-/** Envoy's prefix rule for regexes: `^word\.` (or `^word(?=\.)`, `^word$`) → 'word'. */
+/** Envoy's prefix rule for regexes: `^word\.` (or `^word(?=\.)`, `^word$`) -> 'word'. */
 function regexPrefix(re: string): string {
   const m = /^\^([A-Za-z0-9_]+)(\\\.|\(\?=\\\.\)|\$$)/.exec(re);
   return m ? m[1]! : '';

@@ -22,7 +22,7 @@ export interface Http1RequestHead {
   readonly url: string;
   readonly httpVersionMajor: number;
   readonly httpVersionMinor: number;
-  /** [name, value, name, value, …] as received. */
+  /** [name, value, name, value, ...] as received. */
   readonly rawHeaders: string[];
   /** Upgrade requested (an `upgrade` header with `connection: upgrade`, or CONNECT). */
   readonly upgrade: boolean;

@@ -1,4 +1,4 @@
-// Downstream HTTP/1.x request heads (parsed by codec-http1-server.ts) → HeaderMap with Envoy's
+// Downstream HTTP/1.x request heads (parsed by codec-http1-server.ts) -> HeaderMap with Envoy's
 // pseudo-headers. Malformed requests come back as a rejection, never a throw.
 
 import { HeaderMap, lowerName } from './headers.ts';
@@ -17,7 +17,7 @@ const ABSOLUTE_FORM = /^(https?):\/\/([^/?#]*)(.*)$/i;
 /** The parts of an HTTP/1.x request head that h1RequestHeaders reads. */
 export type H1Head = Pick<Http1RequestHead, 'method' | 'url' | 'httpVersionMajor' | 'httpVersionMinor' | 'rawHeaders'>;
 
-/** HTTP/1.x request head → HeaderMap (`:method`, `:path`, `:authority` from Host, `:scheme`). */
+/** HTTP/1.x request head -> HeaderMap (`:method`, `:path`, `:authority` from Host, `:scheme`). */
 export function h1RequestHeaders(req: H1Head, cfg: HcmConfig, tls: boolean): { headers: HeaderMap; reject?: Rejection } {
   const h = new HeaderMap();
   const method = req.method;

@@ -1,5 +1,5 @@
 // Downstream HTTP/2 (h2c or TLS with ALPN h2) on node:http2's core stream API (the compat layer's
-// request/response objects cost 1.6–2× the CPU): request pseudo-headers pass through; header
+// request/response objects cost 1.6-2× the CPU): request pseudo-headers pass through; header
 // count/size limits answer 431; a missing :authority answers 400. H2ResponseEncoder writes the
 // response on the ServerHttp2Stream (its head held to the end of the tick, so a response complete in
 // that tick skips the trailers handshake); h2RequestBody feeds the request body and trailers to the stream.
@@ -39,7 +39,7 @@ function flushHeldHeads(): void {
   }
 }
 
-/** Response headers as node:http2's raw [name, value, …] list: `:status` and the regular headers, in order. */
+/** Response headers as node:http2's raw [name, value, ...] list: `:status` and the regular headers, in order. */
 export function rawResponseHeaders(headers: HeaderMap): string[] {
   const out: string[] = [];
   headers.forEach((k, v) => {
@@ -128,7 +128,7 @@ export class H2ResponseEncoder implements ResponseEncoder {
     this.#upgrade = true;
   }
 
-  /** The stream itself, once its upgrade was answered (Envoy's 101 → 200): the tunnel's downstream side. */
+  /** The stream itself, once its upgrade was answered (Envoy's 101 -> 200): the tunnel's downstream side. */
   takeTunnel(): { socket: Duplex; head: Buffer } | undefined {
     const stream = this.#stream;
     return this.#upgrade && stream.headersSent && !stream.destroyed ? { socket: stream, head: EMPTY } : undefined;
@@ -334,7 +334,7 @@ export function h2UpgradeResponse(headers: HeaderMap): boolean {
 }
 
 /**
- * HTTP/2 request headers → HeaderMap (pseudo-headers first, as received), with the header count,
+ * HTTP/2 request headers -> HeaderMap (pseudo-headers first, as received), with the header count,
  * size, `:authority` and underscore checks done in the same pass. The codec (nghttp2, or
  * h2/validate.ts) has already refused upper-case names, pseudo-headers after regular ones, and
  * connection-specific headers. Cookie fields split across several `cookie` headers (RFC 9113

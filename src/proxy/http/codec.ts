@@ -1,5 +1,5 @@
 // What a downstream codec (codec-http1.ts, codec-http2.ts, codec-upgrade.ts) offers one stream: the
-// response side of the wire. Request events flow the other way, into ActiveStream's decode… methods.
+// response side of the wire. Request events flow the other way, into ActiveStream's decode... methods.
 
 import type { Duplex } from 'node:stream';
 import type { HeaderMap } from './headers.ts';

@@ -342,7 +342,7 @@ export class ActiveStream {
 
   /**
    * The response ends before the request did: as Envoy's doEndStream, the stream is reset once the
-   * response is out — on HTTP/1.1 the connection closes after it (what the client still sends is
+   * response is out -- on HTTP/1.1 the connection closes after it (what the client still sends is
    * dropped: the codec's delayed close), on HTTP/2 the codec resets the stream with NO_ERROR.
    */
   #closeIfRequestIncomplete(): void {

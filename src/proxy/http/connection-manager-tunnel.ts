@@ -1,5 +1,5 @@
 // Upgraded HTTP/1.1 streams (WebSocket): which filter chain an upgrade runs through (or none: it
-// is refused), and the byte tunnel once the upstream agreed: downstream ↔ upstream with
+// is refused), and the byte tunnel once the upstream agreed: downstream <-> upstream with
 // backpressure (pipe), bytes counted into StreamInfo; either side closing or failing ends both.
 
 import type { Duplex } from 'node:stream';

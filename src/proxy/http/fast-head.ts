@@ -1,5 +1,5 @@
 // A fast path in JavaScript for the common HTTP/1.1 message heads, before llhttp. Node's llhttp
-// binding costs 6–10 µs a message on this machine, most of it in three C++ → JS callbacks and a
+// binding costs 6-10 µs a message on this machine, most of it in three C++ -> JS callbacks and a
 // body copy, not in parsing; these functions read a plain head in about a fifth of that.
 //
 // They accept only a strict subset of what llhttp accepts, and read it the same way: a head that
@@ -21,7 +21,7 @@ export interface FastRequestHead {
   readonly method: number;
   readonly url: string;
   readonly versionMinor: 0 | 1;
-  /** [name, value, …] in wire order, names lowercased, values without surrounding whitespace. */
+  /** [name, value, ...] in wire order, names lowercased, values without surrounding whitespace. */
   readonly rawHeaders: string[];
   readonly keepAlive: boolean;
   /** Offset just past the head's blank line. */
@@ -37,7 +37,7 @@ export interface FastResponseHead {
   readonly end: number;
 }
 
-/** Buffer's own latin1 decoder (what toString('latin1', …) calls after its argument checks). */
+/** Buffer's own latin1 decoder (what toString('latin1', ...) calls after its argument checks). */
 type LatinSlice = Buffer & { latin1Slice(start: number, end: number): string };
 
 const CR = 13;
@@ -79,7 +79,7 @@ function knownName(s: string, start: number, len: number): string | undefined {
   return undefined;
 }
 
-/** Methods taken here (others, CONNECT above all, go to llhttp): name → index in METHODS. */
+/** Methods taken here (others, CONNECT above all, go to llhttp): name -> index in METHODS. */
 const FAST_METHODS = new Map<string, number>();
 for (const m of ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']) {
   const i = METHODS.indexOf(m);
@@ -114,7 +114,7 @@ interface Fields {
   contentLength: number;
 }
 
-/** `connection` tokens: close / keep-alive, anything naming upgrade (or unusual) → not ok. */
+/** `connection` tokens: close / keep-alive, anything naming upgrade (or unusual) -> not ok. */
 function connectionTokens(v: string, f: Fields): void {
   // The usual single token first: no split, no regex.
   const one = v.length === 10 || v.length === 5 ? lowerName(v) : '';
@@ -205,7 +205,7 @@ export function fastRequestHead(data: Buffer, from: number, maxHeaderSize: numbe
 }
 
 /**
- * A response head with a content-length body (status 200–599 but 204 and 304; no
+ * A response head with a content-length body (status 200-599 but 204 and 304; no
  * transfer-encoding, no upgrade) whole in `data` from `from` and shorter than `maxHeaderSize`,
  * read as llhttp would; undefined sends the bytes to llhttp. Not for responses to HEAD (the
  * caller knows).

@@ -1,6 +1,6 @@
 // The HTTP filter chain runner (Envoy's FilterManager): decoder filters in order, encoder filters in
 // reverse, per-filter iteration state (Continue / StopSingle / StopAll), one buffer per direction,
-// continue…() resuming at the next filter. Synchronous throughout: no await when every filter continues.
+// continue...() resuming at the next filter. Synchronous throughout: no await when every filter continues.
 // Buffer overflow and watermarks are reported to the sink; a filter that throws is the caller's problem.
 
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter } from '../../filters/http/filter.ts';

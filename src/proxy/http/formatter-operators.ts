@@ -129,7 +129,7 @@ const SIMPLE: Record<string, Extractor> = {
 
 /**
  * Real Envoy operators whose data legate does not have yet (metadata, filter state, wire byte
- * counts…): they compile and extract nothing.
+ * counts...): they compile and extract nothing.
  */
 const NOT_YET = new Set<string>([
   'CLUSTER_METADATA', 'UPSTREAM_METADATA', 'ROUTE_METADATA', 'METADATA', 'FILTER_STATE', 'UPSTREAM_FILTER_STATE',
@@ -145,7 +145,7 @@ const NOT_YET = new Set<string>([
   'DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_256', 'DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_1', 'DOWNSTREAM_PEER_CHAIN_SERIALS',
   'REQ_WITHOUT_QUERY_AND_FRAGMENT',
 ]);
-// TLS details legate's TlsConnectionInfo does not carry (LOCAL_IP_SAN, TLS_SESSION_ID, OTHERNAME_SAN…);
+// TLS details legate's TlsConnectionInfo does not carry (LOCAL_IP_SAN, TLS_SESSION_ID, OTHERNAME_SAN...);
 // the rest are extracted by formatter-tls.ts, which compileOperator asks first.
 for (const side of ['DOWNSTREAM', 'UPSTREAM']) {
   for (const who of ['PEER', 'LOCAL']) {
@@ -195,7 +195,7 @@ const WITH_ARG: Record<string, (arg: string | undefined) => Extractor | string> 
     const fmt = compileTimeFormat(arg);
     return () => fmt(Date.now());
   },
-  // NAMESPACE[:KEY…]: a string as it is, a number, a bool as true/false, anything else as JSON.
+  // NAMESPACE[:KEY...]: a string as it is, a number, a bool as true/false, anything else as JSON.
   DYNAMIC_METADATA: (arg) => {
     const [ns, ...path] = (arg ?? '').split(':');
     if (!ns) return 'DYNAMIC_METADATA requires a filter namespace: DYNAMIC_METADATA(NAMESPACE:KEY*)';

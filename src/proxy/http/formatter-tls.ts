@@ -1,4 +1,4 @@
-// Envoy's TLS command operators (`%DOWNSTREAM_PEER_URI_SAN%`, `%UPSTREAM_TLS_VERSION%`…) as
+// Envoy's TLS command operators (`%DOWNSTREAM_PEER_URI_SAN%`, `%UPSTREAM_TLS_VERSION%`...) as
 // extractors over StreamInfo.downstreamTls / upstreamTls. Anything the connection does not have
 // (plaintext, no client certificate) extracts nothing, which the formatter prints as `-`.
 // Compiling fails only for a malformed argument; nothing here throws at log time.

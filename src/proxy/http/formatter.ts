@@ -32,7 +32,7 @@ export const DEFAULT_ACCESS_LOG_FORMAT =
   '%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" ' +
   '"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n';
 
-/** A parsed format string: literals[0] op[0] literals[1] op[1] … literals[n]. */
+/** A parsed format string: literals[0] op[0] literals[1] op[1] ... literals[n]. */
 interface Parsed {
   readonly literals: string[];
   readonly ops: Extractor[];
@@ -113,7 +113,7 @@ export function compileFormatter(format: string, opts: FormatterOptions = {}): R
 }
 
 /**
- * Compiles a header mutation value (`request_headers_to_add[].header.value`…): unset values
+ * Compiles a header mutation value (`request_headers_to_add[].header.value`...): unset values
  * are empty strings, as Envoy's header formatter does; a value without `%` is a constant.
  */
 export function compileHeaderValueFormatter(value: string, opts: { path?: string } = {}): Result<Formatter> {
@@ -197,8 +197,8 @@ export function compileJsonFormatter(fields: Record<string, unknown>, opts: Json
 }
 
 /**
- * google.protobuf.Struct in proto-loader form (`{fields: {k: {kind, string_value…}}}`,
- * snake_case or camelCase members) → a plain JSON object.
+ * google.protobuf.Struct in proto-loader form (`{fields: {k: {kind, string_value...}}}`,
+ * snake_case or camelCase members) -> a plain JSON object.
  */
 export function structToPlain(s: unknown): Record<string, unknown> {
   const fields = (s as { fields?: Record<string, unknown> } | null)?.fields ?? {};

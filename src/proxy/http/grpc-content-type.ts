@@ -1,5 +1,5 @@
 // Envoy's Grpc::Common::hasGrpcContentType: `application/grpc`, optionally followed by `+proto`,
-// `+json`… or `;` parameters. `application/grpc-web` is not gRPC (its filter translates it first).
+// `+json`... or `;` parameters. `application/grpc-web` is not gRPC (its filter translates it first).
 
 export function isGrpcContentType(ct: string | undefined): boolean {
   if (ct === undefined || !ct.startsWith('application/grpc')) return false;

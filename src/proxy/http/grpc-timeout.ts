@@ -3,7 +3,7 @@
 
 const GRPC_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
 
-/** `grpc-timeout: 200m` → 200 (ms); undefined when absent or malformed. */
+/** `grpc-timeout: 200m` -> 200 (ms); undefined when absent or malformed. */
 export function parseGrpcTimeout(v: string | undefined): number | undefined {
   if (!v || v.length < 2 || v.length > 9) return undefined;
   const unit = GRPC_UNIT_MS[v[v.length - 1]!];
@@ -12,7 +12,7 @@ export function parseGrpcTimeout(v: string | undefined): number | undefined {
   return Math.ceil(Number(digits) * unit);
 }
 
-/** Milliseconds → a grpc-timeout value (`1234m`). */
+/** Milliseconds -> a grpc-timeout value (`1234m`). */
 export function formatGrpcTimeout(ms: number): string {
   return ms < 1e8 ? `${ms}m` : `${Math.ceil(ms / 1000)}S`;
 }

@@ -28,7 +28,7 @@ export interface UpgradeConfig {
   /** Lowercase upgrade type, e.g. `websocket`. */
   readonly upgradeType: string;
   readonly enabled: boolean;
-  /** A filter chain for this upgrade type; undefined → the HCM's http_filters. */
+  /** A filter chain for this upgrade type; undefined -> the HCM's http_filters. */
   readonly filters: readonly HttpFilterEntry[] | undefined;
 }
 
@@ -109,7 +109,7 @@ export interface HcmConfig {
     readonly enableTrailers: boolean;
     readonly allowAbsoluteUrl: boolean;
   };
-  /** Internal address ranges; undefined → Envoy's defaults (RFC 1918, loopback, fc00::/7). */
+  /** Internal address ranges; undefined -> Envoy's defaults (RFC 1918, loopback, fc00::/7). */
   readonly internalAddresses: readonly Cidr[] | undefined;
   /** Envoy's per_connection_buffer_limit_bytes (from the listener); filter-manager buffer limit. */
   readonly bufferLimitBytes: number;

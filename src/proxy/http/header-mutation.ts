@@ -70,7 +70,7 @@ export class HeaderParser implements HeaderMutator {
 
 /**
  * Compiles `<prefix>_headers_to_add` / `<prefix>_headers_to_remove` of one config level.
- * `path` is the message holding them; errors name e.g. `…routes[0].request_headers_to_add[1].header.key`.
+ * `path` is the message holding them; errors name e.g. `...routes[0].request_headers_to_add[1].header.key`.
  */
 export function compileHeaderParser(
   add: readonly HeaderValueOption__Output[],

@@ -23,7 +23,7 @@ function wireSafe(n: string, value: string): boolean {
 }
 
 export class HeaderMap {
-  /** Flat [name, value, name, value, …] list; names are lowercase. */
+  /** Flat [name, value, name, value, ...] list; names are lowercase. */
   #entries: string[] = [];
   /** See `validated`. */
   #validated = true;
@@ -34,7 +34,7 @@ export class HeaderMap {
     return h;
   }
 
-  /** From a flat [name, value, name, value, …] list, as parsers deliver raw headers and trailers. */
+  /** From a flat [name, value, name, value, ...] list, as parsers deliver raw headers and trailers. */
   static fromFlat(raw: readonly string[]): HeaderMap {
     const h = new HeaderMap();
     for (let i = 0; i + 1 < raw.length; i += 2) h.add(raw[i]!, raw[i + 1]!);

@@ -1,5 +1,5 @@
 // Envoy's local replies: local_reply_config (mappers and body_format) parsed into a frozen
-// LocalReplyConfig, the text/plain or gRPC trailers-only response they produce, and the HTTP →
+// LocalReplyConfig, the text/plain or gRPC trailers-only response they produce, and the HTTP ->
 // gRPC status mapping. Parsing fails with field paths; rewriting never throws.
 
 import { joinPath, ok, type ConfigError, type Result } from '../../config/result.ts';

@@ -1,5 +1,5 @@
 // Envoy's string, header and query-parameter matchers and RE2 regexes, compiled once at config
-// time into plain predicates. A bad matcher (unsupported RE2 syntax, empty prefix…) is a Result error.
+// time into plain predicates. A bad matcher (unsupported RE2 syntax, empty prefix...) is a Result error.
 
 import { fail, ok, joinPath, type Result } from '../../config/result.ts';
 import type { HeaderMap } from './headers.ts';
@@ -11,7 +11,7 @@ import type { QueryParameterMatcher__Output } from '../../generated/envoy/config
 
 export type StringPredicate = (value: string) => boolean;
 
-// ---- RE2 → JavaScript ----
+// ---- RE2 -> JavaScript ----
 
 const POSIX_CLASSES: Record<string, string> = {
   alnum: '0-9A-Za-z',
@@ -36,7 +36,7 @@ function escapeLiteral(s: string): string {
 
 /**
  * Translates RE2 syntax to a JavaScript RegExp source. RE2 has no backreferences or lookaround,
- * so those are rejected (as Envoy would); `(?P<n>…)`, `\A`, `\z`, `\Q…\E`, `\pL`, `[[:alpha:]]`
+ * so those are rejected (as Envoy would); `(?P<n>...)`, `\A`, `\z`, `\Q...\E`, `\pL`, `[[:alpha:]]`
  * and a leading `(?i)`/`(?s)` are rewritten.
  */
 export function translateRe2(re: string): { source: string; flags: string } | { error: string } {
@@ -121,7 +121,7 @@ export function translateRe2(re: string): { source: string; flags: string } | { 
         continue;
       }
       if (/^(=|!|<=|<!|P=)/.test(rest)) return { error: 'lookaround and backreferences are not supported' };
-      if (/^[imsU-]+\)/.test(rest)) return { error: 'flags in the middle of a pattern are not supported; use (?i:…)' };
+      if (/^[imsU-]+\)/.test(rest)) return { error: 'flags in the middle of a pattern are not supported; use (?i:\u2026)' };
     }
     if (c === '/') out += '\\/';
     else out += c;
@@ -130,7 +130,7 @@ export function translateRe2(re: string): { source: string; flags: string } | { 
   return { source: out, flags };
 }
 
-/** Compiles an RE2 pattern into a JS RegExp; `mode` full → anchored both ends, global → for replaceAll. */
+/** Compiles an RE2 pattern into a JS RegExp; `mode` full -> anchored both ends, global -> for replaceAll. */
 export function compileRe2(re: string, mode: 'full' | 'search' | 'global'): RegExp | { error: string } {
   const t = translateRe2(re);
   if ('error' in t) return t;
@@ -325,7 +325,7 @@ export function compileHeaderMatchers(list: readonly HeaderMatcher__Output[], pa
 
 // ---- query parameters ----
 
-/** Splits the query of a `:path` into name → first value (not percent-decoded, as Envoy's route matching does). */
+/** Splits the query of a `:path` into name -> first value (not percent-decoded, as Envoy's route matching does). */
 export function parseQueryFirst(pathHeader: string): Map<string, string> {
   const out = new Map<string, string>();
   const q = pathHeader.indexOf('?');

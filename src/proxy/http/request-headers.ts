@@ -202,7 +202,7 @@ export interface RequestContext {
   readonly tls: boolean;
   readonly localPort: number;
   readonly localAddress: string;
-  /** Runtime flags (the #fragment guards); absent → Envoy's defaults. */
+  /** Runtime flags (the #fragment guards); absent -> Envoy's defaults. */
   readonly runtime?: Runtime;
 }
 

@@ -35,7 +35,7 @@ export class RequestView {
   }
 }
 
-/** `/a/b?x#y` → `/a/b`; with ignorePathParameters also `/a;p=1/b` → `/a`, as Envoy truncates at the first `;`. */
+/** `/a/b?x#y` -> `/a/b`; with ignorePathParameters also `/a;p=1/b` -> `/a`, as Envoy truncates at the first `;`. */
 export function stripQuery(rawPath: string, ignorePathParameters = false): string {
   let end = rawPath.length;
   for (let i = 0; i < rawPath.length; i++) {
@@ -130,7 +130,7 @@ export function compileRouteMatch(m: RouteMatch__Output | null, path: string): R
     if (!dv) return fail(joinPath(path, 'runtime_fraction.default_value'), 'value is required');
     const denom = DENOMINATORS[dv.denominator] ?? 100;
     const num = dv.numerator;
-    // Envoy: featureEnabled ⇔ random % denominator < numerator (≥ denominator always matches).
+    // Envoy: featureEnabled <=> random % denominator < numerator (>= denominator always matches).
     conds.push((r) => r.draw % denom < num);
   }
   const hm = compileHeaderMatchers(m.headers, joinPath(path, 'headers'));

@@ -51,7 +51,7 @@ const GRPC_TOKENS: Readonly<Record<string, number>> = {
   internal: RetryOn.grpcInternal,
 };
 
-/** `5xx,reset` → bits. `grpc` also accepts the gRPC tokens (route retry_on holds both kinds). */
+/** `5xx,reset` -> bits. `grpc` also accepts the gRPC tokens (route retry_on holds both kinds). */
 export function parseRetryOn(value: string | undefined, kinds: 'http' | 'grpc' | 'both'): number {
   if (!value) return 0;
   let bits = 0;

@@ -1,4 +1,4 @@
-// RouteConfiguration → RouteTable: virtual hosts found by `:authority` (exact, longest suffix
+// RouteConfiguration -> RouteTable: virtual hosts found by `:authority` (exact, longest suffix
 // wildcard, longest prefix wildcard, `*`), then routes in order. Config problems are Result errors with field paths.
 
 import { fail, ok, joinPath, type ConfigError, type Result } from '../../config/result.ts';
@@ -21,7 +21,7 @@ import { CORS_POLICY_TYPE, corsPolicyErrors } from './cors-policy.ts';
 import { compileVirtualClusters } from './virtual-clusters.ts';
 
 export interface RouteTableContext {
-  /** Field path of the RouteConfiguration, e.g. `static_resources.listeners[0]…typed_config.route_config`. */
+  /** Field path of the RouteConfiguration, e.g. `static_resources.listeners[0]...typed_config.route_config`. */
   readonly path: string;
   /** Clusters known now (static bootstrap clusters); undefined when clusters come from CDS. */
   readonly clusterNames: ReadonlySet<string> | undefined;

@@ -16,7 +16,7 @@ export interface VirtualHostEntry {
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
   /** Raw retry_policy of the virtual host (envoy.config.route.v3.RetryPolicy, proto-loader form), if any. */
   readonly retryPolicy: unknown;
-  /** Raw VirtualHost (proto-loader form) for features read elsewhere (hedge_policy, include_*_attempt_count…). */
+  /** Raw VirtualHost (proto-loader form) for features read elsewhere (hedge_policy, include_*_attempt_count...). */
   readonly raw?: unknown;
   /** Virtual-host request_mirror_policies: used by routes that have none of their own (not merged). */
   readonly mirrorPolicies?: readonly MirrorPolicy[];
@@ -28,7 +28,7 @@ export interface VirtualHostEntry {
 export interface MirrorPolicy {
   /** Fixed shadow cluster; undefined when `clusterHeader` names it. */
   readonly cluster: string | undefined;
-  /** Lower-cased header whose first value names the shadow cluster; absent header → no shadow. */
+  /** Lower-cased header whose first value names the shadow cluster; absent header -> no shadow. */
   readonly clusterHeader: string | undefined;
   /** runtime_fraction.runtime_key, if any. */
   readonly runtimeKey: string | undefined;
@@ -95,7 +95,7 @@ export interface ClusterRouteAction {
   readonly retryPolicy: unknown;
   /** Raw route action (envoy.config.route.v3.RouteAction) for features read elsewhere. */
   readonly raw: unknown;
-  /** request_mirror_policies; empty or absent → the virtual host's, if any. */
+  /** request_mirror_policies; empty or absent -> the virtual host's, if any. */
   readonly mirrorPolicies?: readonly MirrorPolicy[];
 }
 
@@ -126,7 +126,7 @@ export interface RouteEntry {
 
 export interface RouteTable {
   readonly name: string;
-  /** Matches `:authority` to a virtual host, then the routes in order. Undefined → 404 NR. */
+  /** Matches `:authority` to a virtual host, then the routes in order. Undefined -> 404 NR. */
   match(headers: HeaderMap, info: StreamInfo): RouteEntry | undefined;
   /** internal_only_headers: the HCM removes these from requests that are not internal. */
   readonly internalOnlyHeaders?: readonly string[];

@@ -36,7 +36,7 @@ export interface StreamInfo {
   responseHeaders: HeaderMap | undefined;
   responseTrailers: HeaderMap | undefined;
   responseCode: number | undefined;
-  /** Envoy's response code details (`via_upstream`, `route_not_found`…). */
+  /** Envoy's response code details (`via_upstream`, `route_not_found`...). */
   responseCodeDetails: string | undefined;
   /** The health check filter recognised this request as a health check (access logs' not_health_check_filter). */
   healthCheck: boolean;
@@ -67,7 +67,7 @@ export interface StreamInfo {
   /** The upstream connection's TLS session, when the cluster uses TLS. */
   upstreamTls: TlsConnectionInfo | undefined;
   connectionId: number;
-  /** Upstream retry attempts made (x-envoy-attempt-count − 1). */
+  /** Upstream retry attempts made (x-envoy-attempt-count - 1). */
   attemptCount: number;
   /** Error text for `%CONNECTION_TERMINATION_DETAILS%`, `%UPSTREAM_TRANSPORT_FAILURE_REASON%`. */
   terminationDetails: string | undefined;

@@ -1,6 +1,6 @@
 // x-forwarded-client-cert, as Envoy's ConnectionManagerUtility::mutateXfccRequestHeader writes it:
 // removed, kept, set or appended per forward_client_cert_details, with the element built from the
-// downstream mTLS session (`By=…;Hash=…;Cert="…";Chain="…";Subject="…";URI=…;DNS=…`).
+// downstream mTLS session (`By=...;Hash=...;Cert="...";Chain="...";Subject="...";URI=...;DNS=...`).
 // Pure header editing: nothing here fails.
 
 import type { HeaderMap } from './headers.ts';

@@ -16,7 +16,7 @@ export interface ConnectionMatchInput {
   readonly serverName: string | undefined;
   /** 'tls' (tls_inspector found a ClientHello) or 'raw_buffer'. */
   readonly transportProtocol: string;
-  /** ALPN from tls_inspector, or `http/1.1`/`h2c`… from http_inspector. */
+  /** ALPN from tls_inspector, or `http/1.1`/`h2c`... from http_inspector. */
   readonly applicationProtocols: readonly string[];
   readonly sourceIp: string;
   readonly sourcePort: number;
@@ -39,7 +39,7 @@ interface CompiledChain {
   readonly destinationPort: number; // 0 = any
   readonly prefixRanges: readonly Cidr[];
   readonly exactNames: ReadonlySet<string>;
-  /** Wildcards stored as their suffix with the leading dot (`*.example.com` → `.example.com`). */
+  /** Wildcards stored as their suffix with the leading dot (`*.example.com` -> `.example.com`). */
   readonly wildcardNames: readonly string[];
   readonly transportProtocol: string;
   readonly applicationProtocols: readonly string[];
@@ -49,7 +49,7 @@ interface CompiledChain {
   readonly sourcePorts: readonly number[];
 }
 
-/** Score of one chain for one criterion: undefined = excluded, -1 = criterion empty (fallback), ≥0 = specific. */
+/** Score of one chain for one criterion: undefined = excluded, -1 = criterion empty (fallback), >=0 = specific. */
 type Score = number | undefined;
 
 const EXACT_NAME_SCORE = 1 << 20; // beats any wildcard suffix length
@@ -253,7 +253,7 @@ function sameRules(a: CompiledChain, b: CompiledChain): boolean {
 
 /**
  * Compiles a listener's filter chains. `path` is the listener's field path (`static_resources.listeners[0]`);
- * errors name `filter_chains[i].filter_chain_match.…`.
+ * errors name `filter_chains[i].filter_chain_match....`.
  */
 export function compileFilterChainMatcher(
   chains: readonly FilterChain__Output[],

@@ -35,7 +35,7 @@ export interface ChainConfig {
 export interface ListenerConfig {
   readonly name: string;
   readonly address: SocketAddr;
-  /** `listener.<statPrefix>.` — Envoy uses `address_port` (e.g. `0.0.0.0_10000`) unless stat_prefix is set. */
+  /** `listener.<statPrefix>.` -- Envoy uses `address_port` (e.g. `0.0.0.0_10000`) unless stat_prefix is set. */
   readonly statPrefix: string;
   readonly matcher: FilterChainMatcher;
   readonly chains: ReadonlyMap<FilterChain__Output, ChainConfig>;

@@ -1,4 +1,4 @@
-// Runs a listener's listener filters (tls_inspector, http_inspector…) on an accepted socket and
+// Runs a listener's listener filters (tls_inspector, http_inspector...) on an accepted socket and
 // collects what they learn for filter-chain matching. Peeked bytes are always unshifted back.
 // Fails closed: a filter error, a peer close or a timeout (unless continue_on_listener_filters_timeout)
 // destroys the socket, bumps a counter, and resolves undefined.
@@ -224,7 +224,7 @@ export function peekSocket(
   });
 }
 
-/** ListenerFilter.filter_disabled, compiled: true → skip the filter for this connection. */
+/** ListenerFilter.filter_disabled, compiled: true -> skip the filter for this connection. */
 export type ListenerFilterDisabled = (input: ConnectionMatchInput | MutableMatchInput) => boolean;
 
 export function compileFilterDisabled(p: ListenerFilterChainMatchPredicate__Output, path: string): Result<ListenerFilterDisabled> {

@@ -70,7 +70,7 @@ export class ActiveListener {
     return this.#port;
   }
 
-  /** bind_to_port (default true): false → created but not bound (it gets connections handed over). */
+  /** bind_to_port (default true): false -> created but not bound (it gets connections handed over). */
   get bindToPort(): boolean {
     return this.config.raw.bind_to_port?.value ?? true;
   }

@@ -16,7 +16,7 @@ const EMPTY = Buffer.alloc(0);
 export type ChunkFilter = (chunk: Buffer, endStream: boolean) => Buffer;
 
 export interface PumpOptions {
-  /** 'downstream': downstream → upstream (rx stats); 'upstream': upstream → downstream (tx stats). */
+  /** 'downstream': downstream -> upstream (rx stats); 'upstream': upstream -> downstream (tx stats). */
   readonly from: 'downstream' | 'upstream';
   readonly src: Socket;
   readonly dst: Socket;
@@ -122,7 +122,7 @@ export class Pump {
     if (this.#rx) this.#o.stats.downstreamFlowControlResumedReadingTotal.inc();
   };
 
-  /** FIN from `src` → FIN to `dst` (with what the filters still held); `src`'s peer keeps reading. */
+  /** FIN from `src` -> FIN to `dst` (with what the filters still held); `src`'s peer keeps reading. */
   readonly #onEnd = (): void => {
     const dst = this.#dst;
     if (dst.destroyed) return;

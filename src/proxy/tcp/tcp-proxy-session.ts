@@ -13,7 +13,7 @@ import { type RelayDirection, type RelaySessionParts, startNativeSession } from 
 import { type RelayEnd, RelayOutcome } from '../../native/tcp-relay/index.ts';
 import { type LongTimer, setLongTimeout, setLongInterval } from '../long-timers.ts';
 
-/** The idle timer looks this many times per idle_timeout: a connection closes 1–1.25× idle_timeout after its last byte. */
+/** The idle timer looks this many times per idle_timeout: a connection closes 1-1.25× idle_timeout after its last byte. */
 const IDLE_CHECKS = 4;
 
 export interface TcpProxySessionOptions {
@@ -47,9 +47,9 @@ export class TcpProxySession {
   readonly #down: Socket;
   readonly #up: Socket;
   readonly #opts: TcpProxySessionOptions;
-  /** downstream → upstream */
+  /** downstream -> upstream */
   readonly #rx: RelayDirection;
-  /** upstream → downstream */
+  /** upstream -> downstream */
   readonly #tx: RelayDirection;
   /** The C relay, when it moves the bytes. */
   readonly #native: RelaySessionParts | undefined;

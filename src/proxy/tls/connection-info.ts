@@ -63,7 +63,7 @@ export function parseSubjectAltNames(s: string | undefined): SubjectAltNames {
   return out;
 }
 
-/** X509Certificate.subject/issuer (one RDN per line, most significant first, already escaped) → RFC 2253 (`CN=…,O=…`). */
+/** X509Certificate.subject/issuer (one RDN per line, most significant first, already escaped) -> RFC 2253 (`CN=...,O=...`). */
 export function rfc2253(name: string | undefined): string {
   if (!name) return '';
   return name.split('\n').filter(Boolean).reverse().join(',');

@@ -129,7 +129,7 @@ export function parseGeneralNames(n: Node): Sans {
   const ips: string[] = [];
   const emails: string[] = [];
   for (const g of children(n)) {
-    if (g.tagClass !== CTX || typeof g.value !== 'string') continue; // otherName, dirName…: not copied
+    if (g.tagClass !== CTX || typeof g.value !== 'string') continue; // otherName, dirName...: not copied
     if (g.type === 1) emails.push(g.value);
     else if (g.type === 2) dnsNames.push(g.value);
     else if (g.type === 6) uris.push(g.value);

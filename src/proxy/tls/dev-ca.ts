@@ -209,7 +209,7 @@ function signatureAlgorithm(key: KeyObject): Node {
   throw new Error(`unsupported signing key type ${key.asymmetricKeyType ?? 'unknown'} (want RSA or ECDSA)`);
 }
 
-/** to-be-signed ‖ AlgorithmIdentifier ‖ BIT STRING signature: the shape of certificates and CSRs. */
+/** to-be-signed || AlgorithmIdentifier || BIT STRING signature: the shape of certificates and CSRs. */
 function signed(key: KeyObject, tbs: Node): Buffer {
   return toDer(seq([tbs, signatureAlgorithm(key), bitString(sign('sha256', toDer(tbs), key))]));
 }

@@ -1,7 +1,7 @@
 // Envoy's secret messages (TlsCertificate, CertificateValidationContext, Secret) resolved into the
 // plain-data secrets of types.ts: data sources read, PEM and keys parsed and checked, SAN matchers
 // and the SPIFFE validator compiled to structured-cloneable data. Failures are Results naming the
-// field (`…tls_certificates[0].private_key`), never throws.
+// field (`...tls_certificates[0].private_key`), never throws.
 
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import * as tls from 'node:tls';

@@ -10,7 +10,7 @@ import { fail, joinPath, ok, type Result } from '../../config/result.ts';
 export interface TlsParams {
   readonly minVersion: tls.SecureVersion;
   readonly maxVersion: tls.SecureVersion;
-  /** node `ciphers`: the TLS 1.3 suites (always on, as in BoringSSL) then the TLS ≤1.2 list. */
+  /** node `ciphers`: the TLS 1.3 suites (always on, as in BoringSSL) then the TLS <=1.2 list. */
   readonly ciphers: string;
   readonly ecdhCurve: string;
   readonly sigalgs: string | undefined;

@@ -42,7 +42,7 @@ export interface ValidationSecret {
   readonly certHashPins: readonly string[];
   readonly allowExpiredCertificate: boolean;
   readonly trustChainVerification: 'VERIFY_TRUST_CHAIN' | 'ACCEPT_UNTRUSTED';
-  /** SPIFFE validator (envoy.tls.cert_validator.spiffe): trust domain → CA bundle PEM. */
+  /** SPIFFE validator (envoy.tls.cert_validator.spiffe): trust domain -> CA bundle PEM. */
   readonly spiffeTrustDomains: ReadonlyMap<string, string> | undefined;
   readonly source: string;
 }

@@ -1,4 +1,4 @@
-// Cluster.circuit_breakers → frozen per-priority thresholds (DEFAULT, HIGH) with Envoy's defaults, and
+// Cluster.circuit_breakers -> frozen per-priority thresholds (DEFAULT, HIGH) with Envoy's defaults, and
 // the retry-budget arithmetic. Never throws: a bad value is a ConfigError naming its field path.
 
 import type { CircuitBreakers__Output } from '../../generated/envoy/config/cluster/v3/CircuitBreakers.ts';
@@ -16,7 +16,7 @@ export const DEFAULT_BUDGET_PERCENT = 20; // retry_budget.budget_percent, percen
 export const DEFAULT_MIN_RETRY_CONCURRENCY = 3; // retry_budget.min_retry_concurrency
 
 export interface RetryBudgetConfig {
-  /** Percent (0–100) of active + pending requests that may be retries. */
+  /** Percent (0-100) of active + pending requests that may be retries. */
   readonly budgetPercent: number;
   /** Retries always allowed regardless of the active request count. */
   readonly minRetryConcurrency: number;

@@ -15,7 +15,7 @@ import type { CircuitBreakers, ResourceLimit, RoutingPriority } from './types.ts
 /** Envoy's header on a circuit-breaker 503 (left out when the router suppresses Envoy headers). */
 export const OVERLOADED_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'x-envoy-overloaded': 'true' });
 
-/** The error a pool reports when a request cannot even wait for a connection (pending overflow → 503 UO). */
+/** The error a pool reports when a request cannot even wait for a connection (pending overflow -> 503 UO). */
 export function overflowError(cluster: string, what: string): ProxyError {
   return new ProxyError(ErrorCode.OVERFLOW, `cluster ${cluster}: ${what} circuit breaker overflow`, {
     source: 'upstream',

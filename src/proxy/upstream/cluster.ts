@@ -346,7 +346,7 @@ export class ClusterImpl implements Cluster {
 /** An EDS ClusterLoadAssignment, parsed. */
 export interface EdsEndpoints {
   readonly localities: readonly LocalityEndpointsConfig[];
-  /** policy.overprovisioning_factor, percent; undefined → the cluster's (140 by default). */
+  /** policy.overprovisioning_factor, percent; undefined -> the cluster's (140 by default). */
   readonly overprovisioningFactor: number | undefined;
 }
 

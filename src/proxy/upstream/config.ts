@@ -1,4 +1,4 @@
-// parseCluster: a decoded envoy.config.cluster.v3.Cluster → a frozen ClusterConfig (main thread).
+// parseCluster: a decoded envoy.config.cluster.v3.Cluster -> a frozen ClusterConfig (main thread).
 // Never throws: every problem is a ConfigError naming its field path; unsupported features fail clearly.
 // Transport sockets (transport_socket, transport_socket_matches) are parsed by the TLS extension.
 
@@ -102,7 +102,7 @@ function parseUpstreamFilters(c: Cluster__Output, path: string, ctx: ParseContex
 }
 
 /**
- * A ClusterLoadAssignment (a cluster's `load_assignment`, or an EDS resource) → localities with
+ * A ClusterLoadAssignment (a cluster's `load_assignment`, or an EDS resource) -> localities with
  * their endpoints, for a cluster of `type` ('EDS' for EDS resources). `path` names it in errors.
  */
 export function parseClusterLoadAssignment(la: ClusterLoadAssignment__Output, type: string, path: string): Result<LocalityEndpointsConfig[]> {
@@ -300,7 +300,7 @@ interface TransportSockets {
   readonly all: UpstreamTlsConfig[];
 }
 
-/** transport_socket and transport_socket_matches, each through the TLS extension (raw_buffer → undefined). */
+/** transport_socket and transport_socket_matches, each through the TLS extension (raw_buffer -> undefined). */
 function parseTransportSockets(c: Cluster__Output, path: string, ctx: ParseContext | undefined, errors: ConfigError[], warnings: string[]): TransportSockets {
   const all: UpstreamTlsConfig[] = [];
   const one = (ts: Cluster__Output['transport_socket'], p: string): UpstreamTlsConfig | undefined => {

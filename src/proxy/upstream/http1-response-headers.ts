@@ -1,4 +1,4 @@
-// What the upstream HTTP/1.1 connection reads from a response's raw headers ([name, value, …] as
+// What the upstream HTTP/1.1 connection reads from a response's raw headers ([name, value, ...] as
 // received): the server's keep-alive hint and the content-length of a body the parser does not see.
 
 /** The last keep-alive header value read and its hint: a server sends the same one every time. */

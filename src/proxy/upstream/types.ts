@@ -53,7 +53,7 @@ export interface Host {
 
 /** What the load balancer may use to pick a host. */
 export interface LbContext {
-  /** Hash from the route's hash_policy (RING_HASH/MAGLEV); undefined → random pick. */
+  /** Hash from the route's hash_policy (RING_HASH/MAGLEV); undefined -> random pick. */
   readonly hashKey: bigint | undefined;
   /** Hosts to avoid (retry host predicate); may be empty. */
   readonly excludeHosts?: ReadonlySet<string>;
@@ -136,7 +136,7 @@ export interface Cluster {
   readonly info: ClusterInfo;
   /** All hosts, every priority. */
   hosts(): readonly Host[];
-  /** Picks a host per the cluster's lb_policy (priority/locality aware); undefined → no healthy upstream. */
+  /** Picks a host per the cluster's lb_policy (priority/locality aware); undefined -> no healthy upstream. */
   chooseHost(ctx: LbContext): Host | undefined;
   /**
    * This worker's HTTP/1.1 connection pool for a host (keep-alive connections, one request at a time;
@@ -189,7 +189,7 @@ export type UpstreamResult =
   | { readonly kind: 'local'; readonly failure: 'connect_failure' | 'timeout' | 'reset' | 'success' };
 
 export interface ClusterManager {
-  /** Resolves once every cluster finished its initial host resolution (STRICT_DNS…). */
+  /** Resolves once every cluster finished its initial host resolution (STRICT_DNS...). */
   ready(): Promise<void>;
   get(name: string): Cluster | undefined;
   names(): readonly string[];
@@ -231,7 +231,7 @@ export interface EndpointConfig {
   readonly hostname: string | undefined;
   /** LbEndpoint.load_balancing_weight (default 1). */
   readonly weight: number;
-  /** From LbEndpoint.health_status: UNHEALTHY/DRAINING/TIMEOUT → unhealthy, DEGRADED → degraded. */
+  /** From LbEndpoint.health_status: UNHEALTHY/DRAINING/TIMEOUT -> unhealthy, DEGRADED -> degraded. */
   readonly health: HostHealth;
   readonly pipe: boolean;
   /** LbEndpoint.metadata.filter_metadata, plain JSON; undefined when unset. */

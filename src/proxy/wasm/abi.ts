@@ -76,7 +76,7 @@ export function abiVersionOf(exportNames: readonly string[]): AbiVersion | undef
 
 const STATUS_NAMES = new Map<number, string>(Object.entries(Status).map(([k, v]) => [v, k]));
 
-/** OK, NOT_FOUND, … for a proxy_status_t (the number itself when unknown). */
+/** OK, NOT_FOUND, ... for a proxy_status_t (the number itself when unknown). */
 export function statusName(s: number): string {
   return STATUS_NAMES.get(s) ?? String(s);
 }

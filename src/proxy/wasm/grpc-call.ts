@@ -1,6 +1,6 @@
 // proxy_grpc_call / proxy_grpc_stream: gRPC from a plugin to a cluster over the cluster's HTTP/2
 // session (Envoy's AsyncClient): `POST /<service>/<method>` with application/grpc framing. Each
-// event — initial metadata, every message, trailing metadata, the final status — is reported once,
+// event -- initial metadata, every message, trailing metadata, the final status -- is reported once,
 // in that order; a reset, a refused connection or the timeout ends the call with UNAVAILABLE (14)
 // or DEADLINE_EXCEEDED (4). cancel() resets the stream and reports nothing more; close() ends the
 // local side (a stream's last message), as Envoy's close does.
@@ -51,7 +51,7 @@ function frame(message: Buffer): Buffer {
   return out;
 }
 
-/** A header list ([name, value, …]) as metadata: pseudo-headers and `skip` left out. */
+/** A header list ([name, value, ...]) as metadata: pseudo-headers and `skip` left out. */
 function metadataOf(raw: readonly string[], skip: ReadonlySet<string>): Pairs {
   const out: Pairs = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {

@@ -42,7 +42,7 @@ export interface ContextApi {
   continueStream(type: StreamType): Status;
   closeStream(type: StreamType): Status;
   sendLocalResponse(r: LocalResponse): Status;
-  /** A property's serialised value (strings as UTF-8, integers as 8-byte little-endian …). */
+  /** A property's serialised value (strings as UTF-8, integers as 8-byte little-endian ...). */
   property(path: readonly string[]): Buffer | undefined;
   setProperty(path: readonly string[], value: Buffer): Status;
   /** proxy_get_status: the status of the HTTP/gRPC call whose callback is running. */

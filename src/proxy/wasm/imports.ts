@@ -1,4 +1,4 @@
-// The `env` host functions of the Proxy-Wasm ABI (0.1.0 – 0.2.1), turning guest pointers into
+// The `env` host functions of the Proxy-Wasm ABI (0.1.0 - 0.2.1), turning guest pointers into
 // HostApi calls. Every function returns a proxy_status_t: a pointer outside guest memory is
 // INVALID_MEMORY_ACCESS, anything the host could not do INTERNAL_FAILURE (logged), never a throw
 // into the guest. 0.1.0's proxy_continue_request/response and proxy_get_configuration are mapped
@@ -19,7 +19,7 @@ const MAX_STREAM = 3;
 /** Sees every host call: its name, raw arguments and the status returned (the sandbox's --trace). */
 export type HostCallTracer = (name: string, args: ReadonlyArray<number | bigint>, status: number) => void;
 
-/** Guards a host function: memory errors → INVALID_MEMORY_ACCESS, other errors → INTERNAL_FAILURE. */
+/** Guards a host function: memory errors -> INVALID_MEMORY_ACCESS, other errors -> INTERNAL_FAILURE. */
 function guarded(name: string, onError: (name: string, e: unknown) => void, fn: (...a: number[]) => number, trace: HostCallTracer | undefined): HostFn {
   const run = (args: Array<number | bigint>): number => {
     try {
@@ -74,7 +74,7 @@ export function envImports(host: HostApi, memory: () => GuestMemory, onError: (n
       maxSize >>>= 0;
       if (start > all.length) return Status.BAD_ARGUMENT;
       const slice = all.subarray(start, Math.min(all.length, start + maxSize));
-      // As proxy-wasm-cpp-host: nothing to copy → OK without touching the return pointers (the
+      // As proxy-wasm-cpp-host: nothing to copy -> OK without touching the return pointers (the
       // AssemblyScript SDK's onConfigure passes the configuration size where the size pointer goes).
       if (slice.length > 0) m().returnBytes(slice, ptrOut, sizeOut);
       return Status.OK;

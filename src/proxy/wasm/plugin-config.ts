@@ -1,4 +1,4 @@
-// envoy.extensions.wasm.v3.PluginConfig → a frozen WasmPluginConfig: the module (read from
+// envoy.extensions.wasm.v3.PluginConfig -> a frozen WasmPluginConfig: the module (read from
 // `code.local`, or `code.remote` from the verified cache of remote-code.ts, and compiled here, so a
 // bad module is a config error naming the field), the root
 // id, the plugin and VM configurations as the bytes the plugin will read, environment variables,

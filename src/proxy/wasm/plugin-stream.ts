@@ -1,6 +1,6 @@
 // One stream context of a plugin (an HTTP stream or a TCP connection) as the Wasm filters drive
 // it: opened on first use under the plugin's root context, each callback run with failures caught,
-// and a failure handled once — logged and counted by the runtime, then either bypassed
+// and a failure handled once -- logged and counted by the runtime, then either bypassed
 // (fail_open: the stream goes on without the plugin) or handed to the filter's `onFailClosed`
 // (503, or a closed connection). A VM failure outside the stream's own callbacks (an HTTP call
 // response, a tick) reaches it through vmFailed.
@@ -59,7 +59,7 @@ export class PluginStream implements PluginStreamHandle {
     }
   }
 
-  /** Runs `proxy_on_<…>(context_id, ...args)`; undefined when it (or opening) failed, already handled. */
+  /** Runs `proxy_on_<...>(context_id, ...args)`; undefined when it (or opening) failed, already handled. */
   call(name: string, ...args: number[]): number | undefined {
     if (!this.#open()) return undefined;
     try {

@@ -14,9 +14,9 @@ const MAX_WORKERS = 256;
 const HEADER_BYTES = (SLOTS + MAX_WORKERS) * 4;
 
 interface State {
-  /** `${vmId}\0${key}` → [base64 value, cas] */
+  /** `${vmId}\0${key}` -> [base64 value, cas] */
   data: Record<string, [string, number]>;
-  /** `${vmId}\0${name}` → queue */
+  /** `${vmId}\0${name}` -> queue */
   queues: Record<string, { id: number; owner: number; items: string[]; pending: number }>;
   nextCas: number;
   nextQueue: number;

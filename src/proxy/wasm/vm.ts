@@ -1,6 +1,6 @@
 // One Proxy-Wasm VM: a module compiled and instantiated on Node's WebAssembly with legate's env
 // and WASI imports, started (_initialize then main, or _start), and its contexts: root contexts
-// (one per plugin sharing the VM; proxy_on_context_create(id, 0) → proxy_on_vm_start →
+// (one per plugin sharing the VM; proxy_on_context_create(id, 0) -> proxy_on_vm_start ->
 // proxy_on_configure) and stream contexts (per HTTP stream or TCP connection, parent = their
 // root). Every callback runs with its context effective; a trap, proc_exit or an over-limit memory
 // marks the VM failed and surfaces as WasmTrap, so the owner can fail the stream and start a fresh VM.
@@ -66,7 +66,7 @@ export class WasmVm {
   readonly #label: string;
   /** Root and stream contexts by id: an IdTable, not a Map, so ended streams die young (id-table.ts). */
   readonly #contexts = new IdTable<ContextRecord>();
-  readonly #calls = new Map<number, number>(); // http call id → root context id
+  readonly #calls = new Map<number, number>(); // http call id -> root context id
   readonly #grpc = new IdTable<{ root: number; handle: GrpcHandle }>();
   #nextContextId = 1;
   #nextCallId = 1;

@@ -1,5 +1,5 @@
-// Applies the main thread's XdsWorkerUpdate on one worker, in the contract's order: routes →
-// clusters → endpoints → listeners → removeListeners → removeClusters → removeRoutes. Routes swap
+// Applies the main thread's XdsWorkerUpdate on one worker, in the contract's order: routes ->
+// clusters -> endpoints -> listeners -> removeListeners -> removeClusters -> removeRoutes. Routes swap
 // the live tables HCMs read per request; clusters go to the DynamicClusterManager (warmed, then
 // swapped; old ones finish their in-flight requests); listeners are added (bound), replaced in
 // place (same address: new chains, old connections drained), rebound (new address: bind the new,

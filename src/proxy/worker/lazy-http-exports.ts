@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 /**
  * node:http exposes these as lazy getters that load Node's whole bundled undici (and make it
  * install a global Agent). An ESM import of node:http builds the module's facade by reading every
- * export once, so any `import … from 'node:http'` would pay for undici: 2.3 MB of heap in a bare
+ * export once, so any `import ... from 'node:http'` would pay for undici: 2.3 MB of heap in a bare
  * thread, measured 1.1-1.5 MB less heap per legate thread (three with the default config).
  */
 const UNDICI_EXPORTS = ['WebSocket', 'CloseEvent', 'MessageEvent'] as const;

@@ -2,7 +2,7 @@
 // thread idle once it has started: it only answers the admin API. A worker thread in its place
 // costs a second V8 isolate, heap and malloc arena (~21 MB idle, ~21 MB under load; figures in the
 // README) and buys nothing, so such a config's worker 0 runs on the main thread's event loop,
-// behind the same messages (messages.ts) as a worker thread; workers 1… are threads as before.
+// behind the same messages (messages.ts) as a worker thread; workers 1... are threads as before.
 //
 // Not when the config holds a Proxy-Wasm plugin: a plugin stuck in a loop would stop the main
 // thread too, where no watchdog could see it or end it. On a worker thread the watchdog (watchdog.ts)

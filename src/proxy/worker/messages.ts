@@ -44,7 +44,7 @@ export interface HostStatus {
   readonly weight: number;
   readonly priority: number;
   readonly health: string;
-  /** Envoy's health flag names (`failed_active_hc`, `failed_outlier_check`, …); empty = healthy. */
+  /** Envoy's health flag names (`failed_active_hc`, `failed_outlier_check`, ...); empty = healthy. */
   readonly healthFlags?: readonly string[];
   readonly region: string;
   readonly zone: string;
@@ -64,7 +64,7 @@ export interface ClusterStatus {
  * as decoded protos (workers parse them again, as they parse the bootstrap, but get the contents of
  * their Anys already decoded: the 'xds' message's `unpacked`). A worker applies the
  * parts in this order, each resource replacing the one of the same name:
- * routes → clusters → endpoints → listeners → removeListeners → removeClusters → removeRoutes.
+ * routes -> clusters -> endpoints -> listeners -> removeListeners -> removeClusters -> removeRoutes.
  * In-flight streams and connections finish on what they started with; removed or replaced
  * listeners drain (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY) for the drain time.
  */

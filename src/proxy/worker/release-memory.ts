@@ -55,7 +55,7 @@ let trimTimer: NodeJS.Timeout | undefined;
  * Gives the kernel back malloc's free pages every TRIM_INTERVAL_MS when it holds TRIM_MIN_FREE or
  * more (glibc's malloc_trim, process-wide: the main thread runs it for every thread). V8's
  * background compiler threads allocate their zones with malloc while the JIT warms up under load;
- * freed, glibc's arenas keep them resident: with one worker under HTTP/1.1 load RSS went 122 →
+ * freed, glibc's arenas keep them resident: with one worker under HTTP/1.1 load RSS went 122 ->
  * 108 MB after a trim, and peaked 107-116 MB per 5 s under the same load (118-120 without); idle
  * RSS after start 73 MB instead of 78. A trim that releases tens of MB blocks the thread for a few
  * ms, one that finds nothing to release ~25 µs. LEGATE_MALLOC_TRIM=0 turns it off.

@@ -24,8 +24,8 @@ export const V8_DEFAULTS: readonly V8Default[] = [
   /**
    * Maglev (V8's mid-tier compiler) without inlining. Its compile jobs' zone memory, allocated by
    * malloc on V8's background threads while the JIT warms up, stays in glibc's thread arenas
-   * after: with one worker under autocannon -c 25 (12 B), the arenas went 29-30 → 20-22 MB and
-   * peak RSS 147-151 → 135-138 MB (h2c 161 → 143). CPU per request, paired: 0.991 at 12 B (8
+   * after: with one worker under autocannon -c 25 (12 B), the arenas went 29-30 -> 20-22 MB and
+   * peak RSS 147-151 -> 135-138 MB (h2c 161 -> 143). CPU per request, paired: 0.991 at 12 B (8
    * pairs), 0.991 at 64 KiB, 0.997 with a Wasm filter, 1.012 tcp_proxy, h2c 1.022 and reversed
    * 0.968. TurboFan does the inlining that counts once code is hot. (No Maglev at all saved 16 MB
    * but cost 1.37x; TurboFan's own inlining, escape analysis and job counts changed nothing.)
@@ -39,14 +39,14 @@ export const V8_DEFAULTS: readonly V8Default[] = [
    * per request against 0.7; 33 full GCs in 8 s against 12) and CPU per request was 1.19x that
    * of 8 MB semi-spaces (bench:ab, 5 pairs); without pretenuring it was 1.03 and 0.98 (5 and 6
    * pairs), so the young generation is 4 MB semi-spaces (bin/legate.js, worker-pool.ts): peak
-   * RSS under the suite's 12 B load 118 → 111 MB. With 8 MB semi-spaces the flag changed
+   * RSS under the suite's 12 B load 118 -> 111 MB. With 8 MB semi-spaces the flag changed
    * nothing measurable (1.018, 5 pairs).
    */
   { name: 'allocation-site-pretenuring', arg: '--no-allocation-site-pretenuring' },
 ];
 
 /**
- * The flag names one command-line word may set: `--no_foo=1` → `no-foo` and `foo` (V8 reads
+ * The flag names one command-line word may set: `--no_foo=1` -> `no-foo` and `foo` (V8 reads
  * `--no-foo` and `--nofoo` as foo turned off; a flag whose own name starts with "no" is kept too).
  */
 function namesIn(arg: string): string[] {
@@ -81,9 +81,9 @@ export function applyV8Defaults(): void {
  * bootstrap, Envoy's .proto files, building the config) runs once, but its loops are hot enough
  * for V8 to compile them with Maglev and TurboFan, which pulls those compilers' code (~7.5 MB of
  * the node binary's pages) and their output into memory for good: idle RSS with the quick-start
- * config served by the main thread 87 → 76 MB (1,000 static clusters and routes: 118-123 → 104).
+ * config served by the main thread 87 -> 76 MB (1,000 static clusters and routes: 118-123 -> 104).
  * Start-up then takes longer: barely for the quick-start config (~0.7 s), ~0.8 s more with 1,000
- * static clusters and routes (1.7-2.2 → 2.6-3.0 s). Ignition and Sparkplug still run, and both
+ * static clusters and routes (1.7-2.2 -> 2.6-3.0 s). Ignition and Sparkplug still run, and both
  * tiers are back as soon as the server has started: CPU per request under load, paired with and
  * without the hold, 1.00 and 0.93 (reversed).
  */

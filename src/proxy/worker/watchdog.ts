@@ -70,7 +70,7 @@ export class WatchdogBuffer {
 }
 
 export interface WatchdogOptions {
-  /** No beat for this long → the worker is stuck. */
+  /** No beat for this long -> the worker is stuck. */
   readonly killAfterMs: number;
   /** How often the main thread looks. */
   readonly checkEveryMs?: number;

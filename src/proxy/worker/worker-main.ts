@@ -90,7 +90,7 @@ export function runWorker(init: WorkerInit, port: MessagePort, o: { readonly onM
     if (init.watchdog) startBeating(new WatchdogBuffer(init.watchdog), init.workerId);
     if (init.wasmTrace || process.env.LEGATE_WASM_TRACE === '1') {
       const trace = logger('wasm');
-      setWasmTrace((label) => (name, args, status) => trace.info(`wasm trace ${label}: ${name}(${args.join(', ')}) → ${statusName(status)}`));
+      setWasmTrace((label) => (name, args, status) => trace.info(`wasm trace ${label}: ${name}(${args.join(', ')}) \u2192 ${statusName(status)}`));
     }
     const routes = new RouteRegistry();
     // Static listeners' HCMs with `rds` get this worker's live route sources (filled by xds updates).

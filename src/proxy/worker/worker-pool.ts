@@ -35,12 +35,12 @@ const WORKER_BOOT = [
  * A worker's young generation, MB (V8 counts both semi-spaces and the new large-object space).
  * Left alone, V8 sizes it from the machine's memory: on a 24 GB box each worker's new space reached
  * 104 MB under a 12 B keep-alive load. 16 MB (new space ~14 MB committed under load, was ~27 MB at
- * 48) doubles the scavenges (1 → 2 per 1,000 requests, each cheap: a proxy's garbage dies young);
+ * 48) doubles the scavenges (1 -> 2 per 1,000 requests, each cheap: a proxy's garbage dies young);
  * with the old generation's growing percent (v8-flags.ts), peak RSS with one worker under
- * autocannon -c 50 (12 B) went 177-198 → 148-150 MB, CPU per request within the noise (7
+ * autocannon -c 50 (12 B) went 177-198 -> 148-150 MB, CPU per request within the noise (7
  * alternating pairs, median ratio 1.005). 12 MB saved 7 MB more but cost 1.17x (paired, 6 pairs):
- * in-flight requests no longer fit, so each scavenge copied and promoted more (0.4 → 3-4 ms each),
- * and full GCs went 6 → 61 in 16 s under load (--trace-gc). The main thread's measurements
+ * in-flight requests no longer fit, so each scavenge copied and promoted more (0.4 -> 3-4 ms each),
+ * and full GCs went 6 -> 61 in 16 s under load (--trace-gc). The main thread's measurements
  * (v8-flags.ts) put that on V8's allocation-site pretenuring, now off: 12 MB, whose new space is
  * 8 MB (two 4 MB semi-spaces) as the main thread's (bin/legate.js). On a worker
  * (--dedicated-main-thread, bench:ab against 16 MB, 2 × 6 pairs) the pairs alternated 0.55-1.76
@@ -189,7 +189,7 @@ export class WorkerPool {
     return this.askOne(0, msg);
   }
 
-  /** Asks worker `i` alone (10 s timeout → undefined). */
+  /** Asks worker `i` alone (10 s timeout -> undefined). */
   async askOne(i: number, msg: Ask): Promise<Reply | undefined> {
     const w = this.#workers[i];
     if (!w) return undefined;

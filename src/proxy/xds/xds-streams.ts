@@ -1,6 +1,6 @@
-// The xDS manager's subscriptions: one per (resource type, source), on the right transport — the
+// The xDS manager's subscriptions: one per (resource type, source), on the right transport -- the
 // one ADS stream (SotW StreamAggregatedResources or delta DeltaAggregatedResources) carrying every
-// type whose source is `ads`, a per-type stream (StreamClusters, DeltaRoutes, …) shared by the
+// type whose source is `ads`, a per-type stream (StreamClusters, DeltaRoutes, ...) shared by the
 // sources naming the same server, or a file. Each subscription's resource names can change
 // (RDS/EDS follow the config); files deliver every resource they hold.
 

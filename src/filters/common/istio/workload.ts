@@ -33,7 +33,7 @@ function str(v: JsonValue | undefined): string {
   return typeof v === 'string' ? v : '';
 }
 
-/** Istio's parseOwner: `…/<type>s/<workload>` → type, when the owner ends with that workload. */
+/** Istio's parseOwner: `.../<type>s/<workload>` -> type, when the owner ends with that workload. */
 function parseOwner(owner: string, workload: string): WorkloadType {
   if (owner.length <= workload.length + 2) return undefined;
   const head = owner.slice(0, owner.length - workload.length - 2);

@@ -24,7 +24,7 @@ interface RuleFields {
   readonly shadow_matcher: unknown;
 }
 
-/** `rules` / `shadow_rules` → engines; `matcher` / `shadow_matcher` are config errors naming the field. */
+/** `rules` / `shadow_rules` -> engines; `matcher` / `shadow_matcher` are config errors naming the field. */
 export function parseRbacEngines(msg: RuleFields, path: string, errors: ConfigError[]): RbacEngines {
   for (const f of ['matcher', 'shadow_matcher'] as const) {
     if (msg[f]) errors.push({ path: joinPath(path, f), reason: `${f} (the xDS matcher API form of RBAC rules) is not supported by legate; use ${f === 'matcher' ? 'rules' : 'shadow_rules'}` });

@@ -61,7 +61,7 @@ export class RbacEngine {
   }
 }
 
-/** Envoy's std::map<std::string, …> order: byte-wise on the UTF-8 names. */
+/** Envoy's std::map<std::string, ...> order: byte-wise on the UTF-8 names. */
 function byName(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }

@@ -127,7 +127,7 @@ function unsupported(path: string, what: string, errors: ConfigError[]): RbacMat
 
 const MAX_PORT = 65535;
 
-/** One Permission (the `rule` oneof) → predicate; problems are pushed to `errors` with field paths. */
+/** One Permission (the `rule` oneof) -> predicate; problems are pushed to `errors` with field paths. */
 export function compilePermission(p: Permission__Output, path: string, errors: ConfigError[]): RbacMatcher {
   const at = (f: string): string => joinPath(path, f);
   switch (p.rule) {
@@ -214,7 +214,7 @@ function compileAuthenticated(p: Principal__Output, path: string, errors: Config
   };
 }
 
-/** One Principal (the `identifier` oneof) → predicate; problems are pushed to `errors`. */
+/** One Principal (the `identifier` oneof) -> predicate; problems are pushed to `errors`. */
 export function compilePrincipal(p: Principal__Output, path: string, errors: ConfigError[]): RbacMatcher {
   const at = (f: string): string => joinPath(path, f);
   switch (p.identifier) {

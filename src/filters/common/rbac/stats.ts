@@ -1,6 +1,6 @@
 // RBAC counters with Envoy's names (Filters::Common::RBAC::generateStats): `<prefix>rbac.` then the
 // rules prefix for allowed/denied and the shadow rules prefix for shadow_allowed/shadow_denied, plus
-// per-policy counters under `…policy.<name>.`. Also the per-stream record of what the engines decided,
+// per-policy counters under `...policy.<name>.`. Also the per-stream record of what the engines decided,
 // which Envoy keeps in dynamic metadata. Nothing here throws.
 
 import type { Counter, StatsStore } from '../../../proxy/stats.ts';
@@ -52,7 +52,7 @@ export class RbacStats {
     this.#shadowPolicyPrefix = statPrefixJoin(shadow, 'policy.');
   }
 
-  /** `…policy.<name>.<stat>` (track_per_rule_stats). */
+  /** `...policy.<name>.<stat>` (track_per_rule_stats). */
   policy(name: string, stat: PolicyStat): Counter {
     const shadow = stat === 'shadow_allowed' || stat === 'shadow_denied';
     const key = `${shadow ? this.#shadowPolicyPrefix : this.#policyPrefix}${name}.${stat}`;

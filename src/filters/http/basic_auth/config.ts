@@ -14,7 +14,7 @@ interface BasicAuth__Output {
   readonly forward_username_header?: string;
 }
 
-/** User name → base64 of the password's SHA-1 digest. */
+/** User name -> base64 of the password's SHA-1 digest. */
 export type Users = ReadonlyMap<string, string>;
 
 export interface BasicAuthConfig {

@@ -122,7 +122,7 @@ function parseDelay(d: NonNullable<HTTPFault__Output['delay']>, path: string, er
   }
 }
 
-/** HTTPFault (proto-loader form) → FaultConfig; used for the filter config and for per-route overrides. */
+/** HTTPFault (proto-loader form) -> FaultConfig; used for the filter config and for per-route overrides. */
 export function parseFault(message: unknown, ctx: ParseContext): Result<FaultConfig> {
   const m = message as HTTPFault__Output;
   const errors: ConfigError[] = [];

@@ -1,6 +1,6 @@
 // The fault filter per stream (Envoy's FaultFilter): picks the settings (per-route override or the
 // filter's), checks the upstream cluster, downstream node and header matchers, then injects a delay
-// (timer, request held) and/or an abort (local reply) — delay first, abort after it, as Envoy does.
+// (timer, request held) and/or an abort (local reply) -- delay first, abort after it, as Envoy does.
 // Faults are capped process-wide by max_active_faults; an overflow lets the request through untouched.
 
 import { FilterHeadersStatus, type HttpFilter, type HttpFilterCallbacks } from '../filter.ts';
@@ -79,7 +79,7 @@ function parseUint(v: string | undefined): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-/** Keys for `fault.http.<downstream_cluster>.…` when x-envoy-downstream-service-cluster is set. */
+/** Keys for `fault.http.<downstream_cluster>....` when x-envoy-downstream-service-cluster is set. */
 interface DownstreamKeys {
   readonly cluster: string;
   readonly delayPercent: string;
@@ -170,7 +170,7 @@ export class FaultFilter implements HttpFilter {
     return dc !== undefined && rt.featureEnabled(dc, pct, this.#rt.random());
   }
 
-  /** The configured percentage, or for header faults the `…-percentage` header capped by it. */
+  /** The configured percentage, or for header faults the `...-percentage` header capped by it. */
   #percentage(pct: FractionalPercentValue, header: boolean, headers: HeaderMap, name: string): FractionalPercentValue {
     if (!header) return pct;
     const n = parseUint(headers.get(name));

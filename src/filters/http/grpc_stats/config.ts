@@ -20,7 +20,7 @@ interface FilterConfig__Output {
 export interface GrpcStatsConfig {
   /** Every service/method gets its own stats. */
   readonly allMethods: boolean;
-  /** Service → methods with stats of their own (allowlist); undefined: none. */
+  /** Service -> methods with stats of their own (allowlist); undefined: none. */
   readonly allowlist: ReadonlyMap<string, ReadonlySet<string>> | undefined;
   readonly replaceDots: boolean;
   /** Keep the call's message counts in filter state (GrpcStatsObject) for later filters (Istio's stats). */

@@ -2,7 +2,7 @@
 // :path names a service and method, counts under the route's cluster, `cluster.<name>.grpc.` or,
 // for a method with stats of its own, `cluster.<name>.grpc.<service>.<method>.`: the request and
 // response messages (request_message_count, response_message_count) and, once grpc-status is
-// known (trailers, or a trailers-only response), `<status>` (0–16, else `other`), success or
+// known (trailers, or a trailers-only response), `<status>` (0-16, else `other`), success or
 // failure, and total. It never changes a request or response.
 
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';

@@ -3,7 +3,7 @@
 
 export class FrameCounter {
   count = 0;
-  /** Bytes of the current prefix read (0–4), or -1 while inside a payload. */
+  /** Bytes of the current prefix read (0-4), or -1 while inside a payload. */
   #prefixAt = 0;
   #length = 0;
   /** Payload bytes still to skip. */

@@ -49,9 +49,9 @@ export class GrpcWebFilter implements HttpFilter {
   readonly #rt: RuntimeContext;
   readonly #cb: HttpFilterCallbacks;
   #web = false;
-  /** The request body is base64 (…-text). */
+  /** The request body is base64 (...-text). */
   #textRequest: Base64Decoder | undefined;
-  /** The client accepts …-text: response frames go back base64. */
+  /** The client accepts ...-text: response frames go back base64. */
   #textResponse: FrameSplitter | undefined;
   /** `cluster.<c>.grpc-web.<service>.<method>.` for a call to a known cluster. */
   #prefix: string | undefined;

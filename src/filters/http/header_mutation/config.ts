@@ -1,7 +1,7 @@
 // Parses envoy.extensions.filters.http.header_mutation.v3.HeaderMutation (the filter config) and
 // HeaderMutationPerRoute (a route's `typed_per_filter_config`) into frozen, precompiled mutation
 // lists. Each `append`/`remove` is compiled by the route-level HeaderParser (same formatter, same
-// name rules); problems are Result errors naming e.g. `…mutations.request_mutations[2].append.header.key`.
+// name rules); problems are Result errors naming e.g. `...mutations.request_mutations[2].append.header.key`.
 
 import { fail, joinPath, ok, type ConfigError, type Result } from '../../../config/result.ts';
 import { chainHeaderMutators, compileHeaderParser, type HeaderParser } from '../../../proxy/http/header-mutation.ts';

@@ -101,7 +101,7 @@ export class HeaderMutationFilter implements HttpFilter {
     if (levels === null) levels = this.#levels = this.#f.levels(this.#cb.route());
     if (levels === undefined) return FilterHeadersStatus.Continue;
     const info = this.#cb.streamInfo;
-    // %RESP(…)% reads the stream's response headers, which the connection manager records only
+    // %RESP(...)% reads the stream's response headers, which the connection manager records only
     // after the encoder filters ran: point it at the headers being mutated (the same map).
     info.responseHeaders = headers;
     const top = this.#f.top;

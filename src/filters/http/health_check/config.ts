@@ -24,7 +24,7 @@ export interface HealthCheckConfig {
   readonly passThrough: boolean;
   /** cache_time in ms (pass-through mode only); 0: no cache. */
   readonly cacheTimeMs: number;
-  /** Cluster name → minimum % of its hosts available (healthy or degraded), Envoy's integer truncation applied. */
+  /** Cluster name -> minimum % of its hosts available (healthy or degraded), Envoy's integer truncation applied. */
   readonly minHealthy: ReadonlyArray<readonly [string, number]>;
   /** Matches a health check request; undefined: every request is one. */
   readonly matches: HeaderPredicate | undefined;

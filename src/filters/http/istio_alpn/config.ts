@@ -16,7 +16,7 @@ interface FilterConfig__Output {
 }
 
 export interface IstioAlpnConfig {
-  /** Upstream protocol → the ALPN list to offer (later entries for a protocol replace earlier ones). */
+  /** Upstream protocol -> the ALPN list to offer (later entries for a protocol replace earlier ones). */
   readonly overrides: ReadonlyMap<AlpnProtocol, readonly string[]>;
 }
 

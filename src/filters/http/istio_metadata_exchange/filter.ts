@@ -21,7 +21,7 @@ export const PEER_METADATA_ID_HEADER = 'x-envoy-peer-metadata-id';
 
 /** The largest peer metadata header decoded (base64 text); Istio's are a few hundred bytes. */
 const MAX_PEER_HEADER = 64 * 1024;
-/** Distinct peer header values remembered per filter config and worker, each at most this long (≤ 4 MB in all). */
+/** Distinct peer header values remembered per filter config and worker, each at most this long (<= 4 MB in all). */
 const MAX_REMEMBERED_PEERS = 1024;
 const MAX_REMEMBERED_VALUE = 4096;
 
@@ -31,7 +31,7 @@ export class MetadataExchangeFactory implements HttpFilterFactory<MetadataExchan
   /** This proxy's node id and its metadata as Istio sends it (computed once). */
   readonly ownId: string;
   readonly ownValue: string;
-  /** Header values seen → the peer they decode to (null: they do not). */
+  /** Header values seen -> the peer they decode to (null: they do not). */
   readonly #peers = new Map<string, WorkloadMetadata | null>();
 
   constructor(config: MetadataExchangeConfig, rt: RuntimeContext) {
@@ -48,7 +48,7 @@ export class MetadataExchangeFactory implements HttpFilterFactory<MetadataExchan
   }
 
   /**
-   * A peer's metadata header value → its workload; undefined when it does not decode. A peer sends
+   * A peer's metadata header value -> its workload; undefined when it does not decode. A peer sends
    * the same value on every request, so values are remembered (by the whole value, never by the id
    * a peer claims).
    */

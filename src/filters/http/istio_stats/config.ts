@@ -32,7 +32,7 @@ export type Reporter = 'source' | 'destination' | 'waypoint';
 
 /** One metric's changes to its standard tags: removed, or given by an expression; and tags added. */
 export interface MetricOverride {
-  /** Standard tag → its expression, or null: the tag is removed. */
+  /** Standard tag -> its expression, or null: the tag is removed. */
   readonly replaced: ReadonlyMap<string, TagExpression | null>;
   /** New tags in name order. */
   readonly added: ReadonlyArray<readonly [string, TagExpression]>;

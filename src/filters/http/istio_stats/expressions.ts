@@ -1,11 +1,11 @@
 // The CEL expressions Istio's metric overrides (`dimensions`) hold, in the subset legate evaluates:
 // string literals and the request/response attributes Istio's Telemetry examples use
-// (`request.host`, `request.headers['x-user']`, `response.code`, `xds.cluster_name`…). Anything
+// (`request.host`, `request.headers['x-user']`, `response.code`, `xds.cluster_name`...). Anything
 // else is a config error naming the field, not a silent `unknown`.
 
 import type { StreamInfo } from '../../../proxy/http/stream-info.ts';
 
-/** Evaluates to the tag's value; undefined → Istio's `unknown`. */
+/** Evaluates to the tag's value; undefined -> Istio's `unknown`. */
 export type TagExpression = (info: StreamInfo) => string | undefined;
 
 const ATTRIBUTES: Readonly<Record<string, TagExpression>> = {

@@ -1,5 +1,5 @@
 // Records Istio's standard metrics into a worker's StatsStore as tagged stats under the
-// `istiocustom` namespace (Prometheus: `istio_requests_total{reporter="destination",…}`), shared by
+// `istiocustom` namespace (Prometheus: `istio_requests_total{reporter="destination",...}`), shared by
 // the HTTP and network filters: one per filter config, per worker. A stream's tags are joined once;
 // without overrides, the stats for a tag set are found by that one key (metrics of a stream share
 // their tags), so the per-request cost is one lookup, not one name per metric.
@@ -20,7 +20,7 @@ type Stat = Counter | Histogram | null;
 /** One stream's (or connection's) tags, with the shortcut to their stats once looked up. */
 export class TagSet {
   readonly tags: Tags;
-  /** `.k1.v1.k2.v2…`: the key of these tags' stats; undefined when overrides make them per metric. */
+  /** `.k1.v1.k2.v2...`: the key of these tags' stats; undefined when overrides make them per metric. */
   readonly key: string | undefined;
   stats: Map<string, Stat> | undefined;
 

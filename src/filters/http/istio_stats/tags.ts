@@ -53,7 +53,7 @@ export const STANDARD_TAGS: readonly string[] = [
   'connection_security_policy',
 ];
 
-/** Istio's custom stat namespace: `istiocustom.istio_requests_total…`, exported as `istio_requests_total`. */
+/** Istio's custom stat namespace: `istiocustom.istio_requests_total...`, exported as `istio_requests_total`. */
 export const STAT_NAMESPACE = 'istiocustom';
 
 /** This proxy's own workload, from the bootstrap's node metadata. */
@@ -87,7 +87,7 @@ export function localWorkload(metadata: Readonly<JsonStruct> | undefined): Local
   };
 }
 
-/** `<domain>/ns/<namespace>/sa/<account>` → namespace. */
+/** `<domain>/ns/<namespace>/sa/<account>` -> namespace. */
 function namespaceOfPrincipal(principal: string): string {
   const at = principal.indexOf('/ns/');
   if (at < 0) return '';
@@ -140,7 +140,7 @@ export interface PeerTagResult {
 }
 
 /**
- * The 20 peer tags (reporter … destination_cluster) in Istio's order. `peer` is the other side's
+ * The 20 peer tags (reporter ... destination_cluster) in Istio's order. `peer` is the other side's
  * workload as metadata exchange found it (downstream for a server, upstream for a client).
  */
 export function peerTags(

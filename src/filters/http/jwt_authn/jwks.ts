@@ -10,7 +10,7 @@ export interface Jwk {
   readonly alg: string | undefined;
   /** 'RSA' | 'EC' | 'OKP' | 'oct'. */
   readonly kty: string;
-  /** EC and OKP: the curve (`P-256`, `Ed25519`…). */
+  /** EC and OKP: the curve (`P-256`, `Ed25519`...). */
   readonly crv: string | undefined;
   /** The public key; for oct keys, the shared secret instead. */
   readonly key: KeyObject | Buffer;

@@ -33,7 +33,7 @@ export interface LocalRateLimitConfig {
   readonly bucketKey: string;
   /** The default bucket; undefined when unset (allowed at filter level: routes carry their own). */
   readonly tokenBucket: TokenBucketSpec | undefined;
-  /** filter_enabled / filter_enforced; undefined → 0% (Envoy's default when the field is absent). */
+  /** filter_enabled / filter_enforced; undefined -> 0% (Envoy's default when the field is absent). */
   readonly filterEnabled: RuntimeFraction | undefined;
   readonly filterEnforced: RuntimeFraction | undefined;
   readonly status: number;

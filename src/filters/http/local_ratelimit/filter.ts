@@ -143,7 +143,7 @@ export class LocalRateLimitFactory implements HttpFilterFactory<LocalRateLimitCo
     return s;
   }
 
-  /** A runtime fraction; absent → 0%. */
+  /** A runtime fraction; absent -> 0%. */
   on(f: RuntimeFraction | undefined): boolean {
     return f !== undefined && this.#rt.runtime.featureEnabled(f.runtimeKey, f.dflt);
   }

@@ -25,7 +25,7 @@ export interface RlsAnswer {
   readonly body: string;
 }
 
-/** RateLimitResponse.RateLimit.Unit → seconds. */
+/** RateLimitResponse.RateLimit.Unit -> seconds. */
 const UNIT_S: Record<number, number> = { 1: 1, 2: 60, 3: 3600, 4: 86_400, 5: 30 * 86_400, 6: 365 * 86_400 };
 
 interface RawResponse {
@@ -70,7 +70,7 @@ export function shouldRateLimit(cm: ClusterManager, t: GrpcServiceTarget, domain
 
 /**
  * Envoy's XRateLimitHeaderUtils (draft 03): from the status with the fewest requests left,
- * x-ratelimit-limit (its quota, then every limit's quota;w=window[;name="…"]), -remaining, -reset.
+ * x-ratelimit-limit (its quota, then every limit's quota;w=window[;name="..."]), -remaining, -reset.
  */
 export function xRateLimitHeaders(statuses: readonly DescriptorStatus[]): Array<readonly [string, string]> {
   const limited = statuses.filter((s) => s.limit !== undefined);

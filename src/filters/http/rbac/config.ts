@@ -16,7 +16,7 @@ export interface HttpRbacConfig extends RbacEngines {
   readonly rulesStatPrefix: string;
   /** Inserted after `rbac.` in the shadow_allowed/shadow_denied counter names. */
   readonly shadowRulesStatPrefix: string;
-  /** Count per policy too (`…rbac.policy.<name>.allowed`…). */
+  /** Count per policy too (`...rbac.policy.<name>.allowed`...). */
   readonly trackPerRuleStats: boolean;
 }
 

@@ -34,14 +34,14 @@ export interface FailureReply {
   readonly transportFailure: string | undefined;
 }
 
-/** Envoy's 503 bodies: `upstream connect error or disconnect/reset before headers. reset reason: …`. */
+/** Envoy's 503 bodies: `upstream connect error or disconnect/reset before headers. reset reason: ...`. */
 export function upstreamFailureReply(err: ProxyError, flag: ResponseFlag, retried = false): FailureReply {
   const head = 'upstream connect error or disconnect/reset before headers. ';
   // Envoy: after a retry the body says the reason is the latest attempt's.
   const prefix = retried ? `${head}retried and the latest ` : head;
   if (flag === ResponseFlag.UpstreamConnectionFailure) {
     const cause = err.cause as { code?: string; message?: string } | undefined;
-    // A failed TLS handshake reads as Envoy prints it (`TLS_error:…`); a failed TCP connect as its errno.
+    // A failed TLS handshake reads as Envoy prints it (`TLS_error:...`); a failed TCP connect as its errno.
     const reason = transportFailureReason(err) ?? (cause ? `delayed connect error: ${cause.code ?? cause.message ?? 'unknown'}` : err.message);
     return {
       status: 503,

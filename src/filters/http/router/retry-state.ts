@@ -30,7 +30,7 @@ const GRPC_CODES: readonly (readonly [number, number])[] = [
   [14, RetryOn.grpcUnavailable],
 ];
 
-/** Envoy's JitteredExponentialBackOffStrategy: random in [0, (2^n − 1) × base), capped at max. */
+/** Envoy's JitteredExponentialBackOffStrategy: random in [0, (2^n - 1) × base), capped at max. */
 export class JitteredBackOff {
   readonly #base: number;
   readonly #max: number;
@@ -52,7 +52,7 @@ export class JitteredBackOff {
 
 export interface RetryStateDeps {
   readonly stats: ClusterRouterStats;
-  /** The request's virtual cluster, counted alongside (vhost.<vh>.vcluster.<vc>.upstream_rq_retry…). */
+  /** The request's virtual cluster, counted alongside (vhost.<vh>.vcluster.<vc>.upstream_rq_retry...). */
   readonly vstats?: VirtualClusterStats;
   /** The cluster's retries breaker (max_retries / retry_budget) for the route's priority. */
   readonly retries: ResourceLimit;

@@ -29,7 +29,7 @@ export interface RouterRuntime {
   readonly config: RouterConfig;
   readonly clusterManager: ClusterManager;
   readonly stats: RouterStatsCache;
-  /** Request mirroring (request_mirror_policies); absent → nothing is mirrored. */
+  /** Request mirroring (request_mirror_policies); absent -> nothing is mirrored. */
   readonly shadow?: ShadowWriter;
 }
 
@@ -219,7 +219,7 @@ export class RouterFilter implements HttpFilter, AttemptOwner {
     this.#clearTimers();
   }
 
-  // ---- upstream → downstream (AttemptOwner) ----
+  // ---- upstream -> downstream (AttemptOwner) ----
 
   onAttemptHeaders(a: UpstreamAttempt, headers: HeaderMap, endStream: boolean): void {
     if (this.#finished) return;

@@ -48,7 +48,7 @@ export function mirrorPoliciesFor(route: RouteEntry): readonly MirrorPolicy[] {
   return route.virtualHost.mirrorPolicies ?? [];
 }
 
-/** Envoy's shadowAppendedHost: `foo:8080` → `foo-shadow:8080`, `[::1]:80` → `[::1]-shadow:80`, `foo` → `foo-shadow`. */
+/** Envoy's shadowAppendedHost: `foo:8080` -> `foo-shadow:8080`, `[::1]:80` -> `[::1]-shadow:80`, `foo` -> `foo-shadow`. */
 export function shadowHost(host: string): string {
   const colon = host.lastIndexOf(':');
   const bracket = host.lastIndexOf(']');

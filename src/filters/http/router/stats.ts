@@ -1,5 +1,5 @@
-// The router's stats with Envoy's names: per connection manager (`http.<stat_prefix>.no_route`…)
-// and per cluster (`cluster.<name>.upstream_rq_total`…). Objects are made once per worker and reused.
+// The router's stats with Envoy's names: per connection manager (`http.<stat_prefix>.no_route`...)
+// and per cluster (`cluster.<name>.upstream_rq_total`...). Objects are made once per worker and reused.
 
 import type { Counter, Gauge, Histogram, StatsStore } from '../../../proxy/stats.ts';
 

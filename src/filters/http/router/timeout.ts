@@ -65,7 +65,7 @@ export function computeTimeout(
   if (action.streamDuration === undefined) {
     const limits = grpc ? grpcLimits(action) : null;
     if (limits) {
-      // Envoy: no grpc-timeout header → infinite (0); the offset first (unless it would reach 0),
+      // Envoy: no grpc-timeout header -> infinite (0); the offset first (unless it would reach 0),
       // then the cap (0 = none).
       let g = parseGrpcTimeout(headers.get('grpc-timeout')) ?? 0;
       if (limits.offsetMs > 0 && limits.offsetMs < g) g -= limits.offsetMs;

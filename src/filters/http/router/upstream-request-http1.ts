@@ -1,8 +1,8 @@
 // One HTTP/1.1 upstream request on a connection of the cluster's Http1Pool, streamed both ways: the
 // body is written as it arrives (held until the request has its connection), the response is
 // delivered as the connection parses it, and pause/resume work both ways.
-// Failure: no connection (connect failure, pool closed) → UF; the connection closed or failed before
-// the response completed → connection termination (UC, retryable); a malformed response → UPE.
+// Failure: no connection (connect failure, pool closed) -> UF; the connection closed or failed before
+// the response completed -> connection termination (UC, retryable); a malformed response -> UPE.
 
 import type { Socket } from 'node:net';
 import { HeaderMap, lowerName } from '../../../proxy/http/headers.ts';
@@ -43,7 +43,7 @@ class Http1UpstreamRequest implements UpstreamRequest, Http1Exchange, Http1PoolR
     this.#bodyEnded = head.endsWithHead;
   }
 
-  // ---- pool → request ----
+  // ---- pool -> request ----
 
   onConnection(conn: Http1Connection): void {
     if (this.#done || this.#sink.onUpstreamReady?.() === false) {
@@ -68,7 +68,7 @@ class Http1UpstreamRequest implements UpstreamRequest, Http1Exchange, Http1PoolR
     this.#fail(err);
   }
 
-  // ---- router → upstream ----
+  // ---- router -> upstream ----
 
   sendData(data: Buffer, endStream: boolean): void {
     if (this.#bodyEnded || this.#done) return;
@@ -111,7 +111,7 @@ class Http1UpstreamRequest implements UpstreamRequest, Http1Exchange, Http1PoolR
     this.#sink.onUpstreamWritable(false);
   }
 
-  // ---- connection → router ----
+  // ---- connection -> router ----
 
   onWritable(): void {
     if (!this.#blocked) return;

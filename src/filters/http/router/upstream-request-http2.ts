@@ -1,7 +1,7 @@
 // One HTTP/2 upstream request on a session from the cluster's pool (legate's own client,
 // proxy/http/h2/client-session.ts), streamed both ways with HTTP/2 flow control, trailers both
-// ways. Failure: session connect → UF; RST_STREAM → UR (REFUSED_STREAM, or a stream the server's
-// GOAWAY did not process, is retryable); session gone (GOAWAY, socket closed) → UC. A stream that
+// ways. Failure: session connect -> UF; RST_STREAM -> UR (REFUSED_STREAM, or a stream the server's
+// GOAWAY did not process, is retryable); session gone (GOAWAY, socket closed) -> UC. A stream that
 // waited in its session and never left legate before the connection went goes out on another one.
 
 import { TLSSocket } from 'node:tls';
@@ -46,7 +46,7 @@ function requestHead(headers: HeaderMap): string[] {
   return out;
 }
 
-/** A response head or trailers from the session ([name, value, …], checked by it) as a HeaderMap: `:status` kept, other pseudo-headers and hop-by-hop fields dropped. */
+/** A response head or trailers from the session ([name, value, ...], checked by it) as a HeaderMap: `:status` kept, other pseudo-headers and hop-by-hop fields dropped. */
 export function upstreamHeaderMap(raw: readonly string[]): HeaderMap {
   const map = new HeaderMap();
   for (let i = 0; i + 1 < raw.length; i += 2) {

@@ -2,7 +2,7 @@
 // calls the plugin's proxy_on_* callback and maps its action onto the filter manager's statuses
 // (Continue; StopIteration holds the headers until proxy_continue_stream; a body callback that
 // pauses buffers, and the plugin sees the whole body so far on the next call). A trap fails the
-// stream — 503 `wasm_fail_stream`, or on with the plugin skipped when fail_open — and the next
+// stream -- 503 `wasm_fail_stream`, or on with the plugin skipped when fail_open -- and the next
 // stream gets a fresh VM.
 
 import { FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus, type HttpFilter, type HttpFilterCallbacks, type HttpFilterFactory } from '../filter.ts';
@@ -74,7 +74,7 @@ export class WasmHttpFilter implements HttpFilter {
   #headersStatus(r: number | undefined): (typeof FilterHeadersStatus)[keyof typeof FilterHeadersStatus] {
     if (r === undefined) return this.#ps.bypass ? FilterHeadersStatus.Continue : FilterHeadersStatus.StopIteration;
     if (this.#localReply) return FilterHeadersStatus.StopIteration;
-    // 0 Continue, 2 ContinueAndEndStream (treated as Continue); 1 StopIteration; 3, 4 StopAll…
+    // 0 Continue, 2 ContinueAndEndStream (treated as Continue); 1 StopIteration; 3, 4 StopAll...
     if (r === HEADERS_CONTINUE || r === 2) return FilterHeadersStatus.Continue;
     return r === 1 ? FilterHeadersStatus.StopIteration : FilterHeadersStatus.StopAllIterationAndBuffer;
   }

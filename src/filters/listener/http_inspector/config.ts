@@ -4,7 +4,7 @@ import { type Result, deepFreeze, ok } from '../../../config/result.ts';
 import type { ParseContext } from '../../registry.ts';
 
 export interface HttpInspectorConfig {
-  /** Envoy's root-level prefix: `http_inspector.http11_found`… */
+  /** Envoy's root-level prefix: `http_inspector.http11_found`... */
   readonly statPrefix: string;
 }
 

@@ -6,7 +6,7 @@ import { type Result, deepFreeze, fail, joinPath } from '../../../config/result.
 import type { ParseContext } from '../../registry.ts';
 
 export interface TlsInspectorConfig {
-  /** Stat prefix Envoy uses: counters live at the root, `tls_inspector.tls_found`… */
+  /** Stat prefix Envoy uses: counters live at the root, `tls_inspector.tls_found`... */
   readonly statPrefix: string;
 }
 

@@ -38,7 +38,7 @@ export function parseConnectionLimit(message: unknown, ctx: { readonly path: str
   return ok(
     Object.freeze({
       statPrefix: m.stat_prefix,
-      // The shared counter is 32-bit: more than 2^31 − 1 connections is no limit at all.
+      // The shared counter is 32-bit: more than 2^31 - 1 connections is no limit at all.
       maxConnections: Math.min(max, 2 ** 31 - 1),
       delayMs: durationMs(m.delay, 0),
       runtimeEnabled: r ? Object.freeze({ runtimeKey: r.runtime_key, dflt: r.default_value?.value ?? true }) : undefined,

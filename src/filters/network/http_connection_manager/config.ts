@@ -1,4 +1,4 @@
-// HttpConnectionManager (envoy.extensions.filters.network.http_connection_manager.v3) → a frozen
+// HttpConnectionManager (envoy.extensions.filters.network.http_connection_manager.v3) -> a frozen
 // HcmConfig with Envoy's defaults. Every problem is a ConfigError naming its field path.
 
 import { deepFreeze, fail, joinPath, ok, type ConfigError, type Result } from '../../../config/result.ts';
@@ -31,7 +31,7 @@ function isTerminal(spec: { name: string }): boolean {
   return TERMINAL_HTTP_FILTERS.has(spec.name) || (spec as { terminal?: unknown }).terminal === true;
 }
 
-/** http_filters (or an upgrade config's filters) → entries; checks that the last one, and only it, is terminal. */
+/** http_filters (or an upgrade config's filters) -> entries; checks that the last one, and only it, is terminal. */
 export function parseHttpFilters(filters: readonly HttpFilter__Output[], path: string, ctx: ParseContext, reg: ExtensionRegistry = globalRegistry): Result<HttpFilterEntry[]> {
   const errors: ConfigError[] = [];
   const out: HttpFilterEntry[] = [];

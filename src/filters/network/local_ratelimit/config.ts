@@ -11,7 +11,7 @@ export const NETWORK_LOCAL_RATELIMIT_TYPE = 'envoy.extensions.filters.network.lo
 export interface NetworkLocalRateLimitConfig {
   readonly statPrefix: string;
   readonly tokenBucket: TokenBucketSpec;
-  /** runtime_enabled: read per connection; undefined → always enabled. */
+  /** runtime_enabled: read per connection; undefined -> always enabled. */
   readonly runtimeEnabled: { readonly runtimeKey: string; readonly dflt: boolean } | undefined;
   /** Names the process-wide bucket: the share_key when set (filters sharing it share tokens), else the config's path. */
   readonly bucketKey: string;

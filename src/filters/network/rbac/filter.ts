@@ -24,7 +24,7 @@ export class NetworkRbacFactory implements NetworkFilterFactory<NetworkRbacConfi
     return {
       onNewConnection: () => {
         // Envoy checks on the first byte (ONE_TIME_ON_FIRST_BYTE) or on every read (CONTINUOUS); the
-        // rules see only connection properties here (addresses, SNI, the TLS peer — the handshake is
+        // rules see only connection properties here (addresses, SNI, the TLS peer -- the handshake is
         // done before network filters run), so one check at connection time gives the same answer,
         // only earlier. Header and url_path rules see no headers at L4.
         const input = { headers: NO_HEADERS, info: callbacks.streamInfo };

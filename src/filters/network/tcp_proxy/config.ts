@@ -1,4 +1,4 @@
-// tcp_proxy config: TcpProxy (proto-loader form) → a frozen TcpProxyConfig with Envoy's defaults
+// tcp_proxy config: TcpProxy (proto-loader form) -> a frozen TcpProxyConfig with Envoy's defaults
 // (idle 1 h, one connect attempt). Unsupported features (tunneling, on-demand CDS) are errors.
 
 import type { TcpProxy__Output } from '../../../generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.ts';
@@ -81,7 +81,7 @@ export function parseTcpProxy(message: unknown, ctx: ParseContext): Result<TcpPr
     statPrefix: m.stat_prefix,
     clusters,
     totalWeight: clusters.reduce((s, c) => s + c.weight, 0),
-    // Envoy: unset → 1 h; 0s disables.
+    // Envoy: unset -> 1 h; 0s disables.
     idleTimeoutMs: durationMs(m.idle_timeout, Limits.tcpProxyIdleTimeoutMs),
     maxConnectAttempts: attempts,
     maxDownstreamConnectionDurationMs: durationMs(m.max_downstream_connection_duration, 0),

@@ -13,7 +13,7 @@ import { checkResponseHead } from './validate.ts';
 
 /** Where a client stream's response goes. */
 export interface H2ResponseSink extends H2StreamSink {
-  /** The final response head ([name, value, …], `:status` first); `end`: no body follows. */
+  /** The final response head ([name, value, ...], `:status` first); `end`: no body follows. */
   headers(raw: string[], end: boolean): void;
   /**
    * The stream waited for the stream limit and never left this side: the connection got GOAWAY or
@@ -23,7 +23,7 @@ export interface H2ResponseSink extends H2StreamSink {
   unsent?(): void;
 }
 
-/** The value of `name` in a header list as a sink gets it ([name, value, …]), or undefined. */
+/** The value of `name` in a header list as a sink gets it ([name, value, ...]), or undefined. */
 export function fieldOf(raw: readonly string[] | undefined, name: string): string | undefined {
   if (raw) for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
   return undefined;
@@ -88,7 +88,7 @@ export class H2ClientSession extends H2Session<H2ClientStream> {
   }
 
   /**
-   * A stream with the request head `raw` ([name, value, …], pseudo-headers first); `end`: no body
+   * A stream with the request head `raw` ([name, value, ...], pseudo-headers first); `end`: no body
    * follows. Past the stream limit it waits (id 0, what is sent on it queued) until a stream closes,
    * as nghttp2 queues streams past the server's limit. Undefined once the session is closed or has
    * had its max_requests_per_connection.

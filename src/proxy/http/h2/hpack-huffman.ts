@@ -5,7 +5,7 @@
 // against the RFC's table for the rest; test/proxy/http/h2/hpack.test.ts decodes what nghttp2
 // encodes for every one of those bytes.
 
-/** Code length in bits of each symbol, as chr(48 + bits): bytes 0–255, then EOS (256). */
+/** Code length in bits of each symbol, as chr(48 + bits): bytes 0-255, then EOS (256). */
 const LENGTHS =
   '=GLLLLLLLHNLLNLLLLLLLLNLLLLLLLLL6::<=68;::8;8666555666666678?6<:=67777777777777777777777878=C=>6?56565666577666567655677777?;>=L' +
   'DFDDFFFGFGGGGGHGHHFGHGGGGEFGFGGHFEDFFGGEGFFHEFGGEEFEGFGGDFFFGFFGJJDCFGFIJJJKKJHICEJKKJKHEEJJLKKKDHDEFEEGFFIIHHJGJKJJKKKKKLKKKKKJN';

@@ -44,7 +44,7 @@ export interface DecodeLimits {
 }
 
 export interface DecodedBlock {
-  /** [name, value, name, value, …] in order (latin1 strings). */
+  /** [name, value, name, value, ...] in order (latin1 strings). */
   readonly raw: string[];
   /** The block decoded past `maxListSize`: `raw` is incomplete, the table is still in step. */
   readonly tooLarge: boolean;
@@ -198,7 +198,7 @@ export class HpackEncoder {
     this.#sizeUpdate = true;
   }
 
-  /** One header block for [name, value, …] (names lowercase; values latin1). */
+  /** One header block for [name, value, ...] (names lowercase; values latin1). */
   encode(raw: readonly string[]): Buffer {
     let size = this.#sizeUpdate ? 1 : 0;
     for (let i = 0; i < raw.length; i += 2) {

@@ -1,5 +1,5 @@
 // Http2ProtocolOptions.connection_keepalive (a listener's HCM or a cluster) as the codec's
-// KeepaliveOptions. The proto's own rules (timeout required, durations ≥ 1 ms) are checked when
+// KeepaliveOptions. The proto's own rules (timeout required, durations >= 1 ms) are checked when
 // the config is decoded.
 
 import type { KeepaliveSettings__Output } from '../../../generated/envoy/config/core/v3/KeepaliveSettings.ts';

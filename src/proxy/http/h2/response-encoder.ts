@@ -82,7 +82,7 @@ export class H2StreamEncoder implements ResponseEncoder, H2StreamSink {
     this.#session.setPaused(this.#stream, true);
   }
 
-  /** The stream as the tunnel's downstream side, once its upgrade was answered (Envoy's 101 → 200). */
+  /** The stream as the tunnel's downstream side, once its upgrade was answered (Envoy's 101 -> 200). */
   takeTunnel(): { socket: Duplex; head: Buffer } | undefined {
     const st = this.#stream;
     if (!this.#upgrade || !st.headersSent || st.closed) return undefined;

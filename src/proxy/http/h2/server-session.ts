@@ -24,7 +24,7 @@ export interface H2SessionOptions extends H2ConnectionOptions {
 
 /** What the session tells its owner. */
 export interface H2SessionEvents {
-  /** A well-formed request: its headers as [name, value, …]. */
+  /** A well-formed request: its headers as [name, value, ...]. */
   onStream(stream: H2Stream, raw: string[], endStream: boolean): void;
   /** Envoy's codec stats: a malformed request, a reset each way, an oversized header list, a flood. */
   onCodecEvent(event: H2CodecEvent): void;

@@ -45,7 +45,7 @@ export interface RequestCheck {
 
 const PSEUDO_BITS: Readonly<Record<string, number>> = { ':method': 1, ':scheme': 2, ':path': 4, ':authority': 8, ':protocol': 16 };
 
-/** Checks a request header list ([name, value, …]); `connectProtocol`: SETTINGS_ENABLE_CONNECT_PROTOCOL was sent. */
+/** Checks a request header list ([name, value, ...]); `connectProtocol`: SETTINGS_ENABLE_CONNECT_PROTOCOL was sent. */
 export function checkRequest(raw: readonly string[], connectProtocol: boolean): RequestCheck {
   let seen = 0;
   let regular = false;
@@ -125,7 +125,7 @@ export interface ResponseHeadCheck {
   readonly contentLength: number;
 }
 
-/** Checks a response head from an upstream ([name, value, …]) as nghttp2's client does: one valid `:status` first, no other pseudo-header. */
+/** Checks a response head from an upstream ([name, value, ...]) as nghttp2's client does: one valid `:status` first, no other pseudo-header. */
 export function checkResponseHead(raw: readonly string[]): ResponseHeadCheck {
   let status = -1;
   let contentLength = -1;

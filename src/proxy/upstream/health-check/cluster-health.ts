@@ -1,7 +1,7 @@
 // A cluster's host health in one worker: active health checking and outlier detection together,
 // each setting its own flags on hosts (flags.ts) and asking the cluster to rebuild its balancer.
 // Across workers only worker 0 runs active checks; it publishes each host's active-HC flags into
-// the process-wide SharedCounters, and the other workers poll them (every ≤100 ms). Outlier
+// the process-wide SharedCounters, and the other workers poll them (every <=100 ms). Outlier
 // detection stays per worker (each sees its own traffic). Without `shared` (tests, one worker)
 // this worker checks on its own. Failures never escape: a lost check is a failed check.
 
@@ -16,7 +16,7 @@ import { ACTIVE_HC_FLAGS, FAILED_ACTIVE_HC, FAILED_OUTLIER_CHECK, PENDING_ACTIVE
 export interface HealthContext {
   readonly stats: StatsStore;
   readonly workerId: number;
-  /** Process-wide cells; absent → this worker runs its own active checks. */
+  /** Process-wide cells; absent -> this worker runs its own active checks. */
   readonly shared?: SharedCounters | undefined;
   /**
    * A cluster replacing one of the same name (CDS): worker 0 keeps its results to itself until

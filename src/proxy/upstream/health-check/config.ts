@@ -1,4 +1,4 @@
-// parseHealthChecks: Cluster.health_checks → a frozen HealthCheckConfig (Envoy supports one per
+// parseHealthChecks: Cluster.health_checks -> a frozen HealthCheckConfig (Envoy supports one per
 // cluster). Never throws; problems are ConfigErrors naming their field path.
 
 import type { HealthCheck__Output } from '../../../generated/envoy/config/core/v3/HealthCheck.ts';
@@ -9,7 +9,7 @@ import { structToJson } from '../../../config/struct-json.ts';
 
 export interface HttpCheckConfig {
   readonly kind: 'http';
-  /** Host/:authority; empty → the cluster name. */
+  /** Host/:authority; empty -> the cluster name. */
   readonly host: string;
   readonly path: string;
   readonly method: string;
@@ -34,7 +34,7 @@ export interface TcpCheckConfig {
 export interface GrpcCheckConfig {
   readonly kind: 'grpc';
   readonly serviceName: string;
-  /** :authority; empty → the cluster name. */
+  /** :authority; empty -> the cluster name. */
   readonly authority: string;
   readonly initialMetadata: ReadonlyArray<{ readonly key: string; readonly value: string }>;
 }

@@ -41,7 +41,7 @@ function stateOf(host: Host): HostState {
   return s;
 }
 
-/** Envoy's coarseHealth(): any failure flag → unhealthy; else any degraded flag → degraded. */
+/** Envoy's coarseHealth(): any failure flag -> unhealthy; else any degraded flag -> degraded. */
 function derive(s: HostState): HostHealth {
   if (s.eds === 'unhealthy' || s.flags & (FAILED_ACTIVE_HC | FAILED_OUTLIER_CHECK)) return 'unhealthy';
   if (s.eds === 'degraded' || s.flags & DEGRADED_ACTIVE_HC) return 'degraded';
@@ -76,7 +76,7 @@ export function hasHostFlag(host: Host, flag: number): boolean {
   return (hostFlags(host) & flag) !== 0;
 }
 
-/** The host's flags for `/clusters` (`/failed_active_hc/failed_outlier_check`); empty → healthy. */
+/** The host's flags for `/clusters` (`/failed_active_hc/failed_outlier_check`); empty -> healthy. */
 export function healthFlagNames(host: Host): HealthFlagName[] {
   const s = states.get(host);
   const eds = s ? s.eds : host.health;

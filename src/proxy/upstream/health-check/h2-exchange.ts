@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { H2ClientSession, type H2ResponseSink } from '../../http/h2/client-session.ts';
 import { Limits } from '../../limits.ts';
 
-/** A check's answer: `:status`, the response's fields and trailers ([name, value, …]), the body up to the limit given. */
+/** A check's answer: `:status`, the response's fields and trailers ([name, value, ...]), the body up to the limit given. */
 export interface H2Answer {
   readonly status: number;
   readonly head: readonly string[];

@@ -1,4 +1,4 @@
-// parseOutlierDetection: Cluster.outlier_detection → a frozen OutlierDetectionConfig with Envoy's
+// parseOutlierDetection: Cluster.outlier_detection -> a frozen OutlierDetectionConfig with Envoy's
 // defaults filled in. Never throws; problems are ConfigErrors naming their field path.
 
 import type { OutlierDetection__Output } from '../../../generated/envoy/config/cluster/v3/OutlierDetection.ts';
@@ -28,7 +28,7 @@ export interface OutlierDetectionConfig {
   readonly enforcingFailurePercentageLocalOrigin: number;
   readonly successRateMinimumHosts: number;
   readonly successRateRequestVolume: number;
-  /** success_rate_stdev_factor / 1000 (1900 → 1.9). */
+  /** success_rate_stdev_factor / 1000 (1900 -> 1.9). */
   readonly successRateStdevFactor: number;
   readonly failurePercentageThreshold: number;
   readonly failurePercentageMinimumHosts: number;

@@ -124,7 +124,7 @@ export async function wasmRun(argv: readonly string[], usage: string): Promise<n
   process.once('SIGINT', () => void server.shutdown());
   await server.start();
   const bound = server.listenerPorts['ingress'] ?? a.listen.port;
-  process.stdout.write(`legate wasm run: ${a.plugin} on http://${hostKey(a.listen.address, bound)}/ → ${a.upstream ?? `echo upstream (127.0.0.1:${port})`}; admin on ${server.adminPort}; Ctrl-C to stop\n`);
+  process.stdout.write(`legate wasm run: ${a.plugin} on http://${hostKey(a.listen.address, bound)}/ \u2192 ${a.upstream ?? `echo upstream (127.0.0.1:${port})`}; admin on ${server.adminPort}; Ctrl-C to stop\n`);
   watchPlugin(server, a.plugin, (generation) => sandboxBootstrap([{ name: 'sandbox', rootId: a.rootId, file: a.plugin, configuration: a.configuration, vmId: `sandbox-${generation}` }], { app: port }, a.listen, a.admin));
   return -1;
 }
