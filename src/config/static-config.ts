@@ -4,6 +4,7 @@
 // then subscribe to SDS and xDS) and again on each worker (to build). `dynamic_resources` is
 // checked here and resolved to its sources (src/proxy/xds/sources.ts).
 
+import { createRequire } from 'node:module';
 import type { Bootstrap__Output } from '../generated/envoy/config/bootstrap/v3/Bootstrap.ts';
 import { ok, joinPath, type ConfigError, type Result } from './result.ts';
 import { parseCluster, type ClusterConfig } from '../proxy/upstream/config.ts';
@@ -11,9 +12,11 @@ import { parseListener, parseSocketAddress, type ListenerConfig, type SocketAddr
 import type { ParseContext, RdsReference, SdsReference, TlsParseHooks } from '../filters/registry.ts';
 import type { TlsSecret } from '../proxy/tls/types.ts';
 import { parseSecret } from '../proxy/tls/secret-config.ts';
-import { parseBootstrapExtensions, type WasmServiceConfig } from '../proxy/wasm/bootstrap-services.ts';
+import type { WasmServiceConfig } from '../proxy/wasm/bootstrap-services.ts';
 import { checkSdsConfigSource } from './sds-config-source.ts';
 import { parseConfigSource, parseDynamicResources, type DynamicResourcesPlan } from '../proxy/xds/sources.ts';
+
+const lazy = createRequire(import.meta.url);
 
 export interface StaticConfig {
   readonly bootstrap: Bootstrap__Output;
@@ -99,7 +102,8 @@ export function buildStaticConfig(b: Bootstrap__Output, opts: BuildOptions = {})
     else errors.push(...a.errors);
   }
   if (b.tracing) warnings.push('tracing: ignored (legate does not trace yet)');
-  const services = parseBootstrapExtensions(b, warnings);
+  // Required only for a bootstrap with extensions: the Proxy-Wasm modules stay out of the others.
+  const services = b.bootstrap_extensions?.length ? (lazy('../proxy/wasm/bootstrap-services.ts') as typeof import('../proxy/wasm/bootstrap-services.ts')).parseBootstrapExtensions(b, warnings) : ok<WasmServiceConfig[]>([]);
   if (!services.ok) errors.push(...services.errors);
   if (errors.length) return { ok: false, errors };
   return ok({ bootstrap: b, clusters, listeners, admin, secrets, sdsRefs, dynamic: dyn.ok ? dyn.value : undefined, staticRds, wasmServices: services.ok ? services.value : [], warnings });

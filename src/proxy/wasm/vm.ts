@@ -15,26 +15,9 @@ import { checkModule, WasmLoadError, WasmTrap, type HttpCallResponse, type VmOpt
 import { ProcExit, WASI_MODULES, wasiImports } from './wasi.ts';
 import { IdTable } from '../id-table.ts';
 import { type LongTimer, setLongInterval } from '../long-timers.ts';
+import { callHook, defaultTrace } from './thread-hooks.ts';
 
-/** Told when a thread enters and leaves plugin code (the worker watchdog's marks). */
-export interface WasmCallHook {
-  enter(label: string): void;
-  leave(): void;
-}
-
-let callHook: WasmCallHook | undefined;
-
-/** Installs this thread's hook (a worker does at start). */
-export function setWasmCallHook(hook: WasmCallHook | undefined): void {
-  callHook = hook;
-}
-
-let defaultTrace: ((label: string) => HostCallTracer) | undefined;
-
-/** Traces every host call of every VM created on this thread from now on (`legate wasm run --trace`). */
-export function setWasmTrace(make: ((label: string) => HostCallTracer) | undefined): void {
-  defaultTrace = make;
-}
+export { setWasmCallHook, setWasmTrace, type WasmCallHook } from './thread-hooks.ts';
 
 interface ContextRecord {
   readonly id: number;

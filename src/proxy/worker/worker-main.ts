@@ -5,7 +5,7 @@
 // or, as worker 0 of a config with no control plane, on the main thread (main-thread-worker.ts).
 
 import { MemorySecretStore } from '../tls/secret-store.ts';
-import { flushCompileCache } from 'node:module';
+import { createRequire, flushCompileCache } from 'node:module';
 import type { MessagePort } from 'node:worker_threads';
 import type { MainToWorker, WorkerInit, WorkerToMain, ClusterStatus } from './messages.ts';
 import { setLogLevel, setThreadName, logger } from '../log.ts';
@@ -20,12 +20,11 @@ import { DynamicConfig } from './dynamic-config.ts';
 import { releaseMemory, releaseMemoryAfterConfigUpdate } from './release-memory.ts';
 import { WatchdogBuffer } from './watchdog.ts';
 import { attachProcessWasmStore } from '../wasm/shared-store.ts';
-import { setWasmCallHook, setWasmTrace } from '../wasm/vm.ts';
+import { setWasmCallHook, setWasmTrace } from '../wasm/thread-hooks.ts';
 import { statusName } from '../wasm/abi.ts';
-import { startWasmServices } from '../wasm/bootstrap-services.ts';
 import { setLocalNode } from '../local-info.ts';
 import { structToJson } from '../../config/struct-json.ts';
-import { maxMemoryFrom, type WasmPluginRuntime } from '../wasm/plugin-runtime.ts';
+import type { WasmPluginRuntime } from '../wasm/plugin-runtime.ts';
 import { RouteRegistry } from './route-registry.ts';
 import { Limits } from '../limits.ts';
 import { SharedCounters } from '../shared-counters.ts';
@@ -35,6 +34,7 @@ import { buildRuntime } from '../../config/runtime-layers.ts';
 import { adoptUnpacked } from '../../config/unpacked-anys.ts';
 
 const log = logger('main');
+const lazy = createRequire(import.meta.url);
 
 /** This worker's Proxy-Wasm services (envoy.bootstrap.wasm), kept referenced for the worker's life. */
 const wasmServices: WasmPluginRuntime[] = [];
@@ -107,7 +107,12 @@ export function runWorker(init: WorkerInit, port: MessagePort, o: { readonly onM
     const drainTimeMs = (init.drainTimeS ?? Limits.drainTimeS) * 1000;
     const dyn = new DynamicConfig({ rt, clusterManager: cm, staticSecrets: built.value.secrets, drainTimeMs, routes });
     for (const l of built.value.listeners) await dyn.addListener(l, init.ports[l.name] ?? l.address.port);
-    wasmServices.push(...startWasmServices(built.value.wasmServices, init.workerId, { stats, clusterManager: cm, maxMemoryBytes: maxMemoryFrom(runtime) }));
+    if (built.value.wasmServices.length > 0) {
+      // Required here: a config without envoy.bootstrap.wasm services never loads the VM's modules.
+      const { startWasmServices } = lazy('../wasm/bootstrap-services.ts') as typeof import('../wasm/bootstrap-services.ts');
+      const { maxMemoryFrom } = lazy('../wasm/plugin-runtime.ts') as typeof import('../wasm/plugin-runtime.ts');
+      wasmServices.push(...startWasmServices(built.value.wasmServices, init.workerId, { stats, clusterManager: cm, maxMemoryBytes: maxMemoryFrom(runtime) }));
+    }
     flushCompileCache(); // for the next worker, or the next legate
     releaseMemory();
     send({ type: 'ready', listeners: dyn.ports() });
