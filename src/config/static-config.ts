@@ -11,7 +11,6 @@ import { parseCluster, type ClusterConfig } from '../proxy/upstream/config.ts';
 import { parseListener, parseSocketAddress, type ListenerConfig, type SocketAddr } from '../proxy/listener/listener-config.ts';
 import type { ParseContext, RdsReference, SdsReference, TlsParseHooks } from '../filters/registry.ts';
 import type { TlsSecret } from '../proxy/tls/types.ts';
-import { parseSecret } from '../proxy/tls/secret-config.ts';
 import type { WasmServiceConfig } from '../proxy/wasm/bootstrap-services.ts';
 import { checkSdsConfigSource } from './sds-config-source.ts';
 import { parseConfigSource, parseDynamicResources, type DynamicResourcesPlan } from '../proxy/xds/sources.ts';
@@ -53,7 +52,8 @@ export function buildStaticConfig(b: Bootstrap__Output, opts: BuildOptions = {})
   (sr?.secrets ?? []).forEach((s, i) => {
     const path = `static_resources.secrets[${i}]`;
     if (secrets.has(s.name)) return void errors.push({ path: joinPath(path, 'name'), reason: `Duplicate static secret name ${s.name}` });
-    const r = parseSecret(s, path);
+    // Required only for a bootstrap with static secrets: node:tls stays out of a config without TLS.
+    const r = (lazy('../proxy/tls/secret-config.ts') as typeof import('../proxy/tls/secret-config.ts')).parseSecret(s, path);
     if (r.ok) secrets.set(s.name, r.value);
     else errors.push(...r.errors);
   });

@@ -5,7 +5,7 @@
 
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../../proxy/tls/is-tls-socket.ts';
 
 /** How the relay ended: both FINs passed and written, an error on one side, or abort(). */
 export const RelayOutcome = { Closed: 0, Error: 1, Aborted: 2 } as const;
@@ -104,7 +104,7 @@ function handleOf(socket: Socket): HandleFields | undefined {
 
 /** A plain TCP socket, open and connected, whose peer has not sent FIN yet. */
 function relayable(socket: Socket): boolean {
-  if (socket instanceof TLSSocket || socket.destroyed || socket.connecting || socket.readableEnded || socket.writableEnded) return false;
+  if (isTlsSocket(socket) || socket.destroyed || socket.connecting || socket.readableEnded || socket.writableEnded) return false;
   const state = (socket as unknown as { _readableState?: { ended?: boolean } })._readableState;
   if (state?.ended) return false;
   const h = handleOf(socket);

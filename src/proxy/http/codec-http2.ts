@@ -5,8 +5,9 @@
 // that tick skips the trailers handshake); h2RequestBody feeds the request body and trailers to the stream.
 
 import type { Duplex } from 'node:stream';
-import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream, type ServerStreamResponseOptions } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream, ServerStreamResponseOptions } from 'node:http2';
 import { HeaderMap } from './headers.ts';
+import { ErrorCode } from './h2/frames.ts';
 import type { HcmConfig } from './hcm-config.ts';
 import type { Rejection } from './codec-http1.ts';
 import type { ResponseEncoder } from './codec.ts';
@@ -285,7 +286,7 @@ export class H2ResponseEncoder implements ResponseEncoder {
     this.#body = undefined;
     this.#bodyBytes = 0;
     const s = this.#stream;
-    if (!s.destroyed) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    if (!s.destroyed) s.close(ErrorCode.INTERNAL_ERROR);
   }
 
   readDisable(disabled: boolean): void {

@@ -3,9 +3,10 @@
 // node:http2 server per manager (core stream API), and runs an ActiveStream per request. Connection
 // idle timeout, drain and protocol errors are handled here; a broken connection is closed, never thrown.
 
-import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Http2Server, Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../tls/is-tls-socket.ts';
 import type { HttpFilterFactory } from '../../filters/http/filter.ts';
 import type { RuntimeContext } from '../../filters/registry.ts';
 import type { Runtime } from '../runtime.ts';
@@ -19,7 +20,7 @@ import { H2ResponseEncoder, h2RequestHeaders, h2UpgradeToH1 } from './codec-http
 import { H2ServerSession, type H2CodecEvent } from './h2/server-session.ts';
 import type { H2Stream } from './h2/stream.ts';
 import { H2StreamEncoder } from './h2/response-encoder.ts';
-import { ErrorCode } from './h2/frames.ts';
+import { ErrorCode, Flag } from './h2/frames.ts';
 import { UpgradeResponseEncoder } from './codec-upgrade.ts';
 import { ActiveStream } from './connection-manager-stream.ts';
 import type { ConnectionInfo, ConnectionManager, ConnectionOptions, RuntimeFilter, StreamOwner } from './connection-manager-types.ts';
@@ -30,7 +31,6 @@ import { startTimeout, type Timeout } from '../timeouts.ts';
 import { type LongTimer, setLongTimeout } from '../long-timers.ts';
 
 const log = logger('http');
-const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_PROTOCOL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 /** Stream errors (resets) are reported through 'close': one shared listener, not a closure per stream. */
 const ignoreStreamError = (): void => {};
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -180,7 +180,7 @@ class Manager implements ConnectionManager {
   draining = false;
   readonly #h1Callbacks: (conn: Connection) => Http1CodecCallbacks;
   /** node:http2's server, only when LEGATE_H2_CODEC=node. */
-  #h2: http2.Http2Server | undefined;
+  #h2: Http2Server | undefined;
   readonly #ownH2: boolean;
   readonly #bySocket = new WeakMap<object, Connection>();
   /** AUTO connections still waiting for their first bytes. */
@@ -210,8 +210,9 @@ class Manager implements ConnectionManager {
   }
 
   /** node:http2's server (LEGATE_H2_CODEC=node): its sessions and core 'stream' events. */
-  #nodeH2Server(cfg: HcmConfig): http2.Http2Server {
-    const h2 = http2.createServer({
+  #nodeH2Server(cfg: HcmConfig): Http2Server {
+    // Loaded only here: node:http2 costs ~1.2 MB of heap per thread, and legate's own codec serves otherwise.
+    const h2 = process.getBuiltinModule('node:http2').createServer({
       settings: {
         maxConcurrentStreams: cfg.http2.maxConcurrentStreams,
         initialWindowSize: cfg.http2.initialStreamWindowSize,
@@ -243,7 +244,7 @@ class Manager implements ConnectionManager {
   handleConnection(socket: Socket, opts: ConnectionOptions): void {
     this.stats.cxTotal.inc();
     this.stats.cxActive.inc();
-    const tls = opts.tls ?? socket instanceof TLSSocket;
+    const tls = opts.tls ?? isTlsSocket(socket);
     const remote = opts.remote ?? { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const info: ConnectionInfo = {
       connectionId: opts.connectionId,
@@ -317,7 +318,7 @@ class Manager implements ConnectionManager {
       this.#pendingH2 = conn;
       // node:http2 answers a TLS socket that did not negotiate h2 with `403` (its unknownProtocol
       // path); h2 by prior knowledge (AUTO sniffed the preface, or codec_type HTTP2) is still h2.
-      const t = socket instanceof TLSSocket && socket.alpnProtocol !== 'h2' ? socket : undefined;
+      const t = isTlsSocket(socket) && socket.alpnProtocol !== 'h2' ? socket : undefined;
       const alpn = t?.alpnProtocol;
       if (t) t.alpnProtocol = 'h2';
       this.#h2!.emit('connection', socket);
@@ -386,19 +387,19 @@ class Manager implements ConnectionManager {
   #onH2Stream(h2: ServerHttp2Stream, flags: number, raw: string[]): void {
     h2.on('error', ignoreStreamError);
     const conn = this.#bySocket.get(h2.session as Http2Session);
-    if (!conn) return void h2.close(NGHTTP2_REFUSED_STREAM);
+    if (!conn) return void h2.close(ErrorCode.REFUSED_STREAM);
     const conv = h2RequestHeaders(raw, this.cfg);
     const u = conv.reject || !conv.underscores ? 'ok' : checkUnderscores(conv.headers, this.cfg.headersWithUnderscoresAction);
     if (u === 'reject') {
       // Envoy resets the stream rather than answering.
       this.stats.http2RejectedUnderscores.inc();
-      return void h2.close(NGHTTP2_PROTOCOL_ERROR);
+      return void h2.close(ErrorCode.PROTOCOL_ERROR);
     }
     if (typeof u === 'number') this.stats.http2DroppedUnderscores.inc(u);
     const enc = new H2ResponseEncoder(h2);
     const stream = conn.newStream(enc);
     enc.bind(stream);
-    const ends = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+    const ends = (flags & Flag.END_STREAM) !== 0;
     if (conv.reject) {
       this.stats.cxProtocolError.inc();
       stream.decodeHeaders(conv.headers, ends, { reject: conv.reject });

@@ -4,16 +4,19 @@
 // resets the connection (`server_ssl_socket_factory.downstream_context_secrets_not_ready`), a
 // failed handshake was already counted under `ssl.*` by the transport socket, which destroyed it.
 
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Counter } from '../stats.ts';
 import { logger } from '../log.ts';
 import { createServerTransportSocket } from '../tls/transport-sockets.ts';
-import { dynamicSecretNames } from '../tls/context-config.ts';
 import { declareSslStats } from '../tls/tls-stats.ts';
 import type { ServerTransportSocket, TlsConnectionInfo, TransportSocketContext } from '../tls/types.ts';
 import type { ChainConfig } from './listener-config.ts';
 import { setLongTimeout } from '../long-timers.ts';
+
+/** TLS config code, required when a chain with TLS is built (transport-sockets.ts says why). */
+const lazy = createRequire(import.meta.url);
 
 const log = logger('conn_handler');
 
@@ -34,7 +37,7 @@ export class ChainTls {
     this.#ctx = ctx;
     this.#transport = createServerTransportSocket(chain.tls, ctx);
     this.#connectTimeoutMs = chain.transportSocketConnectTimeoutMs;
-    this.#secretNames = dynamicSecretNames(chain.tls);
+    this.#secretNames = (lazy('../tls/context-config.ts') as typeof import('../tls/context-config.ts')).dynamicSecretNames(chain.tls);
   }
 
   /**

@@ -7,7 +7,7 @@
 // TLS sockets or a Node whose internals differ, write() is socket.write().
 
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../tls/is-tls-socket.ts';
 import { getSystemErrorName } from 'node:util';
 
 /** What a write dispatched to libuv keeps: its completion callback and the bytes it reads from. */
@@ -138,6 +138,6 @@ class StreamWriter implements DirectWriter {
 /** A writer for `socket`: direct to its handle when it is a plain libuv stream, else socket.write. */
 export function directWriter(socket: Socket): DirectWriter {
   const b = streamWrap();
-  if (!b || socket instanceof TLSSocket) return new StreamWriter(socket);
+  if (!b || isTlsSocket(socket)) return new StreamWriter(socket);
   return new HandleWriter(socket, b);
 }

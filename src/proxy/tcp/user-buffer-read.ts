@@ -6,7 +6,8 @@
 // handle, a Node whose internals differ) it returns undefined and the caller reads 'data' events.
 
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../tls/is-tls-socket.ts';
 import { runAsRead } from './after-read.ts';
 
 /** What the caller does with one read: false stops reading (Node's readStop) until `socket.resume()`. */
@@ -68,7 +69,7 @@ const SHRINK_AFTER_READS = 16;
  * `maxReadBytes`: the size a buffer grows to when reads fill it.
  */
 export function readIntoUserBuffer(socket: Socket, callback: UserBufferCallback, maxReadBytes = DEFAULT_MAX_READ_BYTES): UserBufferReader | undefined {
-  if (socket instanceof TLSSocket || socket.connecting || socket.destroyed) return undefined;
+  if (isTlsSocket(socket) || socket.connecting || socket.destroyed) return undefined;
   const k = readSymbols();
   const fields = socket as unknown as SocketFields;
   const handle = fields._handle;

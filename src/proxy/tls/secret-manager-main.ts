@@ -6,13 +6,15 @@
 import type { Secret__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/Secret.ts';
 import type { StaticConfig } from '../../config/static-config.ts';
 import type { SdsReference } from '../../filters/registry.ts';
+import { createRequire } from 'node:module';
 import { fail, type Result } from '../../config/result.ts';
 import type { StatsStore } from '../stats.ts';
 import { logger } from '../log.ts';
 import { SdsClient, type AdsSecretSource } from '../../xds-client/sds-client.ts';
 import type { InitOutcome } from '../../xds-client/subscription.ts';
-import { parseSecret } from './secret-config.ts';
 import { MemorySecretStore } from './secret-store.ts';
+
+const lazy = createRequire(import.meta.url);
 import type { TlsSecret } from './types.ts';
 
 const log = logger('secret');
@@ -27,7 +29,8 @@ export interface DynamicSecret {
 /** Validates an SDS Secret resource named `name`: Envoy's SdsApi checks, then parseSecret. */
 export function validateSdsSecret(msg: Secret__Output, name: string): Result<TlsSecret> {
   if (msg.name !== name) return fail('name', `Unexpected SDS secret (expecting ${name}): ${msg.name}`);
-  return parseSecret(msg, '');
+  // Required on the first SDS update: node:tls stays out of a config without TLS.
+  return (lazy('./secret-config.ts') as typeof import('./secret-config.ts')).parseSecret(msg, '');
 }
 
 export class SecretManagerMain {

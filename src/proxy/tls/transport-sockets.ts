@@ -1,21 +1,20 @@
 // The `transport_socket` of a filter chain or a cluster: raw_buffer (plaintext) or
 // `envoy.transport_sockets.tls` parsed into a TLS config, and the factories that turn a config
 // into a worker's server or client transport socket. Any other transport socket is a config
-// error naming its path. Also the /certs view of a config.
+// error naming its path. The TLS code (context parsing, node:tls and the transport sockets) is
+// required the first time a config names TLS: a process whose config has no TLS never loads
+// node:tls, whose set-up costs ~3.9 MB of RSS. The /certs view is certs-view.ts.
 
-import { X509Certificate } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { TransportSocket__Output } from '../../generated/envoy/config/core/v3/TransportSocket.ts';
 import type { DownstreamTlsContext__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/DownstreamTlsContext.ts';
 import type { UpstreamTlsContext__Output } from '../../generated/envoy/extensions/transport_sockets/tls/v3/UpstreamTlsContext.ts';
 import { decodeJson, extensionTypeUrl, unpackAny } from '../../config/decode.ts';
 import { fail, joinPath, ok, type Result } from '../../config/result.ts';
 import type { ParseContext } from '../../filters/registry.ts';
-import { TlsClientTransportSocket, type ClientTransportOptions } from './client-transport.ts';
-import { parseSubjectAltNames } from './connection-info.ts';
-import { mergeValidation, parseDownstreamTlsContext, parseUpstreamTlsContext, type DownstreamTlsConfig, type UpstreamTlsConfig } from './context-config.ts';
-import { certificatesOf } from './pem.ts';
-import { TlsServerTransportSocket } from './server-transport.ts';
-import type { CertificateSecret, ClientTransportSocket, SecretStore, ServerTransportSocket, TransportSocketContext, ValidationSecret } from './types.ts';
+import type { ClientTransportOptions } from './client-transport.ts';
+import type { DownstreamTlsConfig, UpstreamTlsConfig } from './context-config.ts';
+import type { ClientTransportSocket, ServerTransportSocket, TransportSocketContext } from './types.ts';
 
 export type { DownstreamTlsConfig, UpstreamTlsConfig } from './context-config.ts';
 
@@ -24,6 +23,9 @@ export const RAW_BUFFER_NAME = 'envoy.transport_sockets.raw_buffer';
 export const DOWNSTREAM_TLS_TYPE = 'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 export const UPSTREAM_TLS_TYPE = 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 export const RAW_BUFFER_TYPE = 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
+
+const lazy = createRequire(import.meta.url);
+const contextConfig = (): typeof import('./context-config.ts') => lazy('./context-config.ts') as typeof import('./context-config.ts');
 
 function typeNameOf(ts: TransportSocket__Output): string | undefined {
   const any = ts.typed_config;
@@ -59,7 +61,7 @@ export function parseDownstreamTransportSocket(ts: TransportSocket__Output | nul
   if (!ts) return ok(undefined);
   const m = tlsMessage<DownstreamTlsContext__Output>(ts, DOWNSTREAM_TLS_TYPE, UPSTREAM_TLS_TYPE, ctx);
   if (!m.ok || !m.value) return m as Result<undefined>;
-  return parseDownstreamTlsContext(m.value.msg, { ...ctx, path: m.value.path });
+  return contextConfig().parseDownstreamTlsContext(m.value.msg, { ...ctx, path: m.value.path });
 }
 
 /** A cluster's (or transport_socket_matches entry's) transport_socket: undefined = plaintext. */
@@ -67,83 +69,17 @@ export function parseUpstreamTransportSocket(ts: TransportSocket__Output | null 
   if (!ts) return ok(undefined);
   const m = tlsMessage<UpstreamTlsContext__Output>(ts, UPSTREAM_TLS_TYPE, DOWNSTREAM_TLS_TYPE, ctx);
   if (!m.ok || !m.value) return m as Result<undefined>;
-  return parseUpstreamTlsContext(m.value.msg, { ...ctx, path: m.value.path });
+  return contextConfig().parseUpstreamTlsContext(m.value.msg, { ...ctx, path: m.value.path });
 }
 
 /** The server side for one filter chain on a worker (close() it when the chain goes away). */
 export function createServerTransportSocket(cfg: DownstreamTlsConfig, ctx: TransportSocketContext): ServerTransportSocket & { close(): void } {
+  const { TlsServerTransportSocket } = lazy('./server-transport.ts') as typeof import('./server-transport.ts');
   return new TlsServerTransportSocket(cfg, ctx);
 }
 
 /** The client side for one cluster on a worker; `opts` carries the cluster's auto_sni / auto_san_validation. */
 export function createClientTransportSocket(cfg: UpstreamTlsConfig, ctx: TransportSocketContext, opts?: ClientTransportOptions): ClientTransportSocket & { close(): void } {
+  const { TlsClientTransportSocket } = lazy('./client-transport.ts') as typeof import('./client-transport.ts');
   return new TlsClientTransportSocket(cfg, ctx, opts);
-}
-
-// ---- /certs (envoy.admin.v3.Certificates, proto3 JSON) ----
-
-export interface SubjectAlternateNameJson {
-  readonly dns?: string;
-  readonly uri?: string;
-  readonly ip_address?: string;
-}
-
-export interface CertificateDetailsJson {
-  readonly path: string;
-  readonly serial_number: string;
-  readonly subject_alt_names: readonly SubjectAlternateNameJson[];
-  /** uint64 in proto3 JSON: a string. 0 once expired. */
-  readonly days_until_expiration: string;
-  readonly valid_from: string;
-  readonly expiration_time: string;
-}
-
-/** One `envoy.admin.v3.Certificate`: the context's CA and its certificates' leaves. */
-export interface CertificateJson {
-  readonly ca_cert: readonly CertificateDetailsJson[];
-  readonly cert_chain: readonly CertificateDetailsJson[];
-}
-
-const DAY_MS = 24 * 60 * 60 * 1000;
-
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-export function certificateDetails(cert: X509Certificate, path: string, now = Date.now()): CertificateDetailsJson {
-  const sans = parseSubjectAltNames(cert.subjectAltName);
-  return {
-    path,
-    serial_number: cert.serialNumber.toLowerCase(),
-    subject_alt_names: [...sans.dns.map((dns) => ({ dns })), ...sans.uri.map((uri) => ({ uri })), ...sans.ip.map((ip_address) => ({ ip_address }))],
-    days_until_expiration: String(Math.max(0, Math.floor((cert.validToDate.getTime() - now) / DAY_MS))),
-    valid_from: rfc3339(cert.validFromDate),
-    expiration_time: rfc3339(cert.validToDate),
-  };
-}
-
-/**
- * The /certs entry for a TLS config as it stands on this worker (SDS secrets from `secrets`;
- * ones not yet delivered are left out). Envoy shows the first trusted CA and each leaf.
- */
-export function describeCertificates(cfg: DownstreamTlsConfig | UpstreamTlsConfig, secrets: SecretStore, now = Date.now()): CertificateJson {
-  const chain: CertificateDetailsJson[] = [];
-  for (const c of cfg.certificates) {
-    const s: CertificateSecret | undefined = c.kind === 'inline' ? c.secret : (secrets.get(c.name) as CertificateSecret | undefined);
-    if (s?.kind !== 'tls_certificate') continue;
-    const leaf = certificatesOf(s.certificateChain)[0];
-    if (leaf) chain.push(certificateDetails(leaf, s.source, now));
-  }
-  let v: ValidationSecret | undefined;
-  const vs = cfg.validation;
-  if (vs?.kind === 'inline') v = vs.secret;
-  else if (vs) {
-    const s = secrets.get(vs.kind === 'combined' ? vs.ref.name : vs.name);
-    if (s?.kind === 'validation_context') v = vs.kind === 'combined' ? mergeValidation(vs.defaults, s) : s;
-  }
-  const ca: CertificateDetailsJson[] = [];
-  const caPem = v?.trustedCa ?? (v?.spiffeTrustDomains ? [...v.spiffeTrustDomains.values()].join('\n') : undefined);
-  const first = certificatesOf(caPem)[0];
-  if (first && v) ca.push(certificateDetails(first, v.source, now));
-  return { ca_cert: ca, cert_chain: chain };
 }

@@ -4,7 +4,7 @@
 // GOAWAY did not process, is retryable); session gone (GOAWAY, socket closed) -> UC. A stream that
 // waited in its session and never left legate before the connection went goes out on another one.
 
-import { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../../../proxy/tls/is-tls-socket.ts';
 import { HeaderMap } from '../../../proxy/http/headers.ts';
 import { ErrorCode as H2Error } from '../../../proxy/http/h2/frames.ts';
 import type { H2ClientSession, H2ClientStream, H2ResponseSink } from '../../../proxy/http/h2/client-session.ts';
@@ -103,7 +103,7 @@ class Http2UpstreamRequest implements UpstreamRequest, H2ResponseSink {
     this.#connect().then(
       (session) => {
         // scheme_header_transformation.match_upstream: https over TLS, http otherwise.
-        if (this.#schemeMatchUpstream) this.#head[SCHEME_AT] = session.socket instanceof TLSSocket ? 'https' : 'http';
+        if (this.#schemeMatchUpstream) this.#head[SCHEME_AT] = isTlsSocket(session.socket) ? 'https' : 'http';
         this.#open(session, this.#head);
       },
       (err: unknown) => {
