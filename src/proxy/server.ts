@@ -5,7 +5,7 @@
 
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
-import { flushCompileCache } from 'node:module';
+import { createRequire, flushCompileCache } from 'node:module';
 import { releaseProtos } from '../config/protos.ts';
 import { releaseMemory } from './worker/release-memory.ts';
 import { loadBootstrap } from '../config/bootstrap.ts';
@@ -23,7 +23,7 @@ import { buildRuntime } from '../config/runtime-layers.ts';
 import { startAdminFor } from './admin-glue.ts';
 import type { AdminServer } from './admin/server.ts';
 import { SecretManagerMain } from './tls/secret-manager-main.ts';
-import { XdsManager } from './xds/xds-manager.ts';
+import type { XdsManager } from './xds/xds-manager.ts';
 import { SharedWasmStore } from './wasm/shared-store.ts';
 import { Watchdog, WatchdogBuffer, workerKillTimeoutMs } from './worker/watchdog.ts';
 import type { XdsWorkerUpdate } from './worker/messages.ts';
@@ -34,6 +34,8 @@ import { hostKey } from './host-port.ts';
 const log = logger('main');
 export { VERSION } from './version.ts';
 import { VERSION } from './version.ts';
+
+const lazy = createRequire(import.meta.url);
 
 export type ServerState = 'LIVE' | 'DRAINING' | 'PRE_INITIALIZING' | 'INITIALIZING';
 const STATE_GAUGE: Record<ServerState, number> = { LIVE: 0, DRAINING: 1, PRE_INITIALIZING: 2, INITIALIZING: 3 };
@@ -87,6 +89,8 @@ export class Server {
     this.runtime = buildRuntime(config.bootstrap);
     if (config.dynamic) {
       // Built now (subscriptions open in start()): SDS over ADS rides its stream.
+      // Required only for a bootstrap with dynamic_resources: the xDS client code stays out of the others.
+      const { XdsManager } = lazy('./xds/xds-manager.ts') as typeof import('./xds/xds-manager.ts');
       this.xds = new XdsManager({
         config,
         plan: config.dynamic,

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { fail, type Result } from '../../config/result.ts';
 import type { StatsStore } from '../stats.ts';
 import { logger } from '../log.ts';
-import { SdsClient, type AdsSecretSource } from '../../xds-client/sds-client.ts';
+import type { AdsSecretSource, SdsClient } from '../../xds-client/sds-client.ts';
 import type { InitOutcome } from '../../xds-client/subscription.ts';
 import { MemorySecretStore } from './secret-store.ts';
 
@@ -39,7 +39,8 @@ export class SecretManagerMain {
   readonly #dynamic = new Map<string, DynamicSecret>();
   readonly #config: StaticConfig;
   readonly #push: (name: string, secret: TlsSecret) => void;
-  readonly #sds: SdsClient<TlsSecret>;
+  #sds: SdsClient<TlsSecret> | undefined;
+  readonly #newSdsClient: () => SdsClient<TlsSecret>;
   #started = false;
   /** SDS secrets named by dynamic resources (not in the bootstrap). */
   readonly #extra = new Map<string, SdsReference>();
@@ -49,14 +50,21 @@ export class SecretManagerMain {
     this.#config = config;
     this.#push = push;
     this.store = new MemorySecretStore(config.secrets);
-    this.#sds = new SdsClient<TlsSecret>({
-      clusters: config.clusters,
-      node: config.bootstrap.node,
-      stats,
-      validate: validateSdsSecret,
-      onSecret: (name, secret, version) => this.#onSecret(name, secret, version),
-      ads,
-    });
+    // The SDS client (and the xDS client code) is required on the first subscription: a config
+    // without SDS never loads it.
+    this.#newSdsClient = () =>
+      new (lazy('../../xds-client/sds-client.ts') as typeof import('../../xds-client/sds-client.ts')).SdsClient<TlsSecret>({
+        clusters: config.clusters,
+        node: config.bootstrap.node,
+        stats,
+        validate: validateSdsSecret,
+        onSecret: (name, secret, version) => this.#onSecret(name, secret, version),
+        ads,
+      });
+  }
+
+  #client(): SdsClient<TlsSecret> {
+    return (this.#sds ??= this.#newSdsClient());
   }
 
   /** Opens one subscription per SDS secret name (sds_config already checked by buildStaticConfig). */
@@ -64,7 +72,7 @@ export class SecretManagerMain {
     if (this.#started) return;
     this.#started = true;
     for (const ref of this.#config.sdsRefs) {
-      const r = this.#sds.subscribe(ref.name, ref.configSource, ref.path);
+      const r = this.#client().subscribe(ref.name, ref.configSource, ref.path);
       if (!r.ok) log.error(`cannot subscribe to SDS secret '${ref.name}': ${r.errors.map((e) => `${e.path}: ${e.reason}`).join('; ')}`);
     }
   }
@@ -76,13 +84,13 @@ export class SecretManagerMain {
   subscribeDynamic(ref: SdsReference): void {
     if (this.#extra.has(ref.name) || this.#config.sdsRefs.some((r) => r.name === ref.name)) return;
     this.#extra.set(ref.name, ref);
-    const r = this.#sds.subscribe(ref.name, ref.configSource, ref.path);
+    const r = this.#client().subscribe(ref.name, ref.configSource, ref.path);
     if (!r.ok) log.error(`cannot subscribe to SDS secret '${ref.name}': ${r.errors.map((e) => `${e.path}: ${e.reason}`).join('; ')}`);
   }
 
   /** Resolves when every SDS secret's first fetch has ended (Envoy's init targets). */
   initialized(): Promise<ReadonlyMap<string, InitOutcome>> {
-    return this.#sds.initialized();
+    return this.#sds?.initialized() ?? Promise.resolve(new Map());
   }
 
   /** The SDS secrets held now, by name (what a worker starting now must know). */
@@ -100,7 +108,7 @@ export class SecretManagerMain {
   }
 
   close(): void {
-    this.#sds.close();
+    this.#sds?.close();
   }
 
   #onSecret(name: string, secret: TlsSecret, version: string): void {

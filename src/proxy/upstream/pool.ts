@@ -7,6 +7,7 @@
 // connection, an HTTP/2 request shares an existing session, a TCP connect fails with a UO ProxyError.
 // Pools are per host and, for TLS hosts, per auto_sni/auto_san_validation options (never mixed).
 
+import { createRequire } from 'node:module';
 import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
@@ -19,11 +20,13 @@ import type { ClientTransportSocket } from '../tls/types.ts';
 import { recordUpstreamTls, transportKey } from './upstream-tls.ts';
 import { overflowError, type PriorityBreakers } from './circuit-breakers.ts';
 import { Http1Pool } from './http1-pool.ts';
-import { H2ClientSession } from '../http/h2/client-session.ts';
+import type { H2ClientSession } from '../http/h2/client-session.ts';
 import type { H2CodecEvent } from '../http/h2/session.ts';
 import { setLongTimeout, TIMEOUT_MAX_MS } from '../long-timers.ts';
 
 const log = logger('upstream');
+/** legate's HTTP/2 client, required by the first HTTP/2 connection: a config without HTTP/2 clusters never loads it. */
+const lazy = createRequire(import.meta.url);
 const CLOSE_GRACE_MS = 5 * 1000; // 5 s for in-flight requests at close(), then destroyed
 // ALPN offered when the TLS context has no alpn_protocols: the pool's protocol (Envoy's fallback).
 const H2_ALPN: readonly string[] = ['h2'];
@@ -181,7 +184,7 @@ export class ClusterPools {
     const c = this.#config;
     const h2 = c.http2 ?? DEFAULT_HTTP2;
     socket.setNoDelay(true);
-    const session = new H2ClientSession(
+    const session = new (lazy('../http/h2/client-session.ts') as typeof import('../http/h2/client-session.ts')).H2ClientSession(
       socket,
       {
         initialWindowSize: h2.initialStreamWindowSize,

@@ -9,9 +9,13 @@ import type { SharedCell, SharedCounters } from '../../shared-counters.ts';
 import type { Counter, StatsStore } from '../../stats.ts';
 import type { ClusterConfig, Host, UpstreamResult } from '../types.ts';
 import type { ClientTransportSocket } from '../../tls/types.ts';
-import { OutlierDetector } from '../outlier/detector.ts';
-import { HealthChecker } from './checker.ts';
+import { createRequire } from 'node:module';
+import type { OutlierDetector } from '../outlier/detector.ts';
+import type { HealthChecker } from './checker.ts';
 import { ACTIVE_HC_FLAGS, FAILED_ACTIVE_HC, FAILED_OUTLIER_CHECK, PENDING_ACTIVE_HC, assignHostFlags, hasHostFlag, hostFlags } from './flags.ts';
+
+/** The checker and the outlier detector are required for a cluster that configures them: a config without either never loads them. */
+const lazy = createRequire(import.meta.url);
 
 export interface HealthContext {
   readonly stats: StatsStore;
@@ -50,11 +54,11 @@ export class ClusterHealth {
     this.#shared = ctx.shared;
     this.#deferPublish = ctx.deferPublish === true;
     this.#cx = ctx.stats.counter(`${config.statPrefix}upstream_cx_total`);
-    if (config.outlierDetection) this.#outlier = new OutlierDetector(config.outlierDetection, ctx.stats, config.statPrefix, rebuild);
+    if (config.outlierDetection) this.#outlier = new (lazy('../outlier/detector.ts') as typeof import('../outlier/detector.ts')).OutlierDetector(config.outlierDetection, ctx.stats, config.statPrefix, rebuild);
     const hc = config.healthCheck;
     if (!hc) return;
     if (!ctx.shared || ctx.workerId === 0) {
-      this.#checker = new HealthChecker(hc, config.name, config.statPrefix, ctx.stats, {
+      this.#checker = new (lazy('./checker.ts') as typeof import('./checker.ts')).HealthChecker(hc, config.name, config.statPrefix, ctx.stats, {
         flagsChanged: (host, healthChanged) => {
           this.#publish(host);
           if (healthChanged) rebuild();
