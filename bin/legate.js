@@ -65,7 +65,7 @@ if (major >= 24) {
     process.execve(process.execPath, [process.execPath, `--max-semi-space-size=${MAIN_SEMI_SPACE_MB}`, ...process.execArgv, ...process.argv.slice(1)]);
   }
   enableCompileCache();
-  // Start-up without Maglev and TurboFan (src/proxy/worker/v8-flags.ts: ~11 MB less idle RSS); the
+  // Start-up without Sparkplug, Maglev and TurboFan (src/proxy/worker/v8-flags.ts: ~12 MB less idle RSS); the
   // server turns them back on before it serves. Before any other module compiles.
   const { holdOptimizingCompilers } = await import('../src/proxy/worker/v8-flags.ts');
   holdOptimizingCompilers();

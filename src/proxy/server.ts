@@ -178,7 +178,7 @@ export class Server {
       releaseProtos();
       releaseMemory();
     }
-    // The launcher held Maglev and TurboFan back for the start-up (v8-flags.ts): traffic gets them,
+    // The launcher held Sparkplug, Maglev and TurboFan back for the start-up (v8-flags.ts): traffic gets them,
     // and so does the xDS initial fetch, which can be large.
     resumeOptimizingCompilers();
     // Envoy's init manager: not LIVE (/ready 503) until every SDS secret's first fetch has ended

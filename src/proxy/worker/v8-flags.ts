@@ -77,17 +77,20 @@ export function applyV8Defaults(): void {
 }
 
 /**
- * The optimizing tiers held back during start-up. Start-up code (reading and decoding the
+ * The compiling tiers held back during start-up. Start-up code (reading and decoding the
  * bootstrap, Envoy's .proto files, building the config) runs once, but its loops are hot enough
  * for V8 to compile them with Maglev and TurboFan, which pulls those compilers' code (~7.5 MB of
  * the node binary's pages) and their output into memory for good: idle RSS with the quick-start
  * config served by the main thread 87 -> 76 MB (1,000 static clusters and routes: 118-123 -> 104).
- * Start-up then takes longer: barely for the quick-start config (~0.7 s), ~0.8 s more with 1,000
- * static clusters and routes (1.7-2.2 -> 2.6-3.0 s). Ignition and Sparkplug still run, and both
- * tiers are back as soon as the server has started: CPU per request under load, paired with and
- * without the hold, 1.00 and 0.93 (reversed).
+ * Sparkplug's baseline code is never flushed either (V8's --flush-baseline-code is off): holding
+ * it too took the main thread's code space 1.1 -> ~0.3 MB, idle RSS with the quick-start config
+ * 79.6 -> 78.2 MB at --concurrency 2, 62.7 -> 61.6 at 1 (3 runs each). Start-up then takes
+ * longer: the quick-start config's `--mode validate` 0.62 -> 0.80 s (medians of 6), 1,000 static
+ * clusters and routes 2.1 -> 2.6 s (medians of 4); with only Maglev and TurboFan held, 1.7-2.2 ->
+ * 2.6-3.0 s then. Ignition still runs, and every tier is back as soon as the server has
+ * started: CPU per request under load, paired with and without the hold, 1.00 and 0.93 (reversed).
  */
-const STARTUP_HELD = ['maglev', 'turbofan'] as const;
+const STARTUP_HELD = ['maglev', 'turbofan', 'sparkplug'] as const;
 let held = false;
 
 /**
@@ -109,5 +112,5 @@ export function resumeOptimizingCompilers(): void {
   if (!held) return;
   held = false;
   for (const n of STARTUP_HELD) v8.setFlagsFromString(`--${n}`);
-  log.debug('start-up done: Maglev and TurboFan are on again');
+  log.debug('start-up done: Sparkplug, Maglev and TurboFan are on again');
 }

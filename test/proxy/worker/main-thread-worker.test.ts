@@ -118,8 +118,8 @@ test('the launcher gives the main thread the young generation of a worker unless
     assert.equal(argv[1], '--max-semi-space-size=4');
     assert.ok(argv.includes(LAUNCHER));
     assert.match(await servingLine(l), ON_MAIN);
-    // The launcher held Maglev and TurboFan back for the start-up (v8-flags.ts); serving gets them back.
-    assert.match(l.stderr(), /start-up done: Maglev and TurboFan are on again/);
+    // The launcher held Sparkplug, Maglev and TurboFan back for the start-up (v8-flags.ts); serving gets them back.
+    assert.match(l.stderr(), /start-up done: Sparkplug, Maglev and TurboFan are on again/);
   } finally {
     assert.equal(await l.stop('SIGTERM'), 0);
   }

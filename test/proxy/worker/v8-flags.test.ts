@@ -34,8 +34,8 @@ test('a flag whose own name starts with "no" still matches itself', () => {
 });
 
 // A child Node with natives syntax: %GetOptimizationStatus tells whether V8 optimized a hot function
-// (bit 16: Maglev or TurboFan code).
-function optimizedBeforeAndAfterResume(given: readonly string[]): { held: boolean; before: boolean; after: boolean } {
+// (bit 16: Maglev or TurboFan code) and whether it has Sparkplug's baseline code (bit 32768).
+function optimizedBeforeAndAfterResume(given: readonly string[]): { held: boolean; before: boolean; baselineBefore: boolean; after: boolean } {
   const flags = new URL('../../../src/proxy/worker/v8-flags.ts', import.meta.url).href;
   const script = `
     import { holdOptimizingCompilers, resumeOptimizingCompilers } from ${JSON.stringify(flags)};
@@ -44,19 +44,20 @@ function optimizedBeforeAndAfterResume(given: readonly string[]): { held: boolea
     const run = () => { let t = 0; for (let i = 0; i < 300000; i++) t += hot(i); return t; };
     run();
     const before = (%GetOptimizationStatus(hot) & 16) !== 0;
+    const baselineBefore = (%GetOptimizationStatus(hot) & 32768) !== 0;
     resumeOptimizingCompilers();
     for (let k = 0; k < 20 && (%GetOptimizationStatus(hot) & 16) === 0; k++) run();
     const after = (%GetOptimizationStatus(hot) & 16) !== 0;
-    console.log(JSON.stringify({ held, before, after }));`;
-  return JSON.parse(execFileSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8' })) as { held: boolean; before: boolean; after: boolean };
+    console.log(JSON.stringify({ held, before, baselineBefore, after }));`;
+  return JSON.parse(execFileSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8' })) as { held: boolean; before: boolean; baselineBefore: boolean; after: boolean };
 }
 
-test('holdOptimizingCompilers keeps hot start-up code out of Maglev and TurboFan until resumeOptimizingCompilers', () => {
-  assert.deepEqual(optimizedBeforeAndAfterResume([]), { held: true, before: false, after: true });
+test('holdOptimizingCompilers keeps hot start-up code out of Sparkplug, Maglev and TurboFan until resumeOptimizingCompilers', () => {
+  assert.deepEqual(optimizedBeforeAndAfterResume([]), { held: true, before: false, baselineBefore: false, after: true });
 });
 
 test('a user who names either optimizing compiler keeps it as given: nothing is held', () => {
-  for (const given of ['--no-maglev', '--turbofan', '--no_turbofan']) {
+  for (const given of ['--no-maglev', '--turbofan', '--no_turbofan', '--sparkplug']) {
     const r = optimizedBeforeAndAfterResume([given]);
     assert.equal(r.held, false, given);
     assert.equal(r.before, true, `${given}: optimized during "start-up"`);
