@@ -66,7 +66,8 @@ if (major >= 24) {
   }
   enableCompileCache();
   // Start-up without Sparkplug, Maglev and TurboFan (src/proxy/worker/v8-flags.ts: ~12 MB less idle RSS); the
-  // server turns them back on before it serves. Before any other module compiles.
+  // server turns them back on once it has started (xDS or SDS to fetch) or at the first connection
+  // to a listener (a static config). Before any other module compiles.
   const { holdOptimizingCompilers } = await import('../src/proxy/worker/v8-flags.ts');
   holdOptimizingCompilers();
   // Before any module imports node:http: keeps Node's bundled undici out of this thread (~1.5 MB of heap).

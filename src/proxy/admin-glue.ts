@@ -17,16 +17,12 @@ import type { DownstreamTlsConfig, UpstreamTlsConfig } from './tls/transport-soc
 
 
 export async function startAdminFor(server: Server, address: SocketAddr): Promise<AdminServer> {
-  let clusters: readonly WorkerClusterStatus[] = [];
-  const refresh = async (): Promise<void> => {
+  // Each worker's view of its clusters, asked when /clusters is (worker 0's, with every worker's
+  // ORIGINAL_DST hosts, which each worker makes for its own connections).
+  const workerClusters = async (): Promise<readonly WorkerClusterStatus[]> => {
     const replies = await server.workers.ask({ type: 'clusters' });
-    const first = replies[0]?.clusters;
-    if (first) clusters = withOriginalDstHosts(first, replies.slice(1).flatMap((r) => r.clusters ?? []));
+    return withOriginalDstHosts(replies[0]?.clusters ?? [], replies.slice(1).flatMap((r) => r.clusters ?? []));
   };
-  await refresh();
-  // /clusters is synchronous in the admin module: keep a recent copy of worker 0's view (with
-  // every worker's ORIGINAL_DST hosts, which each worker makes for its own connections).
-  setInterval(() => void refresh(), 1000).unref();
 
   const runtimeStats = runtimeStatsUpdater(server);
   runtimeStats();
@@ -66,8 +62,8 @@ export async function startAdminFor(server: Server, address: SocketAddr): Promis
         node: (server.config.bootstrap.node ? toProto3Json('envoy.config.core.v3.Node', server.config.bootstrap.node) : {}) as Record<string, unknown>,
       };
     },
-    clusters: (): ClusterStatus[] =>
-      clusters.map((c) => ({
+    clusters: async (): Promise<ClusterStatus[]> =>
+      (await workerClusters()).map((c) => ({
         name: c.name,
         addedViaApi: server.xds?.dumpState().activeClusters.has(c.name) ?? false,
         ...(c.circuitBreakers ? { circuitBreakers: { default: c.circuitBreakers.DEFAULT, high: c.circuitBreakers.HIGH } } : {}),

@@ -28,7 +28,7 @@ import { SharedWasmStore } from './wasm/shared-store.ts';
 import { Watchdog, WatchdogBuffer, workerKillTimeoutMs } from './worker/watchdog.ts';
 import type { XdsWorkerUpdate } from './worker/messages.ts';
 import { mayServeOnMainThread } from './worker/main-thread-worker.ts';
-import { resumeOptimizingCompilers } from './worker/v8-flags.ts';
+import { optimizingCompilersHeld, resumeOptimizingCompilers } from './worker/v8-flags.ts';
 import { hostKey } from './host-port.ts';
 
 const log = logger('main');
@@ -124,6 +124,8 @@ export class Server {
     // ones are pushed. Listeners needing a missing secret reset connections until it arrives.
     this.secrets.start();
     // Port-0 listeners: reserve a port here (SO_REUSEPORT) so every worker binds the same one.
+    // A static config: nothing after start-up is worth compiling until traffic comes (first-traffic.ts).
+    const holdUntilTraffic = optimizingCompilersHeld() && !this.xds && this.config.sdsRefs.length === 0;
     const reserved: net.Server[] = [];
     const ports: Record<string, number> = {};
     for (const l of this.config.listeners) {
@@ -147,6 +149,7 @@ export class Server {
           drainTimeS: this.options.drainTimeS,
           wasmShared: this.#wasmShared,
           watchdog: this.#watchdogBuffer.buffer,
+          compilersHeldUntilTraffic: holdUntilTraffic,
         },
         (code) => void this.#exit(code),
         mayServeOnMainThread({ ...this.options, dynamic: this.config.dynamic, sdsRefs: this.config.sdsRefs }),
@@ -178,9 +181,9 @@ export class Server {
       releaseProtos();
       releaseMemory();
     }
-    // The launcher held Sparkplug, Maglev and TurboFan back for the start-up (v8-flags.ts): traffic gets them,
-    // and so does the xDS initial fetch, which can be large.
-    resumeOptimizingCompilers();
+    // The launcher held Sparkplug, Maglev and TurboFan back for the start-up (v8-flags.ts): the
+    // xDS initial fetch, which can be large, gets them now; a static config's first connection does.
+    if (!holdUntilTraffic) resumeOptimizingCompilers();
     // Envoy's init manager: not LIVE (/ready 503) until every SDS secret's first fetch has ended
     // (accepted, rejected, or initial_fetch_timeout; `0s` waits for ever), and the xDS initial
     // fetch (CDS and its EDS, then LDS and its RDS) has ended.

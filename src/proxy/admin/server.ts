@@ -143,7 +143,10 @@ function handlers(source: AdminSource): Handler[] {
       help: 'upstream cluster status',
       mutates: false,
       params: [['format', 'File format to use (text, json)']],
-      run: (q) => (q.get('format') === 'json' ? json(clustersJson(source.clusters())) : text(clustersText(source.clusters()))),
+      run: async (q) => {
+        const clusters = await source.clusters();
+        return q.get('format') === 'json' ? json(clustersJson(clusters)) : text(clustersText(clusters));
+      },
     },
     {
       path: '/listeners',

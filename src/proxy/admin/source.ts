@@ -97,7 +97,8 @@ export interface AdminSource {
   /** Stats merged over the main thread and every worker. */
   stats(): Promise<StatsSnapshot>;
   serverInfo(): ServerInfo;
-  clusters(): readonly ClusterStatus[];
+  /** Asked of the workers (worker 0's view) at each call. */
+  clusters(): Promise<readonly ClusterStatus[]>;
   listeners(): readonly ListenerStatus[];
   /** envoy.admin.v3.ConfigDump as JSON; undefined when `resource` names nothing in it (-> 404). */
   configDump(opts: ConfigDumpOptions): unknown;

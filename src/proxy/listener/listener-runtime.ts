@@ -20,6 +20,7 @@ import type { TlsConnectionInfo } from '../tls/types.ts';
 import { logger } from '../log.ts';
 import { Limits } from '../limits.ts';
 import { hostKey } from '../host-port.ts';
+import { trafficSeen } from '../worker/first-traffic.ts';
 
 const log = logger('conn_handler');
 let nextConnectionId = 1;
@@ -182,6 +183,7 @@ export class ActiveListener {
    * or the original destination it was handed over with (`handedOver`).
    */
   #onConnection(socket: Socket, localAddress: AddressInfo | undefined, handedOver: boolean): void {
+    trafficSeen();
     const st = this.#stats!;
     const gen = this.#current;
     gen.sockets.add(socket);

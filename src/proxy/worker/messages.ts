@@ -31,6 +31,11 @@ export interface WorkerInit {
   readonly wasmShared?: SharedArrayBuffer;
   /** The worker watchdog's beats and in-Wasm marks (watchdog.ts). */
   readonly watchdog?: SharedArrayBuffer;
+  /**
+   * V8's compiling tiers are held (v8-flags.ts) until a listener's first connection: the worker
+   * turns them on for the process when its first comes.
+   */
+  readonly compilersHeldUntilTraffic?: boolean;
   /** Log every Proxy-Wasm host call (`legate wasm run --trace`). */
   readonly wasmTrace?: boolean;
   /** The bootstrap's Anys, already decoded by the main thread (unpacked-anys.ts); set by WorkerPool. */

@@ -87,15 +87,18 @@ export function applyV8Defaults(): void {
  * 79.6 -> 78.2 MB at --concurrency 2, 62.7 -> 61.6 at 1 (3 runs each). Start-up then takes
  * longer: the quick-start config's `--mode validate` 0.62 -> 0.80 s (medians of 6), 1,000 static
  * clusters and routes 2.1 -> 2.6 s (medians of 4); with only Maglev and TurboFan held, 1.7-2.2 ->
- * 2.6-3.0 s then. Ignition still runs, and every tier is back as soon as the server has
- * started: CPU per request under load, paired with and without the hold, 1.00 and 0.93 (reversed).
+ * 2.6-3.0 s then. Ignition still runs. Every tier is back as soon as the server has started
+ * when it has xDS or SDS to fetch; with a static config, at the first connection to a listener
+ * (first-traffic.ts): idle, the process's own timers made Node's processTimers hot after ~30 s,
+ * and TurboFan's code then stayed resident (idle RSS 80 -> 85-87 MB at --concurrency 2 a minute
+ * on). CPU per request under load, paired with and without the hold, 1.00 and 0.93 (reversed).
  */
 const STARTUP_HELD = ['maglev', 'turbofan', 'sparkplug'] as const;
 let held = false;
 
 /**
- * Turns Maglev and TurboFan off until resumeOptimizingCompilers(), unless `given` names either
- * (a user's `--no-maglev` must stay off). The launcher calls it before any other module compiles:
+ * Turns Sparkplug, Maglev and TurboFan off until resumeOptimizingCompilers() or
+ * turnOnHeldCompilers(), unless `given` names any of them (a user's `--no-maglev` must stay off). The launcher calls it before any other module compiles:
  * V8's code cache is checked against the flags in force, so every start-up must compile its
  * modules with the same ones.
  */
@@ -107,10 +110,24 @@ export function holdOptimizingCompilers(given: readonly string[] = givenFlags())
   return true;
 }
 
+/** Whether this thread's holdOptimizingCompilers() holds them now. */
+export function optimizingCompilersHeld(): boolean {
+  return held;
+}
+
 /** Turns back on what holdOptimizingCompilers() turned off (nothing if it did not). */
 export function resumeOptimizingCompilers(): void {
   if (!held) return;
+  turnOnHeldCompilers();
+}
+
+/**
+ * Turns Sparkplug, Maglev and TurboFan back on for the whole process (V8's flags are the
+ * process's, not an isolate's): for a worker thread, whose own module never held them, once the
+ * main thread has told it they are held until traffic (WorkerInit.compilersHeldUntilTraffic).
+ */
+export function turnOnHeldCompilers(): void {
   held = false;
   for (const n of STARTUP_HELD) v8.setFlagsFromString(`--${n}`);
-  log.debug('start-up done: Sparkplug, Maglev and TurboFan are on again');
+  log.debug('Sparkplug, Maglev and TurboFan are on again');
 }

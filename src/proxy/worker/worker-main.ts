@@ -18,7 +18,9 @@ import { createClusterManager } from '../upstream/cluster-manager.ts';
 import type { ClusterManager } from '../upstream/types.ts';
 import { DynamicConfig } from './dynamic-config.ts';
 import { releaseMemory, releaseMemoryAfterConfigUpdate } from './release-memory.ts';
-import { WatchdogBuffer } from './watchdog.ts';
+import { WatchdogBuffer, workerKillTimeoutMs } from './watchdog.ts';
+import { whenTrafficStarts } from './first-traffic.ts';
+import { turnOnHeldCompilers } from './v8-flags.ts';
 import { attachProcessWasmStore } from '../wasm/shared-store.ts';
 import { setWasmCallHook, setWasmTrace } from '../wasm/thread-hooks.ts';
 import { statusName } from '../wasm/abi.ts';
@@ -39,10 +41,13 @@ const lazy = createRequire(import.meta.url);
 /** This worker's Proxy-Wasm services (envoy.bootstrap.wasm), kept referenced for the worker's life. */
 const wasmServices: WasmPluginRuntime[] = [];
 
-/** Beats from the event loop (a stuck loop stops them) and marks time spent in plugin code. */
-function startBeating(buf: WatchdogBuffer, id: number): void {
+/**
+ * Beats from the event loop (a stuck loop stops them) ten times per kill timeout, at most once a
+ * second (an idle worker wakes for nothing else), and marks time spent in plugin code.
+ */
+function startBeating(buf: WatchdogBuffer, id: number, killAfterMs: number): void {
   buf.beat(id);
-  setInterval(() => buf.beat(id), 100).unref();
+  setInterval(() => buf.beat(id), Math.max(10, Math.min(1000, Math.floor(killAfterMs / 10)))).unref();
   setWasmCallHook({ enter: (label) => buf.enter(id, label), leave: () => buf.leave(id) });
 }
 
@@ -87,7 +92,8 @@ export function runWorker(init: WorkerInit, port: MessagePort, o: { readonly onM
     if (init.wasmShared) attachProcessWasmStore(init.wasmShared, init.workerId);
     const n = init.bootstrap.node;
     setLocalNode(n ? { id: n.id, cluster: n.cluster, metadata: n.metadata ? structToJson(n.metadata) : {} } : undefined);
-    if (init.watchdog) startBeating(new WatchdogBuffer(init.watchdog), init.workerId);
+    if (init.watchdog) startBeating(new WatchdogBuffer(init.watchdog), init.workerId, workerKillTimeoutMs(init.bootstrap));
+    if (init.compilersHeldUntilTraffic) whenTrafficStarts(turnOnHeldCompilers);
     if (init.wasmTrace || process.env.LEGATE_WASM_TRACE === '1') {
       const trace = logger('wasm');
       setWasmTrace((label) => (name, args, status) => trace.info(`wasm trace ${label}: ${name}(${args.join(', ')}) \u2192 ${statusName(status)}`));

@@ -30,8 +30,8 @@ export class FakeSource implements AdminSource {
       node: { id: 'node-1', cluster: 'test' },
     };
   }
-  clusters(): readonly ClusterStatus[] {
-    return this.clusterList;
+  clusters(): Promise<readonly ClusterStatus[]> {
+    return Promise.resolve(this.clusterList);
   }
   listeners(): readonly ListenerStatus[] {
     return this.listenerList;

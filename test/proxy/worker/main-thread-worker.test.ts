@@ -109,7 +109,7 @@ test('a config with a Proxy-Wasm plugin keeps its worker on a thread the watchdo
   }
 });
 
-test('the launcher gives the main thread the young generation of a worker unless the user set one, and resumes the optimizing compilers', async () => {
+test('the launcher gives the main thread the young generation of a worker unless the user set one; a static config gets the optimizing compilers back at its first connection', async () => {
   const cmdline = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   const l = await startLegate(staticConfig(), { entry: LAUNCHER, args: ['-l', 'debug'] });
   try {
@@ -118,8 +118,14 @@ test('the launcher gives the main thread the young generation of a worker unless
     assert.equal(argv[1], '--max-semi-space-size=4');
     assert.ok(argv.includes(LAUNCHER));
     assert.match(await servingLine(l), ON_MAIN);
-    // The launcher held Sparkplug, Maglev and TurboFan back for the start-up (v8-flags.ts); serving gets them back.
-    assert.match(l.stderr(), /start-up done: Sparkplug, Maglev and TurboFan are on again/);
+    // The launcher held Sparkplug, Maglev and TurboFan back for the start-up (v8-flags.ts); with a
+    // static config they stay held while idle, and the first connection to a listener brings them back.
+    const resumed = /Sparkplug, Maglev and TurboFan are on again/;
+    assert.equal((await fetch(`${l.admin}/ready`)).status, 200);
+    assert.doesNotMatch(l.stderr(), resumed, 'idle (an admin request is not traffic): still held');
+    assert.equal((await fetch(`http://127.0.0.1:${await l.listenerPort('http')}/`)).status, 200);
+    for (let i = 0; i < 100 && !resumed.test(l.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(l.stderr().match(new RegExp(resumed, 'g'))?.length, 1, 'turned on once, by the first connection');
   } finally {
     assert.equal(await l.stop('SIGTERM'), 0);
   }
