@@ -123,9 +123,9 @@ export class Server {
     // SDS first: a secret that arrives before the workers start is in their WorkerInit; later
     // ones are pushed. Listeners needing a missing secret reset connections until it arrives.
     this.secrets.start();
-    // Port-0 listeners: reserve a port here (SO_REUSEPORT) so every worker binds the same one.
     // A static config: nothing after start-up is worth compiling until traffic comes (first-traffic.ts).
     const holdUntilTraffic = optimizingCompilersHeld() && !this.xds && this.config.sdsRefs.length === 0;
+    // Port-0 listeners: reserve a port here (SO_REUSEPORT) so every worker binds the same one.
     const reserved: net.Server[] = [];
     const ports: Record<string, number> = {};
     for (const l of this.config.listeners) {

@@ -98,9 +98,9 @@ let held = false;
 
 /**
  * Turns Sparkplug, Maglev and TurboFan off until resumeOptimizingCompilers() or
- * turnOnHeldCompilers(), unless `given` names any of them (a user's `--no-maglev` must stay off). The launcher calls it before any other module compiles:
- * V8's code cache is checked against the flags in force, so every start-up must compile its
- * modules with the same ones.
+ * turnOnHeldCompilers(), unless `given` names any of them (a user's `--no-maglev` must stay off).
+ * The launcher calls it before any other module compiles: V8's code cache is checked against the
+ * flags in force, so every start-up must compile its modules with the same ones.
  */
 export function holdOptimizingCompilers(given: readonly string[] = givenFlags()): boolean {
   const named = namedFlags(given);
