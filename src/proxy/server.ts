@@ -123,8 +123,10 @@ export class Server {
     // SDS first: a secret that arrives before the workers start is in their WorkerInit; later
     // ones are pushed. Listeners needing a missing secret reset connections until it arrives.
     this.secrets.start();
-    // A static config: nothing after start-up is worth compiling until traffic comes (first-traffic.ts).
-    const holdUntilTraffic = optimizingCompilersHeld() && !this.xds && this.config.sdsRefs.length === 0;
+    // Nothing to fetch after start-up: no xDS, no SDS.
+    const staticConfig = !this.xds && this.config.sdsRefs.length === 0;
+    // Then nothing after start-up is worth compiling until traffic comes (first-traffic.ts).
+    const holdUntilTraffic = optimizingCompilersHeld() && staticConfig;
     // Port-0 listeners: reserve a port here (SO_REUSEPORT) so every worker binds the same one.
     const reserved: net.Server[] = [];
     const ports: Record<string, number> = {};
@@ -177,7 +179,7 @@ export class Server {
     flushCompileCache();
     // A static config is decoded, validated and in the workers: the protos can go until something
     // needs them again (/config_dump, a restarted worker), which loads what it uses.
-    if (!this.xds && this.config.sdsRefs.length === 0) {
+    if (staticConfig) {
       releaseProtos();
       releaseMemory();
     }
